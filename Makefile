@@ -1,0 +1,40 @@
+# mosrm-bench: every target depends on an idempotent set-up step, so a fresh machine needs only `make`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-stamp
+APT_PACKAGES := espeak-ng ffmpeg
+TORCH_VERSION := 2.13.0
+
+.PHONY: setup run test bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@missing=""; for p in espeak-ng ffmpeg; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	@# torch first: letting pip resolve it pulls a multi-GB CUDA build
+	$(PY) -m pip install -q torch==$(TORCH_VERSION)
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/mosrm run
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m pytest -q benchmarks --benchmark-enable --benchmark-only
+
+lint: setup
+	$(VENV)/bin/ruff check benchmark tests benchmarks
+	$(VENV)/bin/ruff format --check benchmark tests benchmarks
+
+clean:
+	rm -rf $(VENV) .mosrm-cache build *.egg-info

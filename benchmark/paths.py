@@ -1,0 +1,43 @@
+"""Where mosrm keeps what it generates: one home folder, overridable by `MOSRM_HOME`.
+
+Layout under the home folder:
+    data/<task>/            default data root of a task (the demo corpus is synthesised here)
+    prepared/<task>/        clips.parquet and <split>.parquet pair files
+    scores.sqlite           per-clip score cache shared by all tasks and runs
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def home() -> Path:
+    """The mosrm home folder (`$MOSRM_HOME`, else `$XDG_CACHE_HOME/mosrm`, else ~/.cache/mosrm)."""
+    env = os.environ.get("MOSRM_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return (base / "mosrm").resolve()
+
+
+def default_data_root(task: str) -> Path:
+    return home() / "data" / task
+
+
+def prepared_dir(task: str) -> Path:
+    return home() / "prepared" / task
+
+
+def score_cache_path() -> Path:
+    return home() / "scores.sqlite"
+
+
+def repo_root() -> Path:
+    """The checkout holding tasks/, submissions/ and leaderboard/ (the current directory by default).
+
+    `MOSRM_REPO` overrides it, so the CLI works from any directory.
+    """
+    env = os.environ.get("MOSRM_REPO")
+    return Path(env).expanduser().resolve() if env else Path.cwd().resolve()

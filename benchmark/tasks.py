@@ -1,0 +1,161 @@
+"""Declarative tasks: one YAML per task under `tasks/`, validated with unknown keys rejected.
+
+A task says which reader produces its clip table, where its data lives, which relations and how
+many pairs per split to sample, how to bin ΔMOS, the seed, and the licence/citation to show. The
+`version` is bumped whenever a change to the YAML changes the pairs, so results of different task
+versions are never mixed on the leaderboard.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from benchmark.errors import TaskSpecError
+from benchmark.tables import RELATIONS
+
+Relation = Literal["same_content", "same_system", "cross", "any"]
+Count = int | Literal["all"]
+
+
+class DataSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root: str | None = Field(
+        default=None,
+        description="data root; relative paths are resolved against the task YAML's folder; "
+        "default: $MOSRM_HOME/data/<task>; `--data-root` on the CLI overrides",
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="reader-specific options")
+
+
+class TaskSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    version: int = Field(ge=1)
+    description: str
+    reader: str
+    data: DataSpec = Field(default_factory=DataSpec)
+    score_range: tuple[float, float] = (1.0, 5.0)
+    relations: tuple[Relation, ...] = ("same_content", "same_system", "cross")
+    pairs: dict[str, dict[Relation, Count]] = Field(
+        description="split -> relation -> number of pairs to sample, or 'all'"
+    )
+    eval_split: str = "test"
+    min_delta: float = Field(default=0.0, ge=0.0)
+    bins: int = Field(default=5, ge=1, le=100)
+    seed: int = 0
+    license: str
+    citation: str
+    url: str | None = None
+    synthetic: bool = False
+
+    @field_validator("score_range")
+    @classmethod
+    def _range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not v[0] < v[1]:
+            raise ValueError("score_range must be [low, high] with low < high")
+        return v
+
+    @field_validator("relations")
+    @classmethod
+    def _relations(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("relations must not repeat")
+        return v
+
+    @model_validator(mode="after")
+    def _pairs_match_relations(self) -> TaskSpec:
+        for split, per_rel in self.pairs.items():
+            for rel, count in per_rel.items():
+                if rel not in self.relations:
+                    raise ValueError(f"pairs.{split}.{rel}: relation not listed in 'relations'")
+                if isinstance(count, int) and count < 0:
+                    raise ValueError(f"pairs.{split}.{rel}: count must be >= 0 or 'all'")
+        if self.eval_split not in self.pairs:
+            raise ValueError(f"eval_split '{self.eval_split}' has no entry under 'pairs'")
+        return self
+
+
+assert set(RELATIONS) == set(Relation.__args__)  # one list of relations, two spellings
+
+
+class Task:
+    """A validated task spec plus where it came from."""
+
+    def __init__(self, spec: TaskSpec, path: Path | None) -> None:
+        self.spec = spec
+        self.path = path
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def data_root(self, override: str | Path | None = None) -> Path:
+        from benchmark.paths import default_data_root
+
+        if override is not None:
+            return Path(override).expanduser().resolve()
+        if self.spec.data.root is not None:
+            root = Path(self.spec.data.root).expanduser()
+            if not root.is_absolute() and self.path is not None:
+                root = self.path.parent / root
+            return root.resolve()
+        return default_data_root(self.name)
+
+    def reader(self):  # noqa: ANN201 - returns a corpora.Reader; imported lazily
+        from benchmark.corpora import get_reader
+
+        return get_reader(self.spec.reader)
+
+    def available(self, data_root: str | Path | None = None) -> bool:
+        return self.reader().available(self.data_root(data_root), dict(self.spec.data.options))
+
+
+def _message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"field '{loc}': {msg}")
+    return "; ".join(parts)
+
+
+def load_task_file(path: str | Path) -> Task:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TaskSpecError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise TaskSpecError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise TaskSpecError(f"{path}: expected a mapping at the top level")
+    try:
+        spec = TaskSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise TaskSpecError(f"{path}: {_message(exc)}") from None
+    if spec.name != path.stem:
+        raise TaskSpecError(f"{path}: field 'name' is '{spec.name}' but the file is '{path.name}'")
+    return Task(spec, path.resolve())
+
+
+def load_tasks(folder: str | Path) -> dict[str, Task]:
+    """Every `*.yaml` task under `folder`, by name (sorted)."""
+    folder = Path(folder)
+    tasks = [load_task_file(p) for p in sorted(folder.glob("*.yaml"))]
+    return {t.name: t for t in tasks}
+
+
+def get_task(folder: str | Path, name: str) -> Task:
+    path = Path(folder) / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(load_tasks(folder))) or "none"
+        raise TaskSpecError(f"no task '{name}' in {folder} (known tasks: {known})")
+    return load_task_file(path)
