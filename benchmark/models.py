@@ -122,7 +122,9 @@ class SubmissionSpec(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
     display_name: str
     kind: Literal["scalar", "pairwise", "implicit"]
-    entry: str = Field(description="'file.py:callable' inside the folder, or 'benchmark.x:callable'")
+    entry: str = Field(
+        description="'file.py:callable' inside the folder, or 'benchmark.x:callable'"
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     weights: str | None = Field(default=None, description="safetensors file inside the folder")
     reference_model: str | None = Field(
@@ -273,12 +275,18 @@ def load_submission(folder: str | Path) -> Submission:
         ) from exc
     if spec.kind == "implicit":
         if not isinstance(model, ImplicitRewardModel):
-            raise SubmissionError(f"{yaml_path}: kind 'implicit' but the model lacks policy_logp/reference_logp/beta")
+            raise SubmissionError(
+                f"{yaml_path}: kind 'implicit' but the model lacks policy_logp/reference_logp/beta"
+            )
         model = ImplicitAsScalar(model)
     elif spec.kind == "scalar" and not isinstance(model, ScalarRewardModel):
-        raise SubmissionError(f"{yaml_path}: kind 'scalar' but the model has no score()/sample_rate")
+        raise SubmissionError(
+            f"{yaml_path}: kind 'scalar' but the model has no score()/sample_rate"
+        )
     elif spec.kind == "pairwise" and not isinstance(model, PairwiseRewardModel):
-        raise SubmissionError(f"{yaml_path}: kind 'pairwise' but the model has no prefer()/sample_rate")
+        raise SubmissionError(
+            f"{yaml_path}: kind 'pairwise' but the model has no prefer()/sample_rate"
+        )
     extra = getattr(model, "fingerprint", None)
     if callable(extra):
         digest["model"] = str(extra())

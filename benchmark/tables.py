@@ -184,7 +184,9 @@ def validate_clips(
     return table
 
 
-def write_parquet(table: pa.Table, path: str | Path, metadata: Mapping[str, Any] | None = None) -> None:
+def write_parquet(
+    table: pa.Table, path: str | Path, metadata: Mapping[str, Any] | None = None
+) -> None:
     """Write a table so that identical content gives byte-identical files.
 
     Extra metadata is stored as sorted JSON under `mosrm.meta`. The file is written beside its

@@ -56,7 +56,9 @@ def _options(root: Path, options: dict[str, Any]) -> tuple[Path, dict[str, str],
             f"csv reader: unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(OPTIONS))})"
         )
     if "file" not in options:
-        raise DataError("csv reader: option 'file' (the CSV, relative to the data root) is required")
+        raise DataError(
+            "csv reader: option 'file' (the CSV, relative to the data root) is required"
+        )
     columns = options.get("columns") or {}
     if not isinstance(columns, dict):
         raise DataError("csv reader: option 'columns' must map our field names to CSV headers")
@@ -106,7 +108,9 @@ class CsvReader:
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f, delimiter=delimiter)
             headers = reader.fieldnames or []
-            missing = [f"{field} -> '{col}'" for field, col in mapping.items() if col not in headers]
+            missing = [
+                f"{field} -> '{col}'" for field, col in mapping.items() if col not in headers
+            ]
             if missing:
                 raise DataError(
                     f"{path}: column(s) {', '.join(missing)} not in the header "

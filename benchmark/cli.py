@@ -1,0 +1,289 @@
+"""`mosrm`: the command line. Heavy modules are imported inside each command, so start-up is instant.
+
+Errors the user can fix (`MosrmError`) print one line naming the file/field and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmark import __version__
+from benchmark.errors import MosrmError
+
+
+def _repo(args: argparse.Namespace) -> Path:
+    from benchmark.paths import repo_root
+
+    return Path(args.repo).resolve() if args.repo else repo_root()
+
+
+def _scoring_config(args: argparse.Namespace) -> Any:
+    from benchmark.scoring import ScoringConfig
+
+    return ScoringConfig(
+        max_batch_size=args.batch_size,
+        num_workers=args.workers,
+        device=args.device,
+        bf16=args.bf16,
+        progress=not args.quiet,
+    )
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from benchmark.tasks import load_tasks
+
+    tasks = load_tasks(_repo(args) / "tasks")
+    rows = [("task", "version", "reader", "data", "root")]
+    for name, task in tasks.items():
+        root = task.data_root(args.data_root if args.data_root else None)
+        try:
+            present = "present" if task.available(root) else "absent"
+        except MosrmError as exc:
+            present = f"error: {exc}"
+        rows.append((name, str(task.spec.version), task.spec.reader, present, str(root)))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+    return 0
+
+
+def cmd_relations(args: argparse.Namespace) -> int:
+    from benchmark.pairs import RELATION_DEFINITIONS
+
+    for name, text in RELATION_DEFINITIONS.items():
+        print(f"{name}:\n  {text}\n")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from benchmark.pipeline import prepare
+    from benchmark.tasks import get_task
+
+    task = get_task(_repo(args) / "tasks", args.task)
+    prepared = prepare(task, args.data_root, labels_only=args.labels_only)
+    print(f"{task.name}: {prepared.clips.num_rows} clips from {prepared.data_root}")
+    for split, path in prepared.pair_files.items():
+        meta = prepared.pair_meta[split]
+        counts = ", ".join(
+            f"{rel} {info['sampled']}/{info['available']}"
+            for rel, info in sorted(meta.get("relations", {}).items())
+        )
+        print(f"  {split}: {path}  sha256 {prepared.pair_sha256[split][:16]}…  ({counts})")
+        for note in meta.get("shortfall", []) if isinstance(meta.get("shortfall"), list) else []:
+            print(f"    shortfall: {note}")
+    return 0
+
+
+def _prepare_all(args: argparse.Namespace, names: list[str] | None) -> list[Any]:
+    from benchmark.pipeline import prepare
+    from benchmark.tasks import load_tasks
+
+    tasks = load_tasks(_repo(args) / "tasks")
+    if names:
+        unknown = sorted(set(names) - set(tasks))
+        if unknown:
+            raise MosrmError(f"unknown task(s): {', '.join(unknown)} (known: {', '.join(tasks)})")
+    prepared = []
+    for name, task in tasks.items():
+        if names and name not in names:
+            continue
+        if not task.available(task.data_root(None)):
+            print(f"skip {name}: data not present at {task.data_root(None)} (see `mosrm tasks`)")
+            continue
+        print(f"prepare {name} …", flush=True)
+        prepared.append(prepare(task))
+    return prepared
+
+
+def _submission_folders(args: argparse.Namespace, names: list[str] | None) -> list[Path]:
+    from benchmark.models import discover_submissions
+
+    root = _repo(args) / "submissions"
+    folders = discover_submissions(root)
+    if names:
+        chosen = []
+        for n in names:
+            p = Path(n)
+            folder = p if p.is_dir() else root / n
+            if not (folder / "submission.yaml").is_file():
+                raise MosrmError(f"no submission '{n}' (looked for {folder}/submission.yaml)")
+            chosen.append(folder)
+        return chosen
+    return folders
+
+
+def _evaluate_all(args: argparse.Namespace, prepared: list[Any], folders: list[Path]) -> Path:
+    from benchmark.models import load_submission
+    from benchmark.pipeline import evaluate
+
+    results_root = Path(args.results) if args.results else _repo(args) / "leaderboard" / "results"
+    config = _scoring_config(args)
+    for folder in folders:
+        submission = load_submission(folder)
+        for p in prepared:
+            print(f"evaluate {submission.name} on {p.task.name} …", flush=True)
+            r = evaluate(submission, p, results_root=results_root, config=config)
+            o = r["metrics"]["overall"]
+            print(
+                f"  {100 * o['accuracy']:.1f}% [{100 * o['ci_low']:.1f}, {100 * o['ci_high']:.1f}] "
+                f"on {o['n']} pairs"
+            )
+    return results_root
+
+
+def _write_board(results_root: Path) -> Path:
+    from benchmark.leaderboard.board import render_markdown
+
+    text = render_markdown(results_root)
+    out = results_root / "summary.md"
+    out.write_text(text, encoding="utf-8")
+    print()
+    print(text)
+    return out
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    prepared = _prepare_all(args, [args.task])
+    if not prepared:
+        raise MosrmError(f"task '{args.task}' has no data; run `mosrm prepare {args.task}` first")
+    results_root = _evaluate_all(args, prepared, _submission_folders(args, args.submissions))
+    print(f"results in {results_root}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    prepared = _prepare_all(args, args.tasks)
+    folders = _submission_folders(args, args.submissions)
+    results_root = _evaluate_all(args, prepared, folders)
+    board = _write_board(results_root)
+    print(f"results: {results_root}/<submission>/<task>.json (+ .predictions.parquet)")
+    print(f"table:   {board}")
+    return 0
+
+
+def cmd_board(args: argparse.Namespace) -> int:
+    results_root = Path(args.results) if args.results else _repo(args) / "leaderboard" / "results"
+    _write_board(results_root)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate a submission folder or a task YAML without scoring anything."""
+    target = Path(args.path)
+    if target.is_file() and target.suffix in (".yaml", ".yml") and target.name != "submission.yaml":
+        from benchmark.tasks import load_task_file
+
+        task = load_task_file(target)
+        print(f"ok: task '{task.name}' v{task.spec.version} ({target})")
+        return 0
+    folder = target.parent if target.name == "submission.yaml" else target
+    from benchmark.models import load_submission
+
+    sub = load_submission(folder)
+    print(f"ok: submission '{sub.name}' ({sub.spec.kind}), fingerprint {sub.fingerprint}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    import pyarrow.parquet as pq
+
+    from benchmark.metrics import compare
+
+    results_root = Path(args.results) if args.results else _repo(args) / "leaderboard" / "results"
+    preds = []
+    for name in (args.a, args.b):
+        path = results_root / name / f"{args.task}.predictions.parquet"
+        if not path.is_file():
+            raise MosrmError(
+                f"{path}: no predictions; run `mosrm evaluate {name} --task {args.task}`"
+            )
+        preds.append(pq.read_table(path))
+    out = compare(preds[0], preds[1], n_boot=args.n_boot, seed=args.seed)
+    print(json.dumps(out, indent=2, sort_keys=True))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mosrm",
+        description="Pairwise, ΔMOS-stratified benchmark of speech-quality reward models.",
+    )
+    parser.add_argument("--version", action="version", version=f"mosrm-bench {__version__}")
+    parser.add_argument(
+        "--repo", help="checkout with tasks/, submissions/, leaderboard/ (default: cwd)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def scoring_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--batch-size", type=int, default=16, help="max clips per batch (default 16)"
+        )
+        p.add_argument("--workers", type=int, default=0, help="decoding workers (default 0)")
+        p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
+        p.add_argument("--bf16", action="store_true", help="bf16 autocast on CUDA")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument("--results", help="results folder (default leaderboard/results)")
+
+    p = sub.add_parser("tasks", help="list tasks and whether their data is present")
+    p.add_argument("--data-root", help="check this data root instead of each task's own")
+    p.set_defaults(func=cmd_tasks)
+
+    p = sub.add_parser("relations", help="print the exact pair-relation definitions")
+    p.set_defaults(func=cmd_relations)
+
+    p = sub.add_parser("prepare", help="read, validate and build the pair files of a task")
+    p.add_argument("task")
+    p.add_argument("--data-root", help="corpus folder (default: the task's data.root)")
+    p.add_argument("--labels-only", action="store_true", help="pairs from metadata alone")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("evaluate", help="evaluate submissions on one task")
+    p.add_argument("submissions", nargs="*", help="submission names or folders (default: all)")
+    p.add_argument("--task", required=True)
+    scoring_flags(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("run", help="prepare every task with data, evaluate every submission, table")
+    p.add_argument("--tasks", nargs="*", help="restrict to these tasks")
+    p.add_argument("--submissions", nargs="*", help="restrict to these submissions")
+    scoring_flags(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("board", help="rebuild the Markdown table from the results folder")
+    p.add_argument("--results", help="results folder (default leaderboard/results)")
+    p.set_defaults(func=cmd_board)
+
+    p = sub.add_parser("validate", help="validate a submission folder or a task YAML")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("compare", help="paired comparison of two submissions on one task")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--task", required=True)
+    p.add_argument("--n-boot", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--results", help="results folder (default leaderboard/results)")
+    p.set_defaults(func=cmd_compare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except MosrmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: scores computed so far are cached; rerun to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

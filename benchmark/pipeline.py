@@ -1,0 +1,246 @@
+"""The flow in one place: read → validate → pairs (prepare), then score → metrics → results (evaluate).
+
+Everything a run produces is derived from the task YAML, the corpus and the submission, and written
+deterministically: the same inputs give byte-identical pair files, predictions and results JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from benchmark import HARNESS_VERSION
+from benchmark.errors import DataError, MosrmError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from benchmark.models import Submission
+    from benchmark.scoring import ScoringConfig
+    from benchmark.tasks import Task
+
+CANONICAL_RANGE = (1.0, 5.0)
+
+
+@dataclass
+class PreparedTask:
+    """A task whose clip table and pair files are on disk."""
+
+    task: Task
+    data_root: Path
+    folder: Path
+    clips: pa.Table
+    pair_files: dict[str, Path] = field(default_factory=dict)
+    pair_sha256: dict[str, str] = field(default_factory=dict)
+    pair_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def pairs(self, split: str) -> pa.Table:
+        import pyarrow.parquet as pq
+
+        if split not in self.pair_files:
+            raise MosrmError(
+                f"task '{self.task.name}' has no '{split}' pairs (splits: {', '.join(self.pair_files)})"
+            )
+        return pq.read_table(self.pair_files[split])
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def rescale_to_canonical(clips: pa.Table, score_range: tuple[float, float]) -> pa.Table:
+    """Map MOS linearly from the task's declared range onto 1–5.
+
+    The fixed ΔMOS subsets (< 0.2, ≤ 0.5, > 1.5) are defined on the 1–5 ACR scale; a user CSV rated
+    0–100 would otherwise put every pair in the "easy" subset.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lo, hi = score_range
+    if (lo, hi) == CANONICAL_RANGE:
+        return clips
+    scale = (CANONICAL_RANGE[1] - CANONICAL_RANGE[0]) / (hi - lo)
+    mos = pc.add(pc.multiply(pc.subtract(clips.column("mos"), lo), scale), CANONICAL_RANGE[0])
+    std = pc.multiply(clips.column("rating_std"), scale)
+    clips = clips.set_column(clips.schema.get_field_index("mos"), "mos", mos)
+    return clips.set_column(
+        clips.schema.get_field_index("rating_std"), "rating_std", std.cast(pa.float64())
+    )
+
+
+def resolve_audio(data_root: Path, audio_path: str) -> Path:
+    path = Path(audio_path)
+    return path if path.is_absolute() else data_root / path
+
+
+def probe_audio(clips: pa.Table, data_root: Path) -> pa.Table:
+    """Check every clip's audio exists and is non-empty; fill sample_rate and duration.
+
+    Missing files are all listed in one error (a partial corpus is a user mistake to fix, not to
+    paper over). Decoding problems inside the audio (NaN samples) surface at scoring time.
+    """
+    import pyarrow as pa
+    import soundfile as sf
+
+    rates: list[int] = []
+    durations: list[float] = []
+    missing: list[str] = []
+    for rel in clips.column("audio_path").to_pylist():
+        path = resolve_audio(data_root, rel)
+        if not path.is_file():
+            missing.append(str(path))
+            rates.append(0)
+            durations.append(0.0)
+            continue
+        try:
+            info = sf.info(str(path))
+        except Exception as exc:  # soundfile raises its own LibsndfileError / RuntimeError
+            raise DataError(f"{path}: unreadable audio ({exc})") from None
+        if info.frames <= 0:
+            raise DataError(f"{path}: empty audio (0 samples)")
+        rates.append(int(info.samplerate))
+        durations.append(info.frames / info.samplerate)
+    if missing:
+        shown = "\n  ".join(missing[:5])
+        more = f"\n  … and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise DataError(f"{len(missing)} audio file(s) missing under {data_root}:\n  {shown}{more}")
+    clips = clips.set_column(
+        clips.schema.get_field_index("sample_rate"), "sample_rate", pa.array(rates, pa.int32())
+    )
+    return clips.set_column(
+        clips.schema.get_field_index("duration"), "duration", pa.array(durations, pa.float64())
+    )
+
+
+def prepare(
+    task: Task,
+    data_root: str | Path | None = None,
+    *,
+    labels_only: bool = False,
+    out_dir: str | Path | None = None,
+) -> PreparedTask:
+    """Read and validate the corpus, write the clip table and one pair file per split."""
+    from benchmark.pairs import build_pairs, write_pairs
+    from benchmark.paths import prepared_dir
+    from benchmark.tables import validate_clips, write_parquet
+
+    spec = task.spec
+    root = task.data_root(data_root)
+    reader = task.reader()
+    options = dict(spec.data.options)
+    clips = reader.read(root, options)
+    clips = validate_clips(clips, spec.score_range, source=task.path or spec.name)
+    clips = rescale_to_canonical(clips, spec.score_range)
+    if not labels_only:
+        clips = probe_audio(clips, root)
+    folder = Path(out_dir) if out_dir is not None else prepared_dir(spec.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_parquet(clips, folder / "clips.parquet", {"task": spec.name, "version": spec.version})
+
+    built = build_pairs(
+        clips,
+        task=spec.name,
+        relations=spec.relations,
+        counts=spec.pairs,
+        seed=spec.seed,
+        min_delta=spec.min_delta,
+        bins=spec.bins,
+    )
+    prepared = PreparedTask(task=task, data_root=root, folder=folder, clips=clips)
+    for split, (pairs, meta) in sorted(built.items()):
+        meta = {**meta, "task_version": spec.version}
+        path = folder / f"pairs-{split}.parquet"
+        prepared.pair_sha256[split] = write_pairs(pairs, meta, path)
+        prepared.pair_files[split] = path
+        prepared.pair_meta[split] = meta
+    manifest = {
+        "task": spec.name,
+        "task_version": spec.version,
+        "harness_version": HARNESS_VERSION,
+        "data_root": str(root),
+        "labels_only": labels_only,
+        "n_clips": clips.num_rows,
+        "clips_sha256": sha256_file(folder / "clips.parquet"),
+        "pair_files": {s: p.name for s, p in prepared.pair_files.items()},
+        "pair_sha256": prepared.pair_sha256,
+        "pair_meta": prepared.pair_meta,
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return prepared
+
+
+def _zero_shot(submission: Submission, task: Task) -> bool:
+    """A model is zero-shot on a task unless its declared training data names the task/corpus."""
+    names = {task.name}
+    return not any(entry.split(":", 1)[0] in names for entry in submission.spec.training_data)
+
+
+def evaluate(
+    submission: Submission,
+    prepared: PreparedTask,
+    *,
+    results_root: str | Path,
+    config: ScoringConfig | None = None,
+    split: str | None = None,
+) -> dict[str, Any]:
+    """Score the task's evaluation split and write `<results_root>/<submission>/<task>.json`.
+
+    The per-pair predictions are written beside it as `<task>.predictions.parquet` so that paired
+    comparisons and the board can be recomputed without rescoring.
+    """
+    from benchmark.audio import preprocessing_config
+    from benchmark.metrics import aggregate
+    from benchmark.scoring import ScoringConfig, predict
+    from benchmark.tables import write_parquet
+
+    spec = prepared.task.spec
+    split = split or spec.eval_split
+    pairs = prepared.pairs(split)
+    pred = predict(
+        submission, pairs, prepared.clips, prepared.data_root, config=config or ScoringConfig()
+    )
+    metrics = aggregate(pred, bins=spec.bins)
+    meta = prepared.pair_meta.get(split, {})
+    suffix = "" if split == spec.eval_split else f"@{split}"
+    out = Path(results_root) / submission.name
+    out.mkdir(parents=True, exist_ok=True)
+    result = {
+        "submission": submission.name,
+        "display_name": submission.spec.display_name,
+        "kind": submission.spec.kind,
+        "baseline": submission.spec.baseline,
+        "shortcut": submission.spec.shortcut,
+        "model_fingerprint": submission.fingerprint,
+        "training_data": list(submission.spec.training_data),
+        "zero_shot": _zero_shot(submission, prepared.task),
+        "task": spec.name,
+        "task_version": spec.version,
+        "synthetic": spec.synthetic,
+        "split": split,
+        "harness_version": HARNESS_VERSION,
+        "pair_file_sha256": prepared.pair_sha256[split],
+        "n_pairs": pairs.num_rows,
+        "seed": spec.seed,
+        "bins": spec.bins,
+        "bin_edges": meta.get("bin_edges"),
+        "preprocessing": preprocessing_config(int(submission.model.sample_rate)),
+        "metrics": metrics,
+    }
+    write_parquet(
+        pred,
+        out / f"{spec.name}{suffix}.predictions.parquet",
+        {"submission": submission.name, "task": spec.name, "split": split},
+    )
+    path = out / f"{spec.name}{suffix}.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return result
