@@ -87,3 +87,8 @@ def test_unknown_reader(tmp_path):
     task = load_task_file(_write(tmp_path, {**BASE, "reader": "nope"}))
     with pytest.raises(TaskSpecError, match="unknown reader 'nope'"):
         task.reader()
+
+
+def test_example_csv_task_validates():
+    task = load_task_file(REPO / "tasks" / "examples" / "my-listening-test.yaml")
+    assert task.spec.reader == "csv"

@@ -1,0 +1,211 @@
+"""End to end on a tiny generated CSV task: prepare → evaluate → results → board, and bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+import yaml
+
+from benchmark.cli import main
+from benchmark.errors import DataError
+from benchmark.models import load_submission
+from benchmark.pipeline import evaluate, prepare
+from benchmark.scoring import ScoringConfig
+from benchmark.tasks import load_task_file
+
+REPO = Path(__file__).resolve().parents[1]
+SHORTCUTS = ["shortcut-random", "shortcut-duration", "shortcut-loudness"]
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def toy_repo(tmp_path, write_wav):
+    """A checkout with one CSV task (4 systems x 6 sentences, 24 clips) and the shortcut submissions."""
+    repo = tmp_path / "repo"
+    data = tmp_path / "data"
+    rows = ["wav,mos,system,sentence,split"]
+    rng = np.random.default_rng(7)
+    i = 0
+    for s in range(4):
+        for c in range(6):
+            name = f"wav/s{s}_c{c}.wav"
+            write_wav(data / name, seconds=0.3 + 0.05 * c, seed=i, amp=0.05 + 0.05 * s)
+            mos = round(1.5 + 0.7 * s + rng.uniform(-0.4, 0.4), 3)
+            rows.append(f"{name},{mos},sys{s},sent{c},test")
+            i += 1
+    (data / "scores.csv").write_text("\n".join(rows) + "\n")
+    spec = {
+        "name": "toy",
+        "version": 1,
+        "description": "tiny generated CSV task",
+        "reader": "csv",
+        "data": {
+            "root": str(data),
+            "options": {
+                "file": "scores.csv",
+                "columns": {"audio": "wav", "score": "mos", "system": "system", "content": "sentence"},
+            },
+        },
+        "pairs": {"test": {"same_content": 40, "same_system": 40, "cross": 60}},
+        "bins": 4,
+        "seed": 3,
+        "license": "CC0",
+        "citation": "none",
+    }
+    (repo / "tasks").mkdir(parents=True)
+    (repo / "tasks" / "toy.yaml").write_text(yaml.safe_dump(spec))
+    for name in SHORTCUTS:
+        shutil.copytree(REPO / "submissions" / name, repo / "submissions" / name)
+    return repo
+
+
+def _task(repo: Path, **patch):
+    path = repo / "tasks" / "toy.yaml"
+    if patch:
+        spec = yaml.safe_load(path.read_text())
+        spec.update(patch)
+        path.write_text(yaml.safe_dump(spec))
+    return load_task_file(path)
+
+
+def test_prepare_is_deterministic_and_seed_sensitive(toy_repo, tmp_path):
+    first = prepare(_task(toy_repo), out_dir=tmp_path / "p1")
+    second = prepare(_task(toy_repo), out_dir=tmp_path / "p2")
+    f1, f2 = first.pair_files["test"], second.pair_files["test"]
+    assert _sha(f1) == _sha(f2) == first.pair_sha256["test"]
+    assert pq.read_table(f1).num_rows == 140
+    other = prepare(_task(toy_repo, seed=4), out_dir=tmp_path / "p3")
+    assert other.pair_sha256["test"] != first.pair_sha256["test"]
+    manifest = json.loads((tmp_path / "p1" / "manifest.json").read_text())
+    assert manifest["pair_sha256"]["test"] == first.pair_sha256["test"]
+    clips = first.clips.to_pylist()
+    assert all(c["sample_rate"] == 16000 and c["duration"] > 0 for c in clips)
+
+
+def test_results_json_fields_and_byte_stability(toy_repo, tmp_path):
+    prepared = prepare(_task(toy_repo))
+    sub = load_submission(toy_repo / "submissions" / "shortcut-loudness")
+    out1, out16 = tmp_path / "r1", tmp_path / "r16"
+    evaluate(sub, prepared, results_root=out1, config=ScoringConfig(max_batch_size=1, progress=False))
+    evaluate(sub, prepared, results_root=out16, config=ScoringConfig(max_batch_size=16, progress=False))
+    j1 = out1 / "shortcut-loudness" / "toy.json"
+    j16 = out16 / "shortcut-loudness" / "toy.json"
+    assert j1.read_bytes() == j16.read_bytes()
+    p1 = out1 / "shortcut-loudness" / "toy.predictions.parquet"
+    assert _sha(p1) == _sha(out16 / "shortcut-loudness" / "toy.predictions.parquet")
+    result = json.loads(j1.read_text())
+    for key in (
+        "submission",
+        "task",
+        "task_version",
+        "harness_version",
+        "pair_file_sha256",
+        "preprocessing",
+        "seed",
+        "metrics",
+    ):
+        assert key in result, key
+    assert result["pair_file_sha256"] == prepared.pair_sha256["test"]
+    overall = result["metrics"]["overall"]
+    for key in ("accuracy", "ci_low", "ci_high", "n", "tie_rate"):
+        assert key in overall
+    assert overall["n"] == 140
+    assert set(result["metrics"]["by_bin"]) == {"0", "1", "2", "3"}
+    for cell in result["metrics"]["by_bin"].values():
+        assert {"accuracy", "ci_low", "ci_high", "n", "tie_rate"} <= set(cell)
+    assert sum(c["n"] for c in result["metrics"]["by_bin"].values()) == 140
+    pred = pq.read_table(p1)
+    assert pred.num_rows == 140 and {"score_a", "score_b"} <= set(pred.column_names)
+
+
+def test_missing_audio_is_named(toy_repo):
+    task = _task(toy_repo)
+    (task.data_root() / "wav" / "s1_c2.wav").unlink()
+    with pytest.raises(DataError, match=r"1 audio file\(s\) missing.*s1_c2\.wav"):
+        prepare(task)
+
+
+def test_empty_and_unreadable_audio_are_named(toy_repo):
+    task = _task(toy_repo)
+    sf.write(task.data_root() / "wav" / "s0_c0.wav", np.zeros(0, np.float32), 16000)
+    with pytest.raises(DataError, match=r"s0_c0\.wav: empty audio"):
+        prepare(task)
+    (task.data_root() / "wav" / "s0_c0.wav").write_bytes(b"RIFF garbage")
+    with pytest.raises(DataError, match=r"s0_c0\.wav: unreadable audio"):
+        prepare(task)
+
+
+def test_nan_audio_is_named_at_scoring(toy_repo, tmp_path):
+    task = _task(toy_repo)
+    bad = task.data_root() / "wav" / "s2_c3.wav"
+    x = np.full(4000, 0.1, np.float32)
+    x[100] = np.nan
+    sf.write(bad, x, 16000, subtype="FLOAT")
+    prepared = prepare(task)
+    sub = load_submission(toy_repo / "submissions" / "shortcut-loudness")
+    with pytest.raises(DataError, match=r"s2_c3\.wav"):
+        evaluate(sub, prepared, results_root=tmp_path / "r", config=ScoringConfig(progress=False))
+
+
+def test_duplicate_ids_and_range_errors_name_the_task_file(toy_repo):
+    task = _task(toy_repo)
+    csv = task.data_root() / "scores.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join([*lines, lines[1]]) + "\n")
+    with pytest.raises(DataError, match=r"toy\.yaml: duplicate clip_id"):
+        prepare(task)
+    csv.write_text("\n".join([*lines, "wav/s0_c0.wav,9.5,sys0,sent9,test"]) + "\n")
+    with pytest.raises(DataError, match=r"toy\.yaml: .*'mos' outside"):
+        prepare(task)
+
+
+def test_score_range_is_mapped_to_1_5(toy_repo):
+    task = _task(toy_repo, score_range=[0, 10])
+    prepared = prepare(task)
+    csv_mos = {
+        line.split(",")[0]: float(line.split(",")[1])
+        for line in (task.data_root() / "scores.csv").read_text().splitlines()[1:]
+    }
+    for clip in prepared.clips.to_pylist():
+        assert clip["mos"] == pytest.approx(1 + 0.4 * csv_mos[clip["clip_id"]])
+
+
+def test_cli_run_shows_every_shortcut_per_bin(toy_repo, capsys):
+    assert main(["--repo", str(toy_repo), "run", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    for name in ("random", "duration", "loudness"):
+        assert f"Shortcut: {name}" in out
+    assert "bin 0 (Δ" in out and "bin 3 (Δ" in out
+    summary = toy_repo / "leaderboard" / "results" / "summary.md"
+    assert summary.is_file()
+    assert "## All tasks" in summary.read_text()
+
+
+def test_cli_errors_are_one_line(toy_repo, capsys):
+    (toy_repo / "tasks" / "toy.yaml").write_text(
+        (toy_repo / "tasks" / "toy.yaml").read_text() + "surprise: 1\n"
+    )
+    assert main(["--repo", str(toy_repo), "tasks"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "toy.yaml" in err and "'surprise'" in err
+
+
+def test_cli_validate_and_compare(toy_repo, capsys):
+    assert main(["--repo", str(toy_repo), "validate", str(toy_repo / "tasks" / "toy.yaml")]) == 0
+    assert main(["--repo", str(toy_repo), "validate", str(toy_repo / "submissions" / "shortcut-random")]) == 0
+    assert main(["--repo", str(toy_repo), "run", "--quiet"]) == 0
+    capsys.readouterr()
+    args = ["--repo", str(toy_repo), "compare", "shortcut-loudness", "shortcut-random", "--task", "toy"]
+    assert main([*args, "--n-boot", "200"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out  # the keys are checked in tests/test_metrics.py
