@@ -1,0 +1,451 @@
+"""Every metric against an independent computation: scipy, statsmodels, or numbers worked by hand."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from scipy import stats
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.proportion import proportion_confint
+
+from benchmark.metrics import (
+    CELL_KEYS,
+    PREDICTION_SCHEMA,
+    PredictionError,
+    aggregate,
+    cell,
+    compare,
+    correctness,
+    wilson_interval,
+)
+from benchmark.tables import FIXED_SUBSETS, from_rows
+
+_OPS = {"<": float.__lt__, "<=": float.__le__, ">": float.__gt__}
+
+
+def row(
+    pid: str,
+    chosen: str,
+    sa: float,
+    sb: float,
+    *,
+    task: str = "t",
+    relation: str = "cross",
+    delta_bin: int = 0,
+    dmos: float = 1.0,
+    split: str = "test",
+    subset: str | None = None,
+) -> dict:
+    """A predictions row; MOS and the fixed-subset flags follow from `chosen` and `dmos`."""
+    lo = 2.0
+    mos_a, mos_b = (lo + dmos, lo) if chosen == "a" else (lo, lo + dmos)
+    flags = {name: _OPS[op](float(dmos), thr) for name, (op, thr) in FIXED_SUBSETS.items()}
+    return {
+        "pair_id": pid,
+        "task": task,
+        "split": split,
+        "subset": subset,
+        "relation": relation,
+        "group_key": None,
+        "clip_a": f"{pid}-a",
+        "clip_b": f"{pid}-b",
+        "mos_a": mos_a,
+        "mos_b": mos_b,
+        "delta_mos": dmos,
+        "chosen": chosen,
+        "delta_bin": delta_bin,
+        **flags,
+        "score_a": sa,
+        "score_b": sb,
+    }
+
+
+def table(rows: list[dict]) -> pa.Table:
+    return from_rows(rows, PREDICTION_SCHEMA)
+
+
+def all_pairs_table(mos: np.ndarray, scores: np.ndarray, rng: np.random.Generator) -> pa.Table:
+    """Every unordered pair of items, A/B order randomised, chosen = the higher MOS."""
+    rows = []
+    for i, j in itertools.combinations(range(len(mos)), 2):
+        a, b = (i, j) if rng.random() < 0.5 else (j, i)
+        chosen = "a" if mos[a] > mos[b] else "b"
+        r = row(f"p{i}-{j}", chosen, float(scores[a]), float(scores[b]))
+        r.update(mos_a=float(mos[a]), mos_b=float(mos[b]), delta_mos=abs(mos[a] - mos[b]))
+        rows.append(r)
+    return table(rows)
+
+
+# 1. acceptance: strict accuracy on all pairs is Kendall's tau rescaled ---------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_all_pairs_accuracy_is_kendall_tau(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 30
+    mos = rng.permutation(n) * 0.1 + 1.0  # distinct
+    scores = rng.normal(size=n) + 0.5 * mos  # distinct (continuous), correlated with MOS
+    assert len(set(scores.tolist())) == n
+    pred = all_pairs_table(mos, scores, rng)
+    assert pred.num_rows == n * (n - 1) // 2
+    # Both A/B orders appear, so the test would catch a rule that looks at A/B instead of chosen.
+    chosen = pred.column("chosen").to_pylist()
+    assert 0 < chosen.count("a") < len(chosen)
+
+    tau = stats.kendalltau(mos, scores).statistic
+    correct, ties = correctness(pred)
+    assert not ties.any()
+    assert abs(correct.mean() - (1 + tau) / 2) <= 1e-12
+    overall = aggregate(pred)["overall"]
+    assert abs(overall["accuracy"] - (1 + tau) / 2) <= 5e-7  # rounded to 6 decimals
+    assert overall["n"] == pred.num_rows
+
+
+# 2. ties -----------------------------------------------------------------------------------------
+
+
+def test_ties_hand_example() -> None:
+    """Six pairs: 3 correct, 2 tied, 1 wrong.
+
+    strict = 3/6 = 0.5; tie-half = (3 + 0.5 * 2)/6 = 4/6 = 0.666667; tie rate = 2/6 = 0.333333.
+    """
+    rows = [
+        row("p1", "a", 0.9, 0.1),  # correct
+        row("p2", "b", 0.2, 0.8),  # correct (chosen is B and B scores higher)
+        row("p3", "a", 3.0, 1.0),  # correct
+        row("p4", "a", 0.5, 0.5),  # tie: a judge saying P(A better) = 0.5
+        row("p5", "b", 0.7, 0.7),  # tie
+        row("p6", "b", 0.6, 0.4),  # wrong
+    ]
+    correct, ties = correctness(table(rows))
+    assert correct.tolist() == [True, True, True, False, False, False]
+    assert ties.tolist() == [False, False, False, True, True, False]
+    c = aggregate(table(rows))["overall"]
+    assert (c["n"], c["correct"], c["ties"]) == (6, 3, 2)
+    assert c["accuracy"] == 0.5
+    assert c["tie_half_accuracy"] == 0.666667
+    assert c["tie_rate"] == 0.333333
+    lo, hi = proportion_confint(3, 6, alpha=0.05, method="wilson")
+    assert c["ci_low"] == round(lo, 6) and c["ci_high"] == round(hi, 6)
+
+
+def test_nan_score_raises_naming_pair() -> None:
+    rows = [row("ok1", "a", 1.0, 0.0), row("bad-pair-7", "b", float("nan"), 0.3)]
+    with pytest.raises(ValueError, match="bad-pair-7"):
+        aggregate(table(rows))
+    with pytest.raises(PredictionError, match="bad-pair-7"):
+        correctness(table(rows))
+    # A missing (null) score is the same failure, not a silent error.
+    rows[1]["score_a"] = None
+    with pytest.raises(ValueError, match="bad-pair-7"):
+        aggregate(table(rows))
+
+
+def test_bad_input_rejected() -> None:
+    with pytest.raises(ValueError, match="score_b"):
+        aggregate(table([row("p", "a", 1.0, 0.0)]).drop_columns(["score_b"]))
+    with pytest.raises(ValueError, match="duplicate pair_id.*p"):
+        aggregate(table([row("p", "a", 1.0, 0.0), row("p", "a", 1.0, 0.0)]))
+    with pytest.raises(ValueError, match="'a' or 'b'"):
+        aggregate(table([row("p", "x", 1.0, 0.0)]))
+    with pytest.raises(TypeError):
+        aggregate([row("p", "a", 1.0, 0.0)])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="both correct and tied"):
+        cell(np.array([True]), np.array([True]))
+
+
+# 3. Wilson ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("k", "n"), [(0, 1), (1, 1), (0, 10), (10, 10), (8, 10), (3, 6), (1, 3), (50, 100), (997, 1248)]
+)
+@pytest.mark.parametrize("confidence", [0.95, 0.9])
+def test_wilson_matches_statsmodels(k: int, n: int, confidence: float) -> None:
+    lo, hi = wilson_interval(k, n, confidence)
+    ref_lo, ref_hi = proportion_confint(k, n, alpha=1 - confidence, method="wilson")
+    assert lo == pytest.approx(ref_lo, abs=1e-12)
+    assert hi == pytest.approx(ref_hi, abs=1e-12)
+    assert 0.0 <= lo <= k / n <= hi <= 1.0
+
+
+def test_wilson_hand_worked() -> None:
+    # z = 1.959964, z^2 = 3.841459, z^2/n = 0.384146. For 8/10:
+    # centre = (0.8 + 0.192073)/1.384146 = 0.716740,
+    # half = 1.959964 * sqrt(0.016 + 0.009604)/1.384146 = 0.226578 -> (0.490162, 0.943318).
+    lo, hi = wilson_interval(8, 10)
+    assert (round(lo, 6), round(hi, 6)) == (0.490162, 0.943318)
+    # For 0/10 the lower bound is exactly 0 and the upper z^2/(n + z^2) = 0.277533.
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and round(hi, 6) == 0.277533
+    z2 = stats.norm.ppf(0.975) ** 2
+    assert hi == pytest.approx(z2 / (10 + z2), abs=1e-12)
+    lo, hi = wilson_interval(10, 10)
+    assert hi == 1.0 and lo == pytest.approx(10 / (10 + z2), abs=1e-12)
+
+
+def test_wilson_and_cell_edge_cases() -> None:
+    with pytest.raises(ValueError):
+        wilson_interval(0, 0)
+    with pytest.raises(ValueError):
+        wilson_interval(5, 4)
+    empty = cell(np.array([], dtype=bool), np.array([], dtype=bool))
+    assert empty == {
+        "accuracy": None,
+        "ci_low": None,
+        "ci_high": None,
+        "n": 0,
+        "correct": 0,
+        "ties": 0,
+        "tie_rate": None,
+        "tie_half_accuracy": None,
+    }
+    full = cell(np.ones(7, bool), np.zeros(7, bool))
+    assert set(full) == set(CELL_KEYS)
+    assert full["accuracy"] == 1.0 and full["ci_high"] == 1.0
+    assert all(type(full[k]) is int for k in ("n", "correct", "ties"))
+    assert all(type(full[k]) is float for k in CELL_KEYS if k not in ("n", "correct", "ties"))
+
+
+# 4. paired comparison ----------------------------------------------------------------------------
+
+
+def _two_models(n: int, seed: int) -> tuple[pa.Table, pa.Table, np.ndarray, np.ndarray]:
+    """Two models on the same n pairs with known per-pair correctness."""
+    rng = np.random.default_rng(seed)
+    ca = rng.random(n) < 0.75
+    cb = rng.random(n) < 0.65
+    rows_a, rows_b = [], []
+    for i in range(n):
+        chosen = "a" if rng.random() < 0.5 else "b"
+        bin_ = int(rng.integers(0, 3))
+        for rows, c in ((rows_a, ca[i]), (rows_b, cb[i])):
+            hi_side_a = (chosen == "a") == bool(c)
+            sa, sb = (0.8, 0.2) if hi_side_a else (0.2, 0.8)
+            rows.append(row(f"q{i:04d}", chosen, sa, sb, delta_bin=bin_))
+    return table(rows_a), table(rows_b), ca, cb
+
+
+def test_mcnemar_exact_matches_scipy_and_statsmodels() -> None:
+    for seed, n in [(0, 40), (1, 200), (2, 15), (3, 1000)]:
+        ta, tb, ca, cb = _two_models(n, seed)
+        res = compare(ta, tb, n_boot=200)
+        b = int((ca & ~cb).sum())
+        c = int((~ca & cb).sum())
+        assert (res["a_only"], res["b_only"]) == (b, c)
+        ref = stats.binomtest(min(b, c), b + c, 0.5).pvalue
+        assert res["mcnemar_p"] == pytest.approx(ref, rel=1e-5)
+        table2 = [[int((ca & cb).sum()), b], [c, int((~ca & ~cb).sum())]]
+        assert res["mcnemar_p"] == pytest.approx(mcnemar(table2, exact=True).pvalue, rel=1e-5)
+        assert res["accuracy_a"] == round(ca.mean(), 6)
+        assert res["accuracy_b"] == round(cb.mean(), 6)
+        assert res["difference"] == round(ca.mean() - cb.mean(), 6)
+        for bin_, sub in res["by_bin"].items():
+            m = ta.column("delta_bin").to_numpy() == int(bin_)
+            bb, cc = int((ca[m] & ~cb[m]).sum()), int((~ca[m] & cb[m]).sum())
+            ref = stats.binomtest(min(bb, cc), bb + cc, 0.5).pvalue if bb + cc else 1.0
+            assert sub["n"] == int(m.sum())
+            assert sub["mcnemar_p"] == pytest.approx(ref, rel=1e-5)
+
+
+def test_bootstrap_deterministic_and_sane() -> None:
+    ta, tb, ca, cb = _two_models(300, seed=5)
+    r1 = compare(ta, tb, n_boot=4000, seed=7)
+    r2 = compare(ta, tb, n_boot=4000, seed=7)
+    assert json.dumps(r1, sort_keys=True) == json.dumps(r2, sort_keys=True)
+    # Row order of either input does not matter.
+    perm = np.random.default_rng(1).permutation(ta.num_rows)
+    r3 = compare(ta.take(perm), tb, n_boot=4000, seed=7)
+    assert json.dumps(r1, sort_keys=True) == json.dumps(r3, sort_keys=True)
+    boot = r1["bootstrap"]
+    assert boot["ci_low"] <= r1["difference"] <= boot["ci_high"]
+    assert compare(ta, tb, n_boot=4000, seed=8)["bootstrap"] != boot
+
+
+def test_bootstrap_matches_explicit_pair_resampling() -> None:
+    """The multinomial shortcut has the distribution of resampling pair indices; check against it."""
+    ta, tb, ca, cb = _two_models(250, seed=11)
+    n_boot = 20_000
+    res = compare(ta, tb, n_boot=n_boot, seed=3)["bootstrap"]
+    rng = np.random.default_rng(123)
+    d = ca.astype(float) - cb.astype(float)
+    idx = rng.integers(0, d.size, size=(n_boot, d.size))
+    diffs = d[idx].mean(axis=1)
+    ref_lo, ref_hi = np.quantile(diffs, [0.025, 0.975])
+    assert res["ci_low"] == pytest.approx(ref_lo, abs=0.01)
+    assert res["ci_high"] == pytest.approx(ref_hi, abs=0.01)
+    ref_p = min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean()))
+    assert res["p_value"] == pytest.approx(ref_p, abs=0.01)
+
+
+def test_identical_models() -> None:
+    ta, _, _, _ = _two_models(120, seed=2)
+    res = compare(ta, ta, n_boot=1000)
+    assert res["difference"] == 0.0
+    assert (res["a_only"], res["b_only"], res["mcnemar_p"]) == (0, 0, 1.0)
+    assert res["bootstrap"]["ci_low"] == 0.0 and res["bootstrap"]["ci_high"] == 0.0
+    assert res["bootstrap"]["p_value"] == 1.0
+
+
+def test_compare_rejects_different_pairs() -> None:
+    ta, tb, _, _ = _two_models(20, seed=0)
+    with pytest.raises(ValueError, match="different pairs.*q0019"):
+        compare(ta, tb.slice(0, 19))
+    flipped = tb.to_pandas()
+    flipped.loc[3, "chosen"] = "b" if flipped.loc[3, "chosen"] == "a" else "a"
+    with pytest.raises(ValueError, match="chosen.*q0003"):
+        compare(ta, flipped)
+
+
+# 5. aggregate ------------------------------------------------------------------------------------
+
+# Two tasks of different sizes. Outcome letters: c = correct, w = wrong, t = tie.
+# (pid, task, relation, bin, dmos, outcome)
+_SMALL = [
+    ("x1", "x", "same_content", 0, 0.1, "c"),
+    ("x2", "x", "same_content", 1, 0.4, "w"),
+    ("x3", "x", "same_system", 1, 0.6, "c"),
+    ("x4", "x", "cross", 2, 2.0, "c"),
+    ("y01", "y", "same_content", 0, 0.15, "c"),
+    ("y02", "y", "same_content", 0, 0.1, "w"),
+    ("y03", "y", "same_content", 0, 0.3, "t"),
+    ("y04", "y", "same_system", 1, 0.5, "c"),
+    ("y05", "y", "same_system", 1, 0.8, "w"),
+    ("y06", "y", "same_system", 1, 1.0, "c"),
+    ("y07", "y", "cross", 2, 1.6, "c"),
+    ("y08", "y", "cross", 2, 1.7, "w"),
+    ("y09", "y", "cross", 2, 2.5, "c"),
+    ("y10", "y", "cross", 2, 3.0, "w"),
+]
+
+
+def _small_table() -> pa.Table:
+    rows = []
+    for i, (pid, task, rel, b, dmos, outcome) in enumerate(_SMALL):
+        chosen = "ab"[i % 2]
+        hi, lo = {"c": (0.9, 0.1), "w": (0.1, 0.9), "t": (0.5, 0.5)}[outcome]
+        sa, sb = (hi, lo) if chosen == "a" else (lo, hi)
+        split = "test" if task == "y" or pid != "x4" else "dev"
+        rows.append(
+            row(pid, chosen, sa, sb, task=task, relation=rel, delta_bin=b, dmos=dmos, split=split)
+        )
+    return table(rows)
+
+
+def _counts(c: dict) -> tuple[int, int, int]:
+    return c["n"], c["correct"], c["ties"]
+
+
+def _expect_cell(c: dict, n: int, k: int, t: int) -> None:
+    """A cell equals the definitions applied to hand counts, with statsmodels' Wilson interval."""
+    assert _counts(c) == (n, k, t)
+    if n == 0:
+        assert c["accuracy"] is None and c["ci_low"] is None
+        return
+    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+    assert c["accuracy"] == round(k / n, 6)
+    assert c["ci_low"] == pytest.approx(round(lo, 6), abs=1.1e-6)
+    assert c["ci_high"] == pytest.approx(round(hi, 6), abs=1.1e-6)
+    assert c["tie_rate"] == round(t / n, 6)
+    assert c["tie_half_accuracy"] == round((k + t / 2) / n, 6)
+
+
+def test_aggregate_breakdowns_by_hand() -> None:
+    res = aggregate(_small_table(), bins=4)
+    assert list(res) == sorted(res)
+    assert "by_group_subset" not in res  # subset column all null
+    _expect_cell(res["overall"], 14, 8, 1)
+    assert list(res["by_task"]) == ["x", "y"]
+    _expect_cell(res["by_task"]["x"], 4, 3, 0)
+    _expect_cell(res["by_task"]["y"], 10, 5, 1)
+    # micro = 8/14; macro = (3/4 + 5/10)/2 = 0.625
+    assert res["overall"]["accuracy"] == 0.571429
+    assert res["macro"] == {"accuracy": 0.625, "n_tasks": 2}
+    _expect_cell(res["by_split"]["dev"], 1, 1, 0)
+    _expect_cell(res["by_split"]["test"], 13, 7, 1)
+
+    _expect_cell(res["by_relation"]["same_content"], 5, 2, 1)
+    _expect_cell(res["by_relation"]["same_system"], 4, 3, 0)
+    _expect_cell(res["by_relation"]["cross"], 5, 3, 0)
+
+    assert list(res["by_bin"]) == ["0", "1", "2", "3"]
+    _expect_cell(res["by_bin"]["0"], 4, 2, 1)
+    _expect_cell(res["by_bin"]["1"], 5, 3, 0)
+    _expect_cell(res["by_bin"]["2"], 5, 3, 0)
+    _expect_cell(res["by_bin"]["3"], 0, 0, 0)  # empty bin present
+
+    assert list(res["by_subset"]) == sorted(FIXED_SUBSETS)
+    _expect_cell(res["by_subset"]["dmos_lt_0_2"], 3, 2, 0)  # x1, y01, y02
+    _expect_cell(res["by_subset"]["dmos_le_0_5"], 6, 3, 1)  # + x2, y03, y04 (0.5 included)
+    _expect_cell(res["by_subset"]["dmos_gt_1_5"], 5, 3, 0)  # x4, y07..y10
+
+    rb = res["by_relation_bin"]
+    assert sorted(rb) == ["cross", "same_content", "same_system"]
+    assert all(list(v) == ["0", "1", "2", "3"] for v in rb.values())
+    _expect_cell(rb["same_content"]["0"], 4, 2, 1)
+    _expect_cell(rb["same_content"]["1"], 1, 0, 0)
+    _expect_cell(rb["same_content"]["2"], 0, 0, 0)
+    _expect_cell(rb["same_system"]["1"], 4, 3, 0)
+    _expect_cell(rb["same_system"]["0"], 0, 0, 0)
+    _expect_cell(rb["cross"]["2"], 5, 3, 0)
+    _expect_cell(rb["cross"]["3"], 0, 0, 0)
+
+    # Without `bins`, only the bins present appear.
+    assert list(aggregate(_small_table())["by_bin"]) == ["0", "1", "2"]
+    with pytest.raises(ValueError, match="delta_bin"):
+        aggregate(_small_table(), bins=2)
+
+
+def test_aggregate_group_subset_and_pandas_input() -> None:
+    rows = [
+        row("s1", "a", 1.0, 0.0, subset="track1"),
+        row("s2", "a", 0.0, 1.0, subset="track1"),
+        row("s3", "b", 0.0, 1.0, subset="track2"),
+        row("s4", "b", 0.0, 1.0),  # no subset: in overall, not in by_group_subset
+    ]
+    res = aggregate(table(rows))
+    assert list(res["by_group_subset"]) == ["track1", "track2"]
+    _expect_cell(res["by_group_subset"]["track1"], 2, 1, 0)
+    _expect_cell(res["by_group_subset"]["track2"], 1, 1, 0)
+    _expect_cell(res["overall"], 4, 3, 0)
+    assert aggregate(table(rows).to_pandas()) == res
+    assert aggregate(pd.DataFrame(rows)) == res
+
+
+def test_aggregate_empty_table() -> None:
+    res = aggregate(table([]), bins=2)
+    assert res["overall"]["n"] == 0 and res["overall"]["accuracy"] is None
+    assert res["macro"] == {"accuracy": None, "n_tasks": 0}
+    assert list(res["by_bin"]) == ["0", "1"]
+
+
+# 6. byte stability -------------------------------------------------------------------------------
+
+
+def test_results_byte_stable() -> None:
+    rng = np.random.default_rng(4)
+    mos = rng.permutation(25) * 0.13 + 1.0
+    scores = np.round(rng.normal(size=25), 1)  # coarse scores, so ties occur
+    big = all_pairs_table(mos, scores, rng)
+    bins = np.minimum((big.column("delta_mos").to_numpy() / 0.7).astype(int), 4)
+    field = pa.field("delta_bin", pa.int16(), nullable=False)
+    big = big.set_column(big.schema.get_field_index("delta_bin"), field, pa.array(bins, pa.int16()))
+    pred = pa.concat_tables([big, _small_table()])
+    dumps = json.dumps(aggregate(pred, bins=5), sort_keys=True)
+    assert json.dumps(aggregate(pred, bins=5), sort_keys=True) == dumps
+    for seed in range(3):
+        perm = np.random.default_rng(seed).permutation(pred.num_rows)
+        assert json.dumps(aggregate(pred.take(perm), bins=5), sort_keys=True) == dumps
+    assert json.dumps(aggregate(pred.to_pandas(), bins=5), sort_keys=True) == dumps
+    parsed = json.loads(dumps)
+    assert parsed["overall"]["ties"] > 0
+    assert all(
+        v is None or isinstance(v, int | float) and math.isfinite(v)
+        for v in parsed["overall"].values()
+    )
