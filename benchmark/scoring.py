@@ -1,0 +1,682 @@
+"""The one batched scoring loop of the harness: clips in, cached scores out.
+
+Nothing else in the harness runs a model on audio. Keeping a single loop means one place enforces
+what makes results trustworthy and cheap:
+
+- each unique clip (or unordered pair, for pairwise judges) is run through the model once, however
+  many pairs use it;
+- clips are decoded one by one (`benchmark.audio.load_audio`) in a torch DataLoader and grouped by
+  length (`length_buckets`), so padding stays small and a model that masks padding gets
+  bit-identical scores whatever the batch size;
+- every score lands in a SQLite cache keyed by (model fingerprint, clip id + audio SHA-256,
+  preprocessing) and is committed after every batch, so a killed run resumes where it stopped and
+  gives exactly the numbers an uninterrupted run would have, and other tasks over the same audio
+  reuse the scores;
+- model output is validated (shape [B], finite) before anything is cached, and a bad output is a
+  `SubmissionError` naming the model fingerprint and the clips;
+- pairwise judges are always asked in both presentation orders and averaged,
+  P = (prefer(a, b) + 1 - prefer(b, a)) / 2, so position bias cannot move their accuracy.
+
+Cache schema (`scores.sqlite`, WAL mode, `PRAGMA user_version` = `CACHE_SCHEMA_VERSION`):
+
+    clip_scores(fingerprint, preprocessing, clip_id, audio_sha256, score REAL, created_at)
+        primary key (fingerprint, preprocessing, clip_id, audio_sha256)
+    pair_scores(fingerprint, preprocessing, clip_lo, sha_lo, clip_hi, sha_hi, p_lo REAL, created_at)
+        primary key (fingerprint, preprocessing, clip_lo, sha_lo, clip_hi, sha_hi);
+        (clip_lo, sha_lo) < (clip_hi, sha_hi); p_lo = P(lo better), already order-averaged
+    file_hashes(path, size, mtime_ns, inode, sha256)   memo of audio hashes (benchmark.audio)
+
+`preprocessing` is the sorted-key JSON of `preprocessing_config(model.sample_rate)`, plus
+`"autocast": "bf16"` when bf16 autocast was in effect (it changes the numbers).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from benchmark.audio import (
+    audio_num_frames,
+    ensure_hash_memo,
+    file_sha256s,
+    length_buckets,
+    load_audio,
+    pad_batch,
+    preprocessing_config,
+)
+from benchmark.errors import DataError, MosrmError, SubmissionError
+from benchmark.models import Batch, Submission
+
+if TYPE_CHECKING:
+    import torch
+
+CACHE_SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS clip_scores (
+    fingerprint TEXT NOT NULL,
+    preprocessing TEXT NOT NULL,
+    clip_id TEXT NOT NULL,
+    audio_sha256 TEXT NOT NULL,
+    score REAL NOT NULL,
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (fingerprint, preprocessing, clip_id, audio_sha256)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pair_scores (
+    fingerprint TEXT NOT NULL,
+    preprocessing TEXT NOT NULL,
+    clip_lo TEXT NOT NULL,
+    sha_lo TEXT NOT NULL,
+    clip_hi TEXT NOT NULL,
+    sha_hi TEXT NOT NULL,
+    p_lo REAL NOT NULL,
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (fingerprint, preprocessing, clip_lo, sha_lo, clip_hi, sha_hi)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """How to run the loop; none of these may change a masked model's scores beyond device noise."""
+
+    max_batch_size: int = 16
+    max_batch_samples: int = 16000 * 160  # padded samples per batch
+    num_workers: int = 0  # DataLoader workers that decode (0 = in-process)
+    device: str = "auto"  # "auto" -> cuda if available else cpu
+    bf16: bool = False  # optional autocast on CUDA only
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
+        if self.max_batch_samples < 1:
+            raise ValueError(f"max_batch_samples must be >= 1, got {self.max_batch_samples}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+
+
+ClipKey = tuple[str, str]
+"""(clip id, audio sha256): what a cached score is about."""
+
+
+# ---------------------------------------------------------------------------------------------
+# the cache
+
+
+class ScoreCache:
+    """The SQLite score cache; every `put_*` commits, so a killed run keeps all finished batches."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=60.0)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL survives a killed process (only a power cut may drop the last commits)
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, CACHE_SCHEMA_VERSION):
+                raise MosrmError(
+                    f"{self.path}: score cache has schema version {version}, this harness "
+                    f"writes {CACHE_SCHEMA_VERSION}; delete the file to start a fresh cache"
+                )
+            with self.conn:
+                self.conn.executescript(_SCHEMA)
+                ensure_hash_memo(self.conn)
+                self.conn.execute(f"PRAGMA user_version = {CACHE_SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise MosrmError(f"{self.path}: score cache unusable: {exc}") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> ScoreCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def hashes(self, paths: Sequence[Path]) -> list[str]:
+        with self.conn:
+            return file_sha256s(paths, self.conn)
+
+    def get_clips(
+        self, fingerprint: str, prep: str, keys: Sequence[ClipKey]
+    ) -> dict[ClipKey, float]:
+        found: dict[ClipKey, float] = {}
+        for key in keys:
+            row = self.conn.execute(
+                "SELECT score FROM clip_scores WHERE fingerprint = ? AND preprocessing = ? "
+                "AND clip_id = ? AND audio_sha256 = ?",
+                (fingerprint, prep, *key),
+            ).fetchone()
+            if row is not None:
+                found[key] = float(row[0])
+        return found
+
+    def put_clips(
+        self, fingerprint: str, prep: str, items: Sequence[tuple[ClipKey, float]]
+    ) -> None:
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO clip_scores "
+                "(fingerprint, preprocessing, clip_id, audio_sha256, score) VALUES (?, ?, ?, ?, ?)",
+                [(fingerprint, prep, k[0], k[1], float(s)) for k, s in items],
+            )
+
+    def get_pairs(
+        self, fingerprint: str, prep: str, keys: Sequence[tuple[ClipKey, ClipKey]]
+    ) -> dict[tuple[ClipKey, ClipKey], float]:
+        found: dict[tuple[ClipKey, ClipKey], float] = {}
+        for lo, hi in keys:
+            row = self.conn.execute(
+                "SELECT p_lo FROM pair_scores WHERE fingerprint = ? AND preprocessing = ? "
+                "AND clip_lo = ? AND sha_lo = ? AND clip_hi = ? AND sha_hi = ?",
+                (fingerprint, prep, *lo, *hi),
+            ).fetchone()
+            if row is not None:
+                found[(lo, hi)] = float(row[0])
+        return found
+
+    def put_pairs(
+        self, fingerprint: str, prep: str, items: Sequence[tuple[tuple[ClipKey, ClipKey], float]]
+    ) -> None:
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO pair_scores (fingerprint, preprocessing, clip_lo, sha_lo, "
+                "clip_hi, sha_hi, p_lo) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(fingerprint, prep, *lo, *hi, float(p)) for (lo, hi), p in items],
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# decoding in a DataLoader
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """One bucket decoded: a Batch per position (1 for clips, 2 for pairs), or the DataError text.
+
+    Errors travel as values because the DataLoader would re-raise a worker's exception with the
+    worker's traceback pasted into the message.
+    """
+
+    bucket: int
+    batches: tuple[Batch, ...] | None
+    error: str | None
+
+
+class _BucketDataset:
+    """Item k = bucket k, decoded and padded; each clip decoded once per bucket."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        clip_ids: Sequence[str],
+        units: Sequence[tuple[int, ...]],
+        buckets: Sequence[Sequence[int]],
+        sample_rate: int,
+    ) -> None:
+        self.paths = list(paths)
+        self.clip_ids = list(clip_ids)
+        self.units = list(units)
+        self.buckets = [list(b) for b in buckets]
+        self.sample_rate = sample_rate
+
+    def __len__(self) -> int:
+        return len(self.buckets)
+
+    def __getitem__(self, k: int) -> _Loaded:
+        members = [self.units[u] for u in self.buckets[k]]
+        waves: dict[int, np.ndarray] = {}
+        try:
+            for unit in members:
+                for c in unit:
+                    if c not in waves:
+                        waves[c] = load_audio(self.paths[c], self.sample_rate)
+        except DataError as exc:
+            return _Loaded(k, None, str(exc))
+        width = len(members[0])
+        batches = tuple(
+            pad_batch(
+                [waves[unit[pos]] for unit in members],
+                self.sample_rate,
+                [self.clip_ids[unit[pos]] for unit in members],
+            )
+            for pos in range(width)
+        )
+        return _Loaded(k, batches, None)
+
+
+def _identity(x: _Loaded) -> _Loaded:
+    return x
+
+
+def _iter_buckets(dataset: _BucketDataset, num_workers: int) -> Iterator[_Loaded]:
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(
+        dataset,  # type: ignore[arg-type]
+        batch_size=None,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=_identity,
+    )
+    for loaded in loader:
+        if loaded.error is not None:
+            raise DataError(loaded.error)
+        yield loaded
+
+
+# ---------------------------------------------------------------------------------------------
+# shared plumbing
+
+
+def _resolve_device(config: ScoringConfig) -> torch.device:
+    import torch
+
+    if config.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(config.device)
+    except RuntimeError as exc:
+        raise MosrmError(f"scoring device '{config.device}': {exc}") from None
+
+
+def _prepare_model(model: Any, device: torch.device, fingerprint: str) -> tuple[Any, int]:
+    """Move the model to `device`, put torch modules in eval mode, read its sample rate."""
+    import torch
+
+    sr = getattr(model, "sample_rate", None)
+    if not isinstance(sr, int | np.integer) or isinstance(sr, bool) or sr <= 0:
+        raise SubmissionError(
+            f"model {fingerprint}: sample_rate must be a positive int, got {sr!r}"
+        )
+    if hasattr(model, "to"):
+        moved = model.to(device)
+        if moved is not None:
+            model = moved
+    if isinstance(model, torch.nn.Module):
+        model.eval()  # dropout on would make scores random
+    return model, int(sr)
+
+
+def _cache_prep(sample_rate: int, bf16: bool) -> str:
+    cfg: dict[str, Any] = dict(preprocessing_config(sample_rate))
+    if bf16:
+        cfg["autocast"] = "bf16"
+    return json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class _ClipInfo:
+    ids: list[str]
+    paths: list[Path]
+    durations: list[float | None]
+    keys: list[ClipKey]
+
+
+def _clip_info(clips: pa.Table, data_root: Path, cache: ScoreCache) -> _ClipInfo:
+    for col in ("clip_id", "audio_path"):
+        if col not in clips.column_names:
+            raise DataError(f"clip table has no '{col}' column")
+    ids = [str(c) for c in clips.column("clip_id").to_pylist()]
+    dup = sorted(c for c, n in Counter(ids).items() if n > 1)
+    if dup:
+        raise DataError(f"clip table has duplicate clip_id ({len(dup)}, e.g. {', '.join(dup[:3])})")
+    root = Path(data_root)
+    paths = []
+    for rel in clips.column("audio_path").to_pylist():
+        p = Path(rel)
+        paths.append(p if p.is_absolute() else root / p)
+    missing = [(c, p) for c, p in zip(ids, paths, strict=True) if not p.is_file()]
+    if missing:
+        examples = "; ".join(f"{p} (clip {c})" for c, p in missing[:3])
+        raise DataError(f"{len(missing)} audio files not found under {root}, e.g. {examples}")
+    if "duration" in clips.column_names:
+        durations = clips.column("duration").to_pylist()
+    else:
+        durations = [None] * len(ids)
+    shas = cache.hashes(paths)
+    keys = list(zip(ids, shas, strict=True))
+    return _ClipInfo(ids, paths, durations, keys)
+
+
+def _length(info: _ClipInfo, i: int, sample_rate: int) -> int:
+    d = info.durations[i]
+    if d is not None and math.isfinite(d) and d >= 0:
+        return max(1, round(d * sample_rate))
+    return max(1, audio_num_frames(info.paths[i], sample_rate))
+
+
+def _validate(
+    out: Any, n: int, what: str, fingerprint: str, clip_ids: Sequence[str], *, prob: bool = False
+) -> np.ndarray:
+    """Model output as float64 [n] (in [0, 1] if `prob`), or SubmissionError naming the clips.
+
+    Runs before anything is cached, so a bad score can never be reused by a later run.
+    """
+    import torch
+
+    def fail(reason: str) -> SubmissionError:
+        shown = ", ".join(clip_ids[:8]) + (f", ... ({len(clip_ids)} clips)" if n > 8 else "")
+        return SubmissionError(f"model {fingerprint}: {what} {reason} for clips {shown}")
+
+    try:
+        t = torch.as_tensor(out)
+    except Exception as exc:
+        raise fail(f"returned {type(out).__name__}, not a tensor ({_short(exc)})") from None
+    if t.is_complex() or t.dtype == torch.bool:
+        raise fail(f"returned dtype {t.dtype}, expected a real number per clip")
+    if tuple(t.shape) != (n,):
+        raise fail(f"returned shape {list(t.shape)}, expected [{n}]")
+    values = t.detach().to("cpu", torch.float64).numpy().copy()
+    bad = ~np.isfinite(values)
+    if bad.any():
+        named = [c for c, b in zip(clip_ids, bad, strict=True) if b]
+        raise fail(f"returned {int(bad.sum())} non-finite values (at {', '.join(named[:8])})")
+    if prob:
+        out_of_range = (values < 0.0) | (values > 1.0)
+        if out_of_range.any():
+            named = [c for c, b in zip(clip_ids, out_of_range, strict=True) if b]
+            raise fail(
+                f"returned {int(out_of_range.sum())} values outside [0, 1] "
+                f"(at {', '.join(named[:8])})"
+            )
+    return values
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
+
+
+def _run_model(
+    fn: Any, args: tuple[Batch, ...], what: str, fingerprint: str, clip_ids: Sequence[str]
+) -> Any:
+    try:
+        return fn(*args)
+    except Exception as exc:
+        shown = ", ".join(clip_ids[:8]) + (", ..." if len(clip_ids) > 8 else "")
+        hint = ""
+        if "out of memory" in str(exc).lower():
+            hint = " (lower ScoringConfig.max_batch_samples or max_batch_size)"
+        raise SubmissionError(
+            f"model {fingerprint}: {what} raised {_short(exc)} on clips {shown}{hint}"
+        ) from exc
+
+
+def _progress(total: int, desc: str, unit: str, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled)
+
+
+def _autocast(device: torch.device, bf16: bool) -> Any:
+    import torch
+
+    if bf16 and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+# ---------------------------------------------------------------------------------------------
+# public entry points
+
+
+def score_clips(
+    model: Any,
+    clips: pa.Table,
+    data_root: Path,
+    *,
+    fingerprint: str,
+    config: ScoringConfig = ScoringConfig(),
+    cache_path: Path | None = None,
+) -> dict[str, float]:
+    """Score every clip of `clips` with a scalar model, reusing and filling the score cache.
+
+    Returns {clip_id: score} in table order. Only clips missing from the cache reach the model.
+    """
+    import torch
+
+    if not fingerprint:
+        raise ValueError("a model fingerprint is required (it keys the score cache)")
+    device = _resolve_device(config)
+    bf16 = config.bf16 and device.type == "cuda"
+    with _open_cache(cache_path) as cache:
+        info = _clip_info(clips, data_root, cache)
+        if not info.ids:
+            return {}
+        model, sr = _prepare_model(model, device, fingerprint)
+        if not callable(getattr(model, "score", None)):
+            raise SubmissionError(f"model {fingerprint}: scalar model has no score()")
+        prep = _cache_prep(sr, bf16)
+        have = cache.get_clips(fingerprint, prep, info.keys)
+        todo = [i for i, k in enumerate(info.keys) if k not in have]
+        if todo:
+            lengths = [_length(info, i, sr) for i in todo]
+            buckets = [
+                [todo[j] for j in b]
+                for b in length_buckets(lengths, config.max_batch_size, config.max_batch_samples)
+            ]
+            dataset = _BucketDataset(
+                info.paths, info.ids, [(i,) for i in range(len(info.ids))], buckets, sr
+            )
+            bar = _progress(len(todo), f"scoring {fingerprint[:12]}", "clip", config.progress)
+            try:
+                with torch.inference_mode():
+                    for loaded in _iter_buckets(dataset, config.num_workers):
+                        assert loaded.batches is not None
+                        batch = loaded.batches[0]
+                        ids = list(batch.clip_ids)
+                        with _autocast(device, bf16):
+                            out = _run_model(
+                                model.score, (batch.to(device),), "score()", fingerprint, ids
+                            )
+                        values = _validate(out, len(ids), "score()", fingerprint, ids)
+                        items = [
+                            (info.keys[i], float(v))
+                            for i, v in zip(buckets[loaded.bucket], values, strict=True)
+                        ]
+                        cache.put_clips(fingerprint, prep, items)
+                        have.update(items)
+                        bar.update(len(items))
+            finally:
+                bar.close()
+        return {cid: have[key] for cid, key in zip(info.ids, info.keys, strict=True)}
+
+
+def score_pairs(
+    model: Any,
+    pairs: pa.Table,
+    clips: pa.Table,
+    data_root: Path,
+    *,
+    fingerprint: str,
+    config: ScoringConfig = ScoringConfig(),
+    cache_path: Path | None = None,
+) -> np.ndarray:
+    """P(clip_a better than clip_b) per row of `pairs` from a pairwise judge, both orders averaged.
+
+    Each unordered pair is judged once, in a canonical order, so P(b over a) is exactly
+    1 - P(a over b) and a result never depends on which order the cache was filled in.
+    """
+    import torch
+
+    if not fingerprint:
+        raise ValueError("a model fingerprint is required (it keys the score cache)")
+    device = _resolve_device(config)
+    bf16 = config.bf16 and device.type == "cuda"
+    a_ids, b_ids = _pair_ids(pairs)
+    if not a_ids:
+        return np.zeros(0, dtype=np.float64)
+    used = _used_clips(clips, a_ids + b_ids)
+    with _open_cache(cache_path) as cache:
+        info = _clip_info(used, data_root, cache)
+        model, sr = _prepare_model(model, device, fingerprint)
+        if not callable(getattr(model, "prefer", None)):
+            raise SubmissionError(f"model {fingerprint}: pairwise model has no prefer()")
+        prep = _cache_prep(sr, bf16)
+        index = {cid: i for i, cid in enumerate(info.ids)}
+        units: list[tuple[int, int]] = []
+        unit_of: dict[tuple[int, int], int] = {}
+        row_unit: list[tuple[int, bool]] = []  # (unit, clip_a is the canonical "lo")
+        for a, b in zip(a_ids, b_ids, strict=True):
+            ia, ib = index[a], index[b]
+            a_lo = info.keys[ia] <= info.keys[ib]
+            unit = (ia, ib) if a_lo else (ib, ia)
+            if unit not in unit_of:
+                unit_of[unit] = len(units)
+                units.append(unit)
+            row_unit.append((unit_of[unit], a_lo))
+        pkeys = [(info.keys[lo], info.keys[hi]) for lo, hi in units]
+        have = cache.get_pairs(fingerprint, prep, pkeys)
+        todo = [u for u, k in enumerate(pkeys) if k not in have]
+        if todo:
+            lengths = [
+                max(_length(info, units[u][0], sr), _length(info, units[u][1], sr)) for u in todo
+            ]
+            buckets = [
+                [todo[j] for j in b]
+                for b in length_buckets(lengths, config.max_batch_size, config.max_batch_samples)
+            ]
+            dataset = _BucketDataset(info.paths, info.ids, units, buckets, sr)
+            bar = _progress(len(todo), f"judging {fingerprint[:12]}", "pair", config.progress)
+            try:
+                with torch.inference_mode():
+                    for loaded in _iter_buckets(dataset, config.num_workers):
+                        assert loaded.batches is not None
+                        lo_batch, hi_batch = (b.to(device) for b in loaded.batches)
+                        ids = [
+                            f"{x}|{y}"
+                            for x, y in zip(lo_batch.clip_ids, hi_batch.clip_ids, strict=True)
+                        ]
+                        n = len(ids)
+                        with _autocast(device, bf16):
+                            fwd = _run_model(
+                                model.prefer, (lo_batch, hi_batch), "prefer(a, b)", fingerprint, ids
+                            )
+                            rev = _run_model(
+                                model.prefer, (hi_batch, lo_batch), "prefer(b, a)", fingerprint, ids
+                            )
+                        p_fwd = _validate(fwd, n, "prefer(a, b)", fingerprint, ids, prob=True)
+                        p_rev = _validate(rev, n, "prefer(b, a)", fingerprint, ids, prob=True)
+                        p_lo = (p_fwd + 1.0 - p_rev) / 2.0
+                        items = [
+                            (pkeys[u], float(p))
+                            for u, p in zip(buckets[loaded.bucket], p_lo, strict=True)
+                        ]
+                        cache.put_pairs(fingerprint, prep, items)
+                        have.update(items)
+                        bar.update(n)
+            finally:
+                bar.close()
+        out = np.empty(len(row_unit), dtype=np.float64)
+        for r, (u, a_lo) in enumerate(row_unit):
+            p = have[pkeys[u]]
+            out[r] = p if a_lo else 1.0 - p
+        return out
+
+
+def predict(
+    submission: Submission,
+    pairs: pa.Table,
+    clips: pa.Table,
+    data_root: Path,
+    *,
+    config: ScoringConfig = ScoringConfig(),
+    cache_path: Path | None = None,
+) -> pa.Table:
+    """`pairs` plus float64 `score_a`, `score_b`: clip scores (scalar, implicit) or P(A), 1 - P(A).
+
+    Only the clips the pairs use are scored.
+    """
+    a_ids, b_ids = _pair_ids(pairs)
+    if submission.spec.kind == "pairwise":
+        p = score_pairs(
+            submission.model,
+            pairs,
+            clips,
+            data_root,
+            fingerprint=submission.fingerprint,
+            config=config,
+            cache_path=cache_path,
+        )
+        score_a, score_b = p, 1.0 - p
+    else:
+        scores = (
+            score_clips(
+                submission.model,
+                _used_clips(clips, a_ids + b_ids),
+                data_root,
+                fingerprint=submission.fingerprint,
+                config=config,
+                cache_path=cache_path,
+            )
+            if a_ids
+            else {}
+        )
+        score_a = np.array([scores[c] for c in a_ids], dtype=np.float64)
+        score_b = np.array([scores[c] for c in b_ids], dtype=np.float64)
+    out = pairs
+    for name, values in (("score_a", score_a), ("score_b", score_b)):
+        col = pa.array(values, type=pa.float64())
+        if name in out.column_names:
+            out = out.set_column(out.column_names.index(name), name, col)
+        else:
+            out = out.append_column(pa.field(name, pa.float64(), nullable=False), col)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers for the entry points
+
+
+@contextmanager
+def _open_cache(path: Path | None) -> Iterator[ScoreCache]:
+    if path is None:
+        from benchmark.paths import score_cache_path
+
+        path = score_cache_path()
+    cache = ScoreCache(path)
+    try:
+        yield cache
+    finally:
+        cache.close()
+
+
+def _pair_ids(pairs: pa.Table) -> tuple[list[str], list[str]]:
+    for col in ("clip_a", "clip_b"):
+        if col not in pairs.column_names:
+            raise DataError(f"pair table has no '{col}' column")
+    return (
+        [str(c) for c in pairs.column("clip_a").to_pylist()],
+        [str(c) for c in pairs.column("clip_b").to_pylist()],
+    )
+
+
+def _used_clips(clips: pa.Table, ids: Sequence[str]) -> pa.Table:
+    """The rows of `clips` the pairs use (each once), or DataError naming unknown clip ids."""
+    import pyarrow.compute as pc
+
+    wanted = sorted(set(ids))
+    known = set(clips.column("clip_id").to_pylist())
+    missing = [c for c in wanted if c not in known]
+    if missing:
+        raise DataError(
+            f"pairs use {len(missing)} clip ids absent from the clip table, "
+            f"e.g. {', '.join(missing[:5])}"
+        )
+    mask = pc.is_in(clips.column("clip_id"), value_set=pa.array(wanted, type=pa.string()))
+    return clips.filter(mask)
