@@ -53,7 +53,12 @@ def toy_repo(tmp_path, write_wav):
             "root": str(data),
             "options": {
                 "file": "scores.csv",
-                "columns": {"audio": "wav", "score": "mos", "system": "system", "content": "sentence"},
+                "columns": {
+                    "audio": "wav",
+                    "score": "mos",
+                    "system": "system",
+                    "content": "sentence",
+                },
             },
         },
         "pairs": {"test": {"same_content": 30, "same_system": 40, "cross": 60}},
@@ -96,8 +101,12 @@ def test_results_json_fields_and_byte_stability(toy_repo, tmp_path):
     prepared = prepare(_task(toy_repo))
     sub = load_submission(toy_repo / "submissions" / "shortcut-loudness")
     out1, out16 = tmp_path / "r1", tmp_path / "r16"
-    evaluate(sub, prepared, results_root=out1, config=ScoringConfig(max_batch_size=1, progress=False))
-    evaluate(sub, prepared, results_root=out16, config=ScoringConfig(max_batch_size=16, progress=False))
+    evaluate(
+        sub, prepared, results_root=out1, config=ScoringConfig(max_batch_size=1, progress=False)
+    )
+    evaluate(
+        sub, prepared, results_root=out16, config=ScoringConfig(max_batch_size=16, progress=False)
+    )
     j1 = out1 / "shortcut-loudness" / "toy.json"
     j16 = out16 / "shortcut-loudness" / "toy.json"
     assert j1.read_bytes() == j16.read_bytes()
@@ -204,10 +213,23 @@ def test_cli_errors_are_one_line(toy_repo, capsys):
 
 def test_cli_validate_and_compare(toy_repo, capsys):
     assert main(["--repo", str(toy_repo), "validate", str(toy_repo / "tasks" / "toy.yaml")]) == 0
-    assert main(["--repo", str(toy_repo), "validate", str(toy_repo / "submissions" / "shortcut-random")]) == 0
+    assert (
+        main(
+            ["--repo", str(toy_repo), "validate", str(toy_repo / "submissions" / "shortcut-random")]
+        )
+        == 0
+    )
     assert main(["--repo", str(toy_repo), "run", "--quiet"]) == 0
     capsys.readouterr()
-    args = ["--repo", str(toy_repo), "compare", "shortcut-loudness", "shortcut-random", "--task", "toy"]
+    args = [
+        "--repo",
+        str(toy_repo),
+        "compare",
+        "shortcut-loudness",
+        "shortcut-random",
+        "--task",
+        "toy",
+    ]
     assert main([*args, "--n-boot", "200"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out  # the keys are checked in tests/test_metrics.py
