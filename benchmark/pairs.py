@@ -1,0 +1,715 @@
+"""The pair builder: the paper's protocol for turning a clip table into preference pairs.
+
+Relation definitions (also in `RELATION_DEFINITIONS`, which the CLI and README show verbatim):
+
+- A missing key (null `system_id` or `content_id`) means "unknown": it never counts as *equal* to
+  any clip's key, and counts as *different*.
+- `same_content`: `content_id` equal (non-null) AND `system_id` different, so a same-content pair
+  never shares its system. `group_key` = the content id.
+- `same_system`: `system_id` equal (non-null) AND `content_id` different. `group_key` = the system
+  id. A clip without a content key still joins same-system pairs (BVCC clips missing from the
+  cluster file and SingMOS clips have no content key).
+- `cross`: `system_id` different AND `content_id` different. `group_key` = null.
+- `any`: every pair within the split regardless of keys (for user CSV tasks without keys).
+  `group_key` = null.
+- For all relations: both clips are in the same split and the same `subset` (null == null, so
+  pairs never cross e.g. VMC'23 tracks), ΔMOS = |mos_a - mos_b| > `min_delta` (default 0, so equal
+  MOS never pairs), and a pair {x, y} appears at most once per relation.
+
+ΔMOS and float noise: MOS values are quantised to integer nano-units (round(mos * 1e9)) and ΔMOS is
+their exact integer difference, i.e. |mos_a - mos_b| rounded to 1e-9 (up to one nano-unit). Without
+this, 3.4 - 3.2 = 0.19999999999999973 would land in the "ΔMOS < 0.2" subset and pass a
+`min_delta` of 0.2. Integers also make the pool counts below exact. `delta_mos` stores the
+quantised value, so downstream threshold comparisons on the column agree with the flags.
+
+Sampling, per (split, relation): the target count is drawn uniformly without replacement from the
+exact valid pool, or the whole pool for "all" (and, with a recorded `shortfall`, when the pool is
+smaller than the target). Pools are large (TMHINT-QI train: ~69M cross candidates), so no stage
+materialises every candidate pair:
+
+- the pool size is counted, not enumerated: pairs per group minus pairs sharing the other key minus
+  pairs with ΔMOS <= min_delta, plus their overlap (inclusion-exclusion over sorted group keys);
+- small candidate universes, or targets that are a large fraction of the pool, are enumerated in
+  bounded chunks and subsampled by sequential hypergeometric draws (exact, memory O(chunk));
+- otherwise rejection sampling: a group with probability ∝ C(n_g, 2), then a uniform pair inside
+  it (for cross/any the "group" is the subset), rejecting invalid and already-drawn pairs. The
+  first `target` distinct accepted pairs are a uniform sample of the valid pool.
+
+Everything random comes from numpy Generators seeded by a SHA-256 of (seed, task, split, relation,
+purpose), so results never depend on Python's per-process `hash()` nor on the input row order
+(clips are sorted by `clip_id` first). A/B order is balanced: exactly half the pairs of each
+relation (±1 for odd counts) are presented higher-MOS-first, at random positions, so a model with
+a pure position bias scores exactly chance. Rows are sorted by (relation, pair_id), so the same
+inputs and seed give a byte-identical Parquet file.
+
+ΔMOS bins: per task and split, over all relations of the split, edges =
+np.quantile(delta, linspace(0, 1, bins + 1)) and bin i holds edges[i] <= Δ < edges[i+1] (the last
+bin closed on the right). With many tied Δ values (discrete rating scales) several edges coincide:
+the zero-width bins are then empty and the others uneven; that is reported in `bin_counts`, not
+corrected, because any tie-breaking would put identical Δ values in different difficulty bins. A
+split with no pairs has `bin_edges` = null.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from benchmark.errors import DataError
+from benchmark.tables import (
+    FIXED_SUBSETS,
+    PAIR_SCHEMA,
+    PAIR_SCHEMA_VERSION,
+    RELATIONS,
+    conform,
+    write_parquet,
+)
+
+log = logging.getLogger(__name__)
+
+RELATION_DEFINITIONS_VERSION = 1
+
+_COMMON_RULES = (
+    "; like every relation: both clips in the same split and the same subset (null subset == null "
+    "subset), |mos_a - mos_b| rounded to 1e-9 > min_delta (default 0: equal MOS never pairs), and "
+    "each unordered pair at most once"
+)
+
+RELATION_DEFINITIONS: dict[str, str] = {
+    "same_content": (
+        "content_id equal (non-null) AND system_id different (a missing system_id is unknown: "
+        "never equal, always different), so a same-content pair never shares its system; "
+        "group_key = the content id" + _COMMON_RULES
+    ),
+    "same_system": (
+        "system_id equal (non-null) AND content_id different (a missing content_id is unknown: "
+        "never equal, always different, so clips without a content key still join); "
+        "group_key = the system id" + _COMMON_RULES
+    ),
+    "cross": (
+        "system_id different AND content_id different (a missing key is unknown: never equal, "
+        "always different); group_key = null" + _COMMON_RULES
+    ),
+    "any": "every pair regardless of keys (for tasks without keys); group_key = null"
+    + _COMMON_RULES,
+}
+"""Exact pair-relation definitions, one per relation in `tables.RELATIONS`, shown to users verbatim."""
+
+assert set(RELATION_DEFINITIONS) == set(RELATIONS)  # one definition per relation
+
+RELATION_DEFINITIONS_SHA256 = hashlib.sha256(
+    json.dumps(
+        [RELATION_DEFINITIONS_VERSION, RELATION_DEFINITIONS], sort_keys=True, ensure_ascii=False
+    ).encode()
+).hexdigest()
+
+NANO = 1_000_000_000
+"""MOS quantum: ΔMOS is compared in integer units of 1e-9 so float noise never flips a threshold."""
+
+ENUMERATE_BELOW = 2_000_000
+"""Candidate universes up to this size are always enumerated: cheaper than any bookkeeping."""
+
+CHUNK = 1 << 20
+"""Candidate pairs per enumeration chunk / rejection batch; bounds memory to tens of MB."""
+
+_HYPERGEOMETRIC_MAX = 10**9  # numpy's limit on ngood / nbad
+_NO_KEY = -1
+_SPAN_LIMIT = 1 << 62
+
+
+# ---------------------------------------------------------------------------------------------
+# clip arrays
+
+
+@dataclass(frozen=True)
+class _Clips:
+    """One split's clips as integer codes, sorted by clip_id so row order never matters."""
+
+    ids: np.ndarray  # object (str), sorted ascending
+    mos: np.ndarray  # float64
+    q: np.ndarray  # int64, mos in nano-units
+    subset: np.ndarray  # int64 codes; null subset is its own code
+    subset_names: np.ndarray  # object, index by code
+    system: np.ndarray  # int64 codes, -1 = unknown
+    system_names: np.ndarray
+    content: np.ndarray  # int64 codes, -1 = unknown
+    content_names: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.ids.size)
+
+
+def _factorize(values: np.ndarray, *, null_is_value: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Dense codes in sorted-name order, so codes (and thus sampling) depend only on content."""
+    mask = np.array([v is not None for v in values], dtype=bool)
+    codes = np.full(values.size, _NO_KEY, dtype=np.int64)
+    names, inverse = np.unique(values[mask].astype(str), return_inverse=True)
+    codes[mask] = inverse
+    names = names.astype(object)
+    if null_is_value:
+        codes = codes + 1  # null -> 0
+        names = np.concatenate([np.array([None], dtype=object), names])
+    return codes, names
+
+
+def _split_clips(clips: pa.Table, split: str) -> _Clips:
+    table = clips.filter(pc.equal(clips.column("split"), split))
+    table = table.take(pc.sort_indices(table, sort_keys=[("clip_id", "ascending")]))
+    mos = table.column("mos").to_numpy().astype(np.float64)
+    subset, subset_names = _factorize(
+        np.asarray(table.column("subset").to_pylist(), dtype=object), null_is_value=True
+    )
+    system, system_names = _factorize(
+        np.asarray(table.column("system_id").to_pylist(), dtype=object), null_is_value=False
+    )
+    content, content_names = _factorize(
+        np.asarray(table.column("content_id").to_pylist(), dtype=object), null_is_value=False
+    )
+    return _Clips(
+        ids=np.asarray(table.column("clip_id").to_pylist(), dtype=object),
+        mos=mos,
+        q=np.rint(mos * NANO).astype(np.int64),
+        subset=subset,
+        subset_names=subset_names,
+        system=system,
+        system_names=system_names,
+        content=content,
+        content_names=content_names,
+    )
+
+
+def _combine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Group codes for the key pair (a, b); -1 when either is unknown."""
+    known = (a >= 0) & (b >= 0)
+    out = np.full(a.size, _NO_KEY, dtype=np.int64)
+    if known.any():
+        width = int(b[known].max()) + 1
+        _, inverse = np.unique(a[known] * width + b[known], return_inverse=True)
+        out[known] = inverse
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# counting the valid pool exactly
+
+
+def _pairs_within(gid: np.ndarray) -> int:
+    """Number of unordered pairs sharing a known group code."""
+    sizes = np.bincount(gid[gid >= 0]).astype(np.int64)
+    return int((sizes * (sizes - 1) // 2).sum())
+
+
+def _close_within(gid: np.ndarray, q: np.ndarray, md_q: int) -> int:
+    """Number of unordered pairs sharing a known group code whose ΔMOS is <= md_q nano-units."""
+    keep = gid >= 0
+    g = gid[keep].astype(np.int64)
+    v = q[keep]
+    if g.size < 2:
+        return 0
+    v = v - v.min()
+    span = int(v.max()) + md_q + 1
+    if (int(g.max()) + 1) * span < _SPAN_LIMIT:
+        key = np.sort(g * span + v)
+        hi = np.searchsorted(key, key + md_q, side="right")
+        return int((hi - np.arange(key.size) - 1).sum())
+    total = 0  # composite key would overflow int64: count group by group
+    order = np.lexsort((v, g))
+    g, v = g[order], v[order]
+    bounds = np.flatnonzero(np.diff(g)) + 1
+    for seg in np.split(v, bounds):
+        hi = np.searchsorted(seg, seg + md_q, side="right")
+        total += int((hi - np.arange(seg.size) - 1).sum())
+    return total
+
+
+def _universe_gid(c: _Clips, relation: str) -> np.ndarray:
+    """Group codes whose within-group pairs are the candidates (a superset of the valid pool)."""
+    if relation == "same_content":
+        return _combine(c.subset, c.content)
+    if relation == "same_system":
+        return _combine(c.subset, c.system)
+    return c.subset
+
+
+def _available(c: _Clips, relation: str, md_q: int) -> int:
+    """Exact size of the valid pool, by inclusion-exclusion over group counts."""
+    s = c.subset
+    if relation == "any":
+        return _pairs_within(s) - _close_within(s, c.q, md_q)
+    if relation in ("same_content", "same_system"):
+        other = c.system if relation == "same_content" else c.content
+        u = _universe_gid(c, relation)
+        ub = _combine(u, other)
+        return (
+            _pairs_within(u)
+            - _pairs_within(ub)
+            - _close_within(u, c.q, md_q)
+            + _close_within(ub, c.q, md_q)
+        )
+    # cross: all pairs minus |same system ∪ same content ∪ close ΔMOS|
+    a = _combine(s, c.system)
+    b = _combine(s, c.content)
+    ab = _combine(a, c.content)
+    union = (
+        _pairs_within(a)
+        + _pairs_within(b)
+        + _close_within(s, c.q, md_q)
+        - _pairs_within(ab)
+        - _close_within(a, c.q, md_q)
+        - _close_within(b, c.q, md_q)
+        + _close_within(ab, c.q, md_q)
+    )
+    return _pairs_within(s) - union
+
+
+def _same_key(key: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ka = key[a]
+    return (ka >= 0) & (ka == key[b])
+
+
+def _valid(c: _Clips, relation: str, a: np.ndarray, b: np.ndarray, md_q: int) -> np.ndarray:
+    """Validity of candidate pairs already drawn from the relation's universe."""
+    ok = np.abs(c.q[a] - c.q[b]) > md_q
+    if relation in ("same_content", "cross"):
+        ok &= ~_same_key(c.system, a, b)
+    if relation in ("same_system", "cross"):
+        ok &= ~_same_key(c.content, a, b)
+    return ok
+
+
+# ---------------------------------------------------------------------------------------------
+# sampling
+
+
+@dataclass(frozen=True)
+class _Universe:
+    """Candidate groups: members[starts[g] : starts[g] + sizes[g]] in ascending clip index."""
+
+    members: np.ndarray
+    starts: np.ndarray
+    sizes: np.ndarray
+
+    @property
+    def candidates(self) -> int:
+        return int((self.sizes * (self.sizes - 1) // 2).sum())
+
+
+def _universe(gid: np.ndarray) -> _Universe:
+    idx = np.flatnonzero(gid >= 0)
+    order = idx[np.argsort(gid[idx], kind="stable")]
+    g = gid[order]
+    if g.size == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return _Universe(empty, empty, empty)
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(g)) + 1, [g.size]])
+    sizes = np.diff(bounds)
+    keep = sizes >= 2  # a lone clip has no partner and must never be proposed
+    members = order[np.repeat(keep, sizes)]
+    sizes = sizes[keep]
+    new_starts = (np.cumsum(sizes) - sizes).astype(np.int64)
+    return _Universe(members.astype(np.int64), new_starts, sizes.astype(np.int64))
+
+
+def _enumerate(u: _Universe) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """All candidate pairs (a < b by clip index) in canonical order, about CHUNK at a time."""
+    n = u.members.size
+    if n == 0:
+        return
+    ends = np.repeat(u.starts + u.sizes, u.sizes)
+    partners = ends - np.arange(n) - 1
+    cum = np.cumsum(partners)
+    p0 = 0
+    while p0 < n:
+        base = int(cum[p0 - 1]) if p0 else 0
+        p1 = max(int(np.searchsorted(cum, base + CHUNK, side="right")), p0 + 1)
+        cnt = partners[p0:p1]
+        total = int(cnt.sum())
+        if total:
+            rows = np.repeat(np.arange(p0, p1), cnt)
+            offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            yield u.members[rows], u.members[rows + 1 + offs]
+        p0 = p1
+
+
+def _draw_by_enumeration(
+    c: _Clips,
+    relation: str,
+    u: _Universe,
+    md_q: int,
+    target: int | None,
+    available: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stream the pool in canonical order; keep all of it or an exact uniform subsample."""
+    take_all = target is None or target >= available
+    ranks = None
+    if not take_all and available >= _HYPERGEOMETRIC_MAX:
+        ranks = np.sort(rng.choice(available, size=target, replace=False, shuffle=False))
+    need = 0 if take_all else int(target)
+    remaining = available
+    found = 0
+    out_a: list[np.ndarray] = []
+    out_b: list[np.ndarray] = []
+    for a, b in _enumerate(u):
+        m = _valid(c, relation, a, b, md_q)
+        a, b = a[m], b[m]
+        k = int(a.size)
+        if take_all:
+            sel = slice(None)
+        elif ranks is not None:
+            lo, hi = np.searchsorted(ranks, [found, found + k])
+            sel = ranks[lo:hi] - found
+        else:
+            rest = remaining - k
+            if need == 0 or k == 0:
+                s = 0
+            elif rest == 0:
+                s = need
+            else:
+                s = int(rng.hypergeometric(k, rest, need))
+            sel = np.sort(rng.choice(k, size=s, replace=False)) if s else slice(0, 0)
+            need -= s
+        out_a.append(a[sel])
+        out_b.append(b[sel])
+        found += k
+        remaining -= k
+        if not take_all and ranks is None and need == 0:
+            break
+    else:
+        if found != available:
+            raise RuntimeError(
+                f"pair builder bug: {relation} pool counted {available} but enumerated {found}"
+            )
+    if not out_a:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.concatenate(out_a), np.concatenate(out_b)
+
+
+def _draw_by_rejection(
+    c: _Clips,
+    relation: str,
+    u: _Universe,
+    md_q: int,
+    target: int,
+    available: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform proposals over the candidate universe; keep the first `target` distinct valid ones."""
+    weights = u.sizes * (u.sizes - 1) // 2
+    cum = np.cumsum(weights)
+    total = int(cum[-1])
+    n = np.int64(c.n)
+    accepted = np.empty(0, dtype=np.int64)  # sorted, for duplicate checks
+    batches: list[np.ndarray] = []
+    have = 0
+    while have < target:
+        need = target - have
+        expected = need * total / max(available - have, 1)
+        size = int(min(max(expected * 1.2 + 256, 4096), CHUNK))
+        g = np.searchsorted(cum, rng.integers(0, total, size), side="right")
+        gs, start = u.sizes[g], u.starts[g]
+        i = rng.integers(0, gs)
+        j = rng.integers(0, gs - 1)
+        j += j >= i
+        a, b = u.members[start + i], u.members[start + j]
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        m = _valid(c, relation, lo, hi, md_q)
+        keys = lo[m] * n + hi[m]
+        order = np.argsort(keys, kind="stable")
+        ranked = keys[order]
+        first = np.ones(ranked.size, dtype=bool)
+        first[1:] = ranked[1:] != ranked[:-1]
+        keys = keys[np.sort(order[first])]  # distinct, in draw order
+        pos = np.minimum(np.searchsorted(accepted, keys), max(accepted.size - 1, 0))
+        seen = accepted[pos] == keys if accepted.size else np.zeros(keys.size, dtype=bool)
+        keys = keys[~seen][:need]
+        batches.append(keys)
+        accepted = np.sort(np.concatenate([accepted, keys]))
+        have += int(keys.size)
+    keys = np.concatenate(batches)
+    return keys // n, keys % n
+
+
+def _rejection_pays(candidates: int, available: int, target: int) -> bool:
+    """Rejection costs ~candidates/valid draws per new pair (more as duplicates pile up)."""
+    if candidates <= ENUMERATE_BELOW or target >= available:
+        return False
+    expected_draws = -candidates * math.log1p(-target / available)
+    return 4 * expected_draws < candidates
+
+
+def _rng(seed: int, task: str, split: str, relation: str, purpose: str) -> np.random.Generator:
+    material = json.dumps(["mosrm.pairs", int(seed), task, split, relation, purpose]).encode()
+    return np.random.default_rng(int.from_bytes(hashlib.sha256(material).digest()[:16], "big"))
+
+
+# ---------------------------------------------------------------------------------------------
+# rows, bins, metadata
+
+
+def _pair_ids(
+    task: str, split: str, relation: str, ids_a: np.ndarray, ids_b: np.ndarray
+) -> np.ndarray:
+    """sha1(task, split, relation, lower id, higher id)[:16 hex] as uint64 (sorts like the hex).
+
+    `ids_a` must hold the lower clip id of each pair, which clip-index order guarantees.
+    """
+    base = hashlib.sha1(f"{task}\x1f{split}\x1f{relation}\x1f".encode())
+    out = bytearray()
+    for x, y in zip(ids_a.tolist(), ids_b.tolist(), strict=True):
+        h = base.copy()
+        h.update(f"{x}\x1f{y}".encode())
+        out += h.digest()[:8]
+    return np.frombuffer(bytes(out), dtype=">u8").astype(np.uint64)
+
+
+def _hex(pid: np.ndarray) -> list[str]:
+    text = pid.astype(">u8").tobytes().hex()
+    return [text[i : i + 16] for i in range(0, len(text), 16)]
+
+
+def _order_pairs(
+    c: _Clips,
+    task: str,
+    split: str,
+    relation: str,
+    a: np.ndarray,
+    b: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sort one relation's pairs (a < b by clip index) by pair id and balance the A/B order."""
+    pid = _pair_ids(task, split, relation, c.ids[a], c.ids[b])
+    order = np.argsort(pid, kind="stable")
+    pid, a, b = pid[order], a[order], b[order]
+    k = int(a.size)
+    n_swap = k // 2 + (int(rng.integers(0, 2)) if k % 2 else 0)
+    swap = np.zeros(k, dtype=bool)
+    swap[rng.permutation(k)[:n_swap]] = True
+    return pid, np.where(swap, b, a), np.where(swap, a, b)
+
+
+def _bin(delta: np.ndarray, bins: int) -> tuple[list[float] | None, np.ndarray]:
+    if delta.size == 0:
+        return None, np.empty(0, dtype=np.int16)
+    edges = np.quantile(delta, np.linspace(0.0, 1.0, bins + 1))
+    idx = np.clip(np.searchsorted(edges, delta, side="right") - 1, 0, bins - 1)
+    return [float(e) for e in edges], idx.astype(np.int16)
+
+
+def _flag(dq: np.ndarray, op: str, threshold: float) -> np.ndarray:
+    t = int(round(threshold * NANO))
+    ops = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+    return ops[op](dq, t)
+
+
+def _target(split: str, relation: str, value: object) -> int | None:
+    """None = the whole pool ("all")."""
+    if value == "all":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise DataError(
+            f"pairs.{split}.{relation}: count must be an integer or 'all', got {value!r}"
+        )
+    if value < 0:
+        raise DataError(f"pairs.{split}.{relation}: count must be >= 0, got {value}")
+    return int(value)
+
+
+def _check_arguments(
+    clips: pa.Table,
+    relations: Sequence[str],
+    counts: Mapping[str, Mapping[str, int | Literal["all"]]],
+    min_delta: float,
+    bins: int,
+) -> tuple[list[str], set[str]]:
+    rels = list(dict.fromkeys(relations))
+    unknown = [r for r in rels if r not in RELATIONS]
+    if unknown:
+        raise DataError(
+            f"unknown pair relation {', '.join(map(repr, unknown))} (known: {', '.join(RELATIONS)})"
+        )
+    for split, per_rel in counts.items():
+        for rel in per_rel:
+            if rel not in RELATIONS:
+                raise DataError(
+                    f"pairs.{split}.{rel}: unknown pair relation (known: {', '.join(RELATIONS)})"
+                )
+            if rel not in rels:
+                raise DataError(f"pairs.{split}.{rel}: relation not listed in 'relations'")
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise DataError(f"bins must be an integer >= 1, got {bins!r}")
+    if not (isinstance(min_delta, int | float) and math.isfinite(min_delta) and min_delta >= 0):
+        raise DataError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
+    present = set(pc.unique(clips.column("split")).to_pylist())
+    return rels, present
+
+
+def build_pairs(
+    clips: pa.Table,
+    *,
+    task: str,
+    relations: Sequence[str],
+    counts: Mapping[str, Mapping[str, int | Literal["all"]]],
+    seed: int,
+    min_delta: float = 0.0,
+    bins: int = 5,
+) -> dict[str, tuple[pa.Table, dict]]:
+    """Sample each split's pairs per relation; returns split -> (pair table, metadata).
+
+    `clips` must already be a validated clip table. `counts[split][relation]` is a target count or
+    "all"; relations listed in `relations` but absent from a split's counts get target 0 (their
+    pool size is still reported). Splits of the clip table not named in `counts` are skipped.
+    """
+    rels, present = _check_arguments(clips, relations, counts, min_delta, bins)
+    md_q = int(round(float(min_delta) * NANO))
+    out: dict[str, tuple[pa.Table, dict]] = {}
+    for split in sorted(counts):
+        if split not in present:
+            raise DataError(
+                f"pairs.{split}: the clip table has no clips in split '{split}' "
+                f"(splits present: {', '.join(sorted(present)) or 'none'})"
+            )
+        targets = {r: _target(split, r, counts[split].get(r, 0)) for r in rels}
+        out[split] = _build_split(
+            _split_clips(clips, split), task, split, rels, targets, seed, md_q, min_delta, bins
+        )
+    return out
+
+
+def _build_split(
+    c: _Clips,
+    task: str,
+    split: str,
+    rels: list[str],
+    targets: dict[str, int | None],
+    seed: int,
+    md_q: int,
+    min_delta: float,
+    bins: int,
+) -> tuple[pa.Table, dict]:
+    per_rel: dict[str, dict[str, Any]] = {}
+    shortfall: dict[str, str] = {}
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    rel_names = sorted(rels)  # rows come out in (relation, pair_id) order without a final sort
+    for rel in rel_names:
+        target = targets[rel]
+        available = _available(c, rel, md_q)
+        u = _universe(_universe_gid(c, rel))
+        info: dict[str, Any] = {
+            "target": "all" if target is None else target,
+            "available": available,
+            "candidates": u.candidates,
+        }
+        rng = _rng(seed, task, split, rel, "sample")
+        if target == 0:
+            method = "none"
+            a = b = np.empty(0, dtype=np.int64)
+        elif target is None or target >= available:
+            method = "all"
+            a, b = _draw_by_enumeration(c, rel, u, md_q, None, available, rng)
+        elif _rejection_pays(u.candidates, available, target):
+            method = "rejection"
+            a, b = _draw_by_rejection(c, rel, u, md_q, target, available, rng)
+        else:
+            method = "enumerate"
+            a, b = _draw_by_enumeration(c, rel, u, md_q, target, available, rng)
+        if target is not None and target > available:
+            note = (
+                f"only {available} valid {rel} pairs in split '{split}', fewer than the target "
+                f"{target}: all {available} taken"
+            )
+            info["shortfall"] = note
+            shortfall[rel] = note
+            log.warning("task %s: %s", task, note)
+        info["sampled"] = int(a.size)
+        info["method"] = method
+        per_rel[rel] = info
+        parts.append(_order_pairs(c, task, split, rel, a, b, _rng(seed, task, split, rel, "ab")))
+
+    empty = np.empty(0, dtype=np.int64)
+    pid = np.concatenate([p[0] for p in parts] or [np.empty(0, dtype=np.uint64)])
+    a = np.concatenate([p[1] for p in parts] or [empty]).astype(np.int64)
+    b = np.concatenate([p[2] for p in parts] or [empty]).astype(np.int64)
+    rel_code = np.repeat(np.arange(len(parts)), [p[0].size for p in parts]).astype(np.int64)
+    n = int(a.size)
+    if ((np.diff(pid) == 0) & (np.diff(rel_code) == 0)).any():  # each relation sorted by pid
+        raise RuntimeError(f"pair_id collision in split '{split}' of task '{task}'")
+    dq = np.abs(c.q[a] - c.q[b])
+    delta = dq / NANO
+    edges, delta_bin = _bin(delta, bins)
+
+    # group key: content name for same_content, system name for same_system, else null
+    n_content = int(c.content_names.size)
+    group_idx = np.full(n, -1, dtype=np.int64)
+    for code, rel in enumerate(rel_names):
+        sel = rel_code == code
+        if rel == "same_content":
+            group_idx[sel] = c.content[a[sel]]
+        elif rel == "same_system":
+            group_idx[sel] = n_content + c.system[a[sel]]
+    group_names = pa.array(np.concatenate([c.content_names, c.system_names]), pa.string())
+    ids = pa.array(c.ids, pa.string())
+    arrays = {
+        "pair_id": pa.array(_hex(pid), pa.string()),
+        "task": pa.array([task] * n, pa.string()),
+        "split": pa.array([split] * n, pa.string()),
+        "subset": pa.array(c.subset_names, pa.string()).take(c.subset[a]),
+        "relation": pa.array(rel_names, pa.string()).take(rel_code),
+        "group_key": group_names.take(pa.array(group_idx, mask=group_idx < 0)),
+        "clip_a": ids.take(a),
+        "clip_b": ids.take(b),
+        "mos_a": pa.array(c.mos[a], pa.float64()),
+        "mos_b": pa.array(c.mos[b], pa.float64()),
+        "delta_mos": pa.array(delta, pa.float64()),
+        "chosen": pa.array(["a", "b"], pa.string()).take(np.where(c.q[a] > c.q[b], 0, 1)),
+        "delta_bin": pa.array(delta_bin, pa.int16()),
+    }
+    for name, (op, threshold) in FIXED_SUBSETS.items():
+        arrays[name] = pa.array(_flag(dq, op, threshold), pa.bool_())
+    table = pa.Table.from_arrays([arrays[f.name] for f in PAIR_SCHEMA], schema=PAIR_SCHEMA)
+
+    subsets = sorted(
+        {s for s in c.subset_names[np.unique(c.subset)]}, key=lambda s: (s is not None, s)
+    )
+    meta: dict[str, Any] = {
+        "task": task,
+        "split": split,
+        "seed": int(seed),
+        "min_delta": float(min_delta),
+        "delta_quantum": 1.0 / NANO,
+        "bins": bins,
+        "bin_edges": edges,
+        "bin_counts": np.bincount(delta_bin, minlength=bins).astype(int).tolist(),
+        "n_clips": c.n,
+        "n_pairs": n,
+        "subsets": subsets,
+        "relations": per_rel,
+        "pair_schema_version": PAIR_SCHEMA_VERSION,
+        "relation_definitions_version": RELATION_DEFINITIONS_VERSION,
+        "relation_definitions_sha256": RELATION_DEFINITIONS_SHA256,
+    }
+    if shortfall:
+        meta["shortfall"] = shortfall
+    return table, meta
+
+
+def write_pairs(table: pa.Table, meta: dict, path: str | Path) -> str:
+    """Write a pair file (metadata stored in the file) and return its SHA-256, the pair set's id."""
+    path = Path(path)
+    write_parquet(conform(table, PAIR_SCHEMA, path), path, meta)
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
