@@ -12,7 +12,6 @@ a traceback from inside libsndfile.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import time
@@ -26,12 +25,12 @@ import soundfile as sf
 import soxr
 
 from benchmark.errors import DataError
+from benchmark.hashing import sha256_file
 from benchmark.models import Batch
 
 PREPROCESSING_VERSION = 1
 RESAMPLER_QUALITY = "HQ"
 
-_HASH_CHUNK = 1 << 20
 _RACY_NS = 2_000_000_000
 """A file modified less than this long ago is hashed but not memoised: file-system timestamps are
 coarse (a few ms), so a file rewritten twice within one tick keeps its size and mtime, and a memo
@@ -166,16 +165,12 @@ def ensure_hash_memo(conn: sqlite3.Connection) -> None:
 
 
 def _sha256_path(path: Path) -> str:
-    h = hashlib.sha256()
     try:
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(_HASH_CHUNK), b""):
-                h.update(chunk)
+        return sha256_file(path)
     except FileNotFoundError:
         raise DataError(f"{path}: audio file not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read audio file: {_one_line(exc)}") from None
-    return h.hexdigest()
 
 
 def file_sha256s(

@@ -7,6 +7,11 @@ deep inside a library.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class MosrmError(Exception):
     """An error caused by input the user controls; the CLI prints it without a traceback."""
@@ -22,3 +27,13 @@ class TaskSpecError(MosrmError):
 
 class SubmissionError(MosrmError):
     """A submission folder, its YAML or its model misbehaves."""
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per pydantic error, naming the dotted field; unknown keys read 'unknown key'."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"field '{loc}': {msg}")
+    return "; ".join(parts)

@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from benchmark.errors import SubmissionError
+from benchmark.errors import SubmissionError, describe_validation_error
+from benchmark.hashing import sha256_file
 
 if TYPE_CHECKING:
     import torch
@@ -203,28 +204,12 @@ def read_spec(folder: str | Path) -> SubmissionSpec:
     try:
         spec = SubmissionSpec.model_validate(raw)
     except ValidationError as exc:
-        raise SubmissionError(f"{yaml_path}: {_pydantic_message(exc)}") from None
+        raise SubmissionError(f"{yaml_path}: {describe_validation_error(exc)}") from None
     if spec.name != folder.name:
         raise SubmissionError(
             f"{yaml_path}: field 'name' is '{spec.name}' but the folder is '{folder.name}'"
         )
     return spec
-
-
-def _pydantic_message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        parts.append(f"field '{loc}': {err['msg']}")
-    return "; ".join(parts)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_submission(folder: str | Path) -> Submission:
@@ -239,7 +224,7 @@ def load_submission(folder: str | Path) -> Submission:
     }
     if target.endswith(".py"):
         code = _inside(folder, target, "entry", yaml_path)
-        digest["code"] = _sha256_file(code)
+        digest["code"] = sha256_file(code)
         mod_name = f"mosrm_submission_{spec.name.replace('-', '_').replace('.', '_')}"
         module_spec = importlib.util.spec_from_file_location(mod_name, code)
         if module_spec is None or module_spec.loader is None:
@@ -264,7 +249,7 @@ def load_submission(folder: str | Path) -> Submission:
     kwargs = dict(spec.params)
     if spec.weights is not None:
         weights = _inside(folder, spec.weights, "weights", yaml_path)
-        digest["weights"] = _sha256_file(weights)
+        digest["weights"] = sha256_file(weights)
         kwargs["weights_path"] = weights
     try:
         model = factory(**kwargs)

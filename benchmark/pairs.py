@@ -66,6 +66,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from benchmark.errors import DataError
+from benchmark.hashing import sha256_file
 from benchmark.tables import (
     FIXED_SUBSETS,
     PAIR_SCHEMA,
@@ -708,8 +709,4 @@ def write_pairs(table: pa.Table, meta: dict, path: str | Path) -> str:
     """Write a pair file (metadata stored in the file) and return its SHA-256, the pair set's id."""
     path = Path(path)
     write_parquet(conform(table, PAIR_SCHEMA, path), path, meta)
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)

@@ -6,7 +6,6 @@ deterministically: the same inputs give byte-identical pair files, predictions a
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmark import HARNESS_VERSION
 from benchmark.errors import DataError, MosrmError
+from benchmark.hashing import sha256_file
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -45,14 +45,6 @@ class PreparedTask:
                 f"task '{self.task.name}' has no '{split}' pairs (splits: {', '.join(self.pair_files)})"
             )
         return pq.read_table(self.pair_files[split])
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def rescale_to_canonical(clips: pa.Table, score_range: tuple[float, float]) -> pa.Table:

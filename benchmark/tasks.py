@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from benchmark.errors import TaskSpecError
+from benchmark.errors import TaskSpecError, describe_validation_error
 from benchmark.tables import RELATIONS
 
 Relation = Literal["same_content", "same_system", "cross", "any"]
@@ -116,17 +116,6 @@ class Task:
         return self.reader().available(self.data_root(data_root), dict(self.spec.data.options))
 
 
-def _message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        parts.append(f"field '{loc}': {msg}")
-    return "; ".join(parts)
-
-
 def load_task_file(path: str | Path) -> Task:
     path = Path(path)
     try:
@@ -140,7 +129,7 @@ def load_task_file(path: str | Path) -> Task:
     try:
         spec = TaskSpec.model_validate(raw)
     except ValidationError as exc:
-        raise TaskSpecError(f"{path}: {_message(exc)}") from None
+        raise TaskSpecError(f"{path}: {describe_validation_error(exc)}") from None
     if spec.name != path.stem:
         raise TaskSpecError(f"{path}: field 'name' is '{spec.name}' but the file is '{path.name}'")
     return Task(spec, path.resolve())

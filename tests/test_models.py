@@ -104,7 +104,7 @@ def test_entry_cannot_escape_or_name_arbitrary_modules(tmp_path):
 
 
 def test_unknown_key_and_name_mismatch(tmp_path):
-    with pytest.raises(SubmissionError, match=r"'colour': Extra inputs"):
+    with pytest.raises(SubmissionError, match=r"'colour': unknown key"):
         read_spec(_submission(tmp_path / "a", {"colour": "red"}))
     folder = _submission(tmp_path / "b", {}, name="toy")
     (folder / "submission.yaml").write_text(
