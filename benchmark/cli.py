@@ -72,8 +72,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             for rel, info in sorted(meta.get("relations", {}).items())
         )
         print(f"  {split}: {path}  sha256 {prepared.pair_sha256[split][:16]}…  ({counts})")
-        for note in meta.get("shortfall", []) if isinstance(meta.get("shortfall"), list) else []:
-            print(f"    shortfall: {note}")
+        for rel, note in sorted((meta.get("shortfall") or {}).items()):
+            print(f"    shortfall in {rel}: {note}")
     return 0
 
 

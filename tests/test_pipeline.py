@@ -233,3 +233,13 @@ def test_cli_validate_and_compare(toy_repo, capsys):
     assert main([*args, "--n-boot", "200"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out  # the keys are checked in tests/test_metrics.py
+
+
+def test_cli_prepare_reports_counts_and_shortfall(toy_repo, capsys):
+    spec = yaml.safe_load((toy_repo / "tasks" / "toy.yaml").read_text())
+    spec["pairs"]["test"]["same_content"] = 50  # the pool holds 36
+    (toy_repo / "tasks" / "toy.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["--repo", str(toy_repo), "prepare", "toy"]) == 0
+    out = capsys.readouterr().out
+    assert "same_content 36/36" in out
+    assert "shortfall in same_content" in out
