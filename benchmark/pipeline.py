@@ -188,17 +188,15 @@ def evaluate(
     The per-pair predictions are written beside it as `<task>.predictions.parquet` so that paired
     comparisons and the board can be recomputed without rescoring.
     """
-    from benchmark.audio import preprocessing_config
     from benchmark.metrics import aggregate
-    from benchmark.scoring import ScoringConfig, predict
+    from benchmark.scoring import ScoringConfig, effective_preprocessing, predict
     from benchmark.tables import write_parquet
 
     spec = prepared.task.spec
     split = split or spec.eval_split
     pairs = prepared.pairs(split)
-    pred = predict(
-        submission, pairs, prepared.clips, prepared.data_root, config=config or ScoringConfig()
-    )
+    config = config or ScoringConfig()
+    pred = predict(submission, pairs, prepared.clips, prepared.data_root, config=config)
     metrics = aggregate(pred, bins=spec.bins)
     meta = prepared.pair_meta.get(split, {})
     suffix = "" if split == spec.eval_split else f"@{split}"
@@ -223,7 +221,7 @@ def evaluate(
         "seed": spec.seed,
         "bins": spec.bins,
         "bin_edges": meta.get("bin_edges"),
-        "preprocessing": preprocessing_config(int(submission.model.sample_rate)),
+        "preprocessing": effective_preprocessing(int(submission.model.sample_rate), config),
         "metrics": metrics,
     }
     write_parquet(

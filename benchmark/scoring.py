@@ -320,6 +320,13 @@ def _cache_prep(sample_rate: int, bf16: bool) -> str:
     return json.dumps(cfg, sort_keys=True, separators=(",", ":"))
 
 
+def effective_preprocessing(sample_rate: int, config: ScoringConfig) -> dict[str, Any]:
+    """The preprocessing a run records in its results: the cache-key config, bf16 included when
+    autocast will really be in effect (CUDA only)."""
+    bf16 = config.bf16 and _resolve_device(config).type == "cuda"
+    return json.loads(_cache_prep(sample_rate, bf16))
+
+
 @dataclass(frozen=True)
 class _ClipInfo:
     ids: list[str]

@@ -623,3 +623,14 @@ def test_torch_modules_run_in_eval_mode_on_the_chosen_device(tmp_path, corpus):
     )
     with sqlite3.connect(tmp_path / "a.db") as conn:
         assert conn.execute("SELECT count(*) FROM clip_scores").fetchone()[0] == clips.num_rows
+
+
+def test_effective_preprocessing_records_bf16_only_where_it_applies():
+    from benchmark.audio import preprocessing_config
+    from benchmark.scoring import ScoringConfig, effective_preprocessing
+
+    assert effective_preprocessing(16000, ScoringConfig(device="cpu")) == preprocessing_config(
+        16000
+    )
+    cpu_bf16 = effective_preprocessing(16000, ScoringConfig(device="cpu", bf16=True))
+    assert "autocast" not in cpu_bf16  # autocast is CUDA-only, so the numbers are fp32 here
