@@ -79,6 +79,12 @@ def load_audio(path: str | Path, target_sr: int) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
+def resolve_audio_path(data_root: str | Path, audio_path: str | Path) -> Path:
+    """Clip tables store audio paths relative to the task's data root (or absolute)."""
+    path = Path(audio_path)
+    return path if path.is_absolute() else Path(data_root) / path
+
+
 def audio_num_frames(path: str | Path, target_sr: int) -> int:
     """Length in samples at `target_sr`, from the header only (for bucketing when no duration)."""
     path = Path(path)

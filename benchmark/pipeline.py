@@ -68,11 +68,6 @@ def rescale_to_canonical(clips: pa.Table, score_range: tuple[float, float]) -> p
     )
 
 
-def resolve_audio(data_root: Path, audio_path: str) -> Path:
-    path = Path(audio_path)
-    return path if path.is_absolute() else data_root / path
-
-
 def probe_audio(clips: pa.Table, data_root: Path) -> pa.Table:
     """Check every clip's audio exists and is non-empty; fill sample_rate and duration.
 
@@ -82,11 +77,13 @@ def probe_audio(clips: pa.Table, data_root: Path) -> pa.Table:
     import pyarrow as pa
     import soundfile as sf
 
+    from benchmark.audio import resolve_audio_path
+
     rates: list[int] = []
     durations: list[float] = []
     missing: list[str] = []
     for rel in clips.column("audio_path").to_pylist():
-        path = resolve_audio(data_root, rel)
+        path = resolve_audio_path(data_root, rel)
         if not path.is_file():
             missing.append(str(path))
             rates.append(0)

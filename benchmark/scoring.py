@@ -54,6 +54,7 @@ from benchmark.audio import (
     load_audio,
     pad_batch,
     preprocessing_config,
+    resolve_audio_path,
 )
 from benchmark.errors import DataError, MosrmError, SubmissionError
 from benchmark.models import Batch, Submission
@@ -344,10 +345,7 @@ def _clip_info(clips: pa.Table, data_root: Path, cache: ScoreCache) -> _ClipInfo
     if dup:
         raise DataError(f"clip table has duplicate clip_id ({len(dup)}, e.g. {', '.join(dup[:3])})")
     root = Path(data_root)
-    paths = []
-    for rel in clips.column("audio_path").to_pylist():
-        p = Path(rel)
-        paths.append(p if p.is_absolute() else root / p)
+    paths = [resolve_audio_path(root, rel) for rel in clips.column("audio_path").to_pylist()]
     missing = [(c, p) for c, p in zip(ids, paths, strict=True) if not p.is_file()]
     if missing:
         examples = "; ".join(f"{p} (clip {c})" for c, p in missing[:3])
