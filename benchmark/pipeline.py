@@ -125,7 +125,7 @@ def prepare(
     root = task.data_root(data_root)
     reader = task.reader()
     options = dict(spec.data.options)
-    clips = reader.read(root, options)
+    clips = reader.read(root, options, labels_only=labels_only)
     clips = validate_clips(clips, spec.score_range, source=task.path or spec.name)
     clips = rescale_to_canonical(clips, spec.score_range)
     if not labels_only:

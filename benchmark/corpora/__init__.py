@@ -1,10 +1,12 @@
 """Corpus readers: one small module per native layout, each producing a clip table.
 
 A reader is a class with a `name`, `available(root, options) -> bool` and
-`read(root, options) -> pyarrow.Table`. `read` returns a table with (a subset of) the columns of
-`benchmark.tables.CLIP_SCHEMA`; the caller validates it. `root` is the task's data root;
-`options` is the `data.options` mapping of the task YAML. Readers raise `DataError` naming the file
-and field for anything malformed, and never touch the network.
+`read(root, options, *, labels_only=False) -> pyarrow.Table`. `read` returns a table with (a subset
+of) the columns of `benchmark.tables.CLIP_SCHEMA`; the caller validates it. `root` is the task's data
+root; `options` is the `data.options` mapping of the task YAML. `labels_only=True` means the caller
+builds a pair index from metadata alone, so a reader must not require (or check) audio then. Readers
+raise `DataError` naming the file, the field and the expected layout for anything malformed, record
+deliberately left-out clips with `_native.attach_skips`, and never touch the network.
 
 Readers are looked up lazily by name so that importing `benchmark` stays cheap.
 """
@@ -27,7 +29,7 @@ class Reader(Protocol):
         """Whether the corpus metadata is present under `root` (cheap; no audio decoding)."""
         ...
 
-    def read(self, root: Path, options: dict[str, Any]) -> pa.Table:
+    def read(self, root: Path, options: dict[str, Any], *, labels_only: bool = False) -> pa.Table:
         """The clip table of the corpus under `root`."""
         ...
 
@@ -35,6 +37,12 @@ class Reader(Protocol):
 READERS: dict[str, str] = {
     "demo": "benchmark.corpora.demo:DemoReader",
     "csv": "benchmark.corpora.csv_reader:CsvReader",
+    "bvcc": "benchmark.corpora.bvcc:BvccReader",
+    "nisqa": "benchmark.corpora.nisqa:NisqaReader",
+    "singmos": "benchmark.corpora.singmos:SingmosReader",
+    "somos": "benchmark.corpora.somos:SomosReader",
+    "tmhint_qi": "benchmark.corpora.tmhint_qi:TmhintQiReader",
+    "vmc23": "benchmark.corpora.vmc23:Vmc23Reader",
 }
 
 

@@ -101,7 +101,7 @@ class CsvReader:
             return False
         return path.is_file()
 
-    def read(self, root: Path, options: dict[str, Any]) -> pa.Table:
+    def read(self, root: Path, options: dict[str, Any], *, labels_only: bool = False) -> pa.Table:
         path, mapping, default_split, corpus, delimiter = _options(root, options)
         if not path.is_file():
             raise DataError(f"{path}: CSV not found (option 'file' of the csv reader)")

@@ -842,7 +842,7 @@ class DemoReader:
             return True
         return all(shutil.which(tool) is not None for tool in _required_tools(opts))
 
-    def read(self, root: Path, options: dict[str, Any]) -> pa.Table:
+    def read(self, root: Path, options: dict[str, Any], *, labels_only: bool = False) -> pa.Table:
         """The clip table, generating (or regenerating, when options changed) the corpus first."""
         root = Path(root)
         generate(root, options)
