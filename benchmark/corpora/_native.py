@@ -36,15 +36,19 @@ class Skip:
     reason: str
     count: int
     examples: tuple[str, ...] = field(default_factory=tuple)
+    kept: bool = False
+    """True for clips kept but degraded (e.g. no content key, so they only join some relations)."""
 
     @classmethod
-    def of(cls, reason: str, ids: Sequence[str]) -> Skip:
-        return cls(reason=reason, count=len(ids), examples=tuple(sorted(ids)[:MAX_EXAMPLES]))
+    def of(cls, reason: str, ids: Sequence[str], *, kept: bool = False) -> Skip:
+        examples = tuple(sorted(ids)[:MAX_EXAMPLES])
+        return cls(reason=reason, count=len(ids), examples=examples, kept=kept)
 
     def describe(self) -> str:
         shown = ", ".join(self.examples)
         more = ", …" if self.count > len(self.examples) else ""
-        return f"{self.count} clip(s) left out: {self.reason} (e.g. {shown}{more})"
+        verb = "kept with a caveat" if self.kept else "left out"
+        return f"{self.count} clip(s) {verb}: {self.reason} (e.g. {shown}{more})"
 
 
 def attach_skips(table: pa.Table, skips: Sequence[Skip]) -> pa.Table:
@@ -62,7 +66,12 @@ def table_skips(table: pa.Table) -> list[Skip]:
     if not raw:
         return []
     return [
-        Skip(reason=s["reason"], count=int(s["count"]), examples=tuple(s["examples"]))
+        Skip(
+            reason=s["reason"],
+            count=int(s["count"]),
+            examples=tuple(s["examples"]),
+            kept=bool(s.get("kept", False)),
+        )
         for s in json.loads(raw)
     ]
 
