@@ -18,6 +18,7 @@ from benchmark.hashing import sha256_file
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from benchmark.corpora._native import Skip
     from benchmark.models import Submission
     from benchmark.scoring import ScoringConfig
     from benchmark.tasks import Task
@@ -36,6 +37,8 @@ class PreparedTask:
     pair_files: dict[str, Path] = field(default_factory=dict)
     pair_sha256: dict[str, str] = field(default_factory=dict)
     pair_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skips: list[Skip] = field(default_factory=list)
+    labels_only: bool = False
 
     def pairs(self, split: str) -> pa.Table:
         import pyarrow.parquet as pq

@@ -32,6 +32,20 @@ class DataSpec(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict, description="reader-specific options")
 
 
+class CardSpec(BaseModel):
+    """What the data card says that cannot be computed from the data (`mosrm card`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(description="where the corpus comes from: record ids, URLs, archives")
+    redistribution: str = Field(description="what may and may not be redistributed, and why")
+    published_clips: dict[str, int] = Field(
+        default_factory=dict,
+        description="split -> clip count as published by the corpus authors (shown beside ours)",
+    )
+    notes: str | None = Field(default=None, description="markdown shown under 'Notes'")
+
+
 class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -53,6 +67,12 @@ class TaskSpec(BaseModel):
     citation: str
     url: str | None = None
     synthetic: bool = False
+    balance_subsets: bool = Field(
+        default=False,
+        description="split each relation's pair count evenly across the subsets of a split "
+        "(e.g. VMC'23 tracks), instead of sampling from their union",
+    )
+    card: CardSpec | None = None
 
     @field_validator("score_range")
     @classmethod
