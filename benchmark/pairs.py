@@ -565,12 +565,15 @@ def build_pairs(
     seed: int,
     min_delta: float = 0.0,
     bins: int = 5,
+    balance_subsets: bool = False,
 ) -> dict[str, tuple[pa.Table, dict]]:
     """Sample each split's pairs per relation; returns split -> (pair table, metadata).
 
     `clips` must already be a validated clip table. `counts[split][relation]` is a target count or
     "all"; relations listed in `relations` but absent from a split's counts get target 0 (their
     pool size is still reported). Splits of the clip table not named in `counts` are skipped.
+    With `balance_subsets`, each count is divided evenly over the split's subsets (see
+    `_sample_per_subset`); otherwise pairs are drawn from the union of the subsets' pools.
     """
     rels, present = _check_arguments(clips, relations, counts, min_delta, bins)
     md_q = int(round(float(min_delta) * NANO))
@@ -583,9 +586,139 @@ def build_pairs(
             )
         targets = {r: _target(split, r, counts[split].get(r, 0)) for r in rels}
         out[split] = _build_split(
-            _split_clips(clips, split), task, split, rels, targets, seed, md_q, min_delta, bins
+            _split_clips(clips, split),
+            task,
+            split,
+            rels,
+            targets,
+            seed,
+            md_q,
+            min_delta,
+            bins,
+            balance_subsets,
         )
     return out
+
+
+def _sample(
+    c: _Clips,
+    task: str,
+    split: str,
+    rel: str,
+    target: int | None,
+    md_q: int,
+    rng: np.random.Generator,
+    where: str = "",
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Draw `target` pairs (None = all) of one relation uniformly from the valid pool of `c`."""
+    available = _available(c, rel, md_q)
+    u = _universe(_universe_gid(c, rel))
+    info: dict[str, Any] = {
+        "target": "all" if target is None else target,
+        "available": available,
+        "candidates": u.candidates,
+    }
+    if target == 0:
+        method = "none"
+        a = b = np.empty(0, dtype=np.int64)
+    elif target is None or target >= available:
+        method = "all"
+        a, b = _draw_by_enumeration(c, rel, u, md_q, None, available, rng)
+    elif _rejection_pays(u.candidates, available, target):
+        method = "rejection"
+        a, b = _draw_by_rejection(c, rel, u, md_q, target, available, rng)
+    else:
+        method = "enumerate"
+        a, b = _draw_by_enumeration(c, rel, u, md_q, target, available, rng)
+    if target is not None and target > available:
+        info["shortfall"] = (
+            f"only {available} valid {rel} pairs in split '{split}'{where}, fewer than the "
+            f"target {target}: all {available} taken"
+        )
+    info["sampled"] = int(a.size)
+    info["method"] = method
+    return a, b, info
+
+
+def _subset_view(c: _Clips, code: int) -> tuple[_Clips, np.ndarray]:
+    """The clips of one subset (still sorted by clip_id) and their indices in `c`."""
+    idx = np.flatnonzero(c.subset == code)
+    view = _Clips(
+        ids=c.ids[idx],
+        mos=c.mos[idx],
+        q=c.q[idx],
+        subset=c.subset[idx],
+        subset_names=c.subset_names,
+        system=c.system[idx],
+        system_names=c.system_names,
+        content=c.content[idx],
+        content_names=c.content_names,
+    )
+    return view, idx
+
+
+def _sample_per_subset(
+    c: _Clips,
+    task: str,
+    split: str,
+    rel: str,
+    target: int | None,
+    seed: int,
+    md_q: int,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """`balance_subsets`: the target split evenly over the split's subsets, each sampled apart.
+
+    Subsets are taken in name order (null first); the remainder of an uneven division goes to the
+    first ones. A subset's shortfall is recorded, not made up from the others, so every subset's
+    share stays the declared one.
+    """
+    codes = sorted(
+        np.unique(c.subset).tolist(),
+        key=lambda k: (c.subset_names[k] is not None, str(c.subset_names[k])),
+    )
+    k = len(codes)
+    shares: list[int | None]
+    if target is None:
+        shares = [None] * k
+    else:
+        shares = [target // k + (1 if i < target % k else 0) for i in range(k)]
+    parts_a: list[np.ndarray] = []
+    parts_b: list[np.ndarray] = []
+    per_subset: dict[str, dict[str, Any]] = {}
+    notes: list[str] = []
+    for code, share in zip(codes, shares, strict=True):
+        name = c.subset_names[code]
+        label = "null" if name is None else str(name)
+        view, idx = _subset_view(c, code)
+        rng = _rng(seed, task, split, rel, f"sample/subset={label}")
+        a, b, info = _sample(
+            c=view,
+            task=task,
+            split=split,
+            rel=rel,
+            target=share,
+            md_q=md_q,
+            rng=rng,
+            where=f" subset '{label}'",
+        )
+        parts_a.append(idx[a])
+        parts_b.append(idx[b])
+        per_subset[label] = info
+        if "shortfall" in info:
+            notes.append(info["shortfall"])
+    a = np.concatenate(parts_a).astype(np.int64)
+    b = np.concatenate(parts_b).astype(np.int64)
+    info = {
+        "target": "all" if target is None else target,
+        "available": sum(i["available"] for i in per_subset.values()),
+        "candidates": sum(i["candidates"] for i in per_subset.values()),
+        "sampled": int(a.size),
+        "method": "per-subset",
+        "subsets": per_subset,
+    }
+    if notes:
+        info["shortfall"] = "; ".join(notes)
+    return a, b, info
 
 
 def _build_split(
@@ -598,6 +731,7 @@ def _build_split(
     md_q: int,
     min_delta: float,
     bins: int,
+    balance_subsets: bool = False,
 ) -> tuple[pa.Table, dict]:
     per_rel: dict[str, dict[str, Any]] = {}
     shortfall: dict[str, str] = {}
@@ -605,36 +739,15 @@ def _build_split(
     rel_names = sorted(rels)  # rows come out in (relation, pair_id) order without a final sort
     for rel in rel_names:
         target = targets[rel]
-        available = _available(c, rel, md_q)
-        u = _universe(_universe_gid(c, rel))
-        info: dict[str, Any] = {
-            "target": "all" if target is None else target,
-            "available": available,
-            "candidates": u.candidates,
-        }
-        rng = _rng(seed, task, split, rel, "sample")
-        if target == 0:
-            method = "none"
-            a = b = np.empty(0, dtype=np.int64)
-        elif target is None or target >= available:
-            method = "all"
-            a, b = _draw_by_enumeration(c, rel, u, md_q, None, available, rng)
-        elif _rejection_pays(u.candidates, available, target):
-            method = "rejection"
-            a, b = _draw_by_rejection(c, rel, u, md_q, target, available, rng)
+        if balance_subsets and np.unique(c.subset).size > 1:
+            a, b, info = _sample_per_subset(c, task, split, rel, target, seed, md_q)
         else:
-            method = "enumerate"
-            a, b = _draw_by_enumeration(c, rel, u, md_q, target, available, rng)
-        if target is not None and target > available:
-            note = (
-                f"only {available} valid {rel} pairs in split '{split}', fewer than the target "
-                f"{target}: all {available} taken"
+            a, b, info = _sample(
+                c, task, split, rel, target, md_q, _rng(seed, task, split, rel, "sample")
             )
-            info["shortfall"] = note
-            shortfall[rel] = note
-            log.warning("task %s: %s", task, note)
-        info["sampled"] = int(a.size)
-        info["method"] = method
+        if "shortfall" in info:
+            shortfall[rel] = info["shortfall"]
+            log.warning("task %s: %s", task, info["shortfall"])
         per_rel[rel] = info
         parts.append(_order_pairs(c, task, split, rel, a, b, _rng(seed, task, split, rel, "ab")))
 
@@ -695,6 +808,7 @@ def _build_split(
         "n_clips": c.n,
         "n_pairs": n,
         "subsets": subsets,
+        "balance_subsets": bool(balance_subsets),
         "relations": per_rel,
         "pair_schema_version": PAIR_SCHEMA_VERSION,
         "relation_definitions_version": RELATION_DEFINITIONS_VERSION,

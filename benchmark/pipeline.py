@@ -7,6 +7,7 @@ deterministically: the same inputs give byte-identical pair files, predictions a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,12 @@ class PreparedTask:
     pair_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     skips: list[Skip] = field(default_factory=list)
     labels_only: bool = False
+    audio_root: Path | None = None
+    """Where `clips.audio_path` resolves: the 16 kHz cache folder once resampled, else data_root."""
+
+    @property
+    def audio_base(self) -> Path:
+        return self.audio_root if self.audio_root is not None else self.data_root
 
     def pairs(self, split: str) -> pa.Table:
         import pyarrow.parquet as pq
@@ -112,14 +119,36 @@ def probe_audio(clips: pa.Table, data_root: Path) -> pa.Table:
     )
 
 
+def merge_counts(
+    pairs: dict[str, dict[str, Any]], overrides: dict[str, dict[str, Any]] | None
+) -> dict[str, dict[str, Any]]:
+    """The task's pair counts with per (split, relation) overrides applied on top."""
+    merged = {split: dict(per_rel) for split, per_rel in pairs.items()}
+    for split, per_rel in (overrides or {}).items():
+        merged.setdefault(split, {}).update(per_rel)
+    return merged
+
+
 def prepare(
     task: Task,
     data_root: str | Path | None = None,
     *,
     labels_only: bool = False,
     out_dir: str | Path | None = None,
+    counts: dict[str, dict[str, Any]] | None = None,
+    resample: bool = True,
+    workers: int | None = None,
+    progress: bool = False,
+    echo: Callable[[str], None] | None = None,
 ) -> PreparedTask:
-    """Read and validate the corpus, write the clip table and one pair file per split."""
+    """Read → validate → (probe and resample to 16 kHz once) → pairs, all written to the task folder.
+
+    `counts` overrides the task's pair counts per split and relation (e.g. `{"test": {"cross":
+    "all"}}` for the full pool); the overrides are recorded in the pair files' metadata and the
+    manifest, so results on non-standard pairs are recognisable. `labels_only` builds the pair
+    index from metadata alone (no audio needed). Clips the reader left out are in `skips`.
+    """
+    from benchmark.corpora._native import table_skips
     from benchmark.pairs import build_pairs, write_pairs
     from benchmark.paths import prepared_dir
     from benchmark.tables import validate_clips, write_parquet
@@ -128,27 +157,53 @@ def prepare(
     root = task.data_root(data_root)
     reader = task.reader()
     options = dict(spec.data.options)
-    clips = reader.read(root, options, labels_only=labels_only)
-    clips = validate_clips(clips, spec.score_range, source=task.path or spec.name)
+    raw = reader.read(root, options, labels_only=labels_only)
+    skips = table_skips(raw)
+    if echo:
+        for skip in skips:
+            echo(f"  {skip.describe()}")
+    clips = validate_clips(raw, spec.score_range, source=task.path or spec.name)
     clips = rescale_to_canonical(clips, spec.score_range)
-    if not labels_only:
-        clips = probe_audio(clips, root)
     folder = Path(out_dir) if out_dir is not None else prepared_dir(spec.name)
     folder.mkdir(parents=True, exist_ok=True)
+    audio_root: Path | None = None
+    cache_manifest: str | None = None
+    if not labels_only:
+        clips = probe_audio(clips, root)
+        if resample:
+            from benchmark.audio_cache import CACHE_RATE, build_cache, manifest_sha256
+
+            clips = build_cache(
+                clips, root, folder, rate=CACHE_RATE, workers=workers, progress=progress, echo=echo
+            )
+            audio_root = folder
+            cache_manifest = manifest_sha256(folder)
     write_parquet(clips, folder / "clips.parquet", {"task": spec.name, "version": spec.version})
 
+    overrides = {s: dict(r) for s, r in (counts or {}).items()}
     built = build_pairs(
         clips,
         task=spec.name,
         relations=spec.relations,
-        counts=spec.pairs,
+        counts=merge_counts(spec.pairs, overrides),
         seed=spec.seed,
         min_delta=spec.min_delta,
         bins=spec.bins,
+        balance_subsets=spec.balance_subsets,
     )
-    prepared = PreparedTask(task=task, data_root=root, folder=folder, clips=clips)
+    prepared = PreparedTask(
+        task=task,
+        data_root=root,
+        folder=folder,
+        clips=clips,
+        skips=skips,
+        labels_only=labels_only,
+        audio_root=audio_root,
+    )
     for split, (pairs, meta) in sorted(built.items()):
         meta = {**meta, "task_version": spec.version}
+        if overrides.get(split):
+            meta["count_overrides"] = overrides[split]
         path = folder / f"pairs-{split}.parquet"
         prepared.pair_sha256[split] = write_pairs(pairs, meta, path)
         prepared.pair_files[split] = path
@@ -159,7 +214,15 @@ def prepare(
         "harness_version": HARNESS_VERSION,
         "data_root": str(root),
         "labels_only": labels_only,
+        "audio_cache": None
+        if audio_root is None
+        else {"folder": "audio-16k", "manifest_sha256": cache_manifest},
         "n_clips": clips.num_rows,
+        "skipped": [
+            {"reason": k.reason, "count": k.count, "examples": list(k.examples), "kept": k.kept}
+            for k in skips
+        ],
+        "count_overrides": overrides or None,
         "clips_sha256": sha256_file(folder / "clips.parquet"),
         "pair_files": {s: p.name for s, p in prepared.pair_files.items()},
         "pair_sha256": prepared.pair_sha256,
@@ -196,7 +259,7 @@ def evaluate(
     split = split or spec.eval_split
     pairs = prepared.pairs(split)
     config = config or ScoringConfig()
-    pred = predict(submission, pairs, prepared.clips, prepared.data_root, config=config)
+    pred = predict(submission, pairs, prepared.clips, prepared.audio_base, config=config)
     metrics = aggregate(pred, bins=spec.bins)
     meta = prepared.pair_meta.get(split, {})
     suffix = "" if split == spec.eval_split else f"@{split}"
@@ -217,6 +280,7 @@ def evaluate(
         "split": split,
         "harness_version": HARNESS_VERSION,
         "pair_file_sha256": prepared.pair_sha256[split],
+        "pair_count_overrides": meta.get("count_overrides"),
         "n_pairs": pairs.num_rows,
         "seed": spec.seed,
         "bins": spec.bins,

@@ -396,3 +396,56 @@ def test_rejection_path_on_a_large_table() -> None:
             assert ((system[a] == system[b]) & (content[a] != content[b])).all()
         else:
             assert ((system[a] != system[b]) & (content[a] != content[b])).all()
+
+
+def test_balance_subsets_splits_each_count_evenly() -> None:
+    rows = make_rows(7, n=90, splits=("test",), subsets=("1a", "1b", "2"))
+    by_subset = {
+        s: {r: brute_pool([x for x in rows if x["subset"] == s], r, "test") for r in GROUPED}
+        for s in ("1a", "1b", "2")
+    }
+    counts = {"test": {"same_content": 7, "same_system": 6, "cross": 8, "any": "all"}}
+    t, meta = build(rows, counts, balance_subsets=True)["test"]
+    assert meta["balance_subsets"] is True
+    subset_of = {r["clip_id"]: r["subset"] for r in rows}
+    for rel, target in counts["test"].items():
+        got = as_pairs(t, rel)
+        assert len(got) == len(set(got))
+        per = Counter()
+        for p in got:
+            (s,) = {subset_of[c] for c in p}  # never crosses subsets
+            assert p in by_subset[s][rel]
+            per[s] += 1
+        info = meta["relations"][rel]
+        assert info["method"] == "per-subset"
+        if target == "all":
+            assert dict(per) == {s: len(by_subset[s][rel]) for s in by_subset if by_subset[s][rel]}
+            continue
+        # remainder to the first subsets in name order, unless a subset's pool is short
+        shares = [target // 3 + (1 if i < target % 3 else 0) for i in range(3)]
+        for s, share in zip(("1a", "1b", "2"), shares, strict=True):
+            expect = min(share, len(by_subset[s][rel]))
+            assert per[s] == expect
+            assert info["subsets"][s]["target"] == share
+            assert info["subsets"][s]["available"] == len(by_subset[s][rel])
+        assert info["sampled"] == sum(per.values())
+
+
+def test_balance_subsets_records_a_short_subset() -> None:
+    rows = make_rows(3, n=60, splits=("test",), subsets=("big", "tiny"))
+    tiny = [r for r in rows if r["subset"] == "tiny"][:3]
+    rows = [r for r in rows if r["subset"] == "big"] + tiny
+    pool = len(brute_pool(tiny, "any", "test"))
+    _, meta = build(rows, {"test": {"any": 40}}, balance_subsets=True)["test"]
+    info = meta["relations"]["any"]
+    assert info["subsets"]["tiny"]["sampled"] == pool < 20
+    assert info["subsets"]["big"]["sampled"] == 20
+    assert "subset 'tiny'" in meta["shortfall"]["any"]
+
+
+def test_without_balance_one_subset_set_gives_the_same_pairs() -> None:
+    rows = make_rows(5, n=50, splits=("test",), subsets=("only",))
+    counts = {"test": {"cross": 30, "same_system": 10}}
+    plain, _ = build(rows, counts)["test"]
+    balanced, _ = build(rows, counts, balance_subsets=True)["test"]
+    assert plain.equals(balanced)  # a single subset takes the ordinary path

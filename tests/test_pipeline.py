@@ -154,13 +154,15 @@ def test_empty_and_unreadable_audio_are_named(toy_repo):
         prepare(task)
 
 
-def test_nan_audio_is_named_at_scoring(toy_repo, tmp_path):
+def test_nan_audio_is_named_at_prepare_and_at_scoring(toy_repo, tmp_path):
     task = _task(toy_repo)
     bad = task.data_root() / "wav" / "s2_c3.wav"
     x = np.full(4000, 0.1, np.float32)
     x[100] = np.nan
     sf.write(bad, x, 16000, subtype="FLOAT")
-    prepared = prepare(task)
+    with pytest.raises(DataError, match=r"s2_c3\.wav.*non-finite"):
+        prepare(task)  # the 16 kHz cache decodes every clip once
+    prepared = prepare(task, resample=False)
     sub = load_submission(toy_repo / "submissions" / "shortcut-loudness")
     with pytest.raises(DataError, match=r"s2_c3\.wav"):
         evaluate(sub, prepared, results_root=tmp_path / "r", config=ScoringConfig(progress=False))

@@ -1,0 +1,194 @@
+"""The 16 kHz audio cache: every clip decoded, downmixed and resampled once, at prepare time.
+
+The paper's protocol resamples all audio to 16 kHz; doing it once per task (instead of in every
+scoring run) makes scoring I/O-bound on small files, and fixes the exact waveform every model sees.
+Each cached file is float32 mono WAV (lossless with respect to the resampler's output; 16-bit PCM
+would add a second rounding and needs explicit clipping of resampler overshoot). It is written
+through `audio.load_audio`, the same decoder the scoring loop uses, so there is one code path from
+a corpus file to a waveform.
+
+Layout under the task's prepared folder:
+
+    audio-16k/<aa>/<sha256(clip_id)[:32]>.wav
+    audio-16k/manifest.json   rate, resampler, and per clip: source path, size, mtime, sha256;
+                              cached file, frames, sha256
+
+File names are hashes of the clip id because clip ids may hold characters that are not portable in
+file names (slashes in NISQA ids). A re-run skips clips whose source is unchanged (same size and
+mtime as recorded) and whose cached file exists with the recorded size; everything else is redone.
+The manifest is checkpointed as work proceeds and every file is written beside its destination
+and renamed, so an interrupted run loses at most the clips in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from benchmark.hashing import sha256_file
+
+CACHE_RATE = 16_000
+CACHE_DIR = "audio-16k"
+MANIFEST = "manifest.json"
+CACHE_FORMAT_VERSION = 1
+CHECKPOINT_SECONDS = 10.0
+
+
+def cached_name(clip_id: str) -> str:
+    """The cache-relative path of a clip's resampled audio."""
+    h = hashlib.sha256(clip_id.encode("utf-8")).hexdigest()[:32]
+    return f"{CACHE_DIR}/{h[:2]}/{h}.wav"
+
+
+def _settings(rate: int) -> dict[str, Any]:
+    import soxr
+
+    from benchmark.audio import PREPROCESSING_VERSION, preprocessing_config
+
+    return {
+        "cache_format_version": CACHE_FORMAT_VERSION,
+        "preprocessing": preprocessing_config(rate),
+        "preprocessing_version": PREPROCESSING_VERSION,
+        "soxr_version": getattr(soxr, "__version__", "unknown"),
+        "format": "WAV float32 mono",
+        "rate": rate,
+    }
+
+
+def _load_manifest(path: Path, settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Entries of an earlier run with the same settings (others are stale: redo everything)."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if old.get("settings") != settings:
+        return {}
+    entries = old.get("clips")
+    return entries if isinstance(entries, dict) else {}
+
+
+def _write_manifest(path: Path, settings: dict[str, Any], entries: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    body = {"settings": settings, "clips": dict(sorted(entries.items()))}
+    tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _fresh(entry: dict[str, Any] | None, src: Path, dst: Path) -> bool:
+    if entry is None or not dst.is_file():
+        return False
+    st = src.stat()
+    return (
+        entry.get("source_size") == st.st_size
+        and entry.get("source_mtime_ns") == st.st_mtime_ns
+        and entry.get("size") == dst.stat().st_size
+    )
+
+
+def _convert(clip_id: str, src: Path, dst: Path, rate: int) -> dict[str, Any]:
+    import soundfile as sf
+
+    from benchmark.audio import load_audio
+
+    st = src.stat()
+    wave = load_audio(src, rate)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    sf.write(str(tmp), wave, rate, subtype="FLOAT", format="WAV")
+    tmp.replace(dst)
+    return {
+        "source_size": st.st_size,
+        "source_mtime_ns": st.st_mtime_ns,
+        "source_sha256": sha256_file(src),
+        "frames": int(wave.shape[0]),
+        "size": dst.stat().st_size,
+        "sha256": sha256_file(dst),
+    }
+
+
+def build_cache(
+    clips: pa.Table,
+    data_root: Path,
+    folder: Path,
+    *,
+    rate: int = CACHE_RATE,
+    workers: int | None = None,
+    progress: bool = True,
+    verify: bool = False,
+    echo: Callable[[str], None] | None = None,
+) -> pa.Table:
+    """Resample every clip into `folder/audio-16k/` and return the clip table pointing there.
+
+    `audio_path` becomes the cache-relative path (resolve it against `folder`); `sample_rate` and
+    `duration` keep describing the source audio. `verify` re-hashes every cached file against the
+    manifest and redoes any that differ.
+    """
+    from benchmark.audio import resolve_audio_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CACHE_DIR).mkdir(exist_ok=True)
+    manifest_path = folder / CACHE_DIR / MANIFEST
+    settings = _settings(rate)
+    entries = _load_manifest(manifest_path, settings)
+    ids = clips.column("clip_id").to_pylist()
+    sources = [resolve_audio_path(data_root, p) for p in clips.column("audio_path").to_pylist()]
+    names = [cached_name(c) for c in ids]
+    root_text = str(Path(data_root).resolve())
+
+    todo: list[int] = []
+    for i, (cid, src, name) in enumerate(zip(ids, sources, names, strict=True)):
+        entry = entries.get(cid)
+        dst = folder / name
+        if _fresh(entry, src, dst) and not (verify and sha256_file(dst) != entry["sha256"]):
+            continue
+        todo.append(i)
+    if echo and todo:
+        echo(f"  resampling {len(todo)} of {len(ids)} clips to {rate} Hz into {folder / CACHE_DIR}")
+
+    def work(i: int) -> tuple[int, dict[str, Any]]:
+        return i, _convert(ids[i], sources[i], folder / names[i], rate)
+
+    last = time.monotonic()
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="clip", desc="resample", leave=False)
+    n_workers = workers if workers is not None else max(1, min(8, os.cpu_count() or 1))
+    try:
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            for i, entry in pool.map(work, todo):
+                src = sources[i]
+                try:
+                    rel = src.resolve().relative_to(root_text).as_posix()
+                except ValueError:
+                    rel = str(src)
+                entries[ids[i]] = {"source": rel, "file": names[i], **entry}
+                if bar is not None:
+                    bar.update()
+                if time.monotonic() - last > CHECKPOINT_SECONDS:
+                    _write_manifest(manifest_path, settings, entries)
+                    last = time.monotonic()
+    except BaseException:  # a bad file or Ctrl-C: keep what is done, then re-raise
+        _write_manifest(manifest_path, settings, entries)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    known = set(ids)
+    _write_manifest(manifest_path, settings, {k: v for k, v in entries.items() if k in known})
+    col = clips.schema.get_field_index("audio_path")
+    return clips.set_column(col, "audio_path", pa.array(names, pa.string()))
+
+
+def manifest_sha256(folder: Path) -> str | None:
+    path = folder / CACHE_DIR / MANIFEST
+    return sha256_file(path) if path.is_file() else None
