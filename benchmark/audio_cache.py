@@ -7,7 +7,8 @@ would add a second rounding and needs explicit clipping of resampler overshoot).
 through `audio.load_audio`, the same decoder the scoring loop uses, so there is one code path from
 a corpus file to a waveform.
 
-Layout under the task's prepared folder:
+Layout under the task's audio folder (`$MOSRM_HOME/audio/<task>`, shared by every pair set
+prepared from the task, so custom pair counts never resample again):
 
     audio-16k/<aa>/<sha256(clip_id)[:32]>.wav
     audio-16k/manifest.json   rate, resampler, and per clip: source path, size, mtime, sha256;

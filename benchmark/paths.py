@@ -3,6 +3,7 @@
 Layout under the home folder:
     data/<task>/            default data root of a task (the demo corpus is synthesised here)
     prepared/<task>/        clips.parquet and <split>.parquet pair files
+    audio/<task>/           the task's audio resampled once to 16 kHz (shared by every pair set)
     scores.sqlite           per-clip score cache shared by all tasks and runs
 """
 
@@ -28,6 +29,10 @@ def default_data_root(task: str) -> Path:
 
 def prepared_dir(task: str) -> Path:
     return home() / "prepared" / task
+
+
+def audio_cache_dir(task: str) -> Path:
+    return home() / "audio" / task
 
 
 def score_cache_path() -> Path:

@@ -172,12 +172,19 @@ def prepare(
         clips = probe_audio(clips, root)
         if resample:
             from benchmark.audio_cache import CACHE_RATE, build_cache, manifest_sha256
+            from benchmark.paths import audio_cache_dir
 
+            audio_root = audio_cache_dir(spec.name)
             clips = build_cache(
-                clips, root, folder, rate=CACHE_RATE, workers=workers, progress=progress, echo=echo
+                clips,
+                root,
+                audio_root,
+                rate=CACHE_RATE,
+                workers=workers,
+                progress=progress,
+                echo=echo,
             )
-            audio_root = folder
-            cache_manifest = manifest_sha256(folder)
+            cache_manifest = manifest_sha256(audio_root)
     write_parquet(clips, folder / "clips.parquet", {"task": spec.name, "version": spec.version})
 
     overrides = {s: dict(r) for s, r in (counts or {}).items()}
@@ -216,7 +223,7 @@ def prepare(
         "labels_only": labels_only,
         "audio_cache": None
         if audio_root is None
-        else {"folder": "audio-16k", "manifest_sha256": cache_manifest},
+        else {"folder": str(audio_root), "manifest_sha256": cache_manifest},
         "n_clips": clips.num_rows,
         "skipped": [
             {"reason": k.reason, "count": k.count, "examples": list(k.examples), "kept": k.kept}

@@ -44,6 +44,17 @@ class CardSpec(BaseModel):
         description="split -> clip count as published by the corpus authors (shown beside ours)",
     )
     notes: str | None = Field(default=None, description="markdown shown under 'Notes'")
+    notes_file: str | None = Field(
+        default=None,
+        description="markdown file with the notes, relative to the task YAML's folder (for long "
+        "prose); read when the task is loaded, exclusive with 'notes'",
+    )
+
+    @model_validator(mode="after")
+    def _one_notes_source(self) -> CardSpec:
+        if self.notes is not None and self.notes_file is not None:
+            raise ValueError("give either 'notes' or 'notes_file', not both")
+        return self
 
 
 class TaskSpec(BaseModel):
@@ -152,7 +163,24 @@ def load_task_file(path: str | Path) -> Task:
         raise TaskSpecError(f"{path}: {describe_validation_error(exc)}") from None
     if spec.name != path.stem:
         raise TaskSpecError(f"{path}: field 'name' is '{spec.name}' but the file is '{path.name}'")
+    if spec.card is not None and spec.card.notes_file is not None:
+        spec = spec.model_copy(update={"card": _read_notes(path, spec.card)})
     return Task(spec, path.resolve())
+
+
+def _read_notes(path: Path, card: CardSpec) -> CardSpec:
+    """Inline `card.notes_file`, which must stay inside the repository holding the task."""
+    base = path.resolve().parent
+    target = (base / str(card.notes_file)).resolve()
+    if not target.is_relative_to(base.parent):
+        raise TaskSpecError(f"{path}: field 'card.notes_file' points outside the repository")
+    try:
+        text = target.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TaskSpecError(
+            f"{path}: field 'card.notes_file': cannot read {target}: {exc.strerror}"
+        ) from None
+    return card.model_copy(update={"notes": text.strip() + "\n", "notes_file": None})
 
 
 def load_tasks(folder: str | Path) -> dict[str, Task]:

@@ -92,3 +92,33 @@ def test_unknown_reader(tmp_path):
 def test_example_csv_task_validates():
     task = load_task_file(REPO / "tasks" / "examples" / "my-listening-test.yaml")
     assert task.spec.reader == "csv"
+
+
+def _card(**kw: object) -> dict:
+    return {"source": "s", "redistribution": "r", **kw}
+
+
+def test_card_notes_file_is_inlined(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "toy.md").write_text("### Hello\n\nprose\n")
+    (tmp_path / "tasks").mkdir()
+    path = _write(tmp_path / "tasks", {**BASE, "card": _card(notes_file="../notes/toy.md")})
+    card = load_task_file(path).spec.card
+    assert card.notes == "### Hello\n\nprose\n" and card.notes_file is None
+
+
+@pytest.mark.parametrize(
+    "card, pattern",
+    [
+        (_card(notes="x", notes_file="n.md"), "either 'notes' or 'notes_file'"),
+        (_card(notes_file="../../../etc/passwd"), "outside the repository"),
+        (_card(notes_file="missing.md"), r"card\.notes_file.*cannot read"),
+        (_card(published_clips={"test": "many"}), r"card\.published_clips\.test"),
+        ({"source": "s"}, r"card\.redistribution"),
+    ],
+)
+def test_card_errors_are_named(tmp_path, card, pattern):
+    (tmp_path / "tasks").mkdir()
+    path = _write(tmp_path / "tasks", {**BASE, "card": card})
+    with pytest.raises(TaskSpecError, match=pattern):
+        load_task_file(path)
