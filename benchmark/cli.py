@@ -58,13 +58,37 @@ def cmd_relations(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prepare(args: argparse.Namespace) -> int:
-    from benchmark.pipeline import prepare
-    from benchmark.tasks import get_task
+def _parse_counts(items: list[str] | None, full_pool: bool, task: Any) -> dict[str, dict[str, Any]]:
+    """`--pairs SPLIT.RELATION=N|all` (repeatable) and `--full-pool` into count overrides."""
+    out: dict[str, dict[str, Any]] = {}
+    if full_pool:
+        for split in task.spec.pairs:
+            out[split] = dict.fromkeys(task.spec.relations, "all")
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        split, dot, rel = key.partition(".")
+        if not sep or not dot or not split or not rel:
+            raise MosrmError(f"--pairs {item}: expected SPLIT.RELATION=N or SPLIT.RELATION=all")
+        if rel not in task.spec.relations:
+            raise MosrmError(
+                f"--pairs {item}: relation '{rel}' is not one of the task's relations "
+                f"({', '.join(task.spec.relations)})"
+            )
+        if value != "all":
+            try:
+                value = int(value)
+            except ValueError:
+                raise MosrmError(f"--pairs {item}: count must be an integer or 'all'") from None
+            if value < 0:
+                raise MosrmError(f"--pairs {item}: count must be >= 0")
+        out.setdefault(split, {})[rel] = value
+    return out
 
-    task = get_task(_repo(args) / "tasks", args.task)
-    prepared = prepare(task, args.data_root, labels_only=args.labels_only)
-    print(f"{task.name}: {prepared.clips.num_rows} clips from {prepared.data_root}")
+
+def _print_prepared(prepared: Any) -> None:
+    print(f"{prepared.task.name}: {prepared.clips.num_rows} clips from {prepared.data_root}")
+    if prepared.audio_root is not None:
+        print(f"  audio: resampled to 16 kHz in {prepared.audio_root}")
     for split, path in prepared.pair_files.items():
         meta = prepared.pair_meta[split]
         counts = ", ".join(
@@ -74,6 +98,81 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         print(f"  {split}: {path}  sha256 {prepared.pair_sha256[split][:16]}…  ({counts})")
         for rel, note in sorted((meta.get("shortfall") or {}).items()):
             print(f"    shortfall in {rel}: {note}")
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    import hashlib
+    import json
+
+    from benchmark.paths import prepared_dir
+    from benchmark.pipeline import prepare
+    from benchmark.tasks import get_task
+
+    task = get_task(_repo(args) / "tasks", args.task)
+    counts = _parse_counts(args.pairs, args.full_pool, task)
+    out = Path(args.out) if args.out else None
+    if counts and out is None:
+        # custom pair sets never overwrite the canonical pair files that `evaluate` uses
+        digest = hashlib.sha256(json.dumps(counts, sort_keys=True).encode()).hexdigest()[:8]
+        out = prepared_dir(task.name) / f"custom-{digest}"
+    prepared = prepare(
+        task,
+        args.data_root,
+        labels_only=args.labels_only,
+        out_dir=out,
+        counts=counts or None,
+        workers=args.workers,
+        progress=not args.quiet,
+        echo=print,
+    )
+    _print_prepared(prepared)
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from benchmark.download import download
+    from benchmark.paths import default_data_root
+
+    root = Path(args.data_root).expanduser().resolve() if args.data_root else None
+    if root is None:
+        root = default_data_root(args.corpus)
+    result = download(args.corpus, root, mirror=args.mirror, progress=not args.quiet, echo=print)
+    if result.manual_steps:
+        print("\nstill to do by hand:")
+        for step in result.manual_steps:
+            print(f"  - {step}")
+    state = "complete" if result.complete else "incomplete (see the steps above)"
+    print(f"{args.corpus}: {state}; data root {root}")
+    if result.complete:
+        print(f"next: mosrm prepare {args.corpus} --data-root {root}")
+    return 0 if result.complete else 3
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from benchmark.cards import write_card
+    from benchmark.pipeline import prepare
+    from benchmark.tasks import get_task, load_tasks
+
+    repo = _repo(args)
+    if args.all and args.data_root:
+        raise MosrmError("--data-root names one corpus: use it with one task, not --all")
+    tasks = load_tasks(repo / "tasks") if args.all else {}
+    if not args.all:
+        if not args.task:
+            raise MosrmError("name a task, or give --all")
+        tasks = {args.task: get_task(repo / "tasks", args.task)}
+    out = Path(args.out) if args.out else repo / "data_cards"
+    for name, task in tasks.items():
+        root = task.data_root(args.data_root)
+        if task.available(root):
+            prepared = prepare(task, root, labels_only=args.labels_only, progress=not args.quiet)
+            paths = write_card(task, prepared, out)
+        else:
+            reason = "the corpus data was not available where this card was generated"
+            paths = write_card(task, None, out, absent_reason=reason)
+            print(f"{name}: data not present at {root}; card has the static parts only")
+        for p in paths:
+            print(f"wrote {p}")
     return 0
 
 
@@ -94,7 +193,7 @@ def _prepare_all(args: argparse.Namespace, names: list[str] | None) -> list[Any]
             print(f"skip {name}: data not present at {task.data_root(None)} (see `mosrm tasks`)")
             continue
         print(f"prepare {name} …", flush=True)
-        prepared.append(prepare(task))
+        prepared.append(prepare(task, progress=not args.quiet, echo=print))
     return prepared
 
 
@@ -236,11 +335,43 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("relations", help="print the exact pair-relation definitions")
     p.set_defaults(func=cmd_relations)
 
-    p = sub.add_parser("prepare", help="read, validate and build the pair files of a task")
+    p = sub.add_parser(
+        "prepare", help="read, validate, resample to 16 kHz once and build the pair files"
+    )
     p.add_argument("task")
     p.add_argument("--data-root", help="corpus folder (default: the task's data.root)")
-    p.add_argument("--labels-only", action="store_true", help="pairs from metadata alone")
+    p.add_argument(
+        "--labels-only", action="store_true", help="pairs from metadata alone (no audio needed)"
+    )
+    p.add_argument(
+        "--pairs",
+        action="append",
+        metavar="SPLIT.RELATION=N|all",
+        help="override a pair count (repeatable); custom pair sets go to their own folder",
+    )
+    p.add_argument(
+        "--full-pool", action="store_true", help="every valid pair of every split and relation"
+    )
+    p.add_argument("--out", help="folder for the pair files (default: the task's prepared folder)")
+    p.add_argument("--workers", type=int, default=None, help="resampling threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("download", help="fetch a corpus (or print the manual steps) into a root")
+    p.add_argument("corpus", help="bvcc | nisqa | singmos | somos | tmhint_qi | vmc23")
+    p.add_argument("--data-root", help="where the corpus goes (default: the task's data root)")
+    p.add_argument("--mirror", help="base URL replacing every source's origin")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("card", help="write data_cards/<task>.md (+ ΔMOS histogram SVG)")
+    p.add_argument("task", nargs="?")
+    p.add_argument("--all", action="store_true", help="every task")
+    p.add_argument("--data-root", help="corpus folder (default: the task's data.root)")
+    p.add_argument("--labels-only", action="store_true", help="from metadata alone")
+    p.add_argument("--out", help="folder for the cards (default: data_cards/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_card)
 
     p = sub.add_parser("evaluate", help="evaluate submissions on one task")
     p.add_argument("submissions", nargs="*", help="submission names or folders (default: all)")
