@@ -1,0 +1,176 @@
+"""A miniature TMHINT-QI: `raw_data.csv` with one row per rating, and 16 kHz wavs in train/ and test/.
+
+Mirrors the published layout: the verbatim header, `file_name` as a bare wav stem (the split is the
+folder the wav lies in), rating rows of one clip scattered through the file, 1–2 ratings per train
+clip and 3–6 per test clip, the four documented clips whose quality score is empty in every row,
+one clip with an empty score beside valid ones, `clean_TMHINT_*` clips, and a trailing blank line.
+Train speakers are b1 and g1, test speakers b2 and g4. How the `method, snr, noise` columns spell
+clean clips is undocumented; they are written as `clean, None, None` here (the reader ignores them).
+
+The expected splits apply the documented rule independently: folder (or, without audio, the
+test-speaker rule), then `round(0.1 * n)` of the sorted train content ids drawn with
+`numpy.random.default_rng(1337).choice(..., replace=False)` become dev.
+
+Variants: `prefix=True` writes `file_name` as `train/<stem>.wav` / `test/<stem>.wav`;
+`misplaced=True` puts the wav of one train-speaker clip (`MISPLACED`) in test/.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+RATE = 16000
+SECONDS = 0.05
+HEADER = [
+    "idx",
+    "method",
+    "uttr",
+    "snr",
+    "noise",
+    "quality_score",
+    "intelligibility_score",
+    "file_name",
+]
+TEST_SPEAKERS = ("b2", "g4")
+DEV_FRACTION = 0.1
+DEV_SEED = 1337
+
+UNRATED = (
+    "FCN_snr0_street_TMHINT_b2_22_03",
+    "Trans_snr2_pink_TMHINT_g4_24_09",
+    "DDAE_snr2_pink_TMHINT_b2_22_01",
+    "DDAE_snr5_white_TMHINT_g4_24_07",
+)
+PARTIAL = "clean_TMHINT_b1_01_01"
+"""A clip with one empty quality_score row beside a valid one."""
+MISPLACED = "Noisy_snr5_white_TMHINT_g1_11_04"
+
+
+def _clips() -> list[tuple[str, str, str, list[int]]]:
+    """(stem, system, content, quality scores) of the rated clips."""
+    out = []
+    train_contents = [f"b1_01_{s:02d}" for s in range(1, 11)] + [
+        f"g1_11_{s:02d}" for s in range(1, 11)
+    ]
+    for i, content in enumerate(train_contents):
+        out.append(
+            (
+                f"DDAE_snr-2_babble_TMHINT_{content}",
+                "DDAE_snr-2_babble",
+                content,
+                [1 + i % 5, 1 + (i // 5) % 5],
+            )
+        )
+        out.append((f"Noisy_snr5_white_TMHINT_{content}", "Noisy_snr5_white", content, [5 - i % 4]))
+        if i % 4 == 0:
+            out.append((f"clean_TMHINT_{content}", "clean", content, [5, 4 - (i // 4) % 3]))
+    test_contents = ["b2_21_01", "b2_21_02", "b2_21_03", "g4_24_01", "g4_24_02", "g4_24_03"]
+    systems = ("DDAE_snr-2_babble", "KLT_snr0_pink", "clean")
+    for i, content in enumerate(test_contents):
+        for j, system in enumerate(systems):
+            n = 3 + (i + j) % 4
+            scores = [1 + (i + 2 * j + k) % 5 for k in range(n)]
+            out.append((f"{system}_TMHINT_{content}", system, content, scores))
+    # A tie inside one content group: equal MOS, so that same-content pair must not appear.
+    stem, system, content, _ = out[-1]
+    out[-1] = (stem, system, content, list(out[-2][3]))
+    return out
+
+
+def _wav(path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(RATE * SECONDS)
+    t = np.arange(n) / RATE
+    x = 0.2 * np.sin(2 * np.pi * (150 + 10 * seed) * t) + 0.01 * rng.standard_normal(n)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x.astype(np.float32), RATE, subtype="PCM_16")
+
+
+def _columns(system: str) -> tuple[str, str, str]:
+    if system == "clean":
+        return "clean", "None", "None"
+    method, snr, noise = system.split("_")
+    return method, snr.removeprefix("snr"), noise
+
+
+def write(root: Path, *, audio: bool = True, **variant: Any) -> list[dict]:
+    prefix = bool(variant.pop("prefix", False))
+    misplaced = bool(variant.pop("misplaced", False))
+    if variant:
+        raise TypeError(f"unknown TMHINT-QI layout variant(s): {', '.join(variant)}")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    clips = _clips()
+    folder_of: dict[str, str] = {}
+    for stem, _, content, _ in clips:
+        speaker = content.split("_")[0]
+        folder_of[stem] = "test" if speaker in TEST_SPEAKERS else "train"
+    for stem in UNRATED:
+        folder_of[stem] = "test"
+    if misplaced:
+        folder_of[MISPLACED] = "test"
+
+    # Rating rows: one per score, scattered (round k of every clip, then round k+1 ...).
+    ratings: list[tuple[str, str, str]] = []  # (stem, content, quality_score text)
+    per_clip = {stem: [str(s) for s in scores] for stem, _, _, scores in clips}
+    per_clip[PARTIAL].insert(1, "")
+    for stem in UNRATED:
+        per_clip[stem] = ["", ""]
+    contents = {stem: content for stem, _, content, _ in clips}
+    for stem in UNRATED:
+        contents[stem] = stem.split("_TMHINT_")[1]
+    for k in range(max(len(v) for v in per_clip.values())):
+        for stem, texts in per_clip.items():
+            if k < len(texts):
+                ratings.append((stem, contents[stem], texts[k]))
+    systems = {stem: stem.split("_TMHINT_")[0] for stem in per_clip}
+    with (root / "raw_data.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(HEADER)
+        for idx, (stem, content, score) in enumerate(ratings):
+            method, snr, noise = _columns(systems[stem])
+            name = f"{folder_of[stem]}/{stem}.wav" if prefix else stem
+            intel = f"{0.5 + 0.1 * (idx % 5):.1f}"
+            writer.writerow([idx, method, f"TMHINT_{content}", snr, noise, score, intel, name])
+        f.write("\n")
+    if audio:
+        for seed, (stem, folder) in enumerate(sorted(folder_of.items())):
+            _wav(root / folder / f"{stem}.wav", seed)
+
+    # Expected clips, from the scores written above.
+    placed = dict(folder_of)
+    if not audio and not prefix:
+        placed = {
+            stem: "test" if contents[stem].split("_")[0] in TEST_SPEAKERS else "train"
+            for stem in placed
+        }
+    train_contents = sorted({c for stem, _, c, _ in clips if placed[stem] == "train"})
+    k = round(DEV_FRACTION * len(train_contents))
+    rng = np.random.default_rng(DEV_SEED)
+    dev = {str(c) for c in rng.choice(train_contents, size=k, replace=False)}
+    expected = []
+    for stem, system, content, scores in clips:
+        split = placed[stem]
+        if split == "train" and content in dev:
+            split = "dev"
+        expected.append(
+            {
+                "clip_id": stem,
+                "split": split,
+                "subset": None,
+                "mos": statistics.fmean(scores),
+                "system_id": system,
+                "content_id": content,
+                "speaker_id": content.split("_")[0],
+                "n_ratings": len(scores),
+                "rating_std": statistics.stdev(scores) if len(scores) > 1 else None,
+                "audio_path": f"{placed[stem]}/{stem}.wav",
+            }
+        )
+    return expected
