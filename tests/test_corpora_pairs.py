@@ -1,0 +1,94 @@
+"""Every corpus task, end to end on its miniature native layout, against independent pair counts.
+
+For each of the six corpora the fixture writer (tests/layouts/<corpus>.py) returns the clips it
+wrote; the pools below are counted from those by reading the relation definitions literally
+(itertools over all clip pairs), never through the pair builder or the reader.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+
+import pyarrow.parquet as pq
+import pytest
+
+from benchmark.cli import main
+from benchmark.pipeline import prepare
+from benchmark.tasks import get_task
+
+REPO = Path(__file__).resolve().parents[1]
+CORPORA = ("bvcc", "nisqa", "singmos", "somos", "tmhint_qi", "vmc23")
+
+
+def _layout(corpus: str) -> ModuleType:
+    return importlib.import_module(f"tests.layouts.{corpus}")
+
+
+def independent_pools(clips: list[dict]) -> Counter:
+    """(split, relation) -> number of valid pairs, straight from the written definitions."""
+    pools: Counter = Counter()
+
+    def eq(x: dict, y: dict, key: str) -> bool:
+        return x[key] is not None and x[key] == y[key]
+
+    for x, y in itertools.combinations(clips, 2):
+        if x["split"] != y["split"] or x["subset"] != y["subset"]:
+            continue
+        if round(abs(x["mos"] - y["mos"]), 9) <= 0:
+            continue
+        same_c, same_s = eq(x, y, "content_id"), eq(x, y, "system_id")
+        if same_c and not same_s:
+            pools[x["split"], "same_content"] += 1
+        if same_s and not same_c:
+            pools[x["split"], "same_system"] += 1
+        if not same_s and not same_c:
+            pools[x["split"], "cross"] += 1
+    return pools
+
+
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_full_pool_counts_match_an_independent_count(corpus: str, tmp_path: Path) -> None:
+    expected = _layout(corpus).write(tmp_path / "data", audio=False)
+    task = get_task(REPO / "tasks", corpus)
+    splits = sorted({c["split"] for c in expected})
+    assert set(splits) == set(task.spec.pairs), "the fixture must cover every split of the task"
+    counts = {s: dict.fromkeys(task.spec.relations, "all") for s in splits}
+    prepared = prepare(
+        task, tmp_path / "data", labels_only=True, out_dir=tmp_path / "prep", counts=counts
+    )
+    want = independent_pools(expected)
+    for split in splits:
+        pairs = pq.read_table(prepared.pair_files[split]).to_pylist()
+        got = Counter(p["relation"] for p in pairs)
+        for rel in task.spec.relations:
+            assert got[rel] == want[split, rel], (split, rel)
+            assert prepared.pair_meta[split]["relations"][rel]["available"] == want[split, rel]
+        assert sum(want[split, r] for r in task.spec.relations) > 0
+        subset_of = {c["clip_id"]: c["subset"] for c in expected}
+        assert all(subset_of[p["clip_a"]] == subset_of[p["clip_b"]] for p in pairs)
+    # every relation the task samples has pairs somewhere in the fixture
+    for rel in task.spec.relations:
+        assert sum(want[s, rel] for s in splits) > 0, rel
+
+
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_cli_prepare_labels_only_and_with_audio(
+    corpus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expected = _layout(corpus).write(tmp_path / "data", audio=True)
+    args = ["--repo", str(REPO), "prepare", corpus, "--data-root", str(tmp_path / "data")]
+    assert main([*args, "--labels-only", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"{corpus}: {len(expected)} clips" in out
+    assert main([*args, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "resampled to 16 kHz" in out
+    prepared = prepare(get_task(REPO / "tasks", corpus), tmp_path / "data")
+    rates = set(prepared.clips.column("sample_rate").to_pylist())
+    assert 0 not in rates and None not in rates
+    for rel in prepared.clips.column("audio_path").to_pylist()[:3]:
+        assert (prepared.audio_base / rel).is_file()
