@@ -176,8 +176,15 @@ def cmd_card(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_all(args: argparse.Namespace, names: list[str] | None) -> list[Any]:
-    from benchmark.pipeline import prepare
+def _prepare_all(
+    args: argparse.Namespace, names: list[str] | None, data_root: str | None = None
+) -> list[Any]:
+    """Prepare each named task (all by default) whose data is found.
+
+    The data root is `data_root` when given, else the task's own root, else the root the task was
+    last prepared from (so `mosrm prepare T --data-root D` once is enough for later runs).
+    """
+    from benchmark.pipeline import last_data_root, prepare
     from benchmark.tasks import load_tasks
 
     tasks = load_tasks(_repo(args) / "tasks")
@@ -189,11 +196,19 @@ def _prepare_all(args: argparse.Namespace, names: list[str] | None) -> list[Any]
     for name, task in tasks.items():
         if names and name not in names:
             continue
-        if not task.available(task.data_root(None)):
-            print(f"skip {name}: data not present at {task.data_root(None)} (see `mosrm tasks`)")
+        if data_root is not None:
+            candidates = [task.data_root(data_root)]
+        else:
+            candidates = [task.data_root(None)]
+            last = last_data_root(task)
+            if last is not None and last not in candidates:
+                candidates.append(last)
+        root = next((r for r in candidates if task.available(r)), None)
+        if root is None:
+            print(f"skip {name}: data not present at {candidates[0]} (see `mosrm tasks`)")
             continue
         print(f"prepare {name} …", flush=True)
-        prepared.append(prepare(task, progress=not args.quiet, echo=print))
+        prepared.append(prepare(task, root, progress=not args.quiet, echo=print))
     return prepared
 
 
@@ -245,7 +260,7 @@ def _write_board(results_root: Path) -> Path:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    prepared = _prepare_all(args, [args.task])
+    prepared = _prepare_all(args, [args.task], args.data_root)
     if not prepared:
         raise MosrmError(f"task '{args.task}' has no data; run `mosrm prepare {args.task}` first")
     results_root = _evaluate_all(args, prepared, _submission_folders(args, args.submissions))
@@ -376,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate submissions on one task")
     p.add_argument("submissions", nargs="*", help="submission names or folders (default: all)")
     p.add_argument("--task", required=True)
+    p.add_argument(
+        "--data-root", help="corpus folder (default: the task's, else the last prepared)"
+    )
     scoring_flags(p)
     p.set_defaults(func=cmd_evaluate)
 

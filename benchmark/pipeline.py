@@ -239,6 +239,18 @@ def prepare(
     return prepared
 
 
+def last_data_root(task: Task) -> Path | None:
+    """The data root the task was last prepared from (from its manifest), if any."""
+    from benchmark.paths import prepared_dir
+
+    try:
+        manifest = json.loads((prepared_dir(task.name) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    root = manifest.get("data_root")
+    return Path(root) if isinstance(root, str) else None
+
+
 def _zero_shot(submission: Submission, task: Task) -> bool:
     """A model is zero-shot on a task unless its declared training data names the task/corpus."""
     names = {task.name}

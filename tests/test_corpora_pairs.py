@@ -8,6 +8,7 @@ wrote; the pools below are counted from those by reading the relation definition
 from __future__ import annotations
 
 import importlib
+import json
 import itertools
 from collections import Counter
 from pathlib import Path
@@ -92,3 +93,21 @@ def test_cli_prepare_labels_only_and_with_audio(
     assert 0 not in rates and None not in rates
     for rel in prepared.clips.column("audio_path").to_pylist()[:3]:
         assert (prepared.audio_base / rel).is_file()
+
+
+def test_vmc23_results_break_down_per_track(tmp_path: Path) -> None:
+    expected = _layout("vmc23").write(tmp_path / "data", audio=True)
+    root = str(tmp_path / "data")
+    assert main(["--repo", str(REPO), "prepare", "vmc23", "--data-root", root, "--quiet"]) == 0
+    # later runs find the data where the task was last prepared from, without --data-root
+    results = tmp_path / "results"
+    args = ["--repo", str(REPO), "evaluate", "shortcut-duration", "--task", "vmc23"]
+    assert main([*args, "--quiet", "--results", str(results)]) == 0
+    result = json.loads((results / "shortcut-duration" / "vmc23.json").read_text())
+    per_track = result["metrics"]["by_group_subset"]
+    pools = Counter()
+    for sub in ("1a", "1b", "2", "3"):
+        mine = [c for c in expected if c["subset"] == sub]
+        pools[sub] = sum(independent_pools(mine).values())  # fixtures are below the targets
+    assert {k: v["n"] for k, v in per_track.items()} == dict(pools)
+    assert set(per_track) == {"1a", "1b", "2", "3"}
