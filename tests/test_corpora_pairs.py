@@ -8,8 +8,8 @@ wrote; the pools below are counted from those by reading the relation definition
 from __future__ import annotations
 
 import importlib
-import json
 import itertools
+import json
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
