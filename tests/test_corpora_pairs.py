@@ -111,3 +111,14 @@ def test_vmc23_results_break_down_per_track(tmp_path: Path) -> None:
         pools[sub] = sum(independent_pools(mine).values())  # fixtures are below the targets
     assert {k: v["n"] for k, v in per_track.items()} == dict(pools)
     assert set(per_track) == {"1a", "1b", "2", "3"}
+    # the board shows one column per track, each cell the track's own accuracy
+    assert main(["--repo", str(REPO), "board", "--results", str(results)]) == 0
+    table = (results / "summary.md").read_text()
+    header = next(line for line in table.splitlines() if line.startswith("| model"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    assert cols[2:6] == ["1a", "1b", "2", "3"]
+    row = next(line for line in table.splitlines() if "Duration" in line or "duration" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    for i, track in enumerate(("1a", "1b", "2", "3")):
+        acc = per_track[track]["accuracy"]
+        assert cells[2 + i].startswith(f"{100 * acc:.1f}")

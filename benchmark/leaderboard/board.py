@@ -60,7 +60,10 @@ def render_task_table(records: list[dict[str, Any]]) -> str:
     first = records[0]
     bins = int(first.get("bins") or len(first["metrics"].get("by_bin", {})))
     edges = first.get("bin_edges")
+    # subsets of the split (e.g. VMC'23 tracks 1a/1b/2/3): one column each, pairs never cross them
+    groups = sorted({k for r in records for k in r["metrics"].get("by_group_subset", {})})
     head = ["model", "overall [95% CI]"]
+    head += [f"{_escape(g)}" for g in groups]
     head += [_bin_header(i, edges) for i in range(bins)]
     head += ["Δ<0.2", "Δ≤0.5", "Δ>1.5", "ties", "n"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -75,6 +78,7 @@ def render_task_table(records: list[dict[str, Any]]) -> str:
         if not r.get("zero_shot", True):
             name += " †"
         row = [name, _pct(m["overall"])]
+        row += [_pct(m.get("by_group_subset", {}).get(g)) for g in groups]
         row += [_pct(m.get("by_bin", {}).get(str(i))) for i in range(bins)]
         subsets = m.get("by_subset", {})
         row += [
