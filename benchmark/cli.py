@@ -130,22 +130,21 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from benchmark.download import download
+    from benchmark.download import download, instructions
     from benchmark.paths import default_data_root
 
+    if args.instructions:
+        print(instructions(args.corpus))
+        return 0
     root = Path(args.data_root).expanduser().resolve() if args.data_root else None
     if root is None:
         root = default_data_root(args.corpus)
     result = download(args.corpus, root, mirror=args.mirror, progress=not args.quiet, echo=print)
-    if result.manual_steps:
-        print("\nstill to do by hand:")
-        for step in result.manual_steps:
-            print(f"  - {step}")
-    state = "complete" if result.complete else "incomplete (see the steps above)"
-    print(f"{args.corpus}: {state}; data root {root}")
     if result.complete:
         print(f"next: mosrm prepare {args.corpus} --data-root {root}")
-    return 0 if result.complete else 3
+        return 0
+    print(f"when done: mosrm prepare {args.corpus} --data-root {root}  (or --labels-only now)")
+    return 3
 
 
 def cmd_card(args: argparse.Namespace) -> int:
@@ -375,7 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("download", help="fetch a corpus (or print the manual steps) into a root")
     p.add_argument("corpus", help="bvcc | nisqa | singmos | somos | tmhint_qi | vmc23")
     p.add_argument("--data-root", help="where the corpus goes (default: the task's data root)")
-    p.add_argument("--mirror", help="base URL replacing every source's origin")
+    p.add_argument(
+        "--mirror", help="base URL replacing every source's origin: <mirror>/<corpus>/<file>"
+    )
+    p.add_argument(
+        "--instructions", action="store_true", help="print the manual steps and layout only"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_download)
 

@@ -500,8 +500,8 @@ def bvcc_archive(wav: bytes) -> bytes:
             "main/01_get.py": b"",
             "main/02_gather.py": b"",
             "main/03_preprocess.py": b"",
-            f"{sets}/train_mos_list.txt": f"{BVCC_WAVS[0]},3.375\n".encode(),
-            f"{sets}/val_mos_list.txt": f"{BVCC_WAVS[1]},2.5\n".encode(),
+            f"{sets}/train_mos_list.txt": f"{BVCC_WAVS[0]},4.0\n".encode(),
+            f"{sets}/val_mos_list.txt": f"{BVCC_WAVS[1]},2.0\n".encode(),
             f"{sets}/test_mos_list.txt": f"{BVCC_WAVS[2]},4.0\n".encode(),
             f"{sets}/TRAINSET": f"sys64e2f,{BVCC_WAVS[0]},4,{info}\n".encode(),
             f"{sets}/DEVSET": f"sys64e2f,{BVCC_WAVS[1]},2,{info}\n".encode(),
@@ -568,6 +568,12 @@ def test_bvcc_end_to_end_against_a_mirror(
     assert again.complete is True and again.manual_steps == []
     assert again.fetched == [] and again.verified == [root / "transcriptions_clustered.csv"]
     assert server.log == []
+    # and the BVCC reader reads exactly what the download produced
+    from benchmark.corpora.bvcc import BvccReader
+
+    clips = BvccReader().read(root, {}).to_pylist()
+    assert sorted(c["clip_id"] + ".wav" for c in clips) == sorted(BVCC_WAVS)
+    assert {c["split"] for c in clips} == {"train", "dev", "test"}
 
 
 def test_bvcc_real_pinned_md5_rejects_a_different_archive(
