@@ -151,15 +151,44 @@ def read_rows(
             yield line, {n: row[i].strip() for i, n in enumerate(names)}
 
 
-def parse_float(value: str, path: Path, line: int, fieldname: str) -> float:
-    """A finite float, or a DataError naming file, line and field."""
+def parse_float(
+    value: str, path: Path, line: int, fieldname: str, layout: tuple[str, str] | None = None
+) -> float:
+    """A finite float, or a DataError naming file, line and field (and `(corpus, layout)`)."""
+    hint = f"; {layout_hint(*layout)}" if layout is not None else ""
     try:
         out = float(value)
     except ValueError:
-        raise DataError(f"{path}:{line}: field '{fieldname}': '{value}' is not a number") from None
+        raise DataError(
+            f"{path}:{line}: field '{fieldname}': '{value}' is not a number{hint}"
+        ) from None
     if not math.isfinite(out):
-        raise DataError(f"{path}:{line}: field '{fieldname}': '{value}' is not a finite number")
+        raise DataError(
+            f"{path}:{line}: field '{fieldname}': '{value}' is not a finite number{hint}"
+        )
     return out
+
+
+MEAN_TOLERANCE = 1e-6
+"""Published MOS vs the mean of its ratings: float noise only, unless the MOS was printed rounded."""
+
+
+def printed_tolerance(text: str) -> float:
+    """Half a unit of the last printed digit of a published MOS (at least `MEAN_TOLERANCE`).
+
+    Corpora print MOS with whatever precision their scripts used (`3.375`, `4.000000`, `2.86`), so
+    a published value can only be expected to equal the ratings' mean up to its own rounding.
+    """
+    mantissa = text.strip().lower().partition("e")[0]
+    decimals = len(mantissa.partition(".")[2])
+    if "e" in text.lower() or decimals == 0 or decimals >= 6:
+        return MEAN_TOLERANCE
+    return max(MEAN_TOLERANCE, 0.5 * 10.0**-decimals + 1e-12)
+
+
+def mean_agrees(mean: float, published: float, published_text: str) -> bool:
+    """Whether the ratings' mean equals a published MOS up to the precision it was printed with."""
+    return abs(mean - published) <= printed_tolerance(published_text)
 
 
 def rating_stats(scores: Sequence[float]) -> tuple[float, int, float | None]:

@@ -76,6 +76,7 @@ from benchmark.corpora._native import (
     check_root,
     clip_table,
     layout_hint,
+    mean_agrees,
     parse_float,
     rating_stats,
     read_rows,
@@ -220,19 +221,6 @@ def _detect(root: Path) -> str:
 
 def _split_names(opts: _Options, layout: str) -> dict[str, tuple[str, ...]]:
     return opts.splits if opts.splits is not None else DEFAULT_SPLITS[layout]
-
-
-def _decimals(text: str) -> int:
-    mantissa = text.strip().lower().partition("e")[0]
-    return len(mantissa.partition(".")[2].rstrip("0"))
-
-
-def _mean_agrees(mean: float, mos: float, decimals: int) -> bool:
-    """Equal within 1e-6, or equal once the mean is rounded to the decimals `mos` is written with."""
-    tol = 1e-6
-    if 0 < decimals < 6:
-        tol = max(tol, 0.5 * 10.0**-decimals + 1e-9)
-    return abs(mean - mos) <= tol
 
 
 class _Json:
@@ -404,7 +392,7 @@ def _hf_row(
             raise bad(f"field 'score.scores': {scores!r} holds a value that is not a number")
         if ratings:
             mean, n_ratings, std = rating_stats(ratings)
-            if not _mean_agrees(mean, mos, _decimals(repr(mos))):
+            if not mean_agrees(mean, mos, repr(mos)):
                 raise bad(
                     f"score.mos is {mos!r} but the {n_ratings} ratings in score.scores average "
                     f"{mean:.6f}"
@@ -468,10 +456,7 @@ def _read_hf(root: Path, opts: _Options) -> pa.Table:
 
 
 def _score(value: str, path: Path, line: int) -> float:
-    try:
-        return parse_float(value, path, line, "MOS")
-    except DataError as exc:
-        raise DataError(f"{exc}; {layout_hint(CORPUS, LAYOUT_VOICEMOS24)}") from None
+    return parse_float(value, path, line, "MOS", (CORPUS, LAYOUT_VOICEMOS24))
 
 
 def _read_voicemos24(root: Path, opts: _Options) -> pa.Table:

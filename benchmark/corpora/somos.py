@@ -52,6 +52,7 @@ from benchmark.corpora._native import (
     clip_table,
     layout_hint,
     parse_float,
+    printed_tolerance,
     rating_stats,
     read_rows,
     require_file,
@@ -88,7 +89,6 @@ OPTIONS: dict[str, str] = {
     "split": "folder under training_files/ (default split1)",
     "variant": "clean (default) or full",
 }
-MOS_TOLERANCE = 1e-6
 
 
 def _error(message: str) -> DataError:
@@ -150,15 +150,6 @@ def _strip_wav(utterance: str) -> str:
     return utterance[: -len(".wav")] if utterance.endswith(".wav") else utterance
 
 
-def _printed_tolerance(text: str) -> float:
-    """Half a unit of the last printed digit of `text` (or MOS_TOLERANCE, if larger)."""
-    text = text.strip()
-    if "e" in text.lower():
-        return MOS_TOLERANCE
-    decimals = len(text.partition(".")[2])
-    return max(MOS_TOLERANCE, 0.5 * 10.0**-decimals)
-
-
 def _read_list(path: Path) -> list[tuple[int, str, float, float]]:
     """(line, clip_id, MOS, tolerance) for every clip of a MOS list."""
     out = []
@@ -167,7 +158,7 @@ def _read_list(path: Path) -> list[tuple[int, str, float, float]]:
         if not clip_id:
             raise _error(f"{path}:{line}: field 'utteranceId' is empty")
         mos = _float(row["mean"], path, line, "mean")
-        out.append((line, clip_id, mos, _printed_tolerance(row["mean"])))
+        out.append((line, clip_id, mos, printed_tolerance(row["mean"])))
     if not out:
         raise _error(f"{path}: no clips listed")
     return out

@@ -57,6 +57,7 @@ from benchmark.corpora._native import (
     check_root,
     clip_table,
     layout_hint,
+    mean_agrees,
     parse_float,
     rating_stats,
     read_rows,
@@ -169,24 +170,8 @@ def _require(root: Path, rel: str, what: str) -> Path:
     return path
 
 
-def _decimals(text: str) -> int:
-    mantissa = text.strip().lower().partition("e")[0]
-    return len(mantissa.partition(".")[2].rstrip("0"))
-
-
-def _mean_agrees(mean: float, mos: float, decimals: int) -> bool:
-    """Equal within 1e-6, or equal once the mean is rounded to the decimals `mos` is written with."""
-    tol = 1e-6
-    if 0 < decimals < 6:
-        tol = max(tol, 0.5 * 10.0**-decimals + 1e-9)
-    return abs(mean - mos) <= tol
-
-
 def _score(value: str, path: Path, line: int, field: str) -> float:
-    try:
-        return parse_float(value, path, line, field)
-    except DataError as exc:
-        raise DataError(f"{exc}; {layout_hint(CORPUS, LAYOUT)}") from None
+    return parse_float(value, path, line, field, (CORPUS, LAYOUT))
 
 
 def _keys(track: int, sid: str, path: Path, line: int) -> dict[str, Any] | None:
@@ -301,7 +286,7 @@ def _listener_ratings(
             missing.append(sid)
             continue
         mean, n, std = rating_stats(ratings[sid])
-        if not _mean_agrees(mean, row["mos"], _decimals(written[sid])):
+        if not mean_agrees(mean, row["mos"], written[sid]):
             raise DataError(
                 f"{path}: the {n} rating(s) of '{sid}' average {mean:.6f}, but {answers} gives "
                 f"MOS {written[sid]}: the two files disagree"
