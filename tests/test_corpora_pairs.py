@@ -92,6 +92,7 @@ def test_cli_prepare_labels_only_and_with_audio(
     out = capsys.readouterr().out
     assert "resampled to 16 kHz" in out
     prepared = prepare(get_task(REPO / "tasks", corpus), tmp_path / "data")
+    assert prepared.clips.num_rows == len(expected)
     rates = set(prepared.clips.column("sample_rate").to_pylist())
     assert 0 not in rates and None not in rates
     for rel in prepared.clips.column("audio_path").to_pylist()[:3]:
