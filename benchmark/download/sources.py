@@ -353,7 +353,7 @@ def _tmhint_check(root: Path) -> list[str]:
     return [
         f"TMHINT-QI is downloaded by hand ({', '.join(missing)} missing under {root}): get "
         f"TMHINTQI.zip from {TMHINT_DRIVE} (linked from the InQSS README, "
-        f"https://github.com/dhimasryan/InQSS; `gdown 1TMDiz6dnS76hxyeAcCQxeSqqEOH4UDN0` also "
+        f"https://github.com/yuwchen/InQSS; `gdown 1TMDiz6dnS76hxyeAcCQxeSqqEOH4UDN0` also "
         f"works), put it at {root / 'TMHINTQI.zip'} and run `mosrm download tmhint_qi "
         f"--data-root {root}` again (it unpacks the zip without its TMHINTQI/ folder and "
         f"__MACOSX/); or unzip it yourself and move the contents of TMHINTQI/ into {root}. The "
@@ -372,7 +372,7 @@ TMHINT_QI = Recipe(
     ),
     manual=(
         f"Download TMHINTQI.zip from {TMHINT_DRIVE} (the link in the InQSS README, "
-        "https://github.com/dhimasryan/InQSS), e.g. with "
+        "https://github.com/yuwchen/InQSS), e.g. with "
         "`gdown 1TMDiz6dnS76hxyeAcCQxeSqqEOH4UDN0`.",
         "Put it at <data root>/TMHINTQI.zip and run `mosrm download tmhint_qi --data-root "
         "<data root>` again, or unzip it yourself and move the contents of TMHINTQI/ into the "
