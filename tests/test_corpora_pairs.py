@@ -107,6 +107,13 @@ def test_vmc23_results_break_down_per_track(tmp_path: Path) -> None:
     results = tmp_path / "results"
     args = ["--repo", str(REPO), "evaluate", "shortcut-duration", "--task", "vmc23"]
     assert main([*args, "--quiet", "--results", str(results)]) == 0
+    from benchmark.paths import prepared_dir
+
+    manifest = json.loads((prepared_dir("vmc23") / "manifest.json").read_text())
+    written = {c["clip_id"] for c in expected}
+    dropped = [s for s in manifest["skipped"] if "TMHINT_" in s["reason"]]
+    assert len(dropped) == 1 and not dropped[0]["kept"] and dropped[0]["count"] > 0
+    assert not set(dropped[0]["examples"]) & written  # left out, and said so in the manifest
     result = json.loads((results / "shortcut-duration" / "vmc23.json").read_text())
     per_track = result["metrics"]["by_group_subset"]
     pools = Counter()
