@@ -176,12 +176,16 @@ def cmd_card(args: argparse.Namespace) -> int:
 
 
 def _prepare_all(
-    args: argparse.Namespace, names: list[str] | None, data_root: str | None = None
+    args: argparse.Namespace,
+    names: list[str] | None,
+    data_root: str | None = None,
+    failures: dict[str, str] | None = None,
 ) -> list[Any]:
     """Prepare each named task (all by default) whose data is found.
 
     The data root is `data_root` when given, else the task's own root, else the root the task was
     last prepared from (so `mosrm prepare T --data-root D` once is enough for later runs).
+    With `failures` given, a task whose data is broken is recorded there and the others go on.
     """
     from benchmark.pipeline import last_data_root, prepare
     from benchmark.tasks import load_tasks
@@ -207,7 +211,13 @@ def _prepare_all(
             print(f"skip {name}: data not present at {candidates[0]} (see `mosrm tasks`)")
             continue
         print(f"prepare {name} …", flush=True)
-        prepared.append(prepare(task, root, progress=not args.quiet, echo=print))
+        try:
+            prepared.append(prepare(task, root, progress=not args.quiet, echo=print))
+        except MosrmError as exc:
+            if failures is None:
+                raise
+            failures[name] = str(exc)
+            print(f"error: {name}: {exc}\n  (going on with the other tasks)", file=sys.stderr)
     return prepared
 
 
@@ -268,12 +278,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    prepared = _prepare_all(args, args.tasks)
+    failures: dict[str, str] = {}
+    prepared = _prepare_all(args, args.tasks, failures=failures)
     folders = _submission_folders(args, args.submissions)
     results_root = _evaluate_all(args, prepared, folders)
     board = _write_board(results_root)
     print(f"results: {results_root}/<submission>/<task>.json (+ .predictions.parquet)")
     print(f"table:   {board}")
+    if failures:
+        print(f"error: {len(failures)} task(s) could not be prepared:", file=sys.stderr)
+        for name, why in failures.items():
+            print(f"  {name}: {why}", file=sys.stderr)
+        return 2
     return 0
 
 

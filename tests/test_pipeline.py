@@ -245,3 +245,23 @@ def test_cli_prepare_reports_counts_and_shortfall(toy_repo, capsys):
     out = capsys.readouterr().out
     assert "same_content 36/36" in out
     assert "shortfall in same_content" in out
+
+
+def test_run_goes_on_past_a_broken_task_and_fails_at_the_end(toy_repo, tmp_path, capsys):
+    import shutil
+
+    from benchmark.cli import main
+    from tests.layouts import bvcc
+
+    bvcc.write(tmp_path / "bvcc", audio=False)  # metadata only: a full prepare must fail
+    spec = yaml.safe_load((REPO / "tasks" / "bvcc.yaml").read_text())
+    spec["data"]["root"] = str(tmp_path / "bvcc")
+    (toy_repo / "tasks" / "bvcc.yaml").write_text(yaml.safe_dump(spec))
+    shutil.rmtree(toy_repo / "submissions" / "shortcut-loudness")
+    results = tmp_path / "results"
+    rc = main(["--repo", str(toy_repo), "run", "--quiet", "--results", str(results)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "1 task(s) could not be prepared" in err and "bvcc:" in err and "DATA/wav" in err
+    assert (results / "shortcut-duration" / "toy.json").is_file()
+    assert not (results / "shortcut-duration" / "bvcc.json").exists()
