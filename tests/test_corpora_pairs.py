@@ -51,9 +51,14 @@ def independent_pools(clips: list[dict]) -> Counter:
     return pools
 
 
-@pytest.mark.parametrize("corpus", CORPORA)
-def test_full_pool_counts_match_an_independent_count(corpus: str, tmp_path: Path) -> None:
-    expected = _layout(corpus).write(tmp_path / "data", audio=False)
+CASES = [(c, {}) for c in CORPORA] + [("singmos", {"layout": "voicemos24"})]
+
+
+@pytest.mark.parametrize("corpus, variant", CASES)
+def test_full_pool_counts_match_an_independent_count(
+    corpus: str, variant: dict, tmp_path: Path
+) -> None:
+    expected = _layout(corpus).write(tmp_path / "data", audio=False, **variant)
     task = get_task(REPO / "tasks", corpus)
     splits = sorted({c["split"] for c in expected})
     assert set(splits) == set(task.spec.pairs), "the fixture must cover every split of the task"

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import statistics
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from benchmark.corpora import bvcc, get_reader
 from benchmark.corpora._native import table_skips
 from benchmark.corpora.bvcc import BvccReader
 from benchmark.errors import DataError
-from benchmark.pipeline import prepare
 from benchmark.tables import validate_clips
-from benchmark.tasks import Task, TaskSpec
 from tests.layouts import bvcc as layout
 
 SETS = Path("DATA/sets")
@@ -328,46 +324,3 @@ def test_bad_wav_name(corpus):
     path.write_text("utt-only,3.0\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
     with pytest.raises(DataError, match=r"val_mos_list\.txt:1: 'utt-only' is not a BVCC wav name"):
         BvccReader().read(root, {})
-
-
-def _expected_pairs(clips: list[dict]) -> dict[tuple[str, str], int]:
-    counts: dict[tuple[str, str], int] = {}
-    for a, b in itertools.combinations(clips, 2):
-        if a["split"] != b["split"] or a["mos"] == b["mos"]:
-            continue
-        same_c = a["content_id"] is not None and a["content_id"] == b["content_id"]
-        same_s = a["system_id"] is not None and a["system_id"] == b["system_id"]
-        rel = None
-        if same_c and not same_s:
-            rel = "same_content"
-        elif same_s and not same_c:
-            rel = "same_system"
-        elif not same_c and not same_s:
-            rel = "cross"
-        if rel:
-            counts[(a["split"], rel)] = counts.get((a["split"], rel), 0) + 1
-    return counts
-
-
-def test_prepare_labels_only(tmp_path):
-    root = tmp_path / "main"
-    expected = layout.write(root, audio=False)
-    relations = ("same_content", "same_system", "cross")
-    spec = TaskSpec(
-        name="bvcc-mini",
-        version=1,
-        description="BVCC miniature",
-        reader="bvcc",
-        pairs={s: dict.fromkeys(relations, "all") for s in ("train", "dev", "test")},
-        license="test",
-        citation="test",
-    )
-    prepared = prepare(Task(spec, None), root, labels_only=True, out_dir=tmp_path / "prep")
-    assert set(prepared.pair_files) == {"train", "dev", "test"}
-    want = _expected_pairs(expected)
-    for split, path in prepared.pair_files.items():
-        assert path.is_file()
-        rels = pq.read_table(path).column("relation").to_pylist()
-        for rel in relations:
-            assert want[(split, rel)] > 0
-            assert rels.count(rel) == want[(split, rel)], (split, rel)

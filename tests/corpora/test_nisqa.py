@@ -6,16 +6,13 @@ import csv
 import io
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from benchmark.corpora import get_reader
 from benchmark.corpora._native import table_skips
 from benchmark.corpora.nisqa import NisqaReader
 from benchmark.errors import DataError
-from benchmark.pipeline import prepare
 from benchmark.tables import validate_clips
-from benchmark.tasks import DataSpec, Task, TaskSpec
 from tests.layouts import nisqa as layout
 
 ALL_DBS = list(layout.SPLITS)
@@ -276,25 +273,3 @@ def test_backslash_paths_are_normalised(tmp_path):
     expected = layout.write(root, audio=False, windows_paths=True)
     assert "\\deg\\" in _file_list(root, "NISQA_TEST_FOR").read_text()
     _assert_matches(NisqaReader().read(root, {}, labels_only=True), expected)
-
-
-def test_prepare_writes_pairs(tmp_path):
-    root = tmp_path / "NISQA_Corpus"
-    layout.write(root, audio=False)
-    relations = {"same_content": "all", "same_system": "all", "cross": "all"}
-    spec = TaskSpec(
-        name="nisqa-mini",
-        version=1,
-        description="miniature NISQA",
-        reader="nisqa",
-        data=DataSpec(options={}),
-        pairs={s: dict(relations) for s in ("train", "dev", "test")},
-        license="test fixture",
-        citation="none",
-    )
-    prepared = prepare(Task(spec, None), root, labels_only=True, out_dir=tmp_path / "prep")
-    assert sorted(prepared.pair_files) == ["dev", "test", "train"]
-    for split, path in prepared.pair_files.items():
-        pairs = pq.read_table(path).to_pylist()
-        assert {p["relation"] for p in pairs} == set(relations), split
-        assert all(p["split"] == split and p["delta_mos"] > 0 for p in pairs)

@@ -12,9 +12,7 @@ from benchmark.corpora import get_reader, singmos
 from benchmark.corpora._native import table_skips
 from benchmark.corpora.singmos import SingmosReader
 from benchmark.errors import DataError
-from benchmark.pipeline import prepare
 from benchmark.tables import validate_clips
-from benchmark.tasks import Task, TaskSpec
 from tests.layouts import singmos as layout
 
 READER = SingmosReader()
@@ -410,25 +408,3 @@ def test_available(hf, vm24, tmp_path):
     assert not READER.available(hf[0], {"bogus": 1})
     (hf[0] / "info/score.json").unlink()
     assert not READER.available(hf[0], {})
-
-
-@pytest.mark.parametrize("kind", ["hf", "voicemos24"])
-def test_prepare_builds_pairs(tmp_path, kind):
-    root = tmp_path / "data"
-    layout.write(root, layout=kind, audio=False)
-    spec = TaskSpec(
-        name=f"singmos-{kind}",
-        version=1,
-        description="SingMOS miniature",
-        reader="singmos",
-        relations=("same_system", "cross"),
-        pairs={s: {"same_system": "all", "cross": "all"} for s in ("train", "dev", "test")},
-        license="CC-BY-4.0",
-        citation="Tang et al., SingMOS (2024)",
-    )
-    prepared = prepare(Task(spec, None), root, labels_only=True, out_dir=tmp_path / "prep")
-    assert set(prepared.pair_files) == {"train", "dev", "test"}
-    for split, path in prepared.pair_files.items():
-        assert path.is_file()
-        pairs = prepared.pairs(split).to_pylist()
-        assert {p["relation"] for p in pairs} == {"same_system", "cross"}, split

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import statistics
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from benchmark.corpora import get_reader, somos
 from benchmark.corpora._native import table_skips
 from benchmark.corpora.somos import SomosReader
 from benchmark.errors import DataError
-from benchmark.pipeline import prepare
 from benchmark.tables import validate_clips
-from benchmark.tasks import Task, TaskSpec
 from tests.layouts import somos as layout
 
 CLEAN = Path("training_files/split1/clean")
@@ -290,42 +286,3 @@ def test_duplicate_across_lists(corpus):
     with pytest.raises(DataError) as err:
         SomosReader().read(root, {})
     assert f"{test}:{n}: clip" in str(err.value) and f"first at {train}:2" in str(err.value)
-
-
-def _expected_pairs(clips: list[dict]) -> dict[tuple[str, str], int]:
-    counts: dict[tuple[str, str], int] = {}
-    for a, b in itertools.combinations(clips, 2):
-        if a["split"] != b["split"] or a["mos"] == b["mos"]:
-            continue
-        same_c = a["content_id"] == b["content_id"]
-        same_s = a["system_id"] == b["system_id"]
-        rel = {(True, False): "same_content", (False, True): "same_system"}.get((same_c, same_s))
-        if not same_c and not same_s:
-            rel = "cross"
-        if rel:
-            counts[(a["split"], rel)] = counts.get((a["split"], rel), 0) + 1
-    return counts
-
-
-def test_prepare_labels_only(tmp_path):
-    root = tmp_path / "somos"
-    expected = layout.write(root, audio=False)
-    relations = ("same_content", "same_system", "cross")
-    spec = TaskSpec(
-        name="somos-mini",
-        version=1,
-        description="SOMOS miniature",
-        reader="somos",
-        pairs={s: dict.fromkeys(relations, "all") for s in ("train", "dev", "test")},
-        license="test",
-        citation="test",
-    )
-    prepared = prepare(Task(spec, None), root, labels_only=True, out_dir=tmp_path / "prep")
-    assert set(prepared.pair_files) == {"train", "dev", "test"}
-    want = _expected_pairs(expected)
-    for split, path in prepared.pair_files.items():
-        assert path.is_file()
-        rels = pq.read_table(path).column("relation").to_pylist()
-        for rel in relations:
-            assert want[(split, rel)] > 0
-            assert rels.count(rel) == want[(split, rel)], (split, rel)

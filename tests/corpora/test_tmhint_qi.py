@@ -8,16 +8,13 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from benchmark.corpora import get_reader
 from benchmark.corpora._native import table_skips
 from benchmark.corpora.tmhint_qi import TmhintQiReader
 from benchmark.errors import DataError
-from benchmark.pipeline import prepare
 from benchmark.tables import validate_clips
-from benchmark.tasks import DataSpec, Task, TaskSpec
 from tests.layouts import tmhint_qi as layout
 
 
@@ -332,26 +329,3 @@ def test_options(corpus):
         TmhintQiReader().read(root, {"dev_fraction": 1.0})
     with pytest.raises(DataError, match="'dev_seed' must be a non-negative integer"):
         TmhintQiReader().read(root, {"dev_seed": "x"})
-
-
-def test_prepare_writes_pairs(tmp_path):
-    root = tmp_path / "tmhint-qi"
-    layout.write(root, audio=False)
-    relations = {"same_content": "all", "same_system": "all", "cross": "all"}
-    spec = TaskSpec(
-        name="tmhint-qi-mini",
-        version=1,
-        description="miniature TMHINT-QI",
-        reader="tmhint_qi",
-        data=DataSpec(options={}),
-        pairs={s: dict(relations) for s in ("train", "dev", "test")},
-        license="test fixture",
-        citation="none",
-    )
-    prepared = prepare(Task(spec, None), root, labels_only=True, out_dir=tmp_path / "prep")
-    assert sorted(prepared.pair_files) == ["dev", "test", "train"]
-    assert {s.count for s in prepared.skips if not s.kept} == {4}
-    for split, path in prepared.pair_files.items():
-        pairs = pq.read_table(path).to_pylist()
-        assert {p["relation"] for p in pairs} == set(relations), split
-        assert all(p["split"] == split and p["delta_mos"] > 0 for p in pairs)

@@ -11,9 +11,7 @@ from benchmark.corpora import get_reader, vmc23
 from benchmark.corpora._native import table_skips
 from benchmark.corpora.vmc23 import Vmc23Reader
 from benchmark.errors import DataError
-from benchmark.pipeline import prepare
 from benchmark.tables import validate_clips
-from benchmark.tasks import Task, TaskSpec
 from tests.layouts import vmc23 as layout
 
 READER = Vmc23Reader()
@@ -291,22 +289,3 @@ def test_available(corpus, tmp_path):
     (root / "track3_answer.txt").unlink()
     assert not READER.available(root, {})
     assert READER.available(root, {"tracks": [1, 2]})
-
-
-def test_prepare_builds_pairs(tmp_path):
-    root = tmp_path / "data"
-    layout.write(root, audio=False)
-    spec = TaskSpec(
-        name="vmc23-mini",
-        version=1,
-        description="VMC'23 miniature",
-        reader="vmc23",
-        pairs={"test": {"same_content": "all", "same_system": "all", "cross": "all"}},
-        license="research use",
-        citation="Cooper et al., The VoiceMOS Challenge 2023 (2023)",
-    )
-    prepared = prepare(Task(spec, None), root, labels_only=True, out_dir=tmp_path / "prep")
-    assert set(prepared.pair_files) == {"test"} and prepared.pair_files["test"].is_file()
-    pairs = prepared.pairs("test").to_pylist()
-    assert {p["relation"] for p in pairs} == {"same_content", "same_system", "cross"}
-    assert {p["subset"] for p in pairs} == {"1a", "1b", "2", "3"}
