@@ -475,9 +475,17 @@ def _pair_ids(
     return np.frombuffer(bytes(out), dtype=">u8").astype(np.uint64)
 
 
-def _hex(pid: np.ndarray) -> list[str]:
-    text = pid.astype(">u8").tobytes().hex()
-    return [text[i : i + 16] for i in range(0, len(text), 16)]
+def _hex(pid: np.ndarray) -> pa.Array:
+    """Pair ids as 16-char lowercase hex strings, built from buffers (no Python str per pair)."""
+    n = int(pid.size)
+    text = pid.astype(">u8").tobytes().hex().encode("ascii")
+    offsets = np.arange(0, 16 * (n + 1), 16, dtype=np.int64)
+    if n and offsets[-1] > np.iinfo(np.int32).max:
+        large = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
+        return large.cast(pa.string())  # raises on overflow rather than writing garbage
+    return pa.StringArray.from_buffers(
+        n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(text)
+    )
 
 
 def _order_pairs(
@@ -775,7 +783,7 @@ def _build_split(
     group_names = pa.array(np.concatenate([c.content_names, c.system_names]), pa.string())
     ids = pa.array(c.ids, pa.string())
     arrays = {
-        "pair_id": pa.array(_hex(pid), pa.string()),
+        "pair_id": _hex(pid),
         "task": pa.array([task] * n, pa.string()),
         "split": pa.array([split] * n, pa.string()),
         "subset": pa.array(c.subset_names, pa.string()).take(c.subset[a]),
