@@ -932,6 +932,11 @@ def _svg(task: Task, data: _Data) -> str:
         )
         out.append(f'<text x="{_n(x + 14)}" y="41">{escape_xml(rel)}</text>')
         x += 14 + 7 * len(rel) + 18
+    out.append(
+        f'<line x1="{_n(x)}" y1="37" x2="{_n(x + 18)}" y2="37" stroke="#555555" '
+        'stroke-width="1" stroke-dasharray="4 3"/>'
+    )
+    out.append(f'<text x="{_n(x + 22)}" y="41">percentile bin edges</text>')
     for k, split in enumerate(panels):
         p = data.pairs[split]
         top = _TOP + k * (_PLOT_H + _PANEL_GAP) + 24
@@ -968,6 +973,17 @@ def _svg(task: Task, data: _Data) -> str:
                     f"<title>{escape_xml(f'{split}, {rel}, ΔMOS {lo:.1f}–{hi:.1f}: {count:,}')}"
                     "</title></rect>"
                 )
+        # the percentile bins the results are reported in: inner edges as dashed lines
+        edges = p.meta.get("bin_edges") or []
+        for j, edge in enumerate(edges[1:-1], start=1):
+            x = _LEFT + min(float(edge), HIST_MAX) / HIST_MAX * plot_w
+            out.append(
+                f'<line class="bin-edge" x1="{_n(x)}" y1="{_n(top)}" x2="{_n(x)}" '
+                f'y2="{_n(base)}" stroke="#555555" stroke-width="1" stroke-dasharray="4 3" '
+                f'data-edge="{_edge(float(edge))}"><title>'
+                f"{escape_xml(f'percentile bin edge {j}: ΔMOS {_edge(float(edge))}')}"
+                "</title></line>"
+            )
         out.append(
             f'<line x1="{_LEFT}" y1="{_n(base)}" x2="{_LEFT + plot_w}" y2="{_n(base)}" '
             'stroke="#000000" stroke-width="1"/>'

@@ -246,6 +246,15 @@ def test_histogram_svg_is_xml_and_bars_follow_the_counts(toy, tmp_path):
         # proportional up to the 0.01 px rounding of each stacked segment
         np.testing.assert_allclose(heights, expected * px_per_pair, rtol=0, atol=0.03)
         assert (heights[expected == 0] == 0).all()
+        # the inner percentile-bin edges of the split are drawn where the pair metadata puts them
+        panel = next(g for g in root.iter(f"{SVG}g") if g.get("data-split") == split)
+        drawn = [
+            float(x.get("data-edge"))
+            for x in panel.iter(f"{SVG}line")
+            if x.get("class") == "bin-edge"
+        ]
+        inner = prepared.pair_meta[split]["bin_edges"][1:-1]
+        np.testing.assert_allclose(drawn, inner, atol=5e-4)
 
 
 def test_output_is_byte_identical_and_machine_independent(toy, tmp_path):
