@@ -58,7 +58,7 @@ RELATION_COLOURS = {
 assert set(RELATION_COLOURS) == set(RELATIONS)
 
 _OPS = {"<": "<", "<=": "≤", ">": ">", ">=": "≥"}
-DEFAULT_ABSENT_REASON = "the corpus is not available on this machine"
+DEFAULT_ABSENT_REASON = "the corpus data was not available where this card was generated"
 
 
 @dataclass(frozen=True)

@@ -167,8 +167,7 @@ def cmd_card(args: argparse.Namespace) -> int:
             prepared = prepare(task, root, labels_only=args.labels_only, progress=not args.quiet)
             paths = write_card(task, prepared, out)
         else:
-            reason = "the corpus data was not available where this card was generated"
-            paths = write_card(task, None, out, absent_reason=reason)
+            paths = write_card(task, None, out)
             print(f"{name}: data not present at {root}; card has the static parts only")
         for p in paths:
             print(f"wrote {p}")

@@ -359,7 +359,7 @@ def test_absent_data_card_keeps_static_info_and_marks_computed_sections(toy, tmp
     assert targets[0] == ["split", "same_content", "same_system", "cross"]
     assert targets[1] == ["train", "6", "all", "10,000"]
     assert "sha256" not in md and ".svg" not in md
-    assert "not computed: the corpus is not available" in render_card(task, None).markdown
+    assert "not computed: the corpus data was not available" in render_card(task, None).markdown
 
 
 def test_labels_only_card_says_audio_was_not_probed(toy, tmp_path):

@@ -76,3 +76,14 @@ def test_prepare_count_overrides_go_to_their_own_folder(
     for bad in ("test.cross", "test.nope=3", "test.cross=-1", "test.cross=x"):
         assert main([*base, "--labels-only", "--pairs", bad]) == 2
         assert "--pairs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["bvcc", "nisqa", "singmos", "somos", "tmhint_qi", "vmc23"])
+def test_committed_cards_are_up_to_date_with_the_task_yaml(task: str) -> None:
+    """The committed cards of the six corpora (data not shipped) match their task YAML."""
+    from benchmark.cards import render_card
+    from benchmark.tasks import get_task
+
+    card = render_card(get_task(REPO / "tasks", task), None)
+    committed = (REPO / "data_cards" / f"{task}.md").read_text(encoding="utf-8")
+    assert card.markdown == committed, f"run `mosrm card {task}` and commit data_cards/{task}.md"
