@@ -123,6 +123,24 @@ ENUMERATE_BELOW = 2_000_000
 CHUNK = 1 << 20
 """Candidate pairs per enumeration chunk / rejection batch; bounds memory to tens of MB."""
 
+MAX_PAIRS_ENV = "MOSRM_MAX_PAIRS"
+MAX_PAIRS_DEFAULT = 20_000_000
+"""Whole pools ('all') above this are refused with a clear error instead of exhausting memory
+(about 250 bytes per pair while building): SOMOS train alone has ~10^8 valid cross pairs."""
+
+
+def max_pairs() -> int:
+    import os
+
+    raw = os.environ.get(MAX_PAIRS_ENV)
+    if raw is None:
+        return MAX_PAIRS_DEFAULT
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        raise DataError(f"{MAX_PAIRS_ENV}={raw!r}: expected an integer") from None
+
+
 _HYPERGEOMETRIC_MAX = 10**9  # numpy's limit on ngood / nbad
 _NO_KEY = -1
 _SPAN_LIMIT = 1 << 62
@@ -626,6 +644,14 @@ def _sample(
         "available": available,
         "candidates": u.candidates,
     }
+    limit = max_pairs()
+    if (target is None or target >= available) and available > limit:
+        raise DataError(
+            f"pairs.{split}.{rel}{where}: the whole pool is {available:,} pairs, above the limit "
+            f"of {limit:,} per relation (building it takes ~{available * 250 / 2**30:.0f} GiB of "
+            f"memory); ask for a count instead of 'all', or set {MAX_PAIRS_ENV}=N if this "
+            "machine has the memory"
+        )
     if target == 0:
         method = "none"
         a = b = np.empty(0, dtype=np.int64)

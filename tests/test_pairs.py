@@ -449,3 +449,20 @@ def test_without_balance_one_subset_set_gives_the_same_pairs() -> None:
     plain, _ = build(rows, counts)["test"]
     balanced, _ = build(rows, counts, balance_subsets=True)["test"]
     assert plain.equals(balanced)  # a single subset takes the ordinary path
+
+
+def test_whole_pool_above_the_limit_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = make_rows(11, n=40, splits=("test",))
+    pool = len(brute_pool(rows, "any", "test"))
+    monkeypatch.setenv(pairs_mod.MAX_PAIRS_ENV, str(pool - 1))
+    with pytest.raises(DataError, match=rf"pairs\.test\.any: the whole pool is {pool:,} pairs"):
+        build(rows, {"test": {"any": "all"}})
+    with pytest.raises(DataError, match=r"pairs\.test\.any: the whole pool"):
+        build(rows, {"test": {"any": pool + 5}})  # a target above the pool means the pool too
+    t, _ = build(rows, {"test": {"any": pool - 1}})["test"]  # a sample below the limit: fine
+    assert t.num_rows == pool - 1
+    monkeypatch.setenv(pairs_mod.MAX_PAIRS_ENV, str(pool))
+    assert build(rows, {"test": {"any": "all"}})["test"][0].num_rows == pool
+    monkeypatch.setenv(pairs_mod.MAX_PAIRS_ENV, "lots")
+    with pytest.raises(DataError, match="MOSRM_MAX_PAIRS='lots'"):
+        build(rows, {"test": {"any": "all"}})
