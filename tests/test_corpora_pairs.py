@@ -102,6 +102,10 @@ def test_cli_prepare_labels_only_and_with_audio(
     assert 0 not in rates and None not in rates
     for rel in prepared.clips.column("audio_path").to_pylist()[:3]:
         assert (prepared.audio_base / rel).is_file()
+    # with every clip's audio present, the metadata-only index is the very same pair set
+    task = get_task(REPO / "tasks", corpus)
+    index = prepare(task, tmp_path / "labels", labels_only=True, out_dir=tmp_path / "index")
+    assert index.pair_sha256 == prepared.pair_sha256
 
 
 def test_vmc23_results_break_down_per_track(tmp_path: Path) -> None:
