@@ -12,6 +12,7 @@ from benchmark.corpora._native import table_skips
 from benchmark.corpora.vmc23 import Vmc23Reader
 from benchmark.errors import DataError
 from benchmark.tables import validate_clips
+from tests.layouts import assert_contract
 from tests.layouts import vmc23 as layout
 
 READER = Vmc23Reader()
@@ -25,13 +26,7 @@ def _read(root: Path, options: dict | None = None, **kw: bool) -> list[dict]:
 
 def _assert_matches(rows: list[dict], expected: list[dict]) -> None:
     assert [r["clip_id"] for r in rows] == sorted(e["clip_id"] for e in expected)
-    by_id = {e["clip_id"]: e for e in expected}
-    for row in rows:
-        exp = by_id[row["clip_id"]]
-        assert row["corpus"] == "vmc23"
-        for key in ("split", "subset", "system_id", "content_id"):
-            assert row[key] == exp[key], (row["clip_id"], key)
-        assert row["mos"] == pytest.approx(exp["mos"], abs=1e-9)
+    assert_contract(rows, expected, "vmc23")
 
 
 def _rewrite_line(path: Path, number: int, text: str) -> None:
