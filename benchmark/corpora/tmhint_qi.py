@@ -26,32 +26,47 @@ Keys, from the file name `{method}_{snr}_{noise}_TMHINT_<spk>_<list>_<sent>` (`.
   `TMHINT_` (no method at all) gets `TMHINT`. The name is used rather than the `method, snr, noise`
   columns because how those columns spell clean clips is not documented.
 - `content_id` = `<spk>_<list>_<sent>` (e.g. `b2_21_02`), `speaker_id` = `<spk>` (e.g. `b2`).
-- `audio_path` = `train/<stem>.wav` or `test/<stem>.wav`; `sample_rate` = 16000.
+- `audio_path` = `<folder>/<stem>.wav`, the folder its wav lies in (or its prefix; with
+  `labels_only` and a bare stem, its split); `sample_rate` = 16000.
 
-Train vs test. The public prep scripts (SHEET's `egs/tmhint-qi`) take the split from the folder the
-wav lies in (`train/` or `test/`) and join `raw_data.csv` on `<folder>/<file_name>.wav`, so
-`file_name` carries no folder; the InQSS paper's test set is speakers b2 and g4. Option `split_by`:
+Train vs test. The split is the folder a wav lies in (`train/` or `test/`), never the speaker:
+the test folder holds speakers b2 and g4, but so does most of the train folder (checked on the real
+label data: 12,216 of the 12,937 train clips are b2/g4, and every test sentence also occurs in
+train), so no speaker rule reproduces it. The public prep scripts (SHEET's `egs/tmhint-qi`) also
+take the folder, joining `raw_data.csv` on `<folder>/<file_name>.wav`; `file_name` itself carries
+no folder. Without the folders the split comes from the list of the release's 1,978 rated test
+stems that ships with the package (`data/tmhint_qi_test_stems.txt`, from PM25/MOS-Datasets @
+13b5b611, `audio/tmhintqi/meta/test.csv`, whose split was taken from the release's folders;
+provenance in its `#` header; its sha256 `TEST_STEMS_SHA256` is checked on every read). Option
+`split_by`:
 
-- `path`: a `train/`/`test/` prefix in `file_name` if there is one, else the folder holding
-  `<file_name>.wav` (so it needs the audio, or the prefixes, and fails with `labels_only` otherwise).
-- `speaker`: test iff the speaker is b2 or g4 (`TEST_SPEAKERS`), train otherwise; never looks at
-  audio.
-- `auto` (default): the prefix if present; else the wav's folder when reading with audio; else
-  (`labels_only`) the speaker rule. Clips whose folder contradicts the speaker rule keep the
-  folder's split and are reported as a kept-with-caveat skip, because a `labels_only` read would
-  place them differently.
+- `auto` (default): a `train/`/`test/` prefix in `file_name` if there is one; else the folder
+  holding `<file_name>.wav` when reading with audio; else (`labels_only`) the list: test iff the
+  stem is listed, train otherwise.
+- `path`: the prefix or the wav's folder only; with `labels_only` and bare stems it is an error
+  (it needs the folders, the prefixes, or split_by `list`).
+- `list`: the list alone (the wav's folder, when read, only gives `audio_path`).
+
+Option `test_stems`: a list to use instead of the shipped one (one stem per line, `#` comment lines;
+a path relative to the data root, or absolute). Checks, so that a wrong split is never silent:
+when the list places clips it must contain at least one rated clip, else the read is refused (not
+the release, or another list is needed); listed stems absent from `raw_data.csv` are reported as a
+skip when the list places clips (none with the full release); a clip whose folder or prefix
+contradicts the list keeps the split `split_by` gives it and is reported as a kept-with-caveat skip.
 
 Dev. The corpus has no dev set (SHEET samples 10% of the train wavs with seed 1337). Here dev is
 made of whole content groups so no `<spk>_<list>_<sent>` is in both train and dev: the train
 clips' content ids are sorted, `k = round(dev_fraction * n)` of the `n` ids (Python `round`) are
 drawn with `numpy.random.default_rng(dev_seed).choice(sorted_ids, size=k, replace=False)`, and
-every train clip of a drawn content id moves to dev. Options `dev_fraction` (default 0.1, in
-[0, 1)) and `dev_seed` (default 1337). The draw depends only on the train content ids and the
-options, never on row order.
+every train clip of a drawn content id moves to dev (test sentences also occur in train, so a
+sentence can be in test and in train or dev; only train and dev are kept apart). Options
+`dev_fraction` (default 0.1, in [0, 1)) and `dev_seed` (default 1337). The draw depends only on
+the train content ids and the options, never on row order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -96,12 +111,21 @@ HEADER: tuple[str, ...] = (
 )
 REQUIRED: tuple[str, ...] = ("quality_score", "file_name")
 FOLDERS = ("train", "test")
-TEST_SPEAKERS = frozenset({"b2", "g4"})
 SCALE = (1.0, 5.0)
 
-SPLIT_BY = ("auto", "path", "speaker")
-OPTIONS = ("split_by", "dev_fraction", "dev_seed")
-DEFAULTS: dict[str, Any] = {"split_by": "auto", "dev_fraction": 0.1, "dev_seed": 1337}
+TEST_STEMS_FILE = Path(__file__).resolve().parent / "data" / "tmhint_qi_test_stems.txt"
+"""The release's 1,978 rated test stems (provenance in the file's `#` header)."""
+TEST_STEMS_SHA256 = "f563597c3b1fec284fee1cf3508017ccfd110defdc844b112fdbc7ee8df08e1a"
+SHIPPED_LIST = f"the shipped list of TMHINT-QI test stems ({TEST_STEMS_FILE.name})"
+
+SPLIT_BY = ("auto", "path", "list")
+OPTIONS = ("split_by", "test_stems", "dev_fraction", "dev_seed")
+DEFAULTS: dict[str, Any] = {
+    "split_by": "auto",
+    "test_stems": None,
+    "dev_fraction": 0.1,
+    "dev_seed": 1337,
+}
 
 NAME = re.compile(
     r"^(?:(?P<system>.+)_)?TMHINT_(?P<speaker>[A-Za-z]+\d+)_(?P<list>\d+)_(?P<sent>\d+)$"
@@ -125,7 +149,23 @@ class _Clip:
     empty_rows: int = 0
 
 
-def _options(options: dict[str, Any]) -> tuple[str, float, int]:
+@dataclass(frozen=True)
+class _Options:
+    split_by: str
+    test_stems: str | None
+    dev_fraction: float
+    dev_seed: int
+
+
+@dataclass(frozen=True)
+class StemList:
+    """A list of test stems and how messages name it."""
+
+    stems: frozenset[str]
+    label: str
+
+
+def _options(options: dict[str, Any]) -> _Options:
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise DataError(
@@ -138,6 +178,12 @@ def _options(options: dict[str, Any]) -> tuple[str, float, int]:
         raise DataError(
             f"tmhint_qi reader: option 'split_by' must be one of {', '.join(SPLIT_BY)}; "
             f"got {split_by!r}"
+        )
+    test_stems = merged["test_stems"]
+    if test_stems is not None and (not isinstance(test_stems, str) or not test_stems.strip()):
+        raise DataError(
+            f"tmhint_qi reader: option 'test_stems' must be a file path (relative to the data "
+            f"root, or absolute); got {test_stems!r}"
         )
     fraction = merged["dev_fraction"]
     if isinstance(fraction, bool) or not isinstance(fraction, int | float):
@@ -153,7 +199,7 @@ def _options(options: dict[str, Any]) -> tuple[str, float, int]:
         raise DataError(
             f"tmhint_qi reader: option 'dev_seed' must be a non-negative integer; got {seed!r}"
         )
-    return split_by, float(fraction), seed
+    return _Options(split_by, test_stems, float(fraction), seed)
 
 
 def _parse_name(value: str, path: Path, line: int) -> tuple[str | None, str, re.Match[str]]:
@@ -224,41 +270,93 @@ def _wav_names(folder: Path) -> set[str]:
         return {e.name[:-4] for e in entries if e.name.lower().endswith(".wav") and e.is_file()}
 
 
-def _speaker_split(clip: _Clip) -> str:
-    return "test" if clip.speaker in TEST_SPEAKERS else "train"
+def read_test_stems(path: Path, *, sha256: str | None = None) -> frozenset[str]:
+    """The stems listed in a test-stem file: one per line (`.wav` and a `test/` prefix tolerated),
+    `#` comment lines and blank lines skipped. With `sha256`, the file's bytes must hash to it."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the list of test stems: {exc.strerror}") from None
+    if sha256 is not None:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != sha256:
+            raise DataError(
+                f"{path}: sha256 {digest} differs from the recorded {sha256}: the shipped list of "
+                f"TMHINT-QI test stems is damaged; reinstall mosrm-bench (or give a list with "
+                f"option 'test_stems')"
+            )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; expected one test-clip stem per line") from None
+    stems: set[str] = set()
+    for line, raw in enumerate(text.splitlines(), start=1):
+        value = raw.strip()
+        if not value or value.startswith("#"):
+            continue
+        name = value.replace("\\", "/").removeprefix("./").removeprefix("test/")
+        stem = name[:-4] if name.lower().endswith(".wav") else name
+        if NAME.match(stem) is None:
+            raise DataError(
+                f"{path}:{line}: '{value}' is not a TMHINT-QI wav stem; expected one test-clip "
+                f"stem per line ({NAME_HINT}) and '#' comment lines"
+            )
+        stems.add(stem)
+    if not stems:
+        raise DataError(f"{path}: no stems, only comments or blank lines; expected one per line")
+    return frozenset(stems)
 
 
-def _folders(
-    root: Path, clips: list[_Clip], split_by: str, labels_only: bool
-) -> tuple[dict[str, str], list[str]]:
-    """The audio folder (= train/test split) of every clip, and the clips that contradict the
-    speaker rule."""
-    out: dict[str, str] = {}
-    if split_by == "speaker":
-        return {c.stem: _speaker_split(c) for c in clips}, []
+def _test_stems(root: Path, value: str | None) -> StemList:
+    """The shipped list (sha256-checked), or the user's list of option `test_stems`."""
+    if value is None:
+        return StemList(read_test_stems(TEST_STEMS_FILE, sha256=TEST_STEMS_SHA256), SHIPPED_LIST)
+    path = root / Path(value).expanduser()
+    if not path.is_file():
+        raise DataError(
+            f"{path}: list of test stems not found (option 'test_stems' is {value!r}: a file "
+            f"relative to the data root {root}, or absolute)"
+        )
+    return StemList(read_test_stems(path), f"the test_stems list {value}")
+
+
+@dataclass
+class _Placement:
+    split: dict[str, str] = field(default_factory=dict)
+    folder: dict[str, str] = field(default_factory=dict)
+    """The folder of each clip's wav (its prefix, the folder found, or else its split)."""
+    by_list: int = 0
+    """How many clips the list placed."""
+    disagree: list[str] = field(default_factory=list)
+    """Clips whose folder or prefix contradicts the list."""
+
+
+def _place(
+    root: Path, clips: list[_Clip], split_by: str, listed: StemList, labels_only: bool
+) -> _Placement:
+    """The split and wav folder of every rated clip (the rule in the module docstring)."""
     need_audio = [c for c in clips if c.folder is None]
     if need_audio and labels_only and split_by == "path":
         raise DataError(
-            f"{root / METADATA}: split_by 'path' needs the train/ and test/ wav folders (or a "
-            f"train/ or test/ prefix in file_name, e.g. {need_audio[0].first}), but labels_only "
-            f"reads metadata only; use split_by 'auto' or 'speaker'"
+            f"{root / METADATA}: split_by 'path' takes the split from the train/ and test/ wav "
+            f"folders or a train/ or test/ prefix in file_name, but file_name is a bare stem "
+            f"({need_audio[0].first}) and labels_only reads no audio; read with the audio "
+            f"folders, or use split_by 'list' (or 'auto') to take it from the list of test stems"
         )
     names: dict[str, set[str]] = {}
     if need_audio and not labels_only:
         names = {f: _wav_names(root / f) for f in FOLDERS}
         if not any(names.values()):
             raise DataError(
-                f"{root}: no wavs under train/ or test/; split_by '{split_by}' takes each clip's "
-                f"split from the folder its wav lies in (read with labels_only, or use split_by "
-                f"'speaker'); {layout_hint(CORPUS, LAYOUT)}"
+                f"{root}: no wavs under train/ or test/, where the audio of every clip is read "
+                f"from (read with labels_only for the pair index from {METADATA} alone: the "
+                f"split then comes from the list of test stems); {layout_hint(CORPUS, LAYOUT)}"
             )
+    out = _Placement()
     missing: list[str] = []
     for clip in clips:
-        if clip.folder is not None:
-            out[clip.stem] = clip.folder
-        elif labels_only:
-            out[clip.stem] = _speaker_split(clip)
-        else:
+        folder = clip.folder
+        if folder is None and not labels_only:
             found = [f for f in FOLDERS if clip.stem in names[f]]
             if len(found) == 2:
                 raise DataError(
@@ -268,17 +366,33 @@ def _folders(
             if not found:
                 missing.append(clip.stem)
                 continue
-            out[clip.stem] = found[0]
+            folder = found[0]
+        listed_as = "test" if clip.stem in listed.stems else "train"
+        if split_by == "list" or folder is None:
+            out.split[clip.stem] = listed_as
+            out.by_list += 1
+        else:
+            out.split[clip.stem] = folder
+        out.folder[clip.stem] = folder or listed_as
+        if folder is not None and folder != listed_as:
+            out.disagree.append(clip.stem)
     if missing:
         shown = ", ".join(f"{s}.wav" for s in sorted(missing)[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise DataError(
             f"{root}: {len(missing)} clip(s) of {METADATA} have no wav under train/ or test/ "
-            f"({shown}{more}); split_by '{split_by}' needs it to place the clip (read with "
-            f"labels_only, or use split_by 'speaker'); {layout_hint(CORPUS, LAYOUT)}"
+            f"({shown}{more}); reading with audio needs every wav (read with labels_only for "
+            f"the pair index from {METADATA} alone); {layout_hint(CORPUS, LAYOUT)}"
         )
-    disagree = [c.stem for c in clips if out[c.stem] != _speaker_split(c)]
-    return out, disagree
+    if out.by_list and not any(c.stem in listed.stems for c in clips):
+        raise DataError(
+            f"{root / METADATA}: none of its {len(clips)} rated clips is in {listed.label} "
+            f"({len(listed.stems)} stems), so the list cannot give the split (test iff listed): "
+            f"the file is not the release the list was made from; give the right list with "
+            f"option 'test_stems', or read with the train/ and test/ wav folders (or train/ or "
+            f"test/ prefixes in file_name)"
+        )
+    return out
 
 
 def dev_contents(train_contents: set[str], fraction: float, seed: int) -> set[str]:
@@ -299,27 +413,29 @@ class TmhintQiReader:
         return (Path(root) / METADATA).is_file()
 
     def read(self, root: Path, options: dict[str, Any], *, labels_only: bool = False) -> pa.Table:
-        split_by, fraction, seed = _options(options)
+        opts = _options(options)
         root = check_root(Path(root), CORPUS, LAYOUT)
         path = require_file(root, METADATA, CORPUS, LAYOUT, "one row per rating")
+        listed = _test_stems(root, opts.test_stems)
         clips = _read_ratings(path)
         unrated = sorted(s for s, c in clips.items() if not c.scores)
         rated = [clips[s] for s in sorted(clips) if clips[s].scores]
         if not rated:
             raise DataError(f"{path}: no clip has a valid quality_score")
-        folders, disagree = _folders(root, rated, split_by, labels_only)
-        dev = dev_contents({c.content for c in rated if folders[c.stem] == "train"}, fraction, seed)
+        placed = _place(root, rated, opts.split_by, listed, labels_only)
+        train = {c.content for c in rated if placed.split[c.stem] == "train"}
+        dev = dev_contents(train, opts.dev_fraction, opts.dev_seed)
         rows = []
         for clip in rated:
-            folder = folders[clip.stem]
+            split = placed.split[clip.stem]
             mos, n, std = rating_stats(clip.scores)
             rows.append(
                 {
                     "clip_id": clip.stem,
                     "corpus": CORPUS,
-                    "split": "dev" if folder == "train" and clip.content in dev else folder,
+                    "split": "dev" if split == "train" and clip.content in dev else split,
                     "subset": None,
-                    "audio_path": f"{folder}/{clip.stem}.wav",
+                    "audio_path": f"{placed.folder[clip.stem]}/{clip.stem}.wav",
                     "mos": mos,
                     "n_ratings": n,
                     "rating_std": std,
@@ -330,6 +446,12 @@ class TmhintQiReader:
                     "duration": None,
                 }
             )
+        absent = sorted(listed.stems - set(clips)) if placed.by_list else []
+        follows = (
+            "split follows the list (split_by 'list'), audio read from the folder"
+            if opts.split_by == "list"
+            else "split follows the folder (the list alone would place it in the other split)"
+        )
         skips = [
             Skip.of(
                 f"no valid quality_score in {METADATA} (every rating row empty or NA)", unrated
@@ -340,9 +462,13 @@ class TmhintQiReader:
                 kept=True,
             ),
             Skip.of(
-                f"wav folder contradicts the test-speaker rule ({', '.join(sorted(TEST_SPEAKERS))} "
-                f"= test): split follows the folder, a labels_only read would differ",
-                disagree,
+                f"listed as test clips in {listed.label} but absent from {METADATA}, so the "
+                f"test split lacks them",
+                absent,
+            ),
+            Skip.of(
+                f"wav folder (or file_name prefix) contradicts {listed.label}: {follows}",
+                placed.disagree,
                 kept=True,
             ),
         ]

@@ -1,22 +1,30 @@
-"""The TMHINT-QI reader on a miniature native corpus: per-rating aggregation, splits, dev groups,
-skips and layout errors."""
+"""The TMHINT-QI reader on a miniature native corpus: per-rating aggregation, splits (folder,
+prefix or the shipped list of test stems, never the speaker), dev groups, skips and layout
+errors."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import statistics
+import tomllib
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
-from benchmark.corpora import get_reader
+from benchmark.corpora import get_reader, tmhint_qi
 from benchmark.corpora._native import table_skips
 from benchmark.corpora.tmhint_qi import TmhintQiReader
 from benchmark.errors import DataError
 from benchmark.tables import validate_clips
 from tests.layouts import assert_contract
 from tests.layouts import tmhint_qi as layout
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_CLIP = "MMSE_snr5_babble_TMHINT_b2_22_08"
+"""A test clip of the fixture (in the shipped list, 4 ratings)."""
+N_LISTED = 1978
 
 
 @pytest.fixture
@@ -94,13 +102,58 @@ def test_aggregates_rating_rows_independently(corpus):
     assert any(len(v) == 1 for v in scores.values()) and any(len(v) >= 5 for v in scores.values())
 
 
-def test_labels_only_without_audio(tmp_path):
+def _splits(table) -> dict[str, str]:
+    return {r["clip_id"]: r["split"] for r in table.to_pylist()}
+
+
+def test_audio_and_labels_only_give_the_same_split(tmp_path):
+    """The release's split is the folder, not the speaker: with the wavs, and from raw_data.csv
+    alone (bare stems, the shipped list), train keeps its b2/g4 clips."""
+    root = tmp_path / "with-audio"
+    expected = layout.write(root)
+    with_audio = TmhintQiReader().read(root, {})
+    labels = TmhintQiReader().read(root, {}, labels_only=True)
+    _assert_matches(with_audio, expected)
+    _assert_matches(labels, expected)
+    assert _splits(labels) == _splits(with_audio)
+    bare = tmp_path / "labels"
+    expected_bare = layout.write(bare, audio=False)
+    assert not list(bare.rglob("*.wav"))
+    assert "/" not in _raw(bare).read_text()
+    assert expected_bare == expected
+    for split_by in ("auto", "list"):
+        table = TmhintQiReader().read(bare, {"split_by": split_by}, labels_only=True)
+        _assert_matches(table, expected)
+    rows = with_audio.to_pylist()
+    kept = [r for r in rows if r["split"] in {"train", "dev"} and r["speaker_id"] in {"b2", "g4"}]
+    assert len(kept) == 20 and {r["speaker_id"] for r in kept} == {"b2", "g4"}
+    test = {r["clip_id"] for r in rows if r["split"] == "test"}
+    assert len(test) == 18 and test <= layout.listed_test_stems()
+    trained = {r["content_id"] for r in rows if r["split"] in {"train", "dev"}}
+    assert {r["content_id"] for r in rows if r["split"] == "test"} <= trained
+
+
+def test_listed_stems_absent_from_raw_data_are_reported_once(tmp_path):
     root = tmp_path / "tmhint-qi"
-    expected = layout.write(root, audio=False)
-    assert not list(root.rglob("*.wav"))
-    _assert_matches(TmhintQiReader().read(root, {}, labels_only=True), expected)
-    speaker = TmhintQiReader().read(root, {"split_by": "speaker"}, labels_only=True)
-    _assert_matches(speaker, expected)
+    layout.write(root, audio=False)
+    (absent,) = [
+        s
+        for s in table_skips(TmhintQiReader().read(root, {}, labels_only=True))
+        if "absent" in s.reason
+    ]
+    assert not absent.kept and absent.count == N_LISTED - 18 and len(absent.examples) == 5
+    assert "tmhint_qi_test_stems.txt" in absent.reason and "raw_data.csv" in absent.reason
+    # a list that matches the file (as the shipped list matches the release) reports nothing
+    own = sorted(
+        layout.listed_test_stems() & set(_splits(TmhintQiReader().read(root, {}, labels_only=True)))
+    )
+    (root / "mine.txt").write_text("\n".join(own) + "\n")
+    table = TmhintQiReader().read(root, {"test_stems": "mine.txt"}, labels_only=True)
+    assert not [s for s in table_skips(table) if "absent" in s.reason]
+    # the folders decide with audio: the list is only a cross-check there
+    audio = tmp_path / "audio"
+    layout.write(audio)
+    assert not [s for s in table_skips(TmhintQiReader().read(audio, {})) if "absent" in s.reason]
 
 
 def test_dev_is_whole_content_groups(corpus):
@@ -109,8 +162,7 @@ def test_dev_is_whole_content_groups(corpus):
     contents = {s: {r["content_id"] for r in rows if r["split"] == s} for s in ("train", "dev")}
     assert contents["dev"] and not contents["train"] & contents["dev"]
     n = len(contents["train"] | contents["dev"])
-    assert n == 20 and len(contents["dev"]) == round(0.1 * n)
-    assert all(r["speaker_id"] not in {"b2", "g4"} for r in rows if r["split"] == "dev")
+    assert n == 30 and len(contents["dev"]) == round(0.1 * n)
 
 
 def test_dev_options(corpus):
@@ -123,8 +175,8 @@ def test_dev_options(corpus):
     default = dev({})
     assert dev({"dev_seed": 1337, "dev_fraction": 0.1}) == default
     assert any(dev({"dev_seed": s}) != default for s in (1, 2, 3))
-    assert len(dev({"dev_fraction": 0.25})) == 5
-    assert len(dev({"dev_fraction": 0.13})) == 3  # round(2.6), not int(2.6)
+    assert len(dev({"dev_fraction": 0.25})) == 8  # round(7.5)
+    assert len(dev({"dev_fraction": 0.13})) == 4  # round(3.9), not int(3.9)
     assert dev({"dev_fraction": 0.0}) == set()
 
 
@@ -141,24 +193,40 @@ def test_skips(corpus):
     assert _by_id(table)[layout.PARTIAL]["n_ratings"] == 2
 
 
-def test_split_by_folder_versus_speaker(tmp_path):
+def test_folder_contradicting_the_list_keeps_the_folder_split(tmp_path):
     root = tmp_path / "tmhint-qi"
     expected = layout.write(root, misplaced=True)
-    table = TmhintQiReader().read(root, {})
-    _assert_matches(table, expected)
-    clip = _by_id(table)[layout.MISPLACED]
-    assert clip["split"] == "test" and clip["audio_path"].startswith("test/")
-    (caveat,) = [s for s in table_skips(table) if "contradicts" in s.reason]
-    assert caveat.kept and caveat.examples == (layout.MISPLACED,)
-    assert _by_id(TmhintQiReader().read(root, {"split_by": "path"}))[layout.MISPLACED]["split"] == (
-        "test"
+    assert layout.MISPLACED not in layout.listed_test_stems()
+    assert (root / "test" / f"{layout.MISPLACED}.wav").is_file()
+    for split_by in ("auto", "path"):
+        table = TmhintQiReader().read(root, {"split_by": split_by})
+        _assert_matches(table, expected)
+        clip = _by_id(table)[layout.MISPLACED]
+        assert clip["split"] == "test" and clip["audio_path"] == f"test/{layout.MISPLACED}.wav"
+        (caveat,) = [s for s in table_skips(table) if "contradicts" in s.reason]
+        assert caveat.kept and caveat.count == 1 and caveat.examples == (layout.MISPLACED,)
+        assert (
+            "tmhint_qi_test_stems.txt" in caveat.reason
+            and "split follows the folder" in caveat.reason
+        )
+    # split_by 'list' follows the list, and still reads the audio where it lies
+    listed = TmhintQiReader().read(root, {"split_by": "list"})
+    clip = _by_id(listed)[layout.MISPLACED]
+    assert (
+        clip["split"] in {"train", "dev"} and clip["audio_path"] == f"test/{layout.MISPLACED}.wav"
     )
-    by_speaker = _by_id(TmhintQiReader().read(root, {"split_by": "speaker"}))[layout.MISPLACED]
-    assert by_speaker["split"] in {"train", "dev"}
-    assert by_speaker["audio_path"] == f"train/{layout.MISPLACED}.wav"
+    (caveat,) = [s for s in table_skips(listed) if "contradicts" in s.reason]
+    assert caveat.kept and "split follows the list" in caveat.reason
+    # labels_only has no folder to contradict the list
     labels = TmhintQiReader().read(root, {}, labels_only=True)
     assert _by_id(labels)[layout.MISPLACED]["split"] in {"train", "dev"}
     assert not [s for s in table_skips(labels) if "contradicts" in s.reason]
+    # the other way round: a listed clip whose wav sits in train/
+    (root / "test" / f"{TEST_CLIP}.wav").rename(root / "train" / f"{TEST_CLIP}.wav")
+    table = TmhintQiReader().read(root, {})
+    assert _by_id(table)[TEST_CLIP]["split"] in {"train", "dev"}
+    (caveat,) = [s for s in table_skips(table) if "contradicts" in s.reason]
+    assert caveat.examples == tuple(sorted((layout.MISPLACED, TEST_CLIP)))
 
 
 def test_folder_prefix_in_file_name(tmp_path):
@@ -169,30 +237,130 @@ def test_folder_prefix_in_file_name(tmp_path):
         table = TmhintQiReader().read(root, {"split_by": split_by}, labels_only=True)
         _assert_matches(table, expected)
         assert _by_id(table)[layout.MISPLACED]["split"] == "test"
+        (caveat,) = [s for s in table_skips(table) if "contradicts" in s.reason]
+        assert caveat.examples == (layout.MISPLACED,)
+        assert not [s for s in table_skips(table) if "absent" in s.reason]
 
 
-def test_split_by_path_needs_audio_or_prefix(tmp_path):
+def test_split_by_path_labels_only_without_prefixes_is_refused(tmp_path):
     root = tmp_path / "tmhint-qi"
     layout.write(root, audio=False)
     with pytest.raises(DataError) as err:
         TmhintQiReader().read(root, {"split_by": "path"}, labels_only=True)
-    assert "split_by 'path' needs the train/ and test/ wav folders" in str(err.value)
-    assert str(_raw(root)) in str(err.value)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{_raw(root)}: split_by 'path'")
+    assert "train/ and test/ wav folders" in msg and "prefix in file_name" in msg
+    assert "labels_only reads no audio" in msg and "use split_by 'list'" in msg
     with pytest.raises(DataError) as err:
         TmhintQiReader().read(root, {})
     assert "no wavs under train/ or test/" in str(err.value) and "labels_only" in str(err.value)
 
 
+def test_raw_data_matching_none_of_the_list_is_refused(tmp_path):
+    root = tmp_path / "tmhint-qi"
+    layout.write(root, audio=False)
+    text = _raw(root).read_text()
+    _raw(root).write_text(
+        text.replace("TMHINT_b2_", "TMHINT_b3_").replace("TMHINT_g4_", "TMHINT_g3_")
+    )
+    for split_by in ("auto", "list"):
+        with pytest.raises(DataError) as err:
+            TmhintQiReader().read(root, {"split_by": split_by}, labels_only=True)
+        msg = str(err.value)
+        assert msg.startswith(f"{_raw(root)}: none of its 83 rated clips is in the shipped list")
+        assert "(1978 stems)" in msg and "option 'test_stems'" in msg and "wav folders" in msg
+    # with the train/ and test/ prefixes the list only cross-checks: every test clip contradicts it
+    prefixed = tmp_path / "prefixed"
+    layout.write(prefixed, audio=False, prefix=True)
+    text = _raw(prefixed).read_text()
+    _raw(prefixed).write_text(
+        text.replace("TMHINT_b2_", "TMHINT_b3_").replace("TMHINT_g4_", "TMHINT_g3_")
+    )
+    table = TmhintQiReader().read(prefixed, {}, labels_only=True)
+    (caveat,) = [s for s in table_skips(table) if "contradicts" in s.reason]
+    assert caveat.count == 18
+
+
+def test_user_test_stems_file(tmp_path):
+    root = tmp_path / "tmhint-qi"
+    expected = layout.write(root, audio=False)
+    mine = sorted({e["clip_id"] for e in expected if e["split"] == "test"} | {layout.MISPLACED})
+    (root / "meta").mkdir()
+    (root / "meta" / "test.txt").write_text(
+        "# my own split\n\n"
+        + "\n".join(f"test/{s}.wav" if i % 2 else s for i, s in enumerate(mine))
+        + "\n"
+    )
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text((root / "meta" / "test.txt").read_text())
+    for value in ("meta/test.txt", str(elsewhere)):
+        for split_by in ("auto", "list"):
+            options = {"split_by": split_by, "test_stems": value}
+            table = TmhintQiReader().read(root, options, labels_only=True)
+            split = _splits(table)
+            assert split[layout.MISPLACED] == "test"
+            assert sorted(k for k, v in split.items() if v == "test") == mine
+            reasons = " ".join(s.reason for s in table_skips(table))
+            assert "absent" not in reasons and "contradicts" not in reasons
+    with pytest.raises(DataError) as err:
+        TmhintQiReader().read(root, {"test_stems": "meta/nope.txt"}, labels_only=True)
+    msg = str(err.value)
+    assert msg.startswith(f"{root / 'meta' / 'nope.txt'}: list of test stems not found")
+    assert "option 'test_stems' is 'meta/nope.txt'" in msg and "relative to the data root" in msg
+    with pytest.raises(DataError, match="option 'test_stems' must be a file path"):
+        TmhintQiReader().read(root, {"test_stems": 3}, labels_only=True)
+    (root / "bad.txt").write_text("# header\nDDAE_snr-2_babble_TMHINT_b2_22_02\nnot a stem\n")
+    with pytest.raises(DataError) as err:
+        TmhintQiReader().read(root, {"test_stems": "bad.txt"}, labels_only=True)
+    assert f"{root / 'bad.txt'}:3: 'not a stem' is not a TMHINT-QI wav stem" in str(err.value)
+    (root / "empty.txt").write_text("# only a header\n")
+    with pytest.raises(DataError, match="no stems"):
+        TmhintQiReader().read(root, {"test_stems": "empty.txt"}, labels_only=True)
+
+
+def test_shipped_list_of_test_stems(tmp_path, monkeypatch):
+    path = tmhint_qi.TEST_STEMS_FILE
+    assert path == REPO / "benchmark" / "corpora" / "data" / "tmhint_qi_test_stems.txt"
+    data = path.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == tmhint_qi.TEST_STEMS_SHA256
+    lines = data.decode().splitlines()
+    header = [x for x in lines if x.startswith("#")]
+    assert lines[: len(header)] == header and "PM25/MOS-Datasets" in "".join(header)
+    stems = [x for x in lines if not x.startswith("#")]
+    assert len(stems) == len(set(stems)) == N_LISTED and stems == sorted(stems)
+    assert tmhint_qi.read_test_stems(path) == frozenset(stems) == layout.listed_test_stems()
+    assert {s.split("_TMHINT_")[1][:2] for s in stems} == {"b2", "g4"}
+    assert not set(layout.UNRATED) & set(stems)
+    # setuptools ships it in the wheel
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    data_globs = pyproject["tool"]["setuptools"]["package-data"]["benchmark.corpora"]
+    assert any(path.relative_to(REPO / "benchmark" / "corpora").match(g) for g in data_globs)
+    # a damaged copy is detected on read
+    damaged = tmp_path / path.name
+    damaged.write_bytes(data.replace(b"b2_21_06", b"b2_21_07", 1))
+    monkeypatch.setattr(tmhint_qi, "TEST_STEMS_FILE", damaged)
+    root = tmp_path / "tmhint-qi"
+    layout.write(root, audio=False)
+    with pytest.raises(DataError) as err:
+        TmhintQiReader().read(root, {}, labels_only=True)
+    msg = str(err.value)
+    assert msg.startswith(f"{damaged}: sha256 ") and tmhint_qi.TEST_STEMS_SHA256 in msg
+    assert "damaged" in msg and "reinstall" in msg
+
+
 def test_missing_and_ambiguous_wavs(corpus):
     root, _ = corpus
-    stem = "KLT_snr0_pink_TMHINT_g4_24_02"
+    stem = TEST_CLIP
     (root / "test" / f"{stem}.wav").unlink()
     with pytest.raises(DataError) as err:
         TmhintQiReader().read(root, {})
     assert f"1 clip(s) of raw_data.csv have no wav under train/ or test/ ({stem}.wav)" in str(
         err.value
     )
-    assert TmhintQiReader().read(root, {"split_by": "speaker"}).num_rows == 63
+    for split_by in ("path", "list"):  # the audio is read from the folders either way
+        with pytest.raises(DataError, match="1 clip\\(s\\) of raw_data.csv have no wav"):
+            TmhintQiReader().read(root, {"split_by": split_by})
+    assert TmhintQiReader().read(root, {}, labels_only=True).num_rows == 83
     dup = "DDAE_snr-2_babble_TMHINT_b1_01_03"
     (root / "test" / f"{dup}.wav").write_bytes((root / "train" / f"{dup}.wav").read_bytes())
     (root / "test" / f"{stem}.wav").write_bytes(b"")
@@ -257,7 +425,7 @@ def test_unexpected_header(corpus):
 
 def test_non_numeric_score(corpus):
     root, _ = corpus
-    line = _edit_row(root, "KLT_snr0_pink_TMHINT_b2_21_03", quality_score="good")
+    line = _edit_row(root, TEST_CLIP, quality_score="good")
     with pytest.raises(DataError) as err:
         TmhintQiReader().read(root, {})
     assert f"{_raw(root)}:{line}: field 'quality_score': 'good' is not a number" in str(err.value)
@@ -278,13 +446,13 @@ def test_na_scores_count_as_missing(corpus):
     [
         ({"quality_score": "7"}, "field 'quality_score': 7 is outside the 1–5 quality scale"),
         ({"quality_score": "0"}, "field 'quality_score': 0 is outside the 1–5"),
-        ({"file_name": "DDAE_snr-2_babble_b2_21_03"}, "does not follow the TMHINT-QI naming"),
-        ({"file_name": "wavs/KLT_snr0_pink_TMHINT_b2_21_03.wav"}, "lies in 'wavs/'"),
+        ({"file_name": "MMSE_snr5_babble_b2_22_08"}, "does not follow the TMHINT-QI naming"),
+        ({"file_name": f"wavs/{TEST_CLIP}.wav"}, "lies in 'wavs/'"),
     ],
 )
 def test_malformed_rows(corpus, fields, message):
     root, _ = corpus
-    line = _edit_row(root, "KLT_snr0_pink_TMHINT_b2_21_03", **fields)
+    line = _edit_row(root, TEST_CLIP, **fields)
     with pytest.raises(DataError) as err:
         TmhintQiReader().read(root, {}, labels_only=True)
     assert f"{_raw(root)}:{line}: " in str(err.value)
@@ -294,7 +462,7 @@ def test_malformed_rows(corpus, fields, message):
 def test_conflicting_prefixes(tmp_path):
     root = tmp_path / "tmhint-qi"
     layout.write(root, audio=False, prefix=True)
-    stem = "KLT_snr0_pink_TMHINT_b2_21_03"
+    stem = TEST_CLIP
     rows = [r for r in _raw(root).read_text().splitlines() if stem in r]
     assert len(rows) >= 2
     _raw(root).write_text(
@@ -309,13 +477,15 @@ def test_conflicting_prefixes(tmp_path):
 def test_options(corpus):
     root, _ = corpus
     with pytest.raises(
-        DataError, match=r"unknown option\(s\) seed.*known: split_by, dev_fraction, dev_seed"
+        DataError,
+        match=r"unknown option\(s\) seed.*known: split_by, test_stems, dev_fraction, dev_seed",
     ):
         TmhintQiReader().read(root, {"seed": 1})
     with pytest.raises(DataError, match="unknown option"):
         TmhintQiReader().available(root, {"seed": 1})
-    with pytest.raises(DataError, match="'split_by' must be one of auto, path, speaker"):
-        TmhintQiReader().read(root, {"split_by": "folder"})
+    for guess in ("folder", "speaker"):  # no option guesses the split from the speaker
+        with pytest.raises(DataError, match="'split_by' must be one of auto, path, list"):
+            TmhintQiReader().read(root, {"split_by": guess})
     with pytest.raises(DataError, match=r"'dev_fraction' must be in \[0, 1\)"):
         TmhintQiReader().read(root, {"dev_fraction": 1.0})
     with pytest.raises(DataError, match="'dev_seed' must be a non-negative integer"):

@@ -2,22 +2,31 @@
 
 Mirrors the published layout: the verbatim header, `file_name` as a bare wav stem (the split is the
 folder the wav lies in), rating rows of one clip scattered through the file, 1–2 ratings per train
-clip and 3–6 per test clip, the four documented clips whose quality score is empty in every row,
-one clip with an empty score beside valid ones, `clean_TMHINT_*` clips, and a trailing blank line.
-Train speakers are b1 and g1, test speakers b2 and g4. How the `method, snr, noise` columns spell
-clean clips is undocumented; they are written as `clean, None, None` here (the reader ignores them).
+clip and 3–6 per test clip, the four documented clips whose quality score is empty in every row
+(their wavs in test/, and not in the release's list of test stems), one clip with an empty score
+beside valid ones, `clean_TMHINT_*` clips, and a trailing blank line.
 
-The expected splits apply the documented rule independently: folder (or, without audio, the
-test-speaker rule), then `round(0.1 * n)` of the sorted train content ids drawn with
+Like the release, the split is not the speaker: the test folder holds real test stems of speakers
+b2 and g4 (three systems × six sentences, every stem in the shipped list
+`benchmark/corpora/data/tmhint_qi_test_stems.txt`), and the train folder holds b2/g4 clips too (the
+same sentences under other systems, and b2/g4 sentences without a test clip) beside speakers b1 and
+g1. How the `method, snr, noise` columns spell clean clips is undocumented; they are written as
+`clean, None, None` here (the reader ignores them).
+
+The expected splits apply the documented rule independently: the folder (or the `file_name`
+prefix); without audio and prefixes, test iff the stem is in the list, parsed here from the file
+itself. Then `round(0.1 * n)` of the sorted train content ids drawn with
 `numpy.random.default_rng(1337).choice(..., replace=False)` become dev.
 
 Variants: `prefix=True` writes `file_name` as `train/<stem>.wav` / `test/<stem>.wav`;
-`misplaced=True` puts the wav of one train-speaker clip (`MISPLACED`) in test/.
+`misplaced=True` puts the wav of one train clip (`MISPLACED`, a b2 stem not in the list) in test/,
+so its folder contradicts the list.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import statistics
 from pathlib import Path
 from typing import Any
@@ -37,9 +46,15 @@ HEADER = [
     "intelligibility_score",
     "file_name",
 ]
-TEST_SPEAKERS = ("b2", "g4")
 DEV_FRACTION = 0.1
 DEV_SEED = 1337
+TEST_STEMS = (
+    Path(__file__).resolve().parents[2]
+    / "benchmark"
+    / "corpora"
+    / "data"
+    / "tmhint_qi_test_stems.txt"
+)
 
 UNRATED = (
     "FCN_snr0_street_TMHINT_b2_22_03",
@@ -49,37 +64,68 @@ UNRATED = (
 )
 PARTIAL = "clean_TMHINT_b1_01_01"
 """A clip with one empty quality_score row beside a valid one."""
-MISPLACED = "Noisy_snr5_white_TMHINT_g1_11_04"
+MISPLACED = "Noisy_snr5_white_TMHINT_b2_22_02"
+"""A train clip (not in the list) whose wav the `misplaced` variant puts in test/."""
+
+TEST_SYSTEMS = ("MMSE_snr2_street", "MMSE_snr5_babble", "clean")
+TEST_CONTENTS = ("b2_22_02", "b2_22_08", "b2_30_07", "g4_24_01", "g4_24_03", "g4_26_05")
+"""Every `<system>_TMHINT_<content>` of these is a test stem of the release."""
+TRAIN_ONLY_B2_G4 = ("b2_23_05", "b2_27_01", "g4_29_04", "g4_32_02")
+"""b2/g4 sentences with train clips only in the fixture."""
 
 
-def _clips() -> list[tuple[str, str, str, list[int]]]:
-    """(stem, system, content, quality scores) of the rated clips."""
+@functools.cache
+def listed_test_stems() -> frozenset[str]:
+    """The stems of the shipped list, parsed here (not by the reader): `#` lines are comments."""
+    lines = TEST_STEMS.read_text(encoding="utf-8").splitlines()
+    return frozenset(s.strip() for s in lines if s.strip() and not s.startswith("#"))
+
+
+def _clips() -> list[tuple[str, str, str, list[int], str]]:
+    """(stem, system, content, quality scores, folder) of the rated clips."""
     out = []
-    train_contents = [f"b1_01_{s:02d}" for s in range(1, 11)] + [
-        f"g1_11_{s:02d}" for s in range(1, 11)
-    ]
-    for i, content in enumerate(train_contents):
+    other = [f"b1_01_{s:02d}" for s in range(1, 11)] + [f"g1_11_{s:02d}" for s in range(1, 11)]
+    for i, content in enumerate(other):
         out.append(
             (
                 f"DDAE_snr-2_babble_TMHINT_{content}",
                 "DDAE_snr-2_babble",
                 content,
                 [1 + i % 5, 1 + (i // 5) % 5],
+                "train",
             )
         )
-        out.append((f"Noisy_snr5_white_TMHINT_{content}", "Noisy_snr5_white", content, [5 - i % 4]))
+        out.append(
+            (
+                f"Noisy_snr5_white_TMHINT_{content}",
+                "Noisy_snr5_white",
+                content,
+                [5 - i % 4],
+                "train",
+            )
+        )
         if i % 4 == 0:
-            out.append((f"clean_TMHINT_{content}", "clean", content, [5, 4 - (i // 4) % 3]))
-    test_contents = ["b2_21_01", "b2_21_02", "b2_21_03", "g4_24_01", "g4_24_02", "g4_24_03"]
-    systems = ("DDAE_snr-2_babble", "KLT_snr0_pink", "clean")
-    for i, content in enumerate(test_contents):
-        for j, system in enumerate(systems):
+            out.append(
+                (f"clean_TMHINT_{content}", "clean", content, [5, 4 - (i // 4) % 3], "train")
+            )
+    # b2/g4 in train: the test sentences under other systems, and sentences without a test clip.
+    for i, content in enumerate(TEST_CONTENTS):
+        for j, system in enumerate(("DDAE_snr-2_babble", "Noisy_snr5_white")):
+            scores = [1 + (i + 3 * j) % 5] if (i + j) % 2 else [2 + (i + j) % 4, 1 + i % 5]
+            out.append((f"{system}_TMHINT_{content}", system, content, scores, "train"))
+    for i, content in enumerate(TRAIN_ONLY_B2_G4):
+        for j, system in enumerate(("DDAE_snr-2_babble", "MMSE_snr2_street")):
+            out.append(
+                (f"{system}_TMHINT_{content}", system, content, [1 + (2 * i + j) % 5], "train")
+            )
+    for i, content in enumerate(TEST_CONTENTS):
+        for j, system in enumerate(TEST_SYSTEMS):
             n = 3 + (i + j) % 4
             scores = [1 + (i + 2 * j + k) % 5 for k in range(n)]
-            out.append((f"{system}_TMHINT_{content}", system, content, scores))
+            out.append((f"{system}_TMHINT_{content}", system, content, scores, "test"))
     # A tie inside one content group: equal MOS, so that same-content pair must not appear.
-    stem, system, content, _ = out[-1]
-    out[-1] = (stem, system, content, list(out[-2][3]))
+    stem, system, content, _, folder = out[-1]
+    out[-1] = (stem, system, content, list(out[-2][3]), folder)
     return out
 
 
@@ -107,22 +153,24 @@ def write(root: Path, *, audio: bool = True, **variant: Any) -> list[dict]:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     clips = _clips()
-    folder_of: dict[str, str] = {}
-    for stem, _, content, _ in clips:
-        speaker = content.split("_")[0]
-        folder_of[stem] = "test" if speaker in TEST_SPEAKERS else "train"
+    listed = listed_test_stems()
+    folder_of = {stem: folder for stem, _, _, _, folder in clips}
+    # The release's property, checked on the fixture's own construction: test folder = the list.
+    assert all((folder == "test") == (stem in listed) for stem, folder in folder_of.items())
+    assert not set(UNRATED) & listed
     for stem in UNRATED:
         folder_of[stem] = "test"
     if misplaced:
+        assert folder_of[MISPLACED] == "train"
         folder_of[MISPLACED] = "test"
 
     # Rating rows: one per score, scattered (round k of every clip, then round k+1 ...).
     ratings: list[tuple[str, str, str]] = []  # (stem, content, quality_score text)
-    per_clip = {stem: [str(s) for s in scores] for stem, _, _, scores in clips}
+    per_clip = {stem: [str(s) for s in scores] for stem, _, _, scores, _ in clips}
     per_clip[PARTIAL].insert(1, "")
     for stem in UNRATED:
         per_clip[stem] = ["", ""]
-    contents = {stem: content for stem, _, content, _ in clips}
+    contents = {stem: content for stem, _, content, _, _ in clips}
     for stem in UNRATED:
         contents[stem] = stem.split("_TMHINT_")[1]
     for k in range(max(len(v) for v in per_clip.values())):
@@ -146,16 +194,13 @@ def write(root: Path, *, audio: bool = True, **variant: Any) -> list[dict]:
     # Expected clips, from the scores written above.
     placed = dict(folder_of)
     if not audio and not prefix:
-        placed = {
-            stem: "test" if contents[stem].split("_")[0] in TEST_SPEAKERS else "train"
-            for stem in placed
-        }
-    train_contents = sorted({c for stem, _, c, _ in clips if placed[stem] == "train"})
+        placed = {stem: "test" if stem in listed else "train" for stem in placed}
+    train_contents = sorted({c for stem, _, c, _, _ in clips if placed[stem] == "train"})
     k = round(DEV_FRACTION * len(train_contents))
     rng = np.random.default_rng(DEV_SEED)
     dev = {str(c) for c in rng.choice(train_contents, size=k, replace=False)}
     expected = []
-    for stem, system, content, scores in clips:
+    for stem, system, content, scores, _ in clips:
         split = placed[stem]
         if split == "train" and content in dev:
             split = "dev"
