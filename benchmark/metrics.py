@@ -20,18 +20,23 @@ tie-half accuracy
 NaN scores
     Raise `PredictionError` (a `ValueError`) naming the pair ids. A NaN compares false to everything,
     so it would silently count as wrong; a model that fails on some clips must be fixed, not scored.
-Wilson interval
-    Every cell carries the Wilson score interval of its strict accuracy (95% by default). Unlike the
-    normal approximation it stays inside [0, 1] and behaves at accuracy 0 or 1 and small n, which the
-    smallest-ΔMOS bins and the fixed subsets often are.
+interval (primary)
+    Every cell carries a clip-aware interval (95% by default): pairs share clips, so pairs are
+    not independent; the estimator and why are in `benchmark.uncertainty`. `design_effect` says
+    how much wider than a pair-level binomial interval it is, `n_clips` how many clips the cell
+    rests on. `iid_pairs_ci_low`/`iid_pairs_ci_high` is the pair-level Wilson interval, kept for
+    reference only: it assumes independent pairs and is too narrow.
 cell
-    `{"accuracy", "ci_low", "ci_high", "n", "correct", "ties", "tie_rate", "tie_half_accuracy"}`.
-    Counts are ints; rates are floats rounded to 6 decimals (`DIGITS`) so results JSON is
-    byte-stable. An empty cell (n = 0) has n = correct = ties = 0 and *None* (JSON null) for every
-    rate and both CI bounds: "no evidence" must not look like 0% or 50%.
+    `{"accuracy", "ci_low", "ci_high", "n", "n_clips", "correct", "ties", "tie_rate",
+    "tie_half_accuracy", "design_effect", "iid_pairs_ci_low", "iid_pairs_ci_high"}`. Counts are
+    ints; rates are floats rounded to 6 decimals (`DIGITS`) so results JSON is byte-stable. An
+    empty cell (n = 0) has n = n_clips = correct = ties = 0 and *None* (JSON null) for every rate
+    and bound: "no evidence" must not look like 0% or 50%.
 micro vs macro
     `overall` pools all pairs given (micro, the paper's overall). `macro` is the unweighted mean of
-    the per-task strict accuracies, so a big task cannot drown a small one. Both are reported.
+    the per-task strict accuracies, so a big task cannot drown a small one. Both are reported, each
+    with its interval (tasks share no clips, so macro's variance is the mean of the per-task ones
+    over the number of tasks).
 ΔMOS bins
     `delta_bin` is a percentile band of ΔMOS *within each (task, split)*, 0 = smallest gaps. Only
     `by_bin` of a single task has a ΔMOS range; `by_bin` over several tasks pools bin i of every
@@ -44,22 +49,16 @@ splits
     `aggregate` pools whatever rows it is given; filter to one split first if that is what you
     report (`by_split` shows the split breakdown).
 
-Paired comparison (`compare`): two models on the same pairs. The exact McNemar test is the two-sided
-binomial test of the discordant pairs (one model right, the other wrong) against p = 1/2:
-p = min(1, 2 * BinomCDF(min(b, c); b + c, 1/2)), and p = 1 when there are no discordant pairs. The
-paired bootstrap resamples pairs with replacement (seeded `numpy.random.Generator`); the statistic
-is the accuracy difference A - B, the interval is the percentile interval, and the two-sided p-value
-is min(1, 2 * (min(#{d* <= 0}, #{d* >= 0}) + 1) / (n_boot + 1)), i.e. how far the bootstrap
-distribution must be cut to exclude 0, never reported as exactly 0. Each pair contributes
-d_i = correct_A - correct_B in {-1, 0, 1}, so resampling n pairs with replacement is exactly a
-multinomial draw of the counts of +1, 0, -1 with the observed frequencies; that draw is what is
-computed (same distribution, O(n_boot) work, independent of row order). P-values are rounded to 6
-significant digits, rates to 6 decimals.
+Paired comparison (`compare`): two models on the same pairs; per cell the difference of strict
+accuracies A - B, its clip-aware interval and two-sided p-value (`uncertainty.difference_test`),
+and the p-value Holm-adjusted over the family of every non-empty cell reported together (overall,
+per task when there are several, per relation when there are several, per ΔMOS bin, per fixed
+subset, per group subset). `a_only`/`b_only` count the pairs only A / only B gets right. Rates
+are rounded to 6 decimals, p-values to 6 significant digits.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,10 +66,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from scipy import stats
 
 from benchmark.errors import DataError
 from benchmark.tables import FIXED_SUBSETS, PAIR_SCHEMA, PAIR_SCHEMA_VERSION
+from benchmark.uncertainty import (
+    ESTIMATOR,
+    ClipDesign,
+    accuracy_interval,
+    difference_test,
+    holm,
+    wilson,
+    z_value,
+)
+
+METRICS_VERSION = 2
+"""Bumped when a reported number changes meaning (2: clip-aware intervals, Holm-adjusted tests)."""
 
 DIGITS = 6
 """Decimals kept for every rate in results, so that results JSON is byte-stable."""
@@ -89,14 +99,23 @@ CELL_KEYS = (
     "ci_low",
     "ci_high",
     "n",
+    "n_clips",
     "correct",
     "ties",
     "tie_rate",
     "tie_half_accuracy",
+    "design_effect",
+    "iid_pairs_ci_low",
+    "iid_pairs_ci_high",
 )
 
-_STRING_COLUMNS = ("pair_id", "task", "split", "relation", "chosen")
+_STRING_COLUMNS = ("pair_id", "task", "split", "relation", "chosen", "clip_a", "clip_b")
 _REQUIRED = (*_STRING_COLUMNS, "delta_bin", *FIXED_SUBSETS, "score_a", "score_b")
+
+
+def interval_spec(confidence: float = 0.95) -> dict[str, Any]:
+    """What results record about their intervals, so a reader knows what `ci_low` means."""
+    return {"estimator": ESTIMATOR, "unit": "clip", "confidence": confidence}
 
 
 class PredictionError(DataError, ValueError):
@@ -108,7 +127,7 @@ class PredictionError(DataError, ValueError):
 
 @dataclass(frozen=True)
 class _Preds:
-    """The columns the metrics need, as numpy arrays, checked once."""
+    """The columns the metrics need, as numpy arrays sorted by pair_id, checked once."""
 
     pair_id: np.ndarray  # object (str)
     task: np.ndarray
@@ -116,12 +135,18 @@ class _Preds:
     relation: np.ndarray
     chosen: np.ndarray
     subset: np.ndarray  # object (str or None)
-    clip_a: np.ndarray | None
-    clip_b: np.ndarray | None
+    clip_a: np.ndarray
+    clip_b: np.ndarray
     delta_bin: np.ndarray  # int64
     flags: dict[str, np.ndarray]  # bool
     score_a: np.ndarray  # float64
     score_b: np.ndarray
+
+    def design(self) -> ClipDesign:
+        """Clips keyed by (task, clip_id): pairs never cross tasks, ids may repeat across them."""
+        a = np.char.add(np.char.add(self.task.astype(str), "\x1f"), self.clip_a.astype(str))
+        b = np.char.add(np.char.add(self.task.astype(str), "\x1f"), self.clip_b.astype(str))
+        return ClipDesign.of(a, b)
 
 
 def _examples(ids: Sequence[Any], limit: int = 5) -> str:
@@ -182,24 +207,32 @@ def _load(pred: pa.Table | pd.DataFrame) -> _Preds:
             f"NaN (or missing) score in {len(ids)} pairs: {_examples(ids)}; "
             "a pair the model could not score must be fixed, not counted"
         )
-    has_clips = "clip_a" in table.column_names and "clip_b" in table.column_names
+    clip_a, clip_b = _strings(table, "clip_a"), _strings(table, "clip_b")
+    same = clip_a == clip_b
+    if same.any():
+        raise PredictionError(
+            f"pairs with the same clip on both sides: {_examples(sorted(pair_id[same].tolist()))}"
+        )
+    # Sorted by pair_id so that no number depends on row order (float sums included).
+    order = np.argsort(pair_id.astype(str), kind="stable")
+    subset = (
+        _strings(table, "subset", nullable=True)
+        if "subset" in table.column_names
+        else np.full(table.num_rows, None, dtype=object)
+    )
     return _Preds(
-        pair_id=pair_id,
-        task=_strings(table, "task"),
-        split=_strings(table, "split"),
-        relation=_strings(table, "relation"),
-        chosen=chosen,
-        subset=(
-            _strings(table, "subset", nullable=True)
-            if "subset" in table.column_names
-            else np.full(table.num_rows, None, dtype=object)
-        ),
-        clip_a=_strings(table, "clip_a") if has_clips else None,
-        clip_b=_strings(table, "clip_b") if has_clips else None,
-        delta_bin=numeric("delta_bin", pa.int64()).astype(np.int64),
-        flags={k: numeric(k, pa.bool_()).astype(bool) for k in FIXED_SUBSETS},
-        score_a=score_a,
-        score_b=score_b,
+        pair_id=pair_id[order],
+        task=_strings(table, "task")[order],
+        split=_strings(table, "split")[order],
+        relation=_strings(table, "relation")[order],
+        chosen=chosen[order],
+        subset=subset[order],
+        clip_a=clip_a[order],
+        clip_b=clip_b[order],
+        delta_bin=numeric("delta_bin", pa.int64()).astype(np.int64)[order],
+        flags={k: numeric(k, pa.bool_()).astype(bool)[order] for k in FIXED_SUBSETS},
+        score_a=score_a[order],
+        score_b=score_b[order],
     )
 
 
@@ -215,7 +248,15 @@ def correctness(pred: pa.Table | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
     Exposed so that callers can build their own breakdowns without re-deriving the tie rule.
     """
-    return _correctness(_load(pred))
+    table = _as_table(pred)
+    p = _load(table)
+    correct, ties = _correctness(p)
+    # back to the caller's row order
+    inverse = np.empty(p.pair_id.size, dtype=np.int64)
+    inverse[np.argsort(_strings(table, "pair_id").astype(str), kind="stable")] = np.arange(
+        p.pair_id.size
+    )
+    return correct[inverse], ties[inverse]
 
 
 def _round(x: float) -> float:
@@ -226,80 +267,87 @@ def _round_p(p: float) -> float:
     return float(f"{float(p):.{P_VALUE_DIGITS}g}")
 
 
-def _z(confidence: float) -> float:
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    return float(stats.norm.ppf(0.5 + confidence / 2.0))
-
-
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for k successes in n trials (unrounded).
+    """Pair-level Wilson score interval for k successes in n trials (unrounded).
 
+    Assumes independent trials: for pairs sharing clips it is too narrow (reference only).
     n = 0 raises: an interval without data is undefined, and `cell` reports None instead.
     """
     if n <= 0:
         raise ValueError(f"Wilson interval needs n > 0, got n={n}")
     if not 0 <= k <= n:
         raise ValueError(f"Wilson interval needs 0 <= k <= n, got k={k}, n={n}")
-    z = _z(confidence)
-    p = k / n
-    z2n = z * z / n
-    denom = 1.0 + z2n
-    centre = (p + z2n / 2.0) / denom
-    half = z * math.sqrt(p * (1.0 - p) / n + z2n / (4.0 * n)) / denom
-    # At k = 0 or k = n the bounds are 0 and 1 analytically; pin them against rounding error.
-    low = 0.0 if k == 0 else max(0.0, centre - half)
-    high = 1.0 if k == n else min(1.0, centre + half)
-    return low, high
+    low, high = wilson(np.float64(k / n), np.float64(n), z_value(confidence))
+    return float(low), float(high)
 
 
-def cell(correct: np.ndarray, ties: np.ndarray, confidence: float = 0.95) -> dict[str, Any]:
-    """One result cell from per-pair correctness and tie flags (see the module docstring)."""
+def _empty_cell() -> dict[str, Any]:
+    out: dict[str, Any] = dict.fromkeys(CELL_KEYS)
+    out.update(n=0, n_clips=0, correct=0, ties=0)
+    return out
+
+
+def cell(
+    correct: np.ndarray, ties: np.ndarray, design: ClipDesign, confidence: float = 0.95
+) -> dict[str, Any]:
+    """One result cell from per-pair correctness, tie flags and the pairs' clips (module doc)."""
     correct = np.asarray(correct, dtype=bool)
     ties = np.asarray(ties, dtype=bool)
     if correct.shape != ties.shape or correct.ndim != 1:
         raise ValueError(
             f"correct and ties must be 1-d of equal length: {correct.shape}, {ties.shape}"
         )
+    if correct.size != design.n_pairs:
+        raise ValueError(f"{correct.size} pairs but the clip design has {design.n_pairs}")
     if (correct & ties).any():
         raise ValueError("a pair cannot be both correct and tied")
     n = int(correct.size)
+    if n == 0:
+        return _empty_cell()
     k = int(correct.sum())
     t = int(ties.sum())
-    if n == 0:
-        return {
-            "accuracy": None,
-            "ci_low": None,
-            "ci_high": None,
-            "n": 0,
-            "correct": 0,
-            "ties": 0,
-            "tie_rate": None,
-            "tie_half_accuracy": None,
-        }
-    low, high = wilson_interval(k, n, confidence)
+    est = accuracy_interval(correct, design, confidence)
+    iid_low, iid_high = wilson_interval(k, n, confidence)
     return {
         "accuracy": _round(k / n),
-        "ci_low": _round(low),
-        "ci_high": _round(high),
+        "ci_low": _round(est["low"]),
+        "ci_high": _round(est["high"]),
         "n": n,
+        "n_clips": design.n_clips,
         "correct": k,
         "ties": t,
         "tie_rate": _round(t / n),
         "tie_half_accuracy": _round((k + 0.5 * t) / n),
+        "design_effect": _round(n / float(est["n_eff"])),
+        "iid_pairs_ci_low": _round(iid_low),
+        "iid_pairs_ci_high": _round(iid_high),
     }
 
 
-def _cells_by(
-    keys: np.ndarray,
-    correct: np.ndarray,
-    ties: np.ndarray,
-    all_keys: Sequence[Any] | None = None,
-    name: Callable[[Any], str] = str,
-) -> dict[str, dict[str, Any]]:
-    """Cells per key value, in sorted key order (so insertion order is deterministic too)."""
-    values = sorted(set(keys.tolist()) | set(all_keys or ()))
-    return {name(v): cell(correct[keys == v], ties[keys == v]) for v in values}
+class _Cells:
+    """Cells of one predictions table: masks over the sorted pairs, one clip design shared."""
+
+    def __init__(self, p: _Preds, confidence: float) -> None:
+        self.correct, self.ties = _correctness(p)
+        self.design = p.design()
+        self.confidence = confidence
+
+    def of(self, mask: np.ndarray) -> dict[str, Any]:
+        if not mask.any():
+            return _empty_cell()
+        return cell(self.correct[mask], self.ties[mask], self.design.subset(mask), self.confidence)
+
+    def by(
+        self,
+        keys: np.ndarray,
+        all_keys: Sequence[Any] | None = None,
+        name: Callable[[Any], str] = str,
+        within: np.ndarray | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Cells per key value, in sorted key order (so insertion order is deterministic too)."""
+        inside = np.ones(keys.size, dtype=bool) if within is None else within
+        values = sorted(set(keys[inside].tolist()) | set(all_keys or ()))
+        return {name(v): self.of(inside & (keys == v)) for v in values}
 
 
 def _bin_keys(p: _Preds, bins: int | None) -> list[int] | None:
@@ -315,123 +363,98 @@ def _bin_keys(p: _Preds, bins: int | None) -> list[int] | None:
     return list(range(bins))
 
 
-def aggregate(pred: pa.Table | pd.DataFrame, *, bins: int | None = None) -> dict[str, Any]:
+def macro_cell(task_cells: Sequence[dict[str, Any]], confidence: float = 0.95) -> dict[str, Any]:
+    """Unweighted mean of per-task accuracies with its interval (tasks share no clips).
+
+    Each task contributes the variance its own interval implies, p(1 - p) / n_eff with n_eff =
+    n / design_effect; the mean's variance is their sum over T^2, and the interval is Wilson's at
+    the matching effective n (the summed n_eff where the variance is 0).
+    """
+    cells = [c for c in task_cells if c.get("n")]
+    if not cells:
+        return {"accuracy": None, "ci_low": None, "ci_high": None, "n_tasks": 0}
+    acc = np.array([c["correct"] / c["n"] for c in cells])
+    n_eff = np.array([c["n"] / c["design_effect"] for c in cells])
+    m = float(acc.mean())
+    var = float((acc * (1 - acc) / n_eff).sum()) / len(cells) ** 2
+    n_macro = m * (1 - m) / var if var > 0 and 0 < m < 1 else float(n_eff.sum())
+    low, high = wilson(np.float64(m), np.float64(n_macro), z_value(confidence))
+    return {
+        "accuracy": _round(m),
+        "ci_low": _round(low),
+        "ci_high": _round(high),
+        "n_tasks": len(cells),
+    }
+
+
+def aggregate(
+    pred: pa.Table | pd.DataFrame, *, bins: int | None = None, confidence: float = 0.95
+) -> dict[str, Any]:
     """Every reported number of one model on one predictions table: THE aggregation function.
 
     `bins` is the task's ΔMOS bin count; when given, every bin 0..bins-1 appears (empty ones as
     n = 0 cells) so tables line up across models, and a delta_bin outside that range raises.
     """
     p = _load(pred)
-    correct, ties = _correctness(p)
+    cells = _Cells(p, confidence)
     bin_keys = _bin_keys(p, bins)
-
-    by_task = _cells_by(p.task, correct, ties)
-    task_acc = [correct[p.task == t].mean() for t in sorted(set(p.task.tolist()))]
-    macro = {
-        "accuracy": _round(sum(task_acc) / len(task_acc)) if task_acc else None,
-        "n_tasks": len(task_acc),
+    by_task = cells.by(p.task)
+    by_relation_bin = {
+        rel: cells.by(p.delta_bin, bin_keys, within=p.relation == rel)
+        for rel in sorted(set(p.relation.tolist()))
     }
-    by_relation_bin = {}
-    for rel in sorted(set(p.relation.tolist())):
-        m = p.relation == rel
-        by_relation_bin[rel] = _cells_by(p.delta_bin[m], correct[m], ties[m], bin_keys)
-
     result: dict[str, Any] = {
-        "overall": cell(correct, ties),
-        "macro": macro,
+        "overall": cells.of(np.ones(p.pair_id.size, dtype=bool)),
+        "macro": macro_cell(list(by_task.values()), confidence),
         "by_task": by_task,
-        "by_split": _cells_by(p.split, correct, ties),
-        "by_relation": _cells_by(p.relation, correct, ties),
-        "by_bin": _cells_by(p.delta_bin, correct, ties, bin_keys),
-        "by_subset": {
-            name: cell(correct[p.flags[name]], ties[p.flags[name]])
-            for name in sorted(FIXED_SUBSETS)
-        },
+        "by_split": cells.by(p.split),
+        "by_relation": cells.by(p.relation),
+        "by_bin": cells.by(p.delta_bin, bin_keys),
+        "by_subset": {name: cells.of(p.flags[name]) for name in sorted(FIXED_SUBSETS)},
         "by_relation_bin": by_relation_bin,
     }
     has_subset = np.array([s is not None for s in p.subset], dtype=bool)
     if has_subset.any():
         # Pairs without a subset are left out here; they are all still in `overall`.
-        result["by_group_subset"] = _cells_by(
-            p.subset[has_subset], correct[has_subset], ties[has_subset]
-        )
+        result["by_group_subset"] = cells.by(p.subset, within=has_subset)
     return dict(sorted(result.items()))
 
 
-def _mcnemar_p(a_only: int, b_only: int) -> float:
-    m = a_only + b_only
-    if m == 0:
-        return 1.0
-    return min(1.0, 2.0 * float(stats.binom.cdf(min(a_only, b_only), m, 0.5)))
-
-
-def _paired(ca: np.ndarray, cb: np.ndarray) -> dict[str, Any]:
+def _paired(
+    ca: np.ndarray, cb: np.ndarray, design: ClipDesign, confidence: float
+) -> dict[str, Any]:
     n = int(ca.size)
     a_only = int((ca & ~cb).sum())
     b_only = int((~ca & cb).sum())
     if n == 0:
         return {
             "n": 0,
+            "n_clips": 0,
             "accuracy_a": None,
             "accuracy_b": None,
             "difference": None,
+            "ci_low": None,
+            "ci_high": None,
+            "p_value": None,
             "a_only": 0,
             "b_only": 0,
-            "mcnemar_p": 1.0,
         }
-    acc_a = int(ca.sum()) / n
-    acc_b = int(cb.sum()) / n
+    test = difference_test(ca.astype(np.int8) - cb.astype(np.int8), design, confidence)
     return {
         "n": n,
-        "accuracy_a": _round(acc_a),
-        "accuracy_b": _round(acc_b),
+        "n_clips": design.n_clips,
+        "accuracy_a": _round(int(ca.sum()) / n),
+        "accuracy_b": _round(int(cb.sum()) / n),
         "difference": _round((a_only - b_only) / n),
+        "ci_low": _round(test["low"]),
+        "ci_high": _round(test["high"]),
+        "p_value": _round_p(test["p"]),
         "a_only": a_only,
         "b_only": b_only,
-        "mcnemar_p": _round_p(_mcnemar_p(a_only, b_only)),
     }
 
 
-def _bootstrap(
-    a_only: int, b_only: int, n: int, n_boot: int, seed: int, confidence: float
-) -> dict[str, Any]:
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    base = {"n_boot": n_boot, "seed": seed, "confidence": confidence}
-    if n == 0:
-        return {**base, "ci_low": None, "ci_high": None, "p_value": 1.0}
-    rng = np.random.default_rng(seed)
-    # Resampling n pairs with replacement only changes how many +1, 0, -1 differences are drawn.
-    probs = np.array([a_only, b_only, n - a_only - b_only], dtype=np.float64) / n
-    draws = rng.multinomial(n, probs, size=n_boot)
-    diffs = (draws[:, 0] - draws[:, 1]) / n
-    alpha = 1.0 - confidence
-    low, high = np.quantile(diffs, [alpha / 2.0, 1.0 - alpha / 2.0])
-    tail = min(int((diffs <= 0).sum()), int((diffs >= 0).sum()))
-    p_value = min(1.0, 2.0 * (tail + 1) / (n_boot + 1))
-    return {
-        **base,
-        "ci_low": _round(low),
-        "ci_high": _round(high),
-        "p_value": _round_p(p_value),
-    }
-
-
-def compare(
-    pred_a: pa.Table | pd.DataFrame,
-    pred_b: pa.Table | pd.DataFrame,
-    *,
-    n_boot: int = 10_000,
-    seed: int = 0,
-    confidence: float = 0.95,
-) -> dict[str, Any]:
-    """Paired comparison of model A and model B on the same pairs (difference = A - B).
-
-    Paired tests are far more sensitive than comparing two overlapping Wilson intervals, because
-    both models face the same hard pairs. The pair sets must be identical (same pair ids, same
-    chosen side and clips); anything else is a comparison on different data and raises.
-    """
-    pa_, pb_ = _load(pred_a), _load(pred_b)
+def _check_same_pairs(pa_: _Preds, pb_: _Preds) -> None:
     ids_a, ids_b = set(pa_.pair_id.tolist()), set(pb_.pair_id.tolist())
     if ids_a != ids_b:
         only_a, only_b = sorted(ids_a - ids_b), sorted(ids_b - ids_a)
@@ -440,33 +463,97 @@ def compare(
             f"{len(only_a)} only in A ({_examples(only_a, 3)}), "
             f"{len(only_b)} only in B ({_examples(only_b, 3)})"
         )
-    # Sort both by pair_id so that nothing downstream depends on row order.
-    oa = np.argsort(pa_.pair_id.astype(str), kind="stable")
-    ob = np.argsort(pb_.pair_id.astype(str), kind="stable")
-    checks = [("chosen", pa_.chosen, pb_.chosen), ("delta_bin", pa_.delta_bin, pb_.delta_bin)]
-    if pa_.clip_a is not None and pb_.clip_a is not None:
-        checks += [("clip_a", pa_.clip_a, pb_.clip_a), ("clip_b", pa_.clip_b, pb_.clip_b)]
+    checks = [
+        ("chosen", pa_.chosen, pb_.chosen),
+        ("delta_bin", pa_.delta_bin, pb_.delta_bin),
+        ("clip_a", pa_.clip_a, pb_.clip_a),
+        ("clip_b", pa_.clip_b, pb_.clip_b),
+        ("relation", pa_.relation, pb_.relation),
+    ]
     for name, xa, xb in checks:
-        differ = xa[oa] != xb[ob]
+        differ = xa != xb  # both sorted by pair_id in _load
         if differ.any():
             raise PredictionError(
                 f"the two predictions tables disagree on '{name}' for pairs "
-                f"{_examples(sorted(pa_.pair_id[oa][differ].tolist()), 3)}: not the same pair file"
+                f"{_examples(sorted(pa_.pair_id[differ].tolist()), 3)}: not the same pair file"
             )
+
+
+def compare(
+    pred_a: pa.Table | pd.DataFrame,
+    pred_b: pa.Table | pd.DataFrame,
+    *,
+    relation: str | None = None,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """Paired comparison of model A and model B on the same pairs (difference = A - B).
+
+    Paired tests are far more sensitive than comparing two overlapping intervals, because both
+    models face the same hard pairs. The pair sets must be identical (same pair ids, same chosen
+    side and clips); anything else is a comparison on different data and raises. `relation`
+    restricts every cell (and the Holm family) to that relation's pairs.
+    """
+    pa_, pb_ = _load(pred_a), _load(pred_b)
+    _check_same_pairs(pa_, pb_)
     ca, _ = _correctness(pa_)
     cb, _ = _correctness(pb_)
-    ca, cb = ca[oa], cb[ob]
-    task, bins = pa_.task[oa], pa_.delta_bin[oa]
+    keep = np.ones(ca.size, dtype=bool)
+    if relation is not None:
+        present = sorted(set(pa_.relation.tolist()))
+        if relation not in present:
+            raise PredictionError(
+                f"no '{relation}' pairs to compare (relations present: {', '.join(present)})"
+            )
+        keep = pa_.relation == relation
+    design = pa_.design()
+    masks: list[tuple[dict[str, Any], np.ndarray]] = []
 
-    overall = _paired(ca, cb)
+    def paired(mask: np.ndarray) -> dict[str, Any]:
+        mask = mask & keep
+        out = _paired(ca[mask], cb[mask], design.subset(mask), confidence)
+        masks.append((out, mask))
+        return out
+
+    def by(keys: np.ndarray, name: Callable[[Any], str] = str) -> dict[str, dict[str, Any]]:
+        return {name(v): paired(keys == v) for v in sorted(set(keys[keep].tolist()))}
+
+    has_subset = np.array([s is not None for s in pa_.subset], dtype=bool)
     result: dict[str, Any] = {
-        **overall,
-        "bootstrap": _bootstrap(
-            overall["a_only"], overall["b_only"], overall["n"], n_boot, seed, confidence
-        ),
-        "by_task": {t: _paired(ca[task == t], cb[task == t]) for t in sorted(set(task.tolist()))},
-        "by_bin": {
-            str(b): _paired(ca[bins == b], cb[bins == b]) for b in sorted(set(bins.tolist()))
-        },
+        "overall": paired(np.ones(ca.size, dtype=bool)),
+        "by_task": by(pa_.task),
+        "by_relation": by(pa_.relation),
+        "by_bin": by(pa_.delta_bin),
+        "by_subset": {k: paired(pa_.flags[k]) for k in sorted(FIXED_SUBSETS)},
     }
-    return dict(sorted(result.items()))
+    if (has_subset & keep).any():
+        result["by_group_subset"] = {
+            str(v): paired(has_subset & (pa_.subset == v))
+            for v in sorted({s for s in pa_.subset[has_subset & keep].tolist()})
+        }
+    family = _holm_in_place(masks)
+    return {
+        "interval": interval_spec(confidence),
+        "correction": "holm",
+        "family_size": family,
+        "relation": relation,
+        **result,
+    }
+
+
+def _holm_in_place(cells: list[tuple[dict[str, Any], np.ndarray]]) -> int:
+    """Set `p_holm` on every tested cell; returns the family size.
+
+    Cells holding exactly the same pairs (a lone task or relation repeats `overall`; on a 1/8-step
+    scale the top bin may equal ΔMOS > 1.5) are one test, counted once and given one answer:
+    testing the same pairs twice would only cost power.
+    """
+    tests: dict[bytes, list[dict[str, Any]]] = {}
+    for cell_, mask in cells:
+        cell_["p_holm"] = None
+        if cell_["p_value"] is not None:
+            tests.setdefault(np.packbits(mask).tobytes(), []).append(cell_)
+    groups = list(tests.values())
+    for group, adj in zip(groups, holm([g[0]["p_value"] for g in groups]), strict=True):
+        for cell_ in group:
+            cell_["p_holm"] = _round_p(adj)
+    return len(groups)

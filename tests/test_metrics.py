@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from scipy import stats
-from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 from benchmark.metrics import (
@@ -25,6 +25,8 @@ from benchmark.metrics import (
     wilson_interval,
 )
 from benchmark.tables import FIXED_SUBSETS, from_rows
+from benchmark.uncertainty import ClipDesign
+from tests.test_uncertainty import brute_variance
 
 _OPS = {"<": float.__lt__, "<=": float.__le__, ">": float.__gt__}
 
@@ -132,7 +134,11 @@ def test_ties_hand_example() -> None:
     assert c["tie_half_accuracy"] == 0.666667
     assert c["tie_rate"] == 0.333333
     lo, hi = proportion_confint(3, 6, alpha=0.05, method="wilson")
+    assert c["iid_pairs_ci_low"] == round(lo, 6) and c["iid_pairs_ci_high"] == round(hi, 6)
+    # six disjoint pairs (12 clips): the clip-aware interval is Wilson at n = 6 * 11/12
+    lo, hi = proportion_confint(3 * 11 / 12, 6 * 11 / 12, alpha=0.05, method="wilson")
     assert c["ci_low"] == round(lo, 6) and c["ci_high"] == round(hi, 6)
+    assert c["n_clips"] == 12 and c["design_effect"] == round(12 / 11, 6)
 
 
 def test_nan_score_raises_naming_pair() -> None:
@@ -157,7 +163,11 @@ def test_bad_input_rejected() -> None:
     with pytest.raises(TypeError):
         aggregate([row("p", "a", 1.0, 0.0)])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="both correct and tied"):
-        cell(np.array([True]), np.array([True]))
+        cell(np.array([True]), np.array([True]), ClipDesign.of(np.array([0]), np.array([1])))
+    same = table([row("p", "a", 1.0, 0.0)]).to_pandas()
+    same.loc[0, "clip_b"] = same.loc[0, "clip_a"]
+    with pytest.raises(ValueError, match="same clip on both sides.*p"):
+        aggregate(same)
 
 
 # 3. Wilson ---------------------------------------------------------------------------------------
@@ -195,102 +205,136 @@ def test_wilson_and_cell_edge_cases() -> None:
         wilson_interval(0, 0)
     with pytest.raises(ValueError):
         wilson_interval(5, 4)
-    empty = cell(np.array([], dtype=bool), np.array([], dtype=bool))
+    none = np.array([], dtype=int)
+    empty = cell(np.array([], dtype=bool), np.array([], dtype=bool), ClipDesign.of(none, none))
     assert empty == {
-        "accuracy": None,
-        "ci_low": None,
-        "ci_high": None,
+        **dict.fromkeys(CELL_KEYS),
         "n": 0,
+        "n_clips": 0,
         "correct": 0,
         "ties": 0,
-        "tie_rate": None,
-        "tie_half_accuracy": None,
     }
-    full = cell(np.ones(7, bool), np.zeros(7, bool))
+    full = cell(np.ones(7, bool), np.zeros(7, bool), ClipDesign.of(np.arange(7), np.arange(7) + 1))
     assert set(full) == set(CELL_KEYS)
     assert full["accuracy"] == 1.0 and full["ci_high"] == 1.0
-    assert all(type(full[k]) is int for k in ("n", "correct", "ties"))
-    assert all(type(full[k]) is float for k in CELL_KEYS if k not in ("n", "correct", "ties"))
+    ints = ("n", "n_clips", "correct", "ties")
+    assert all(type(full[k]) is int for k in ints)
+    assert all(type(full[k]) is float for k in CELL_KEYS if k not in ints)
 
 
 # 4. paired comparison ----------------------------------------------------------------------------
 
 
-def _two_models(n: int, seed: int) -> tuple[pa.Table, pa.Table, np.ndarray, np.ndarray]:
-    """Two models on the same n pairs with known per-pair correctness."""
+def _two_models(
+    n: int, seed: int, n_clips: int = 0
+) -> tuple[pa.Table, pa.Table, np.ndarray, np.ndarray]:
+    """Two models on the same n pairs with known per-pair correctness.
+
+    With `n_clips`, pairs are drawn among that many clips (so they share clips); else disjoint.
+    """
     rng = np.random.default_rng(seed)
     ca = rng.random(n) < 0.75
     cb = rng.random(n) < 0.65
+    rels = ("cross", "same_content", "same_system")
+    clips = (
+        rng.choice(list(itertools.combinations(range(n_clips), 2)), n, replace=False)
+        if n_clips
+        else None
+    )
     rows_a, rows_b = [], []
     for i in range(n):
         chosen = "a" if rng.random() < 0.5 else "b"
         bin_ = int(rng.integers(0, 3))
+        rel = rels[int(rng.integers(0, 3))]
         for rows, c in ((rows_a, ca[i]), (rows_b, cb[i])):
             hi_side_a = (chosen == "a") == bool(c)
             sa, sb = (0.8, 0.2) if hi_side_a else (0.2, 0.8)
-            rows.append(row(f"q{i:04d}", chosen, sa, sb, delta_bin=bin_))
+            r = row(f"q{i:04d}", chosen, sa, sb, delta_bin=bin_, relation=rel)
+            if clips is not None:
+                r.update(clip_a=f"c{clips[i][0]}", clip_b=f"c{clips[i][1]}")
+            rows.append(r)
     return table(rows_a), table(rows_b), ca, cb
 
 
-def test_mcnemar_exact_matches_scipy_and_statsmodels() -> None:
-    for seed, n in [(0, 40), (1, 200), (2, 15), (3, 1000)]:
-        ta, tb, ca, cb = _two_models(n, seed)
-        res = compare(ta, tb, n_boot=200)
-        b = int((ca & ~cb).sum())
-        c = int((~ca & cb).sum())
-        assert (res["a_only"], res["b_only"]) == (b, c)
-        ref = stats.binomtest(min(b, c), b + c, 0.5).pvalue
-        assert res["mcnemar_p"] == pytest.approx(ref, rel=1e-5)
-        table2 = [[int((ca & cb).sum()), b], [c, int((~ca & ~cb).sum())]]
-        assert res["mcnemar_p"] == pytest.approx(mcnemar(table2, exact=True).pvalue, rel=1e-5)
-        assert res["accuracy_a"] == round(ca.mean(), 6)
-        assert res["accuracy_b"] == round(cb.mean(), 6)
-        assert res["difference"] == round(ca.mean() - cb.mean(), 6)
-        for bin_, sub in res["by_bin"].items():
-            m = ta.column("delta_bin").to_numpy() == int(bin_)
-            bb, cc = int((ca[m] & ~cb[m]).sum()), int((~ca[m] & cb[m]).sum())
-            ref = stats.binomtest(min(bb, cc), bb + cc, 0.5).pvalue if bb + cc else 1.0
-            assert sub["n"] == int(m.sum())
-            assert sub["mcnemar_p"] == pytest.approx(ref, rel=1e-5)
-
-
-def test_bootstrap_deterministic_and_sane() -> None:
-    ta, tb, ca, cb = _two_models(300, seed=5)
-    r1 = compare(ta, tb, n_boot=4000, seed=7)
-    r2 = compare(ta, tb, n_boot=4000, seed=7)
-    assert json.dumps(r1, sort_keys=True) == json.dumps(r2, sort_keys=True)
-    # Row order of either input does not matter.
-    perm = np.random.default_rng(1).permutation(ta.num_rows)
-    r3 = compare(ta.take(perm), tb, n_boot=4000, seed=7)
-    assert json.dumps(r1, sort_keys=True) == json.dumps(r3, sort_keys=True)
-    boot = r1["bootstrap"]
-    assert boot["ci_low"] <= r1["difference"] <= boot["ci_high"]
-    assert compare(ta, tb, n_boot=4000, seed=8)["bootstrap"] != boot
-
-
-def test_bootstrap_matches_explicit_pair_resampling() -> None:
-    """The multinomial shortcut has the distribution of resampling pair indices; check against it."""
-    ta, tb, ca, cb = _two_models(250, seed=11)
-    n_boot = 20_000
-    res = compare(ta, tb, n_boot=n_boot, seed=3)["bootstrap"]
-    rng = np.random.default_rng(123)
+def _reference(ca: np.ndarray, cb: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(difference, p) from the definition: double-sum variance, floored at iid, t with g - 1 df."""
     d = ca.astype(float) - cb.astype(float)
-    idx = rng.integers(0, d.size, size=(n_boot, d.size))
-    diffs = d[idx].mean(axis=1)
-    ref_lo, ref_hi = np.quantile(diffs, [0.025, 0.975])
-    assert res["ci_low"] == pytest.approx(ref_lo, abs=0.01)
-    assert res["ci_high"] == pytest.approx(ref_hi, abs=0.01)
-    ref_p = min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean()))
-    assert res["p_value"] == pytest.approx(ref_p, abs=0.01)
+    g = len(set(a.tolist()) | set(b.tolist()))
+    var = max(brute_variance(d, a, b), d.var() / d.size)
+    if var == 0:
+        return float(d.mean()), 1.0
+    return float(d.mean()), float(2 * stats.t.sf(abs(d.mean()) / math.sqrt(var), g - 1))
+
+
+def test_compare_against_the_definition_and_holm() -> None:
+    for seed, n, n_clips in [(0, 40, 0), (1, 120, 30), (2, 15, 8), (3, 300, 60)]:
+        ta, tb, ca, cb = _two_models(n, seed, n_clips)
+        res = compare(ta, tb)
+        a = np.array(ta.column("clip_a").to_pylist())
+        b = np.array(ta.column("clip_b").to_pylist())
+        b_ = int((ca & ~cb).sum())
+        c_ = int((~ca & cb).sum())
+        o = res["overall"]
+        assert (o["a_only"], o["b_only"]) == (b_, c_)
+        assert o["accuracy_a"] == round(ca.mean(), 6)
+        assert o["accuracy_b"] == round(cb.mean(), 6)
+        diff, p = _reference(ca, cb, a, b)
+        assert o["difference"] == round(diff, 6)
+        assert o["p_value"] == pytest.approx(p, rel=1e-5)
+        assert o["ci_low"] <= o["difference"] <= o["ci_high"]
+        tested = [o]
+        bins = ta.column("delta_bin").to_numpy()
+        for bin_, sub in res["by_bin"].items():
+            m = bins == int(bin_)
+            assert sub["n"] == int(m.sum())
+            assert sub["p_value"] == pytest.approx(
+                _reference(ca[m], cb[m], a[m], b[m])[1], rel=1e-5
+            )
+        rels = np.array(ta.column("relation").to_pylist())
+        for rel, sub in res["by_relation"].items():
+            m = rels == rel
+            assert sub["p_value"] == pytest.approx(
+                _reference(ca[m], cb[m], a[m], b[m])[1], rel=1e-5
+            )
+        tested += [
+            *res["by_relation"].values(),
+            *res["by_bin"].values(),
+            *res["by_subset"].values(),
+        ]
+        tested = [c for c in tested if c["n"]]
+        assert res["family_size"] == len(tested)
+        ref = multipletests([c["p_value"] for c in tested], method="holm")[1]
+        assert [c["p_holm"] for c in tested] == pytest.approx(ref.tolist(), rel=1e-5)
+
+
+def test_compare_deterministic_and_order_free() -> None:
+    ta, tb, _, _ = _two_models(300, seed=5, n_clips=50)
+    r1 = compare(ta, tb)
+    assert json.dumps(r1, sort_keys=True) == json.dumps(compare(ta, tb), sort_keys=True)
+    perm = np.random.default_rng(1).permutation(ta.num_rows)
+    assert json.dumps(r1, sort_keys=True) == json.dumps(compare(ta.take(perm), tb), sort_keys=True)
+
+
+def test_compare_relation_filter() -> None:
+    ta, tb, ca, cb = _two_models(200, seed=4, n_clips=40)
+    res = compare(ta, tb, relation="same_system")
+    rels = np.array(ta.column("relation").to_pylist())
+    m = rels == "same_system"
+    assert res["relation"] == "same_system"
+    assert res["overall"]["n"] == int(m.sum())
+    assert list(res["by_relation"]) == ["same_system"]
+    assert res["by_relation"]["same_system"]["p_holm"] == res["overall"]["p_holm"]
+    assert sum(c["n"] for c in res["by_bin"].values()) == int(m.sum())
+    with pytest.raises(ValueError, match="no 'any' pairs.*cross, same_content, same_system"):
+        compare(ta, tb, relation="any")
 
 
 def test_identical_models() -> None:
     ta, _, _, _ = _two_models(120, seed=2)
-    res = compare(ta, ta, n_boot=1000)
+    res = compare(ta, ta)["overall"]
     assert res["difference"] == 0.0
-    assert (res["a_only"], res["b_only"], res["mcnemar_p"]) == (0, 0, 1.0)
-    assert res["bootstrap"]["ci_low"] == 0.0 and res["bootstrap"]["ci_high"] == 0.0
-    assert res["bootstrap"]["p_value"] == 1.0
+    assert (res["a_only"], res["b_only"], res["p_value"], res["p_holm"]) == (0, 0, 1.0, 1.0)
+    assert res["ci_low"] == 0.0 and res["ci_high"] == 0.0
 
 
 def test_compare_rejects_different_pairs() -> None:
@@ -343,15 +387,24 @@ def _counts(c: dict) -> tuple[int, int, int]:
 
 
 def _expect_cell(c: dict, n: int, k: int, t: int) -> None:
-    """A cell equals the definitions applied to hand counts, with statsmodels' Wilson interval."""
+    """A cell equals the definitions applied to hand counts, with statsmodels' Wilson interval.
+
+    The pairs here share no clip, so the clip-aware interval is Wilson's at n * (2n - 1) / (2n).
+    """
     assert _counts(c) == (n, k, t)
     if n == 0:
         assert c["accuracy"] is None and c["ci_low"] is None
         return
     lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
     assert c["accuracy"] == round(k / n, 6)
+    assert c["iid_pairs_ci_low"] == pytest.approx(round(lo, 6), abs=1.1e-6)
+    assert c["iid_pairs_ci_high"] == pytest.approx(round(hi, 6), abs=1.1e-6)
+    # p in {0, 1}: no variance to estimate, n_eff = min(N, g / 2) = N for 2N clips
+    n_eff = n * (2 * n - 1) / (2 * n) if 0 < k < n else n
+    lo, hi = proportion_confint(k / n * n_eff, n_eff, alpha=0.05, method="wilson")
     assert c["ci_low"] == pytest.approx(round(lo, 6), abs=1.1e-6)
     assert c["ci_high"] == pytest.approx(round(hi, 6), abs=1.1e-6)
+    assert c["n_clips"] == 2 * n
     assert c["tie_rate"] == round(t / n, 6)
     assert c["tie_half_accuracy"] == round((k + t / 2) / n, 6)
 
@@ -366,7 +419,13 @@ def test_aggregate_breakdowns_by_hand() -> None:
     _expect_cell(res["by_task"]["y"], 10, 5, 1)
     # micro = 8/14; macro = (3/4 + 5/10)/2 = 0.625
     assert res["overall"]["accuracy"] == 0.571429
-    assert res["macro"] == {"accuracy": 0.625, "n_tasks": 2}
+    macro = res["macro"]
+    assert (macro["accuracy"], macro["n_tasks"]) == (0.625, 2)
+    # tasks share no clips: var = (var_x + var_y) / 4, each p(1-p)/n_eff with n_eff = n(2n-1)/2n
+    var = (0.75 * 0.25 / (4 * 7 / 8) + 0.5 * 0.5 / (10 * 19 / 20)) / 4
+    n_eff = 0.625 * 0.375 / var
+    lo, hi = proportion_confint(0.625 * n_eff, n_eff, method="wilson")
+    assert (macro["ci_low"], macro["ci_high"]) == (round(lo, 6), round(hi, 6))
     _expect_cell(res["by_split"]["dev"], 1, 1, 0)
     _expect_cell(res["by_split"]["test"], 13, 7, 1)
 
@@ -421,7 +480,7 @@ def test_aggregate_group_subset_and_pandas_input() -> None:
 def test_aggregate_empty_table() -> None:
     res = aggregate(table([]), bins=2)
     assert res["overall"]["n"] == 0 and res["overall"]["accuracy"] is None
-    assert res["macro"] == {"accuracy": None, "n_tasks": 0}
+    assert res["macro"] == {"accuracy": None, "ci_low": None, "ci_high": None, "n_tasks": 0}
     assert list(res["by_bin"]) == ["0", "1"]
 
 

@@ -1,0 +1,111 @@
+"""Plain-text views of results and comparisons for the terminal (`evaluate`, `compare`).
+
+Kept apart from the CLI so that notebooks and scripts print the same tables, and apart from the
+board, which renders Markdown/HTML for publication. Every number shown comes from the results or
+comparison dicts unchanged; this module only lays them out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+SUBSET_LABELS = {
+    "dmos_lt_0_2": "ΔMOS < 0.2",
+    "dmos_le_0_5": "ΔMOS ≤ 0.5",
+    "dmos_gt_1_5": "ΔMOS > 1.5",
+}
+"""Display names of `tables.FIXED_SUBSETS`."""
+
+
+def _pct(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "–"
+    return f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}"
+
+
+def _p(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return "<0.0001" if x < 1e-4 else f"{x:.4f}"
+
+
+def bin_label(i: int, edges: Sequence[float] | None) -> str:
+    if edges and len(edges) > i + 1:
+        return f"bin {i} (Δ {edges[i]:.2f}–{edges[i + 1]:.2f})"
+    return f"bin {i}"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    """First column left-aligned, the others right-aligned, two spaces apart."""
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            f"{c:<{w}}" if i == 0 else f"{c:>{w}}"
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join(line(r) for r in [head, *rows])
+
+
+def _cells(metrics: dict[str, Any], edges: Sequence[float] | None) -> list[tuple[str, dict]]:
+    """The labelled cells shown for one result or comparison: overall, relations, bins, subsets."""
+    out: list[tuple[str, dict]] = [("overall", metrics["overall"])]
+    out += [(f"  {rel}", c) for rel, c in metrics.get("by_relation", {}).items()]
+    out += [(f"  {bin_label(int(b), edges)}", c) for b, c in metrics.get("by_bin", {}).items()]
+    out += [(f"  {SUBSET_LABELS.get(k, k)}", c) for k, c in metrics.get("by_subset", {}).items()]
+    out += [(f"  subset {k}", c) for k, c in metrics.get("by_group_subset", {}).items()]
+    return out
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """One model on one task: accuracy with its clip-aware interval per relation, bin and subset."""
+    m = result["metrics"]
+    head = ["", "accuracy", "95% CI", "ties", "n", "clips"]
+    rows = []
+    for label, c in _cells(m, result.get("bin_edges")):
+        ci = "–" if c.get("ci_low") is None else f"[{_pct(c['ci_low'])}, {_pct(c['ci_high'])}]"
+        tie = "–" if c.get("tie_rate") is None else f"{_pct(c['tie_rate'])}%"
+        rows.append(
+            [label, _pct(c.get("accuracy")), ci, tie, str(c["n"]), str(c.get("n_clips", ""))]
+        )
+    return _table(head, rows)
+
+
+def format_comparison(
+    name_a: str, name_b: str, task: str, comp: dict[str, Any], edges: Sequence[float] | None
+) -> str:
+    """The paired comparison as a table: both accuracies, A - B, its interval, raw and Holm p."""
+    o = comp["overall"]
+    rel = f", {comp['relation']} pairs only" if comp.get("relation") else ""
+    conf = int(round(100 * comp["interval"]["confidence"]))
+    lines = [
+        f"A = {name_a}   B = {name_b}   task {task}{rel}: {o['n']} pairs on {o['n_clips']} clips",
+        f"A−B = difference of strict accuracies (points); {conf}% interval and p-values are "
+        f"clip-aware; p (Holm) adjusted over the {comp['family_size']} cells tested together",
+        "",
+    ]
+    head = ["", "n", "A", "B", "A−B", f"{conf}% CI", "p", "p (Holm)"]
+    rows = []
+    for label, c in _cells(comp, edges):
+        ci = (
+            "–"
+            if c.get("ci_low") is None
+            else f"[{_pct(c['ci_low'], True)}, {_pct(c['ci_high'], True)}]"
+        )
+        rows.append(
+            [
+                label,
+                str(c["n"]),
+                _pct(c.get("accuracy_a")),
+                _pct(c.get("accuracy_b")),
+                _pct(c.get("difference"), signed=True),
+                ci,
+                _p(c.get("p_value")),
+                _p(c.get("p_holm")),
+            ]
+        )
+    lines.append(_table(head, rows))
+    return "\n".join(lines)
