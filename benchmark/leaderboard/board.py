@@ -1,8 +1,10 @@
 """The board is built purely from the results folder: one JSON per submission × task.
 
 Nothing here scores or re-reads audio, so anyone can rebuild the board from published results.
-The cross-task row (micro over all pairs, macro over tasks) is recomputed by `metrics.aggregate`
-from the per-pair predictions stored beside the JSONs, never by averaging rounded numbers.
+The cross-task rows (micro over all pairs, macro over tasks) are recomputed by `metrics.aggregate`
+from the per-pair predictions stored beside the JSONs, never by averaging rounded numbers. Two
+rules keep the cross-task tables honest: a synthetic task (the demo) never enters them, and only
+submissions evaluated on the same set of tasks are ranked against each other (one table per set).
 """
 
 from __future__ import annotations
@@ -13,24 +15,53 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import MosrmError
+from benchmark.escape import markdown_cell
+from benchmark.report import SUBSET_LABELS, bin_label
+from benchmark.tables import RELATIONS
+
+REQUIRED = ("submission", "task", "metrics", "metrics_version", "pair_file_sha256")
 
 
 def load_results(results_root: str | Path) -> list[dict[str, Any]]:
-    """Every `<submission>/<task>.json` under `results_root` (evaluation splits only), sorted."""
+    """Every `<submission>/<task>.json` under `results_root` (evaluation splits only), sorted.
+
+    Each must be of the current metrics version and have its predictions file beside it: the
+    cross-task rows are computed from the predictions, so a missing one is an error, not a gap.
+    """
+    from benchmark.metrics import METRICS_VERSION
+
     records = []
     for path in sorted(Path(results_root).glob("*/*.json")):
         if "@" in path.stem:
             continue
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise MosrmError(f"{path}: unreadable results file ({exc})") from None
-        for key in ("submission", "task", "metrics"):
+        if not isinstance(record, dict):
+            raise MosrmError(f"{path}: results file is not a JSON object")
+        for key in REQUIRED:
             if key not in record:
                 raise MosrmError(f"{path}: results file lacks '{key}'")
+        if record["metrics_version"] != METRICS_VERSION:
+            raise MosrmError(
+                f"{path}: field 'metrics_version' is {record['metrics_version']!r}, this harness "
+                f"writes {METRICS_VERSION} (clip-aware intervals); rerun `mosrm evaluate "
+                f"{record['submission']} --task {record['task']}`"
+            )
+        pred = predictions_path(path)
+        if not pred.is_file():
+            raise MosrmError(
+                f"{pred}: predictions file missing (the results {path.name} need it); rerun "
+                f"`mosrm evaluate {record['submission']} --task {record['task']}`"
+            )
         record["_path"] = str(path)
         records.append(record)
     return records
+
+
+def predictions_path(result_json: str | Path) -> Path:
+    return Path(result_json).with_suffix(".predictions.parquet")
 
 
 def _pct(cell: dict[str, Any] | None, with_ci: bool = True) -> str:
@@ -42,56 +73,93 @@ def _pct(cell: dict[str, Any] | None, with_ci: bool = True) -> str:
     return f"{acc:.1f} [{100 * cell['ci_low']:.1f}, {100 * cell['ci_high']:.1f}]"
 
 
-def _escape(text: str) -> str:
-    """Neutralise Markdown/HTML in user-provided names (submissions are untrusted)."""
-    import html
+def _name(record: dict[str, Any], in_domain: bool | None = None) -> str:
+    """Display name, escaped, with the ‡ shortcut and † in-domain markers."""
+    name = markdown_cell(record.get("display_name") or record["submission"])
+    if record.get("shortcut"):
+        name += " ‡"
+    trained = (not record.get("zero_shot", True)) if in_domain is None else in_domain
+    if trained:
+        name += " †"
+    return name
 
-    return html.escape(str(text), quote=True).replace("|", "&#124;").replace("\n", " ")
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
-def _bin_header(i: int, edges: list[float] | None) -> str:
-    if edges and len(edges) > i + 1:
-        return f"bin {i} (Δ {edges[i]:.2f}–{edges[i + 1]:.2f})"
-    return f"bin {i}"
+def _head(cells: list[str]) -> list[str]:
+    return [_row(cells), "|" + "---|" * len(cells)]
+
+
+def _by_accuracy(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(
+        records, key=lambda r: (-(r["metrics"]["overall"].get("accuracy") or 0), r["submission"])
+    )
 
 
 def render_task_table(records: list[dict[str, Any]]) -> str:
-    """One Markdown table for one task: overall and per ΔMOS bin, each with its Wilson 95% CI."""
+    """One Markdown table for one task: overall, per ΔMOS bin and subset, with 95% intervals."""
     first = records[0]
     bins = int(first.get("bins") or len(first["metrics"].get("by_bin", {})))
     edges = first.get("bin_edges")
     # subsets of the split (e.g. VMC'23 tracks 1a/1b/2/3): one column each, pairs never cross them
     groups = sorted({k for r in records for k in r["metrics"].get("by_group_subset", {})})
     head = ["model", "overall [95% CI]"]
-    head += [f"{_escape(g)}" for g in groups]
-    head += [_bin_header(i, edges) for i in range(bins)]
-    head += ["Δ<0.2", "Δ≤0.5", "Δ>1.5", "ties", "n"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    ordered = sorted(
-        records, key=lambda r: (-(r["metrics"]["overall"].get("accuracy") or 0), r["submission"])
-    )
-    for r in ordered:
+    head += [markdown_cell(g) for g in groups]
+    head += [bin_label(i, edges) for i in range(bins)]
+    head += [SUBSET_LABELS[k] for k in ("dmos_lt_0_2", "dmos_le_0_5", "dmos_gt_1_5")]
+    head += ["ties", "n"]
+    lines = _head(head)
+    for r in _by_accuracy(records):
         m = r["metrics"]
-        name = _escape(r.get("display_name") or r["submission"])
-        if r.get("shortcut"):
-            name += " ‡"
-        if not r.get("zero_shot", True):
-            name += " †"
-        row = [name, _pct(m["overall"])]
+        row = [_name(r), _pct(m["overall"])]
         row += [_pct(m.get("by_group_subset", {}).get(g)) for g in groups]
         row += [_pct(m.get("by_bin", {}).get(str(i))) for i in range(bins)]
         subsets = m.get("by_subset", {})
-        row += [
-            _pct(subsets.get(k), with_ci=False)
-            for k in ("dmos_lt_0_2", "dmos_le_0_5", "dmos_gt_1_5")
-        ]
+        row += [_pct(subsets.get(k)) for k in ("dmos_lt_0_2", "dmos_le_0_5", "dmos_gt_1_5")]
         row += [f"{100 * (m['overall'].get('tie_rate') or 0):.1f}%", str(m["overall"].get("n", 0))]
-        lines.append("| " + " | ".join(row) + " |")
+        lines.append(_row(row))
     return "\n".join(lines)
 
 
+def render_relation_table(records: list[dict[str, Any]]) -> str:
+    """Per relation: on a listening test with many systems per sentence, same_content is the
+    number users want, while most pairs (and so the overall figure) are cross pairs."""
+    relations = sorted({k for r in records for k in r["metrics"].get("by_relation", {})})
+    sizes = {
+        rel: max(r["metrics"]["by_relation"].get(rel, {}).get("n", 0) for r in records)
+        for rel in relations
+    }
+    head = ["model"]
+    head += [
+        f"{rel if rel in RELATIONS else markdown_cell(rel)} ({sizes[rel]} pairs)"
+        for rel in relations
+    ]
+    lines = _head(head)
+    for r in _by_accuracy(records):
+        cells = r["metrics"].get("by_relation", {})
+        lines.append(_row([_name(r), *(_pct(cells.get(rel)) for rel in relations)]))
+    return "\n".join(lines)
+
+
+def _check_task(task: str, recs: list[dict[str, Any]]) -> None:
+    versions = sorted({str(r.get("task_version")) for r in recs})
+    if len(versions) > 1:
+        raise MosrmError(f"results for task '{task}' mix task versions {versions}: rerun them")
+    shas = defaultdict(list)
+    for r in recs:
+        shas[r["pair_file_sha256"]].append(Path(r["_path"]))
+    if len(shas) > 1:
+        shown = "; ".join(f"{sha[:12]}… in {paths[0]}" for sha, paths in sorted(shas.items()))
+        raise MosrmError(
+            f"results for task '{task}' were computed on different pair files ({shown}): "
+            "models are only comparable on the same pairs; rerun the stale ones"
+        )
+
+
 def render_markdown(results_root: str | Path) -> str:
-    """The whole board as Markdown: a table per task, then the cross-task summary."""
+    """The whole board as Markdown: two tables per task, then the cross-task summary."""
     records = load_results(results_root)
     if not records:
         return "No results yet: run `mosrm run` (or `make run`).\n"
@@ -101,57 +169,93 @@ def render_markdown(results_root: str | Path) -> str:
     out = [
         "# mosrm-bench results",
         "",
-        "Strict pairwise accuracy in % (ties count as wrong) with Wilson 95% intervals; "
-        "bins are per-task ΔMOS percentile bins (bin 0 = smallest gaps). "
-        "‡ shortcut heuristic, † trained on this task's corpus.",
+        "Strict pairwise accuracy in % (ties count as wrong) with 95% intervals that account for "
+        "pairs sharing clips (clip-clustered; see the README, 'What a result means'); bins are "
+        "per-task ΔMOS percentile bins (bin 0 = smallest gaps). "
+        "‡ shortcut heuristic, † trained on this task's corpus (in-domain).",
     ]
     for task in sorted(by_task):
         recs = by_task[task]
+        _check_task(task, recs)
         first = recs[0]
-        versions = sorted({r.get("task_version") for r in recs})
-        if len(versions) > 1:
-            raise MosrmError(f"results for task '{task}' mix task versions {versions}: rerun them")
         note = " — SYNTHETIC, smoke test only" if first.get("synthetic") else ""
+        clips = first["metrics"]["overall"].get("n_clips")
         out += [
             "",
-            f"## {_escape(task)} (v{first.get('task_version')}, {first.get('split')} split, "
-            f"{first.get('n_pairs')} pairs){note}",
+            f"## {markdown_cell(task)} (v{first.get('task_version')}, {first.get('split')} split, "
+            f"{first.get('n_pairs')} pairs on {clips} clips){note}",
             "",
             render_task_table(recs),
         ]
-    summary = render_summary(results_root, records)
-    if summary:
-        out += ["", "## All tasks", "", summary]
+        made, asked = first.get("bins"), first.get("bins_requested")
+        if made and asked and made < asked:
+            out += [
+                "",
+                f"{made} ΔMOS bins, not the {asked} requested: tied ΔMOS values filled whole "
+                "percentile bands, which are merged (a tie is never split across bins).",
+            ]
+        out += ["", "By relation:", "", render_relation_table(recs)]
+    out += ["", "## All tasks", "", render_summary(records)]
     return "\n".join(out) + "\n"
 
 
-def render_summary(results_root: str | Path, records: list[dict[str, Any]]) -> str:
-    """Micro (all pairs pooled, the paper's overall) and macro (mean over tasks) per submission."""
+def render_summary(records: list[dict[str, Any]]) -> str:
+    """Micro and macro over the real tasks, one ranked table per set of tasks evaluated."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from benchmark.metrics import aggregate
 
+    real = [r for r in records if not r.get("synthetic")]
+    synthetic = sorted({r["task"] for r in records if r.get("synthetic")})
+    kept_out = (
+        f"Synthetic tasks ({', '.join(markdown_cell(t) for t in synthetic)}) are never pooled "
+        "with real corpora here."
+        if synthetic
+        else ""
+    )
+    if not real:
+        return ("No results on real (non-synthetic) tasks yet. " + kept_out).strip()
     by_sub: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
+    for r in real:
         by_sub[r["submission"]].append(r)
-    rows = []
-    for sub, recs in sorted(by_sub.items()):
-        tables = []
-        for r in recs:
-            pred = Path(r["_path"]).with_suffix(".predictions.parquet")
-            if not pred.is_file():
-                return ""
-            tables.append(pq.read_table(pred))
-        agg = aggregate(pa.concat_tables(tables, promote_options="default"))
-        name = _escape(recs[0].get("display_name") or sub)
-        macro = agg.get("macro", {}).get("accuracy")
-        rows.append(
-            (
-                -(agg["overall"].get("accuracy") or 0),
-                f"| {name} | {_pct(agg['overall'])} | "
-                f"{'–' if macro is None else f'{100 * macro:.1f}'} | {len(recs)} | {agg['overall']['n']} |",
-            )
+    coverage: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for sub, recs in by_sub.items():
+        coverage[tuple(sorted(r["task"] for r in recs))].append(sub)
+    parts = [
+        "Micro pools every pair of the tasks listed (the paper's overall); macro is the unweighted "
+        "mean over those tasks. Submissions are ranked only against others evaluated on the same "
+        "tasks. " + kept_out
+    ]
+    for tasks in sorted(coverage, key=lambda t: (-len(t), t)):
+        rows = []
+        for sub in coverage[tasks]:
+            recs = sorted(by_sub[sub], key=lambda r: r["task"])
+            tables = [pq.read_table(predictions_path(r["_path"])) for r in recs]
+            agg = aggregate(pa.concat_tables(tables, promote_options="default"))
+            per_task = {r["task"]: r["metrics"]["overall"] for r in recs}
+            in_domain = any(not r.get("zero_shot", True) for r in recs)
+            cells = [
+                _name(recs[0], in_domain),
+                _pct(agg["overall"]),
+                _pct(agg["macro"] | {"n": agg["macro"]["n_tasks"]}),
+                *(_pct(per_task[t], with_ci=False) for t in tasks),
+                str(agg["overall"]["n"]),
+            ]
+            rows.append((-(agg["overall"]["accuracy"] or 0), sub, cells))
+        listed = ", ".join(markdown_cell(t) for t in tasks)
+        lines = [f"Evaluated on {len(tasks)} task(s): {listed}", ""]
+        lines += _head(
+            [
+                "#",
+                "model",
+                "micro [95% CI]",
+                "macro [95% CI]",
+                *(markdown_cell(t) for t in tasks),
+                "pairs",
+            ]
         )
-    head = "| model | micro [95% CI] | macro | tasks | pairs |\n|---|---|---|---|---|"
-    return head + "\n" + "\n".join(line for _, line in sorted(rows))
+        for rank, (_, _, cells) in enumerate(sorted(rows), start=1):
+            lines.append(_row([str(rank), *cells]))
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
