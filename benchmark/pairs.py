@@ -42,12 +42,15 @@ relation (±1 for odd counts) are presented higher-MOS-first, at random position
 a pure position bias scores exactly chance. Rows are sorted by (relation, pair_id), so the same
 inputs and seed give a byte-identical Parquet file.
 
-ΔMOS bins: per task and split, over all relations of the split, edges =
-np.quantile(delta, linspace(0, 1, bins + 1)) and bin i holds edges[i] <= Δ < edges[i+1] (the last
-bin closed on the right). With many tied Δ values (discrete rating scales) several edges coincide:
-the zero-width bins are then empty and the others uneven; that is reported in `bin_counts`, not
-corrected, because any tie-breaking would put identical Δ values in different difficulty bins. A
-split with no pairs has `bin_edges` = null.
+ΔMOS bins: per task and split, over all relations of the split, by rank: a pair whose ΔMOS exceeds
+r of the split's n pairs' ΔMOS goes to band floor(r * bins / n), so with distinct ΔMOS the bins are equal to ±1 pair. Tied ΔMOS share r, so a tie is never split
+across bins (the same ΔMOS is the same difficulty). Discrete rating scales tie many Δ values
+(TMHINT-QI train: 1–2 ratings per clip) and a tie may cover a whole band, leaving it empty: empty
+bands are dropped and the rest renumbered 0, 1, …, so a split may get fewer bins than requested
+(all Δ equal: one bin) and no bin is ever empty. `bin_edges[i]` is the smallest ΔMOS of bin i and
+the last edge the largest ΔMOS: bin i holds edges[i] <= Δ < edges[i+1], the last bin closed.
+`bins` in the metadata is the number made, `bins_requested` the task's; the card and results say
+so. A split with no pairs has `bin_edges` = null.
 """
 
 from __future__ import annotations
@@ -527,10 +530,15 @@ def _order_pairs(
 
 
 def _bin(delta: np.ndarray, bins: int) -> tuple[list[float] | None, np.ndarray]:
-    if delta.size == 0:
+    """Rank bins with ties kept together and empty ones merged (module doc); edges, indices."""
+    n = int(delta.size)
+    if n == 0:
         return None, np.empty(0, dtype=np.int16)
-    edges = np.quantile(delta, np.linspace(0.0, 1.0, bins + 1))
-    idx = np.clip(np.searchsorted(edges, delta, side="right") - 1, 0, bins - 1)
+    below = np.searchsorted(np.sort(delta), delta, side="left")  # pairs with a smaller ΔMOS
+    used, idx = np.unique(below * bins // n, return_inverse=True)
+    lows = np.full(used.size, np.inf)
+    np.minimum.at(lows, idx, delta)
+    edges = [*lows.tolist(), float(delta.max())]
     return [float(e) for e in edges], idx.astype(np.int16)
 
 
@@ -796,6 +804,7 @@ def _build_split(
     dq = np.abs(c.q[a] - c.q[b])
     delta = dq / NANO
     edges, delta_bin = _bin(delta, bins)
+    made = bins if edges is None else len(edges) - 1
 
     # group key: content name for same_content, system name for same_system, else null
     n_content = int(c.content_names.size)
@@ -836,9 +845,10 @@ def _build_split(
         "seed": int(seed),
         "min_delta": float(min_delta),
         "delta_quantum": 1.0 / NANO,
-        "bins": bins,
+        "bins": made,
+        "bins_requested": bins,
         "bin_edges": edges,
-        "bin_counts": np.bincount(delta_bin, minlength=bins).astype(int).tolist(),
+        "bin_counts": np.bincount(delta_bin, minlength=made).astype(int).tolist(),
         "n_clips": c.n,
         "n_pairs": n,
         "subsets": subsets,

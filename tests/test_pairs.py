@@ -231,10 +231,48 @@ def test_bins_with_ties_and_empty_split() -> None:
     built = build(rows, {"test": {"any": "all"}, "dev": {"any": "all"}}, bins=5)
     t, meta = built["test"]
     assert t.num_rows == 8 and sum(meta["bin_counts"]) == 8
-    assert len(meta["bin_edges"]) == 6
+    # every ΔMOS is 1.0: the five percentile bins collapse into one, [1.0, 1.0]
+    assert meta["bin_edges"] == [1.0, 1.0] and meta["bin_counts"] == [8]
+    assert (meta["bins"], meta["bins_requested"]) == (1, 5)
+    assert set(t.column("delta_bin").to_pylist()) == {0}
     t0, meta0 = built["dev"]
     assert t0.num_rows == 0 and meta0["bin_edges"] is None and meta0["bin_counts"] == [0] * 5
     assert t0.schema.equals(PAIR_SCHEMA)
+
+
+def test_tied_percentiles_merge_into_fewer_nonempty_bins() -> None:
+    """TMHINT-QI-like ΔMOS (1–2 ratings per clip): a tie at 1.0 spans two percentile edges.
+
+    Edges must come out strictly increasing (the empty bands merged), no bin empty, every tied
+    ΔMOS in one bin, and the bins equal to the rule applied by brute force.
+    """
+    mos = [1.0, 1.5, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 4.5, 5.0]
+    rows = [
+        {"clip_id": f"c{i:02d}", "corpus": "x", "split": "test", "audio_path": "a", "mos": m}
+        for i, m in enumerate(mos)
+    ]
+    t, meta = build(rows, {"test": {"any": "all"}}, bins=5)["test"]
+    delta = np.array(t.column("delta_mos").to_pylist())
+    n = delta.size
+    # the rule by brute force: band = floor(#smaller * 5 / n), empty bands dropped
+    band = [sum(e < d for e in delta) * 5 // n for d in delta]
+    assert len(set(band)) < 5  # the input really has a tie covering a whole band
+    renumber = {b: i for i, b in enumerate(sorted(set(band)))}
+    assert t.column("delta_bin").to_pylist() == [renumber[b] for b in band]
+    edges = meta["bin_edges"]
+    assert edges[:-1] == [min(d for d, b in zip(delta, band, strict=True) if b == k) for k in sorted(renumber)]
+    assert edges[-1] == delta.max()
+    assert all(lo < hi for lo, hi in itertools.pairwise(edges))
+    assert meta["bins"] == len(edges) - 1 < meta["bins_requested"] == 5
+    counts = meta["bin_counts"]
+    assert len(counts) == meta["bins"] and min(counts) > 0 and sum(counts) == t.num_rows
+    bins = t.column("delta_bin").to_numpy()
+    assert np.bincount(bins).tolist() == counts
+    for d in np.unique(delta):
+        assert len(set(bins[delta == d].tolist())) == 1  # a tie never straddles two bins
+    for d, b in zip(delta, bins, strict=True):
+        last = b == meta["bins"] - 1
+        assert edges[b] <= d and (d < edges[b + 1] or (last and d == edges[-1]))
 
 
 def test_fixed_subset_flags_use_rounded_delta() -> None:
