@@ -165,6 +165,29 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 """
 
 
+def connect_wal(path: str | Path, timeout: float = 60.0) -> sqlite3.Connection:
+    """A connection to the SQLite file `path` in WAL mode, safe when processes open it at once.
+
+    Switching a new database to WAL needs an exclusive lock that SQLite does not wait for (the busy
+    timeout does not apply), so two runs creating one cache at the same moment failed with
+    "database is locked"; the switch is retried here until `timeout`.
+    """
+    conn = sqlite3.connect(path, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return conn
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                conn.close()
+                raise
+            time.sleep(delay)
+            delay = min(2 * delay, 0.1)
+
+
 def ensure_hash_memo(conn: sqlite3.Connection) -> None:
     """Create the file-hash memo table in `conn` if it is not there yet."""
     conn.execute(_MEMO_SCHEMA)
@@ -197,9 +220,8 @@ def file_sha256s(
         memo = score_cache_path()
     memo = Path(memo)
     memo.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(memo, timeout=60.0)
+    conn = connect_wal(memo)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
         with conn:
             return _sha256s_with(conn, paths)
     finally:

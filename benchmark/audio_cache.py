@@ -34,6 +34,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from benchmark.atomic import atomic_path, atomic_write_text
 from benchmark.hashing import sha256_file
 
 CACHE_RATE = 16_000
@@ -49,7 +50,7 @@ def cached_name(clip_id: str) -> str:
     return f"{CACHE_DIR}/{h[:2]}/{h}.wav"
 
 
-def _settings(rate: int) -> dict[str, Any]:
+def cache_settings(rate: int) -> dict[str, Any]:
     import soxr
 
     from benchmark.audio import PREPROCESSING_VERSION, preprocessing_config
@@ -77,10 +78,8 @@ def _load_manifest(path: Path, settings: dict[str, Any]) -> dict[str, dict[str, 
 
 
 def _write_manifest(path: Path, settings: dict[str, Any], entries: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
     body = {"settings": settings, "clips": dict(sorted(entries.items()))}
-    tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(body, indent=1, sort_keys=True) + "\n")
 
 
 def _fresh(entry: dict[str, Any] | None, src: Path, dst: Path) -> bool:
@@ -102,9 +101,8 @@ def _convert(clip_id: str, src: Path, dst: Path, rate: int) -> dict[str, Any]:
     st = src.stat()
     wave = load_audio(src, rate)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    sf.write(str(tmp), wave, rate, subtype="FLOAT", format="WAV")
-    tmp.replace(dst)
+    with atomic_path(dst) as tmp:
+        sf.write(str(tmp), wave, rate, subtype="FLOAT", format="WAV")
     return {
         "source_size": st.st_size,
         "source_mtime_ns": st.st_mtime_ns,
@@ -137,7 +135,7 @@ def build_cache(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / CACHE_DIR).mkdir(exist_ok=True)
     manifest_path = folder / CACHE_DIR / MANIFEST
-    settings = _settings(rate)
+    settings = cache_settings(rate)
     entries = _load_manifest(manifest_path, settings)
     ids = clips.column("clip_id").to_pylist()
     sources = [resolve_audio_path(data_root, p) for p in clips.column("audio_path").to_pylist()]

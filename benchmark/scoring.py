@@ -48,6 +48,7 @@ import pyarrow as pa
 
 from benchmark.audio import (
     audio_num_frames,
+    connect_wal,
     ensure_hash_memo,
     file_sha256s,
     length_buckets,
@@ -123,8 +124,7 @@ class ScoreCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.conn = sqlite3.connect(self.path, timeout=60.0)
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn = connect_wal(self.path)
             # WAL + NORMAL survives a killed process (only a power cut may drop the last commits)
             self.conn.execute("PRAGMA synchronous=NORMAL")
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]

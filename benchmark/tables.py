@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from benchmark.atomic import atomic_path
 from benchmark.errors import DataError
 
 CLIP_SCHEMA_VERSION = 1
@@ -198,16 +199,15 @@ def write_parquet(
     if metadata is not None:
         meta[b"mosrm.meta"] = json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()
     table = table.replace_schema_metadata(meta)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(
-        table,
-        tmp,
-        compression="zstd",
-        use_dictionary=True,
-        write_statistics=True,
-        store_schema=True,
-    )
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            use_dictionary=True,
+            write_statistics=True,
+            store_schema=True,
+        )
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:

@@ -4,6 +4,7 @@ order-averaged pairwise judging, and worker-count invariance."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 
 from benchmark.errors import DataError, SubmissionError
 from benchmark.models import Batch, Submission, SubmissionSpec
-from benchmark.scoring import ScoringConfig, predict, score_clips, score_pairs
+from benchmark.scoring import ScoreCache, ScoringConfig, predict, score_clips, score_pairs
 from benchmark.tables import CLIP_SCHEMA, PAIR_SCHEMA, from_rows
 
 QUIET = ScoringConfig(progress=False)
@@ -634,3 +635,22 @@ def test_effective_preprocessing_records_bf16_only_where_it_applies():
     )
     cpu_bf16 = effective_preprocessing(16000, ScoringConfig(device="cpu", bf16=True))
     assert "autocast" not in cpu_bf16  # autocast is CUDA-only, so the numbers are fp32 here
+
+
+def test_score_cache_opens_while_another_process_writes_a_new_one(tmp_path: Path) -> None:
+    """Switching a new cache to WAL is not covered by SQLite's busy timeout: a run opening the cache
+    while another run was creating it failed with "database is locked" (see connect_wal)."""
+    path = tmp_path / "scores.sqlite"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE x (a)")  # a new file, still in rollback-journal mode
+    other.execute("BEGIN IMMEDIATE")  # the other run is mid-write
+    timer = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    timer.start()
+    try:
+        with ScoreCache(path) as cache:
+            cache.put_clips("fp", "prep", [(("c0", "sha"), 1.5)])
+            assert cache.get_clips("fp", "prep", [("c0", "sha")]) == {("c0", "sha"): 1.5}
+            assert cache.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        timer.join()
+        other.close()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
 import hashlib
 import io
 import json
@@ -33,7 +32,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
@@ -47,6 +46,7 @@ import pyarrow.csv as pacsv
 import soundfile as sf
 import soxr
 
+from benchmark.atomic import file_lock, temp_sibling
 from benchmark.errors import DataError
 from benchmark.tables import CLIP_SCHEMA, conform
 
@@ -714,16 +714,9 @@ def _check_replaceable(root: Path) -> None:
         )
 
 
-@contextlib.contextmanager
-def _lock(root: Path) -> Iterator[None]:
+def _lock(root: Path) -> contextlib.AbstractContextManager[None]:
     """Serialise generations of the same root across processes (e.g. parallel test workers)."""
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with open(root.parent / f".{root.name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return file_lock(root.parent / f".{root.name}.lock")
 
 
 _MIN_RENDERINGS_FOR_POOL = 16
@@ -817,8 +810,8 @@ def generate(
             shutil.rmtree(stale, ignore_errors=True)
         for stale in root.parent.glob(f".{root.name}.old-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
-        old = root.parent / f".{root.name}.old-{os.getpid()}"
+        tmp = temp_sibling(root)
+        old = temp_sibling(root, "old")
         try:
             _build(tmp, opts, workers or os.cpu_count() or 1)
             if root.exists():

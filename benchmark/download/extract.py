@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.atomic import atomic_write_text
 from benchmark.errors import DataError
 
 MACOS_JUNK = "__MACOSX"
@@ -304,6 +305,4 @@ def read_marker(path: Path) -> dict[str, Any] | None:
 
 def write_marker(path: Path, info: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(info, indent=2, sort_keys=True) + "\n")

@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlparse
 from urllib.request import Request, url2pathname, urlopen
 
 from benchmark import __version__
+from benchmark.atomic import atomic_write_text
 from benchmark.errors import DataError, MosrmError
 
 CHUNK = 1 << 20
@@ -159,10 +160,8 @@ class Manifest:
         self._save()
 
     def _save(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            os.replace(tmp, self.path)
+            atomic_write_text(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
         except OSError as exc:
             raise DownloadError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
 
