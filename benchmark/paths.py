@@ -3,6 +3,7 @@
 Layout under the home folder:
     data/<task>/            default data root of a task (the demo corpus is synthesised here)
     prepared/<task>/        clips.parquet and <split>.parquet pair files
+    prepared/.<task>.lock   held while the task is prepared (processes share its audio cache)
     audio/<task>/           the task's audio resampled once to 16 kHz (shared by every pair set)
     scores.sqlite           per-clip score cache shared by all tasks and runs
 """
