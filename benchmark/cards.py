@@ -23,14 +23,15 @@ Markdown is kept but every `<` that could open an HTML tag is escaped (see `esca
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmark.atomic import atomic_write_text
 from benchmark.errors import MosrmError
+from benchmark.escape import markdown_cell
 from benchmark.pipeline import CANONICAL_RANGE
 from benchmark.tables import FIXED_SUBSETS, RELATIONS
 
@@ -360,14 +361,8 @@ def escape_text(text: object) -> str:
     return "\n".join(out)
 
 
-_MD_PUNCT = re.compile(r"([\\`*_\[\]|])")
-
-
-def escape_cell(text: object) -> str:
-    """Corpus text for one Markdown table cell: one line, no HTML, no Markdown syntax, no `|`."""
-    one_line = " ".join(str(text).splitlines())
-    html = one_line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_PUNCT.sub(r"\\\1", html)
+escape_cell = markdown_cell
+"""Corpus text for one Markdown table cell (`benchmark.escape`, shared with the board)."""
 
 
 def _row(cells: list[str]) -> str:
@@ -684,12 +679,14 @@ def _pairs_split(task: Task, split: str, p: _PairStats, clips: _ClipStats | None
     totals = [sum(p.by_bin[r][i] for r in p.relations) for i in range(bins)]
     rows.append(["**all**", *(_int(c) for c in totals), _int(p.n)])
     lines += _table(header, rows)
-    zero = [str(i) for i in range(bins) if edges[i] == edges[i + 1]]
-    if zero:
+    requested = int(meta.get("bins_requested", bins))
+    if bins < requested:
         lines += [
             "",
-            f"Bin(s) {', '.join(zero)} have zero width: many pairs share the same ΔMOS (a discrete "
-            "rating scale), and tied values are never split across bins.",
+            f"**{bins} bins, not the {requested} requested:** many pairs share the same ΔMOS (a "
+            "discrete rating scale), so some percentile edges coincided; they were merged, because "
+            "tied values are never split across bins. Results on this split are reported in these "
+            f"{bins} bins.",
         ]
 
     lines += ["", "Fixed ΔMOS subsets (pairs, share of the relation):", ""]
@@ -1034,15 +1031,6 @@ def render_card(
     return Card(name=task.name, markdown=_markdown(task, data, reason), svg=svg)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(text.encode("utf-8"))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_card(
     task: Task,
     prepared: PreparedTask | None,
@@ -1062,10 +1050,10 @@ def write_card(
     written: list[Path] = []
     svg_path = out_dir / card.svg_name
     if card.svg is not None:
-        _write_atomic(svg_path, card.svg)
+        atomic_write_text(svg_path, card.svg)
         written.append(svg_path)
     else:
         svg_path.unlink(missing_ok=True)
     md_path = out_dir / card.markdown_name
-    _write_atomic(md_path, card.markdown)
+    atomic_write_text(md_path, card.markdown)
     return [md_path, *written]

@@ -183,7 +183,8 @@ def _prepare_all(
     """Prepare each named task (all by default) whose data is found.
 
     The data root is `data_root` when given, else the task's own root, else the root the task was
-    last prepared from (so `mosrm prepare T --data-root D` once is enough for later runs).
+    last prepared from (so `mosrm prepare T --data-root D` once is enough for later runs). A task
+    prepared before from unchanged inputs is reused, not rebuilt.
     With `failures` given, a task whose data is broken is recorded there and the others go on.
     """
     from benchmark.pipeline import last_data_root, prepare
@@ -211,7 +212,7 @@ def _prepare_all(
             continue
         print(f"prepare {name} …", flush=True)
         try:
-            prepared.append(prepare(task, root, progress=not args.quiet, echo=print))
+            prepared.append(prepare(task, root, progress=not args.quiet, echo=print, reuse=True))
         except MosrmError as exc:
             if failures is None:
                 raise
@@ -238,8 +239,11 @@ def _submission_folders(args: argparse.Namespace, names: list[str] | None) -> li
 
 
 def _evaluate_all(args: argparse.Namespace, prepared: list[Any], folders: list[Path]) -> Path:
+    import textwrap
+
     from benchmark.models import load_submission
     from benchmark.pipeline import evaluate
+    from benchmark.report import format_result
 
     results_root = Path(args.results) if args.results else _repo(args) / "leaderboard" / "results"
     config = _scoring_config(args)
@@ -248,20 +252,17 @@ def _evaluate_all(args: argparse.Namespace, prepared: list[Any], folders: list[P
         for p in prepared:
             print(f"evaluate {submission.name} on {p.task.name} …", flush=True)
             r = evaluate(submission, p, results_root=results_root, config=config)
-            o = r["metrics"]["overall"]
-            print(
-                f"  {100 * o['accuracy']:.1f}% [{100 * o['ci_low']:.1f}, {100 * o['ci_high']:.1f}] "
-                f"on {o['n']} pairs"
-            )
+            print(textwrap.indent(format_result(r), "  "))
     return results_root
 
 
 def _write_board(results_root: Path) -> Path:
+    from benchmark.atomic import atomic_write_text
     from benchmark.leaderboard.board import render_markdown
 
     text = render_markdown(results_root)
     out = results_root / "summary.md"
-    out.write_text(text, encoding="utf-8")
+    atomic_write_text(out, text)
     print()
     print(text)
     return out
@@ -321,6 +322,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
 
     from benchmark.metrics import compare
+    from benchmark.report import format_comparison
 
     results_root = Path(args.results) if args.results else _repo(args) / "leaderboard" / "results"
     preds = []
@@ -331,8 +333,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 f"{path}: no predictions; run `mosrm evaluate {name} --task {args.task}`"
             )
         preds.append(pq.read_table(path))
-    out = compare(preds[0], preds[1], n_boot=args.n_boot, seed=args.seed)
-    print(json.dumps(out, indent=2, sort_keys=True))
+    out = compare(preds[0], preds[1], relation=args.relation, confidence=args.confidence)
+    if args.json:
+        print(json.dumps(out, indent=2, sort_keys=True))
+        return 0
+    edges = None
+    record = results_root / args.a / f"{args.task}.json"
+    try:
+        edges = json.loads(record.read_text(encoding="utf-8")).get("bin_edges")
+    except (OSError, ValueError):
+        pass  # the table still prints, with bin numbers only
+    print(format_comparison(args.a, args.b, args.task, out, edges))
     return 0
 
 
@@ -434,8 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--task", required=True)
-    p.add_argument("--n-boot", type=int, default=10_000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--relation", help="compare on this relation's pairs only (e.g. same_content)")
+    p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--json", action="store_true", help="print the machine-readable comparison")
     p.add_argument("--results", help="results folder (default leaderboard/results)")
     p.set_defaults(func=cmd_compare)
     return parser
@@ -451,6 +463,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: scores computed so far are cached; rerun to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `mosrm compare … | head`: the reader left, nothing went wrong
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark import HARNESS_VERSION
+from benchmark.atomic import atomic_write_text
 from benchmark.errors import DataError, MosrmError
 from benchmark.hashing import sha256_file
 
@@ -140,34 +141,111 @@ def prepare(
     workers: int | None = None,
     progress: bool = False,
     echo: Callable[[str], None] | None = None,
+    reuse: bool = False,
 ) -> PreparedTask:
-    """Read → validate → (probe and resample to 16 kHz once) → pairs, all written to the task folder.
+    """Read → validate → pairs → (probe and resample to 16 kHz once), all written to the task folder.
 
     `counts` overrides the task's pair counts per split and relation (e.g. `{"test": {"cross":
     "all"}}` for the full pool); the overrides are recorded in the pair files' metadata and the
     manifest, so results on non-standard pairs are recognisable. `labels_only` builds the pair
     index from metadata alone (no audio needed). Clips the reader left out are in `skips`.
+
+    With `reuse`, a folder whose manifest still matches every input and whose files are intact is
+    loaded instead of rebuilt (`benchmark.reuse`). Prepares of one task hold a lock across
+    processes (they share the audio cache), so a second process waits, then reuses the first's.
+    Nothing is written until the pairs are built, and a folder this call created is removed if
+    writing fails, so a refused pair set leaves no half-written folder behind.
     """
-    from benchmark.corpora._native import table_skips
-    from benchmark.pairs import build_pairs, write_pairs
+    from benchmark.atomic import file_lock
     from benchmark.paths import prepared_dir
-    from benchmark.tables import validate_clips, write_parquet
 
     spec = task.spec
     root = task.data_root(data_root)
-    reader = task.reader()
-    options = dict(spec.data.options)
-    raw = reader.read(root, options, labels_only=labels_only)
+    folder = Path(out_dir) if out_dir is not None else prepared_dir(spec.name)
+    overrides = {s: dict(r) for s, r in (counts or {}).items()}
+    with file_lock(prepared_dir(spec.name).with_name(f".{spec.name}.lock")):
+        if reuse:
+            from benchmark.reuse import load_current
+
+            found = load_current(
+                task,
+                root,
+                folder,
+                labels_only=labels_only,
+                resample=resample,
+                overrides=overrides,
+            )
+            if found is not None:
+                if echo:
+                    for skip in found.skips:
+                        echo(f"  {skip.describe()}")
+                    echo(f"  up to date in {folder} (inputs unchanged)")
+                return found
+        return _build(
+            task,
+            root,
+            folder,
+            labels_only=labels_only,
+            overrides=overrides,
+            resample=resample,
+            workers=workers,
+            progress=progress,
+            echo=echo,
+        )
+
+
+def _build(
+    task: Task,
+    root: Path,
+    folder: Path,
+    *,
+    labels_only: bool,
+    overrides: dict[str, dict[str, Any]],
+    resample: bool,
+    workers: int | None,
+    progress: bool,
+    echo: Callable[[str], None] | None,
+) -> PreparedTask:
+    import shutil
+
+    from benchmark.corpora._native import table_skips
+    from benchmark.pairs import build_pairs, write_pairs
+    from benchmark.reuse import cache_signature, data_signature, external_audio, inputs
+    from benchmark.tables import validate_clips, write_parquet
+
+    spec = task.spec
+    data_before = data_signature(task, root, folder)
+    raw = task.reader().read(root, dict(spec.data.options), labels_only=labels_only)
     skips = table_skips(raw)
     if echo:
         for skip in skips:
             echo(f"  {skip.describe()}")
     clips = validate_clips(raw, spec.score_range, source=task.path or spec.name)
     clips = rescale_to_canonical(clips, spec.score_range)
-    folder = Path(out_dir) if out_dir is not None else prepared_dir(spec.name)
-    folder.mkdir(parents=True, exist_ok=True)
+    # the pairs depend on labels only: build them first, so a refused pool costs no resampling
+    built = build_pairs(
+        clips,
+        task=spec.name,
+        relations=spec.relations,
+        counts=merge_counts(spec.pairs, overrides),
+        seed=spec.seed,
+        min_delta=spec.min_delta,
+        bins=spec.bins,
+        balance_subsets=spec.balance_subsets,
+    )
+    # what the next prepare compares against (not reusable if the corpus changed while read)
+    key = inputs(
+        task,
+        root,
+        folder,
+        labels_only=labels_only,
+        resample=resample,
+        overrides=overrides,
+        external=external_audio(clips, root),
+        data_before=data_before,
+    )
     audio_root: Path | None = None
-    cache_manifest: str | None = None
+    cache_record: dict[str, Any] | None = None
     if not labels_only:
         clips = probe_audio(clips, root)
         if resample:
@@ -184,20 +262,11 @@ def prepare(
                 progress=progress,
                 echo=echo,
             )
-            cache_manifest = manifest_sha256(audio_root)
-    write_parquet(clips, folder / "clips.parquet", {"task": spec.name, "version": spec.version})
-
-    overrides = {s: dict(r) for s, r in (counts or {}).items()}
-    built = build_pairs(
-        clips,
-        task=spec.name,
-        relations=spec.relations,
-        counts=merge_counts(spec.pairs, overrides),
-        seed=spec.seed,
-        min_delta=spec.min_delta,
-        bins=spec.bins,
-        balance_subsets=spec.balance_subsets,
-    )
+            cache_record = {
+                "folder": str(audio_root),
+                "manifest_sha256": manifest_sha256(audio_root),
+                "files": cache_signature(audio_root),
+            }
     prepared = PreparedTask(
         task=task,
         data_root=root,
@@ -207,35 +276,44 @@ def prepare(
         labels_only=labels_only,
         audio_root=audio_root,
     )
-    for split, (pairs, meta) in sorted(built.items()):
-        meta = {**meta, "task_version": spec.version}
-        if overrides.get(split):
-            meta["count_overrides"] = overrides[split]
-        path = folder / f"pairs-{split}.parquet"
-        prepared.pair_sha256[split] = write_pairs(pairs, meta, path)
-        prepared.pair_files[split] = path
-        prepared.pair_meta[split] = meta
-    manifest = {
-        "task": spec.name,
-        "task_version": spec.version,
-        "harness_version": HARNESS_VERSION,
-        "data_root": str(root),
-        "labels_only": labels_only,
-        "audio_cache": None
-        if audio_root is None
-        else {"folder": str(audio_root), "manifest_sha256": cache_manifest},
-        "n_clips": clips.num_rows,
-        "skipped": [
-            {"reason": k.reason, "count": k.count, "examples": list(k.examples), "kept": k.kept}
-            for k in skips
-        ],
-        "count_overrides": overrides or None,
-        "clips_sha256": sha256_file(folder / "clips.parquet"),
-        "pair_files": {s: p.name for s, p in prepared.pair_files.items()},
-        "pair_sha256": prepared.pair_sha256,
-        "pair_meta": prepared.pair_meta,
-    }
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        write_parquet(clips, folder / "clips.parquet", {"task": spec.name, "version": spec.version})
+        for split, (pairs, meta) in sorted(built.items()):
+            meta = {**meta, "task_version": spec.version}
+            if overrides.get(split):
+                meta["count_overrides"] = overrides[split]
+            path = folder / f"pairs-{split}.parquet"
+            prepared.pair_sha256[split] = write_pairs(pairs, meta, path)
+            prepared.pair_files[split] = path
+            # as a reused folder gives it back: through JSON (tuples become lists)
+            prepared.pair_meta[split] = json.loads(json.dumps(meta))
+        manifest = {
+            "task": spec.name,
+            "task_version": spec.version,
+            "harness_version": HARNESS_VERSION,
+            "data_root": str(root),
+            "labels_only": labels_only,
+            "audio_cache": cache_record,
+            "n_clips": clips.num_rows,
+            "skipped": [
+                {"reason": k.reason, "count": k.count, "examples": list(k.examples), "kept": k.kept}
+                for k in skips
+            ],
+            "count_overrides": overrides or None,
+            "clips_sha256": sha256_file(folder / "clips.parquet"),
+            "pair_files": {s: p.name for s, p in prepared.pair_files.items()},
+            "pair_sha256": prepared.pair_sha256,
+            "pair_meta": prepared.pair_meta,
+            "inputs": key,
+        }
+        text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+        atomic_write_text(folder / "manifest.json", text)
+    except BaseException:
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     return prepared
 
 
@@ -270,7 +348,7 @@ def evaluate(
     The per-pair predictions are written beside it as `<task>.predictions.parquet` so that paired
     comparisons and the board can be recomputed without rescoring.
     """
-    from benchmark.metrics import aggregate
+    from benchmark.metrics import METRICS_VERSION, aggregate, interval_spec
     from benchmark.scoring import ScoringConfig, effective_preprocessing, predict
     from benchmark.tables import write_parquet
 
@@ -279,8 +357,10 @@ def evaluate(
     pairs = prepared.pairs(split)
     config = config or ScoringConfig()
     pred = predict(submission, pairs, prepared.clips, prepared.audio_base, config=config)
-    metrics = aggregate(pred, bins=spec.bins)
     meta = prepared.pair_meta.get(split, {})
+    # tied ΔMOS may have merged percentile bins: the pair file says how many were made
+    bins = int(meta.get("bins", spec.bins))
+    metrics = aggregate(pred, bins=bins)
     suffix = "" if split == spec.eval_split else f"@{split}"
     out = Path(results_root) / submission.name
     out.mkdir(parents=True, exist_ok=True)
@@ -302,8 +382,11 @@ def evaluate(
         "pair_count_overrides": meta.get("count_overrides"),
         "n_pairs": pairs.num_rows,
         "seed": spec.seed,
-        "bins": spec.bins,
+        "bins": bins,
+        "bins_requested": spec.bins,
         "bin_edges": meta.get("bin_edges"),
+        "metrics_version": METRICS_VERSION,
+        "interval": interval_spec(),
         "preprocessing": effective_preprocessing(int(submission.model.sample_rate), config),
         "metrics": metrics,
     }
@@ -313,7 +396,5 @@ def evaluate(
         {"submission": submission.name, "task": spec.name, "split": split},
     )
     path = out / f"{spec.name}{suffix}.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     return result

@@ -474,3 +474,18 @@ def test_balanced_subsets_and_count_overrides_are_reported(toy, tmp_path):
         assert _num(row[3]) == info["available"]
     cross = {r[0]: _num(r[2]) for r in balanced[1:] if r[1] == "`cross`"}
     assert cross == {"t0": 2, "t1": 2}
+
+
+def test_merged_percentile_bins_are_stated(toy, tmp_path):
+    """Asking for more bins than distinct ΔMOS percentiles: the card says how many were made."""
+    task = _task(*toy, bins=40)
+    prepared = prepare(task, out_dir=tmp_path / "prep")
+    md = render_card(task, prepared).markdown
+    meta = prepared.pair_meta["test"]
+    made = meta["bins"]
+    assert made < 40 and meta["bins_requested"] == 40 and len(meta["bin_edges"]) == made + 1
+    part = _section(md, "### Split test")
+    assert f"**{made} bins, not the 40 requested:**" in part
+    bins = _tables(part)[1]
+    assert len(bins[0]) == made + 2  # relation, one column per bin made, pairs
+    assert [_num(c) for c in bins[-1][1:-1]] == meta["bin_counts"] and min(meta["bin_counts"]) > 0

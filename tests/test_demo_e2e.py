@@ -4,14 +4,19 @@ the demo pair files are reproducible to the byte (and move with the seed)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from benchmark.cli import main
+from benchmark.paths import prepared_dir
 from benchmark.pipeline import prepare
 from benchmark.tasks import load_task_file
+from benchmark.uncertainty import ClipDesign, accuracy_interval
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,6 +43,28 @@ def test_demo_run_and_reproducible_pairs(tmp_path, capsys):
         record = json.loads((results / name / "demo.json").read_text())
         assert record["n_pairs"] >= 2000
         assert len(record["metrics"]["by_bin"]) == task.spec.bins
+    # the seeded random scorer is chance by construction; on the demo's own test pairs the
+    # clip-aware 95% interval covers 50% for ~95% of random scorers (the pair-level one for ~59%)
+    random = json.loads((results / "shortcut-random" / "demo.json").read_text())
+    overall = random["metrics"]["overall"]
+    assert overall["n_clips"] == 256 and overall["design_effect"] > 2
+    row = next(line for line in lines if line.startswith("| Shortcut: random"))
+    acc, lo, hi = (float(x) for x in re.findall(r"[\d.]+", row.split("|")[2]))
+    assert (acc, lo, hi) == tuple(
+        round(100 * overall[k], 1) for k in ("accuracy", "ci_low", "ci_high")
+    )
+    pairs = pq.read_table(prepared_dir("demo") / "pairs-test.parquet")
+    clips = set(pairs.column("clip_a").to_pylist()) | set(pairs.column("clip_b").to_pylist())
+    ids = {c: i for i, c in enumerate(sorted(clips))}
+    a = np.array([ids[c] for c in pairs.column("clip_a").to_pylist()])
+    b = np.array([ids[c] for c in pairs.column("clip_b").to_pylist()])
+    first = np.array(pairs.column("chosen").to_pylist()) == "a"
+    scores = np.random.default_rng(0).random((1000, len(ids)))
+    correct = scores[:, np.where(first, a, b)] > scores[:, np.where(first, b, a)]
+    est = accuracy_interval(correct, ClipDesign.of(a, b))
+    assert 0.925 <= ((est["low"] <= 0.5) & (est["high"] >= 0.5)).mean() <= 0.975
+    # evaluate's printout shows every relation with its interval
+    assert re.search(r"^\s+same_content\s+[\d.]+\s+\[[\d.]+, [\d.]+\]", out, flags=re.M)
 
     first = prepare(task, out_dir=tmp_path / "a")
     again = prepare(task, out_dir=tmp_path / "b")

@@ -260,7 +260,9 @@ def test_tied_percentiles_merge_into_fewer_nonempty_bins() -> None:
     renumber = {b: i for i, b in enumerate(sorted(set(band)))}
     assert t.column("delta_bin").to_pylist() == [renumber[b] for b in band]
     edges = meta["bin_edges"]
-    assert edges[:-1] == [min(d for d, b in zip(delta, band, strict=True) if b == k) for k in sorted(renumber)]
+    assert edges[:-1] == [
+        min(d for d, b in zip(delta, band, strict=True) if b == k) for k in sorted(renumber)
+    ]
     assert edges[-1] == delta.max()
     assert all(lo < hi for lo, hi in itertools.pairwise(edges))
     assert meta["bins"] == len(edges) - 1 < meta["bins_requested"] == 5

@@ -232,9 +232,25 @@ def test_cli_validate_and_compare(toy_repo, capsys):
         "--task",
         "toy",
     ]
-    assert main([*args, "--n-boot", "200"]) == 0
+    assert main([*args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out  # the keys are checked in tests/test_metrics.py
+    assert out["overall"]["n"] > 0 and out["correction"] == "holm"  # the rest: test_metrics.py
+    # the default is a readable table: overall, per relation, per bin, with the Holm p column
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert "A = shortcut-loudness" in lines[0] and "p (Holm)" in text
+    row = next(line for line in lines if line.startswith("overall"))
+    o = out["overall"]
+    assert f"{100 * o['difference']:+.1f}" in row and str(o["n"]) in row
+    assert any(line.strip().startswith("same_content") for line in lines)
+    assert any(line.strip().startswith("bin 0 (Δ") for line in lines)
+    assert main([*args, "--relation", "same_system", "--json"]) == 0
+    filtered = json.loads(capsys.readouterr().out)
+    assert filtered["relation"] == "same_system"
+    assert filtered["overall"]["n"] == out["by_relation"]["same_system"]["n"]
+    assert main([*args, "--relation", "nonsense"]) == 2
+    assert "no 'nonsense' pairs" in capsys.readouterr().err
 
 
 def test_cli_prepare_reports_counts_and_shortfall(toy_repo, capsys):
