@@ -19,9 +19,9 @@ from benchmark.models import load_submission
 from benchmark.pipeline import evaluate, prepare
 from benchmark.scoring import ScoringConfig
 from benchmark.tasks import load_task_file
+from tests.toy_task import write_toy_repo
 
 REPO = Path(__file__).resolve().parents[1]
-SHORTCUTS = ["shortcut-random", "shortcut-duration", "shortcut-loudness"]
 
 
 def _sha(path: Path) -> str:
@@ -29,49 +29,9 @@ def _sha(path: Path) -> str:
 
 
 @pytest.fixture
-def toy_repo(tmp_path, write_wav):
+def toy_repo(tmp_path):
     """A checkout with one CSV task (4 systems x 6 sentences, 24 clips) and the shortcut submissions."""
-    repo = tmp_path / "repo"
-    data = tmp_path / "data"
-    rows = ["wav,mos,system,sentence,split"]
-    rng = np.random.default_rng(7)
-    i = 0
-    for s in range(4):
-        for c in range(6):
-            name = f"wav/s{s}_c{c}.wav"
-            write_wav(data / name, seconds=0.3 + 0.05 * c, seed=i, amp=0.05 + 0.05 * s)
-            mos = round(1.5 + 0.7 * s + rng.uniform(-0.4, 0.4), 3)
-            rows.append(f"{name},{mos},sys{s},sent{c},test")
-            i += 1
-    (data / "scores.csv").write_text("\n".join(rows) + "\n")
-    spec = {
-        "name": "toy",
-        "version": 1,
-        "description": "tiny generated CSV task",
-        "reader": "csv",
-        "data": {
-            "root": str(data),
-            "options": {
-                "file": "scores.csv",
-                "columns": {
-                    "audio": "wav",
-                    "score": "mos",
-                    "system": "system",
-                    "content": "sentence",
-                },
-            },
-        },
-        "pairs": {"test": {"same_content": 30, "same_system": 40, "cross": 60}},
-        "bins": 4,
-        "seed": 3,
-        "license": "CC0",
-        "citation": "none",
-    }
-    (repo / "tasks").mkdir(parents=True)
-    (repo / "tasks" / "toy.yaml").write_text(yaml.safe_dump(spec))
-    for name in SHORTCUTS:
-        shutil.copytree(REPO / "submissions" / name, repo / "submissions" / name)
-    return repo
+    return write_toy_repo(tmp_path)
 
 
 def _task(repo: Path, **patch):
@@ -264,7 +224,6 @@ def test_cli_prepare_reports_counts_and_shortfall(toy_repo, capsys):
 
 
 def test_run_goes_on_past_a_broken_task_and_fails_at_the_end(toy_repo, tmp_path, capsys):
-    import shutil
 
     from benchmark.cli import main
     from tests.layouts import bvcc
