@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from benchmark.errors import TaskSpecError, describe_validation_error
+from benchmark.safe_yaml import load_yaml
 from benchmark.tables import RELATIONS
 
 Relation = Literal["same_content", "same_system", "cross", "any"]
@@ -149,12 +149,7 @@ class Task:
 
 def load_task_file(path: str | Path) -> Task:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TaskSpecError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise TaskSpecError(f"{path}: not valid YAML: {exc}") from None
+    raw = load_yaml(path, TaskSpecError)
     if not isinstance(raw, dict):
         raise TaskSpecError(f"{path}: expected a mapping at the top level")
     try:
