@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from benchmark.escape import display_name
+
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
@@ -33,7 +35,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     """One line per pydantic error, naming the dotted field; unknown keys read 'unknown key'."""
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = display_name(".".join(str(p) for p in err["loc"]), 100) or "(top level)"
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         parts.append(f"field '{loc}': {msg}")
     return "; ".join(parts)

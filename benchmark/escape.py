@@ -3,11 +3,15 @@
 Markdown renderers pass inline HTML through and honour link, image and emphasis syntax, so a name
 like `![x](http://host/pixel)` or `<script>` would render as something else, and a `|` or a line
 break would split a table row. The cards and the board both go through `markdown_cell`.
+A submitter's display name is also normalised first (`display_name`): control, zero-width and
+bidi-override characters can make one name look like another or reorder the row around it, and a
+name thousands of characters long would push every number off the screen.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _MD_PUNCT = re.compile(r"([\\`*_\[\]|])")
 
@@ -17,3 +21,23 @@ def markdown_cell(text: object) -> str:
     one_line = " ".join(str(text).splitlines())
     html = one_line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MD_PUNCT.sub(r"\\\1", html)
+
+
+def display_name(text: str, limit: int = 80) -> str:
+    """`text` as one plain line of at most `limit` characters, for showing a name we did not write.
+
+    Every Unicode "other" character (category C*: controls such as `\\r`, `\\n` and `\\t`, format
+    characters such as zero-width spaces and the U+202E bidi override, private-use, unassigned) is
+    dropped, control characters that separate words becoming a space; runs of whitespace collapse
+    to one space; a longer result is cut to `limit` characters, the last one an ellipsis.
+    """
+    kept = []
+    for ch in str(text):
+        if unicodedata.category(ch).startswith("C"):
+            kept.append(" " if ch.isspace() else "")
+        else:
+            kept.append(ch)
+    flat = " ".join("".join(kept).split())
+    if len(flat) <= limit:
+        return flat
+    return flat[: max(limit - 1, 0)].rstrip() + "…"

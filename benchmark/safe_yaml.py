@@ -27,6 +27,7 @@ from yaml.composer import ComposerError
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from benchmark.errors import MosrmError
+from benchmark.escape import display_name
 
 MAX_BYTES = 1 << 20
 """Largest YAML file read (1 MiB); also the cap on scalar text after alias expansion."""
@@ -99,7 +100,7 @@ class _Loader(yaml.SafeLoader):
             key = self.construct_object(key_node)
             line = key_node.start_mark.line + 1
             if key in first:
-                shown = " ".join(str(key_node.value).split())[:60]
+                shown = display_name(str(key_node.value), 60)  # no terminal escapes
                 raise ComposerError(
                     None,
                     None,
@@ -126,13 +127,13 @@ def _describe(exc: yaml.YAMLError, text: str) -> str:
     if isinstance(exc, yaml.MarkedYAMLError):
         mark, cmark = exc.problem_mark or exc.context_mark, exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = " ".join(str(exc.problem or "error").split())
+        problem = display_name(str(exc.problem or "error"), 200)  # tags may carry %1B escapes
         context = ""
         if exc.context:
             at = f" at line {cmark.line + 1}" if cmark and cmark.line != mark.line else ""
-            context = f" ({' '.join(exc.context.split())}{at})"
+            context = f" ({display_name(exc.context, 200)}{at})"
         return f"not valid YAML: {where}{problem}{context}"
-    return f"not valid YAML: {' '.join(str(exc).split())}"
+    return f"not valid YAML: {display_name(str(exc), 200)}"
 
 
 def load_yaml(path: str | Path, error: type[MosrmError]) -> Any:

@@ -167,6 +167,7 @@ BAD = {
     "syntax": "name: sub\nparams: {seed: 0\n",
     "too-large": "name: sub\n" + "#" * MAX_BYTES + "\n",
     "deep": "name: sub\nparams: " + "[" * 10_000 + "\n",
+    "control-characters-in-a-key": 'name: sub\n"bad\\nkey\\e[2J": 1\n',
 }
 
 
@@ -180,7 +181,7 @@ def test_validate_prints_one_line_for_each_bad_submission_yaml(
     assert main(["validate", str(folder)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {folder / 'submission.yaml'}: ")
-    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.count("\n") == 1 and "Traceback" not in err and "\x1b" not in err
 
 
 def test_validate_prints_one_line_for_a_bad_task_yaml(
