@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
-APT_PACKAGES := espeak-ng ffmpeg
+# command -> Debian package it comes from (bubblewrap sandboxes submitted model code)
+APT_COMMANDS := espeak-ng:espeak-ng ffmpeg:ffmpeg bwrap:bubblewrap
 TORCH_VERSION := 2.13.0
 
 .PHONY: setup run test bench lint clean
@@ -11,11 +12,11 @@ TORCH_VERSION := 2.13.0
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
-	@missing=""; for p in espeak-ng ffmpeg; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	@missing=""; for pair in $(APT_COMMANDS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
 	@# torch first: letting pip resolve it pulls a multi-GB CUDA build

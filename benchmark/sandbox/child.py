@@ -1,0 +1,196 @@
+"""The process that runs a submission's code: inside bubblewrap, under resource limits.
+
+Started by `benchmark.sandbox.host` as `python -I -m benchmark.sandbox.child`, with the submission
+folder, the Python environment and this package visible read-only, a private /tmp, no network and
+nothing of `$MOSRM_HOME`. It builds the model, then answers requests on fd 0/1 until told to stop.
+The model's own prints go to stderr (fd 1 is the protocol). Limits are set before any submission
+code is imported, as hard limits, so the code cannot raise them again.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import resource
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from benchmark.sandbox.protocol import PROTOCOL_VERSION, decode_arrays, frames, header_length
+
+
+def _read_exact(stream: BinaryIO, n: int) -> bytearray:
+    data = bytearray(n)
+    view = memoryview(data)
+    got = 0
+    while got < n:
+        k = stream.readinto(view[got:])
+        if not k:
+            raise EOFError("harness closed the pipe")
+        got += k
+    return data
+
+
+def _receive(stream: BinaryIO) -> tuple[dict[str, Any], list[np.ndarray]]:
+    head = json.loads(_read_exact(stream, header_length(_read_exact(stream, 8))))
+    body = _read_exact(stream, int(head["nbytes"]))
+    return head, decode_arrays(head, body)
+
+
+def _limit(which: int, value: int | None) -> None:
+    if value is not None:
+        resource.setrlimit(which, (value, value))
+
+
+def apply_limits(limits: dict[str, Any]) -> None:
+    """Hard rlimits from the harness's `SandboxLimits` (None = leave as inherited)."""
+    mb = 1 << 20
+    if limits.get("memory_mb") is not None:
+        _limit(resource.RLIMIT_AS, int(limits["memory_mb"]) * mb)
+    if limits.get("cpu_seconds") is not None:
+        # soft < hard, so the kernel sends SIGXCPU (reported as such) before SIGKILL
+        cpu = int(limits["cpu_seconds"])
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    if limits.get("file_mb") is not None:
+        _limit(resource.RLIMIT_FSIZE, int(limits["file_mb"]) * mb)
+    if limits.get("processes") is not None:
+        _limit(resource.RLIMIT_NPROC, int(limits["processes"]))
+
+
+def build(setup: dict[str, Any]) -> Any:
+    """Import the entry file from the submission folder and call its factory with the params."""
+    from benchmark.models import ImplicitAsScalar
+
+    folder = Path(setup["folder"])
+    target, _, attr = str(setup["entry"]).partition(":")
+    code = folder / target
+    name = "mosrm_submission"
+    spec = importlib.util.spec_from_file_location(name, code)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {code}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(folder))  # sibling modules of the entry file import as usual
+    spec.loader.exec_module(module)
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise AttributeError(f"'{target}' has no '{attr}'")
+    kwargs = dict(setup.get("params") or {})
+    if setup.get("weights"):
+        kwargs["weights_path"] = folder / setup["weights"]
+    model = factory(**kwargs)
+    if setup["kind"] == "implicit":
+        for need in ("policy_logp", "reference_logp", "beta", "sample_rate"):
+            if not hasattr(model, need):
+                raise TypeError(f"kind 'implicit' but the model has no {need}")
+        model = ImplicitAsScalar(model)
+    method = "prefer" if setup["kind"] == "pairwise" else "score"
+    if not callable(getattr(model, method, None)):
+        raise TypeError(f"kind '{setup['kind']}' but the model has no {method}()")
+    sr = getattr(model, "sample_rate", None)
+    if not isinstance(sr, int) or isinstance(sr, bool) or sr <= 0:
+        raise TypeError(f"sample_rate must be a positive int, got {sr!r}")
+    return model
+
+
+class _Runner:
+    """Turns requests into model calls; batches get opaque ids that are unique within the run."""
+
+    def __init__(self, model: Any, setup: dict[str, Any]) -> None:
+        import torch
+
+        self.torch = torch
+        self.model = model
+        self.sr = int(model.sample_rate)
+        self.device = torch.device(setup.get("device") or "cpu")
+        self.bf16 = bool(setup.get("bf16")) and self.device.type == "cuda"
+        self.counter = 0
+        if hasattr(model, "to"):
+            moved = model.to(self.device)
+            if moved is not None:
+                self.model = moved
+        if isinstance(self.model, torch.nn.Module):
+            self.model.eval()
+
+    def _batch(self, waves: np.ndarray, lengths: np.ndarray) -> Any:
+        from benchmark.models import Batch
+
+        ids = tuple(str(self.counter + i) for i in range(len(lengths)))
+        self.counter += len(lengths)
+        return Batch(
+            self.torch.from_numpy(waves).to(self.device),
+            self.torch.from_numpy(lengths.astype(np.int64)).to(self.device),
+            self.sr,
+            ids,
+        )
+
+    def call(self, op: str, arrays: list[np.ndarray]) -> np.ndarray:
+        torch = self.torch
+        autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if self.bf16
+            else torch.autocast("cpu", enabled=False)
+        )
+        with torch.inference_mode(), autocast:
+            if op == "score":
+                out = self.model.score(self._batch(arrays[0], arrays[1]))
+            elif op == "prefer":
+                a = self._batch(arrays[0], arrays[1])
+                b = self._batch(arrays[2], arrays[3])
+                out = self.model.prefer(a, b)
+            else:
+                raise ValueError(f"unknown request {op!r}")
+        if isinstance(out, torch.Tensor):
+            return out.detach().to("cpu", torch.float64).numpy()
+        return np.asarray(out, dtype=np.float64)
+
+
+def _reply(out: BinaryIO, header: dict[str, Any], *arrays: np.ndarray) -> None:
+    for frame in frames(header, *arrays):
+        out.write(frame)
+    out.flush()
+
+
+def _error(exc: BaseException) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return (text[:500] + where).replace("\n", " ")
+
+
+def main() -> int:
+    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    proto_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # the model's prints must not corrupt the protocol
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    sys.dont_write_bytecode = True
+    try:
+        setup, _ = _receive(proto_in)
+        apply_limits(setup.get("limits") or {})
+        runner = _Runner(build(setup), setup)
+    except BaseException as exc:  # anything the submission does is reported
+        _reply(proto_out, {"ok": False, "stage": "build", "error": _error(exc)})
+        return 3
+    _reply(proto_out, {"ok": True, "protocol": PROTOCOL_VERSION, "sample_rate": runner.sr})
+    while True:
+        try:
+            head, arrays = _receive(proto_in)
+        except EOFError:
+            return 0
+        if head.get("op") == "close":
+            return 0
+        try:
+            result = runner.call(str(head.get("op")), arrays)
+        except BaseException as exc:  # SystemExit, MemoryError, ... from the model
+            _reply(proto_out, {"ok": False, "stage": head.get("op"), "error": _error(exc)})
+            return 4
+        _reply(proto_out, {"ok": True}, result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
