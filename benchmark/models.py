@@ -15,32 +15,41 @@ Models must mask padding: a batch is zero-padded to its longest clip and carries
 The harness checks that batch size does not change scores (see tests/test_scoring.py).
 
 Submissions are folders under `submissions/` with a `submission.yaml` (validated, unknown keys
-rejected) naming an entry point: either `file.py:callable` inside the folder, or a callable in the
-`benchmark.` package (the reference baselines). Weights are safetensors files inside the folder;
-pickle is never loaded.
+rejected) naming an entry point: either `file.py:callable` inside the folder, which is untrusted code
+and runs only in the bubblewrap sandbox (`benchmark.sandbox`), or a callable of the reference
+baselines in `benchmark.baselines`, the only code trusted to run in the harness process. Weights are
+safetensors files inside the folder; pickle is never loaded. The fingerprint that keys the score
+cache covers the spec and every file of the folder, so editing any of them means re-scoring.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.util
 import json
-import sys
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from benchmark.errors import SubmissionError, describe_validation_error
 from benchmark.hashing import sha256_file
+from benchmark.safe_yaml import load_yaml
 
 if TYPE_CHECKING:
     import torch
 
+    from benchmark.sandbox import SandboxLimits
+
 MODEL_API_VERSION = 1
+
+TRUSTED_PACKAGE = "benchmark.baselines"
+"""Entries in this package are the harness's own reference models: the only code run in-process."""
+
+RESERVED_PARAMS = frozenset({"weights_path"})
+"""Set by the harness from `weights` (checked inside the folder and hashed), never by params."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +133,7 @@ class SubmissionSpec(BaseModel):
     display_name: str
     kind: Literal["scalar", "pairwise", "implicit"]
     entry: str = Field(
-        description="'file.py:callable' inside the folder, or 'benchmark.x:callable'"
+        description="'file.py:callable' inside the folder, or 'benchmark.baselines.x:callable'"
     )
     params: dict[str, Any] = Field(default_factory=dict)
     weights: str | None = Field(default=None, description="safetensors file inside the folder")
@@ -148,8 +157,11 @@ class SubmissionSpec(BaseModel):
         target, sep, attr = v.partition(":")
         if not sep or not target or not attr.isidentifier():
             raise ValueError("must look like 'model.py:build' or 'benchmark.module:Class'")
-        if not target.endswith(".py") and not target.startswith("benchmark."):
-            raise ValueError("module entries must live in the 'benchmark.' package")
+        if not target.endswith(".py") and not target.startswith(TRUSTED_PACKAGE + "."):
+            raise ValueError(
+                f"module entries must be reference baselines in '{TRUSTED_PACKAGE}' (the only "
+                "code run unsandboxed); a submission's own code is 'file.py:callable'"
+            )
         return v
 
     @field_validator("weights")
@@ -174,10 +186,17 @@ class Submission:
     folder: Path
     model: Any
     fingerprint: str
+    sandboxed: bool = False
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def close(self) -> None:
+        """End the sandboxed child, if one was started."""
+        close = getattr(self.model, "close", None)
+        if callable(close):
+            close()
 
 
 def _inside(folder: Path, rel: str, field: str, yaml_path: Path) -> Path:
@@ -195,10 +214,7 @@ def read_spec(folder: str | Path) -> SubmissionSpec:
     yaml_path = folder / "submission.yaml"
     if not yaml_path.is_file():
         raise SubmissionError(f"{yaml_path}: not found (every submission folder needs one)")
-    try:
-        raw = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SubmissionError(f"{yaml_path}: not valid YAML: {exc}") from None
+    raw = load_yaml(yaml_path, SubmissionError)
     if not isinstance(raw, dict):
         raise SubmissionError(f"{yaml_path}: expected a mapping at the top level")
     try:
@@ -212,45 +228,130 @@ def read_spec(folder: str | Path) -> SubmissionSpec:
     return spec
 
 
-def load_submission(folder: str | Path) -> Submission:
-    """Validate `submission.yaml`, build the model, and fingerprint everything scores depend on."""
+def folder_files(folder: Path) -> list[tuple[str, str]]:
+    """(relative path, sha256) of every file of a submission folder, sorted; `__pycache__` aside.
+
+    A symlink is followed only if it stays inside the folder, so nothing outside can change
+    behind the fingerprint's back.
+    """
+    root = folder.resolve()
+    out: list[tuple[str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for d in list(dirnames):
+            if (Path(dirpath) / d).is_symlink():
+                _check_link(root, Path(dirpath) / d)
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                _check_link(root, path)
+            if not path.is_file():
+                raise SubmissionError(f"{path}: not a regular file (submission folders hold files)")
+            out.append((path.relative_to(root).as_posix(), sha256_file(path)))
+    return sorted(out)
+
+
+def _check_link(root: Path, path: Path) -> None:
+    if not path.resolve().is_relative_to(root):
+        raise SubmissionError(f"{path}: a symlink pointing outside the submission folder")
+
+
+def _check_params(spec: SubmissionSpec, folder: Path, yaml_path: Path) -> None:
+    """Params are data for the model's factory, never a way to reach files outside the folder.
+
+    Files inside the folder are already in the fingerprint; a string that looks like a path out
+    of it (absolute, `~`, or `..` escaping) is refused, and harness-set keys are reserved.
+    """
+    reserved = sorted(RESERVED_PARAMS & set(spec.params))
+    if reserved:
+        raise SubmissionError(
+            f"{yaml_path}: field 'params.{reserved[0]}' is set by the harness from 'weights'"
+        )
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{where}.{k}")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{where}[{i}]")
+        elif isinstance(value, str) and ("/" in value or "\\" in value or value.startswith("~")):
+            if value.startswith(("/", "~")) or not (folder / value).resolve().is_relative_to(
+                folder.resolve()
+            ):
+                raise SubmissionError(
+                    f"{yaml_path}: field '{where}': '{value}' points outside the submission "
+                    "folder; models may only read files of their own folder"
+                )
+
+    walk(spec.params, "params")
+
+
+def _digest(spec: SubmissionSpec, folder: Path) -> dict[str, Any]:
+    return {
+        "api": MODEL_API_VERSION,
+        "spec": spec.model_dump(mode="json"),
+        "files": folder_files(folder),
+    }
+
+
+def _fingerprint(digest: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(digest, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def is_trusted(spec: SubmissionSpec) -> bool:
+    return not spec.entry.partition(":")[0].endswith(".py")
+
+
+def current_fingerprint(folder: str | Path) -> str:
+    """The fingerprint `load_submission` would give, without running any untrusted code."""
+    sub = load_submission(folder, unsandboxed=True)
+    sub.close()
+    return sub.fingerprint
+
+
+def load_submission(
+    folder: str | Path, *, limits: SandboxLimits | None = None, unsandboxed: bool = False
+) -> Submission:
+    """Validate `submission.yaml`, fingerprint the folder, and make the model.
+
+    A reference baseline is built here; a submission's own code becomes a `SandboxedModel`, started
+    on first use (bubblewrap required unless `unsandboxed`, which still runs it in a separate,
+    limited process but with this user's file-system and network access).
+    """
+    from benchmark.sandbox import SandboxedModel, bubblewrap
+
     folder = Path(folder).resolve()
     spec = read_spec(folder)
     yaml_path = folder / "submission.yaml"
+    _check_params(spec, folder, yaml_path)
     target, _, attr = spec.entry.partition(":")
-    digest: dict[str, Any] = {
-        "api": MODEL_API_VERSION,
-        "spec": spec.model_dump(mode="json"),
-    }
-    if target.endswith(".py"):
-        code = _inside(folder, target, "entry", yaml_path)
-        digest["code"] = sha256_file(code)
-        mod_name = f"mosrm_submission_{spec.name.replace('-', '_').replace('.', '_')}"
-        module_spec = importlib.util.spec_from_file_location(mod_name, code)
-        if module_spec is None or module_spec.loader is None:
-            raise SubmissionError(f"{yaml_path}: field 'entry': cannot import '{target}'")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[mod_name] = module
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as exc:
-            raise SubmissionError(f"{code}: import failed: {type(exc).__name__}: {exc}") from exc
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise SubmissionError(f"{yaml_path}: field 'entry': {exc}") from None
-        from benchmark import HARNESS_VERSION
+    digest = _digest(spec, folder)
+    if spec.weights is not None:
+        _inside(folder, spec.weights, "weights", yaml_path)
+    if not is_trusted(spec):
+        _inside(folder, target, "entry", yaml_path)
+        if not unsandboxed and bubblewrap() is None:
+            raise SubmissionError(
+                f"{folder}: bubblewrap (bwrap) is not available here, so this submission's code "
+                "cannot be sandboxed; install it (apt-get install bubblewrap), or pass "
+                "--unsafe-no-sandbox to run it with your user's full permissions"
+            )
+        model = SandboxedModel(folder, spec, limits=limits, sandbox=not unsandboxed)
+        return Submission(spec, folder, model, _fingerprint(digest), sandboxed=True)
+    try:
+        module = importlib.import_module(target)
+    except ImportError as exc:
+        raise SubmissionError(f"{yaml_path}: field 'entry': {exc}") from None
+    from benchmark import HARNESS_VERSION
 
-        digest["harness"] = HARNESS_VERSION
+    digest["harness"] = HARNESS_VERSION
     factory = getattr(module, attr, None)
     if factory is None:
         raise SubmissionError(f"{yaml_path}: field 'entry': '{target}' has no '{attr}'")
     kwargs = dict(spec.params)
     if spec.weights is not None:
-        weights = _inside(folder, spec.weights, "weights", yaml_path)
-        digest["weights"] = sha256_file(weights)
-        kwargs["weights_path"] = weights
+        kwargs["weights_path"] = folder / spec.weights
     try:
         model = factory(**kwargs)
     except Exception as exc:
@@ -258,25 +359,29 @@ def load_submission(folder: str | Path) -> Submission:
             f"{yaml_path}: building '{spec.entry}' with params {sorted(kwargs)} failed: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
+    model = _check_kind(model, spec, yaml_path)
+    extra = getattr(model, "fingerprint", None)
+    if callable(extra):
+        digest["model"] = str(extra())
+    return Submission(spec, folder, model, _fingerprint(digest))
+
+
+def _check_kind(model: Any, spec: SubmissionSpec, yaml_path: Path) -> Any:
     if spec.kind == "implicit":
         if not isinstance(model, ImplicitRewardModel):
             raise SubmissionError(
                 f"{yaml_path}: kind 'implicit' but the model lacks policy_logp/reference_logp/beta"
             )
-        model = ImplicitAsScalar(model)
-    elif spec.kind == "scalar" and not isinstance(model, ScalarRewardModel):
+        return ImplicitAsScalar(model)
+    if spec.kind == "scalar" and not isinstance(model, ScalarRewardModel):
         raise SubmissionError(
             f"{yaml_path}: kind 'scalar' but the model has no score()/sample_rate"
         )
-    elif spec.kind == "pairwise" and not isinstance(model, PairwiseRewardModel):
+    if spec.kind == "pairwise" and not isinstance(model, PairwiseRewardModel):
         raise SubmissionError(
             f"{yaml_path}: kind 'pairwise' but the model has no prefer()/sample_rate"
         )
-    extra = getattr(model, "fingerprint", None)
-    if callable(extra):
-        digest["model"] = str(extra())
-    fingerprint = hashlib.sha256(json.dumps(digest, sort_keys=True).encode()).hexdigest()[:32]
-    return Submission(spec=spec, folder=folder, model=model, fingerprint=fingerprint)
+    return model
 
 
 def discover_submissions(root: str | Path) -> list[Path]:

@@ -11,16 +11,18 @@ from benchmark.models import ImplicitAsScalar, discover_submissions, load_submis
 REPO = Path(__file__).resolve().parents[1]
 
 MODEL_PY = """
+import os
+
 import torch
 
 class Model:
     def __init__(self, gain=1.0, weights_path=None):
         self.sample_rate = 16000
         self.gain = gain
-        self.weights_path = weights_path
+        self.extra = os.path.getsize(weights_path) if weights_path else 0
 
     def score(self, batch):
-        return batch.lengths.to(torch.float64) * self.gain
+        return batch.lengths.to(torch.float64) * self.gain + self.extra
 
 def build(**kw):
     return Model(**kw)
@@ -59,9 +61,22 @@ def test_repo_submissions_load():
         assert sub.fingerprint and sub.model.sample_rate > 0
 
 
+def _batch(*lengths: int):
+    import torch
+
+    from benchmark.models import Batch
+
+    n = max(lengths)
+    return Batch(
+        torch.zeros(len(lengths), n), torch.tensor(lengths), 16000, ("a", "b")[: len(lengths)]
+    )
+
+
 def test_load_file_entry_with_params(tmp_path):
     sub = load_submission(_submission(tmp_path, {"params": {"gain": 2.0}}))
-    assert sub.model.gain == 2.0 and sub.spec.kind == "scalar"
+    assert sub.sandboxed and sub.spec.kind == "scalar"
+    assert sub.model.score(_batch(4, 2)).tolist() == [8.0, 4.0]  # built and run in the sandbox
+    sub.close()
 
 
 def test_fingerprint_tracks_params_and_code(tmp_path):
@@ -89,18 +104,24 @@ def test_weights_path_is_passed_and_hashed(tmp_path):
     folder = _submission(tmp_path, {"weights": "w.safetensors"})
     (folder / "w.safetensors").write_bytes(b"one")
     first = load_submission(folder)
-    assert first.model.weights_path == (folder / "w.safetensors").resolve()
-    (folder / "w.safetensors").write_bytes(b"two")
+    assert first.model.score(_batch(4)).tolist() == [7.0]  # 4 + the 3-byte weights file
+    first.close()
+    (folder / "w.safetensors").write_bytes(b"two!")
     assert load_submission(folder).fingerprint != first.fingerprint
 
 
 def test_entry_cannot_escape_or_name_arbitrary_modules(tmp_path):
     with pytest.raises(SubmissionError, match="outside the submission folder"):
         load_submission(_submission(tmp_path / "a", {"entry": "../model.py:build"}))
-    with pytest.raises(SubmissionError, match="benchmark"):
+    with pytest.raises(SubmissionError, match="benchmark.baselines"):
         load_submission(_submission(tmp_path / "b", {"entry": "os:system"}))
+    # harness modules other than the reference baselines are not entries (they would run
+    # unsandboxed with the submitter's params, e.g. benchmark.download:download)
+    with pytest.raises(SubmissionError, match="benchmark.baselines"):
+        load_submission(_submission(tmp_path / "d", {"entry": "benchmark.download:download"}))
+    sub = load_submission(_submission(tmp_path / "c", {"entry": "model.py:nope"}))
     with pytest.raises(SubmissionError, match="has no 'nope'"):
-        load_submission(_submission(tmp_path / "c", {"entry": "model.py:nope"}))
+        sub.model.sample_rate  # noqa: B018 - starting the sandbox builds the model
 
 
 def test_unknown_key_and_name_mismatch(tmp_path):
@@ -130,15 +151,65 @@ def test_implicit_needs_reference_and_is_scored_as_log_ratio(tmp_path):
             {"kind": "implicit", "entry": "model.py:Implicit", "reference_model": "base-v1"},
         )
     )
-    assert isinstance(sub.model, ImplicitAsScalar)
-    import torch
+    assert sub.model.score(_batch(4, 2)).tolist() == [2.0, 1.0]  # beta * (logp - ref)
+    sub.close()
+    # the wrapper the child uses, in-process: beta * (policy - reference) = 2 * (4 - 2)
+    assert ImplicitAsScalar(_Implicit()).score(_batch(4)).tolist() == [4.0]
 
-    from benchmark.models import Batch
 
-    batch = Batch(torch.zeros(2, 4), torch.tensor([4, 2]), 16000, ("a", "b"))
-    assert sub.model.score(batch).tolist() == [2.0, 1.0]
+class _Implicit:
+    sample_rate = 16000
+    beta = 2.0
+
+    def policy_logp(self, batch):
+        return batch.lengths.double()
+
+    def reference_logp(self, batch):
+        return batch.lengths.double() / 2
 
 
 def test_kind_mismatch(tmp_path):
-    with pytest.raises(SubmissionError, match="kind 'pairwise'"):
-        load_submission(_submission(tmp_path, {"kind": "pairwise"}))
+    sub = load_submission(_submission(tmp_path, {"kind": "pairwise"}))
+    with pytest.raises(SubmissionError, match=r"kind 'pairwise' but the model has no prefer\(\)"):
+        sub.model.sample_rate  # noqa: B018
+
+
+def test_fingerprint_covers_every_file_of_the_folder(tmp_path):
+    folder = _submission(tmp_path, {})
+    (folder / "helper.py").write_text("X = 1\n")
+    (folder / "data").mkdir()
+    (folder / "data" / "table.csv").write_text("a,b\n")
+    base = load_submission(folder).fingerprint
+    for rel, text in [("helper.py", "X = 2\n"), ("data/table.csv", "a,c\n")]:
+        old = (folder / rel).read_text()
+        (folder / rel).write_text(text)
+        assert load_submission(folder).fingerprint != base, rel
+        (folder / rel).write_text(old)
+    assert load_submission(folder).fingerprint == base
+    (folder / "new.txt").write_text("")
+    assert load_submission(folder).fingerprint != base
+    (folder / "new.txt").unlink()
+    (folder / "__pycache__").mkdir()
+    (folder / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"x")
+    assert load_submission(folder).fingerprint == base  # bytecode caches are not the submission
+
+
+def test_symlinks_and_param_paths_cannot_leave_the_folder(tmp_path):
+    folder = _submission(tmp_path / "a", {})
+    (tmp_path / "secret.txt").write_text("labels")
+    (folder / "link.txt").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(SubmissionError, match="symlink pointing outside"):
+        load_submission(folder)
+    (folder / "link.txt").unlink()
+    (folder / "inner.txt").write_text("ok")
+    (folder / "link.txt").symlink_to(folder / "inner.txt")
+    load_submission(folder)  # a link inside the folder is fine (and hashed)
+    for bad in ("/etc/passwd", "../secret.txt", "~/.ssh/id_rsa", "sub/../../secret.txt"):
+        f = _submission(tmp_path / "p", {"params": {"cfg": {"path": bad}}})
+        with pytest.raises(SubmissionError, match=r"params\.cfg\.path.*outside the submission"):
+            load_submission(f)
+    f = _submission(tmp_path / "w", {"params": {"weights_path": "w.safetensors"}})
+    with pytest.raises(SubmissionError, match="params.weights_path"):
+        load_submission(f)
+    ok = _submission(tmp_path / "ok", {"params": {"table": "data/x.csv", "label": "a b"}})
+    assert load_submission(ok).fingerprint
