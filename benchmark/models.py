@@ -24,10 +24,12 @@ cache covers the spec and every file of the folder, so editing any of them means
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import importlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -150,6 +152,29 @@ class SubmissionSpec(BaseModel):
     )
     baseline: bool = False
     shortcut: bool = Field(default=False, description="a shortcut heuristic, not a quality model")
+    revision: str | None = Field(
+        default=None, max_length=200, description="code or checkpoint revision (commit, hub tag)"
+    )
+    release_date: datetime.date | None = None
+    parameters: int | None = Field(
+        default=None, ge=0, description="declared parameter count (the harness measures it too)"
+    )
+    requirements: list[str] = Field(
+        default_factory=list,
+        description="PEP 508 requirements the model's code needs, checked before it runs",
+    )
+
+    @field_validator("requirements")
+    @classmethod
+    def _requirements_form(cls, v: list[str]) -> list[str]:
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        for item in v:
+            try:
+                Requirement(item)
+            except InvalidRequirement as exc:
+                raise ValueError(f"'{item}' is not a PEP 508 requirement ({exc})") from None
+        return v
 
     @field_validator("entry")
     @classmethod
@@ -287,6 +312,65 @@ def _check_params(spec: SubmissionSpec, folder: Path, yaml_path: Path) -> None:
     walk(spec.params, "params")
 
 
+def check_requirements(spec: SubmissionSpec, yaml_path: Path) -> None:
+    """Every declared requirement is installed in a matching version, or a one-line error that
+    says how to install it (before any of the model's code runs)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    for item in spec.requirements:
+        req = Requirement(item)
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        try:
+            found = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            found = None
+        if found is None or (req.specifier and not req.specifier.contains(found, prereleases=True)):
+            have = "not installed" if found is None else f"{found} is installed"
+            raise SubmissionError(
+                f"{yaml_path}: field 'requirements': '{item}' is needed but {have}; install it "
+                f"with: {sys.executable} -m pip install '{item}'"
+            )
+
+
+def model_info(submission: Submission) -> dict[str, Any]:
+    """What the board shows about a model (MTEB-style record): size, licence, link, revision.
+
+    The parameter count is measured where the harness can (a torch module, in-process or in the
+    sandbox once started) and the declared one is used otherwise; `parameters_source` says which.
+    """
+    spec = submission.spec
+    measured = count_parameters(submission.model)
+    return {
+        "parameters": measured if measured is not None else spec.parameters,
+        "parameters_source": "measured"
+        if measured is not None
+        else ("declared" if spec.parameters is not None else None),
+        "license": spec.license,
+        "url": spec.url,
+        "revision": spec.revision,
+        "release_date": None if spec.release_date is None else spec.release_date.isoformat(),
+        "requirements": list(spec.requirements),
+    }
+
+
+def count_parameters(model: Any) -> int | None:
+    """Parameters of a torch module (also behind ImplicitAsScalar or a started sandbox)."""
+    reported = getattr(model, "parameters_count", None)
+    if isinstance(reported, int):
+        return reported
+    inner = getattr(model, "model", model)
+    params = getattr(inner, "parameters", None)
+    if not callable(params):
+        return None
+    try:
+        return int(sum(p.numel() for p in params()))
+    except Exception:  # not a torch module after all
+        return None
+
+
 def _digest(spec: SubmissionSpec, folder: Path) -> dict[str, Any]:
     return {
         "api": MODEL_API_VERSION,
@@ -325,6 +409,7 @@ def load_submission(
     spec = read_spec(folder)
     yaml_path = folder / "submission.yaml"
     _check_params(spec, folder, yaml_path)
+    check_requirements(spec, yaml_path)
     target, _, attr = spec.entry.partition(":")
     digest = _digest(spec, folder)
     if spec.weights is not None:

@@ -213,3 +213,73 @@ def test_symlinks_and_param_paths_cannot_leave_the_folder(tmp_path):
         load_submission(f)
     ok = _submission(tmp_path / "ok", {"params": {"table": "data/x.csv", "label": "a b"}})
     assert load_submission(ok).fingerprint
+
+
+TORCH_MODULE = """
+import torch
+
+
+class Net(torch.nn.Module):
+    sample_rate = 16000
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(3, 2)  # 3 * 2 + 2 = 8 parameters
+
+    def score(self, batch):
+        return batch.lengths.double()
+
+
+def build():
+    return Net()
+"""
+
+
+def test_requirements_are_checked_before_any_code_runs(tmp_path):
+    ok = _submission(tmp_path / "a", {"requirements": ["numpy>=1.0", "torch"]})
+    load_submission(ok)
+    missing = _submission(tmp_path / "b", {"requirements": ["surely-not-installed-pkg>=2"]})
+    with pytest.raises(
+        SubmissionError,
+        match=r"'surely-not-installed-pkg>=2' is needed but not installed; install it with: "
+        r".*pip install 'surely-not-installed-pkg>=2'",
+    ):
+        load_submission(missing)
+    old = _submission(tmp_path / "c", {"requirements": ["numpy<1.0"]})
+    with pytest.raises(SubmissionError, match=r"'numpy<1.0' is needed but [\d.]+ is installed"):
+        load_submission(old)
+    skipped = _submission(tmp_path / "d", {"requirements": ['nothere; python_version < "3.0"']})
+    load_submission(skipped)  # a marker that does not apply here
+    with pytest.raises(SubmissionError, match="not a PEP 508 requirement"):
+        read_spec(_submission(tmp_path / "e", {"requirements": ["numpy >>> 1"]}))
+
+
+def test_model_info_measures_parameters_in_the_sandbox(tmp_path):
+    from benchmark.models import model_info
+
+    folder = _submission(
+        tmp_path,
+        {
+            "entry": "model.py:build",
+            "parameters": 99,
+            "license": "MIT",
+            "url": "https://example.org/m",
+            "revision": "abc123",
+            "release_date": "2026-01-31",
+        },
+        code=TORCH_MODULE,
+    )
+    sub = load_submission(folder)
+    declared = model_info(sub)  # not started yet: the declared count, labelled as such
+    assert (declared["parameters"], declared["parameters_source"]) == (99, "declared")
+    sub.model.sample_rate  # noqa: B018 - start it
+    info = model_info(sub)
+    sub.close()
+    assert (info["parameters"], info["parameters_source"]) == (8, "measured")
+    assert (info["license"], info["revision"], info["release_date"]) == (
+        "MIT",
+        "abc123",
+        "2026-01-31",
+    )
+    shortcut = load_submission(REPO / "submissions" / "shortcut-random")
+    assert model_info(shortcut)["parameters"] is None  # a heuristic has none, and says so

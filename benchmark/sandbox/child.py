@@ -149,6 +149,15 @@ class _Runner:
         return np.asarray(out, dtype=np.float64)
 
 
+def _parameters(model: Any) -> int | None:
+    inner = getattr(model, "model", model)  # behind ImplicitAsScalar
+    params = getattr(inner, "parameters", None)
+    try:
+        return int(sum(p.numel() for p in params())) if callable(params) else None
+    except Exception:  # not a torch module
+        return None
+
+
 def _reply(out: BinaryIO, header: dict[str, Any], *arrays: np.ndarray) -> None:
     for frame in frames(header, *arrays):
         out.write(frame)
@@ -176,7 +185,15 @@ def main() -> int:
     except BaseException as exc:  # anything the submission does is reported
         _reply(proto_out, {"ok": False, "stage": "build", "error": _error(exc)})
         return 3
-    _reply(proto_out, {"ok": True, "protocol": PROTOCOL_VERSION, "sample_rate": runner.sr})
+    _reply(
+        proto_out,
+        {
+            "ok": True,
+            "protocol": PROTOCOL_VERSION,
+            "sample_rate": runner.sr,
+            "parameters": _parameters(runner.model),
+        },
+    )
     while True:
         try:
             head, arrays = _receive(proto_in)

@@ -133,6 +133,7 @@ class SandboxedModel:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
         self._sample_rate: int | None = None
+        self.parameters_count: int | None = None
         self.calls = 0
 
     # -- model protocol -------------------------------------------------------------------------
@@ -212,6 +213,8 @@ class SandboxedModel:
         if not head.get("ok"):
             raise self._fail(f"building the model failed: {head.get('error')}")
         self._sample_rate = int(head["sample_rate"])
+        count = head.get("parameters")
+        self.parameters_count = count if isinstance(count, int) else None
 
     def _drain(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stderr is not None
