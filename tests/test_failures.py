@@ -228,6 +228,22 @@ def test_keyboard_interrupt_is_not_swallowed(
     assert load_failures(results) == []
 
 
+def test_machine_error_stops_the_run_and_blames_no_submission(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import benchmark.pipeline
+    from benchmark.errors import MachineError
+
+    def full(*_: object, **__: object) -> None:
+        raise MachineError("no space left on device while writing x")
+
+    monkeypatch.setattr(benchmark.pipeline, "evaluate", full)
+    results = tmp_path / "results"
+    assert run(repo, results) == 2
+    assert "no space left" in capsys.readouterr().err
+    assert load_failures(results) == []
+
+
 def _fingerprints(results: Path) -> dict[str, str]:
     return {
         p.parent.name: json.loads(p.read_text())["model_fingerprint"]
