@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from benchmark.errors import NO_SPACE, no_space
+
 
 def temp_sibling(path: str | Path, tag: str = "tmp") -> Path:
     """A unique hidden name beside `path`: `.<name>.<tag>-<pid>-<random>`."""
@@ -35,7 +37,8 @@ def atomic_path(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
     """Yield a temp path to write; on success it replaces `path`, on failure it is removed.
 
     The destination's folder must exist. `fsync` flushes the file and the folder entry (for files
-    that must survive a power cut, not just a killed process).
+    that must survive a power cut, not just a killed process). A full disk raises `MachineError`
+    naming `path` (the temp file's name would mean nothing to the user); `path` is left as it was.
     """
     path = Path(path)
     tmp = temp_sibling(path)
@@ -46,6 +49,10 @@ def atomic_path(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
         os.replace(tmp, path)
         if fsync:
             _fsync_file(path.parent)
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise no_space(path) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

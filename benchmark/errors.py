@@ -7,6 +7,7 @@ deep inside a library.
 
 from __future__ import annotations
 
+import errno
 from typing import TYPE_CHECKING
 
 from benchmark.escape import display_name
@@ -17,6 +18,23 @@ if TYPE_CHECKING:
 
 class MosrmError(Exception):
     """An error caused by input the user controls; the CLI prints it without a traceback."""
+
+
+class MachineError(MosrmError):
+    """The machine running the harness failed (disk full, a corrupt or busy score cache), not the
+    user's input: the run stops at once, and nothing is recorded against a submission or a task."""
+
+
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""errno values of a full disk or an exhausted quota."""
+
+
+def no_space(path: object) -> MachineError:
+    """The one message for a full disk (or quota) while writing `path`."""
+    return MachineError(
+        f"no space left on device while writing {path}: free some space and rerun "
+        "(files written before are unchanged)"
+    )
 
 
 class DataError(MosrmError):
