@@ -133,9 +133,16 @@ class SubmissionSpec(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
     display_name: str
-    kind: Literal["scalar", "pairwise", "implicit"]
-    entry: str = Field(
-        description="'file.py:callable' inside the folder, or 'benchmark.baselines.x:callable'"
+    kind: Literal["scalar", "pairwise", "implicit", "predictions"]
+    entry: str | None = Field(
+        default=None,
+        description="'file.py:callable' inside the folder, or 'benchmark.baselines.x:callable'; "
+        "none for kind 'predictions'",
+    )
+    predictions: dict[str, str] = Field(
+        default_factory=dict,
+        description="kind 'predictions': task name -> a .parquet or .csv file inside the folder "
+        "with per-clip scores (clip_id, score) or per-pair P(A better) (pair_id, p_a)",
     )
     params: dict[str, Any] = Field(default_factory=dict)
     weights: str | None = Field(default=None, description="safetensors file inside the folder")
@@ -178,7 +185,9 @@ class SubmissionSpec(BaseModel):
 
     @field_validator("entry")
     @classmethod
-    def _entry_form(cls, v: str) -> str:
+    def _entry_form(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         target, sep, attr = v.partition(":")
         if not sep or not target or not attr.isidentifier():
             raise ValueError("must look like 'model.py:build' or 'benchmark.module:Class'")
@@ -200,6 +209,22 @@ class SubmissionSpec(BaseModel):
     def _reference_for_implicit(self) -> SubmissionSpec:
         if self.kind == "implicit" and not self.reference_model:
             raise ValueError("an implicit model needs 'reference_model'")
+        return self
+
+    @model_validator(mode="after")
+    def _entry_or_predictions(self) -> SubmissionSpec:
+        if self.kind == "predictions":
+            if self.entry is not None or self.weights is not None or self.params:
+                raise ValueError("kind 'predictions' runs no code: no entry, weights or params")
+            if not self.predictions:
+                raise ValueError("kind 'predictions' needs 'predictions: {task: file}'")
+            for task, file in self.predictions.items():
+                if not file.endswith((".parquet", ".csv")):
+                    raise ValueError(f"predictions.{task}: expected a .parquet or .csv file")
+        elif self.entry is None:
+            raise ValueError(f"kind '{self.kind}' needs an 'entry'")
+        elif self.predictions:
+            raise ValueError("'predictions' files belong to kind 'predictions'")
         return self
 
 
@@ -384,7 +409,8 @@ def _fingerprint(digest: dict[str, Any]) -> str:
 
 
 def is_trusted(spec: SubmissionSpec) -> bool:
-    return not spec.entry.partition(":")[0].endswith(".py")
+    """A reference baseline of the harness (runs in-process); folder code and files are not."""
+    return spec.entry is not None and not spec.entry.partition(":")[0].endswith(".py")
 
 
 def current_fingerprint(folder: str | Path) -> str:
@@ -410,8 +436,13 @@ def load_submission(
     yaml_path = folder / "submission.yaml"
     _check_params(spec, folder, yaml_path)
     check_requirements(spec, yaml_path)
-    target, _, attr = spec.entry.partition(":")
     digest = _digest(spec, folder)
+    if spec.kind == "predictions":
+        for task, file in sorted(spec.predictions.items()):
+            _inside(folder, file, f"predictions.{task}", yaml_path)
+        return Submission(spec, folder, None, _fingerprint(digest))
+    assert spec.entry is not None
+    target, _, attr = spec.entry.partition(":")
     if spec.weights is not None:
         _inside(folder, spec.weights, "weights", yaml_path)
     if not is_trusted(spec):

@@ -342,13 +342,18 @@ def evaluate(
     results_root: str | Path,
     config: ScoringConfig | None = None,
     split: str | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Score the task's evaluation split and write `<results_root>/<submission>/<task>.json`.
 
     The per-pair predictions are written beside it as `<task>.predictions.parquet` so that paired
-    comparisons and the board can be recomputed without rescoring.
+    comparisons and the board can be recomputed without rescoring. A success on the evaluation split
+    removes the task's failure record (`benchmark.failures`). `on_stage` is told "score", then
+    "write", so a caller can say where a failure happened.
     """
+    from benchmark.failures import clear_failure
     from benchmark.metrics import METRICS_VERSION, aggregate, interval_spec
+    from benchmark.models import model_info
     from benchmark.scoring import ScoringConfig, effective_preprocessing, predict
     from benchmark.tables import write_parquet
 
@@ -356,12 +361,23 @@ def evaluate(
     split = split or spec.eval_split
     pairs = prepared.pairs(split)
     config = config or ScoringConfig()
-    pred = predict(submission, pairs, prepared.clips, prepared.audio_base, config=config)
+    if on_stage is not None:
+        on_stage("score")
+    if submission.spec.kind == "predictions":
+        from benchmark.predictions_file import predictions_from_file
+
+        pred = predictions_from_file(submission, spec.name, pairs, prepared.clips)
+        preprocessing = None  # scored elsewhere, from whatever audio its authors used
+    else:
+        pred = predict(submission, pairs, prepared.clips, prepared.audio_base, config=config)
+        preprocessing = effective_preprocessing(int(submission.model.sample_rate), config)
     meta = prepared.pair_meta.get(split, {})
     # tied ΔMOS may have merged percentile bins: the pair file says how many were made
     bins = int(meta.get("bins", spec.bins))
     metrics = aggregate(pred, bins=bins)
     suffix = "" if split == spec.eval_split else f"@{split}"
+    if on_stage is not None:
+        on_stage("write")
     out = Path(results_root) / submission.name
     out.mkdir(parents=True, exist_ok=True)
     result = {
@@ -387,7 +403,8 @@ def evaluate(
         "bin_edges": meta.get("bin_edges"),
         "metrics_version": METRICS_VERSION,
         "interval": interval_spec(),
-        "preprocessing": effective_preprocessing(int(submission.model.sample_rate), config),
+        "preprocessing": preprocessing,
+        "model": model_info(submission),
         "metrics": metrics,
     }
     write_parquet(
@@ -397,4 +414,6 @@ def evaluate(
     )
     path = out / f"{spec.name}{suffix}.json"
     atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    if not suffix:
+        clear_failure(results_root, submission.name, spec.name)
     return result

@@ -57,7 +57,7 @@ from benchmark.audio import (
     preprocessing_config,
     resolve_audio_path,
 )
-from benchmark.errors import DataError, MosrmError, SubmissionError
+from benchmark.errors import DataError, MachineError, MosrmError, SubmissionError, no_space
 from benchmark.models import Batch, Submission
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ class ScoreCache:
                 ensure_hash_memo(self.conn)
                 self.conn.execute(f"PRAGMA user_version = {CACHE_SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
-            raise MosrmError(f"{self.path}: score cache unusable: {exc}") from None
+            raise cache_error(self.path, exc) from None
 
     def close(self) -> None:
         self.conn.close()
@@ -412,6 +412,8 @@ def _run_model(
 ) -> Any:
     try:
         return fn(*args)
+    except SubmissionError:
+        raise  # a sandboxed model's failure already says what and where
     except Exception as exc:
         shown = ", ".join(clip_ids[:8]) + (", ..." if len(clip_ids) > 8 else "")
         hint = ""
@@ -634,6 +636,15 @@ def predict(
         )
         score_a = np.array([scores[c] for c in a_ids], dtype=np.float64)
         score_b = np.array([scores[c] for c in b_ids], dtype=np.float64)
+    return with_scores(pairs, score_a, score_b)
+
+
+def with_scores(pairs: pa.Table, score_a: np.ndarray, score_b: np.ndarray) -> pa.Table:
+    """The predictions table: `pairs` plus non-null float64 `score_a` and `score_b`.
+
+    Shared by the scoring loop and predictions-only submissions, so the same scores give the
+    same bytes whichever way they arrive.
+    """
     out = pairs
     for name, values in (("score_a", score_a), ("score_b", score_b)):
         col = pa.array(values, type=pa.float64())
@@ -648,6 +659,24 @@ def predict(
 # helpers for the entry points
 
 
+def cache_error(path: Path, exc: sqlite3.Error) -> MachineError:
+    """One line for an SQLite failure of the score cache at `path`, saying what to do about it."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    text = " ".join(str(exc).split())
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return no_space(path)
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
+        return MachineError(f"{path}: score cache busy ({text}); rerun when the other run is done")
+    if code == sqlite3.SQLITE_IOERR or "I/O error" in text:
+        return MachineError(
+            f"{path}: score cache I/O error ({text}); check the disk and its free space, then rerun"
+        )
+    return MachineError(
+        f"{path}: score cache unusable ({text}); move it away (mv {path} {path}.broken) and rerun: "
+        "scores will be recomputed"
+    )
+
+
 @contextmanager
 def _open_cache(path: Path | None) -> Iterator[ScoreCache]:
     if path is None:
@@ -657,6 +686,8 @@ def _open_cache(path: Path | None) -> Iterator[ScoreCache]:
     cache = ScoreCache(path)
     try:
         yield cache
+    except sqlite3.DatabaseError as exc:  # e.g. a page found corrupt only when it is read
+        raise cache_error(cache.path, exc) from None
     finally:
         cache.close()
 

@@ -8,13 +8,15 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from benchmark.cli import main
+from benchmark.models import load_submission
 from benchmark.paths import prepared_dir
-from benchmark.pipeline import prepare
+from benchmark.pipeline import evaluate, prepare
 from benchmark.tasks import load_task_file
 from benchmark.uncertainty import ClipDesign, accuracy_interval
 
@@ -65,6 +67,35 @@ def test_demo_run_and_reproducible_pairs(tmp_path, capsys):
     assert 0.925 <= ((est["low"] <= 0.5) & (est["high"] >= 0.5)).mean() <= 0.975
     # evaluate's printout shows every relation with its interval
     assert re.search(r"^\s+same_content\s+[\d.]+\s+\[[\d.]+, [\d.]+\]", out, flags=re.M)
+
+    # the same scores as a predictions-only submission give the same results, to the byte
+    loud = pq.read_table(results / "shortcut-loudness" / "demo.predictions.parquet")
+    per_clip = {}
+    for side in ("a", "b"):
+        ids, values = loud.column(f"clip_{side}").to_pylist(), loud.column(f"score_{side}")
+        per_clip.update(zip(ids, values.to_pylist(), strict=True))
+    folder = tmp_path / "subs" / "loudness-file"
+    folder.mkdir(parents=True)
+    pq.write_table(
+        pa.table({"clip_id": list(per_clip), "score": list(per_clip.values())}),
+        folder / "scores.parquet",
+    )
+    spec = {"name": folder.name, "display_name": "file", "kind": "predictions"}
+    spec["predictions"] = {"demo": "scores.parquet"}
+    (folder / "submission.yaml").write_text(yaml.safe_dump(spec))
+    again = evaluate(
+        load_submission(folder), prepare(task, reuse=True), results_root=tmp_path / "again"
+    )
+    code = json.loads((results / "shortcut-loudness" / "demo.json").read_text())
+    identity = {"submission", "display_name", "kind", "model_fingerprint", "preprocessing"}
+    identity |= {"model", "baseline", "shortcut"}
+    same = {k: v for k, v in code.items() if k not in identity}
+    assert json.dumps(same, sort_keys=True) == json.dumps(
+        {k: v for k, v in again.items() if k not in identity}, sort_keys=True
+    )
+    cols = ["pair_id", "score_a", "score_b"]
+    copy = pq.read_table(tmp_path / "again" / folder.name / "demo.predictions.parquet")
+    assert copy.select(cols).equals(loud.select(cols))
 
     first = prepare(task, out_dir=tmp_path / "a")
     again = prepare(task, out_dir=tmp_path / "b")
