@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import __version__
-from benchmark.errors import MosrmError
+from benchmark.errors import MachineError, MosrmError
 
 
 def _repo(args: argparse.Namespace) -> Path:
@@ -213,6 +213,8 @@ def _prepare_all(
         print(f"prepare {name} …", flush=True)
         try:
             prepared.append(prepare(task, root, progress=not args.quiet, echo=print, reuse=True))
+        except MachineError:
+            raise  # a full disk or a broken cache is not the task's fault: stop here
         except MosrmError as exc:
             if failures is None:
                 raise
@@ -238,30 +240,153 @@ def _submission_folders(args: argparse.Namespace, names: list[str] | None) -> li
     return folders
 
 
-def _evaluate_all(args: argparse.Namespace, prepared: list[Any], folders: list[Path]) -> Path:
+def _folder_label(folder: Path, repo: Path) -> str:
+    """`folder` as the user knows it: relative to the checkout when inside it."""
+    resolved = folder.resolve()
+    return str(resolved.relative_to(repo)) if resolved.is_relative_to(repo) else str(folder)
+
+
+def _failure_message(exc: BaseException, fingerprint: str | None, repo: Path) -> str:
+    """One line for a failed load or score. Scoring messages start 'model <fingerprint>: ', which
+    the caller's prefix already says; paths inside the checkout are shown relative to it, so a
+    published failure record does not carry the local home folder."""
+    from benchmark.failures import one_line
+
+    if isinstance(exc, SystemExit):
+        text = f"the model raised SystemExit({exc.code!r}); a model must not exit the process"
+    elif isinstance(exc, MosrmError):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    if fingerprint and text.startswith(f"model {fingerprint}: "):
+        text = text[len(f"model {fingerprint}: ") :]
+    return one_line(text.replace(f"{repo}/", ""))
+
+
+def _folder_fingerprint(folder: Path) -> str | None:
+    """The folder's current fingerprint without running its code, where the harness offers that."""
+    from benchmark import models
+
+    current = getattr(models, "current_fingerprint", None)
+    if current is None:
+        return None
+    try:
+        return str(current(folder))
+    except (Exception, SystemExit):
+        return None
+
+
+def _evaluate_all(
+    args: argparse.Namespace, prepared: list[Any], folders: list[Path]
+) -> tuple[Path, list[str]]:
+    """Evaluate every folder on every prepared task; a submission that fails does not stop the rest.
+
+    A failure (loading, scoring or writing) is printed at once, naming the folder, and recorded as
+    `<results>/<submission>/<task>.failed.json` (`benchmark.failures`) for the board. Returns the
+    results folder and one line per failure, for the summary printed after the board.
+    KeyboardInterrupt and `MachineError` (disk full, broken cache: not the submission's fault) are
+    never caught here.
+    """
+    import traceback
+
+    from benchmark.errors import MachineError
+    from benchmark.failures import record_failure
+    from benchmark.models import load_submission
+
+    repo = _repo(args)
+    results_root = Path(args.results) if args.results else repo / "leaderboard" / "results"
+    config = _scoring_config(args)
+    failed: list[str] = []
+
+    def fail(
+        folder: Path, tasks: list[str], stage: str, exc: BaseException, fp: str | None
+    ) -> None:
+        label = _folder_label(folder, repo)
+        reason = _failure_message(exc, fp, repo)
+        where = f"{label} (fingerprint {fp[:12]}…)" if fp else label
+        if not isinstance(exc, MosrmError | SystemExit):  # a bug somewhere: keep the trace
+            traceback.print_exception(exc, file=sys.stderr)
+        print(f"error: {where}: {reason}", file=sys.stderr, flush=True)
+        for task in tasks:
+            try:
+                record_failure(
+                    results_root,
+                    submission=folder.resolve().name,
+                    folder=label,
+                    task=task,
+                    stage=stage,
+                    reason=reason,
+                    fingerprint=fp,
+                )
+            except OSError as write_exc:
+                print(f"  (could not record the failure: {write_exc})", file=sys.stderr)
+        on = f" on {', '.join(tasks)}" if tasks else ""
+        failed.append(f"{label}{on} ({stage}): {reason}")
+
+    limits, unsandboxed = _sandbox_limits(args), args.unsafe_no_sandbox
+    for folder in folders:
+        try:
+            submission = load_submission(folder, limits=limits, unsandboxed=unsandboxed)
+            if submission.sandboxed and prepared:
+                submission.model.sample_rate  # noqa: B018 - build it now: a failure is "load"
+        except MachineError:
+            raise
+        except (Exception, SystemExit) as exc:
+            fail(folder, [p.task.name for p in prepared], "load", exc, _folder_fingerprint(folder))
+            continue
+        try:
+            _evaluate_one(submission, folder, prepared, results_root, config, fail)
+        finally:
+            submission.close()
+    return results_root, failed
+
+
+def _evaluate_one(
+    submission: Any,
+    folder: Path,
+    prepared: list[Any],
+    results_root: Path,
+    config: Any,
+    fail: Any,
+) -> None:
+    """One submission on every prepared task; failures go to `fail` (see `_evaluate_all`)."""
     import textwrap
 
-    from benchmark.models import load_submission
+    from benchmark.errors import MachineError
     from benchmark.pipeline import evaluate
     from benchmark.report import format_result
 
-    results_root = Path(args.results) if args.results else _repo(args) / "leaderboard" / "results"
-    config = _scoring_config(args)
-    for folder in folders:
-        submission = load_submission(folder)
-        for p in prepared:
-            print(f"evaluate {submission.name} on {p.task.name} …", flush=True)
-            r = evaluate(submission, p, results_root=results_root, config=config)
-            print(textwrap.indent(format_result(r), "  "))
-    return results_root
+    for p in prepared:
+        print(f"evaluate {submission.name} on {p.task.name} …", flush=True)
+        stages = ["score"]
+        try:
+            r = evaluate(
+                submission, p, results_root=results_root, config=config, on_stage=stages.append
+            )
+        except MachineError:
+            raise
+        except (Exception, SystemExit) as exc:
+            fail(folder, [p.task.name], stages[-1], exc, submission.fingerprint)
+            continue
+        print(textwrap.indent(format_result(r), "  "))
 
 
-def _write_board(results_root: Path) -> Path:
+def _print_failed(failed: list[str]) -> None:
+    print(
+        f"error: {len(failed)} submission failure(s), recorded as <task>.failed.json:",
+        file=sys.stderr,
+    )
+    for line in failed:
+        print(f"  {line}", file=sys.stderr)
+
+
+def _write_board(results_root: Path, submissions_root: Path | None = None) -> Path:
     from benchmark.atomic import atomic_write_text
     from benchmark.leaderboard.board import render_markdown
 
-    text = render_markdown(results_root)
+    text = render_markdown(results_root, submissions_root)
     out = results_root / "summary.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, text)
     print()
     print(text)
@@ -272,8 +397,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     prepared = _prepare_all(args, [args.task], args.data_root)
     if not prepared:
         raise MosrmError(f"task '{args.task}' has no data; run `mosrm prepare {args.task}` first")
-    results_root = _evaluate_all(args, prepared, _submission_folders(args, args.submissions))
+    folders = _submission_folders(args, args.submissions)
+    results_root, failed = _evaluate_all(args, prepared, folders)
     print(f"results in {results_root}")
+    if failed:
+        _print_failed(failed)
+        return 2
     return 0
 
 
@@ -281,26 +410,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     failures: dict[str, str] = {}
     prepared = _prepare_all(args, args.tasks, failures=failures)
     folders = _submission_folders(args, args.submissions)
-    results_root = _evaluate_all(args, prepared, folders)
-    board = _write_board(results_root)
+    results_root, failed = _evaluate_all(args, prepared, folders)
+    board = _write_board(results_root, _repo(args) / "submissions")
     print(f"results: {results_root}/<submission>/<task>.json (+ .predictions.parquet)")
     print(f"table:   {board}")
     if failures:
         print(f"error: {len(failures)} task(s) could not be prepared:", file=sys.stderr)
         for name, why in failures.items():
             print(f"  {name}: {why}", file=sys.stderr)
-        return 2
-    return 0
+    if failed:
+        _print_failed(failed)
+    return 2 if failures or failed else 0
 
 
 def cmd_board(args: argparse.Namespace) -> int:
     results_root = Path(args.results) if args.results else _repo(args) / "leaderboard" / "results"
-    _write_board(results_root)
+    _write_board(results_root, _repo(args) / "submissions")
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Validate a submission folder or a task YAML without scoring anything."""
+    """Validate a task YAML, or a submission folder with a smoke run of its model (sandboxed)."""
     target = Path(args.path)
     if target.is_file() and target.suffix in (".yaml", ".yml") and target.name != "submission.yaml":
         from benchmark.tasks import load_task_file
@@ -310,10 +440,74 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 0
     folder = target.parent if target.name == "submission.yaml" else target
     from benchmark.models import load_submission
+    from benchmark.smoke import smoke_run
 
-    sub = load_submission(folder)
-    print(f"ok: submission '{sub.name}' ({sub.spec.kind}), fingerprint {sub.fingerprint}")
+    sub = load_submission(folder, limits=_sandbox_limits(args), unsandboxed=args.unsafe_no_sandbox)
+    try:
+        report = smoke_run(sub, batch_size=args.batch_size)
+    finally:
+        sub.close()
+    where = "sandboxed" if sub.sandboxed and not args.unsafe_no_sandbox else "in-process"
+    if sub.sandboxed and args.unsafe_no_sandbox:
+        where = "UNSANDBOXED"
+    print(f"ok: submission '{sub.name}' ({sub.spec.kind}, {where}), fingerprint {sub.fingerprint}")
+    print(f"  {report.describe()}")
     return 0
+
+
+def _sandbox_limits(args: argparse.Namespace) -> Any:
+    from benchmark.sandbox import SandboxLimits
+
+    return SandboxLimits(
+        memory_mb=args.memory_mb or None,
+        cpu_seconds=args.cpu_seconds or None,
+        startup_timeout=args.startup_timeout,
+        call_timeout=args.call_timeout,
+    )
+
+
+def _seconds(text: str) -> float:
+    """An argparse `type`: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def sandbox_flags(p: argparse.ArgumentParser) -> None:
+    """How untrusted submission code is confined (`benchmark.sandbox`)."""
+    from benchmark.sandbox import SandboxLimits
+
+    d = SandboxLimits()
+    p.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="run submission code WITHOUT bubblewrap: it can read and write everything your user "
+        "can, and use the network; only for code you trust, where bwrap is unavailable",
+    )
+    p.add_argument(
+        "--memory-mb",
+        type=int,
+        default=d.memory_mb,
+        help="address-space limit "
+        f"of the model process in MiB, 0 = none (default {d.memory_mb}; not on CUDA)",
+    )
+    p.add_argument("--cpu-seconds", type=_at_least(0), default=0, help="CPU-time limit, 0 = none")
+    p.add_argument(
+        "--startup-timeout",
+        type=_seconds,
+        default=d.startup_timeout,
+        help=f"seconds to build the model (default {d.startup_timeout:g})",
+    )
+    p.add_argument(
+        "--call-timeout",
+        type=_seconds,
+        default=d.call_timeout,
+        help=f"seconds per batch (default {d.call_timeout:g})",
+    )
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -347,6 +541,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least(low: int) -> Any:
+    """An argparse `type`: an integer >= `low`, else argparse's one-line error (exit status 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mosrm",
@@ -360,13 +569,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     def scoring_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--batch-size", type=int, default=16, help="max clips per batch (default 16)"
+            "--batch-size", type=_at_least(1), default=16, help="max clips per batch (default 16)"
         )
-        p.add_argument("--workers", type=int, default=0, help="decoding workers (default 0)")
+        p.add_argument(
+            "--workers", type=_at_least(0), default=0, help="decoding workers (default 0)"
+        )
         p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
         p.add_argument("--bf16", action="store_true", help="bf16 autocast on CUDA")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.add_argument("--results", help="results folder (default leaderboard/results)")
+        sandbox_flags(p)
 
     p = sub.add_parser("tasks", help="list tasks and whether their data is present")
     p.add_argument("--data-root", help="check this data root instead of each task's own")
@@ -393,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--full-pool", action="store_true", help="every valid pair of every split and relation"
     )
     p.add_argument("--out", help="folder for the pair files (default: the task's prepared folder)")
-    p.add_argument("--workers", type=int, default=None, help="resampling threads")
+    p.add_argument("--workers", type=_at_least(1), default=None, help="resampling threads")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prepare)
 
@@ -437,8 +649,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", help="results folder (default leaderboard/results)")
     p.set_defaults(func=cmd_board)
 
-    p = sub.add_parser("validate", help="validate a submission folder or a task YAML")
+    p = sub.add_parser(
+        "validate", help="validate a task YAML, or a submission with a sandboxed smoke run"
+    )
     p.add_argument("path")
+    p.add_argument(
+        "--batch-size", type=_at_least(1), default=8, help="smoke run batch size (default 8)"
+    )
+    sandbox_flags(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("compare", help="paired comparison of two submissions on one task")
@@ -459,6 +677,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except MosrmError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk outside the atomic writer (which names its own file)
+        from benchmark.errors import NO_SPACE, no_space
+
+        if exc.errno not in NO_SPACE:
+            raise
+        print(f"error: {no_space(exc.filename or 'a file')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: scores computed so far are cached; rerun to resume", file=sys.stderr)

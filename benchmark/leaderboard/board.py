@@ -5,6 +5,12 @@ The cross-task rows (micro over all pairs, macro over tasks) are recomputed by `
 from the per-pair predictions stored beside the JSONs, never by averaging rounded numbers. Two
 rules keep the cross-task tables honest: a synthetic task (the demo) never enters them, and only
 submissions evaluated on the same set of tasks are ranked against each other (one table per set).
+
+Old numbers must not pass for current ones: a task whose latest attempt failed (a
+`<task>.failed.json`, see `benchmark.failures`) is listed as failed and its earlier result is not
+shown, and a result computed by other code than the submission folder now holds (its fingerprint
+differs) is marked stale. A submission with any failed or stale entry is left out of the cross-task
+ranking until it is rerun.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import MosrmError
-from benchmark.escape import markdown_cell
+from benchmark.escape import display_name, markdown_cell
 from benchmark.report import SUBSET_LABELS, bin_label
 from benchmark.tables import RELATIONS
 
@@ -28,11 +34,12 @@ def load_results(results_root: str | Path) -> list[dict[str, Any]]:
     Each must be of the current metrics version and have its predictions file beside it: the
     cross-task rows are computed from the predictions, so a missing one is an error, not a gap.
     """
+    from benchmark.failures import SUFFIX
     from benchmark.metrics import METRICS_VERSION
 
     records = []
     for path in sorted(Path(results_root).glob("*/*.json")):
-        if "@" in path.stem:
+        if "@" in path.stem or path.name.endswith(SUFFIX):
             continue
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
@@ -57,6 +64,7 @@ def load_results(results_root: str | Path) -> list[dict[str, Any]]:
             )
         record["_path"] = str(path)
         records.append(record)
+    _unique_names(records)
     return records
 
 
@@ -73,9 +81,37 @@ def _pct(cell: dict[str, Any] | None, with_ci: bool = True) -> str:
     return f"{acc:.1f} [{100 * cell['ci_low']:.1f}, {100 * cell['ci_high']:.1f}]"
 
 
+def _shown(record: dict[str, Any]) -> str:
+    """The display name as plain text (`escape.display_name`), else the submission's folder name."""
+    return display_name(str(record.get("display_name") or "")) or display_name(
+        str(record["submission"])
+    )
+
+
+def _unique_names(records: list[dict[str, Any]]) -> None:
+    """Set `_shown` on each record: one name per submission, no two submissions sharing one.
+
+    Submissions whose names read the same are each shown as "Name (folder)" (folders are unique);
+    another round settles a name that already read like that. Deterministic: it depends only on the
+    records, which `load_results` sorts.
+    """
+    names = {r["submission"]: _shown(r) for r in records}
+    for _ in range(len(names)):
+        owners: dict[str, set[str]] = defaultdict(set)
+        for sub, shown in names.items():
+            owners[shown].add(sub)
+        clashing = [sub for subs in owners.values() if len(subs) > 1 for sub in subs]
+        if not clashing:
+            break
+        for sub in clashing:
+            names[sub] = f"{names[sub]} ({display_name(str(sub))})"
+    for r in records:
+        r["_shown"] = names[r["submission"]]
+
+
 def _name(record: dict[str, Any], in_domain: bool | None = None) -> str:
-    """Display name, escaped, with the ‡ shortcut and † in-domain markers."""
-    name = markdown_cell(record.get("display_name") or record["submission"])
+    """Display name (made plain and unique), escaped, with the ‡ shortcut and † in-domain markers."""
+    name = markdown_cell(display_name(str(record.get("_shown") or _shown(record)), 160))
     if record.get("shortcut"):
         name += " ‡"
     trained = (not record.get("zero_shot", True)) if in_domain is None else in_domain
@@ -98,8 +134,24 @@ def _by_accuracy(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     )
 
 
-def render_task_table(records: list[dict[str, Any]]) -> str:
-    """One Markdown table for one task: overall, per ΔMOS bin and subset, with 95% intervals."""
+def _ordered(
+    records: list[dict[str, Any]], stale: list[dict[str, Any]] | None
+) -> list[tuple[dict[str, Any], str]]:
+    """Ranked rows by accuracy, then the stale ones (marked, unranked) in name order."""
+    rows = [(r, "") for r in _by_accuracy(records)]
+    rows += [(r, " ⚠ stale") for r in sorted(stale or [], key=lambda r: r["submission"])]
+    return rows
+
+
+def render_task_table(
+    records: list[dict[str, Any]], stale: list[dict[str, Any]] | None = None
+) -> str:
+    """One Markdown table for one task: overall, per ΔMOS bin and subset, with 95% intervals.
+
+    `stale` results come last, marked, out of the accuracy order.
+    """
+    ranked = records
+    records = records + (stale or [])
     first = records[0]
     bins = int(first.get("bins") or len(first["metrics"].get("by_bin", {})))
     edges = first.get("bin_edges")
@@ -111,9 +163,9 @@ def render_task_table(records: list[dict[str, Any]]) -> str:
     head += [SUBSET_LABELS[k] for k in ("dmos_lt_0_2", "dmos_le_0_5", "dmos_gt_1_5")]
     head += ["ties", "n"]
     lines = _head(head)
-    for r in _by_accuracy(records):
+    for r, mark in _ordered(ranked, stale):
         m = r["metrics"]
-        row = [_name(r), _pct(m["overall"])]
+        row = [_name(r) + mark, _pct(m["overall"])]
         row += [_pct(m.get("by_group_subset", {}).get(g)) for g in groups]
         row += [_pct(m.get("by_bin", {}).get(str(i))) for i in range(bins)]
         subsets = m.get("by_subset", {})
@@ -123,9 +175,13 @@ def render_task_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def render_relation_table(records: list[dict[str, Any]]) -> str:
+def render_relation_table(
+    records: list[dict[str, Any]], stale: list[dict[str, Any]] | None = None
+) -> str:
     """Per relation: on a listening test with many systems per sentence, same_content is the
     number users want, while most pairs (and so the overall figure) are cross pairs."""
+    ranked = records
+    records = records + (stale or [])
     relations = sorted({k for r in records for k in r["metrics"].get("by_relation", {})})
     sizes = {
         rel: max(r["metrics"]["by_relation"].get(rel, {}).get("n", 0) for r in records)
@@ -137,9 +193,9 @@ def render_relation_table(records: list[dict[str, Any]]) -> str:
         for rel in relations
     ]
     lines = _head(head)
-    for r in _by_accuracy(records):
+    for r, mark in _ordered(ranked, stale):
         cells = r["metrics"].get("by_relation", {})
-        lines.append(_row([_name(r), *(_pct(cells.get(rel)) for rel in relations)]))
+        lines.append(_row([_name(r) + mark, *(_pct(cells.get(rel)) for rel in relations)]))
     return "\n".join(lines)
 
 
@@ -158,44 +214,147 @@ def _check_task(task: str, recs: list[dict[str, Any]]) -> None:
         )
 
 
-def render_markdown(results_root: str | Path) -> str:
-    """The whole board as Markdown: two tables per task, then the cross-task summary."""
+def current_fingerprints(
+    names: set[str], submissions_root: str | Path | None
+) -> dict[str, tuple[str | None, str | None]]:
+    """{submission: (fingerprint its folder has now, or None with why not)} for folders present.
+
+    Uses `benchmark.models.current_fingerprint`, which hashes the folder without running its code;
+    where the harness lacks it, or no submissions folder is given, nothing is checked.
+    """
+    from benchmark import models
+    from benchmark.failures import one_line
+
+    current = getattr(models, "current_fingerprint", None)
+    if submissions_root is None or current is None:
+        return {}
+    out: dict[str, tuple[str | None, str | None]] = {}
+    for name in sorted(names):
+        folder = Path(submissions_root) / name
+        if not (folder / "submission.yaml").is_file():
+            continue  # results of a submission this checkout does not have: nothing to compare
+        try:
+            out[name] = (str(current(folder)), None)
+        except (Exception, SystemExit) as exc:
+            out[name] = (None, one_line(f"{type(exc).__name__}: {exc}", 300))
+    return out
+
+
+def _failed_line(f: dict[str, Any], withdrawn: bool, now: tuple[str | None, str | None]) -> str:
+    stage = f.get("stage") or "?"
+    when = f" at {markdown_cell(f['time'])}" if f.get("time") else ""
+    line = (
+        f"- ✗ {markdown_cell(f['submission'])}: failed ({markdown_cell(stage)}){when}: "
+        f"{markdown_cell(f['reason'])}"
+    )
+    if withdrawn:
+        line += " (its earlier result is withdrawn)"
+    if f.get("fingerprint") and now[0] and now[0] != f["fingerprint"]:
+        line += " (the folder has changed since: rerun it)"
+    return line
+
+
+def _stale_line(r: dict[str, Any], task: str, now: tuple[str | None, str | None]) -> str:
+    was = r.get("model_fingerprint")
+    if now[0] is None:
+        why = f"its folder cannot be fingerprinted now ({markdown_cell(now[1])})"
+    else:
+        old = f"{markdown_cell(str(was)[:12])}…" if was else "unknown code"
+        why = f"computed by {old}, the folder is now {markdown_cell(now[0][:12])}…"
+    name = markdown_cell(r["submission"])
+    return (
+        f"- ⚠ {name}: stale, {why}; rerun it (mosrm evaluate {name} --task {markdown_cell(task)})"
+    )
+
+
+def render_markdown(results_root: str | Path, submissions_root: str | Path | None = None) -> str:
+    """The whole board as Markdown: two tables per task, then the cross-task summary.
+
+    With `submissions_root`, each result's model fingerprint is checked against its folder's.
+    """
+    from benchmark.failures import load_failures
+
     records = load_results(results_root)
-    if not records:
+    failures = load_failures(results_root)
+    if not records and not failures:
         return "No results yet: run `mosrm run` (or `make run`).\n"
+    failed = {(f["submission"], f["task"]): f for f in failures}
+    now = current_fingerprints(
+        {r["submission"] for r in records} | {f["submission"] for f in failures}, submissions_root
+    )
+    unranked: dict[str, list[str]] = defaultdict(list)  # submission -> "failed on t", "stale on t"
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    stale_by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
-        by_task[r["task"]].append(r)
+        key = (r["submission"], r["task"])
+        if key in failed:
+            continue
+        fp = now.get(r["submission"])
+        if fp is not None and (fp[0] is None or fp[0] != r.get("model_fingerprint")):
+            stale_by_task[r["task"]].append(r)
+            unranked[r["submission"]].append(f"stale on {r['task']}")
+        else:
+            by_task[r["task"]].append(r)
+    failed_by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for f in failures:
+        failed_by_task[f["task"]].append(f)
+        unranked[f["submission"]].append(f"failed on {f['task']}")
+    had_result = {(r["submission"], r["task"]) for r in records}
     out = [
         "# mosrm-bench results",
         "",
         "Strict pairwise accuracy in % (ties count as wrong) with 95% intervals that account for "
         "pairs sharing clips (clip-clustered; see the README, 'What a result means'); bins are "
         "per-task ΔMOS percentile bins (bin 0 = smallest gaps). "
-        "‡ shortcut heuristic, † trained on this task's corpus (in-domain).",
+        "‡ shortcut heuristic, † trained on this task's corpus (in-domain). "
+        "✗ failed: the latest attempt failed, so no numbers are shown; ⚠ stale: computed by "
+        "other code than the submission folder now holds. Neither is ranked.",
     ]
-    for task in sorted(by_task):
-        recs = by_task[task]
-        _check_task(task, recs)
-        first = recs[0]
-        note = " — SYNTHETIC, smoke test only" if first.get("synthetic") else ""
-        clips = first["metrics"]["overall"].get("n_clips")
-        out += [
-            "",
-            f"## {markdown_cell(task)} (v{first.get('task_version')}, {first.get('split')} split, "
-            f"{first.get('n_pairs')} pairs on {clips} clips){note}",
-            "",
-            render_task_table(recs),
-        ]
-        made, asked = first.get("bins"), first.get("bins_requested")
-        if made and asked and made < asked:
+    for task in sorted(set(by_task) | set(stale_by_task) | set(failed_by_task)):
+        recs, stale = by_task.get(task, []), stale_by_task.get(task, [])
+        shown = recs + stale
+        if not shown:
+            out += ["", f"## {markdown_cell(task)}", "", "No current results."]
+        else:
+            _check_task(task, shown)
+            first = shown[0]
+            note = " — SYNTHETIC, smoke test only" if first.get("synthetic") else ""
+            clips = first["metrics"]["overall"].get("n_clips")
             out += [
                 "",
-                f"{made} ΔMOS bins, not the {asked} requested: tied ΔMOS values filled whole "
-                "percentile bands, which are merged (a tie is never split across bins).",
+                f"## {markdown_cell(task)} (v{first.get('task_version')}, {first.get('split')} "
+                f"split, {first.get('n_pairs')} pairs on {clips} clips){note}",
+                "",
+                render_task_table(recs, stale),
             ]
-        out += ["", "By relation:", "", render_relation_table(recs)]
-    out += ["", "## All tasks", "", render_summary(records)]
+            made, asked = first.get("bins"), first.get("bins_requested")
+            if made and asked and made < asked:
+                out += [
+                    "",
+                    f"{made} ΔMOS bins, not the {asked} requested: tied ΔMOS values filled whole "
+                    "percentile bands, which are merged (a tie is never split across bins).",
+                ]
+            out += ["", "By relation:", "", render_relation_table(recs, stale)]
+        notes = [
+            _failed_line(
+                f, (f["submission"], task) in had_result, now.get(f["submission"], (None, None))
+            )
+            for f in sorted(failed_by_task.get(task, []), key=lambda f: f["submission"])
+        ]
+        notes += [
+            _stale_line(r, task, now[r["submission"]])
+            for r in sorted(stale, key=lambda r: r["submission"])
+        ]
+        if notes:
+            out += ["", "Not ranked:", "", *notes]
+    ranked = [r for rs in by_task.values() for r in rs if r["submission"] not in unranked]
+    out += ["", "## All tasks", "", render_summary(ranked)]
+    if unranked:
+        listed = "; ".join(
+            f"{markdown_cell(sub)} ({', '.join(markdown_cell(w) for w in sorted(why))})"
+            for sub, why in sorted(unranked.items())
+        )
+        out += ["", f"Left out of this ranking until rerun: {listed}."]
     return "\n".join(out) + "\n"
 
 
