@@ -246,10 +246,12 @@ def _folder_label(folder: Path, repo: Path) -> str:
     return str(resolved.relative_to(repo)) if resolved.is_relative_to(repo) else str(folder)
 
 
-def _failure_message(exc: BaseException, fingerprint: str | None, repo: Path) -> str:
-    """One line for a failed load or score. Scoring messages start 'model <fingerprint>: ', which
-    the caller's prefix already says; paths inside the checkout are shown relative to it, so a
-    published failure record does not carry the local home folder."""
+def _failure_message(
+    exc: BaseException, fingerprint: str | None, repo: Path, folder: Path | None = None
+) -> str:
+    """One line for a failed load or score. Scoring messages start 'model <fingerprint>: ' and
+    sandbox messages '<folder>: ', which the caller's prefix already says; paths inside the
+    checkout are shown relative to it, so a published record does not carry the local home."""
     from benchmark.failures import one_line
 
     if isinstance(exc, SystemExit):
@@ -258,8 +260,11 @@ def _failure_message(exc: BaseException, fingerprint: str | None, repo: Path) ->
         text = str(exc)
     else:
         text = f"{type(exc).__name__}: {exc}"
-    if fingerprint and text.startswith(f"model {fingerprint}: "):
-        text = text[len(f"model {fingerprint}: ") :]
+    prefixes = [f"{folder}: "] if folder is not None else []
+    prefixes += [f"model {fingerprint}: "] if fingerprint else []
+    for prefix in prefixes:
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
     return one_line(text.replace(f"{repo}/", ""))
 
 
@@ -302,7 +307,7 @@ def _evaluate_all(
         folder: Path, tasks: list[str], stage: str, exc: BaseException, fp: str | None
     ) -> None:
         label = _folder_label(folder, repo)
-        reason = _failure_message(exc, fp, repo)
+        reason = _failure_message(exc, fp, repo, folder.resolve())
         where = f"{label} (fingerprint {fp[:12]}…)" if fp else label
         if not isinstance(exc, MosrmError | SystemExit):  # a bug somewhere: keep the trace
             traceback.print_exception(exc, file=sys.stderr)
