@@ -113,7 +113,7 @@ def bwrap_command(exe: str, folder: Path, device: str) -> list[str]:
 class SandboxedModel:
     """A reward model whose code runs in a sandboxed child; duck-types the model protocols.
 
-    Started lazily (a fully cached evaluation never starts it); `close()` ends the child.
+    Started on first use (reading `sample_rate` builds the model); `close()` ends the child.
     """
 
     def __init__(
