@@ -47,7 +47,7 @@ class SmokeReport:
 
 
 def mock_task(folder: Path, n: int = N_CLIPS, seed: int = 0) -> tuple[pa.Table, pa.Table]:
-    """`n` tones of 0.2–1.5 s with noise at different levels, and every pair of the first six."""
+    """`n` (>= 2) tones of 0.2–1.5 s, noise at different levels; every pair of the first six."""
     import itertools
 
     import soundfile as sf
@@ -77,7 +77,7 @@ def mock_task(folder: Path, n: int = N_CLIPS, seed: int = 0) -> tuple[pa.Table, 
         )
     clips = from_rows(rows, CLIP_SCHEMA)
     pairs = []
-    for a, b in itertools.combinations(range(6), 2):
+    for a, b in itertools.combinations(range(min(6, n)), 2):
         pairs.append(
             {
                 "pair_id": f"p{a}{b}",

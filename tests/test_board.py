@@ -173,3 +173,27 @@ def test_user_strings_are_escaped(tmp_path: Path) -> None:
     assert "a\\|b !\\[x\\](http://e/p.png)&lt;i&gt;" in md
     rows = [line for line in md.splitlines() if "evil" in line or "a\\|b" in line]
     assert rows and all(line.startswith("|") and line.endswith("|") for line in rows)
+
+
+def test_models_table_shows_metadata_as_inert_text(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    model = {
+        "parameters": 1234567,
+        "parameters_source": "measured",
+        "license": "MIT",
+        "url": "https://example.org/m?a=1&b=<2>",
+        "revision": "abc|123",
+        "release_date": "2026-01-31",
+    }
+    for task in ("alpha", "beta"):
+        _result(root, "meta", task, 0.7, model=model, training_data=["bvcc:train"])
+    _result(root, "bare", "alpha", 0.6, model={"parameters": 10, "parameters_source": "declared"})
+    md = render_markdown(root)
+    models = _section(md, "## Models")
+    rows = {
+        line.split("|")[1].strip(): line for line in models.splitlines() if line.startswith("| ")
+    }
+    meta = rows["meta"]
+    assert "1,234,567" in meta and "MIT" in meta and "2026-01-31" in meta and "bvcc:train" in meta
+    assert "abc\\|123" in meta and "&lt;2&gt;" in meta  # escaped, one row, no live link
+    assert "10 (declared)" in rows["bare"] and "none declared" in rows["bare"]

@@ -218,3 +218,43 @@ def test_command_binds_only_what_the_child_needs(tmp_path):
     home = os.environ.get("MOSRM_HOME", "")
     assert all(not home or not b.startswith(home) for b in binds)
     assert not any(b in ("/", "/root", "/home", "/work") for b in binds)
+
+
+def test_editing_any_file_of_the_folder_means_rescoring(tmp_path):
+    """A sibling module the model imports: edit it, and the next evaluation scores anew."""
+    from benchmark.scoring import ScoringConfig, score_clips
+    from benchmark.smoke import mock_task
+
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "helper.py").write_text("OFFSET = 1.0\n")
+    (folder / "model.py").write_text(
+        "import helper\n"
+        "class M:\n"
+        "    sample_rate = 16000\n"
+        "    def score(self, batch):\n"
+        "        return batch.lengths.double() * 0 + helper.OFFSET\n"
+        "def build():\n"
+        "    return M()\n"
+    )
+    spec = {"name": "sub", "display_name": "s", "kind": "scalar", "entry": "model.py:build"}
+    (folder / "submission.yaml").write_text(yaml.safe_dump(spec))
+    data = tmp_path / "data"
+    data.mkdir()
+    clips, _ = mock_task(data, n=4)
+    config = ScoringConfig(progress=False, device="cpu")
+    cache = tmp_path / "cache.sqlite"
+
+    def scores() -> set[float]:
+        sub = load_submission(folder)
+        try:
+            got = score_clips(
+                sub.model, clips, data, fingerprint=sub.fingerprint, config=config, cache_path=cache
+            )
+        finally:
+            sub.close()
+        return set(got.values())
+
+    assert scores() == {1.0}
+    (folder / "helper.py").write_text("OFFSET = 2.0\n")
+    assert scores() == {2.0}  # not the cached 1.0

@@ -355,7 +355,43 @@ def render_markdown(results_root: str | Path, submissions_root: str | Path | Non
             for sub, why in sorted(unranked.items())
         )
         out += ["", f"Left out of this ranking until rerun: {listed}."]
+    models = render_models_table([r for rs in by_task.values() for r in rs])
+    if models:
+        out += ["", "## Models", "", models]
     return "\n".join(out) + "\n"
+
+
+def render_models_table(records: list[dict[str, Any]]) -> str:
+    """What each model is (MTEB-style record): size, licence, revision, release, link, training.
+
+    From one result per submission (every result carries the same record); the parameter count
+    says whether the harness measured it or the submitter declared it. Links are shown as text,
+    never rendered.
+    """
+    latest: dict[str, dict[str, Any]] = {}
+    for r in sorted(records, key=lambda r: (r["submission"], r.get("task", ""))):
+        latest.setdefault(r["submission"], r)
+    rows = []
+    for key in sorted(latest):
+        r = latest[key]
+        info = r.get("model") or {}
+        params = info.get("parameters")
+        size = "–" if params is None else f"{params:,}"
+        if params is not None and info.get("parameters_source") == "declared":
+            size += " (declared)"
+        cells = [
+            _name(r, in_domain=False),
+            markdown_cell(r.get("kind") or "–"),
+            size,
+            *(markdown_cell(info.get(k) or "–") for k in ("license", "revision", "release_date")),
+            markdown_cell(info.get("url") or "–"),
+            markdown_cell(", ".join(r.get("training_data") or []) or "none declared"),
+        ]
+        rows.append(_row(cells))
+    if not rows:
+        return ""
+    head = ["model", "kind", "parameters", "licence", "revision", "released", "url", "trained on"]
+    return "\n".join([*_head(head), *rows])
 
 
 def render_summary(records: list[dict[str, Any]]) -> str:
