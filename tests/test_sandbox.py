@@ -258,3 +258,54 @@ def test_editing_any_file_of_the_folder_means_rescoring(tmp_path):
     assert scores() == {1.0}
     (folder / "helper.py").write_text("OFFSET = 2.0\n")
     assert scores() == {2.0}  # not the cached 1.0
+
+
+def test_without_bubblewrap_code_is_refused_unless_the_user_says_so(tmp_path, monkeypatch):
+    import benchmark.sandbox.host as host
+
+    folder = _folder(tmp_path, "ok")
+    monkeypatch.setattr("benchmark.sandbox.bubblewrap", lambda: None)
+    monkeypatch.setattr(host, "bubblewrap", lambda: None)
+    with pytest.raises(SubmissionError, match=r"bubblewrap.*--unsafe-no-sandbox"):
+        load_submission(folder)
+    sub = load_submission(folder, unsandboxed=True)  # a separate, limited, unconfined process
+    try:
+        assert sub.model.score(_batch()).tolist() == [800.0, 400.0, 200.0]
+    finally:
+        sub.close()
+
+
+THREADS = """
+import threading, time
+
+import torch
+
+
+class M:
+    sample_rate = 16000
+
+    def score(self, batch):
+        started = 0
+        try:
+            for _ in range(200):
+                threading.Thread(target=time.sleep, args=(5,), daemon=True).start()
+                started += 1
+        except RuntimeError:
+            pass
+        return torch.full((len(batch),), float(started), dtype=torch.float64)
+
+
+def build():
+    return M()
+"""
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="RLIMIT_NPROC does not bind root (see SandboxLimits)")
+def test_process_limit_caps_threads_and_forks(tmp_path):
+    folder = tmp_path / "threads"
+    folder.mkdir()
+    (folder / "model.py").write_text(THREADS)
+    spec = {"name": "threads", "display_name": "t", "kind": "scalar", "entry": "model.py:build"}
+    (folder / "submission.yaml").write_text(yaml.safe_dump(spec))
+    started = _score(folder, SandboxLimits(processes=64))[0]
+    assert 0 < started < 64

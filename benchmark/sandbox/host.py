@@ -46,7 +46,10 @@ PIPE_BYTES = 1 << 20
 @dataclass(frozen=True)
 class SandboxLimits:
     """Per-submission limits; None leaves one unset. Memory is address space (RLIMIT_AS) on the
-    CPU; on CUDA, where drivers reserve huge address ranges, it is not applied."""
+    CPU; on CUDA, where drivers reserve huge address ranges, it is not applied. `processes`
+    (RLIMIT_NPROC, threads included) binds only when the harness runs as a non-root user: the
+    kernel exempts root. The PID namespace still keeps the child's processes apart, and they all
+    die with it."""
 
     memory_mb: int | None = 16384
     cpu_seconds: int | None = None
