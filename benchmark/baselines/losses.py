@@ -1,0 +1,56 @@
+"""Training losses for scalar reward models: pairwise Bradley–Terry and pointwise MSE to MOS.
+
+The benchmark judges a model only by which clip of a pair it scores higher, so the natural
+objective is Bradley–Terry on preference pairs, P(chosen > rejected) = σ(r_chosen − r_rejected).
+MSE to MOS is the classic MOS-prediction objective, kept for comparison and for corpora without
+pairs. Both are written with stable primitives (`softplus`, not `log(sigmoid(.))`), so a large
+score gap gives a loss of 0 or |gap| rather than inf or NaN, and finite gradients.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch.nn import functional as F
+
+Reduction = Literal["mean", "sum", "none"]
+
+
+def _reduce(loss: torch.Tensor, reduction: Reduction) -> torch.Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def bradley_terry_loss(
+    r_chosen: torch.Tensor,
+    r_rejected: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """−log σ(r_chosen − r_rejected) per pair, = softplus(r_rejected − r_chosen).
+
+    Its gradient with respect to r_chosen is −σ(r_rejected − r_chosen): pairs the model already
+    orders confidently contribute almost nothing. `weight` (per pair, e.g. by ΔMOS) scales each
+    pair's loss; with `reduction="mean"` the weighted losses are averaged over pairs.
+    """
+    if r_chosen.shape != r_rejected.shape:
+        raise ValueError(f"shapes differ: {tuple(r_chosen.shape)} vs {tuple(r_rejected.shape)}")
+    loss = F.softplus(r_rejected - r_chosen)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def mse_loss(
+    predicted: torch.Tensor, mos: torch.Tensor, reduction: Reduction = "mean"
+) -> torch.Tensor:
+    """(predicted − MOS)² per clip."""
+    if predicted.shape != mos.shape:
+        raise ValueError(f"shapes differ: {tuple(predicted.shape)} vs {tuple(mos.shape)}")
+    return _reduce((predicted - mos.to(predicted.dtype)).square(), reduction)
