@@ -561,6 +561,20 @@ def _at_least(low: int) -> Any:
     return parse
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a reference baseline from a config; under torchrun every rank runs this."""
+    from benchmark.baselines.train import train
+    from benchmark.baselines.train_config import load_train_config
+
+    config = load_train_config(args.config)
+    repo = _repo(args)
+    out = Path(args.out) if args.out else repo / "submissions" / config.name
+    folder = train(config, out, repo=repo, config_path=args.config, progress=not args.quiet)
+    if folder is not None:
+        print(f"trained {config.name}: {folder} (card: {folder / 'card.md'})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mosrm",
@@ -649,6 +663,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submissions", nargs="*", help="restrict to these submissions")
     scoring_flags(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "train", help="train a reference baseline (BT or MSE reward model) from a config"
+    )
+    p.add_argument("config", help="training config YAML (e.g. training/demo-bt.yaml)")
+    p.add_argument("--out", help="submission folder to write (default submissions/<name>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("board", help="rebuild the Markdown table from the results folder")
     p.add_argument("--results", help="results folder (default leaderboard/results)")

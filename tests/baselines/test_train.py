@@ -1,0 +1,109 @@
+"""The training loop: it learns, it resumes to the same weights, torchrun matches one process, and
+its output is a submission the harness scores."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from benchmark.baselines.train import train
+from benchmark.baselines.train_config import TrainConfigError, load_train_config
+from benchmark.cli import main
+from tests.baselines.train_fixture import config_file, write_train_repo
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return write_train_repo(tmp_path)
+
+
+def _weights(folder: Path) -> dict:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_train_writes_a_submission_the_harness_scores(repo, tmp_path, capsys):
+    cfg = config_file(repo)
+    assert main(["--repo", str(repo), "train", str(cfg), "--quiet"]) == 0
+    out = repo / "submissions" / "toy-bt"
+    for name in ("submission.yaml", "model.safetensors", "curve.csv", "curve.png", "card.md"):
+        assert (out / name).is_file(), name
+    curve = (out / "curve.csv").read_text().splitlines()
+    assert curve[0] == "epoch,step,loss,dev_accuracy" and len(curve) > 4
+    card = (out / "card.md").read_text()
+    assert "Best dev accuracy" in card and "toy:train" in card
+    results = tmp_path / "results"
+    args = ["--repo", str(repo), "evaluate", "toy-bt", "--task", "toy", "--quiet"]
+    assert main([*args, "--results", str(results)]) == 0
+    record = json.loads((results / "toy-bt" / "toy.json").read_text())
+    assert record["zero_shot"] is False  # trained on toy:train: flagged in-domain
+    assert record["metrics"]["overall"]["accuracy"] > 0.6  # louder = better is learnable
+
+
+def test_resume_after_a_kill_ends_with_the_same_weights(repo, tmp_path):
+    cfg = load_train_config(config_file(repo, checkpoint_every=3, epochs=2))
+    whole = train(cfg, tmp_path / "whole", repo=repo, progress=False)
+    assert train(cfg, tmp_path / "cut", repo=repo, progress=False, stop_after_steps=4) is None
+    assert (tmp_path / "cut" / "checkpoint" / "state.json").is_file()
+    resumed = train(cfg, tmp_path / "cut", repo=repo, progress=False)
+    a, b = _weights(whole), _weights(resumed)
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+def test_mse_trains(repo, tmp_path):
+    cfg = load_train_config(config_file(repo, name="toy-mse", loss="mse", epochs=1))
+    out = train(cfg, tmp_path / "mse", repo=repo, progress=False)
+    assert "MSE" in (out / "card.md").read_text()
+
+
+def test_torchrun_two_processes_match_one_with_the_doubled_batch(repo, tmp_path):
+    one = load_train_config(config_file(repo, name="one", batch_size=8, epochs=1))
+    single = train(one, tmp_path / "single", repo=repo, progress=False)
+    two = config_file(repo, name="two", batch_size=4, epochs=1)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MOSRM_REPO": str(repo)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "benchmark.cli",
+        "--repo",
+        str(repo),
+        "train",
+        str(two),
+        "--quiet",
+        "--out",
+        str(tmp_path / "ddp"),
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    a, b = _weights(single), _weights(tmp_path / "ddp")
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert worst <= 1e-5, worst
+    la = [line.split(",")[2] for line in (single / "curve.csv").read_text().splitlines()[1:]]
+    lb = [
+        line.split(",")[2] for line in (tmp_path / "ddp" / "curve.csv").read_text().splitlines()[1:]
+    ]
+    assert [round(float(x), 4) for x in la if x] == [round(float(x), 4) for x in lb if x]
+
+
+def test_bad_configs_are_one_line_errors(repo, capsys):
+    for extra, message in [
+        ({"tasks": ["nope"]}, "no task 'nope'"),
+        ({"loss": "hinge"}, "field 'loss'"),
+        ({"colour": "red"}, "'colour': unknown key"),
+    ]:
+        cfg = config_file(repo, **extra)
+        assert main(["--repo", str(repo), "train", str(cfg), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1, err
+    with pytest.raises(TrainConfigError, match="not found|cannot read"):
+        load_train_config(repo / "training" / "missing.yaml")
