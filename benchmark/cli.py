@@ -415,6 +415,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     failures: dict[str, str] = {}
     prepared = _prepare_all(args, args.tasks, failures=failures)
     folders = _submission_folders(args, args.submissions)
+    if not args.no_train:
+        folders += _trained_baselines(args, prepared, failures)
     results_root, failed = _evaluate_all(args, prepared, folders)
     board = _write_board(results_root, _repo(args) / "submissions")
     print(f"results: {results_root}/<submission>/<task>.json (+ .predictions.parquet)")
@@ -426,6 +428,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     if failed:
         _print_failed(failed)
     return 2 if failures or failed else 0
+
+
+def _trained_baselines(
+    args: argparse.Namespace, prepared: list[Any], failures: dict[str, str]
+) -> list[Path]:
+    """The reference baselines of `training/`, trained here once (see benchmark.baselines.trained);
+    with --submissions, only those named."""
+    from benchmark.baselines.trained import ensure_trained
+    from benchmark.errors import MachineError
+
+    try:
+        folders = ensure_trained(_repo(args), prepared, progress=not args.quiet)
+    except MachineError:
+        raise
+    except MosrmError as exc:
+        failures["training"] = str(exc)
+        print(f"error: training the reference baselines: {exc}", file=sys.stderr)
+        return []
+    if args.submissions:
+        folders = [f for f in folders if f.name in args.submissions]
+    return folders
 
 
 def cmd_board(args: argparse.Namespace) -> int:
@@ -661,6 +684,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="prepare every task with data, evaluate every submission, table")
     p.add_argument("--tasks", nargs="*", help="restrict to these tasks")
     p.add_argument("--submissions", nargs="*", help="restrict to these submissions")
+    p.add_argument(
+        "--no-train",
+        action="store_true",
+        help="do not train (or evaluate) the reference baselines of training/",
+    )
     scoring_flags(p)
     p.set_defaults(func=cmd_run)
 

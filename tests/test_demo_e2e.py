@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_demo_run_and_reproducible_pairs(tmp_path, capsys):
     results = tmp_path / "results"
     args = ["--repo", str(REPO), "run", "--tasks", "demo", "--quiet", "--results", str(results)]
+    args.append("--no-train")  # training the demo baselines: tests/baselines/test_train.py
     assert main(args) == 0
     out = capsys.readouterr().out
     task = load_task_file(REPO / "tasks" / "demo.yaml")

@@ -254,6 +254,7 @@ def train(
             epoch=state["epoch"],
             batch=config.batch_size * dist.world,
             unit=unit,
+            per_task=config.per_task_per_epoch,
         )
         bar = tqdm(
             total=len(plan),

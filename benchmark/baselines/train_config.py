@@ -33,6 +33,11 @@ class TrainConfig(BaseModel):
     )
     seed: int = 0
     epochs: int = Field(default=3, ge=1)
+    per_task_per_epoch: int | None = Field(
+        default=None,
+        ge=1,
+        description="examples drawn from each task per epoch (default: the smallest task's count)",
+    )
     batch_size: int = Field(default=16, ge=1, description="pairs (bt) or clips (mse) per process")
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)

@@ -86,15 +86,22 @@ def rng_for(seed: int, *parts: object) -> np.random.Generator:
 
 
 def epoch_plan(
-    tasks: list[TaskData], *, seed: int, epoch: int, batch: int, unit: str = "pair"
+    tasks: list[TaskData],
+    *,
+    seed: int,
+    epoch: int,
+    batch: int,
+    unit: str = "pair",
+    per_task: int | None = None,
 ) -> list[list[tuple[int, int]]]:
     """The epoch's global batches as (task index, row) lists: equal draws per task, interleaved.
 
-    `unit` is "pair" (BT: rows of the train pairs) or "clip" (MSE: rows of the train clips). A
-    last partial batch is dropped, so every rank of a distributed run has equal work.
+    `unit` is "pair" (BT: rows of the train pairs) or "clip" (MSE: rows of the train clips);
+    `per_task` caps the draws per task (a different subset each epoch). A last partial batch is
+    dropped, so every rank of a distributed run has equal work.
     """
     sizes = [t.train["chosen"].size if unit == "pair" else t.train_clips.size for t in tasks]
-    per_task = min(sizes)
+    per_task = min(sizes) if per_task is None else min(per_task, min(sizes))
     if per_task == 0:
         empty = [t.name for t, n in zip(tasks, sizes, strict=True) if n == 0]
         raise MosrmError(f"no training {unit}s in task(s) {', '.join(empty)}")

@@ -107,3 +107,21 @@ def test_bad_configs_are_one_line_errors(repo, capsys):
         assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1, err
     with pytest.raises(TrainConfigError, match="not found|cannot read"):
         load_train_config(repo / "training" / "missing.yaml")
+
+
+def test_run_trains_the_configs_of_training_once_and_evaluates_them(repo, tmp_path, capsys):
+    config_file(repo)  # training/toy-bt.yaml in the checkout
+    results = tmp_path / "results"
+    args = ["--repo", str(repo), "run", "--quiet", "--results", str(results)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "train toy-bt (training/toy-bt.yaml)" in out
+    record = json.loads((results / "toy-bt" / "toy.json").read_text())
+    assert record["metrics"]["overall"]["n"] > 0 and record["zero_shot"] is False
+    assert "toy-bt" in (results / "summary.md").read_text()
+    first = (results / "toy-bt" / "toy.predictions.parquet").read_bytes()
+    assert main(args) == 0  # unchanged config and data: the trained copy is reused
+    assert "trained toy-bt: up to date" in capsys.readouterr().out
+    assert (results / "toy-bt" / "toy.predictions.parquet").read_bytes() == first
+    assert main([*args, "--no-train", "--results", str(tmp_path / "r2")]) == 0
+    assert not (tmp_path / "r2" / "toy-bt").exists()

@@ -1,0 +1,81 @@
+"""The trained reference baselines that `mosrm run` evaluates beside the shipped submissions.
+
+Trained weights are not committed: every machine trains them from the configs in `training/`,
+once, and keeps them under `$MOSRM_HOME/trained/<key>/<name>/`. The key hashes the config and the
+exact data it trains on (the tasks' prepared clip tables and pair files), so a changed config or
+corpus trains a new copy and an unchanged one is reused. An interrupted training resumes from its
+checkpoint on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from benchmark.baselines.train_config import TrainConfig
+    from benchmark.pipeline import PreparedTask
+
+
+def training_key(config: TrainConfig, prepared: dict[str, PreparedTask]) -> str:
+    """The config's hash and the exact data: each task's pair files and its 16 kHz audio cache."""
+    from benchmark.audio_cache import manifest_sha256
+
+    data = {}
+    for name in config.tasks:
+        p = prepared[name]
+        audio = manifest_sha256(p.audio_root) if p.audio_root is not None else None
+        data[name] = {"pairs": p.pair_sha256, "audio": audio}
+    text = json.dumps({"config": config.sha256(), "data": data}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def trained_folder(config: TrainConfig, prepared: dict[str, PreparedTask]) -> Path:
+    from benchmark.paths import home
+
+    return home() / "trained" / training_key(config, prepared) / config.name
+
+
+def ensure_trained(
+    repo: Path,
+    prepared: list[PreparedTask],
+    *,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> list[Path]:
+    """Submission folders of every config in `repo/training/` whose tasks are all prepared,
+    training those without a finished copy."""
+    from benchmark.atomic import file_lock
+    from benchmark.baselines.train import train
+    from benchmark.baselines.train_config import load_train_config
+
+    by_name = {p.task.name: p for p in prepared}
+    folders = []
+    for path in sorted((repo / "training").glob("*.yaml")):
+        config = load_train_config(path)
+        missing = [t for t in config.tasks if t not in by_name]
+        if missing:
+            echo(f"skip training {config.name}: task(s) {', '.join(missing)} not prepared")
+            continue
+        folder = trained_folder(config, by_name)
+        with file_lock(folder.parent / ".lock"):
+            if not _finished(folder):
+                echo(f"train {config.name} ({path.relative_to(repo)}) into {folder} …")
+                train(
+                    config, folder, repo=repo, config_path=path.relative_to(repo), progress=progress
+                )
+                shutil.rmtree(folder / "checkpoint", ignore_errors=True)
+            else:
+                echo(f"trained {config.name}: up to date in {folder}")
+        folders.append(folder)
+    return folders
+
+
+def _finished(folder: Path) -> bool:
+    """A completed training leaves its spec and weights, and no checkpoint to resume."""
+    done = (folder / "submission.yaml").is_file() and (folder / "model.safetensors").is_file()
+    return done and not (folder / "checkpoint").exists()
