@@ -465,7 +465,12 @@ def load_submission(
     factory = getattr(module, attr, None)
     if factory is None:
         raise SubmissionError(f"{yaml_path}: field 'entry': '{target}' has no '{attr}'")
-    kwargs = dict(spec.params)
+    # a param naming a file or folder of the submission reaches the factory as an absolute path
+    # (it is inside the folder, so already in the fingerprint); anything else is passed as is
+    kwargs = {
+        k: str(folder / v) if isinstance(v, str) and v and (folder / v).exists() else v
+        for k, v in spec.params.items()
+    }
     if spec.weights is not None:
         kwargs["weights_path"] = folder / spec.weights
     try:
