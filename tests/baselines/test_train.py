@@ -109,6 +109,16 @@ def test_bad_configs_are_one_line_errors(repo, capsys):
         load_train_config(repo / "training" / "missing.yaml")
 
 
+def test_a_task_without_train_pairs_is_a_one_line_error(tmp_path, capsys):
+    from tests.toy_task import write_toy_repo
+
+    repo = write_toy_repo(tmp_path)  # its only split is 'test'
+    cfg = config_file(repo)
+    assert main(["--repo", str(repo), "train", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: task 'toy' has no 'train' pairs to train on (splits: test)", err
+
+
 def test_run_trains_the_configs_of_training_once_and_evaluates_them(repo, tmp_path, capsys):
     config_file(repo)  # training/toy-bt.yaml in the checkout
     results = tmp_path / "results"
