@@ -43,26 +43,27 @@ def write_toy_repo(base: Path, *, systems: int = 4, sentences: int = 6) -> Path:
             rows.append(f"{name},{mos},sys{s},sent{c},test")
             i += 1
     (data / "scores.csv").write_text("\n".join(rows) + "\n")
+    pairs = {"test": {"same_content": 30, "same_system": 40, "cross": 60}}
+    return finish_repo(repo, data, pairs=pairs, bins=4, seed=3, split_column=False)
+
+
+def finish_repo(
+    repo: Path, data: Path, *, pairs: dict, bins: int, seed: int, split_column: bool
+) -> Path:
+    """tasks/toy.yaml over `data/scores.csv` (wav, mos, system, sentence[, split]) and the
+    shortcut submissions; the data dated back so reuse applies. Returns `repo`."""
+    columns = {"audio": "wav", "score": "mos", "system": "system", "content": "sentence"}
+    if split_column:
+        columns["split"] = "split"
     spec = {
         "name": "toy",
         "version": 1,
         "description": "tiny generated CSV task",
         "reader": "csv",
-        "data": {
-            "root": str(data),
-            "options": {
-                "file": "scores.csv",
-                "columns": {
-                    "audio": "wav",
-                    "score": "mos",
-                    "system": "system",
-                    "content": "sentence",
-                },
-            },
-        },
-        "pairs": {"test": {"same_content": 30, "same_system": 40, "cross": 60}},
-        "bins": 4,
-        "seed": 3,
+        "data": {"root": str(data), "options": {"file": "scores.csv", "columns": columns}},
+        "pairs": pairs,
+        "bins": bins,
+        "seed": seed,
         "license": "CC0",
         "citation": "none",
     }

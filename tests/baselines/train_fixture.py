@@ -8,13 +8,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from tests.toy_task import REPO, SHORTCUTS, settle, write_wav
+from tests.toy_task import finish_repo, write_wav
 
 
 def write_train_repo(base: Path, *, systems: int = 4, sentences: int = 12) -> Path:
     """`base/repo` with tasks/toy.yaml (train: sentences 0–7, dev: 8–9, test: 10–11)."""
-    import shutil
-
     repo, data = base / "repo", base / "data"
     rows = ["wav,mos,system,sentence,split"]
     rng = np.random.default_rng(3)
@@ -28,40 +26,12 @@ def write_train_repo(base: Path, *, systems: int = 4, sentences: int = 12) -> Pa
             split = "train" if c < 8 else "dev" if c < 10 else "test"
             rows.append(f"{name},{mos},sys{s},sent{c},{split}")
     (data / "scores.csv").write_text("\n".join(rows) + "\n")
-    spec = {
-        "name": "toy",
-        "version": 1,
-        "description": "tiny generated CSV task with train/dev/test",
-        "reader": "csv",
-        "data": {
-            "root": str(data),
-            "options": {
-                "file": "scores.csv",
-                "columns": {
-                    "audio": "wav",
-                    "score": "mos",
-                    "system": "system",
-                    "content": "sentence",
-                    "split": "split",
-                },
-            },
-        },
-        "pairs": {
-            "train": {"same_content": 40, "same_system": 40, "cross": 40},
-            "dev": {"same_content": 20, "same_system": 10, "cross": 20},
-            "test": {"same_content": 20, "same_system": 10, "cross": 20},
-        },
-        "bins": 3,
-        "seed": 5,
-        "license": "CC0",
-        "citation": "none",
+    pairs = {
+        "train": {"same_content": 40, "same_system": 40, "cross": 40},
+        "dev": {"same_content": 20, "same_system": 10, "cross": 20},
+        "test": {"same_content": 20, "same_system": 10, "cross": 20},
     }
-    (repo / "tasks").mkdir(parents=True)
-    (repo / "tasks" / "toy.yaml").write_text(yaml.safe_dump(spec))
-    for name in SHORTCUTS:
-        shutil.copytree(REPO / "submissions" / name, repo / "submissions" / name)
-    settle(data)
-    return repo
+    return finish_repo(repo, data, pairs=pairs, bins=3, seed=5, split_column=True)
 
 
 TINY_MODEL = {
