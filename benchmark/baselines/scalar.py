@@ -212,6 +212,23 @@ def _check_tensors(
             )
 
 
+def anchor_source(config: Mapping[str, Any] | None, base: Path) -> dict[str, Any] | None:
+    """The config with a relative SSL `source` that exists under `base` made absolute.
+
+    A trained submission ships its local backbone as a folder beside its weights (so it is in
+    the submission's fingerprint and moves with it); the config names it relatively.
+    """
+    if config is None:
+        return None
+    out = copy.deepcopy(dict(config))
+    enc = out.get("encoder")
+    if isinstance(enc, dict) and enc.get("type") == "ssl" and isinstance(enc.get("source"), str):
+        src = Path(enc["source"])
+        if not src.is_absolute() and (base / src).is_dir():
+            enc["source"] = str(base / src)
+    return out
+
+
 def build(
     weights_path: str | Path | None = None, config: Mapping[str, Any] | None = None
 ) -> ScalarRewardModel:
@@ -224,6 +241,8 @@ def build(
     """
     path = None if weights_path is None else Path(weights_path)
     stored = None if path is None else read_config(path)
+    if path is not None:  # a relative local backbone ships beside the weights
+        stored, config = anchor_source(stored, path.parent), anchor_source(config, path.parent)
     if config is None and path is not None and stored is None:
         raise SubmissionError(
             f"{path}: no '{METADATA_KEY}' metadata, so the model config must be given in params"

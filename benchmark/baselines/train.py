@@ -355,6 +355,36 @@ def _end_epoch(
         state["stale_epochs"] += 1
 
 
+def _ship_backbone(model: dict[str, Any], out: Path) -> dict[str, Any]:
+    """A local pretrained backbone is copied into the submission (`encoder/`) and named
+    relatively, so the submission is self-contained and its fingerprint covers the backbone."""
+    import copy
+    import shutil
+
+    cfg = copy.deepcopy(model)
+    enc = cfg.get("encoder") or {}
+    source = enc.get("source") if enc.get("type") == "ssl" else None
+    if isinstance(source, str) and Path(source).expanduser().is_dir():
+        target = out / "encoder"
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(Path(source).expanduser(), target)
+        enc["source"] = "encoder"
+    return cfg
+
+
+def _publish_weights(best: Path, dest: Path, model_config: dict[str, Any]) -> None:
+    """The best weights, with the config the submission names (relative backbone) as metadata."""
+    from safetensors.torch import load_file, save_file
+
+    from benchmark.atomic import atomic_path
+    from benchmark.baselines.scalar import METADATA_KEY, config_json, read_config, resolve_config
+
+    stored = read_config(best) or {}
+    merged = {**resolve_config(model_config), "seed": stored.get("seed", 0)}
+    with atomic_path(dest) as tmp:
+        save_file(load_file(str(best)), str(tmp), metadata={METADATA_KEY: config_json(merged)})
+
+
 def _write_submission(
     config: TrainConfig,
     out: Path,
@@ -364,7 +394,6 @@ def _write_submission(
     dist: Dist,
 ) -> Path:
     """The submission folder: spec, best weights, curve CSV + PNG, card, the config itself."""
-    import shutil
 
     import torch
     import yaml
@@ -372,8 +401,8 @@ def _write_submission(
     from benchmark.atomic import atomic_write_text
     from benchmark.baselines.plots import plot_curve
 
-    best = out / CHECKPOINT / "best.safetensors"
-    shutil.copyfile(best, out / "model.safetensors")
+    model_config = _ship_backbone(config.model, out)
+    _publish_weights(out / CHECKPOINT / "best.safetensors", out / "model.safetensors", model_config)
     rows = ["epoch,step,loss,dev_accuracy"]
     for r in state["curve"]:
         loss = "" if "loss" not in r else f"{r['loss']:.6f}"
@@ -387,7 +416,7 @@ def _write_submission(
         "kind": "scalar",
         "entry": "benchmark.baselines.scalar:build",
         "weights": "model.safetensors",
-        "params": {"config": config.model},
+        "params": {"config": model_config},
         "training_data": [f"{t}:{config.train_split}" for t in config.tasks],
         "baseline": True,
         "description": (

@@ -135,3 +135,48 @@ def test_run_trains_the_configs_of_training_once_and_evaluates_them(repo, tmp_pa
     assert (results / "toy-bt" / "toy.predictions.parquet").read_bytes() == first
     assert main([*args, "--no-train", "--results", str(tmp_path / "r2")]) == 0
     assert not (tmp_path / "r2" / "toy-bt").exists()
+
+
+def test_ssl_encoder_end_to_end_and_portable(repo, tmp_path, monkeypatch):
+    """Train a BT model on a tiny local wav2vec 2.0 (frozen), evaluate it, move it, evaluate again."""
+    import shutil
+
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    backbone = tmp_path / "tiny-w2v2"
+    cfg = Wav2Vec2Config(
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8, 8),
+        conv_kernel=(10, 3),
+        conv_stride=(5, 2),
+        num_feat_extract_layers=2,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        num_conv_pos_embeddings=4,
+        num_conv_pos_embedding_groups=2,
+    )
+    Wav2Vec2Model(cfg).save_pretrained(backbone)
+    model = {
+        "encoder": {"type": "ssl", "source": str(backbone)},
+        "head": {"hidden": 8, "dropout": 0.0},
+    }
+    path = config_file(repo, name="toy-ssl", model=model, epochs=1)
+    assert main(["--repo", str(repo), "train", str(path), "--quiet"]) == 0
+    out = repo / "submissions" / "toy-ssl"
+    assert (out / "encoder" / "config.json").is_file()  # the backbone ships with it
+    assert "source: encoder" in (out / "submission.yaml").read_text()
+    results = tmp_path / "results"
+    args = ["--repo", str(repo), "evaluate", "toy-ssl", "--task", "toy", "--quiet"]
+    assert main([*args, "--results", str(results)]) == 0
+    first = json.loads((results / "toy-ssl" / "toy.json").read_text())["metrics"]
+    shutil.rmtree(backbone)  # the original backbone is gone: the submission is self-contained
+    moved = tmp_path / "elsewhere" / "toy-ssl"
+    shutil.copytree(out, moved)
+    again = tmp_path / "again"
+    cmd = ["--repo", str(repo), "evaluate", str(moved), "--task", "toy", "--quiet"]
+    assert main([*cmd, "--results", str(again)]) == 0
+    assert json.loads((again / "toy-ssl" / "toy.json").read_text())["metrics"] == first
