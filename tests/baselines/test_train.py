@@ -43,6 +43,9 @@ def test_train_writes_a_submission_the_harness_scores(repo, tmp_path, capsys):
     record = json.loads((results / "toy-bt" / "toy.json").read_text())
     assert record["zero_shot"] is False  # trained on toy:train: flagged in-domain
     assert record["metrics"]["overall"]["accuracy"] > 0.6  # louder = better is learnable
+    # the trained model masks its padding: validate's smoke run compares batch 1 with batch 8
+    assert main(["validate", str(out)]) == 0
+    assert "batch 1 vs 8 agree" in capsys.readouterr().out
 
 
 def test_resume_after_a_kill_ends_with_the_same_weights(repo, tmp_path):
@@ -180,3 +183,59 @@ def test_ssl_encoder_end_to_end_and_portable(repo, tmp_path, monkeypatch):
     cmd = ["--repo", str(repo), "evaluate", str(moved), "--task", "toy", "--quiet"]
     assert main([*cmd, "--results", str(again)]) == 0
     assert json.loads((again / "toy-ssl" / "toy.json").read_text())["metrics"] == first
+
+
+def test_missing_encoder_folder_and_mismatched_weights_are_one_line_errors(repo, tmp_path, capsys):
+    gone = tmp_path / "no-such-backbone"
+    model = {"encoder": {"type": "ssl", "source": str(gone)}, "head": {"hidden": 8}}
+    path = config_file(repo, name="toy-gone", model=model)
+    assert main(["--repo", str(repo), "train", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(gone) in err and "not found" in err, err
+    # weights trained with one config, served with another: named before anything is scored
+    cfg = load_train_config(config_file(repo, epochs=1))
+    out = train(cfg, repo / "submissions" / "toy-bt", repo=repo, progress=False)
+    spec = (out / "submission.yaml").read_text().replace("n_mels: 16", "n_mels: 24")
+    (out / "submission.yaml").write_text(spec)
+    args = ["--repo", str(repo), "evaluate", "toy-bt", "--task", "toy", "--quiet"]
+    assert main([*args, "--results", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "model.safetensors: tensor" in err and "shape" in err, err
+
+
+def test_a_killed_training_process_resumes_to_the_same_weights(repo, tmp_path):
+    """A real SIGKILL of `mosrm train` right after a checkpoint, then the same command again."""
+    import signal
+    import time
+
+    path = config_file(repo, name="toy-kill", checkpoint_every=2, epochs=2)
+    cfg = load_train_config(path)
+    whole = train(cfg, tmp_path / "whole" / "toy-kill", repo=repo, progress=False)
+    out = tmp_path / "killed" / "toy-kill"
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmark.cli",
+        "--repo",
+        str(repo),
+        "train",
+        str(path),
+        "--quiet",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        cmd, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    state = out / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 120
+    while not state.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state.exists() and proc.returncode == -signal.SIGKILL
+    assert json.loads(state.read_text())["steps"] < 2 * 15  # killed mid-run, not at the end
+    done = subprocess.run(cmd, env={**os.environ}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    a, b = _weights(whole), _weights(out)
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
