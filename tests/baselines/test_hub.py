@@ -13,28 +13,14 @@ from benchmark.errors import SubmissionError
 from benchmark.models import load_submission
 from benchmark.scoring import ScoringConfig, score_clips
 from benchmark.smoke import mock_task
+from tests.baselines.tiny_hf import tiny_wav2vec2_config
 from tests.toy_task import write_toy_repo
 
 
 def _tiny(folder, norm: str = "layer", labels: int = 1) -> None:
-    from transformers import Wav2Vec2Config, Wav2Vec2ForSequenceClassification
+    from transformers import Wav2Vec2ForSequenceClassification
 
-    cfg = Wav2Vec2Config(
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        conv_dim=(8, 8),
-        conv_kernel=(10, 3),
-        conv_stride=(5, 2),
-        num_feat_extract_layers=2,
-        feat_extract_norm=norm,
-        do_stable_layer_norm=norm == "layer",
-        num_labels=labels,
-        classifier_proj_size=8,
-        num_conv_pos_embeddings=4,
-        num_conv_pos_embedding_groups=2,
-    )
+    cfg = tiny_wav2vec2_config(norm, num_labels=labels, classifier_proj_size=8)
     torch.manual_seed(0)
     Wav2Vec2ForSequenceClassification(cfg).save_pretrained(folder)
 

@@ -144,24 +144,13 @@ def test_ssl_encoder_end_to_end_and_portable(repo, tmp_path, monkeypatch):
     """Train a BT model on a tiny local wav2vec 2.0 (frozen), evaluate it, move it, evaluate again."""
     import shutil
 
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
+    from transformers import Wav2Vec2Model
+
+    from tests.baselines.tiny_hf import tiny_wav2vec2_config
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     backbone = tmp_path / "tiny-w2v2"
-    cfg = Wav2Vec2Config(
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        conv_dim=(8, 8),
-        conv_kernel=(10, 3),
-        conv_stride=(5, 2),
-        num_feat_extract_layers=2,
-        feat_extract_norm="layer",
-        do_stable_layer_norm=True,
-        num_conv_pos_embeddings=4,
-        num_conv_pos_embedding_groups=2,
-    )
+    cfg = tiny_wav2vec2_config()
     Wav2Vec2Model(cfg).save_pretrained(backbone)
     model = {
         "encoder": {"type": "ssl", "source": str(backbone)},
