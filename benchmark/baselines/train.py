@@ -1,12 +1,14 @@
-"""The training loop of the reference baselines (BT and MSE scalar reward models).
+"""The one training loop of the reference baselines, and `mosrm train`'s dispatch to recipes.
 
-One loop for CPU and GPU, one process or many: under `torchrun` it is plain DDP (gloo on CPU, NCCL
-on CUDA); every rank derives the same global batches from (seed, epoch) and trains on its slice, so
-two processes with batch b follow one process with batch 2b. State is saved as safetensors (model,
-optimizer, RNG) plus a JSON record at each checkpoint, and a run resumes on the batch after the last
-checkpoint, ending with the weights an uninterrupted run ends with. The output is a ready
-submission folder: `submission.yaml` naming `benchmark.baselines.scalar:build`, the best-on-dev
-weights, the training curve (CSV and PNG) and a model card.
+A recipe (scalar BT/MSE here, DPO in `dpo_train`, the GRPO judge in `grpo_train`) builds its model
+and describes one or more `Stage`s: what a batch is (pair or clip rows), its loss, its dev metric.
+`fit` runs a stage the same way for every recipe, on CPU or GPU, in one process or many: under
+`torchrun` it is plain DDP (gloo on CPU, NCCL on CUDA); every rank derives the same global batches
+from (seed, stage, epoch) and trains on its slice, so two processes with batch b follow one process
+with batch 2b. State is saved as safetensors (model, optimizer, RNG) plus a JSON record at each
+checkpoint, and a run resumes on the batch after the last checkpoint, ending with the weights an
+uninterrupted run ends with. A stage ends with its best-on-dev weights loaded (the latest when it
+has no dev metric), which is what the next stage starts from and what the recipe publishes.
 """
 
 from __future__ import annotations
@@ -16,27 +18,29 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from benchmark.baselines.train_config import TrainConfig
-from benchmark.baselines.train_data import (
-    AudioStore,
-    TaskData,
-    clip_batch,
-    describe,
-    epoch_plan,
-    pair_batch,
-)
+from benchmark.baselines.train_data import TaskData, epoch_plan
 from benchmark.errors import MosrmError
 
 if TYPE_CHECKING:
     import torch
 
 CHECKPOINT = "checkpoint"
+
+RECIPES = {
+    "bt": "benchmark.baselines.scalar_train:run",
+    "mse": "benchmark.baselines.scalar_train:run",
+    "dpo": "benchmark.baselines.dpo_train:run",
+    "grpo": "benchmark.baselines.grpo_train:run",
+}
+"""`TrainConfig.loss` -> the recipe that trains it (module:function taking a `Run`)."""
 
 
 @dataclass
@@ -68,6 +72,27 @@ class Dist:
 
             dist.barrier()
 
+    def mean(self, value: float, device: torch.device) -> float:
+        """The mean of a float over ranks (itself when alone)."""
+        if self.world == 1:
+            return value
+        import torch
+        import torch.distributed as tdist
+
+        t = torch.tensor([value], dtype=torch.float64, device=device)
+        tdist.all_reduce(t)
+        return float(t) / self.world
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's `obj` on every rank."""
+        if self.world == 1:
+            return obj
+        import torch.distributed as tdist
+
+        box = [obj]
+        tdist.broadcast_object_list(box, src=0)
+        return box[0]
+
 
 def _device(config: TrainConfig, dist: Dist) -> torch.device:
     import torch
@@ -80,55 +105,71 @@ def _device(config: TrainConfig, dist: Dist) -> torch.device:
     return torch.device(name)
 
 
-def loss_of(
-    model: Any,
-    config: TrainConfig,
-    store: AudioStore,
-    tasks: list[TaskData],
-    rows: list[tuple[int, int]],
-    device: torch.device,
-) -> torch.Tensor:
-    """The batch loss (mean over its rows): BT on pairs, MSE to MOS on clips."""
-    import torch
+@dataclass(frozen=True)
+class StepInfo:
+    """Where a loss call stands: recipes that sample (GRPO) seed their draws from it, so a resumed
+    run draws exactly what an uninterrupted one would have."""
 
-    from benchmark.baselines.losses import bradley_terry_loss, mse_loss
-
-    if config.loss == "bt":
-        chosen, rejected = pair_batch(store, tasks, rows)
-        r_c = model(chosen.waveforms.to(device), chosen.lengths.to(device))
-        r_r = model(rejected.waveforms.to(device), rejected.lengths.to(device))
-        return bradley_terry_loss(r_c.float(), r_r.float())
-    batch, mos = clip_batch(store, tasks, rows)
-    pred = model(batch.waveforms.to(device), batch.lengths.to(device))
-    return mse_loss(pred.float(), torch.from_numpy(mos).to(device))
+    stage: str
+    epoch: int
+    step: int  # index of the batch in its epoch
+    iteration: int  # optimizer step on this batch (0 .. Stage.iterations - 1)
+    rank: int
+    world: int
+    seed: int
 
 
-def dev_accuracy(
-    model: Any, store: AudioStore, tasks: list[TaskData], device: torch.device, batch: int
-) -> dict[str, Any]:
-    """Strict accuracy on every task's dev pairs, overall and per ΔMOS bin (model selection)."""
-    import torch
+@dataclass
+class Stage:
+    """One phase of a recipe, run by `fit`.
 
-    correct: list[np.ndarray] = []
-    bins: list[np.ndarray] = []
-    with torch.inference_mode():
-        for k, t in enumerate(tasks):
-            n = t.dev.get("chosen", np.empty(0)).size
-            for i in range(0, n, batch):
-                rows = [(k, r) for r in range(i, min(n, i + batch))]
-                chosen, rejected = pair_batch(store, tasks, rows, split="dev")
-                r_c = model(chosen.waveforms.to(device), chosen.lengths.to(device))
-                r_r = model(rejected.waveforms.to(device), rejected.lengths.to(device))
-                correct.append((r_c > r_r).cpu().numpy())
-                bins.append(t.dev["delta_bin"][i : i + batch])
-    if not correct:
-        return {"accuracy": None, "n": 0, "by_bin": {}}
-    c, b = np.concatenate(correct), np.concatenate(bins)
-    return {
-        "accuracy": float(c.mean()),
-        "n": int(c.size),
-        "by_bin": {str(k): float(c[b == k].mean()) for k in sorted(set(b.tolist()))},
-    }
+    `loss(net, rows, info)` gets this rank's (task index, row) slice of the global batch and
+    returns the mean loss (optionally with floats to log: they are averaged over ranks and kept in
+    the curve). `net` is the DDP wrapper when distributed: call it for anything that needs
+    gradients. `dev(model)` runs on rank 0 and returns {"accuracy": float | None, "n": int,
+    "by_bin": {...}}; the best accuracy's weights are what the stage ends with. `iterations` > 1
+    takes that many optimizer steps on each batch (GRPO's μ).
+    """
+
+    name: str
+    unit: Literal["pair", "clip"]
+    epochs: int
+    batch_size: int
+    lr: float
+    loss: Callable[[Any, list[tuple[int, int]], StepInfo], Any]
+    dev: Callable[[Any], dict[str, Any]] | None = None
+    weight_decay: float = 0.0
+    per_task: int | None = None
+    patience: int | None = None
+    iterations: int = 1
+    checkpoint_every: int = 0
+    find_unused_parameters: bool = False
+
+
+@dataclass
+class Run:
+    """Everything a recipe needs: the config, the data, where this process stands, where to write."""
+
+    config: TrainConfig
+    out: Path
+    tasks: list[TaskData]
+    dist: Dist
+    device: torch.device
+    progress: bool = True
+    config_path: str | Path | None = None
+    stop_after_steps: int | None = None
+    steps_done: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def bf16(self) -> bool:
+        return self.config.bf16 and self.device.type == "cuda"
+
+    def stopped(self) -> bool:
+        return self.stop_after_steps is not None and self.steps_done >= self.stop_after_steps
+
+    def checkpoint_dir(self, stage: str | None = None) -> Path:
+        return self.out / CHECKPOINT if stage is None else self.out / CHECKPOINT / stage
 
 
 # -- checkpoints -----------------------------------------------------------------------------------
@@ -156,7 +197,7 @@ def _save_checkpoint(folder: Path, model: Any, optimizer: Any, state: dict[str, 
 
 
 def _load_checkpoint(
-    folder: Path, model: Any, optimizer: Any, config: TrainConfig
+    folder: Path, model: Any, optimizer: Any, config_sha256: str
 ) -> dict[str, Any] | None:
     import torch
     from safetensors.torch import load_file
@@ -164,7 +205,7 @@ def _load_checkpoint(
     if not (folder / "state.json").is_file() or not (folder / "state.safetensors").is_file():
         return None
     record = json.loads((folder / "state.json").read_text())
-    if record.get("config_sha256") != config.sha256():
+    if record.get("config_sha256") != config_sha256:
         raise MosrmError(
             f"{folder}: a checkpoint of a different config; remove it or use another output folder"
         )
@@ -180,7 +221,198 @@ def _load_checkpoint(
     return record
 
 
+def save_weights(model: Any, path: Path) -> None:
+    """A model's weights (`saved_state()` when it has one: no frozen backbone) as safetensors."""
+    from safetensors.torch import save_file
+
+    from benchmark.atomic import atomic_path
+
+    state = model.saved_state() if hasattr(model, "saved_state") else model.state_dict()
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
+
+
+def load_weights(model: Any, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(str(path)), strict=not hasattr(model, "saved_state"))
+
+
 # -- the loop --------------------------------------------------------------------------------------
+
+
+def fit(
+    run: Run,
+    stage: Stage,
+    model: Any,
+    *,
+    save_best: Callable[[Any, Path], None] = save_weights,
+) -> dict[str, Any] | None:
+    """Train `model` through `stage` (or resume it, or skip it when its checkpoint says finished).
+
+    Returns the stage's record (curve, best dev, steps, seconds), or None when `run` was told to
+    stop early (as a kill would). The model ends holding the stage's best weights.
+    """
+    import torch
+    from tqdm import tqdm
+
+    dist, device = run.dist, run.device
+    ckpt = run.checkpoint_dir(stage.name if stage.name != "main" else None)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
+    config_sha = run.config.sha256()
+    state = _load_checkpoint(ckpt, model, optimizer, config_sha) or {
+        "config_sha256": config_sha,
+        "stage": stage.name,
+        "epoch": 0,
+        "step_in_epoch": 0,
+        "steps": 0,
+        "curve": [],
+        "best": None,
+        "stale_epochs": 0,
+        "seconds": 0.0,
+        "finished": False,
+    }
+    best_path = ckpt / "best.safetensors"
+    if state.get("finished"):
+        load_weights(model, best_path)
+        return state
+    net: Any = model
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=stage.find_unused_parameters,
+        )
+    started = time.perf_counter() - float(state["seconds"])
+    seed = run.config.seed
+    while state["epoch"] < stage.epochs:
+        plan = epoch_plan(
+            run.tasks,
+            seed=seed if stage.name == "main" else hash_seed(seed, stage.name),
+            epoch=state["epoch"],
+            batch=stage.batch_size * dist.world,
+            unit=stage.unit,
+            per_task=stage.per_task,
+        )
+        bar = tqdm(
+            total=len(plan),
+            initial=state["step_in_epoch"],
+            disable=not (run.progress and dist.main),
+            desc=f"{stage.name} epoch {state['epoch'] + 1}/{stage.epochs}",
+            unit="step",
+        )
+        net.train()
+        for step in range(state["step_in_epoch"], len(plan)):
+            rows = plan[step][dist.rank * stage.batch_size : (dist.rank + 1) * stage.batch_size]
+            for it in range(stage.iterations):
+                info = StepInfo(stage.name, state["epoch"], step, it, dist.rank, dist.world, seed)
+                autocast = (
+                    torch.autocast("cuda", dtype=torch.bfloat16)
+                    if run.bf16
+                    else contextlib.nullcontext()
+                )
+                with autocast:
+                    out = stage.loss(net, rows, info)
+                loss, extras = out if isinstance(out, tuple) else (out, {})
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                row = {"epoch": state["epoch"], "step": state["steps"]}
+                row["loss"] = dist.mean(float(loss.detach()), device)
+                for key, value in sorted(extras.items()):
+                    row[key] = dist.mean(float(value), device)
+                state["curve"].append(row)
+                state["steps"] += 1
+            state["step_in_epoch"] = step + 1
+            run.steps_done += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{state['curve'][-1]['loss']:.4f}")
+            batches = state["steps"] // stage.iterations
+            if stage.checkpoint_every and batches % stage.checkpoint_every == 0:
+                _checkpoint(ckpt, model, optimizer, state, started, dist)
+            if run.stopped():
+                bar.close()
+                return None
+        bar.close()
+        _end_epoch(stage, model, state, best_path, dist, save_best)
+        state["epoch"] += 1
+        state["step_in_epoch"] = 0
+        stop = stage.patience is not None and state["stale_epochs"] >= stage.patience
+        if state["epoch"] >= stage.epochs or stop:
+            state["finished"] = True
+        _checkpoint(ckpt, model, optimizer, state, started, dist)
+        if stop:
+            break
+    load_weights(model, best_path)
+    run.seconds[stage.name] = float(state["seconds"])
+    return state
+
+
+def hash_seed(seed: int, label: str) -> int:
+    """A per-stage seed: stages of one recipe draw independent batch orders."""
+    import hashlib
+
+    text = f"{seed}\x1f{label}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
+def _checkpoint(
+    ckpt: Path, model: Any, optimizer: Any, state: dict[str, Any], started: float, dist: Dist
+) -> None:
+    state["seconds"] = time.perf_counter() - started
+    if dist.main:
+        _save_checkpoint(ckpt, model, optimizer, state)
+    dist.barrier()
+
+
+def _end_epoch(
+    stage: Stage,
+    model: Any,
+    state: dict[str, Any],
+    best_path: Path,
+    dist: Dist,
+    save_best: Callable[[Any, Path], None],
+) -> None:
+    """Dev accuracy (rank 0 computes, everyone learns it) and the best weights so far.
+
+    Without a dev metric (or dev pairs) there is nothing to select on: the latest weights are kept.
+    """
+    import torch
+
+    model.eval()
+    dev: dict[str, Any] | None = None
+    if dist.main:
+        if stage.dev is None:
+            dev = {"accuracy": None, "n": 0, "by_bin": {}}
+        else:
+            with torch.inference_mode():
+                dev = stage.dev(model)
+    dev = dist.broadcast(dev)
+    assert dev is not None
+    state["curve"].append(
+        {"epoch": state["epoch"], "step": state["steps"], "dev_accuracy": dev["accuracy"]}
+    )
+    better = (
+        dev["accuracy"] is None
+        or state["best"] is None
+        or dev["accuracy"] > state["best"]["accuracy"]
+    )
+    if better:
+        state["best"] = {**dev, "epoch": state["epoch"]}
+        state["stale_epochs"] = 0
+        if dist.main:
+            save_best(model, best_path)
+    else:
+        state["stale_epochs"] += 1
+    dist.barrier()
+
+
+# -- entry point and shared outputs ----------------------------------------------------------------
 
 
 def _prepare_tasks(config: TrainConfig, repo: Path) -> list[TaskData]:
@@ -206,252 +438,120 @@ def train(
 ) -> Path | None:
     """Train (or resume) and write the submission folder `out_dir`; returns it (rank 0).
 
-    `stop_after_steps` ends the process's work after that many optimizer steps, as a kill would
-    (tests use it to interrupt a run right after a checkpoint).
+    `stop_after_steps` ends the process's work after that many batches, as a kill would (tests
+    use it to interrupt a run right after a checkpoint).
     """
+    import importlib
+
     import torch
-    from tqdm import tqdm
 
-    from benchmark.baselines.scalar import new_model
-
-    out = Path(out_dir)
     dist = Dist.from_env(config.device)
     device = _device(config, dist)
     torch.manual_seed(config.seed)
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
-    tasks = _prepare_tasks(config, Path(repo))
-    model = new_model(config.model).to(device)
-    net: Any = model
-    if dist.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    run = Run(
+        config=config,
+        out=Path(out_dir),
+        tasks=_prepare_tasks(config, Path(repo)),
+        dist=dist,
+        device=device,
+        progress=progress,
+        config_path=config_path,
+        stop_after_steps=stop_after_steps,
     )
-    store = AudioStore(tasks, model.sample_rate, config.max_seconds)
-    ckpt = out / CHECKPOINT
-    state = _load_checkpoint(ckpt, model, optimizer, config) or {
-        "config_sha256": config.sha256(),
-        "epoch": 0,
-        "step_in_epoch": 0,
-        "steps": 0,
-        "curve": [],
-        "best": None,
-        "stale_epochs": 0,
-        "seconds": 0.0,
-    }
-    unit = "pair" if config.loss == "bt" else "clip"
-    started = time.perf_counter() - float(state["seconds"])
-    bf16 = config.bf16 and device.type == "cuda"
-    done = 0
-    while state["epoch"] < config.epochs:
-        plan = epoch_plan(
-            tasks,
-            seed=config.seed,
-            epoch=state["epoch"],
-            batch=config.batch_size * dist.world,
-            unit=unit,
-            per_task=config.per_task_per_epoch,
-        )
-        bar = tqdm(
-            total=len(plan),
-            initial=state["step_in_epoch"],
-            disable=not (progress and dist.main),
-            desc=f"epoch {state['epoch'] + 1}/{config.epochs}",
-            unit="step",
-        )
-        net.train()
-        for step in range(state["step_in_epoch"], len(plan)):
-            rows = plan[step][dist.rank * config.batch_size : (dist.rank + 1) * config.batch_size]
-            with torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
-                loss = loss_of(net, config, store, tasks, rows, device)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            value = float(loss.detach())
-            if dist.world > 1:
-                import torch.distributed as tdist
-
-                t = torch.tensor([value], device=device)
-                tdist.all_reduce(t)
-                value = float(t) / dist.world
-            state["curve"].append({"epoch": state["epoch"], "step": state["steps"], "loss": value})
-            state["steps"] += 1
-            state["step_in_epoch"] = step + 1
-            done += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{value:.4f}")
-            if config.checkpoint_every and state["steps"] % config.checkpoint_every == 0:
-                _checkpoint(ckpt, model, optimizer, state, started, dist)
-            if stop_after_steps is not None and done >= stop_after_steps:
-                bar.close()
-                return None
-        bar.close()
-        _end_epoch(config, model, store, tasks, device, state, out, dist)
-        state["epoch"] += 1
-        state["step_in_epoch"] = 0
-        _checkpoint(ckpt, model, optimizer, state, started, dist)
-        if config.patience is not None and state["stale_epochs"] >= config.patience:
-            break
-    if not dist.main:
-        dist.barrier()
+    module, _, func = RECIPES[config.loss].partition(":")
+    folder = getattr(importlib.import_module(module), func)(run)
+    if run.stopped():
         return None
-    folder = _write_submission(config, out, tasks, state, config_path, dist)
-    dist.barrier()
-    return folder
+    dist.barrier()  # rank 0 has written the submission folder
+    return folder if dist.main else None
 
 
-def _checkpoint(
-    ckpt: Path, model: Any, optimizer: Any, state: dict[str, Any], started: float, dist: Dist
-) -> None:
-    state["seconds"] = time.perf_counter() - started
-    if dist.main:
-        _save_checkpoint(ckpt, model, optimizer, state)
-    dist.barrier()
-
-
-def _end_epoch(
-    config: TrainConfig,
-    model: Any,
-    store: AudioStore,
-    tasks: list[TaskData],
-    device: torch.device,
-    state: dict[str, Any],
-    out: Path,
-    dist: Dist,
-) -> None:
-    """Dev accuracy (rank 0 computes, everyone learns it) and the best weights so far.
-
-    Without dev pairs there is nothing to select on: the latest weights are kept."""
-    model.eval()
-    dev = dev_accuracy(model, store, tasks, device, config.batch_size) if dist.main else None
-    if dist.world > 1:
-        import torch.distributed as tdist
-
-        box = [dev]
-        tdist.broadcast_object_list(box, src=0)
-        dev = box[0]
-    assert dev is not None
-    state["curve"].append(
-        {"epoch": state["epoch"], "step": state["steps"], "dev_accuracy": dev["accuracy"]}
-    )
-    better = (
-        dev["accuracy"] is None
-        or state["best"] is None
-        or dev["accuracy"] > state["best"]["accuracy"]
-    )
-    if better:
-        state["best"] = {**dev, "epoch": state["epoch"]}
-        state["stale_epochs"] = 0
-        if dist.main:
-            from benchmark.baselines.scalar import save
-
-            (out / CHECKPOINT).mkdir(parents=True, exist_ok=True)
-            save(model, out / CHECKPOINT / "best.safetensors")
-    else:
-        state["stale_epochs"] += 1
-
-
-def _ship_backbone(model: dict[str, Any], out: Path) -> dict[str, Any]:
-    """A local pretrained backbone is copied into the submission (`encoder/`) and named
-    relatively, so the submission is self-contained and its fingerprint covers the backbone."""
-    import copy
-    import shutil
-
-    cfg = copy.deepcopy(model)
-    enc = cfg.get("encoder") or {}
-    source = enc.get("source") if enc.get("type") == "ssl" else None
-    if isinstance(source, str) and Path(source).expanduser().is_dir():
-        target = out / "encoder"
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(Path(source).expanduser(), target)
-        enc["source"] = "encoder"
-    return cfg
-
-
-def _publish_weights(best: Path, dest: Path, model_config: dict[str, Any]) -> None:
-    """The best weights, with the config the submission names (relative backbone) as metadata."""
-    from safetensors.torch import load_file, save_file
-
-    from benchmark.atomic import atomic_path
-    from benchmark.baselines.scalar import METADATA_KEY, config_json, read_config, resolve_config
-
-    stored = read_config(best) or {}
-    merged = {**resolve_config(model_config), "seed": stored.get("seed", 0)}
-    with atomic_path(dest) as tmp:
-        save_file(load_file(str(best)), str(tmp), metadata={METADATA_KEY: config_json(merged)})
-
-
-def _write_submission(
-    config: TrainConfig,
-    out: Path,
-    tasks: list[TaskData],
-    state: dict[str, Any],
-    config_path: str | Path | None,
-    dist: Dist,
-) -> Path:
-    """The submission folder: spec, best weights, curve CSV + PNG, card, the config itself."""
-
-    import torch
-    import yaml
-
+def write_curve(out: Path, stages: list[tuple[str, list[dict[str, Any]]]], title: str) -> None:
+    """`curve.csv` (one row per step or dev evaluation; a `stage` column when there are several)
+    and `curve.png`."""
     from benchmark.atomic import atomic_write_text
     from benchmark.baselines.plots import plot_curve
 
-    model_config = _ship_backbone(config.model, out)
-    _publish_weights(out / CHECKPOINT / "best.safetensors", out / "model.safetensors", model_config)
-    rows = ["epoch,step,loss,dev_accuracy"]
-    for r in state["curve"]:
-        loss = "" if "loss" not in r else f"{r['loss']:.6f}"
-        dev = "" if r.get("dev_accuracy") is None else f"{r['dev_accuracy']:.6f}"
-        rows.append(f"{r['epoch']},{r['step']},{loss},{dev}")
+    multi = len(stages) > 1
+    extras = sorted(
+        {k for _, c in stages for r in c for k in r} - {"epoch", "step", "loss", "dev_accuracy"}
+    )
+    head = ["epoch", "step", "loss", "dev_accuracy", *extras]
+    rows = [",".join((["stage"] if multi else []) + head)]
+    offset = 0
+    merged: list[dict[str, Any]] = []
+    for name, curve in stages:
+        for r in curve:
+            cells = [str(r["epoch"]), str(r["step"] + offset)]
+            for key in head[2:]:
+                v = r.get(key)
+                cells.append("" if v is None else f"{v:.6f}")
+            rows.append(",".join(([name] if multi else []) + cells))
+            merged.append({**r, "step": r["step"] + offset})
+        offset += max((r["step"] for r in curve), default=-1) + 1
     atomic_write_text(out / "curve.csv", "\n".join(rows) + "\n")
-    plot_curve(state["curve"], out / "curve.png", title=config.name)
-    spec = {
-        "name": config.name,
-        "display_name": config.display_name or f"{config.name} ({config.loss.upper()})",
-        "kind": "scalar",
-        "entry": "benchmark.baselines.scalar:build",
-        "weights": "model.safetensors",
-        "params": {"config": model_config},
-        "training_data": [f"{t}:{config.train_split}" for t in config.tasks],
-        "baseline": True,
-        "description": (
-            f"Reference {config.loss.upper()} reward model trained by `mosrm train` "
-            f"(config sha256 {config.sha256()[:16]}); see card.md."
-        ),
-        "license": "Apache-2.0",
-    }
+    plot_curve(merged, out / "curve.png", title=title)
+
+
+def hardware() -> str:
+    import torch
+
+    text = f"{platform.machine()}, {os.cpu_count()} CPU cores"
+    if torch.cuda.is_available():
+        text += f", {torch.cuda.get_device_name(0)}"
+    return text
+
+
+def write_common(run: Run, spec: dict[str, Any], card: list[str]) -> None:
+    """`submission.yaml`, `train-config.json` and `card.md` (the recipe's lines first, then where
+    the recipe came from and what it ran on)."""
+    import yaml
+
+    from benchmark.atomic import atomic_write_text
+    from benchmark.baselines.train_data import describe
+
+    config = run.config
     atomic_write_text(
-        out / "submission.yaml", yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+        run.out / "submission.yaml", yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
     )
     atomic_write_text(
-        out / "train-config.json",
+        run.out / "train-config.json",
         json.dumps(config.model_dump(mode="json"), indent=2, sort_keys=True) + "\n",
     )
-    hardware = f"{platform.machine()}, {os.cpu_count()} CPU cores"
-    if torch.cuda.is_available():
-        hardware += f", {torch.cuda.get_device_name(0)}"
-    best_dev = state["best"] or {}
+    seconds = sum(run.seconds.values())
     lines = [
-        f"# {config.name}",
-        "",
-        f"A {'Bradley–Terry' if config.loss == 'bt' else 'MSE'} scalar reward model, trained by "
-        "`mosrm train` (a reference baseline of mosrm-bench).",
-        "",
+        *card,
         f"- Trained on: {', '.join(f'{t}:{config.train_split}' for t in config.tasks)} "
-        f"({json.dumps(describe(tasks), sort_keys=True)})",
+        f"({json.dumps(describe(run.tasks), sort_keys=True)})",
         f"- Config sha256: `{config.sha256()}`"
-        + (f" (from `{config_path}`)" if config_path else ""),
-        f"- Best dev accuracy: {best_dev.get('accuracy')} at epoch {best_dev.get('epoch')} "
-        f"(per ΔMOS bin: {json.dumps(best_dev.get('by_bin', {}), sort_keys=True)})",
-        f"- Steps: {state['steps']}, wall time {state['seconds']:.1f} s on {hardware}, "
-        f"{dist.world} process(es)",
-        "- Weights: `model.safetensors` (loaded with safetensors, never pickle); curve: "
-        "`curve.csv`, `curve.png`.",
+        + (f" (from `{run.config_path}`)" if run.config_path else ""),
+        f"- Wall time {seconds:.1f} s on {hardware()}, {run.dist.world} process(es)",
     ]
-    atomic_write_text(out / "card.md", "\n".join(lines) + "\n")
-    return out
+    atomic_write_text(run.out / "card.md", "\n".join(lines) + "\n")
+
+
+def dev_pairs_accuracy(
+    run: Run, margin: Callable[[list[tuple[int, int]]], Any], batch: int
+) -> dict[str, Any]:
+    """Strict accuracy on every task's dev pairs, overall and per ΔMOS bin (model selection).
+
+    `margin(rows)` returns, per dev pair row, a number > 0 when the model prefers the chosen clip.
+    """
+    correct: list[np.ndarray] = []
+    bins: list[np.ndarray] = []
+    for k, t in enumerate(run.tasks):
+        n = t.dev.get("chosen", np.empty(0)).size
+        for i in range(0, n, batch):
+            rows = [(k, r) for r in range(i, min(n, i + batch))]
+            m = margin(rows)
+            correct.append(np.asarray(m.detach().cpu() if hasattr(m, "detach") else m) > 0)
+            bins.append(t.dev["delta_bin"][i : i + batch])
+    if not correct:
+        return {"accuracy": None, "n": 0, "by_bin": {}}
+    c, b = np.concatenate(correct), np.concatenate(bins)
+    return {
+        "accuracy": float(c.mean()),
+        "n": int(c.size),
+        "by_bin": {str(k): float(c[b == k].mean()) for k in sorted(set(b.tolist()))},
+    }

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from benchmark.errors import MosrmError, describe_validation_error
 
@@ -27,9 +27,20 @@ class TrainConfig(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="the submission made")
     display_name: str | None = None
     tasks: list[str] = Field(min_length=1, description="train on these tasks' train pairs")
-    loss: Literal["bt", "mse"] = Field(description="Bradley–Terry on pairs, or MSE to MOS")
+    loss: Literal["bt", "mse", "dpo", "grpo"] = Field(
+        description="the recipe: Bradley–Terry on pairs, MSE to MOS (scalar models), DPO on a "
+        "unit language model (implicit reward), or an SFT + GRPO pairwise judge"
+    )
     model: dict[str, Any] = Field(
-        default_factory=dict, description="benchmark.baselines.scalar config (encoder, head)"
+        default_factory=dict,
+        description="the model config of the recipe (scalar: benchmark.baselines.scalar's "
+        "encoder and head)",
+    )
+    dpo: dict[str, Any] | None = Field(
+        default=None, description="DPO recipe settings (benchmark.baselines.dpo_train)"
+    )
+    grpo: dict[str, Any] | None = Field(
+        default=None, description="GRPO recipe settings (benchmark.baselines.grpo_train)"
     )
     seed: int = 0
     epochs: int = Field(default=3, ge=1)
@@ -52,6 +63,13 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(default=0, ge=0, description="steps; 0 = at each epoch's end")
     device: str = "auto"
     bf16: bool = False
+
+    @model_validator(mode="after")
+    def _one_recipe_block(self) -> TrainConfig:
+        for block in ("dpo", "grpo"):
+            if getattr(self, block) is not None and self.loss != block:
+                raise ValueError(f"a '{block}' block belongs to loss: {block}, not {self.loss}")
+        return self
 
     def sha256(self) -> str:
         text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
