@@ -71,11 +71,22 @@ def ensure_trained(
                 shutil.rmtree(folder / "checkpoint", ignore_errors=True)
             else:
                 echo(f"trained {config.name}: up to date in {folder}")
-        folders.append(folder)
+        folders.extend(submission_folders(folder))
     return folders
 
 
+def submission_folders(folder: Path) -> list[Path]:
+    """The submissions one training wrote: its own folder first, then the variants a recipe
+    writes beside it (DPO's per-unit reward, the GRPO judge's SFT-only stage), by name."""
+    siblings = sorted(
+        p.parent
+        for p in folder.parent.glob("*/submission.yaml")
+        if p.parent != folder and p.parent.name.startswith(folder.name + "-")
+    )
+    return [folder, *siblings]
+
+
 def _finished(folder: Path) -> bool:
-    """A completed training leaves its spec and weights, and no checkpoint to resume."""
-    done = (folder / "submission.yaml").is_file() and (folder / "model.safetensors").is_file()
-    return done and not (folder / "checkpoint").exists()
+    """A completed training leaves its spec, and no checkpoint to resume (`ensure_trained`
+    removes the checkpoint only once the recipe has written every folder)."""
+    return (folder / "submission.yaml").is_file() and not (folder / "checkpoint").exists()
