@@ -42,6 +42,14 @@ micro vs macro
     `by_bin` of a single task has a ΔMOS range; `by_bin` over several tasks pools bin i of every
     task ("the i-th ΔMOS percentile band of each task"), which is meaningful as difficulty, not as a
     ΔMOS range.
+presentation orders (pairwise judges only)
+    Optional float64 columns `p_a_first` = prefer(a, b) and `p_b_first` = prefer(b, a), the
+    judge's raw answers in each order. No metric here reads them (position bias cannot move the
+    order-averaged accuracy); `benchmark.diagnostics` does. Where present they are checked: both
+    or neither, every value finite and in [0, 1] (a column that is entirely null, as after
+    concatenating a judge's table with a scalar model's, counts as absent), and `score_a` must be
+    their order average (prefer(a, b) + 1 - prefer(b, a)) / 2 to within 1e-9, so that the two
+    answers really are the ones the accuracy was computed from.
 fixed subsets
     `by_subset` uses the pair table's boolean columns of `benchmark.tables.FIXED_SUBSETS`
     (ΔMOS < 0.2, ΔMOS <= 0.5, ΔMOS > 1.5); a pair may belong to several.
@@ -141,6 +149,8 @@ class _Preds:
     flags: dict[str, np.ndarray]  # bool
     score_a: np.ndarray  # float64
     score_b: np.ndarray
+    p_a_first: np.ndarray | None = None  # float64, pairwise judges only (module doc)
+    p_b_first: np.ndarray | None = None
 
     def design(self) -> ClipDesign:
         """Clips keyed by (task, clip_id): pairs never cross tasks, ids may repeat across them."""
@@ -220,7 +230,10 @@ def _load(pred: pa.Table | pd.DataFrame) -> _Preds:
         if "subset" in table.column_names
         else np.full(table.num_rows, None, dtype=object)
     )
+    a_first, b_first = _orders(table, pair_id, score_a)
     return _Preds(
+        p_a_first=None if a_first is None else a_first[order],
+        p_b_first=None if b_first is None else b_first[order],
         pair_id=pair_id[order],
         task=_strings(table, "task")[order],
         split=_strings(table, "split")[order],
@@ -234,6 +247,58 @@ def _load(pred: pa.Table | pd.DataFrame) -> _Preds:
         score_a=score_a[order],
         score_b=score_b[order],
     )
+
+
+ORDER_COLUMNS = ("p_a_first", "p_b_first")
+"""Optional raw answers of a pairwise judge in each presentation order (module doc)."""
+
+ORDER_AVERAGE_TOLERANCE = 1e-9
+
+
+def _orders(
+    table: pa.Table, pair_id: np.ndarray, score_a: np.ndarray
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The checked order columns in row order, or (None, None) where the table has none."""
+    present = [
+        c
+        for c in ORDER_COLUMNS
+        if c in table.column_names and table.column(c).null_count < len(table)
+    ]
+    if not present or table.num_rows == 0:
+        return None, None
+    if len(present) == 1:
+        other = next(c for c in ORDER_COLUMNS if c not in present)
+        raise PredictionError(
+            f"predictions column '{present[0]}' given without '{other}': a judge's answers "
+            "come in both presentation orders or not at all"
+        )
+    values = []
+    for name in ORDER_COLUMNS:
+        col = table.column(name)
+        try:
+            arr = col.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise PredictionError(f"column '{name}' cannot be read as float64: {exc}") from None
+        bad = ~np.isfinite(arr) | (arr < 0.0) | (arr > 1.0)
+        if bad.any():
+            raise PredictionError(
+                f"predictions column '{name}' must be a probability in [0, 1] for every pair; "
+                f"missing or out of range in {_examples(sorted(pair_id[bad].tolist()))}"
+            )
+        values.append(arr)
+    a_first, b_first = values
+    off = np.abs(score_a - (a_first + 1.0 - b_first) / 2.0) > ORDER_AVERAGE_TOLERANCE
+    if off.any():
+        raise PredictionError(
+            "score_a is not the order average (p_a_first + 1 - p_b_first) / 2 for pairs "
+            f"{_examples(sorted(pair_id[off].tolist()))}: not the same judge's answers"
+        )
+    return a_first, b_first
+
+
+def load_predictions(pred: pa.Table | pd.DataFrame) -> _Preds:
+    """A predictions table checked once, as arrays sorted by pair_id (what every metric reads)."""
+    return _load(pred)
 
 
 def _correctness(p: _Preds) -> tuple[np.ndarray, np.ndarray]:

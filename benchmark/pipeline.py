@@ -343,6 +343,7 @@ def evaluate(
     config: ScoringConfig | None = None,
     split: str | None = None,
     on_stage: Callable[[str], None] | None = None,
+    triplets: int | None = None,
 ) -> dict[str, Any]:
     """Score the task's evaluation split and write `<results_root>/<submission>/<task>.json`.
 
@@ -350,7 +351,13 @@ def evaluate(
     comparisons and the board can be recomputed without rescoring. A success on the evaluation split
     removes the task's failure record (`benchmark.failures`). `on_stage` is told "score", then
     "write", so a caller can say where a failure happened.
+
+    The results' `diagnostics` block (`benchmark.diagnostics`) holds the judge diagnostics; for a
+    pairwise judge they need its answers on a seeded triplet sample of the split (`triplets` per
+    task, default `$MOSRM_TRIPLETS` or 500, `benchmark.triplets`), judged in the "score" stage
+    and stored beside the predictions as `<task>.triplets.parquet`.
     """
+    from benchmark.diagnostics import diagnose
     from benchmark.failures import clear_failure
     from benchmark.metrics import METRICS_VERSION, aggregate, interval_spec
     from benchmark.models import model_info
@@ -371,6 +378,19 @@ def evaluate(
     else:
         pred = predict(submission, pairs, prepared.clips, prepared.audio_base, config=config)
         preprocessing = effective_preprocessing(int(submission.model.sample_rate), config)
+    diagnostics, judged_triplets = diagnose(
+        submission,
+        pred,
+        prepared.clips,
+        prepared.audio_base,
+        task=spec.name,
+        split=split,
+        relations=list(spec.relations),
+        seed=spec.seed,
+        min_delta=spec.min_delta,
+        n_triplets=triplets,
+        config=config,
+    )
     meta = prepared.pair_meta.get(split, {})
     # tied ΔMOS may have merged percentile bins: the pair file says how many were made
     bins = int(meta.get("bins", spec.bins))
@@ -406,12 +426,22 @@ def evaluate(
         "preprocessing": preprocessing,
         "model": model_info(submission),
         "metrics": metrics,
+        "diagnostics": diagnostics,
     }
     write_parquet(
         pred,
         out / f"{spec.name}{suffix}.predictions.parquet",
         {"submission": submission.name, "task": spec.name, "split": split},
     )
+    triplets_path = out / f"{spec.name}{suffix}.triplets.parquet"
+    if judged_triplets is not None:
+        write_parquet(
+            judged_triplets,
+            triplets_path,
+            {"submission": submission.name, "task": spec.name, "split": split},
+        )
+    else:
+        triplets_path.unlink(missing_ok=True)  # an earlier pairwise entry of that name
     path = out / f"{spec.name}{suffix}.json"
     atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     if not suffix:

@@ -61,7 +61,8 @@ def _cells(metrics: dict[str, Any], edges: Sequence[float] | None) -> list[tuple
 
 
 def format_result(result: dict[str, Any]) -> str:
-    """One model on one task: accuracy with its clip-aware interval per relation, bin and subset."""
+    """One model on one task: accuracy with its clip-aware interval per relation, bin and subset,
+    then a pairwise judge's diagnostics (`format_diagnostics`)."""
     m = result["metrics"]
     head = ["", "accuracy", "95% CI", "ties", "n", "clips"]
     rows = []
@@ -71,7 +72,59 @@ def format_result(result: dict[str, Any]) -> str:
         rows.append(
             [label, _pct(c.get("accuracy")), ci, tie, str(c["n"]), str(c.get("n_clips", ""))]
         )
-    return _table(head, rows)
+    diagnostics = format_diagnostics(result)
+    return _table(head, rows) + (f"\n{diagnostics}" if diagnostics else "")
+
+
+def format_diagnostics(result: dict[str, Any]) -> str:
+    """The judge diagnostics of a pairwise result (`benchmark.diagnostics`), else "".
+
+    Models with one score per clip are consistent, unbiased and acyclic by construction: nothing
+    is printed for them, as nothing was measured.
+    """
+    d = result.get("diagnostics")
+    if not d or d.get("by_construction"):
+        return ""
+    lines = ["judge diagnostics (both presentation orders; cycles on MOS-decreasing triplets):"]
+    rows = []
+    if d.get("position_consistency") is not None:
+        lo, hi = d["position_consistency_ci"]
+        rows.append(
+            [
+                "  position consistency",
+                f"{_pct(d['position_consistency'])}%",
+                f"[{_pct(lo)}, {_pct(hi)}]",
+                f"{d['n_consistent']} of {d['n_pairs']} pairs",
+            ]
+        )
+        lo, hi = d["first_position_bias_ci"]
+        rows.append(
+            [
+                "  first-position bias",
+                f"{d['first_position_bias']:+.3f}",
+                f"[{lo:+.3f}, {hi:+.3f}]",
+                f"p = {_p(d.get('first_position_bias_p'))}",
+            ]
+        )
+    if d.get("cycle_rate") is not None:
+        lo, hi = d["cycle_rate_ci"] or (None, None)
+        ties = d.get("n_triplets_with_ties") or 0
+        rows.append(
+            [
+                "  cycle rate",
+                f"{_pct(d['cycle_rate'])}%",
+                "–" if lo is None else f"[{_pct(lo)}, {_pct(hi)}]",
+                f"{d['n_cycles']} of {d['n_triplets']} triplets ({ties} with a tie)",
+            ]
+        )
+    if rows:
+        lines.append(_table(["", "value", "95% CI", "n"], rows))
+    for what, why in sorted((d.get("unavailable") or {}).items()):
+        lines.append(f"  {what}: not available ({why})")
+    shortfall = (d.get("triplets") or {}).get("shortfall")
+    if shortfall:
+        lines.append(f"  fewer triplets than requested: {shortfall}")
+    return "\n".join(lines)
 
 
 def format_comparison(

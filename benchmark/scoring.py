@@ -15,16 +15,27 @@ what makes results trustworthy and cheap:
 - model output is validated (shape [B], finite) before anything is cached, and a bad output is a
   `SubmissionError` naming the model fingerprint and the clips;
 - pairwise judges are always asked in both presentation orders and averaged,
-  P = (prefer(a, b) + 1 - prefer(b, a)) / 2, so position bias cannot move their accuracy.
+  P = (prefer(a, b) + 1 - prefer(b, a)) / 2, so position bias cannot move their accuracy. Both
+  raw answers are kept (cache and predictions), because the average hides the bias it cancels:
+  `benchmark.diagnostics` reports position consistency and first-position bias from them.
 
 Cache schema (`scores.sqlite`, WAL mode, `PRAGMA user_version` = `CACHE_SCHEMA_VERSION`):
 
     clip_scores(fingerprint, preprocessing, clip_id, audio_sha256, score REAL, created_at)
         primary key (fingerprint, preprocessing, clip_id, audio_sha256)
-    pair_scores(fingerprint, preprocessing, clip_lo, sha_lo, clip_hi, sha_hi, p_lo REAL, created_at)
+    pair_scores(fingerprint, preprocessing, clip_lo, sha_lo, clip_hi, sha_hi,
+                p_lo_hi REAL, p_hi_lo REAL, created_at)
         primary key (fingerprint, preprocessing, clip_lo, sha_lo, clip_hi, sha_hi);
-        (clip_lo, sha_lo) < (clip_hi, sha_hi); p_lo = P(lo better), already order-averaged
+        (clip_lo, sha_lo) < (clip_hi, sha_hi); p_lo_hi = prefer(lo, hi) and p_hi_lo =
+        prefer(hi, lo), the judge's raw answers in each presentation order
     file_hashes(path, size, mtime_ns, inode, sha256)   memo of audio hashes (benchmark.audio)
+
+Schema history. Version 1 cached only the order average of a pair (`p_lo`), from which the two
+answers cannot be recovered. Opening a version-1 cache migrates it in one transaction: its
+`pair_scores` rows are dropped (a pairwise judge is asked again, once, the next time it runs) and
+everything else, the clip scores and the hash memo included, is kept as it is. The order average
+is recomputed from the two answers with the same float64 expression as before, so a re-judged
+pair gets bit-identical accuracy.
 
 `preprocessing` is the sorted-key JSON of `preprocessing_config(model.sample_rate)`, plus
 `"autocast": "bf16"` when bf16 autocast was in effect (it changes the numbers).
@@ -63,7 +74,11 @@ from benchmark.models import Batch, Submission
 if TYPE_CHECKING:
     import torch
 
-CACHE_SCHEMA_VERSION = 1
+CACHE_SCHEMA_VERSION = 2
+"""2: both presentation orders of a pair are cached (1 kept only their average; see above)."""
+
+_MIGRATES_FROM = (1,)
+"""Older schema versions this harness upgrades in place (module doc, "Schema history")."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS clip_scores (
@@ -82,7 +97,8 @@ CREATE TABLE IF NOT EXISTS pair_scores (
     sha_lo TEXT NOT NULL,
     clip_hi TEXT NOT NULL,
     sha_hi TEXT NOT NULL,
-    p_lo REAL NOT NULL,
+    p_lo_hi REAL NOT NULL,
+    p_hi_lo REAL NOT NULL,
     created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
     PRIMARY KEY (fingerprint, preprocessing, clip_lo, sha_lo, clip_hi, sha_hi)
 ) WITHOUT ROWID;
@@ -127,18 +143,36 @@ class ScoreCache:
             self.conn = connect_wal(self.path)
             # WAL + NORMAL survives a killed process (only a power cut may drop the last commits)
             self.conn.execute("PRAGMA synchronous=NORMAL")
-            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, CACHE_SCHEMA_VERSION):
-                raise MosrmError(
-                    f"{self.path}: score cache has schema version {version}, this harness "
-                    f"writes {CACHE_SCHEMA_VERSION}; delete the file to start a fresh cache"
-                )
-            with self.conn:
-                self.conn.executescript(_SCHEMA)
+            self._check_version()
+            self.conn.execute("BEGIN IMMEDIATE")  # one writer migrates; the others then see v2
+            try:
+                self._check_version()
+                self._migrate()
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
                 ensure_hash_memo(self.conn)
                 self.conn.execute(f"PRAGMA user_version = {CACHE_SCHEMA_VERSION}")
+                self.conn.commit()
+            except BaseException:
+                self.conn.rollback()
+                raise
         except sqlite3.DatabaseError as exc:
             raise cache_error(self.path, exc) from None
+
+    def _check_version(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, *_MIGRATES_FROM, CACHE_SCHEMA_VERSION):
+            raise MosrmError(
+                f"{self.path}: score cache has schema version {version}, this harness "
+                f"writes {CACHE_SCHEMA_VERSION}; delete the file to start a fresh cache"
+            )
+
+    def _migrate(self) -> None:
+        """Drop pair rows that lack either order's answer (schema 1); keep everything else."""
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(pair_scores)")}
+        if columns and not {"p_lo_hi", "p_hi_lo"} <= columns:
+            self.conn.execute("DROP TABLE pair_scores")
 
     def close(self) -> None:
         self.conn.close()
@@ -179,26 +213,35 @@ class ScoreCache:
 
     def get_pairs(
         self, fingerprint: str, prep: str, keys: Sequence[tuple[ClipKey, ClipKey]]
-    ) -> dict[tuple[ClipKey, ClipKey], float]:
-        found: dict[tuple[ClipKey, ClipKey], float] = {}
+    ) -> dict[tuple[ClipKey, ClipKey], tuple[float, float]]:
+        """{(lo, hi): (prefer(lo, hi), prefer(hi, lo))} for the keys found in the cache."""
+        found: dict[tuple[ClipKey, ClipKey], tuple[float, float]] = {}
         for lo, hi in keys:
             row = self.conn.execute(
-                "SELECT p_lo FROM pair_scores WHERE fingerprint = ? AND preprocessing = ? "
-                "AND clip_lo = ? AND sha_lo = ? AND clip_hi = ? AND sha_hi = ?",
+                "SELECT p_lo_hi, p_hi_lo FROM pair_scores WHERE fingerprint = ? "
+                "AND preprocessing = ? AND clip_lo = ? AND sha_lo = ? AND clip_hi = ? "
+                "AND sha_hi = ?",
                 (fingerprint, prep, *lo, *hi),
             ).fetchone()
             if row is not None:
-                found[(lo, hi)] = float(row[0])
+                found[(lo, hi)] = (float(row[0]), float(row[1]))
         return found
 
     def put_pairs(
-        self, fingerprint: str, prep: str, items: Sequence[tuple[tuple[ClipKey, ClipKey], float]]
+        self,
+        fingerprint: str,
+        prep: str,
+        items: Sequence[tuple[tuple[ClipKey, ClipKey], tuple[float, float]]],
     ) -> None:
+        """Store (prefer(lo, hi), prefer(hi, lo)) per canonical pair (lo, hi)."""
         with self.conn:
             self.conn.executemany(
                 "INSERT OR REPLACE INTO pair_scores (fingerprint, preprocessing, clip_lo, sha_lo, "
-                "clip_hi, sha_hi, p_lo) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(fingerprint, prep, *lo, *hi, float(p)) for (lo, hi), p in items],
+                "clip_hi, sha_hi, p_lo_hi, p_hi_lo) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (fingerprint, prep, *lo, *hi, float(p_lh), float(p_hl))
+                    for (lo, hi), (p_lh, p_hl) in items
+                ],
             )
 
 
@@ -504,6 +547,27 @@ def score_clips(
         return {cid: have[key] for cid, key in zip(info.ids, info.keys, strict=True)}
 
 
+@dataclass(frozen=True)
+class PairJudgements:
+    """A pairwise judge's answers per row (pair (a, b)), float64 arrays of equal length.
+
+    `p` is the harness's decision value, P(a better) averaged over both presentation orders;
+    `a_first` = prefer(a, b) and `b_first` = prefer(b, a) are the raw answers it was built from.
+    """
+
+    p: np.ndarray
+    a_first: np.ndarray
+    b_first: np.ndarray
+
+
+def order_average(p_lo_hi: float, p_hi_lo: float) -> float:
+    """P(lo better) from prefer(lo, hi) and prefer(hi, lo): THE order-averaging expression.
+
+    Written once so that a cached pair and a freshly judged one give the same float64.
+    """
+    return (p_lo_hi + 1.0 - p_hi_lo) / 2.0
+
+
 def score_pairs(
     model: Any,
     pairs: pa.Table,
@@ -519,15 +583,48 @@ def score_pairs(
     Each unordered pair is judged once, in a canonical order, so P(b over a) is exactly
     1 - P(a over b) and a result never depends on which order the cache was filled in.
     """
+    a_ids, b_ids = _pair_ids(pairs)
+    return judge_pairs(
+        model,
+        a_ids,
+        b_ids,
+        clips,
+        data_root,
+        fingerprint=fingerprint,
+        config=config,
+        cache_path=cache_path,
+    ).p
+
+
+def judge_pairs(
+    model: Any,
+    a_ids: Sequence[str],
+    b_ids: Sequence[str],
+    clips: pa.Table,
+    data_root: Path,
+    *,
+    fingerprint: str,
+    config: ScoringConfig = ScoringConfig(),
+    cache_path: Path | None = None,
+) -> PairJudgements:
+    """Both presentation orders and their average for each pair (a_ids[i], b_ids[i]).
+
+    Each unordered pair is judged once, as (lo, hi) and (hi, lo) with lo the smaller (clip id,
+    audio sha256); the cache holds both answers, so pairs judged for any purpose (the pair table,
+    the diagnostics' triplets) are never judged twice.
+    """
     import torch
 
     if not fingerprint:
         raise ValueError("a model fingerprint is required (it keys the score cache)")
+    if len(a_ids) != len(b_ids):
+        raise ValueError(f"{len(a_ids)} clip_a ids but {len(b_ids)} clip_b ids")
     device = _resolve_device(config)
     bf16 = config.bf16 and device.type == "cuda"
-    a_ids, b_ids = _pair_ids(pairs)
+    a_ids, b_ids = [str(c) for c in a_ids], [str(c) for c in b_ids]
     if not a_ids:
-        return np.zeros(0, dtype=np.float64)
+        empty = np.zeros(0, dtype=np.float64)
+        return PairJudgements(empty, empty.copy(), empty.copy())
     used = _used_clips(clips, a_ids + b_ids)
     with _open_cache(cache_path) as cache:
         info = _clip_info(used, data_root, cache)
@@ -579,21 +676,23 @@ def score_pairs(
                             )
                         p_fwd = _validate(fwd, n, "prefer(a, b)", fingerprint, ids, prob=True)
                         p_rev = _validate(rev, n, "prefer(b, a)", fingerprint, ids, prob=True)
-                        p_lo = (p_fwd + 1.0 - p_rev) / 2.0
                         items = [
-                            (pkeys[u], float(p))
-                            for u, p in zip(buckets[loaded.bucket], p_lo, strict=True)
+                            (pkeys[u], (float(f), float(r)))
+                            for u, f, r in zip(buckets[loaded.bucket], p_fwd, p_rev, strict=True)
                         ]
                         cache.put_pairs(fingerprint, prep, items)
                         have.update(items)
                         bar.update(n)
             finally:
                 bar.close()
-        out = np.empty(len(row_unit), dtype=np.float64)
+        m = len(row_unit)
+        p, a_first, b_first = (np.empty(m, dtype=np.float64) for _ in range(3))
         for r, (u, a_lo) in enumerate(row_unit):
-            p = have[pkeys[u]]
-            out[r] = p if a_lo else 1.0 - p
-        return out
+            p_lo_hi, p_hi_lo = have[pkeys[u]]
+            p_lo = order_average(p_lo_hi, p_hi_lo)
+            p[r] = p_lo if a_lo else 1.0 - p_lo
+            a_first[r], b_first[r] = (p_lo_hi, p_hi_lo) if a_lo else (p_hi_lo, p_lo_hi)
+        return PairJudgements(p, a_first, b_first)
 
 
 def predict(
@@ -607,20 +706,25 @@ def predict(
 ) -> pa.Table:
     """`pairs` plus float64 `score_a`, `score_b`: clip scores (scalar, implicit) or P(A), 1 - P(A).
 
+    A pairwise judge's table also has `p_a_first` = prefer(a, b) and `p_b_first` = prefer(b, a),
+    its raw answers in each presentation order (`with_orders`); P(A) is their order average.
     Only the clips the pairs use are scored.
     """
     a_ids, b_ids = _pair_ids(pairs)
     if submission.spec.kind == "pairwise":
-        p = score_pairs(
+        judged = judge_pairs(
             submission.model,
-            pairs,
+            a_ids,
+            b_ids,
             clips,
             data_root,
             fingerprint=submission.fingerprint,
             config=config,
             cache_path=cache_path,
         )
-        score_a, score_b = p, 1.0 - p
+        return with_orders(
+            with_scores(pairs, judged.p, 1.0 - judged.p), judged.a_first, judged.b_first
+        )
     else:
         scores = (
             score_clips(
@@ -647,6 +751,24 @@ def with_scores(pairs: pa.Table, score_a: np.ndarray, score_b: np.ndarray) -> pa
     """
     out = pairs
     for name, values in (("score_a", score_a), ("score_b", score_b)):
+        col = pa.array(values, type=pa.float64())
+        if name in out.column_names:
+            out = out.set_column(out.column_names.index(name), name, col)
+        else:
+            out = out.append_column(pa.field(name, pa.float64(), nullable=False), col)
+    return out
+
+
+def with_orders(pred: pa.Table, a_first: np.ndarray, b_first: np.ndarray) -> pa.Table:
+    """`pred` plus non-null float64 `p_a_first` = prefer(a, b) and `p_b_first` = prefer(b, a).
+
+    Only pairwise judges have them; scalar, implicit and predictions-file tables do not, so their
+    bytes are what they were before the columns existed.
+    """
+    from benchmark.metrics import ORDER_COLUMNS  # where they are defined and checked
+
+    out = pred
+    for name, values in zip(ORDER_COLUMNS, (a_first, b_first), strict=True):
         col = pa.array(values, type=pa.float64())
         if name in out.column_names:
             out = out.set_column(out.column_names.index(name), name, col)

@@ -199,6 +199,85 @@ def render_relation_table(
     return "\n".join(lines)
 
 
+def _judged(record: dict[str, Any]) -> bool:
+    """Whether a result has judge diagnostics to show (a pairwise judge, or a per-pair file)."""
+    d = record.get("diagnostics")
+    if d is None:
+        return record.get("kind") == "pairwise"
+    return not d.get("by_construction")
+
+
+def _rate(value: float | None, ci: list[float] | None, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    if signed:
+        text = f"{value:+.3f}"
+        return text if not ci else f"{text} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+    text = f"{100 * value:.1f}%"
+    return text if not ci else f"{text} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def render_diagnostics_table(
+    records: list[dict[str, Any]], stale: list[dict[str, Any]] | None = None
+) -> str:
+    """Judge diagnostics of the task's pairwise models (`benchmark.diagnostics`), or "".
+
+    Models with one score per clip are not rows: they are consistent, unbiased and acyclic by
+    construction, which the line under the table says. Stale results come last, marked.
+    """
+    judged = [r for r in records if _judged(r)]
+    judged_stale = [r for r in stale or [] if _judged(r)]
+    if not judged and not judged_stale:
+        return ""
+    head = [
+        "model",
+        "position consistency [95% CI]",
+        "first-position bias [95% CI]",
+        "cycle rate [95% CI]",
+        "pairs",
+        "triplets",
+    ]
+    lines = _head(head)
+    notes: list[str] = []
+    for r, mark in _ordered(judged, judged_stale):
+        d = r.get("diagnostics")
+        if d is None:
+            lines.append(_row([_name(r) + mark, *["not computed: rerun"] * 3, "–", "–"]))
+            continue
+        lines.append(
+            _row(
+                [
+                    _name(r) + mark,
+                    _rate(d.get("position_consistency"), d.get("position_consistency_ci")),
+                    _rate(d.get("first_position_bias"), d.get("first_position_bias_ci"), True),
+                    _rate(d.get("cycle_rate"), d.get("cycle_rate_ci")),
+                    str(d.get("n_pairs") if d.get("n_pairs") is not None else "–"),
+                    str(d.get("n_triplets") if d.get("n_triplets") is not None else "–"),
+                ]
+            )
+        )
+        for what, why in sorted((d.get("unavailable") or {}).items()):
+            notes.append(f"- {_name(r)}: {markdown_cell(what)} not available: {markdown_cell(why)}")
+    n_scalar = sum(1 for r in records + (stale or []) if not _judged(r))
+    out = [
+        "\n".join(lines),
+        "",
+        "Consistency: share of pairs whose decision (as a clip) is the same in both presentation "
+        "orders. Bias: mean of prefer(a, b) + prefer(b, a) − 1 (+1 = always the first clip). "
+        "Cycle rate: share of the seeded MOS-decreasing triplets the judge orders cyclically "
+        "(x ≻ y ≻ z ≻ x); ties never form a cycle. Definitions: README, 'What a result means'. "
+        + (
+            f"The {n_scalar} other model(s) score each clip on its own: consistency 100%, bias 0 "
+            "and cycle rate 0 by construction."
+            if n_scalar
+            else ""
+        ),
+    ]
+    if notes:
+        out += ["", *notes]
+    return "\n".join(out).rstrip()
+
+
 def _check_task(task: str, recs: list[dict[str, Any]]) -> None:
     versions = sorted({str(r.get("task_version")) for r in recs})
     if len(versions) > 1:
@@ -335,6 +414,9 @@ def render_markdown(results_root: str | Path, submissions_root: str | Path | Non
                     "percentile bands, which are merged (a tie is never split across bins).",
                 ]
             out += ["", "By relation:", "", render_relation_table(recs, stale)]
+            diagnostics = render_diagnostics_table(recs, stale)
+            if diagnostics:
+                out += ["", "Judge diagnostics:", "", diagnostics]
         notes = [
             _failed_line(
                 f, (f["submission"], task) in had_result, now.get(f["submission"], (None, None))
