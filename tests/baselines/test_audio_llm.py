@@ -76,8 +76,9 @@ def _direct(folder, a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_prefer_is_the_softmax_of_the_two_answer_logits(tiny):
-    judge = build(str(tiny))
+    judge = build(str(tiny), dtype="float32")
     assert judge.text == EXPECTED_TEXT and judge.sample_rate == RATE
+    assert judge.dtype == torch.float32  # pinned: the default is bf16 wherever CUDA is
     clips_a, clips_b = _clips(4, seed=1), _clips(4, seed=2)
     p = judge.prefer(_batch(clips_a), _batch(clips_b))
     assert p.shape == (4,) and p.dtype == torch.float64
@@ -90,7 +91,7 @@ def test_prefer_is_the_softmax_of_the_two_answer_logits(tiny):
 
 
 def test_batch_size_and_padding_do_not_change_answers(tiny):
-    judge = build(str(tiny), max_batch=4)
+    judge = build(str(tiny), max_batch=4, dtype="float32")
     clips_a, clips_b = _clips(6, seed=3), _clips(6, seed=4)
     together = judge.prefer(_batch(clips_a), _batch(clips_b))
     pairs = zip(clips_a, clips_b, strict=True)
@@ -127,7 +128,7 @@ def _submission(root, tiny, name: str, **params) -> object:
         "display_name": name,
         "kind": "pairwise",
         "entry": "benchmark.baselines.audio_llm:build",
-        "params": {"model": "model", **params},
+        "params": {"model": "model", "dtype": "float32", **params},
     }
     (folder / "submission.yaml").write_text(yaml.safe_dump(spec))
     return folder
