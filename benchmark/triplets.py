@@ -25,7 +25,10 @@ relations, so every relation's share is the declared one. How a share is drawn:
   uniformly; invalid and already drawn triplets are rejected, and the first `share` distinct
   accepted ones are a uniform sample of the pool. If the valid rate of the proposals says the pool
   may hold fewer than 4 × the share (or after `MAX_PROPOSALS` proposals), it enumerates instead,
-  so a tiny pool is found exactly rather than searched for forever.
+  so a tiny pool is found exactly rather than searched for forever; but not beyond
+  `ENUMERATE_AT_MOST` candidates (e.g. cross triplets of a split with only two systems: 5.6e8
+  candidates, none valid, a minute to enumerate). There it keeps what the proposals found and
+  records a shortfall that says so.
 
 Randomness comes from `pairs._rng(seed, task, split, relation, "triplets")`, the task's own seed,
 over clips sorted by clip_id, so the sample never depends on row order or the process. Rows are
@@ -70,6 +73,10 @@ ENUMERATE_BELOW = 2_000_000
 
 CHUNK = 1 << 20
 """Candidates per enumeration chunk or rejection batch; bounds memory to tens of MB."""
+
+ENUMERATE_AT_MOST = 30_000_000
+"""A sparse pool is enumerated exactly only up to this many candidates (a few seconds); above,
+rejection keeps what `MAX_PROPOSALS` proposals found and records the shortfall."""
 
 MAX_PROPOSALS = 32 * CHUNK
 
@@ -198,6 +205,11 @@ def _sample(
     elif candidates > ENUMERATE_BELOW:
         method = "rejection"
         tri = _by_rejection(c, rel, u, md_q, share, candidates, rng)
+        if tri is not None and tri.shape[0] < share:
+            info["shortfall"] = (
+                f"only {tri.shape[0]} valid triplets found in {MAX_PROPOSALS:,} proposals among "
+                f"{candidates:,} candidates, too many to enumerate: the pool is sparse"
+            )
     if tri is None:
         method = "enumerate"
         valid = _all_valid(c, rel, u, md_q)
@@ -257,7 +269,11 @@ def _by_rejection(
     candidates: int,
     rng: np.random.Generator,
 ) -> np.ndarray | None:
-    """Uniform distinct valid triplets, or None where enumerating is the better way (module doc)."""
+    """Uniform distinct valid triplets, or None where enumerating is the better way (module doc).
+
+    Where the universe is too large to enumerate (`ENUMERATE_AT_MOST`), the triplets found in
+    `MAX_PROPOSALS` proposals are returned even if fewer than `share` (the caller records it).
+    """
     weights = u.sizes * (u.sizes - 1) * (u.sizes - 2) // 6
     cum = np.cumsum(weights)
     n = np.int64(c.n)
@@ -266,7 +282,7 @@ def _by_rejection(
     have = proposed = valid_seen = 0
     while have < share:
         if proposed >= MAX_PROPOSALS:
-            return None
+            break
         size = int(min(max(64 * (share - have), 65536), CHUNK))
         g = np.searchsorted(cum, rng.integers(0, candidates, size), side="right")
         gs, start = u.sizes[g], u.starts[g]
@@ -281,7 +297,8 @@ def _by_rejection(
         ok = _triplet_valid(c, rel, t, md_q)
         proposed += size
         valid_seen += int(ok.sum())
-        if valid_seen * candidates < 4 * share * proposed:
+        small = valid_seen * candidates < 4 * share * proposed
+        if small and candidates <= ENUMERATE_AT_MOST:
             return None  # the pool may be smaller than 4 x the share: enumerate it exactly
         t = t[ok]
         keys = (t[:, 0] * n + t[:, 1]) * n + t[:, 2]
@@ -296,7 +313,9 @@ def _by_rejection(
         batches.append(keys)
         accepted = np.sort(np.concatenate([accepted, keys]))
         have += int(keys.size)
-    keys = np.concatenate(batches)
+    if have < share and candidates <= ENUMERATE_AT_MOST:
+        return None
+    keys = np.concatenate(batches) if batches else np.empty(0, dtype=np.int64)
     return np.stack([keys // (n * n), keys // n % n, keys % n], axis=1)
 
 

@@ -415,6 +415,16 @@ def test_rejection_sampling_is_valid_distinct_and_deterministic(monkeypatch):
     tiny, rec = sample_triplets(clips, n=3000, **kw)
     assert {r["method"] for r in rec["relations"].values()} == {"enumerate"}
     assert tiny.num_rows == sum(r["available"] for r in rec["relations"].values())
+    # a sparse pool too large to enumerate: what the proposals found, and a shortfall saying so
+    monkeypatch.setattr(triplets_mod, "ENUMERATE_AT_MOST", 10)
+    monkeypatch.setattr(triplets_mod, "MAX_PROPOSALS", 1)
+    two = clips.set_column(
+        clips.column_names.index("system_id"),
+        "system_id",
+        pa.array([f"sys{i % 2}" for i in range(clips.num_rows)]),
+    )
+    none, rec = sample_triplets(two, n=10, **(kw | {"relations": ["cross"]}))
+    assert none.num_rows == 0 and "the pool is sparse" in rec["shortfall"]
 
 
 # ---------------------------------------------------------------- cache schema 1 -> 2
