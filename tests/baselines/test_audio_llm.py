@@ -159,7 +159,8 @@ def test_submission_yaml_scores_pairs(tmp_path, tiny):
         load_submission(_submission(tmp_path, tiny, "two-token", answers=["AB", "B"]))
 
 
-def test_end_to_end_through_the_cli(tmp_path, tiny):
+def test_end_to_end_through_the_cli(tmp_path, tiny, monkeypatch):
+    monkeypatch.setenv("MOSRM_TRIPLETS", "20")  # the cycle-rate sample: a few are enough here
     repo = write_toy_repo(tmp_path)
     _submission(repo / "submissions", tiny, "audio-judge")
     results = tmp_path / "results"
@@ -168,3 +169,22 @@ def test_end_to_end_through_the_cli(tmp_path, tiny):
     record = json.loads((results / "audio-judge" / "toy.json").read_text())
     assert record["metrics"]["overall"]["n"] > 0
     assert record["model"]["parameters"] > 0 and record["model"]["parameters_source"] == "measured"
+    diagnostics = record["diagnostics"]  # answers per order reach the judge diagnostics
+    assert not diagnostics["by_construction"] and diagnostics["n_pairs"] > 0
+    assert diagnostics["position_consistency"] is not None and diagnostics["n_triplets"] == 20
+
+
+def test_the_example_submission_is_valid():
+    """examples/qwen2-audio-judge (the 7B model is not loaded here): a valid spec whose params the
+    adapter takes, with the default prompt and answers spelled out."""
+    import inspect
+    from pathlib import Path
+
+    from benchmark.baselines import audio_llm
+    from benchmark.models import read_spec
+
+    spec = read_spec(Path(__file__).resolve().parents[2] / "examples" / "qwen2-audio-judge")
+    assert spec.kind == "pairwise" and spec.entry == "benchmark.baselines.audio_llm:build"
+    assert set(spec.params) <= set(inspect.signature(audio_llm.build).parameters) - {"unknown"}
+    assert spec.params["prompt"] == audio_llm.DEFAULT_PROMPT
+    assert tuple(spec.params["answers"]) == audio_llm.DEFAULT_ANSWERS
