@@ -88,6 +88,9 @@ def test_prefer_is_the_softmax_of_the_two_answer_logits(tiny):
         assert float(p[i]) == pytest.approx(_direct(tiny, clips_a[i], clips_b[i]), abs=1e-5)
     swapped = judge.prefer(_batch(clips_b), _batch(clips_a))
     assert float((p - swapped).abs().max()) > 1e-3  # the order of the clips reaches the model
+    raw = build(str(tiny), dtype="float32", chat_template=False)  # for models without one
+    assert raw.text == EXPECTED_TEXT.split("user\n")[1].split("<|im_end|>")[0]
+    assert float((raw.prefer(_batch(clips_a), _batch(clips_b)) - p).abs().max()) > 1e-3
 
 
 def test_batch_size_and_padding_do_not_change_answers(tiny):
