@@ -594,7 +594,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else repo / "submissions" / config.name
     folder = train(config, out, repo=repo, config_path=args.config, progress=not args.quiet)
     if folder is not None:
-        print(f"trained {config.name}: {folder} (card: {folder / 'card.md'})")
+        from benchmark.baselines.trained import submission_folders
+
+        for written in submission_folders(folder):
+            print(f"trained {written.name}: {written} (card: {written / 'card.md'})")
     return 0
 
 
@@ -693,7 +696,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
-        "train", help="train a reference baseline (BT or MSE reward model) from a config"
+        "train",
+        help="train a reference baseline from a config (BT or MSE scalar reward model, DPO "
+        "implicit reward, GRPO pairwise judge)",
     )
     p.add_argument("config", help="training config YAML (e.g. training/demo-bt.yaml)")
     p.add_argument("--out", help="submission folder to write (default submissions/<name>)")
