@@ -22,6 +22,8 @@ The `grpo:` block of the config (all optional):
     beta: 0.04 (KL weight)            eps_low: 0.2                eps_high: eps_low (DAPO: 0.28)
     dapo: false (clip-higher + dynamic sampling + token-level aggregation)
     aggregation: sequence (DAPO: token)                            scale_rewards: group|batch|none
+    train_encoder: true (false: GRPO tunes all but the encoder, frozen from SFT, whose pooled
+        features then serve policy, old policy and reference from one encoder pass per batch)
     sft_epochs: 2   sft_lr: (lr)   sft_batch_size: (batch_size)   sft_per_task: (per_task_per_epoch)
 
 The common fields (epochs, lr, batch_size in pairs, per_task_per_epoch, patience) are the GRPO
@@ -66,6 +68,7 @@ class GRPOSettings(BaseModel):
     dapo: bool = False
     aggregation: Literal["sequence", "token"] | None = None
     scale_rewards: Literal["group", "batch", "none"] = "group"
+    train_encoder: bool = True
     sft_epochs: int = Field(default=2, ge=1)
     sft_lr: float | None = Field(default=None, gt=0)
     sft_batch_size: int | None = Field(default=None, ge=1)
@@ -159,6 +162,8 @@ def run(run: Run) -> Path | None:
         return None
     run.seconds["sft"] = float(sft_state["seconds"])
     reference = copy.deepcopy(model).eval().requires_grad_(False)
+    if not s.train_encoder:  # GRPO tunes the rest; policy and reference share the SFT encoder
+        model.encoder.requires_grad_(False)
     loss = _GRPOLoss(run, s, store, data, reference)
     grpo = Stage(
         name="grpo",
@@ -264,7 +269,7 @@ class _GRPOLoss:
         if info.iteration == 0 or self.cache.get("key") != key:
             self.cache = {"key": key, **self.rollouts(_unwrap(net), rows, info)}
         r = self.cache
-        logp = net(*r["waves"], r["tokens"], r["swap"])
+        logp = net(*r["waves"], r["tokens"], r["swap"], pooled=r["pooled"])
         loss, stats = grpo_loss(
             logp,
             r["old"],
@@ -299,12 +304,17 @@ class _GRPOLoss:
         waves = _waves(chosen, rejected, device)
         swap_g = swap[:, None].expand(len(rows), g).contiguous()
         with torch.no_grad():
-            h0 = model.context(*waves, swap[:, None])[:, 0]
+            pooled = model.pooled_pair(*waves)
+            h0 = model.context_from(*pooled, swap[:, None])[:, 0]
             tokens = model.sample_given(
                 h0, g, s.temperature, uniforms=torch.from_numpy(np.stack(uniforms))
             )
             old = model.logp_given(h0, tokens)
-            ref = self.reference(*waves, tokens, swap_g) if s.beta > 0 else None
+            # a frozen encoder is the reference's too: its pooled features serve all three
+            shared = None if s.train_encoder else pooled
+            ref = None
+            if s.beta > 0:
+                ref = self.reference(*waves, tokens, swap_g, pooled=shared)
         mc, mr, p90 = self.data.rows(rows)
         correct = is_correct(tokens, ~swap_g)  # clip A is the chosen one unless swapped
         delta = torch.from_numpy(mc - mr)[:, None].to(device)
@@ -320,7 +330,8 @@ class _GRPOLoss:
             "ties": float(ties),
         }
         return {
-            "waves": waves,
+            "waves": waves if s.train_encoder else (None, None, None, None),
+            "pooled": shared,
             "tokens": tokens,
             "swap": swap_g,
             "old": old,
@@ -375,9 +386,7 @@ def _write_submissions(
             run.checkpoint_dir(last) / "best.safetensors", out / "model.safetensors", model_config
         )
         write_curve(out, [(n, st["curve"]) for n, st in stages], title=name)
-        what = (
-            "SFT warm-up then GRPO" if last == "grpo" else "SFT warm-up only (the GRPO run's start)"
-        )
+        what = "SFT warm-up then GRPO" if last == "grpo" else "SFT warm-up only, where GRPO started"
         spec = {
             "name": name,
             "display_name": shown,

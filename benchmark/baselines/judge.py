@@ -132,9 +132,21 @@ class PairwiseJudge(nn.Module):
 
     # -- training path (tensors) -----------------------------------------------------------------
 
-    def embed(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def pooled(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Encoder features, masked-mean pooled per clip: [B, D]."""
         features, frame_lengths = self.encoder(waveforms, lengths)
-        return self.embed_clip(masked_mean(features, frame_lengths))
+        return masked_mean(features, frame_lengths)
+
+    def pooled_pair(
+        self, wa: torch.Tensor, la: torch.Tensor, wb: torch.Tensor, lb: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both sides pooled in one encoder call (padding is masked, so batching them together
+        changes nothing): each clip is encoded once whatever the presentation orders."""
+        n, length = wa.shape[0], max(wa.shape[1], wb.shape[1])
+        pad = nn.functional.pad
+        waves = torch.cat([pad(wa, (0, length - wa.shape[1])), pad(wb, (0, length - wb.shape[1]))])
+        p = self.pooled(waves, torch.cat([la, lb]).to(waves.device))
+        return p[:n], p[n:]
 
     def context(
         self,
@@ -145,13 +157,14 @@ class PairwiseJudge(nn.Module):
         swap: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Initial decoder states [B, H] (or [B, G, H] for a [B, G] `swap`): clip A first, clip B
-        second, or the other way round where `swap` is True. Each clip is encoded once (both
-        sides in one encoder call; padding is masked, so batching them together changes nothing)."""
-        n, length = wa.shape[0], max(wa.shape[1], wb.shape[1])
-        pad = nn.functional.pad
-        waves = torch.cat([pad(wa, (0, length - wa.shape[1])), pad(wb, (0, length - wb.shape[1]))])
-        e = self.embed(waves, torch.cat([la, lb]).to(waves.device))
-        ea, eb = e[:n], e[n:]
+        second, or the other way round where `swap` is True."""
+        return self.context_from(*self.pooled_pair(wa, la, wb, lb), swap)
+
+    def context_from(
+        self, pa: torch.Tensor, pb: torch.Tensor, swap: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`context` from pooled encoder features [B, D] of both sides."""
+        ea, eb = self.embed_clip(pa), self.embed_clip(pb)
         if swap is None:
             return self.fuse(torch.cat([ea, eb, ea - eb], dim=-1))
         s = swap.to(ea.device)[..., None]  # [B, G, 1], broadcast against [B, 1, H]
@@ -214,20 +227,25 @@ class PairwiseJudge(nn.Module):
 
     def forward(
         self,
-        wa: torch.Tensor,
-        la: torch.Tensor,
-        wb: torch.Tensor,
-        lb: torch.Tensor,
+        wa: torch.Tensor | None,
+        la: torch.Tensor | None,
+        wb: torch.Tensor | None,
+        lb: torch.Tensor | None,
         tokens: torch.Tensor,
         swap: torch.Tensor | None = None,
+        pooled: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Per-token log-probs [B, G, L] of completions `tokens` [B, G, L] (or [B, L] -> [B, L]),
-        each given its pair in the order `swap` [B, G] says (None: A then B)."""
+        each given its pair in the order `swap` [B, G] says (None: A then B). `pooled` (both
+        sides' `pooled_pair` features) skips the encoder, for training with it frozen."""
+        if pooled is None:
+            assert wa is not None and la is not None and wb is not None and lb is not None
+            pooled = self.pooled_pair(wa, la, wb, lb)
         if tokens.dim() == 2:
-            return self.logp_given(self.context(wa, la, wb, lb), tokens)
+            return self.logp_given(self.context_from(*pooled), tokens)
         if swap is None:
             swap = torch.zeros(tokens.shape[:2], dtype=torch.bool)
-        return self.logp_given(self.context(wa, la, wb, lb, swap), tokens)
+        return self.logp_given(self.context_from(*pooled, swap), tokens)
 
     # -- harness protocol (Batches) --------------------------------------------------------------
 

@@ -328,7 +328,7 @@ def test_recipe_writes_two_judges_that_load_and_pass_the_smoke_run(repo, tmp_pat
     assert head[:2] == ["stage", "epoch"] and {"reward", "kl", "clip_frac"} <= set(head)
     card = (out / "card.md").read_text()
     assert "P90 of train ΔMOS per task" in card and "reward `mos_aware`" in card
-    assert "GRPO" not in (tmp_path / "toy-grpo-sft" / "card.md").read_text().split("\n")[2]
+    assert "GRPO: reward" not in (tmp_path / "toy-grpo-sft" / "card.md").read_text()
     # the SFT judge is the GRPO run's start: its weights are the reference, GRPO moved away
     a, b = (
         load_file(str(out / "model.safetensors")),
@@ -341,7 +341,8 @@ def test_resume_mid_grpo_gives_identical_weights(repo, tmp_path):
     from benchmark.baselines.train import train
     from benchmark.baselines.train_config import load_train_config
 
-    cfg = load_train_config(_config(repo, name="toy-resume", checkpoint_every=2))
+    path = _config(repo, name="toy-resume", checkpoint_every=2, grpo={"train_encoder": False})
+    cfg = load_train_config(path)
     whole = train(cfg, tmp_path / "whole" / "toy-resume", repo=repo, progress=False)
     cut = tmp_path / "cut" / "toy-resume"
     # SFT: 2 epochs × 6 batches; stop after 3 GRPO batches (a checkpoint was taken after 2)
@@ -352,6 +353,13 @@ def test_resume_mid_grpo_gives_identical_weights(repo, tmp_path):
         x = load_file(str(whole.parent / name / "model.safetensors"))
         y = load_file(str(cut.parent / name / "model.safetensors"))
         assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), name
+    # train_encoder: false -> GRPO left the SFT encoder alone and tuned the rest
+    grpo, sft = (
+        load_file(str(cut.parent / n / "model.safetensors"))
+        for n in ("toy-resume", "toy-resume-sft")
+    )
+    assert all(torch.equal(grpo[k], sft[k]) for k in grpo if k.startswith("encoder."))
+    assert any(not torch.equal(grpo[k], sft[k]) for k in grpo if not k.startswith("encoder."))
 
 
 def test_torchrun_two_processes_follow_one(repo, tmp_path):
@@ -376,7 +384,16 @@ def test_torchrun_two_processes_follow_one(repo, tmp_path):
         a = load_file(str(single.parent / a_name / "model.safetensors"))
         b = load_file(str(tmp_path / "ddp" / b_name / "model.safetensors"))
         worst = max(float((a[k] - b[k]).abs().max()) for k in a)
-        assert worst <= 1e-4, (a_name, worst)
+        assert worst <= 1e-3, (a_name, worst)  # float noise through Adam, not other samples:
+    # every pair drew the same rollouts and earned the same rewards on either split of the batch
+    for column in ("reward", "correct"):
+        assert _column(single.parent / "one", column) == _column(tmp_path / "ddp" / "two", column)
+
+
+def _column(folder: Path, name: str) -> list[str]:
+    rows = [r.split(",") for r in (folder / "curve.csv").read_text().splitlines()]
+    i = rows[0].index(name)
+    return [r[i] for r in rows[1:] if r[i]]
 
 
 def test_a_bad_grpo_block_is_a_one_line_error(repo, capsys):
