@@ -1,4 +1,5 @@
-"""Training losses for scalar reward models: pairwise Bradley–Terry and pointwise MSE to MOS.
+"""Training losses: pairwise Bradley–Terry and pointwise MSE for scalar reward models, DPO for
+implicit ones.
 
 The benchmark judges a model only by which clip of a pair it scores higher, so the natural
 objective is Bradley–Terry on preference pairs, P(chosen > rejected) = σ(r_chosen − r_rejected).
@@ -54,3 +55,36 @@ def mse_loss(
     if predicted.shape != mos.shape:
         raise ValueError(f"shapes differ: {tuple(predicted.shape)} vs {tuple(mos.shape)}")
     return _reduce((predicted - mos.to(predicted.dtype)).square(), reduction)
+
+
+def dpo_loss(
+    policy_chosen_logp: torch.Tensor,
+    policy_rejected_logp: torch.Tensor,
+    ref_chosen_logp: torch.Tensor,
+    ref_rejected_logp: torch.Tensor,
+    beta: float,
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    """Direct Preference Optimisation (Rafailov et al., 2023), per pair:
+
+        −log σ(β [(log π(y_c) − log π_ref(y_c)) − (log π(y_r) − log π_ref(y_r))])
+        = softplus(−β · margin)
+
+    It is Bradley–Terry on the implicit reward r(y) = β (log π(y) − log π_ref(y)), which is why a
+    DPO-trained policy is scored as that reward (`benchmark.models.ImplicitAsScalar`). This is
+    the formula of TRL's default `loss_type="sigmoid"` DPO loss with `label_smoothing=0`
+    (−logsigmoid(β · logits), logits = chosen log-ratio − rejected log-ratio); TRL is not a
+    dependency here, so the tests check it against hand-computed values instead. Log-probs are
+    whatever the caller sums (summed over units here); the softplus form stays finite for any
+    margin.
+    """
+    shapes = {
+        tuple(t.shape)
+        for t in (policy_chosen_logp, policy_rejected_logp, ref_chosen_logp, ref_rejected_logp)
+    }
+    if len(shapes) != 1:
+        raise ValueError(f"log-prob shapes differ: {sorted(shapes)}")
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    margin = (policy_chosen_logp - ref_chosen_logp) - (policy_rejected_logp - ref_rejected_logp)
+    return _reduce(F.softplus(-beta * margin), reduction)
