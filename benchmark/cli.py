@@ -738,6 +738,12 @@ def main(argv: list[str] | None = None) -> int:
     except MosrmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `mosrm compare … | head`: the reader left, nothing went wrong
+        # (caught before OSError, its parent class, or that clause would re-raise it)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:  # a full disk outside the atomic writer (which names its own file)
         from benchmark.errors import NO_SPACE, no_space
 
@@ -748,11 +754,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: scores computed so far are cached; rerun to resume", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `mosrm compare … | head`: the reader left, nothing went wrong
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 if __name__ == "__main__":

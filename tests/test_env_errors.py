@@ -225,3 +225,19 @@ def test_atomic_write_on_a_full_disk_keeps_the_old_file(
         atomic_write_text(target, "new" * 100)
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "toy.json"]
+
+
+def test_a_closed_pipe_is_a_quiet_exit(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`mosrm compare … | head`: the reader leaving is not an error (BrokenPipeError is an
+    OSError, so its clause must come first)."""
+    import benchmark.cli as cli
+
+    def closed(args: object) -> int:
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(cli, "cmd_tasks", closed)
+    monkeypatch.setattr(os, "dup2", lambda *a: None)  # keep pytest's stdout
+    assert main(["tasks"]) == 0
+    assert "Traceback" not in capfd.readouterr().err
