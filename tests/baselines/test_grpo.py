@@ -106,7 +106,7 @@ def test_grpo_loss_by_hand():
     assert math.isclose(stats["kl"], sum(k) / 3, rel_tol=1e-5)
     # dynamic sampling drops the group: loss 0, still a graph (distributed ranks all-reduce)
     dropped, _ = grpo_loss(logp, old, ref, adv, mask, DAPO, keep=torch.tensor([False]))
-    assert float(dropped) == 0.0 and dropped.requires_grad
+    assert float(dropped.detach()) == 0.0 and dropped.requires_grad
     assert float(aggregate(torch.ones(1, 1, 2), torch.zeros(1, 1, 2), "sequence")) == 0.0
     no_ref, s2 = grpo_loss(logp, old, None, adv, mask, GRPO)
     assert s2["kl"] == 0.0 and float(no_ref) < float(loss)
@@ -313,7 +313,7 @@ def test_recipe_writes_two_judges_that_load_and_pass_the_smoke_run(repo, tmp_pat
     from benchmark.models import load_submission
     from benchmark.smoke import smoke_run
 
-    cfg = load_train_config(_config(repo))
+    cfg = load_train_config(_config(repo, grpo={"dapo": True}))  # the DAPO path end to end
     out = train(cfg, tmp_path / "toy-grpo", repo=repo, progress=False)
     assert out == tmp_path / "toy-grpo"
     for folder, name in [(out, "toy-grpo"), (tmp_path / "toy-grpo-sft", "toy-grpo-sft")]:
@@ -328,6 +328,7 @@ def test_recipe_writes_two_judges_that_load_and_pass_the_smoke_run(repo, tmp_pat
     assert head[:2] == ["stage", "epoch"] and {"reward", "kl", "clip_frac"} <= set(head)
     card = (out / "card.md").read_text()
     assert "P90 of train ΔMOS per task" in card and "reward `mos_aware`" in card
+    assert "ε = [0.2, 0.28], token aggregation" in card and "DAPO dynamic sampling" in card
     assert "GRPO: reward" not in (tmp_path / "toy-grpo-sft" / "card.md").read_text()
     # the SFT judge is the GRPO run's start: its weights are the reference, GRPO moved away
     a, b = (
