@@ -109,7 +109,7 @@ def test_grpo_loss_by_hand():
     assert float(dropped.detach()) == 0.0 and dropped.requires_grad
     assert float(aggregate(torch.ones(1, 1, 2), torch.zeros(1, 1, 2), "sequence")) == 0.0
     no_ref, s2 = grpo_loss(logp, old, None, adv, mask, GRPO)
-    assert s2["kl"] == 0.0 and float(no_ref) < float(loss)
+    assert s2["kl"] == 0.0 and float(no_ref.detach()) < float(loss.detach())
 
 
 # -- rewards -------------------------------------------------------------------------------------
