@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from benchmark.baselines.train import Run, Stage, StepInfo, dev_pairs_accuracy, fit
+from benchmark.baselines.train import Run, Stage, StepInfo, dev_pairs_accuracy, fit, main_stage
 from benchmark.baselines.train_config import TrainConfigError
 from benchmark.baselines.train_data import AudioStore, rng_for
 from benchmark.errors import MosrmError, SubmissionError, describe_validation_error
@@ -298,19 +298,7 @@ def run(run: Run) -> Path | None:
 
         return dev_pairs_accuracy(run, margin, 4 * config.batch_size)
 
-    stage = Stage(
-        name="dpo",
-        unit="pair",
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        per_task=config.per_task_per_epoch,
-        patience=config.patience,
-        checkpoint_every=config.checkpoint_every,
-        loss=loss,
-        dev=dev,
-    )
+    stage = main_stage(config, name="dpo", unit="pair", loss=loss, dev=dev)
     state = fit(run, stage, policy)
     if state is None or not run.dist.main:
         return None

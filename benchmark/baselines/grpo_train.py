@@ -41,7 +41,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from benchmark.baselines.train import Run, Stage, StepInfo, dev_pairs_accuracy, fit, write_common
+from benchmark.baselines.train import (
+    Run,
+    Stage,
+    StepInfo,
+    dev_pairs_accuracy,
+    fit,
+    main_stage,
+    write_common,
+)
 from benchmark.baselines.train_config import TrainConfigError
 from benchmark.baselines.train_data import AudioStore, pair_batch, rng_for
 from benchmark.errors import describe_validation_error
@@ -165,20 +173,7 @@ def run(run: Run) -> Path | None:
     if not s.train_encoder:  # GRPO tunes the rest; policy and reference share the SFT encoder
         model.encoder.requires_grad_(False)
     loss = _GRPOLoss(run, s, store, data, reference)
-    grpo = Stage(
-        name="grpo",
-        unit="pair",
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        per_task=config.per_task_per_epoch,
-        patience=config.patience,
-        iterations=s.iterations,
-        checkpoint_every=config.checkpoint_every,
-        loss=loss,
-        dev=dev,
-    )
+    grpo = main_stage(config, name="grpo", unit="pair", loss=loss, dev=dev, iterations=s.iterations)
     state = fit(run, grpo, model, save_best=lambda m, p: save(m, p))
     if state is None or not run.dist.main:
         return None

@@ -12,7 +12,14 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmark.baselines.train import Run, Stage, StepInfo, dev_pairs_accuracy, fit, write_common
+from benchmark.baselines.train import (
+    Run,
+    StepInfo,
+    dev_pairs_accuracy,
+    fit,
+    main_stage,
+    write_common,
+)
 from benchmark.baselines.train_data import AudioStore, clip_batch, pair_batch
 
 if TYPE_CHECKING:
@@ -38,19 +45,8 @@ def run(run: Run) -> Path | None:
 
         return dev_pairs_accuracy(run, margin, config.batch_size)
 
-    stage = Stage(
-        name="main",
-        unit="pair" if config.loss == "bt" else "clip",
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        per_task=config.per_task_per_epoch,
-        patience=config.patience,
-        checkpoint_every=config.checkpoint_every,
-        loss=loss,
-        dev=dev,
-    )
+    unit = "pair" if config.loss == "bt" else "clip"
+    stage = main_stage(config, name="main", unit=unit, loss=loss, dev=dev)
     state = fit(run, stage, model, save_best=lambda m, p: save(m, p))
     if state is None or not run.dist.main:
         return None

@@ -146,6 +146,33 @@ class Stage:
     find_unused_parameters: bool = False
 
 
+def main_stage(
+    config: TrainConfig,
+    *,
+    name: str,
+    unit: Literal["pair", "clip"],
+    loss: Callable[[Any, list[tuple[int, int]], StepInfo], Any],
+    dev: Callable[[Any], dict[str, Any]] | None,
+    iterations: int = 1,
+) -> Stage:
+    """The stage that a config's common fields describe (epochs, batch, lr, patience, ...): every
+    recipe's last stage; earlier stages take their settings from the recipe's own block."""
+    return Stage(
+        name=name,
+        unit=unit,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        per_task=config.per_task_per_epoch,
+        patience=config.patience,
+        iterations=iterations,
+        checkpoint_every=config.checkpoint_every,
+        loss=loss,
+        dev=dev,
+    )
+
+
 @dataclass
 class Run:
     """Everything a recipe needs: the config, the data, where this process stands, where to write."""
