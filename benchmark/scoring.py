@@ -48,7 +48,7 @@ import math
 import sqlite3
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +68,9 @@ from benchmark.audio import (
     preprocessing_config,
     resolve_audio_path,
 )
+from benchmark.batch import Batch
 from benchmark.errors import DataError, MachineError, MosrmError, SubmissionError, no_space
-from benchmark.models import Batch, Submission
+from benchmark.models import Submission
 
 if TYPE_CHECKING:
     import torch
@@ -481,6 +482,46 @@ def _autocast(device: torch.device, bf16: bool) -> Any:
     return nullcontext()
 
 
+def _run_units(
+    units: Sequence[tuple[int, ...]],
+    todo: list[int],
+    info: _ClipInfo,
+    sample_rate: int,
+    config: ScoringConfig,
+    step: Callable[[list[Batch], list[int]], list[tuple[Any, Any]]],
+    put: Callable[[list[tuple[Any, Any]]], None],
+    have: dict[Any, Any],
+    desc: str,
+    unit_name: str,
+) -> None:
+    """The loop both entry points share: bucket the `todo` units (a clip, or a pair of clips) by
+    length, decode each bucket once, run `step` on its batches (on the device, under autocast when
+    asked), and commit each bucket's results to the cache before the next one starts."""
+    import torch
+
+    device = _resolve_device(config)
+    bf16 = config.bf16 and device.type == "cuda"
+    lengths = [max(_length(info, c, sample_rate) for c in units[u]) for u in todo]
+    buckets = [
+        [todo[j] for j in b]
+        for b in length_buckets(lengths, config.max_batch_size, config.max_batch_samples)
+    ]
+    dataset = _BucketDataset(info.paths, info.ids, units, buckets, sample_rate)
+    bar = _progress(len(todo), desc, unit_name, config.progress)
+    try:
+        with torch.inference_mode():
+            for loaded in _iter_buckets(dataset, config.num_workers):
+                assert loaded.batches is not None
+                batches = [b.to(device) for b in loaded.batches]
+                with _autocast(device, bf16):
+                    items = step(batches, buckets[loaded.bucket])
+                put(items)
+                have.update(items)
+                bar.update(len(items))
+    finally:
+        bar.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # public entry points
 
@@ -498,8 +539,6 @@ def score_clips(
 
     Returns {clip_id: score} in table order. Only clips missing from the cache reach the model.
     """
-    import torch
-
     if not fingerprint:
         raise ValueError("a model fingerprint is required (it keys the score cache)")
     device = _resolve_device(config)
@@ -515,35 +554,26 @@ def score_clips(
         have = cache.get_clips(fingerprint, prep, info.keys)
         todo = [i for i, k in enumerate(info.keys) if k not in have]
         if todo:
-            lengths = [_length(info, i, sr) for i in todo]
-            buckets = [
-                [todo[j] for j in b]
-                for b in length_buckets(lengths, config.max_batch_size, config.max_batch_samples)
-            ]
-            dataset = _BucketDataset(
-                info.paths, info.ids, [(i,) for i in range(len(info.ids))], buckets, sr
+
+            def step(batches: list[Batch], members: list[int]) -> list[tuple[ClipKey, float]]:
+                (batch,) = batches
+                ids = list(batch.clip_ids)
+                out = _run_model(model.score, (batch,), "score()", fingerprint, ids)
+                values = _validate(out, len(ids), "score()", fingerprint, ids)
+                return [(info.keys[i], float(v)) for i, v in zip(members, values, strict=True)]
+
+            _run_units(
+                [(i,) for i in range(len(info.ids))],
+                todo,
+                info,
+                sr,
+                config,
+                step,
+                lambda items: cache.put_clips(fingerprint, prep, items),
+                have,
+                f"scoring {fingerprint[:12]}",
+                "clip",
             )
-            bar = _progress(len(todo), f"scoring {fingerprint[:12]}", "clip", config.progress)
-            try:
-                with torch.inference_mode():
-                    for loaded in _iter_buckets(dataset, config.num_workers):
-                        assert loaded.batches is not None
-                        batch = loaded.batches[0]
-                        ids = list(batch.clip_ids)
-                        with _autocast(device, bf16):
-                            out = _run_model(
-                                model.score, (batch.to(device),), "score()", fingerprint, ids
-                            )
-                        values = _validate(out, len(ids), "score()", fingerprint, ids)
-                        items = [
-                            (info.keys[i], float(v))
-                            for i, v in zip(buckets[loaded.bucket], values, strict=True)
-                        ]
-                        cache.put_clips(fingerprint, prep, items)
-                        have.update(items)
-                        bar.update(len(items))
-            finally:
-                bar.close()
         return {cid: have[key] for cid, key in zip(info.ids, info.keys, strict=True)}
 
 
@@ -613,7 +643,6 @@ def judge_pairs(
     audio sha256); the cache holds both answers, so pairs judged for any purpose (the pair table,
     the diagnostics' triplets) are never judged twice.
     """
-    import torch
 
     if not fingerprint:
         raise ValueError("a model fingerprint is required (it keys the score cache)")
@@ -648,43 +677,38 @@ def judge_pairs(
         have = cache.get_pairs(fingerprint, prep, pkeys)
         todo = [u for u, k in enumerate(pkeys) if k not in have]
         if todo:
-            lengths = [
-                max(_length(info, units[u][0], sr), _length(info, units[u][1], sr)) for u in todo
-            ]
-            buckets = [
-                [todo[j] for j in b]
-                for b in length_buckets(lengths, config.max_batch_size, config.max_batch_samples)
-            ]
-            dataset = _BucketDataset(info.paths, info.ids, units, buckets, sr)
-            bar = _progress(len(todo), f"judging {fingerprint[:12]}", "pair", config.progress)
-            try:
-                with torch.inference_mode():
-                    for loaded in _iter_buckets(dataset, config.num_workers):
-                        assert loaded.batches is not None
-                        lo_batch, hi_batch = (b.to(device) for b in loaded.batches)
-                        ids = [
-                            f"{x}|{y}"
-                            for x, y in zip(lo_batch.clip_ids, hi_batch.clip_ids, strict=True)
-                        ]
-                        n = len(ids)
-                        with _autocast(device, bf16):
-                            fwd = _run_model(
-                                model.prefer, (lo_batch, hi_batch), "prefer(a, b)", fingerprint, ids
-                            )
-                            rev = _run_model(
-                                model.prefer, (hi_batch, lo_batch), "prefer(b, a)", fingerprint, ids
-                            )
-                        p_fwd = _validate(fwd, n, "prefer(a, b)", fingerprint, ids, prob=True)
-                        p_rev = _validate(rev, n, "prefer(b, a)", fingerprint, ids, prob=True)
-                        items = [
-                            (pkeys[u], (float(f), float(r)))
-                            for u, f, r in zip(buckets[loaded.bucket], p_fwd, p_rev, strict=True)
-                        ]
-                        cache.put_pairs(fingerprint, prep, items)
-                        have.update(items)
-                        bar.update(n)
-            finally:
-                bar.close()
+
+            def step(batches: list[Batch], members: list[int]) -> list[tuple[Any, Any]]:
+                lo_batch, hi_batch = batches
+                ids = [
+                    f"{x}|{y}" for x, y in zip(lo_batch.clip_ids, hi_batch.clip_ids, strict=True)
+                ]
+                n = len(ids)
+                fwd = _run_model(
+                    model.prefer, (lo_batch, hi_batch), "prefer(a, b)", fingerprint, ids
+                )
+                rev = _run_model(
+                    model.prefer, (hi_batch, lo_batch), "prefer(b, a)", fingerprint, ids
+                )
+                p_fwd = _validate(fwd, n, "prefer(a, b)", fingerprint, ids, prob=True)
+                p_rev = _validate(rev, n, "prefer(b, a)", fingerprint, ids, prob=True)
+                return [
+                    (pkeys[u], (float(f), float(r)))
+                    for u, f, r in zip(members, p_fwd, p_rev, strict=True)
+                ]
+
+            _run_units(
+                units,
+                todo,
+                info,
+                sr,
+                config,
+                step,
+                lambda items: cache.put_pairs(fingerprint, prep, items),
+                have,
+                f"judging {fingerprint[:12]}",
+                "pair",
+            )
         m = len(row_unit)
         p, a_first, b_first = (np.empty(m, dtype=np.float64) for _ in range(3))
         for r, (u, a_lo) in enumerate(row_unit):
