@@ -24,9 +24,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from benchmark.batch import Batch
 from benchmark.errors import DataError
 from benchmark.hashing import sha256_file
-from benchmark.models import Batch
 
 PREPROCESSING_VERSION = 1
 RESAMPLER_QUALITY = "HQ"

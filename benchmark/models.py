@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from benchmark.batch import Batch  # re-exported: submitted code imports it from here
 from benchmark.errors import SubmissionError, describe_validation_error
 from benchmark.hashing import sha256_file
 from benchmark.safe_yaml import load_yaml
@@ -52,34 +53,6 @@ TRUSTED_PACKAGE = "benchmark.baselines"
 
 RESERVED_PARAMS = frozenset({"weights_path"})
 """Set by the harness from `weights` (checked inside the folder and hashed), never by params."""
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Zero-padded mono waveforms with their true lengths, at `sample_rate` Hz."""
-
-    waveforms: torch.Tensor  # float32 [B, T]
-    lengths: torch.Tensor  # int64 [B], valid samples per row
-    sample_rate: int
-    clip_ids: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return len(self.clip_ids)
-
-    def mask(self) -> torch.Tensor:
-        """Bool [B, T]: True on real samples, False on padding."""
-        import torch
-
-        t = torch.arange(self.waveforms.shape[1], device=self.waveforms.device)
-        return t[None, :] < self.lengths.to(self.waveforms.device)[:, None]
-
-    def to(self, device: str | torch.device) -> Batch:
-        return Batch(
-            self.waveforms.to(device, non_blocking=True),
-            self.lengths.to(device, non_blocking=True),
-            self.sample_rate,
-            self.clip_ids,
-        )
 
 
 @runtime_checkable

@@ -217,3 +217,12 @@ def test_sha256_default_memo_lives_in_score_cache(tmp_path, write_wav):
     path = write_wav(tmp_path / "a.wav")
     file_sha256(path)
     assert score_cache_path().is_file()
+
+
+def test_decoding_does_not_load_submission_code() -> None:
+    """`Batch` lives in `benchmark.batch`: decoding audio imports no submission machinery."""
+    import subprocess
+    import sys
+
+    code = "import sys, benchmark.audio; assert 'benchmark.models' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

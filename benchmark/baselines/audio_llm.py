@@ -44,8 +44,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmark.batch import Batch
 from benchmark.errors import SubmissionError
-from benchmark.models import Batch
 
 PLACEHOLDER = "<audio>"
 DEFAULT_PROMPT = (

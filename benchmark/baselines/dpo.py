@@ -34,8 +34,8 @@ from torch import nn
 
 from benchmark.baselines.unit_lm import UnitLM
 from benchmark.baselines.units import UnitTokenizer, load_tokenizer
+from benchmark.batch import Batch
 from benchmark.errors import SubmissionError
-from benchmark.models import Batch
 
 METADATA_KEY = "mosrm_dpo"
 Normalise = Literal["sum", "per_unit"]

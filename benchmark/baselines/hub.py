@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from benchmark.batch import Batch
 from benchmark.errors import SubmissionError
-from benchmark.models import Batch
 
 
 class HubScalar(nn.Module):

@@ -44,8 +44,8 @@ from benchmark.baselines.scalar import (
     masked_mean,
     read_config,
 )
+from benchmark.batch import Batch
 from benchmark.errors import SubmissionError
-from benchmark.models import Batch
 
 CONFIG_VERSION = 1
 KIND = "judge"

@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from benchmark.baselines.encoders import Encoder, build_encoder, frame_mask, resolve_encoder_config
+from benchmark.batch import Batch
 from benchmark.errors import SubmissionError
-from benchmark.models import Batch
 
 CONFIG_VERSION = 1
 METADATA_KEY = "mosrm_config"

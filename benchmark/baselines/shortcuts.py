@@ -11,7 +11,7 @@ import hashlib
 
 import torch
 
-from benchmark.models import Batch
+from benchmark.batch import Batch
 
 
 class RandomModel:

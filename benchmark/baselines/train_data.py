@@ -23,7 +23,7 @@ from benchmark.errors import MosrmError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from benchmark.models import Batch
+    from benchmark.batch import Batch
     from benchmark.pipeline import PreparedTask
 
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark.models import Batch
+from benchmark.batch import Batch
 
 if TYPE_CHECKING:
     import onnxruntime

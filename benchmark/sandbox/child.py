@@ -117,7 +117,7 @@ class _Runner:
             self.model.eval()
 
     def _batch(self, waves: np.ndarray, lengths: np.ndarray) -> Any:
-        from benchmark.models import Batch
+        from benchmark.batch import Batch
 
         ids = tuple(str(self.counter + i) for i in range(len(lengths)))
         self.counter += len(lengths)

@@ -36,7 +36,8 @@ from benchmark.sandbox.protocol import decode_arrays, encode, frames, header_len
 if TYPE_CHECKING:
     import torch
 
-    from benchmark.models import Batch, SubmissionSpec
+    from benchmark.batch import Batch
+    from benchmark.models import SubmissionSpec
 
 
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
