@@ -46,7 +46,8 @@ difference (`difference_test`; p tests "no bias"). Triplets hold three clips, so
 variance sums the residual products of every two triplets sharing at least one clip (the same
 dyadic estimator, with "shares a clip" for "shares a clip" of pairs), and its interval is
 Wilson's at the matching effective size (where the variance says nothing, e.g. no cycle at all,
-at min(n, clips / 2) units, as for accuracy).
+at min(n, clips / 3) units: as many triplets as could be disjoint, like min(n, clips / 2) for
+the pairs of an accuracy).
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ def cycles(
     incidence = sparse.csr_matrix((np.ones(3 * n), (rows, codes.reshape(-1))), shape=(n, g))
     rate = float(flags.mean())
     var = overlap_variance(flags.astype(np.float64), incidence)
-    n_eff = effective_n(np.float64(rate), np.float64(var), n, g)
+    n_eff = effective_n(np.float64(rate), np.float64(var), n, g, clips_per_unit=3)
     low, high = wilson(np.float64(rate), n_eff, z_value(confidence))
     out.update(
         cycle_rate=_round(rate),

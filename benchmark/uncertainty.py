@@ -112,9 +112,10 @@ def clip_variance(values: np.ndarray, design: ClipDesign) -> np.ndarray:
     return var[0] if one else var
 
 
-def fallback_units(n_pairs: int, n_clips: int) -> float:
-    """Effective independent units when the variance is silent: pairs that could be disjoint."""
-    return float(max(1.0, min(n_pairs, n_clips / 2.0)))
+def fallback_units(n_pairs: int, n_clips: int, clips_per_unit: int = 2) -> float:
+    """Effective independent units when the variance is silent: units that could be disjoint
+    (a pair holds 2 clips, a triplet 3)."""
+    return float(max(1.0, min(n_pairs, n_clips / clips_per_unit)))
 
 
 def wilson(p: np.ndarray, n_eff: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
@@ -130,15 +131,20 @@ def wilson(p: np.ndarray, n_eff: np.ndarray, z: float) -> tuple[np.ndarray, np.n
     return low, high
 
 
-def effective_n(p: np.ndarray, var: np.ndarray, n_pairs: int, n_clips: int) -> np.ndarray:
-    """N / deff, deff = max(1, var / binomial var); the fallback where the variance is silent."""
+def effective_n(
+    p: np.ndarray, var: np.ndarray, n_pairs: int, n_clips: int, clips_per_unit: int = 2
+) -> np.ndarray:
+    """N / deff, deff = max(1, var / binomial var); the fallback where the variance is silent.
+
+    `n_pairs` counts the units (pairs, or triplets with `clips_per_unit=3`)."""
     p = np.asarray(p, dtype=np.float64)
     var = np.asarray(var, dtype=np.float64)
     binom = p * (1.0 - p) / n_pairs
     informative = np.isfinite(var) & (binom > 0) & (var > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         deff = np.where(informative, np.maximum(1.0, var / np.where(binom > 0, binom, 1.0)), 1.0)
-    return np.where(informative, n_pairs / deff, fallback_units(n_pairs, n_clips))
+    fallback = fallback_units(n_pairs, n_clips, clips_per_unit)
+    return np.where(informative, n_pairs / deff, fallback)
 
 
 def accuracy_interval(

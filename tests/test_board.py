@@ -197,3 +197,25 @@ def test_models_table_shows_metadata_as_inert_text(tmp_path: Path) -> None:
     assert "1,234,567" in meta and "MIT" in meta and "2026-01-31" in meta and "bvcc:train" in meta
     assert "abc\\|123" in meta and "&lt;2&gt;" in meta  # escaped, one row, no live link
     assert "10 (declared)" in rows["bare"] and "none declared" in rows["bare"]
+
+
+def test_a_judge_with_old_and_new_predictions_still_pools(tmp_path: Path) -> None:
+    """Results of one pairwise judge written before and after the presentation-order columns
+    existed: pooling them must not leave a partly-null column that the metrics refuse."""
+    from benchmark.scoring import with_orders
+
+    root = tmp_path / "results"
+    _result(root, "judge", "alpha", 0.8)  # old layout: no order columns
+    new = _result(root, "judge", "beta", 0.7)
+    path = new.with_name("beta.predictions.parquet")
+    pred = pq.read_table(path)
+    p = pred.column("score_a").to_numpy()
+    pq.write_table(with_orders(pred, p, 1.0 - p), path)  # an unbiased judge's both orders
+    md = render_markdown(root)
+    pooled = aggregate(
+        pa.concat_tables(
+            [pq.read_table(f) for f in sorted(root.glob("judge/*.parquet"))],
+            promote_options="default",
+        ).drop_columns(["p_a_first", "p_b_first"])
+    )
+    assert f"{100 * pooled['overall']['accuracy']:.1f}" in _section(md, "## All tasks")

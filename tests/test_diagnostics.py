@@ -562,3 +562,23 @@ def test_board_and_terminal_show_diagnostics(toy):
     text = format_result(result)
     assert "position consistency" in text and "cycle rate" in text
     assert f"{d['n_cycles']} of {d['n_triplets']} triplets" in text
+
+
+def test_a_cycle_free_sample_is_worth_as_many_triplets_as_could_be_disjoint() -> None:
+    """No cycle at all leaves the variance silent: the interval then uses min(n, clips / 3)
+    independent triplets (3 clips each), not the clips / 2 of pairs."""
+    import pyarrow as pa
+
+    from benchmark.diagnostics import cycles
+    from benchmark.uncertainty import wilson, z_value
+
+    rng = np.random.default_rng(0)
+    picks = np.array([rng.choice(30, 3, replace=False) for _ in range(300)])
+    table = pa.table(
+        {k: [f"c{i}" for i in picks[:, j]] for j, k in enumerate(("clip_x", "clip_y", "clip_z"))}
+    )
+    ones = np.ones(300)
+    got = cycles(table, ones, ones, ones, 0.95)
+    assert got["n_cycles"] == 0 and got["n_triplet_clips"] == 30
+    _, high = wilson(np.float64(0.0), np.float64(30 / 3), z_value(0.95))
+    assert got["cycle_rate_ci"][1] == pytest.approx(float(high), abs=1e-6)

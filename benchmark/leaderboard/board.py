@@ -508,7 +508,9 @@ def render_summary(records: list[dict[str, Any]]) -> str:
         rows = []
         for sub in coverage[tasks]:
             recs = sorted(by_sub[sub], key=lambda r: r["task"])
-            tables = [pq.read_table(predictions_path(r["_path"])) for r in recs]
+            # the presentation-order columns feed only the per-task judge diagnostics; results
+            # written before they existed lack them, and a partly-null column would be refused
+            tables = [_without_orders(pq.read_table(predictions_path(r["_path"]))) for r in recs]
             agg = aggregate(pa.concat_tables(tables, promote_options="default"))
             per_task = {r["task"]: r["metrics"]["overall"] for r in recs}
             in_domain = any(not r.get("zero_shot", True) for r in recs)
@@ -536,3 +538,12 @@ def render_summary(records: list[dict[str, Any]]) -> str:
             lines.append(_row([str(rank), *cells]))
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
+
+
+def _without_orders(table: Any) -> Any:
+    """Predictions (a pyarrow Table) minus the presentation-order columns, which feed only the per-task judge
+    diagnostics: results written before those columns existed lack them, and pooling old and new
+    tables would leave a partly-null column that the metrics refuse."""
+    from benchmark.metrics import ORDER_COLUMNS
+
+    return table.drop_columns([c for c in ORDER_COLUMNS if c in table.column_names])
