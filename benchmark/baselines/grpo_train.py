@@ -264,7 +264,8 @@ class _GRPOLoss:
         if info.iteration == 0 or self.cache.get("key") != key:
             self.cache = {"key": key, **self.rollouts(_unwrap(net), rows, info)}
         r = self.cache
-        logp = net(*r["waves"], r["tokens"], r["swap"], pooled=r["pooled"])
+        tau = self.s.temperature
+        logp = net(*r["waves"], r["tokens"], r["swap"], pooled=r["pooled"], temperature=tau)
         loss, stats = grpo_loss(
             logp,
             r["old"],
@@ -304,12 +305,14 @@ class _GRPOLoss:
             tokens = model.sample_given(
                 h0, g, s.temperature, uniforms=torch.from_numpy(np.stack(uniforms))
             )
-            old = model.logp_given(h0, tokens)
+            old = model.logp_given(h0, tokens, s.temperature)
             # a frozen encoder is the reference's too: its pooled features serve all three
             shared = None if s.train_encoder else pooled
             ref = None
             if s.beta > 0:
-                ref = self.reference(*waves, tokens, swap_g, pooled=shared)
+                ref = self.reference(
+                    *waves, tokens, swap_g, pooled=shared, temperature=s.temperature
+                )
         mc, mr, p90 = self.data.rows(rows)
         correct = is_correct(tokens, ~swap_g)  # clip A is the chosen one unless swapped
         delta = torch.from_numpy(mc - mr)[:, None].to(device)

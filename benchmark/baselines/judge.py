@@ -178,14 +178,18 @@ class PairwiseJudge(nn.Module):
         h = self.cell(self.tokens(prev).reshape(-1, shape[-1]), h.reshape(-1, shape[-1]))
         return h.reshape(shape), self.out(h).reshape(*shape[:-1], self.levels)
 
-    def logp_given(self, h0: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced per-token log-probs [..., L] of `tokens` [..., L] from states [..., H]."""
+    def logp_given(
+        self, h0: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """Teacher-forced per-token log-probs [..., L] of `tokens` [..., L] from states [..., H],
+        under the distribution `sample_given` draws from at `temperature` (logits / τ), so that
+        GRPO's ratio and KL are about the distribution that was sampled."""
         if tokens.shape[:-1] != h0.shape[:-1]:
             h0 = h0.unsqueeze(-2).expand(*tokens.shape[:-1], h0.shape[-1])
         h, prev, out = h0, torch.full_like(tokens[..., 0], self.bos), []
         for t in range(tokens.shape[-1]):
             h, logits = self._step(h, prev)
-            logp = torch.log_softmax(logits.float(), dim=-1)
+            logp = torch.log_softmax(logits.float() / temperature, dim=-1)
             out.append(logp.gather(-1, tokens[..., t : t + 1]).squeeze(-1))
             prev = tokens[..., t]
         return torch.stack(out, dim=-1)
@@ -234,18 +238,20 @@ class PairwiseJudge(nn.Module):
         tokens: torch.Tensor,
         swap: torch.Tensor | None = None,
         pooled: tuple[torch.Tensor, torch.Tensor] | None = None,
+        temperature: float = 1.0,
     ) -> torch.Tensor:
         """Per-token log-probs [B, G, L] of completions `tokens` [B, G, L] (or [B, L] -> [B, L]),
-        each given its pair in the order `swap` [B, G] says (None: A then B). `pooled` (both
-        sides' `pooled_pair` features) skips the encoder, for training with it frozen."""
+        each given its pair in the order `swap` [B, G] says (None: A then B), at the sampling
+        `temperature`. `pooled` (both sides' `pooled_pair` features) skips the encoder, for
+        training with it frozen."""
         if pooled is None:
             assert wa is not None and la is not None and wb is not None and lb is not None
             pooled = self.pooled_pair(wa, la, wb, lb)
         if tokens.dim() == 2:
-            return self.logp_given(self.context_from(*pooled), tokens)
+            return self.logp_given(self.context_from(*pooled), tokens, temperature)
         if swap is None:
             swap = torch.zeros(tokens.shape[:2], dtype=torch.bool)
-        return self.logp_given(self.context_from(*pooled, swap), tokens)
+        return self.logp_given(self.context_from(*pooled, swap), tokens, temperature)
 
     # -- harness protocol (Batches) --------------------------------------------------------------
 

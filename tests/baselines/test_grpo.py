@@ -204,6 +204,42 @@ def test_judge_logp_is_a_distribution_and_matches_sampling():
     assert (model.sample_given(h0, 1, uniforms=u1) == k - 1).all()
 
 
+def test_logp_at_a_temperature_is_the_distribution_sampled_at_it():
+    """GRPO's ratio and KL must be about what was sampled: at τ = 0.25 the draws follow
+    exp(logp_given(..., 0.25)), not the τ = 1 probabilities."""
+    torch.manual_seed(0)
+    model = new_model({**TINY, "seed": 3}).eval()
+    a, b = _batch(0, [3000, 5000]), _batch(1, [4000, 2000])
+    k = model.levels
+    h0 = model._pair(a, b)
+    grid = torch.tensor([[i, j] for i in range(k) for j in range(k)])
+    with torch.no_grad():
+        probs = torch.stack(
+            [
+                model.logp_given(h0, grid[n : n + 1].expand(2, 2), 0.25).sum(-1).exp()
+                for n in range(k * k)
+            ],
+            1,
+        )
+        plain = torch.stack(
+            [
+                model.logp_given(h0, grid[n : n + 1].expand(2, 2)).sum(-1).exp()
+                for n in range(k * k)
+            ],
+            1,
+        )
+    assert torch.allclose(probs.sum(1), torch.ones(2), atol=1e-5)
+    assert (probs - plain).abs().max() > 0.05  # the temperature matters for this model
+    draws = model.sample_given(h0, 4000, 0.25, generator=torch.Generator().manual_seed(1))
+    freq = torch.stack(
+        [
+            torch.bincount(draws[r, :, 0] * k + draws[r, :, 1], minlength=k * k).float() / 4000
+            for r in range(2)
+        ]
+    )
+    assert (freq - probs).abs().max() < 0.03
+
+
 def test_judge_is_batch_independent_and_round_trips(tmp_path):
     model = new_model({**TINY, "seed": 1}).eval()
     lengths = [1200, 4800, 2500, 3900]
