@@ -48,14 +48,22 @@ DAPO = Objective(eps_low=0.2, eps_high=0.28, aggregation="token", dynamic_sampli
 
 
 def group_advantages(
-    rewards: torch.Tensor, eps: float = 1e-4, scale: Scale = "group"
+    rewards: torch.Tensor,
+    eps: float = 1e-4,
+    scale: Scale = "group",
+    batch_std: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """[N, G] rewards -> [N, G] advantages (see the module docstring)."""
+    """[N, G] rewards -> [N, G] advantages (see the module docstring).
+
+    `batch_std`, for `scale="batch"`: the std of the whole global batch, when this process holds
+    only a slice of it (a torchrun rank), so every rank divides by the same number."""
     r = rewards.double()
     centred = r - r.mean(dim=1, keepdim=True)
     if scale == "none":
         return centred
-    if scale == "batch":
+    if scale == "batch" and batch_std is not None:
+        std = batch_std.to(r.device, r.dtype)
+    elif scale == "batch":
         std = r.std() if r.numel() > 1 else torch.zeros((), dtype=r.dtype)
     elif scale == "group":
         std = r.std(dim=1, keepdim=True) if r.shape[1] > 1 else torch.zeros_like(centred[:, :1])
@@ -93,17 +101,39 @@ def clipped_surrogate(
     return torch.minimum(plain, clipped), clipped < plain
 
 
-def aggregate(values: torch.Tensor, mask: torch.Tensor, how: Aggregation) -> torch.Tensor:
+def aggregate(
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    how: Aggregation,
+    denominator: float | torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean of per-token `values` [N, G, L] over the valid tokens of `mask` (same shape), by
-    completion first ("sequence") or over all tokens at once ("token"); 0 when nothing is valid."""
+    completion first ("sequence") or over all tokens at once ("token"); 0 when nothing is valid.
+
+    `denominator` replaces the local count of valid tokens ("token") or completions ("sequence"):
+    a torchrun rank passes the global count / world size (`units`), so that DDP's mean over ranks
+    of the local losses is the loss of the whole global batch, whatever each rank kept."""
     m = mask.to(values.dtype)
     if how == "token":
-        return (values * m).sum() / m.sum().clamp(min=1.0)
+        count = m.sum() if denominator is None else denominator
+        return (values * m).sum() / torch.as_tensor(count, dtype=values.dtype).clamp(min=1e-12)
     if how != "sequence":
         raise ValueError(f"aggregation must be 'sequence' or 'token', got {how!r}")
     per_seq = (values * m).sum(-1) / m.sum(-1).clamp(min=1.0)
     seqs = (m.sum(-1) > 0).to(values.dtype)
-    return (per_seq * seqs).sum() / seqs.sum().clamp(min=1.0)
+    count = seqs.sum() if denominator is None else denominator
+    return (per_seq * seqs).sum() / torch.as_tensor(count, dtype=values.dtype).clamp(min=1e-12)
+
+
+def units(mask: torch.Tensor, how: Aggregation, keep: torch.Tensor | None = None) -> torch.Tensor:
+    """What `aggregate` averages over, counted: valid tokens ("token") or completions with at
+    least one valid token ("sequence"), after dropping the groups `keep` rejects."""
+    valid = mask.bool()
+    if keep is not None:
+        valid = valid & keep.to(valid.device)[:, None, None]
+    if how == "token":
+        return valid.sum().double()
+    return valid.any(-1).sum().double()
 
 
 def grpo_loss(
@@ -114,12 +144,14 @@ def grpo_loss(
     mask: torch.Tensor,
     objective: Objective = GRPO,
     keep: torch.Tensor | None = None,
+    denominator: float | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss to minimise, −(surrogate − β·KL) aggregated, and floats to log.
 
     logp/old_logp/ref_logp/mask: [N, G, L]; advantages [N, G]; `keep` [N] drops whole groups (dynamic
     sampling); `ref_logp` None means no KL term (β ignored). The loss stays connected to `logp`
     even when every token is dropped (it is then 0), so distributed ranks still all-reduce.
+    `denominator`: see `aggregate` (torchrun ranks pass the global count / world size).
     """
     valid = mask.bool()
     if keep is not None:
@@ -131,7 +163,7 @@ def grpo_loss(
     kl = torch.zeros_like(logp) if ref_logp is None else kl_k3(logp, ref_logp)
     if ref_logp is not None and objective.beta:
         per_token = per_token + objective.beta * kl
-    loss = aggregate(per_token, valid, objective.aggregation)
+    loss = aggregate(per_token, valid, objective.aggregation, denominator)
     with torch.no_grad():
         n = valid.sum().clamp(min=1)
         stats = {

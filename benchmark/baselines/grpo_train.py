@@ -274,6 +274,7 @@ class _GRPOLoss:
             torch.ones_like(r["tokens"], dtype=torch.bool),
             self.objective,
             r["keep"],
+            r["denominator"],
         )
         return loss, {**stats, **r["stats"]}
 
@@ -282,7 +283,7 @@ class _GRPOLoss:
     ) -> dict[str, Any]:
         import torch
 
-        from benchmark.baselines.grpo import group_advantages, informative_groups
+        from benchmark.baselines.grpo import group_advantages, informative_groups, units
         from benchmark.baselines.judge import COMPLETION_LENGTH
         from benchmark.baselines.rewards import is_correct, reward
 
@@ -319,8 +320,17 @@ class _GRPOLoss:
         rewards = reward(
             s.reward, correct, delta, torch.from_numpy(p90)[:, None].to(device), s.reward_weight
         )
-        adv = group_advantages(rewards, scale=s.scale_rewards).float()
+        batch_std = None
+        if s.scale_rewards == "batch" and run.dist.world > 1:
+            batch_std = _global_std(rewards)
+        adv = group_advantages(rewards, scale=s.scale_rewards, batch_std=batch_std).float()
         keep = informative_groups(rewards) if self.objective.dynamic_sampling else None
+        denominator = None
+        if run.dist.world > 1:  # DDP averages the ranks' losses: divide by the global count
+            count = units(
+                torch.ones_like(tokens, dtype=torch.bool), self.objective.aggregation, keep
+            )
+            denominator = _global_sum(count) / run.dist.world
         ties = (tokens[..., 0] == tokens[..., 1]).double().mean()
         stats = {
             "reward": float(rewards.mean()),
@@ -336,8 +346,30 @@ class _GRPOLoss:
             "ref": ref,
             "adv": adv,
             "keep": keep,
+            "denominator": denominator,
             "stats": stats,
         }
+
+
+def _global_sum(value: torch.Tensor) -> torch.Tensor:
+    """A float64 scalar summed over the ranks of a torchrun job."""
+    import torch.distributed as tdist
+
+    t = value.detach().double().reshape(1).clone()
+    tdist.all_reduce(t)
+    return t[0]
+
+
+def _global_std(rewards: torch.Tensor) -> torch.Tensor:
+    """The sample std of every rank's rewards together (GRPO's `scale_rewards: batch`)."""
+    import torch
+
+    r = rewards.double()
+    n = _global_sum(torch.tensor(float(r.numel()), device=r.device))
+    total = _global_sum(r.sum())
+    squares = _global_sum((r * r).sum())
+    var = (squares - total * total / n) / (n - 1).clamp(min=1.0)
+    return var.clamp(min=0.0).sqrt()
 
 
 # -- the two submission folders ------------------------------------------------------------------

@@ -24,6 +24,7 @@ from benchmark.baselines.grpo import (
     grpo_loss,
     informative_groups,
     kl_k3,
+    units,
 )
 from benchmark.baselines.judge import build, new_model, save, score_levels, verdict
 from benchmark.baselines.rewards import (
@@ -110,6 +111,43 @@ def test_grpo_loss_by_hand():
     assert float(aggregate(torch.ones(1, 1, 2), torch.zeros(1, 1, 2), "sequence")) == 0.0
     no_ref, s2 = grpo_loss(logp, old, None, adv, mask, GRPO)
     assert s2["kl"] == 0.0 and float(no_ref.detach()) < float(loss.detach())
+
+
+@pytest.mark.parametrize(
+    ("scale", "objective"),
+    [("group", GRPO), ("batch", GRPO), ("none", DAPO), ("batch", DAPO)],
+)
+def test_two_ranks_with_global_counts_follow_one_process(scale, objective):
+    """What grpo_train does under torchrun: each rank normalises by the global batch std and
+    divides its loss by the global count / world size, so DDP's mean of the two ranks' gradients
+    is the one-process gradient, even when dynamic sampling leaves one rank with nothing."""
+    gen = torch.Generator().manual_seed(0)
+    n, g, length = 4, 4, 2
+    base = torch.randn(n, g, length, generator=gen, dtype=torch.float64)
+    old = base + 0.1 * torch.randn(n, g, length, generator=gen, dtype=torch.float64)
+    ref = base + 0.1 * torch.randn(n, g, length, generator=gen, dtype=torch.float64)
+    rewards = torch.tensor(
+        [[1.0, -1.0, 1.0, 1.0], [-1.0, -1.0, 1.0, -1.0], [1.0] * 4, [-1.0] * 4]
+    )  # rank 1 (rows 2, 3) holds only all-equal groups
+    mask = torch.ones(n, g, length, dtype=torch.bool)
+
+    def grad(rows, batch_std, denominator):
+        logp = base[rows].clone().requires_grad_()
+        r = rewards[rows]
+        adv = group_advantages(r, scale=scale, batch_std=batch_std)
+        keep = informative_groups(r) if objective.dynamic_sampling else None
+        loss, _ = grpo_loss(
+            logp, old[rows], ref[rows], adv, mask[rows], objective, keep, denominator
+        )
+        loss.backward()
+        return logp.grad
+
+    whole = grad(slice(0, 4), None, None)
+    std = rewards.double().std()
+    keep_all = informative_groups(rewards) if objective.dynamic_sampling else None
+    count = units(mask, objective.aggregation, keep_all) / 2
+    halves = [grad(slice(0, 2), std, count), grad(slice(2, 4), std, count)]
+    assert torch.allclose(torch.cat(halves) / 2, whole, atol=1e-12)
 
 
 # -- rewards -------------------------------------------------------------------------------------
