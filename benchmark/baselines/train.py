@@ -290,7 +290,15 @@ def fit(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
     config_sha = run.config.sha256()
-    state = _load_checkpoint(ckpt, model, optimizer, config_sha) or {
+    seed = run.config.seed
+    stage_seed = seed if stage.name == "main" else hash_seed(seed, stage.name)
+    state = _load_checkpoint(ckpt, model, optimizer, config_sha)
+    if state is None:
+        # a fresh stage starts from its own seed, whatever ran before it in this process (a
+        # resumed run may have skipped or rebuilt things that drew from the RNG); a checkpoint
+        # restores the RNG it saved instead
+        torch.manual_seed(stage_seed)
+    state = state or {
         "config_sha256": config_sha,
         "stage": stage.name,
         "epoch": 0,
@@ -316,11 +324,10 @@ def fit(
             find_unused_parameters=stage.find_unused_parameters,
         )
     started = time.perf_counter() - float(state["seconds"])
-    seed = run.config.seed
     while state["epoch"] < stage.epochs:
         plan = epoch_plan(
             run.tasks,
-            seed=seed if stage.name == "main" else hash_seed(seed, stage.name),
+            seed=stage_seed,
             epoch=state["epoch"],
             batch=stage.batch_size * dist.world,
             unit=stage.unit,

@@ -366,3 +366,20 @@ def test_torchrun_two_processes_match_one_with_the_doubled_batch(trained, tmp_pa
 def _losses(folder: Path, stage: str) -> list[float]:
     rows = [line.split(",") for line in (folder / "curve.csv").read_text().splitlines()[1:]]
     return [float(r[3]) for r in rows if r[0] == stage and r[3]]
+
+
+def test_a_stage_killed_before_its_first_checkpoint_restarts_from_its_own_seed(tmp_path):
+    """With dropout, the RNG matters: a run stopped inside the ref stage before any checkpoint
+    (after the units stage drew from the RNG) must end like an uninterrupted run."""
+    repo = write_train_repo(tmp_path)
+    cfg = load_train_config(
+        dpo_config(repo, model={**LM, "dropout": 0.2}, checkpoint_every=0, epochs=1)
+    )
+    whole = train(cfg, tmp_path / "whole" / "toy-dpo", repo=repo, progress=False)
+    cut = tmp_path / "cut" / "toy-dpo"
+    assert train(cfg, cut, repo=repo, progress=False, stop_after_steps=2) is None
+    assert not (cut / "checkpoint" / "ref" / "state.json").exists()  # nothing saved yet
+    resumed = train(cfg, cut, repo=repo, progress=False)
+    assert (whole / "model.safetensors").read_bytes() == (
+        resumed / "model.safetensors"
+    ).read_bytes()
