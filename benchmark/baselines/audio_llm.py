@@ -273,7 +273,8 @@ def _load(
             (getattr(transformers, n) for n in names if hasattr(transformers, n)),
             transformers.AutoModelForCausalLM,
         )
-        kwargs: dict[str, Any] = {**hub, _dtype_kwarg(): dtype}
+        # safetensors only: a folder or hub repo with pickled weights alone is refused
+        kwargs: dict[str, Any] = {**hub, _dtype_kwarg(): dtype, "use_safetensors": True}
         if device_map is not None:
             kwargs["device_map"] = device_map
         model = cls.from_pretrained(where, **kwargs)

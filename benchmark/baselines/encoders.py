@@ -244,6 +244,26 @@ def _looks_like_path(source: str) -> bool:
     )
 
 
+def confined_source(source: str, base: Path, what: str) -> str:
+    """A backbone `source` named by a submission's files: a hub id as it is, or a folder that
+    must lie inside the submission folder `base` (relative names resolve beside the weights).
+
+    The fingerprint covers the submission folder only, so a backbone loaded from elsewhere could
+    change without the score cache noticing, and a stranger's file could point anywhere."""
+    from benchmark.errors import SubmissionError
+
+    local = (base / source) if not Path(source).expanduser().is_absolute() else Path(source)
+    if not _looks_like_path(source) and not local.is_dir():
+        return source  # a hub id
+    resolved, root = local.expanduser().resolve(), base.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise SubmissionError(
+            f"{what}: backbone source '{source}' is outside the submission folder {base}; "
+            "ship it inside the folder (named relatively) or name a hub id"
+        )
+    return str(resolved)
+
+
 def load_pretrained(source: str) -> nn.Module:
     """`AutoModel.from_pretrained` on a local folder or a hub id, with a one-line error.
 

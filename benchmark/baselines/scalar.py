@@ -213,19 +213,20 @@ def _check_tensors(
 
 
 def anchor_source(config: Mapping[str, Any] | None, base: Path) -> dict[str, Any] | None:
-    """The config with a relative SSL `source` that exists under `base` made absolute.
+    """The config with its SSL `source` resolved against `base`, the folder of the weights: a hub
+    id as it is, a folder only inside `base` (`encoders.confined_source`).
 
     A trained submission ships its local backbone as a folder beside its weights (so it is in
     the submission's fingerprint and moves with it); the config names it relatively.
     """
+    from benchmark.baselines.encoders import confined_source
+
     if config is None:
         return None
     out = copy.deepcopy(dict(config))
     enc = out.get("encoder")
     if isinstance(enc, dict) and enc.get("type") == "ssl" and isinstance(enc.get("source"), str):
-        src = Path(enc["source"])
-        if not src.is_absolute() and (base / src).is_dir():
-            enc["source"] = str(base / src)
+        enc["source"] = confined_source(enc["source"], base, str(base / "model config"))
     return out
 
 

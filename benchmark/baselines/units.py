@@ -239,7 +239,8 @@ def load_tokenizer(path: str | Path) -> UnitTokenizer:
             f"{path}: not a units codebook ({type(exc).__name__}: {exc})".splitlines()[0]
         ) from None
     frontend = config.get("frontend", {})
-    if frontend.get("type") == "ssl" and not Path(frontend["source"]).is_absolute():
-        if (path.parent / frontend["source"]).is_dir():
-            frontend["source"] = str(path.parent / frontend["source"])
+    if frontend.get("type") == "ssl":
+        from benchmark.baselines.encoders import confined_source
+
+        frontend["source"] = confined_source(str(frontend["source"]), path.parent, str(path))
     return UnitTokenizer(config, codebook)

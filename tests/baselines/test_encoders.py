@@ -253,3 +253,21 @@ def test_ssl_folder_without_model_is_one_line_error(tmp_path):
     with pytest.raises(SubmissionError) as exc:
         SSLEncoder(str(tmp_path / "empty"))
     assert str(tmp_path / "empty") in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_backbone_source_cannot_leave_the_submission_folder(tmp_path):
+    """Weights metadata or params naming a local backbone outside the submission folder are
+    refused (the fingerprint would not cover it); a hub id and an inside folder pass."""
+    from benchmark.baselines.encoders import confined_source
+    from benchmark.errors import SubmissionError
+
+    sub = tmp_path / "sub"
+    (sub / "encoder").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    assert confined_source("microsoft/wavlm-base", sub, "x") == "microsoft/wavlm-base"
+    assert confined_source("encoder", sub, "x") == str((sub / "encoder").resolve())
+    assert confined_source(str(sub / "encoder"), sub, "x") == str((sub / "encoder").resolve())
+    for bad in (str(tmp_path / "elsewhere"), "../elsewhere", "./../elsewhere"):
+        with pytest.raises(SubmissionError, match="outside the submission folder") as err:
+            confined_source(bad, sub, "sub/model.safetensors")
+        assert "\n" not in str(err.value)
