@@ -223,10 +223,50 @@ def _save_checkpoint(folder: Path, model: Any, optimizer: Any, state: dict[str, 
     atomic_write_text(folder / "state.json", json.dumps(record, sort_keys=True, indent=1) + "\n")
 
 
-def _load_checkpoint(
-    folder: Path, model: Any, optimizer: Any, config_sha256: str
-) -> dict[str, Any] | None:
+def _rng_file(folder: Path, rank: int, steps: int) -> Path:
+    return folder / f"rng-rank{rank}-step{steps}.safetensors"
+
+
+def _save_rng(folder: Path, rank: int, steps: int) -> None:
+    """This rank's CPU and CUDA generator states, for the checkpoint at `steps`.
+
+    Every rank draws its own dropout masks, so every rank keeps its own state; the step count in
+    the name ties the file to the `state.json` it belongs with (a kill between the two writes
+    leaves a file that no checkpoint names)."""
     import torch
+    from safetensors.torch import save_file
+
+    from benchmark.atomic import atomic_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda.{i}"] = s
+    with atomic_path(_rng_file(folder, rank, steps)) as tmp:
+        save_file(tensors, str(tmp))
+
+
+def _restore_rng(folder: Path, rank: int, steps: int, fallback: Any) -> None:
+    """This rank's generators as saved at `steps`; a checkpoint without per-rank files (written
+    before they existed) restores rank 0's CPU state on every rank, as it always did."""
+    import torch
+    from safetensors.torch import load_file
+
+    path = _rng_file(folder, rank, steps)
+    if not path.is_file():
+        torch.set_rng_state(fallback)
+        return
+    tensors = load_file(str(path))
+    torch.set_rng_state(tensors["cpu"])
+    cuda = [tensors[f"cuda.{i}"] for i in range(len(tensors) - 1) if f"cuda.{i}" in tensors]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def _load_checkpoint(
+    folder: Path, model: Any, optimizer: Any, config_sha256: str, rank: int = 0
+) -> dict[str, Any] | None:
     from safetensors.torch import load_file
 
     if not (folder / "state.json").is_file() or not (folder / "state.safetensors").is_file():
@@ -244,7 +284,7 @@ def _load_checkpoint(
             _, idx, name = key.split(".", 2)
             opt_state.setdefault(int(idx), {})[name] = value
     optimizer.load_state_dict({"state": opt_state, "param_groups": record.pop("param_groups")})
-    torch.set_rng_state(tensors["rng.torch"])
+    _restore_rng(folder, rank, int(record["steps"]), tensors["rng.torch"])
     return record
 
 
@@ -292,7 +332,7 @@ def fit(
     config_sha = run.config.sha256()
     seed = run.config.seed
     stage_seed = seed if stage.name == "main" else hash_seed(seed, stage.name)
-    state = _load_checkpoint(ckpt, model, optimizer, config_sha)
+    state = _load_checkpoint(ckpt, model, optimizer, config_sha, dist.rank)
     if state is None:
         # a fresh stage starts from its own seed, whatever ran before it in this process (a
         # resumed run may have skipped or rebuilt things that drew from the RNG); a checkpoint
@@ -398,10 +438,18 @@ def hash_seed(seed: int, label: str) -> int:
 def _checkpoint(
     ckpt: Path, model: Any, optimizer: Any, state: dict[str, Any], started: float, dist: Dist
 ) -> None:
+    """Every rank saves its generators, then rank 0 the model, optimizer and record; older
+    per-rank generator files go once the new record is written."""
     state["seconds"] = time.perf_counter() - started
+    steps = int(state["steps"])
+    _save_rng(ckpt, dist.rank, steps)
+    dist.barrier()
     if dist.main:
         _save_checkpoint(ckpt, model, optimizer, state)
     dist.barrier()
+    for old in ckpt.glob(f"rng-rank{dist.rank}-step*.safetensors"):
+        if old != _rng_file(ckpt, dist.rank, steps):
+            old.unlink(missing_ok=True)
 
 
 def _end_epoch(

@@ -228,3 +228,34 @@ def test_a_killed_training_process_resumes_to_the_same_weights(repo, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     a, b = _weights(whole), _weights(out)
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+def test_every_rank_resumes_its_own_random_stream(tmp_path):
+    """Each rank draws its own dropout masks, so a checkpoint keeps each rank's generator state
+    (not rank 0's for all), tied to the checkpoint's step count; older files are cleared."""
+    import torch
+
+    from benchmark.baselines.train import Dist, _checkpoint, _load_checkpoint
+
+    class Alone(Dist):  # a rank of a two-process job, without a process group
+        def barrier(self) -> None:
+            pass
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.AdamW(model.parameters())
+    ckpt = tmp_path / "checkpoint"
+    expected = {}
+    for steps in (3, 6):
+        for rank in (0, 1):
+            torch.manual_seed(100 * steps + rank)
+            state = {"config_sha256": "c", "steps": steps, "seconds": 0.0}
+            _checkpoint(ckpt, model, opt, state, 0.0, Alone(rank, 2))
+            expected[rank] = torch.rand(4)  # what this rank draws next
+    assert sorted(p.name for p in ckpt.glob("rng-*")) == [
+        "rng-rank0-step6.safetensors",
+        "rng-rank1-step6.safetensors",
+    ]
+    for rank in (1, 0):
+        torch.manual_seed(12345)  # a fresh process
+        assert _load_checkpoint(ckpt, model, opt, "c", rank)["steps"] == 6
+        assert torch.equal(torch.rand(4), expected[rank])
