@@ -7,10 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +29,7 @@ from benchmark.baselines.units import (
 )
 from benchmark.errors import SubmissionError
 from benchmark.models import Batch, ImplicitAsScalar, load_submission
-from tests.baselines.train_fixture import config_file, write_train_repo
+from tests.baselines.train_fixture import config_file, torchrun_train, write_train_repo
 
 UNITS = {"frontend": {"type": "logmel", "n_mels": 16}, "stack": 2, "stride": 2, "codebook_size": 8}
 LM = {"dim": 16, "layers": 1, "heads": 2, "ff": 32}
@@ -327,26 +324,7 @@ def test_torchrun_two_processes_match_one_with_the_doubled_batch(trained, tmp_pa
     single = train(one, tmp_path / "single" / "one", repo=repo, progress=False)
     block = {**DPO_BLOCK, "ref": {**DPO_BLOCK["ref"], "batch_size": 4}}
     two = dpo_config(repo, name="two", batch_size=4, epochs=1, dpo=block)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "benchmark.cli",
-        "--repo",
-        str(repo),
-        "train",
-        str(two),
-        "--quiet",
-        "--out",
-        str(tmp_path / "ddp" / "two"),
-    ]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    torchrun_train(repo, two, tmp_path / "ddp" / "two")
     ddp = tmp_path / "ddp" / "two"
     assert (ddp.parent / "two-norm" / "submission.yaml").is_file()
     for folder in (ddp, ddp.parent / "two-norm"):

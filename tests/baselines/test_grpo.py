@@ -4,9 +4,6 @@ sampling, and the recipe end to end on the toy task (learns, resumes, torchrun, 
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -440,21 +437,12 @@ def test_resume_mid_grpo_gives_identical_weights(repo, tmp_path):
 def test_torchrun_two_processes_follow_one(repo, tmp_path):
     from benchmark.baselines.train import train
     from benchmark.baselines.train_config import load_train_config
+    from tests.baselines.train_fixture import torchrun_train
 
     one = load_train_config(_config(repo, name="one", batch_size=8))
     single = train(one, tmp_path / "single" / "one", repo=repo, progress=False)
     two = _config(repo, name="two", batch_size=4, grpo={"sft_batch_size": 4})
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MOSRM_REPO": str(repo)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    cmd += ["-m", "benchmark.cli", "--repo", str(repo), "train", str(two), "--quiet"]
-    done = subprocess.run(
-        [*cmd, "--out", str(tmp_path / "ddp" / "two")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    torchrun_train(repo, two, tmp_path / "ddp" / "two")
     for a_name, b_name in [("one", "two"), ("one-sft", "two-sft")]:
         a = load_file(str(single.parent / a_name / "model.safetensors"))
         b = load_file(str(tmp_path / "ddp" / b_name / "model.safetensors"))

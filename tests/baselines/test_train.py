@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from benchmark.baselines.train import train
 from benchmark.baselines.train_config import TrainConfigError, load_train_config
 from benchmark.cli import main
-from tests.baselines.train_fixture import config_file, write_train_repo
+from tests.baselines.train_fixture import config_file, torchrun_train, write_train_repo
 
 
 @pytest.fixture
@@ -68,26 +68,7 @@ def test_torchrun_two_processes_match_one_with_the_doubled_batch(repo, tmp_path)
     one = load_train_config(config_file(repo, name="one", batch_size=8, epochs=1))
     single = train(one, tmp_path / "single", repo=repo, progress=False)
     two = config_file(repo, name="two", batch_size=4, epochs=1)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MOSRM_REPO": str(repo)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "benchmark.cli",
-        "--repo",
-        str(repo),
-        "train",
-        str(two),
-        "--quiet",
-        "--out",
-        str(tmp_path / "ddp"),
-    ]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    torchrun_train(repo, two, tmp_path / "ddp")
     a, b = _weights(single), _weights(tmp_path / "ddp")
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)
     assert worst <= 1e-5, worst

@@ -56,3 +56,18 @@ def config_file(repo: Path, **extra: object) -> Path:
     path.parent.mkdir(exist_ok=True)
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def torchrun_train(repo: Path, config: Path, out: Path, nproc: int = 2) -> None:
+    """`mosrm train CONFIG --out OUT` under `torchrun --standalone` with `nproc` CPU (gloo)
+    processes, one thread each; fails the test with torchrun's stderr tail."""
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd += ["--nproc_per_node", str(nproc), "-m", "benchmark.cli", "--repo", str(repo)]
+    cmd += ["train", str(config), "--quiet", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MOSRM_REPO": str(repo)}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
