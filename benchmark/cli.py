@@ -340,7 +340,15 @@ def _evaluate_all(
             fail(folder, [p.task.name for p in prepared], "load", exc, _folder_fingerprint(folder))
             continue
         try:
-            _evaluate_one(submission, folder, prepared, results_root, config, fail)
+            _evaluate_one(
+                submission,
+                folder,
+                prepared,
+                results_root,
+                config,
+                fail,
+                getattr(args, "limit", None),
+            )
         finally:
             submission.close()
     return results_root, failed
@@ -353,8 +361,10 @@ def _evaluate_one(
     results_root: Path,
     config: Any,
     fail: Any,
+    limit: int | None = None,
 ) -> None:
-    """One submission on every prepared task; failures go to `fail` (see `_evaluate_all`)."""
+    """One submission on every prepared task; failures go to `fail` (see `_evaluate_all`).
+    With `limit`, a quick run on a seeded subset of pairs (`pipeline.evaluate`)."""
     import textwrap
 
     from benchmark.errors import MachineError
@@ -366,7 +376,12 @@ def _evaluate_one(
         stages = ["score"]
         try:
             r = evaluate(
-                submission, p, results_root=results_root, config=config, on_stage=stages.append
+                submission,
+                p,
+                results_root=results_root,
+                config=config,
+                on_stage=stages.append,
+                limit=limit,
             )
         except MachineError:
             raise
@@ -680,6 +695,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True)
     p.add_argument(
         "--data-root", help="corpus folder (default: the task's, else the last prepared)"
+    )
+    p.add_argument(
+        "--limit",
+        type=_at_least(1),
+        metavar="N",
+        help="quick run: a seeded subset of N pairs, written as <task>.partial.json, never on "
+        "the board",
     )
     scoring_flags(p)
     p.set_defaults(func=cmd_evaluate)

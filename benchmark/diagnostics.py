@@ -305,6 +305,7 @@ def diagnose(
             fingerprint=submission.fingerprint,
             config=config or ScoringConfig(),
             cache_path=cache_path,
+            label=submission.spec.name,
         ).p.reshape(-1, 3)
         block["triplet_pairs_judged"] = len(beyond)
     elif beyond:

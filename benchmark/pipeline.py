@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 
 CANONICAL_RANGE = (1.0, 5.0)
 
+PARTIAL_SUFFIX = ".partial.json"
+"""A quick run (`evaluate(limit=N)`) writes `<task>.partial.json` (+ `.partial.predictions.parquet`,
+`.partial.triplets.parquet`), never `<task>.json`: a smoke check cannot overwrite a full result,
+and the board skips these names."""
+LIMIT_LABEL = "mosrm.limit"
+"""Mixed with the task's seed to draw a quick run's subset, so it is independent of the pair draw."""
+
 
 @dataclass
 class PreparedTask:
@@ -329,6 +336,40 @@ def last_data_root(task: Task) -> Path | None:
     return Path(root) if isinstance(root, str) else None
 
 
+def limit_pairs(
+    pairs: pa.Table, limit: int, *, seed: int, task: str, split: str
+) -> tuple[pa.Table, dict[str, Any]]:
+    """A seeded subset of `limit` rows of `pairs` (all of them if fewer), kept in pair-file order,
+    and the results' `partial` record describing it.
+
+    The rows are the first `limit` of one seeded permutation, so the same `limit` gives the same
+    subset and a larger one contains it (its scores are already cached). The record's
+    `pair_ids_sha256` (over the subset's pair ids, in order) identifies the subset exactly.
+    """
+    import hashlib
+
+    import numpy as np
+    import pyarrow as pa
+
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be an integer >= 1, got {limit!r}")
+    total = pairs.num_rows
+    material = json.dumps([LIMIT_LABEL, int(seed), task, split]).encode()
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(material).digest()[:16], "big"))
+    rows = np.sort(rng.permutation(total)[: min(limit, total)])
+    subset = pairs.take(pa.array(rows, type=pa.int64()))
+    ids = [str(i) for i in subset.column("pair_id").to_pylist()]
+    record = {
+        "limit": limit,
+        "of": total,
+        "n": subset.num_rows,
+        "seed": int(seed),
+        "seed_label": LIMIT_LABEL,
+        "pair_ids_sha256": hashlib.sha256(json.dumps(ids).encode()).hexdigest(),
+    }
+    return subset, record
+
+
 def _zero_shot(submission: Submission, task: Task) -> bool:
     """A model is zero-shot on a task unless its declared training data names the task/corpus."""
     names = {task.name}
@@ -344,6 +385,7 @@ def evaluate(
     split: str | None = None,
     on_stage: Callable[[str], None] | None = None,
     triplets: int | None = None,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Score the task's evaluation split and write `<results_root>/<submission>/<task>.json`.
 
@@ -356,6 +398,12 @@ def evaluate(
     pairwise judge they need its answers on a seeded triplet sample of the split (`triplets` per
     task, default `$MOSRM_TRIPLETS` or 500, `benchmark.triplets`), judged in the "score" stage
     and stored beside the predictions as `<task>.triplets.parquet`.
+
+    With `limit`, a quick run: only a seeded subset of `limit` pairs is scored (`limit_pairs`; all
+    of them, still marked partial, when the split has fewer), the triplet sample is cut to at most
+    `limit` triplets, and everything is written under the `<task>.partial.*` names with a
+    `partial` block in the JSON (`PARTIAL_SUFFIX`), so it never replaces or passes for a full
+    result. Its scores go into the normal score cache, which a later full run reuses.
     """
     from benchmark.diagnostics import diagnose
     from benchmark.failures import clear_failure
@@ -367,6 +415,14 @@ def evaluate(
     spec = prepared.task.spec
     split = split or spec.eval_split
     pairs = prepared.pairs(split)
+    partial: dict[str, Any] | None = None
+    if limit is not None:
+        from benchmark.triplets import requested_triplets
+
+        pairs, partial = limit_pairs(pairs, limit, seed=spec.seed, task=spec.name, split=split)
+        # a smoke check: the judge's triplet sample shrinks with the pairs (recorded below)
+        triplets = min(requested_triplets(triplets), limit)
+        partial["triplets"] = triplets
     config = config or ScoringConfig()
     if on_stage is not None:
         on_stage("score")
@@ -396,6 +452,8 @@ def evaluate(
     bins = int(meta.get("bins", spec.bins))
     metrics = aggregate(pred, bins=bins)
     suffix = "" if split == spec.eval_split else f"@{split}"
+    if partial is not None:
+        suffix += ".partial"
     if on_stage is not None:
         on_stage("write")
     out = Path(results_root) / submission.name
@@ -428,6 +486,8 @@ def evaluate(
         "metrics": metrics,
         "diagnostics": diagnostics,
     }
+    if partial is not None:
+        result["partial"] = partial
     write_parquet(
         pred,
         out / f"{spec.name}{suffix}.predictions.parquet",
@@ -444,6 +504,6 @@ def evaluate(
         triplets_path.unlink(missing_ok=True)  # an earlier pairwise entry of that name
     path = out / f"{spec.name}{suffix}.json"
     atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    if not suffix:
+    if not suffix:  # a quick run proves too little to clear a failure
         clear_failure(results_root, submission.name, spec.name)
     return result

@@ -65,6 +65,7 @@ def format_result(result: dict[str, Any]) -> str:
     then a pairwise judge's diagnostics (`format_diagnostics`)."""
     m = result["metrics"]
     head = ["", "accuracy", "95% CI", "ties", "n", "clips"]
+    banner = partial_banner(result)
     rows = []
     for label, c in _cells(m, result.get("bin_edges")):
         ci = "–" if c.get("ci_low") is None else f"[{_pct(c['ci_low'])}, {_pct(c['ci_high'])}]"
@@ -73,7 +74,20 @@ def format_result(result: dict[str, Any]) -> str:
             [label, _pct(c.get("accuracy")), ci, tie, str(c["n"]), str(c.get("n_clips", ""))]
         )
     diagnostics = format_diagnostics(result)
-    return _table(head, rows) + (f"\n{diagnostics}" if diagnostics else "")
+    text = _table(head, rows) + (f"\n{diagnostics}" if diagnostics else "")
+    return f"{banner}\n{text}\n{banner}" if banner else text
+
+
+def partial_banner(result: dict[str, Any]) -> str:
+    """For a quick run's result (`evaluate --limit`): the line saying its numbers rest on a subset
+    and are kept off the board, shown above and below its table so no one mistakes them; else ""."""
+    partial = result.get("partial")
+    if not partial:
+        return ""
+    return (
+        f"*** partial: {partial['n']} of {partial['of']} pairs (seeded subset, --limit "
+        f"{partial['limit']}); a smoke check, not on the board ***"
+    )
 
 
 def format_diagnostics(result: dict[str, Any]) -> str:

@@ -474,6 +474,19 @@ def _progress(total: int, desc: str, unit: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled)
 
 
+def _bar_desc(verb: str, label: str | None) -> str:
+    """The progress bar's description: "scoring <submission>", never the fingerprint.
+
+    The fingerprint keys the cache but means nothing to a reader watching several submissions
+    run; the label is the caller's display-safe name (a submission's `spec.name`).
+    """
+    if not label:
+        return verb
+    from benchmark.escape import display_name
+
+    return f"{verb} {display_name(label, 60)}"
+
+
 def _autocast(device: torch.device, bf16: bool) -> Any:
     import torch
 
@@ -534,10 +547,12 @@ def score_clips(
     fingerprint: str,
     config: ScoringConfig = ScoringConfig(),
     cache_path: Path | None = None,
+    label: str | None = None,
 ) -> dict[str, float]:
     """Score every clip of `clips` with a scalar model, reusing and filling the score cache.
 
     Returns {clip_id: score} in table order. Only clips missing from the cache reach the model.
+    `label` names the model in the progress bar (e.g. the submission's name).
     """
     if not fingerprint:
         raise ValueError("a model fingerprint is required (it keys the score cache)")
@@ -571,7 +586,7 @@ def score_clips(
                 step,
                 lambda items: cache.put_clips(fingerprint, prep, items),
                 have,
-                f"scoring {fingerprint[:12]}",
+                _bar_desc("scoring", label),
                 "clip",
             )
         return {cid: have[key] for cid, key in zip(info.ids, info.keys, strict=True)}
@@ -636,12 +651,13 @@ def judge_pairs(
     fingerprint: str,
     config: ScoringConfig = ScoringConfig(),
     cache_path: Path | None = None,
+    label: str | None = None,
 ) -> PairJudgements:
     """Both presentation orders and their average for each pair (a_ids[i], b_ids[i]).
 
     Each unordered pair is judged once, as (lo, hi) and (hi, lo) with lo the smaller (clip id,
     audio sha256); the cache holds both answers, so pairs judged for any purpose (the pair table,
-    the diagnostics' triplets) are never judged twice.
+    the diagnostics' triplets) are never judged twice. `label` names the model in the progress bar.
     """
 
     if not fingerprint:
@@ -706,7 +722,7 @@ def judge_pairs(
                 step,
                 lambda items: cache.put_pairs(fingerprint, prep, items),
                 have,
-                f"judging {fingerprint[:12]}",
+                _bar_desc("judging", label),
                 "pair",
             )
         m = len(row_unit)
@@ -745,6 +761,7 @@ def predict(
             fingerprint=submission.fingerprint,
             config=config,
             cache_path=cache_path,
+            label=submission.spec.name,
         )
         return with_orders(
             with_scores(pairs, judged.p, 1.0 - judged.p), judged.a_first, judged.b_first
@@ -758,6 +775,7 @@ def predict(
                 fingerprint=submission.fingerprint,
                 config=config,
                 cache_path=cache_path,
+                label=submission.spec.name,
             )
             if a_ids
             else {}

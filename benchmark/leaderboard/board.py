@@ -11,6 +11,9 @@ Old numbers must not pass for current ones: a task whose latest attempt failed (
 shown, and a result computed by other code than the submission folder now holds (its fingerprint
 differs) is marked stale. A submission with any failed or stale entry is left out of the cross-task
 ranking until it is rerun.
+
+Quick runs (`mosrm evaluate --limit N`, `<task>.partial.json`) never enter the board: a seeded
+subset of a task's pairs is a smoke check, not a number comparable with full results.
 """
 
 from __future__ import annotations
@@ -29,17 +32,19 @@ REQUIRED = ("submission", "task", "metrics", "metrics_version", "pair_file_sha25
 
 
 def load_results(results_root: str | Path) -> list[dict[str, Any]]:
-    """Every `<submission>/<task>.json` under `results_root` (evaluation splits only), sorted.
+    """Every `<submission>/<task>.json` under `results_root` (evaluation splits only, quick runs'
+    `<task>.partial.json` never), sorted.
 
     Each must be of the current metrics version and have its predictions file beside it: the
     cross-task rows are computed from the predictions, so a missing one is an error, not a gap.
     """
     from benchmark.failures import SUFFIX
     from benchmark.metrics import METRICS_VERSION
+    from benchmark.pipeline import PARTIAL_SUFFIX
 
     records = []
     for path in sorted(Path(results_root).glob("*/*.json")):
-        if "@" in path.stem or path.name.endswith(SUFFIX):
+        if "@" in path.stem or path.name.endswith((SUFFIX, PARTIAL_SUFFIX)):
             continue
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
@@ -47,6 +52,11 @@ def load_results(results_root: str | Path) -> list[dict[str, Any]]:
             raise MosrmError(f"{path}: unreadable results file ({exc})") from None
         if not isinstance(record, dict):
             raise MosrmError(f"{path}: results file is not a JSON object")
+        if record.get("partial") is not None:
+            raise MosrmError(
+                f"{path}: field 'partial' is set: a quick run's results (--limit) never enter "
+                "the board; rerun the task without --limit"
+            )
         for key in REQUIRED:
             if key not in record:
                 raise MosrmError(f"{path}: results file lacks '{key}'")
