@@ -472,6 +472,30 @@ def cmd_board(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_pairs(args: argparse.Namespace) -> int:
+    from benchmark.export import export_pairs, is_prepared
+    from benchmark.tasks import get_task, load_tasks
+
+    folder = _repo(args) / "tasks"
+    if args.all == (args.task is not None):
+        raise MosrmError("export-pairs: give either one TASK or --all, not both or neither")
+    if args.all:
+        tasks = []
+        for name, task in load_tasks(folder).items():
+            if is_prepared(task):
+                tasks.append(task)
+            else:
+                print(f"skip {name}: not prepared (run `mosrm prepare {name}` to include it)")
+        if not tasks:
+            raise MosrmError("export-pairs --all: no task is prepared (run `mosrm prepare TASK`)")
+    else:
+        tasks = [get_task(folder, args.task)]
+    written = export_pairs(tasks, args.dir)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate a task YAML, or a submission folder with a smoke run of its model (sandboxed)."""
     target = Path(args.path)
@@ -730,6 +754,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("board", help="rebuild the Markdown table from the results folder")
     p.add_argument("--results", help="results folder (default leaderboard/results)")
     p.set_defaults(func=cmd_board)
+
+    p = sub.add_parser(
+        "export-pairs",
+        help="write prepared pair indices and clip metadata (never audio) as a Parquet dataset "
+        "with a dataset card, loadable with `datasets`",
+    )
+    p.add_argument("task", nargs="?", help="task to export (or --all)")
+    p.add_argument("dir", help="export folder (README.md card + <task>/<split>.parquet)")
+    p.add_argument("--all", action="store_true", help="every prepared task")
+    p.set_defaults(func=cmd_export_pairs)
 
     p = sub.add_parser(
         "validate", help="validate a task YAML, or a submission with a sandboxed smoke run"
