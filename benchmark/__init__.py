@@ -6,3 +6,20 @@ and `mosrm tasks` start instantly.
 
 __version__ = "0.1.0"
 HARNESS_VERSION = __version__
+
+_API = {
+    "evaluate": "benchmark.api",
+    "get_tasks": "benchmark.api",
+    "load_results": "benchmark.api",
+    "TaskResult": "benchmark.results",
+}
+__all__ = ["HARNESS_VERSION", "TaskResult", "__version__", "evaluate", "get_tasks", "load_results"]
+
+
+def __getattr__(name: str) -> object:
+    """The Python API (`benchmark.api`), imported on first use so `import benchmark` stays cheap."""
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'benchmark' has no attribute '{name}'")

@@ -1,0 +1,250 @@
+"""The Python API: evaluate an in-memory model without a submission folder.
+
+    import benchmark as mb
+    results = mb.evaluate(MyModel(), tasks=["demo"], name="my-model", version="3")
+    print(results[0].accuracy, results[0].interval)
+
+`evaluate` wraps the object as an in-process `Submission` and calls the same `pipeline.prepare`
+(with reuse) and `pipeline.evaluate` as `mosrm evaluate`, so it writes the same results files
+(`<results>/<name>/<task>.json` + predictions) and returns them typed (`benchmark.results`).
+
+The fingerprint. A folder submission's fingerprint hashes every file of its folder; an in-memory
+object has no folder to hash, and hashing its code or weights cannot be done reliably for an
+arbitrary object. So the caller's `name` and `version` key the score cache (with the harness's
+model API version and, like the reference baselines, the object's own `fingerprint()` if it has
+one): change `version` whenever the model changes, or cached scores of the old model are reused.
+`fingerprint=` overrides the derived value entirely (e.g. to share a folder submission's cache).
+
+The object's code runs in this process, unsandboxed: it is the caller's own code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from benchmark.errors import MosrmError, SubmissionError
+
+if TYPE_CHECKING:
+    from benchmark.models import Submission
+    from benchmark.results import TaskResult
+    from benchmark.scoring import ScoringConfig
+
+IN_MEMORY_ENTRY = "in-memory.py:model"
+"""The spec's `entry` for an in-memory model: a marker only, no file of that name is read or run
+(the spec validator wants an entry for every kind that runs code)."""
+
+_RESERVED_META = frozenset({"name", "kind", "entry", "weights", "params", "predictions"})
+
+
+def _infer_kind(model: Any, kind: str | None) -> str:
+    from benchmark.models import ImplicitRewardModel, PairwiseRewardModel, ScalarRewardModel
+
+    found = [
+        k
+        for k, proto in (
+            ("scalar", ScalarRewardModel),
+            ("pairwise", PairwiseRewardModel),
+            ("implicit", ImplicitRewardModel),
+        )
+        if isinstance(model, proto)
+    ]
+    if kind is None:
+        if len(found) != 1:
+            what = " and ".join(found) if found else "none of score()/prefer()/policy_logp()"
+            raise SubmissionError(
+                f"{type(model).__name__}: cannot infer the model kind (it has {what}, and "
+                "sample_rate); pass kind='scalar', 'pairwise' or 'implicit'"
+            )
+        return found[0]
+    if kind not in ("scalar", "pairwise", "implicit"):
+        raise SubmissionError(f"kind must be 'scalar', 'pairwise' or 'implicit', got {kind!r}")
+    if kind not in found:
+        need = {"scalar": "score()", "pairwise": "prefer()", "implicit": "policy_logp()"}[kind]
+        raise SubmissionError(
+            f"{type(model).__name__}: kind '{kind}' but the object lacks {need} or sample_rate"
+        )
+    return kind
+
+
+def _default_name(model: Any) -> str:
+    slug = re.sub(r"[^a-z0-9_.-]+", "-", type(model).__name__.lower()).strip("-.")
+    return (slug or "model")[:64]
+
+
+def in_memory_submission(
+    model: Any,
+    *,
+    name: str | None = None,
+    kind: str | None = None,
+    version: str | None = None,
+    fingerprint: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Submission:
+    """`model` as a `Submission` (see the module doc for the fingerprint).
+
+    `meta` holds further `submission.yaml` fields (display_name, license, url, training_data,
+    shortcut, …), validated the same way; a default display name is the name.
+    """
+    from pydantic import ValidationError
+
+    from benchmark import HARNESS_VERSION
+    from benchmark.errors import describe_validation_error
+    from benchmark.models import MODEL_API_VERSION, ImplicitAsScalar, Submission, SubmissionSpec
+
+    meta = dict(meta or {})
+    reserved = sorted(_RESERVED_META & set(meta))
+    if reserved:
+        raise SubmissionError(f"meta: field '{reserved[0]}' is set by evaluate(), not meta")
+    kind = _infer_kind(model, kind)
+    name = name if name is not None else _default_name(model)
+    raw = {"display_name": name, **meta, "name": name, "kind": kind, "entry": IN_MEMORY_ENTRY}
+    try:
+        spec = SubmissionSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SubmissionError(f"in-memory model: {describe_validation_error(exc)}") from None
+    if fingerprint is None:
+        digest: dict[str, Any] = {
+            "api": MODEL_API_VERSION,
+            "harness": HARNESS_VERSION,
+            "in_memory": True,
+            "spec": spec.model_dump(mode="json"),
+            "version": version,
+        }
+        extra = getattr(model, "fingerprint", None)
+        if callable(extra):
+            digest["model"] = str(extra())
+        text = json.dumps(digest, sort_keys=True)
+        fingerprint = hashlib.sha256(text.encode()).hexdigest()[:32]
+    wrapped = ImplicitAsScalar(model) if kind == "implicit" else model
+    return Submission(spec, Path(f"<in-memory:{name}>"), wrapped, fingerprint)
+
+
+def _repo(repo: str | Path | None) -> Path:
+    from benchmark.paths import repo_root
+
+    return Path(repo).resolve() if repo is not None else repo_root()
+
+
+def evaluate(
+    model: Any,
+    tasks: Sequence[str] = ("demo",),
+    *,
+    name: str | None = None,
+    kind: str | None = None,
+    version: str | None = None,
+    fingerprint: str | None = None,
+    meta: dict[str, Any] | None = None,
+    results_dir: str | Path | None = None,
+    data_root: str | Path | None = None,
+    config: ScoringConfig | None = None,
+    limit: int | None = None,
+    triplets: int | None = None,
+    repo: str | Path | None = None,
+) -> list[TaskResult]:
+    """Evaluate an object with `score(batch)` (scalar), `prefer(a, b)` (pairwise) or an implicit
+    model's methods, plus `sample_rate`, on each named task; one `TaskResult` per task, in order.
+
+    The results are written as by `mosrm evaluate` under `results_dir` (default
+    `<repo>/leaderboard/results`, repo = `$MOSRM_REPO` or the current directory); `limit` is a
+    quick run (`<task>.partial.json`). The data root is `data_root`, else the task's own, else the
+    one it was last prepared from; a task without data is an error naming where it looked.
+    """
+    from benchmark.pipeline import evaluate as run_task
+    from benchmark.results import TaskResult
+    from benchmark.scoring import ScoringConfig
+    from benchmark.tasks import load_tasks
+
+    if isinstance(tasks, str):
+        tasks = [tasks]
+    repo_path = _repo(repo)
+    known = load_tasks(repo_path / "tasks")
+    unknown = [t for t in tasks if t not in known]
+    if unknown:
+        raise MosrmError(f"unknown task(s): {', '.join(unknown)} (known: {', '.join(known)})")
+    submission = in_memory_submission(
+        model, name=name, kind=kind, version=version, fingerprint=fingerprint, meta=meta
+    )
+    results_root = (
+        Path(results_dir) if results_dir is not None else repo_path / "leaderboard" / "results"
+    )
+    config = config if config is not None else ScoringConfig(progress=False)
+    out: list[TaskResult] = []
+    for task_name in tasks:
+        prepared = _prepare(known[task_name], data_root)
+        record = run_task(
+            submission,
+            prepared,
+            results_root=results_root,
+            config=config,
+            triplets=triplets,
+            limit=limit,
+        )
+        out.append(TaskResult.model_validate(record))
+    return out
+
+
+def _prepare(task: Any, data_root: str | Path | None) -> Any:
+    """The task prepared (reused when its inputs are unchanged), as `mosrm evaluate` does."""
+    from benchmark.pipeline import last_data_root, prepare
+
+    candidates = [task.data_root(data_root)]
+    last = last_data_root(task) if data_root is None else None
+    if last is not None and last not in candidates:
+        candidates.append(last)
+    root = next((r for r in candidates if task.available(r)), None)
+    if root is None:
+        raise MosrmError(
+            f"task '{task.name}' has no data at {candidates[0]}; run `mosrm prepare {task.name}` "
+            "(or pass data_root=)"
+        )
+    return prepare(task, root, reuse=True)
+
+
+def get_tasks(
+    repo: str | Path | None = None, data_root: str | Path | None = None
+) -> dict[str, dict[str, Any]]:
+    """{task name: {"version", "reader", "present", "data_root"}} like `mosrm tasks`; `present` is
+    True, False, or the error text when the data root cannot be checked."""
+    from benchmark.tasks import load_tasks
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, task in load_tasks(_repo(repo) / "tasks").items():
+        root = task.data_root(data_root)
+        try:
+            present: bool | str = bool(task.available(root))
+        except MosrmError as exc:
+            present = str(exc)
+        out[name] = {
+            "version": task.spec.version,
+            "reader": task.spec.reader,
+            "present": present,
+            "data_root": str(root),
+        }
+    return out
+
+
+def load_results(
+    results_dir: str | Path | None = None,
+    *,
+    partial: bool = False,
+    repo: str | Path | None = None,
+) -> list[TaskResult]:
+    """Every results file under `results_dir` (default `<repo>/leaderboard/results`), sorted by
+    path, validated; failure records are skipped and quick runs only with `partial`."""
+    from benchmark.pipeline import PARTIAL_SUFFIX
+    from benchmark.results import TaskResult
+
+    root = Path(results_dir) if results_dir is not None else _repo(repo) / "leaderboard/results"
+    out: list[TaskResult] = []
+    for path in sorted(root.glob("*/*.json")):
+        if path.name.endswith(".failed.json"):
+            continue
+        if path.name.endswith(PARTIAL_SUFFIX) and not partial:
+            continue
+        out.append(TaskResult.load(path))
+    return out
