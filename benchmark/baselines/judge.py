@@ -35,15 +35,8 @@ import torch
 from torch import nn
 
 from benchmark.baselines.encoders import Encoder, build_encoder, resolve_encoder_config
-from benchmark.baselines.scalar import (
-    METADATA_KEY,
-    _check_tensors,
-    _first_difference,
-    anchor_source,
-    config_json,
-    masked_mean,
-    read_config,
-)
+from benchmark.baselines.scalar import config_json, load_configured, masked_mean
+from benchmark.baselines.scalar import save as save  # one weights writer for every reference model
 from benchmark.batch import Batch
 from benchmark.errors import SubmissionError
 
@@ -310,17 +303,6 @@ def new_model(config: Mapping[str, Any] | None = None) -> PairwiseJudge:
     return PairwiseJudge(config)
 
 
-def save(model: PairwiseJudge, path: str | Path) -> Path:
-    """`model.saved_state()` with its config as metadata; byte-identical for the same model."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.saved_state().items()}
-    save_file(tensors, str(path), metadata={METADATA_KEY: config_json(model.config)})
-    return path
-
-
 def build(
     weights_path: str | Path | None = None, config: Mapping[str, Any] | None = None
 ) -> PairwiseJudge:
@@ -329,33 +311,10 @@ def build(
     Config from `config`, else the weights' metadata; both given must agree, and every tensor must
     have the shape the config implies, or a one-line `SubmissionError` names the file and where.
     """
-    path = None if weights_path is None else Path(weights_path)
-    stored = None if path is None else read_config(path)
-    if path is not None:
-        stored, config = anchor_source(stored, path.parent), anchor_source(config, path.parent)
-    if config is None and path is not None and stored is None:
-        raise SubmissionError(
-            f"{path}: no '{METADATA_KEY}' metadata, so the judge config must be given in params"
-        )
-    model = PairwiseJudge(copy.deepcopy(dict(config if config is not None else stored or {})))
-    if path is not None:
-        from safetensors.torch import load_file
-
-        try:
-            tensors = load_file(str(path))
-        except Exception as exc:
-            raise SubmissionError(f"{path}: cannot load weights ({exc})") from None
-        _check_tensors(path, model.saved_state(), tensors)
-        if stored is not None:
-            try:
-                saved = resolve_config(stored)
-            except SubmissionError as exc:
-                raise SubmissionError(f"{path}: {exc}") from None
-            diff = _first_difference({**saved, "seed": model.config["seed"]}, model.config)
-            if diff is not None:
-                raise SubmissionError(
-                    f"{path}: the config saved with the weights differs from params at '{diff}'"
-                )
-            model.config["seed"] = saved["seed"]
-        model.load_state_dict(tensors, strict=False)
-    return model.eval()
+    return load_configured(
+        lambda c: PairwiseJudge(copy.deepcopy(dict(c or {}))),
+        resolve_config,
+        weights_path,
+        config,
+        "judge",
+    )

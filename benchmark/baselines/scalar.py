@@ -18,9 +18,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -31,6 +31,8 @@ from benchmark.errors import SubmissionError
 
 CONFIG_VERSION = 1
 METADATA_KEY = "mosrm_config"
+
+M = TypeVar("M", bound=nn.Module)
 """The one safetensors metadata key: the model config as sorted-key JSON. One key only, so the
 header (and so the file) is byte-identical from save to save."""
 
@@ -142,8 +144,9 @@ def new_model(config: Mapping[str, Any] | None = None) -> ScalarRewardModel:
     return ScalarRewardModel(config)
 
 
-def save(model: ScalarRewardModel, path: str | Path) -> Path:
-    """Write `model.saved_state()` and its config (metadata) to a safetensors file.
+def save(model: Any, path: str | Path) -> Path:
+    """Write `model.saved_state()` and its config (metadata) to a safetensors file (any reference
+    model with `config` and `saved_state()`: the scalar RM, the GRPO judge).
 
     Deterministic: the same model gives byte-identical files (safetensors orders the tensors; the
     metadata is one sorted-key JSON string).
@@ -240,16 +243,29 @@ def build(
     or a one-line `SubmissionError` names the file and the first mismatching tensor or key.
     The model is returned in eval mode.
     """
+    return load_configured(ScalarRewardModel, resolve_config, weights_path, config, "model")
+
+
+def load_configured(
+    make: Callable[[Mapping[str, Any] | None], M],
+    resolve: Callable[[Mapping[str, Any]], dict[str, Any]],
+    weights_path: str | Path | None,
+    config: Mapping[str, Any] | None,
+    what: str,
+) -> M:
+    """The reference models' loader (scalar RM, GRPO judge): `make(config)` builds the model, from
+    `config` if given, else the config saved in the weights' metadata; with both, the two must
+    agree (the seed aside) and every tensor must have the shape the config implies, or a one-line
+    `SubmissionError` names the file and the first mismatch. Returned in eval mode."""
     path = None if weights_path is None else Path(weights_path)
     stored = None if path is None else read_config(path)
     if path is not None:  # a relative local backbone ships beside the weights
         stored, config = anchor_source(stored, path.parent), anchor_source(config, path.parent)
     if config is None and path is not None and stored is None:
         raise SubmissionError(
-            f"{path}: no '{METADATA_KEY}' metadata, so the model config must be given in params"
+            f"{path}: no '{METADATA_KEY}' metadata, so the {what} config must be given in params"
         )
-    chosen = config if config is not None else stored
-    model = ScalarRewardModel(chosen)
+    model = make(config if config is not None else stored)
     if path is not None:
         from safetensors.torch import load_file
 
@@ -259,7 +275,10 @@ def build(
             raise SubmissionError(f"{path}: cannot load weights ({exc})") from None
         _check_tensors(path, model.saved_state(), tensors)
         if stored is not None:
-            saved = resolve_config(stored)
+            try:
+                saved = resolve(stored)
+            except SubmissionError as exc:
+                raise SubmissionError(f"{path}: {exc}") from None
             # the seed only chose the initial weights, which the file replaces: not compared,
             # and the model takes the saved one (so saving it again writes the same config)
             diff = _first_difference({**saved, "seed": model.config["seed"]}, model.config)
