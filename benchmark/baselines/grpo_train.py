@@ -375,21 +375,6 @@ def _global_std(rewards: torch.Tensor) -> torch.Tensor:
 # -- the two submission folders ------------------------------------------------------------------
 
 
-def _publish(best: Path, dest: Path, model_config: dict[str, Any]) -> None:
-    """The best weights with the config the submission names (relative backbone) as metadata."""
-    from safetensors.torch import load_file, save_file
-
-    from benchmark.atomic import atomic_path
-    from benchmark.baselines.judge import resolve_config
-    from benchmark.baselines.scalar import METADATA_KEY, config_json, read_config
-
-    stored = read_config(best) or {}
-    merged = {**resolve_config(model_config), "seed": stored.get("seed", 0)}
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dest) as tmp:
-        save_file(load_file(str(best)), str(tmp), metadata={METADATA_KEY: config_json(merged)})
-
-
 def _write_submissions(
     run: Run,
     s: GRPOSettings,
@@ -397,6 +382,8 @@ def _write_submissions(
     sft_state: dict[str, Any],
     state: dict[str, Any],
 ) -> Path:
+    from benchmark.baselines.judge import resolve_config
+    from benchmark.baselines.scalar import publish_weights
     from benchmark.baselines.scalar_train import _ship_backbone
     from benchmark.baselines.train import write_curve
 
@@ -412,8 +399,11 @@ def _write_submissions(
     for out, name, shown, stages, last in variants:
         out.mkdir(parents=True, exist_ok=True)
         model_config = _ship_backbone(config.model, out)
-        _publish(
-            run.checkpoint_dir(last) / "best.safetensors", out / "model.safetensors", model_config
+        publish_weights(
+            run.checkpoint_dir(last) / "best.safetensors",
+            out / "model.safetensors",
+            model_config,
+            resolve_config,
         )
         write_curve(out, [(n, st["curve"]) for n, st in stages], title=name)
         what = "SFT warm-up then GRPO" if last == "grpo" else "SFT warm-up only, where GRPO started"

@@ -160,6 +160,25 @@ def save(model: Any, path: str | Path) -> Path:
     return path
 
 
+def publish_weights(
+    best: Path,
+    dest: Path,
+    model_config: Mapping[str, Any],
+    resolve: Callable[[Mapping[str, Any]], dict[str, Any]],
+) -> None:
+    """A training's best weights as a submission's file: the same tensors, with the config the
+    submission names (a shipped backbone named relatively) as metadata, and the trained seed."""
+    from safetensors.torch import load_file, save_file
+
+    from benchmark.atomic import atomic_path
+
+    stored = read_config(best) or {}
+    merged = {**resolve(model_config), "seed": stored.get("seed", 0)}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        save_file(load_file(str(best)), str(tmp), metadata={METADATA_KEY: config_json(merged)})
+
+
 def read_config(path: str | Path) -> dict[str, Any] | None:
     """The config stored in a weights file's metadata (None if it has none)."""
     from safetensors import safe_open

@@ -93,28 +93,15 @@ def _ship_backbone(model: dict[str, Any], out: Path) -> dict[str, Any]:
     return cfg
 
 
-def _publish_weights(best: Path, dest: Path, model_config: dict[str, Any]) -> None:
-    """The best weights, with the config the submission names (relative backbone) as metadata."""
-    from safetensors.torch import load_file, save_file
-
-    from benchmark.atomic import atomic_path
-    from benchmark.baselines.scalar import METADATA_KEY, config_json, read_config, resolve_config
-
-    stored = read_config(best) or {}
-    merged = {**resolve_config(model_config), "seed": stored.get("seed", 0)}
-    with atomic_path(dest) as tmp:
-        save_file(load_file(str(best)), str(tmp), metadata={METADATA_KEY: config_json(merged)})
-
-
 def _write_submission(run: Run, state: dict[str, Any]) -> Path:
     """The submission folder: spec, best weights, curve CSV + PNG, card, the config itself."""
+    from benchmark.baselines.scalar import publish_weights, resolve_config
     from benchmark.baselines.train import write_curve
 
     config, out = run.config, run.out
     model_config = _ship_backbone(config.model, out)
-    _publish_weights(
-        run.checkpoint_dir() / "best.safetensors", out / "model.safetensors", model_config
-    )
+    best = run.checkpoint_dir() / "best.safetensors"
+    publish_weights(best, out / "model.safetensors", model_config, resolve_config)
     write_curve(out, [("main", state["curve"])], title=config.name)
     spec = {
         "name": config.name,
