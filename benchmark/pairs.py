@@ -448,19 +448,25 @@ def _draw_by_rejection(
         lo, hi = np.minimum(a, b), np.maximum(a, b)
         m = _valid(c, relation, lo, hi, md_q)
         keys = lo[m] * n + hi[m]
-        order = np.argsort(keys, kind="stable")
-        ranked = keys[order]
-        first = np.ones(ranked.size, dtype=bool)
-        first[1:] = ranked[1:] != ranked[:-1]
-        keys = keys[np.sort(order[first])]  # distinct, in draw order
-        pos = np.minimum(np.searchsorted(accepted, keys), max(accepted.size - 1, 0))
-        seen = accepted[pos] == keys if accepted.size else np.zeros(keys.size, dtype=bool)
-        keys = keys[~seen][:need]
+        keys = _fresh(keys, accepted, need)
         batches.append(keys)
         accepted = np.sort(np.concatenate([accepted, keys]))
         have += int(keys.size)
     keys = np.concatenate(batches)
     return keys // n, keys % n
+
+
+def _fresh(keys: np.ndarray, accepted: np.ndarray, limit: int) -> np.ndarray:
+    """The first `limit` of `keys` that are distinct and not in the sorted `accepted`, in draw
+    order: what one round of rejection sampling adds (pairs here, triplets in `triplets`)."""
+    order = np.argsort(keys, kind="stable")
+    ranked = keys[order]
+    first = np.ones(ranked.size, dtype=bool)
+    first[1:] = ranked[1:] != ranked[:-1]
+    keys = keys[np.sort(order[first])]  # distinct, in draw order
+    pos = np.minimum(np.searchsorted(accepted, keys), max(accepted.size - 1, 0))
+    seen = accepted[pos] == keys if accepted.size else np.zeros(keys.size, dtype=bool)
+    return keys[~seen][:limit]
 
 
 def _rejection_pays(candidates: int, available: int, target: int) -> bool:

@@ -55,6 +55,7 @@ from benchmark.errors import DataError
 from benchmark.pairs import (
     NANO,
     _Clips,
+    _fresh,
     _rng,
     _split_clips,
     _Universe,
@@ -302,14 +303,7 @@ def _by_rejection(
             return None  # the pool may be smaller than 4 x the share: enumerate it exactly
         t = t[ok]
         keys = (t[:, 0] * n + t[:, 1]) * n + t[:, 2]
-        order = np.argsort(keys, kind="stable")
-        ranked = keys[order]
-        first = np.ones(ranked.size, dtype=bool)
-        first[1:] = ranked[1:] != ranked[:-1]
-        keys = keys[np.sort(order[first])]  # distinct, in draw order
-        pos = np.minimum(np.searchsorted(accepted, keys), max(accepted.size - 1, 0))
-        seen = accepted[pos] == keys if accepted.size else np.zeros(keys.size, dtype=bool)
-        keys = keys[~seen][: share - have]
+        keys = _fresh(keys, accepted, share - have)
         batches.append(keys)
         accepted = np.sort(np.concatenate([accepted, keys]))
         have += int(keys.size)
