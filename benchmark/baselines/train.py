@@ -203,7 +203,11 @@ class Run:
 
 
 def _save_checkpoint(folder: Path, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
-    """Model, optimizer tensors and RNG as safetensors, the rest as JSON; written atomically."""
+    """Model, optimizer tensors and RNG as safetensors, the rest as JSON.
+
+    `state.json` is the commit: it is written last and names the tensor file of its own step, so a
+    kill between the two writes leaves the previous checkpoint whole (a fixed tensor file name
+    would pair new tensors with the old record). Older tensor files go once it is written."""
     import torch
     from safetensors.torch import save_file
 
@@ -217,10 +221,14 @@ def _save_checkpoint(folder: Path, model: Any, optimizer: Any, state: dict[str, 
             t = value if isinstance(value, torch.Tensor) else torch.tensor(value)
             tensors[f"optim.{idx}.{name}"] = t.detach().cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
-    with atomic_path(folder / "state.safetensors") as tmp:
+    name = f"state-step{int(state['steps'])}.safetensors"
+    with atomic_path(folder / name) as tmp:
         save_file(tensors, str(tmp))
-    record = {**state, "param_groups": opt["param_groups"]}
+    record = {**state, "param_groups": opt["param_groups"], "tensors": name}
     atomic_write_text(folder / "state.json", json.dumps(record, sort_keys=True, indent=1) + "\n")
+    for old in folder.glob("state*.safetensors"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
 
 
 def _rng_file(folder: Path, rank: int, steps: int) -> Path:
@@ -269,14 +277,17 @@ def _load_checkpoint(
 ) -> dict[str, Any] | None:
     from safetensors.torch import load_file
 
-    if not (folder / "state.json").is_file() or not (folder / "state.safetensors").is_file():
+    if not (folder / "state.json").is_file():
         return None
     record = json.loads((folder / "state.json").read_text())
+    tensor_file = folder / record.pop("tensors", "state.safetensors")
+    if not tensor_file.is_file():
+        return None
     if record.get("config_sha256") != config_sha256:
         raise MosrmError(
             f"{folder}: a checkpoint of a different config; remove it or use another output folder"
         )
-    tensors = load_file(str(folder / "state.safetensors"))
+    tensors = load_file(str(tensor_file))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     opt_state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():

@@ -240,3 +240,34 @@ def test_every_rank_resumes_its_own_random_stream(tmp_path):
         torch.manual_seed(12345)  # a fresh process
         assert _load_checkpoint(ckpt, model, opt, "c", rank)["steps"] == 6
         assert torch.equal(torch.rand(4), expected[rank])
+
+
+def test_a_kill_between_the_tensor_and_record_writes_keeps_the_last_checkpoint(
+    tmp_path, monkeypatch
+):
+    """`state.json` commits a checkpoint: new tensors written without their record (a kill in
+    between) must not be paired with the previous record."""
+    import torch
+
+    import benchmark.atomic as atomic
+    from benchmark.baselines.train import _load_checkpoint, _save_checkpoint
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.AdamW(model.parameters())
+    ckpt = tmp_path / "checkpoint"
+    _save_checkpoint(ckpt, model, opt, {"config_sha256": "c", "steps": 2})
+    at_two = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model.weight += 1.0
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # stands for SIGKILL: the record is never written
+
+    monkeypatch.setattr(atomic, "atomic_write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _save_checkpoint(ckpt, model, opt, {"config_sha256": "c", "steps": 4})
+    monkeypatch.undo()
+    fresh = torch.nn.Linear(2, 1)
+    record = _load_checkpoint(ckpt, fresh, torch.optim.AdamW(fresh.parameters()), "c")
+    assert record["steps"] == 2
+    assert all(torch.equal(fresh.state_dict()[k], at_two[k]) for k in at_two)
