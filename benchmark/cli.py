@@ -496,6 +496,46 @@ def cmd_export_pairs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Upload the results and the site as they are on disk (`benchmark.leaderboard.publish`)."""
+    from benchmark.leaderboard.publish import (
+        check_repo_id,
+        default_readme,
+        publish,
+        publish_manifest,
+    )
+    from benchmark.tasks import load_tasks
+
+    repo = _repo(args)
+    check_repo_id(args.repo_id)
+    results_root = Path(args.results) if args.results else repo / "leaderboard" / "results"
+    site = Path(args.site) if args.site else repo / "leaderboard" / "site"
+    readme = (
+        Path(args.readme) if args.readme else default_readme(repo / "leaderboard", results_root)
+    )
+    try:
+        licenses = {n: t.spec.license for n, t in load_tasks(repo / "tasks").items()}
+    except MosrmError:
+        licenses = {}  # the card then says `license: other`
+    manifest = publish_manifest(
+        results_root, site, readme, repo_type=args.repo_type, task_licenses=licenses
+    )
+    for line in manifest.describe(args.repo_id, args.revision):
+        print(line)
+    if args.dry_run:
+        print("dry run: nothing uploaded, no network used")
+        return 0
+    info = publish(
+        manifest,
+        args.repo_id,
+        args.repo_type,
+        revision=args.revision,
+        commit_message=args.message or f"mosrm publish: {len(manifest.entries)} files",
+    )
+    print(f"published: {getattr(info, 'commit_url', info)}")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate a task YAML, or a submission folder with a smoke run of its model (sandboxed)."""
     target = Path(args.path)
@@ -764,6 +804,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="export folder (README.md card + <task>/<split>.parquet)")
     p.add_argument("--all", action="store_true", help="every prepared task")
     p.set_defaults(func=cmd_export_pairs)
+
+    p = sub.add_parser(
+        "publish",
+        help="upload the results and the site (as on disk; run `mosrm board` first) to a "
+        "Hugging Face dataset or Space repo, in one commit",
+    )
+    p.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="an existing Hub repo")
+    p.add_argument("--repo-type", choices=("dataset", "space"), default="dataset")
+    p.add_argument("--results", help="results folder (default leaderboard/results)")
+    p.add_argument("--site", help="site folder (default leaderboard/site)")
+    p.add_argument(
+        "--readme",
+        help="board Markdown for the repo's README.md (default leaderboard/README.md, else "
+        "<results>/summary.md)",
+    )
+    p.add_argument("--revision", help="branch to commit to (default main)")
+    p.add_argument("--message", help="commit message")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the repo and every file; no network"
+    )
+    p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser(
         "validate", help="validate a task YAML, or a submission with a sandboxed smoke run"
