@@ -414,3 +414,21 @@ def test_cli_publishes_and_names_the_commit(
     assert "index.html" in [op.path_in_repo for op in call["operations"]]
     assert main(["--repo", str(tmp_path), "publish", "--repo-id", "org"]) == 2
     assert "expected ORG/NAME" in capsys.readouterr().err
+
+
+def test_the_older_summary_md_is_the_card_when_there_is_no_board_readme(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results, site, readme = _board(tmp_path)
+    readme.unlink()
+    _write(results / "summary.md", BOARD_MD, T0 + 10)
+    assert main(["--repo", str(tmp_path), "publish", "--repo-id", "org/b", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"README.md  (card + {results / 'summary.md'})" in out
+    assert "summary.md: not a" not in out  # it is uploaded, as the card
+
+
+def test_overlapping_folders_are_refused(tmp_path: Path) -> None:
+    results, site, readme = _board(tmp_path)
+    with pytest.raises(MosrmError, match=r"the site folder and the results folder .* overlap"):
+        publish_manifest(results, results.parent, readme)

@@ -180,6 +180,12 @@ def publish_manifest(
 
     check_repo_type(repo_type)
     results_root, site_dir, readme = Path(results_root), Path(site_dir), Path(readme)
+    a, b = results_root.resolve(), site_dir.resolve()
+    if a.is_relative_to(b) or b.is_relative_to(a):
+        raise MosrmError(
+            f"{site_dir}: the site folder and the results folder {results_root} overlap; give "
+            "each its own folder (--site, --results)"
+        )
     skipped: list[tuple[Path, str]] = []
     results = _result_files(results_root, skipped)
     if not results:
