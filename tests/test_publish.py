@@ -365,7 +365,15 @@ def _http_error(cls: type[Exception], status: int) -> Exception:
         ),
         (
             lambda: ConnectionError("no route to host"),
-            r"^dataset repo org/board: upload failed \(ConnectionError: no route to host\)$",
+            r"^dataset repo org/board: could not reach the Hub \(ConnectionError: no route to ",
+        ),
+        (
+            lambda: huggingface_hub.utils.httpx.ConnectError("[Errno 101] unreachable"),
+            r"^dataset repo org/board: could not reach the Hub \(ConnectError: \[Errno 101\]",
+        ),
+        (
+            lambda: ValueError("Invalid revision"),
+            r"^dataset repo org/board: upload failed \(ValueError: Invalid revision\)$",
         ),
     ],
 )
@@ -432,3 +440,11 @@ def test_overlapping_folders_are_refused(tmp_path: Path) -> None:
     results, site, readme = _board(tmp_path)
     with pytest.raises(MosrmError, match=r"the site folder and the results folder .* overlap"):
         publish_manifest(results, results.parent, readme)
+
+
+def test_a_bug_keeps_its_traceback(
+    tmp_path: Path, online: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Recorder(error=TypeError("create_commit() got an unexpected keyword")).install(monkeypatch)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        publish(_manifest(tmp_path), "org/board", "dataset")

@@ -509,4 +509,7 @@ def _hub_error(exc: Exception, where: str, revision: str | None) -> str:
                 "(`hf auth login` with a write token, or HF_TOKEN)"
             )
         return f"{where}: the Hub refused the upload (HTTP {status}): {_one_line(exc)}"
-    return f"{where}: upload failed ({type(exc).__name__}: {_one_line(exc)})"
+    kind = type(exc).__name__
+    if isinstance(exc, OSError) or kind.endswith(("ConnectError", "Timeout", "TimeoutException")):
+        return f"{where}: could not reach the Hub ({kind}: {_one_line(exc)}); check the connection"
+    return f"{where}: upload failed ({kind}: {_one_line(exc)})"
