@@ -235,14 +235,16 @@ def load_results(
     repo: str | Path | None = None,
 ) -> list[TaskResult]:
     """Every results file under `results_dir` (default `<repo>/leaderboard/results`), sorted by
-    path, validated; failure records are skipped and quick runs only with `partial`."""
+    path, validated (`TaskResult.load`: a missing or unknown schema version is refused); failure
+    records and run records are skipped, and quick runs only read with `partial`."""
+    from benchmark.failures import SUFFIX
     from benchmark.pipeline import PARTIAL_SUFFIX
-    from benchmark.results import TaskResult
+    from benchmark.results import RUN_SUFFIX, TaskResult
 
     root = Path(results_dir) if results_dir is not None else _repo(repo) / "leaderboard/results"
     out: list[TaskResult] = []
     for path in sorted(root.glob("*/*.json")):
-        if path.name.endswith(".failed.json"):
+        if path.name.endswith((SUFFIX, RUN_SUFFIX)):
             continue
         if path.name.endswith(PARTIAL_SUFFIX) and not partial:
             continue

@@ -6,7 +6,9 @@ deterministically: the same inputs give byte-identical pair files, predictions a
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,8 @@ if TYPE_CHECKING:
 
     from benchmark.corpora._native import Skip
     from benchmark.models import Submission
-    from benchmark.scoring import ScoringConfig
+    from benchmark.results import RunRecord
+    from benchmark.scoring import CacheCounts, ScoringConfig
     from benchmark.tasks import Task
 
 CANONICAL_RANGE = (1.0, 5.0)
@@ -394,6 +397,10 @@ def evaluate(
     removes the task's failure record (`benchmark.failures`). `on_stage` is told "score", then
     "write", so a caller can say where a failure happened.
 
+    The results JSON is deterministic; how the run went (wall time, throughput, score-cache use,
+    device, hardware) goes beside it into `<task>.run.json` (`results.RunRecord`). A rerun that
+    reproduces the same JSON leaves both files as they are (`write_results`).
+
     The results' `diagnostics` block (`benchmark.diagnostics`) holds the judge diagnostics; for a
     pairwise judge they need its answers on a seeded triplet sample of the split (`triplets` per
     task, default `$MOSRM_TRIPLETS` or 500, `benchmark.triplets`), judged in the "score" stage
@@ -409,9 +416,16 @@ def evaluate(
     from benchmark.failures import clear_failure
     from benchmark.metrics import METRICS_VERSION, aggregate, interval_spec
     from benchmark.models import model_info
-    from benchmark.scoring import ScoringConfig, effective_preprocessing, predict
+    from benchmark.results import SCHEMA_VERSION
+    from benchmark.scoring import (
+        ScoringConfig,
+        count_cache_use,
+        effective_preprocessing,
+        predict,
+    )
     from benchmark.tables import write_parquet
 
+    started = time.perf_counter()
     spec = prepared.task.spec
     split = split or spec.eval_split
     pairs = prepared.pairs(split)
@@ -426,27 +440,30 @@ def evaluate(
     config = config or ScoringConfig()
     if on_stage is not None:
         on_stage("score")
-    if submission.spec.kind == "predictions":
-        from benchmark.predictions_file import predictions_from_file
+    score_started = time.perf_counter()
+    with count_cache_use() as cache_use:
+        if submission.spec.kind == "predictions":
+            from benchmark.predictions_file import predictions_from_file
 
-        pred = predictions_from_file(submission, spec.name, pairs, prepared.clips)
-        preprocessing = None  # scored elsewhere, from whatever audio its authors used
-    else:
-        pred = predict(submission, pairs, prepared.clips, prepared.audio_base, config=config)
-        preprocessing = effective_preprocessing(int(submission.model.sample_rate), config)
-    diagnostics, judged_triplets = diagnose(
-        submission,
-        pred,
-        prepared.clips,
-        prepared.audio_base,
-        task=spec.name,
-        split=split,
-        relations=list(spec.relations),
-        seed=spec.seed,
-        min_delta=spec.min_delta,
-        n_triplets=triplets,
-        config=config,
-    )
+            pred = predictions_from_file(submission, spec.name, pairs, prepared.clips)
+            preprocessing = None  # scored elsewhere, from whatever audio its authors used
+        else:
+            pred = predict(submission, pairs, prepared.clips, prepared.audio_base, config=config)
+            preprocessing = effective_preprocessing(int(submission.model.sample_rate), config)
+        diagnostics, judged_triplets = diagnose(
+            submission,
+            pred,
+            prepared.clips,
+            prepared.audio_base,
+            task=spec.name,
+            split=split,
+            relations=list(spec.relations),
+            seed=spec.seed,
+            min_delta=spec.min_delta,
+            n_triplets=triplets,
+            config=config,
+        )
+    score_s = time.perf_counter() - score_started
     meta = prepared.pair_meta.get(split, {})
     # tied ΔMOS may have merged percentile bins: the pair file says how many were made
     bins = int(meta.get("bins", spec.bins))
@@ -459,6 +476,7 @@ def evaluate(
     out = Path(results_root) / submission.name
     out.mkdir(parents=True, exist_ok=True)
     result = {
+        "schema_version": SCHEMA_VERSION,
         "submission": submission.name,
         "display_name": submission.spec.display_name,
         "kind": submission.spec.kind,
@@ -503,7 +521,112 @@ def evaluate(
     else:
         triplets_path.unlink(missing_ok=True)  # an earlier pairwise entry of that name
     path = out / f"{spec.name}{suffix}.json"
-    atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    text = json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def run_record(results_sha256: str) -> RunRecord:
+        return _run_record(
+            result,
+            results_sha256,
+            pairs,
+            config,
+            preprocessing,
+            cache_use,
+            score_s=score_s,
+            total_s=time.perf_counter() - started,
+        )
+
+    write_results(path, text, run_record)
     if not suffix:  # a quick run proves too little to clear a failure
         clear_failure(results_root, submission.name, spec.name)
     return result
+
+
+def write_results(path: Path, text: str, run_record: Callable[[str], RunRecord]) -> bool:
+    """Write a results file's `text` and its run record (`run_record(sha256 of text)`), both
+    atomically; False, touching nothing, when `path` already holds `text` and a run record
+    describing it exists.
+
+    Identical numbers keep the record of the run that computed them: a rerun served from the score
+    cache would record the cache's speed, and committed results must stay byte-identical in git.
+    The run record is written first, so a run killed between the two writes leaves a results file
+    that no record describes, which the next run rewrites, never a record passing for new numbers.
+    """
+    from benchmark.results import run_record_path
+
+    record_path = run_record_path(path)
+    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    same = _holds(path, text)
+    if same and _describes(record_path, sha):
+        return False
+    atomic_write_text(record_path, run_record(sha).dumps())
+    if not same:
+        atomic_write_text(path, text)
+    return True
+
+
+def _holds(path: Path, text: str) -> bool:
+    try:
+        return path.read_bytes() == text.encode("utf-8")
+    except OSError:
+        return False
+
+
+def _describes(record_path: Path, sha: str) -> bool:
+    """Whether a valid run record of the current schema describes the results with this hash."""
+    from benchmark.results import RunRecord
+
+    try:
+        return RunRecord.load(record_path).results_sha256 == sha
+    except MosrmError:
+        return False
+
+
+def _run_record(
+    result: dict[str, Any],
+    results_sha256: str,
+    pairs: pa.Table,
+    config: ScoringConfig,
+    preprocessing: dict[str, Any] | None,
+    cache_use: CacheCounts,
+    *,
+    score_s: float,
+    total_s: float,
+) -> RunRecord:
+    """The run record of one evaluate call (`results.RunRecord`)."""
+    from dataclasses import asdict
+    from datetime import UTC, datetime
+
+    from benchmark.hardware import describe_machine
+    from benchmark.results import SCHEMA_VERSION, RunRecord
+    from benchmark.scoring import resolve_device
+
+    n_pairs = pairs.num_rows
+    clip_ids = set(pairs.column("clip_a").to_pylist()) | set(pairs.column("clip_b").to_pylist())
+    ran = preprocessing is not None  # a predictions file ran no model here
+
+    def per_second(n: int) -> float | None:
+        return round(n / score_s, 3) if score_s > 0 else None
+
+    return RunRecord.model_validate(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "submission": result["submission"],
+            "task": result["task"],
+            "split": result["split"],
+            "results_sha256": results_sha256,
+            "harness_version": HARNESS_VERSION,
+            "finished_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "wall_time": {"score_s": round(score_s, 3), "total_s": round(total_s, 3)},
+            "n_pairs": n_pairs,
+            "n_clips": len(clip_ids),
+            "pairs_per_s": per_second(n_pairs),
+            "clips_per_s": per_second(len(clip_ids)),
+            "score_cache": asdict(cache_use),
+            "batch_size": config.max_batch_size,
+            "max_batch_samples": config.max_batch_samples,
+            "device": str(resolve_device(config)) if ran else None,
+            "dtype": preprocessing.get("dtype") if preprocessing else None,
+            "autocast": preprocessing.get("autocast") if preprocessing else None,
+            "hardware": describe_machine(),
+        }
+    )

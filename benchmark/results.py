@@ -1,12 +1,23 @@
-"""A typed view of one results file, `<results>/<submission>/<task>.json`, as `pipeline.evaluate`
-writes it today.
+"""The versioned results schema: one results file, `<results>/<submission>/<task>.json`, and the
+run record beside it, `<task>.run.json`, as `pipeline.evaluate` writes them.
 
 Every field `evaluate()` writes is declared here and unknown keys are refused (`extra="forbid"`),
 so a change to what the pipeline writes fails the tests that validate real results files instead
 of slipping past the API. Two nested records stay loosely typed on purpose: the triplet-sampler
 record inside `diagnostics.triplets` (its own versioned format, `benchmark.triplets`) and the
-per-split pair-count overrides, whose shapes belong to those modules. This is not yet the
-versioned results schema (issue 11, item 2): no schema version is read or written here.
+per-split pair-count overrides, whose shapes belong to those modules.
+
+Schema version. Both files carry `schema_version` (`SCHEMA_VERSION`). It is bumped on any change
+of meaning (a field added, removed, renamed, or computed differently), and readers refuse a missing
+or unknown version with one line naming the file (`check_schema_version`): numbers whose meaning
+this harness does not know must not be shown as if it did. `metrics_version` stays the version of
+the numbers inside `metrics` (`benchmark.metrics`); a change there bumps both.
+
+Why two files. The results JSON is a pure function of the task, the corpus and the submission
+(byte-identical on a rerun, so committed results stay clean in git and the API and the CLI can be
+compared byte for byte). Wall time, throughput and hardware differ on every run, so they go into
+the run record (`RunRecord`): it describes the run that computed the numbers, and a rerun that
+reproduces the same results file leaves both files untouched (`pipeline.evaluate`).
 """
 
 from __future__ import annotations
@@ -15,11 +26,85 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from benchmark.errors import DataError, describe_validation_error
 
+SCHEMA_VERSION = 1
+"""1: the first versioned schema (results JSON + run record)."""
+
+READABLE_SCHEMA_VERSIONS: tuple[int, ...] = (SCHEMA_VERSION,)
+"""The schema versions this harness reads (it writes `SCHEMA_VERSION`)."""
+
+RUN_SUFFIX = ".run.json"
+"""`<task>.json` -> `<task>.run.json` (also `<task>@split.run.json`, `<task>.partial.run.json`)."""
+
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+def run_record_path(result_json: str | Path) -> Path:
+    """The run record beside a results file: `<task>[@split][.partial].run.json`."""
+    path = Path(result_json)
+    if not path.name.endswith(".json") or path.name.endswith(RUN_SUFFIX):
+        raise ValueError(f"{path}: not a results file name (<task>.json)")
+    return path.with_name(path.name[: -len(".json")] + RUN_SUFFIX)
+
+
+def is_run_record(path: str | Path) -> bool:
+    return Path(path).name.endswith(RUN_SUFFIX)
+
+
+_MISSING = object()
+
+
+def _readable(version: object) -> bool:
+    return type(version) is int and version in READABLE_SCHEMA_VERSIONS
+
+
+def _versions() -> str:
+    return ", ".join(str(v) for v in READABLE_SCHEMA_VERSIONS)
+
+
+def check_schema_version(raw: dict[str, Any], path: str | Path) -> None:
+    """Refuse a record without a schema version this harness reads: one line naming the file, the
+    field, the value found, the versions read here and what to do (rerun, or upgrade)."""
+    from benchmark.escape import display_name
+
+    found = raw.get("schema_version", _MISSING)
+    if _readable(found):
+        return
+    sub = display_name(str(raw.get("submission") or "SUBMISSION"), 64)
+    task = display_name(str(raw.get("task") or "TASK"), 64)
+    rerun = f"rerun `mosrm evaluate {sub} --task {task}` with this harness"
+    if found is _MISSING:
+        value = "missing (written before results were versioned)"
+        todo = rerun
+    else:
+        value = display_name(json.dumps(found), 40)
+        newer = type(found) is int and found > max(READABLE_SCHEMA_VERSIONS)
+        todo = f"upgrade mosrm-bench to read it, or {rerun}" if newer else rerun
+    raise DataError(
+        f"{path}: field 'schema_version' is {value}; this harness reads results schema version "
+        f"{_versions()}: {todo}"
+    )
+
+
+def _check_version_field(value: int) -> int:
+    if not _readable(value):
+        raise ValueError(f"schema version {value!r} unknown (this harness reads {_versions()})")
+    return value
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: expected a JSON object at the top level")
+    return raw
 
 
 class Cell(BaseModel):
@@ -156,6 +241,7 @@ class TaskResult(BaseModel):
         extra="forbid", frozen=True, populate_by_name=True, protected_namespaces=()
     )
 
+    schema_version: int
     submission: str
     display_name: str
     kind: Literal["scalar", "pairwise", "implicit", "predictions"]
@@ -185,18 +271,21 @@ class TaskResult(BaseModel):
     diagnostics: Diagnostics
     partial: Partial | None = None
 
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        return _check_version_field(value)
+
     @classmethod
     def load(cls, path: str | Path) -> TaskResult:
         """Read and validate one results file; errors are one line naming the file and field."""
         path = Path(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        except ValueError as exc:
-            raise DataError(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(raw, dict):
-            raise DataError(f"{path}: expected a JSON object at the top level")
+        return cls.from_raw(_read_json_object(path), path)
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any], path: str | Path) -> TaskResult:
+        """Validate an already parsed results file (`path` names it in errors)."""
+        check_schema_version(raw, path)
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
@@ -232,3 +321,101 @@ class TaskResult(BaseModel):
         raise KeyError(
             f"{self.submission}/{self.task}: no cell '{name}' (cells: {', '.join(known)})"
         )
+
+
+class WallTime(BaseModel):
+    """Seconds (3 decimals): the score stage (model calls, cache look-ups, judge triplets) and the
+    whole `evaluate` call up to writing its files."""
+
+    model_config = _STRICT
+
+    score_s: float
+    total_s: float
+
+
+class CacheUse(BaseModel):
+    """Where the score stage's units came from: the score cache, or the model just now.
+
+    Clips for one-score-per-clip models, unordered pairs (each judged in both orders) for pairwise
+    judges. A run whose units all came from the cache measured the cache, not the model: its
+    throughput says nothing about the model's speed.
+    """
+
+    model_config = _STRICT
+
+    clips_from_cache: int
+    clips_computed: int
+    pairs_from_cache: int
+    pairs_computed: int
+
+
+class Gpu(BaseModel):
+    model_config = _STRICT
+
+    name: str
+    memory_gib: float
+
+
+class Hardware(BaseModel):
+    """The machine that ran the score stage (`benchmark.hardware`)."""
+
+    model_config = _STRICT
+
+    cpu: str | None
+    logical_cores: int | None
+    ram_gib: float | None
+    gpus: list[Gpu]
+    platform: str
+    python: str
+    torch: str | None
+
+
+class RunRecord(BaseModel):
+    """How one results file was computed: `<task>.run.json` beside `<task>.json` (module doc).
+
+    `results_sha256` is the SHA-256 of the results file it describes, so a record left over from
+    another run (or a hand-edited results file) is recognisable.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int
+    submission: str
+    task: str
+    split: str
+    results_sha256: str
+    harness_version: str
+    finished_utc: str
+    wall_time: WallTime
+    n_pairs: int
+    n_clips: int
+    pairs_per_s: float | None
+    clips_per_s: float | None
+    score_cache: CacheUse
+    batch_size: int
+    max_batch_samples: int
+    device: str | None
+    dtype: str | None
+    autocast: str | None
+    hardware: Hardware
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        return _check_version_field(value)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunRecord:
+        """Read and validate one run record; errors are one line naming the file and field."""
+        path = Path(path)
+        raw = _read_json_object(path)
+        check_schema_version(raw, path)
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise DataError(f"{path}: {describe_validation_error(exc)}") from None
+
+    def dumps(self) -> str:
+        """The file's text: sorted keys, two-space indent, a final newline (as the results)."""
+        data = self.model_dump(mode="json")
+        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

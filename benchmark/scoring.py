@@ -39,6 +39,10 @@ pair gets bit-identical accuracy.
 
 `preprocessing` is the sorted-key JSON of `preprocessing_config(model.sample_rate)`, plus
 `"autocast": "bf16"` when bf16 autocast was in effect (it changes the numbers).
+
+How many units came from the cache and how many the model computed is told to whoever opened a
+`count_cache_use()` block (the pipeline, for the run record): a cached rerun's throughput measures
+the cache, not the model.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,6 +133,43 @@ class ScoringConfig:
 
 ClipKey = tuple[str, str]
 """(clip id, audio sha256): what a cached score is about."""
+
+
+@dataclass
+class CacheCounts:
+    """Units found in the score cache vs computed by the model, summed over a `count_cache_use`
+    block: clips (scalar and implicit models) and unordered pairs (pairwise judges)."""
+
+    clips_from_cache: int = 0
+    clips_computed: int = 0
+    pairs_from_cache: int = 0
+    pairs_computed: int = 0
+
+
+_COUNTS: ContextVar[CacheCounts | None] = ContextVar("mosrm_cache_counts", default=None)
+
+
+@contextmanager
+def count_cache_use() -> Iterator[CacheCounts]:
+    """Count every `score_clips`/`judge_pairs` call inside the block (nested blocks: the inner)."""
+    counts = CacheCounts()
+    token = _COUNTS.set(counts)
+    try:
+        yield counts
+    finally:
+        _COUNTS.reset(token)
+
+
+def _count(unit: str, total: int, computed: int) -> None:
+    counts = _COUNTS.get()
+    if counts is None:
+        return
+    if unit == "clip":
+        counts.clips_from_cache += total - computed
+        counts.clips_computed += computed
+    else:
+        counts.pairs_from_cache += total - computed
+        counts.pairs_computed += computed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,7 +371,7 @@ def _iter_buckets(dataset: _BucketDataset, num_workers: int) -> Iterator[_Loaded
 # shared plumbing
 
 
-def _resolve_device(config: ScoringConfig) -> torch.device:
+def resolve_device(config: ScoringConfig) -> torch.device:
     import torch
 
     if config.device == "auto":
@@ -368,7 +410,7 @@ def _cache_prep(sample_rate: int, bf16: bool) -> str:
 def effective_preprocessing(sample_rate: int, config: ScoringConfig) -> dict[str, Any]:
     """The preprocessing a run records in its results: the cache-key config, bf16 included when
     autocast will really be in effect (CUDA only)."""
-    bf16 = config.bf16 and _resolve_device(config).type == "cuda"
+    bf16 = config.bf16 and resolve_device(config).type == "cuda"
     return json.loads(_cache_prep(sample_rate, bf16))
 
 
@@ -512,7 +554,7 @@ def _run_units(
     asked), and commit each bucket's results to the cache before the next one starts."""
     import torch
 
-    device = _resolve_device(config)
+    device = resolve_device(config)
     bf16 = config.bf16 and device.type == "cuda"
     lengths = [max(_length(info, c, sample_rate) for c in units[u]) for u in todo]
     buckets = [
@@ -556,7 +598,7 @@ def score_clips(
     """
     if not fingerprint:
         raise ValueError("a model fingerprint is required (it keys the score cache)")
-    device = _resolve_device(config)
+    device = resolve_device(config)
     bf16 = config.bf16 and device.type == "cuda"
     with _open_cache(cache_path) as cache:
         info = _clip_info(clips, data_root, cache)
@@ -568,6 +610,7 @@ def score_clips(
         prep = _cache_prep(sr, bf16)
         have = cache.get_clips(fingerprint, prep, info.keys)
         todo = [i for i, k in enumerate(info.keys) if k not in have]
+        _count("clip", len(info.keys), len(todo))
         if todo:
 
             def step(batches: list[Batch], members: list[int]) -> list[tuple[ClipKey, float]]:
@@ -664,7 +707,7 @@ def judge_pairs(
         raise ValueError("a model fingerprint is required (it keys the score cache)")
     if len(a_ids) != len(b_ids):
         raise ValueError(f"{len(a_ids)} clip_a ids but {len(b_ids)} clip_b ids")
-    device = _resolve_device(config)
+    device = resolve_device(config)
     bf16 = config.bf16 and device.type == "cuda"
     a_ids, b_ids = [str(c) for c in a_ids], [str(c) for c in b_ids]
     if not a_ids:
@@ -692,6 +735,7 @@ def judge_pairs(
         pkeys = [(info.keys[lo], info.keys[hi]) for lo, hi in units]
         have = cache.get_pairs(fingerprint, prep, pkeys)
         todo = [u for u, k in enumerate(pkeys) if k not in have]
+        _count("pair", len(pkeys), len(todo))
         if todo:
 
             def step(batches: list[Batch], members: list[int]) -> list[tuple[Any, Any]]:

@@ -6,15 +6,19 @@ import json
 import re
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from benchmark import HARNESS_VERSION
+from benchmark.diagnostics import by_construction
 from benchmark.errors import MosrmError
 from benchmark.leaderboard.board import render_markdown
-from benchmark.metrics import METRICS_VERSION, PREDICTION_SCHEMA, aggregate
+from benchmark.metrics import METRICS_VERSION, PREDICTION_SCHEMA, aggregate, interval_spec
+from benchmark.results import SCHEMA_VERSION
 from benchmark.tables import FIXED_SUBSETS, from_rows
 
 TASKS = {"alpha": 60, "beta": 40, "demo": 50}  # pairs per task; demo is the synthetic one
@@ -50,26 +54,51 @@ def _predictions(task: str, skill: float, seed: int) -> pa.Table:
 
 
 def _result(root: Path, sub: str, task: str, skill: float, **extra: object) -> Path:
+    """A complete results file (it validates as `TaskResult`) and its predictions; `extra`
+    overrides fields (`model` is merged into the default model block)."""
     pred = _predictions(task, skill, seed=zlib.crc32(f"{sub}/{task}".encode()))
     folder = root / sub
     folder.mkdir(parents=True, exist_ok=True)
     pq.write_table(pred, folder / f"{task}.predictions.parquet")
+    given: Any = extra.pop("model", {})
+    model = {
+        "parameters": None,
+        "parameters_source": None,
+        "license": None,
+        "url": None,
+        "revision": None,
+        "release_date": None,
+        "requirements": [],
+        **given,
+    }
     record = {
+        "schema_version": SCHEMA_VERSION,
         "submission": sub,
         "display_name": extra.pop("display_name", sub),
+        "kind": "scalar",
+        "baseline": False,
+        "shortcut": False,
+        "model_fingerprint": "0" * 32,
+        "training_data": [],
+        "zero_shot": True,
         "task": task,
         "task_version": 1,
-        "split": "test",
         "synthetic": task == "demo",
-        "shortcut": False,
-        "zero_shot": True,
+        "split": "test",
+        "harness_version": HARNESS_VERSION,
+        "pair_file_sha256": f"sha-{task}",
+        "pair_count_overrides": None,
         "n_pairs": pred.num_rows,
+        "seed": 0,
         "bins": 3,
         "bins_requested": 3,
         "bin_edges": [0.5, 1.0, 1.5, 2.0],
-        "pair_file_sha256": f"sha-{task}",
         "metrics_version": METRICS_VERSION,
+        "interval": interval_spec(),
+        "preprocessing": None,
+        "model": model,
         "metrics": aggregate(pred, bins=3),
+        "diagnostics": by_construction(pred.num_rows),
         **extra,
     }
     path = folder / f"{task}.json"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import sqlite3
 import zlib
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 import torch
 
 from benchmark import triplets as triplets_mod
-from benchmark.errors import SubmissionError
+from benchmark.errors import MosrmError, SubmissionError
 from benchmark.metrics import PredictionError, aggregate, load_predictions
 from benchmark.models import Batch, Submission, SubmissionSpec
 from benchmark.pairs import build_pairs
@@ -534,7 +535,8 @@ def test_board_and_terminal_show_diagnostics(toy):
         _submission(Counting(), kind="scalar", name="rms"), prepared, results_root=root, config=BS4
     )
     evaluate(_submission(AlwaysA(), name="a-judge"), prepared, results_root=root, config=BS4)
-    # a judge whose display name tries Markdown, and an old result without diagnostics
+    # a judge whose display name tries Markdown, and a result without diagnostics: refused, as
+    # every result of the versioned schema has them (benchmark.results)
     record = json.loads((root / "a-judge" / "toy.json").read_text())
     record["display_name"] = "A | <b>judge</b>"
     (root / "a-judge" / "toy.json").write_text(json.dumps(record))
@@ -546,6 +548,9 @@ def test_board_and_terminal_show_diagnostics(toy):
     (root / "old-judge" / "toy.predictions.parquet").write_bytes(
         (root / "judge" / "toy.predictions.parquet").read_bytes()
     )
+    with pytest.raises(MosrmError, match=r"old-judge/toy\.json: field 'diagnostics'"):
+        render_markdown(root)
+    shutil.rmtree(root / "old-judge")
     md = render_markdown(root)
     start = md.index("Judge diagnostics:")
     section = md[start : md.index("\n## ", start)]
@@ -556,7 +561,6 @@ def test_board_and_terminal_show_diagnostics(toy):
         "| A \\| &lt;b&gt;judge&lt;/b&gt; | 0.0% [" in section
         and "+1.000 [+1.000, +1.000]" in section
     )
-    assert "old-judge | not computed: rerun" in section
     assert "The 1 other model(s) score each clip on its own" in section
     assert "| rms |" not in section
     text = format_result(result)

@@ -112,6 +112,7 @@ def test_quick_run_is_byte_stable_apart_from_full_results_and_feeds_the_cache(to
     assert sorted(p.name for p in folder.iterdir()) == [
         "toy.partial.json",
         "toy.partial.predictions.parquet",
+        "toy.partial.run.json",
     ]
     assert r["partial"]["limit"] == 5 and r["partial"]["of"] == 130 and r["n_pairs"] == 5
     assert r["metrics"]["overall"]["n"] == 5

@@ -33,18 +33,21 @@ REQUIRED = ("submission", "task", "metrics", "metrics_version", "pair_file_sha25
 
 def load_results(results_root: str | Path) -> list[dict[str, Any]]:
     """Every `<submission>/<task>.json` under `results_root` (evaluation splits only, quick runs'
-    `<task>.partial.json` never), sorted.
+    `<task>.partial.json` and run records `<task>.run.json` never), sorted.
 
-    Each must be of the current metrics version and have its predictions file beside it: the
-    cross-task rows are computed from the predictions, so a missing one is an error, not a gap.
+    Each must be of a results schema version this harness reads and validate as a
+    `results.TaskResult` (returned as the dict it was read as), be of the current metrics version,
+    and have its predictions file beside it: the cross-task rows are computed from the
+    predictions, so a missing one is an error, not a gap.
     """
     from benchmark.failures import SUFFIX
     from benchmark.metrics import METRICS_VERSION
     from benchmark.pipeline import PARTIAL_SUFFIX
+    from benchmark.results import RUN_SUFFIX, TaskResult, check_schema_version
 
     records = []
     for path in sorted(Path(results_root).glob("*/*.json")):
-        if "@" in path.stem or path.name.endswith((SUFFIX, PARTIAL_SUFFIX)):
+        if "@" in path.stem or path.name.endswith((SUFFIX, PARTIAL_SUFFIX, RUN_SUFFIX)):
             continue
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
@@ -52,6 +55,7 @@ def load_results(results_root: str | Path) -> list[dict[str, Any]]:
             raise MosrmError(f"{path}: unreadable results file ({exc})") from None
         if not isinstance(record, dict):
             raise MosrmError(f"{path}: results file is not a JSON object")
+        check_schema_version(record, path)
         if record.get("partial") is not None:
             raise MosrmError(
                 f"{path}: field 'partial' is set: a quick run's results (--limit) never enter "
@@ -72,6 +76,7 @@ def load_results(results_root: str | Path) -> list[dict[str, Any]]:
                 f"{pred}: predictions file missing (the results {path.name} need it); rerun "
                 f"`mosrm evaluate {record['submission']} --task {record['task']}`"
             )
+        TaskResult.from_raw(record, path)
         record["_path"] = str(path)
         records.append(record)
     _unique_names(records)
