@@ -400,17 +400,30 @@ def _print_failed(failed: list[str]) -> None:
         print(f"  {line}", file=sys.stderr)
 
 
-def _write_board(results_root: Path, submissions_root: Path | None = None) -> Path:
-    from benchmark.atomic import atomic_write_text
-    from benchmark.leaderboard.board import render_markdown
+def _board_out(args: argparse.Namespace, results_root: Path) -> Path:
+    """Where the board goes: --out, else leaderboard/ of the checkout for its own results, else
+    `<results>-board/` beside other results (which never overwrite the checkout's board)."""
+    if getattr(args, "out", None):
+        return Path(args.out)
+    if not args.results:
+        return _repo(args) / "leaderboard"
+    return results_root.with_name(results_root.name + "-board")
 
-    text = render_markdown(results_root, submissions_root)
-    out = results_root / "summary.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, text)
+
+def _write_board(results_root: Path, out: Path, submissions_root: Path | None = None) -> Path:
+    """The board (`leaderboard.build`: README.md, site/ with CSV and JSON) under `out`, and its
+    Markdown also as `<results>/summary.md`; prints the Markdown."""
+    from benchmark.atomic import atomic_write_text
+    from benchmark.leaderboard.build import build_board
+
+    built = build_board(results_root, out, submissions_root)
+    summary = results_root / "summary.md"
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(summary, built.markdown)
     print()
-    print(text)
-    return out
+    print(built.markdown)
+    print(f"site:    {out / 'site' / 'index.html'} (+ board.csv, board.json, plots/)")
+    return summary
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -433,7 +446,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_train:
         folders += _trained_baselines(args, prepared, failures)
     results_root, failed = _evaluate_all(args, prepared, folders)
-    board = _write_board(results_root, _repo(args) / "submissions")
+    board = _write_board(results_root, _board_out(args, results_root), _repo(args) / "submissions")
     print(f"results: {results_root}/<submission>/<task>.json (+ .predictions.parquet)")
     print(f"table:   {board}")
     if failures:
@@ -468,7 +481,7 @@ def _trained_baselines(
 
 def cmd_board(args: argparse.Namespace) -> int:
     results_root = Path(args.results) if args.results else _repo(args) / "leaderboard" / "results"
-    _write_board(results_root, _repo(args) / "submissions")
+    _write_board(results_root, _board_out(args, results_root), _repo(args) / "submissions")
     return 0
 
 
@@ -791,8 +804,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("board", help="rebuild the Markdown table from the results folder")
+    p = sub.add_parser(
+        "board",
+        help="rebuild the board from the results folder: Markdown, static site, CSV and JSON",
+    )
     p.add_argument("--results", help="results folder (default leaderboard/results)")
+    p.add_argument(
+        "--out",
+        help="board folder: README.md and site/ (default leaderboard/, or <results>-board/ "
+        "beside a --results folder)",
+    )
     p.set_defaults(func=cmd_board)
 
     p = sub.add_parser(

@@ -1,0 +1,75 @@
+"""`mosrm board`: compute the board once and write every output of it.
+
+Into `out` (default `leaderboard/`): `README.md` (Markdown), `site/index.html` (the static page),
+`site/board.csv`, `site/board.json` and `site/plots/*.svg` (the figures the page inlines, as
+files). Each file is written atomically (`benchmark.atomic`), and figures of tasks no longer on
+the board are removed, so the folder is a pure function of the results folder: the same results
+give the same bytes wherever they sit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.atomic import atomic_write_text
+from benchmark.leaderboard.data import Board, board_data
+
+
+@dataclass(frozen=True)
+class Built:
+    board: Board
+    markdown: str
+    files: list[Path]
+
+
+def _slug(i: int, name: str) -> str:
+    return f"{i:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)[:60]}"
+
+
+def render(board: Board) -> dict[str, str]:
+    """{relative path: text} of every file of the board, Markdown first."""
+    from benchmark.leaderboard import plots
+    from benchmark.leaderboard.exports import board_csv, board_json
+    from benchmark.leaderboard.markdown import markdown
+    from benchmark.leaderboard.site import page
+
+    files = {"README.md": markdown(board)}
+    figures: dict[str, dict[str, str]] = {}
+    for i, t in enumerate(board.tasks):
+        shown, _ = plots.shown_rows(t)
+        if not shown:
+            continue
+        figures[t.name] = {"bins": plots.bins_svg(t), "relations": plots.relations_svg(t)}
+        slug = _slug(i, t.name)
+        files[f"site/plots/{slug}-bins.svg"] = figures[t.name]["bins"]
+        files[f"site/plots/{slug}-relations.svg"] = figures[t.name]["relations"]
+    heatmap = plots.heatmap_svg(board) if plots.heatmap_order(board) else ""
+    if heatmap:
+        files["site/plots/heatmap.svg"] = heatmap
+    files["site/index.html"] = page(board, figures, heatmap)
+    files["site/board.csv"] = board_csv(board)
+    files["site/board.json"] = board_json(board)
+    return files
+
+
+def build_board(
+    results_root: str | Path, out: str | Path, submissions_root: str | Path | None = None
+) -> Built:
+    """Compute the board from `results_root` and write it under `out` (see module doc)."""
+    board = board_data(results_root, submissions_root)
+    files = render(board)
+    out = Path(out)
+    written = []
+    for rel, text in files.items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+        written.append(path)
+    plots_dir = out / "site" / "plots"
+    if plots_dir.is_dir():
+        for old in sorted(plots_dir.glob("*.svg")):
+            if old not in written:
+                old.unlink()
+    return Built(board, files["README.md"], written)

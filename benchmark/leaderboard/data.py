@@ -1,0 +1,475 @@
+"""The board as data: every table computed once from the results folder, then only formatted.
+
+`board_data` reads `board.load_results` and the failure records, applies the board's rules
+(module doc of `benchmark.leaderboard.board`: synthetic tasks never pooled with real ones, ranking
+only among submissions evaluated on the same task set, failed and stale results unranked) and adds
+significance tiers (`benchmark.leaderboard.tiers`). The Markdown, HTML, CSV and JSON renderers read
+only this, so the four outputs cannot disagree, and each does its own escaping.
+
+Strings here are plain, unescaped text (display names already made one plain line by
+`escape.display_name`); numbers are the results' fractions, never rounded for display. Nothing
+depends on paths, time or dict order: the same results folder gives the same `Board`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark.escape import display_name
+from benchmark.report import bin_label
+
+SUBSETS = ("dmos_lt_0_2", "dmos_le_0_5", "dmos_gt_1_5")
+"""Fixed ΔMOS subsets shown, in column order (`tables.FIXED_SUBSETS`)."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Strict accuracy with its clip-clustered 95% interval; None where there is no evidence."""
+
+    accuracy: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int = 0
+    tie_rate: float | None = None
+
+    @classmethod
+    def of(cls, cell: dict[str, Any] | None, n_key: str = "n") -> Cell:
+        if not cell or not cell.get(n_key) or cell.get("accuracy") is None:
+            return cls(None, n=int((cell or {}).get(n_key) or 0))
+        return cls(
+            accuracy=cell["accuracy"],
+            ci_low=cell.get("ci_low"),
+            ci_high=cell.get("ci_high"),
+            n=int(cell[n_key]),
+            tie_rate=cell.get("tie_rate"),
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One submission on one task."""
+
+    submission: str
+    name: str
+    kind: str | None
+    shortcut: bool
+    in_domain: bool
+    stale: bool
+    tier: int | None
+    tier_leader: str | None
+    tier_p_holm: float | None
+    overall: Cell
+    by_bin: list[Cell]
+    by_subset: dict[str, Cell]
+    by_group: dict[str, Cell]
+    by_relation: dict[str, Cell]
+    by_relation_bin: dict[str, list[Cell]]
+    judged: bool
+    diagnostics: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Failed:
+    submission: str
+    stage: str
+    time: str | None
+    reason: str
+    withdrawn: bool
+    changed_since: bool
+
+
+@dataclass(frozen=True)
+class Stale:
+    submission: str
+    was: str | None
+    now: str | None
+    why_not: str | None
+
+
+@dataclass(frozen=True)
+class TaskBoard:
+    """One task's tables: ranked rows by accuracy, then the stale ones (unranked)."""
+
+    name: str
+    version: Any
+    split: str | None
+    n_pairs: int | None
+    n_clips: int | None
+    synthetic: bool
+    bins: int
+    bins_requested: int | None
+    bin_labels: list[str]
+    groups: list[str]
+    relations: list[str]
+    relation_sizes: dict[str, int]
+    rows: list[Row]
+    failed: list[Failed]
+    stale: list[Stale]
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    rank: int
+    submission: str
+    name: str
+    shortcut: bool
+    in_domain: bool
+    tier: int
+    tier_leader: str
+    tier_p_holm: float | None
+    micro: Cell
+    macro: Cell
+    per_task: dict[str, Cell]
+    by_bin: list[Cell]
+    pairs: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Micro and macro over one set of real tasks, for the submissions evaluated on exactly it."""
+
+    tasks: list[str]
+    rows: list[SummaryRow]
+
+
+@dataclass(frozen=True)
+class Model:
+    submission: str
+    name: str
+    shortcut: bool
+    kind: str | None
+    parameters: int | None
+    parameters_source: str | None
+    license: str | None
+    revision: str | None
+    release_date: str | None
+    url: str | None
+    training_data: list[str]
+
+
+@dataclass(frozen=True)
+class Reported:
+    """A number reported in the literature: never ranked with ours (other, unreleased pairs)."""
+
+    model: str
+    base: str
+    overall: str
+
+
+@dataclass(frozen=True)
+class Board:
+    tasks: list[TaskBoard]
+    summaries: list[Summary]
+    synthetic_tasks: list[str]
+    unranked: dict[str, list[str]]
+    models: list[Model]
+    literature: list[Reported] = field(default_factory=list)
+    literature_source: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not self.tasks
+
+
+LITERATURE_SOURCE = (
+    '"From Scores to Preferences" (MOS-RMBench, later MOS-Pref): overall strict pairwise '
+    "accuracy on the paper's own test pairs (five corpora, in-domain), which are not released"
+)
+LITERATURE = [
+    Reported("Scalar reward model, Bradley–Terry loss", "Qwen2-Audio-7B", "80.04"),
+    Reported("Semi-scalar reward model, Bradley–Terry loss", "Qwen2-Audio-7B", "78.82"),
+    Reported("Generative reward model, DAPO", "Qwen2-Audio-7B", "77.60"),
+    Reported("Generative reward model, GRPO", "Qwen2-Audio-7B", "76.94"),
+    Reported("Scalar reward model, MSE loss", "Qwen2-Audio-7B", "≈75.8"),
+    Reported("UTMOS (MOS predictor)", "UTMOS", "≈68.2"),
+]
+"""The paper's headline numbers (`shared/reference/datasets.md`), shown apart from our tables."""
+
+
+def shown_name(record: dict[str, Any]) -> str:
+    """The unique plain display name `board.load_results` set, capped for a table cell."""
+    from benchmark.leaderboard.board import _shown
+
+    return display_name(str(record.get("_shown") or _shown(record)), 160)
+
+
+def _judged(record: dict[str, Any]) -> bool:
+    """Whether a result has judge diagnostics to show (a pairwise judge, or a per-pair file)."""
+    d = record.get("diagnostics")
+    if d is None:
+        return record.get("kind") == "pairwise"
+    return not d.get("by_construction")
+
+
+def _row(r: dict[str, Any], bins: int, stale: bool, tier: Any) -> Row:
+    m = r["metrics"]
+    rel_bins = m.get("by_relation_bin") or {}
+    return Row(
+        submission=str(r["submission"]),
+        name=shown_name(r),
+        kind=r.get("kind"),
+        shortcut=bool(r.get("shortcut")),
+        in_domain=not r.get("zero_shot", True),
+        stale=stale,
+        tier=None if tier is None else tier.tier,
+        tier_leader=None if tier is None else tier.leader,
+        tier_p_holm=None if tier is None else tier.p_holm,
+        overall=Cell.of(m["overall"]),
+        by_bin=[Cell.of(m.get("by_bin", {}).get(str(i))) for i in range(bins)],
+        by_subset={k: Cell.of(m.get("by_subset", {}).get(k)) for k in SUBSETS},
+        by_group={k: Cell.of(v) for k, v in sorted(m.get("by_group_subset", {}).items())},
+        by_relation={k: Cell.of(v) for k, v in sorted(m.get("by_relation", {}).items())},
+        by_relation_bin={
+            rel: [Cell.of(cells.get(str(i))) for i in range(bins)]
+            for rel, cells in sorted(rel_bins.items())
+        },
+        judged=_judged(r),
+        diagnostics=r.get("diagnostics"),
+    )
+
+
+def _by_accuracy(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(
+        records, key=lambda r: (-(r["metrics"]["overall"].get("accuracy") or 0), r["submission"])
+    )
+
+
+def _task_tiers(task: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    from benchmark.leaderboard import tiers
+    from benchmark.leaderboard.board import _without_orders, predictions_path
+
+    if not records:
+        return {}
+    tables = {
+        r["submission"]: _without_orders(pq.read_table(predictions_path(r["_path"])))
+        for r in records
+    }
+    models = [
+        tiers.scored(
+            r["submission"], r["metrics"]["overall"].get("accuracy") or 0, tables[r["submission"]]
+        )
+        for r in records
+    ]
+    first = tables[records[0]["submission"]]
+    return tiers.assign(models, tiers.design_of(first), f"task '{task}'")
+
+
+def _task_board(
+    task: str,
+    recs: list[dict[str, Any]],
+    stale: list[dict[str, Any]],
+    failed: list[dict[str, Any]],
+    had_result: set[tuple[str, str]],
+    now: dict[str, tuple[str | None, str | None]],
+) -> TaskBoard:
+    from benchmark.leaderboard.board import _check_task
+
+    shown = recs + stale
+    failed_notes = [
+        Failed(
+            submission=str(f["submission"]),
+            stage=str(f.get("stage") or "?"),
+            time=str(f["time"]) if f.get("time") else None,
+            reason=str(f["reason"]),
+            withdrawn=(f["submission"], task) in had_result,
+            changed_since=bool(
+                f.get("fingerprint")
+                and now.get(f["submission"], (None, None))[0]
+                and now[f["submission"]][0] != f["fingerprint"]
+            ),
+        )
+        for f in sorted(failed, key=lambda f: f["submission"])
+    ]
+    stale_sorted = sorted(stale, key=lambda r: r["submission"])
+    stale_notes = [
+        Stale(
+            submission=str(r["submission"]),
+            was=r.get("model_fingerprint"),
+            now=now[r["submission"]][0],
+            why_not=now[r["submission"]][1],
+        )
+        for r in stale_sorted
+    ]
+    if not shown:
+        return TaskBoard(task, None, None, None, None, False, 0, None, [], [], [], {}, [],
+                         failed_notes, stale_notes)  # fmt: skip
+    _check_task(task, shown)
+    first = shown[0]
+    bins = int(first.get("bins") or len(first["metrics"].get("by_bin", {})))
+    edges = first.get("bin_edges")
+    relations = sorted({k for r in shown for k in r["metrics"].get("by_relation", {})})
+    sizes = {
+        rel: max(r["metrics"]["by_relation"].get(rel, {}).get("n", 0) for r in shown)
+        for rel in relations
+    }
+    tier_of = _task_tiers(task, recs)
+    rows = [_row(r, bins, False, tier_of.get(r["submission"])) for r in _by_accuracy(recs)]
+    rows += [_row(r, bins, True, None) for r in stale_sorted]
+    return TaskBoard(
+        name=task,
+        version=first.get("task_version"),
+        split=first.get("split"),
+        n_pairs=first.get("n_pairs"),
+        n_clips=first["metrics"]["overall"].get("n_clips"),
+        synthetic=bool(first.get("synthetic")),
+        bins=bins,
+        bins_requested=first.get("bins_requested"),
+        bin_labels=[bin_label(i, edges) for i in range(bins)],
+        groups=sorted({k for r in shown for k in r["metrics"].get("by_group_subset", {})}),
+        relations=relations,
+        relation_sizes=sizes,
+        rows=rows,
+        failed=failed_notes,
+        stale=stale_notes,
+    )
+
+
+def _summaries(records: list[dict[str, Any]]) -> list[Summary]:
+    """Micro and macro over the real tasks, one ranked table per set of tasks evaluated."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from benchmark.leaderboard import tiers
+    from benchmark.leaderboard.board import _without_orders, predictions_path
+    from benchmark.metrics import aggregate
+
+    by_sub: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        if not r.get("synthetic"):
+            by_sub[r["submission"]].append(r)
+    coverage: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for sub, recs in sorted(by_sub.items()):
+        coverage[tuple(sorted(r["task"] for r in recs))].append(sub)
+    out = []
+    for tasks in sorted(coverage, key=lambda t: (-len(t), t)):
+        pooled: dict[str, pa.Table] = {}
+        info = []
+        for sub in coverage[tasks]:
+            recs = sorted(by_sub[sub], key=lambda r: r["task"])
+            # the presentation-order columns feed only the per-task judge diagnostics; results
+            # written before they existed lack them, and a partly-null column would be refused
+            tables = [_without_orders(pq.read_table(predictions_path(r["_path"]))) for r in recs]
+            pooled[sub] = pa.concat_tables(tables, promote_options="default")
+            bins = max(int(r.get("bins") or 0) for r in recs) or None
+            agg = aggregate(pooled[sub])
+            info.append((sub, recs, agg, bins))
+        tier_of = tiers.assign(
+            [tiers.scored(sub, agg["overall"]["accuracy"] or 0, pooled[sub]) for sub, _, agg, _ in info],
+            tiers.design_of(pooled[coverage[tasks][0]]),
+            f"tasks {', '.join(tasks)}",
+        )  # fmt: skip
+        info.sort(key=lambda x: (-(x[2]["overall"]["accuracy"] or 0), x[0]))
+        rows = []
+        for rank, (sub, recs, agg, bins) in enumerate(info, start=1):
+            t = tier_of[sub]
+            rows.append(
+                SummaryRow(
+                    rank=rank,
+                    submission=sub,
+                    name=shown_name(recs[0]),
+                    shortcut=bool(recs[0].get("shortcut")),
+                    in_domain=any(not r.get("zero_shot", True) for r in recs),
+                    tier=t.tier,
+                    tier_leader=t.leader,
+                    tier_p_holm=t.p_holm,
+                    micro=Cell.of(agg["overall"]),
+                    macro=Cell.of(agg["macro"], n_key="n_tasks"),
+                    per_task={r["task"]: Cell.of(r["metrics"]["overall"]) for r in recs},
+                    by_bin=[Cell.of(agg["by_bin"].get(str(i))) for i in range(bins or 0)],
+                    pairs=int(agg["overall"]["n"]),
+                )
+            )
+        out.append(Summary(tasks=list(tasks), rows=rows))
+    return out
+
+
+def _models(records: list[dict[str, Any]]) -> list[Model]:
+    """One record per submission (every result carries the same model record)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for r in sorted(records, key=lambda r: (r["submission"], r.get("task", ""))):
+        latest.setdefault(r["submission"], r)
+    out = []
+    for key in sorted(latest):
+        r = latest[key]
+        info = r.get("model") or {}
+
+        def text(k: str, info: dict[str, Any] = info) -> str | None:
+            return None if not info.get(k) else str(info[k])
+
+        params = info.get("parameters")
+        out.append(
+            Model(
+                submission=str(key),
+                name=shown_name(r),
+                shortcut=bool(r.get("shortcut")),
+                kind=r.get("kind"),
+                parameters=None if params is None else int(params),
+                parameters_source=info.get("parameters_source"),
+                license=text("license"),
+                revision=text("revision"),
+                release_date=text("release_date"),
+                url=text("url"),
+                training_data=[str(t) for t in r.get("training_data") or []],
+            )
+        )
+    return out
+
+
+def board_data(results_root: str | Path, submissions_root: str | Path | None = None) -> Board:
+    """Every table of the board from the results folder (and, with `submissions_root`, each
+    result's fingerprint checked against its folder: a mismatch is stale)."""
+    from benchmark.failures import load_failures
+    from benchmark.leaderboard.board import current_fingerprints, load_results
+
+    records = load_results(results_root)
+    failures = load_failures(results_root)
+    literature = {"literature": list(LITERATURE), "literature_source": LITERATURE_SOURCE}
+    if not records and not failures:
+        return Board([], [], [], {}, [], **literature)
+    failed = {(f["submission"], f["task"]): f for f in failures}
+    now = current_fingerprints(
+        {r["submission"] for r in records} | {f["submission"] for f in failures}, submissions_root
+    )
+    unranked: dict[str, list[str]] = defaultdict(list)
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    stale_by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        if (r["submission"], r["task"]) in failed:
+            continue
+        fp = now.get(r["submission"])
+        if fp is not None and (fp[0] is None or fp[0] != r.get("model_fingerprint")):
+            stale_by_task[r["task"]].append(r)
+            unranked[r["submission"]].append(f"stale on {r['task']}")
+        else:
+            by_task[r["task"]].append(r)
+    failed_by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for f in failures:
+        failed_by_task[f["task"]].append(f)
+        unranked[f["submission"]].append(f"failed on {f['task']}")
+    had_result = {(r["submission"], r["task"]) for r in records}
+    tasks = [
+        _task_board(
+            task,
+            by_task.get(task, []),
+            stale_by_task.get(task, []),
+            failed_by_task.get(task, []),
+            had_result,
+            now,
+        )
+        for task in sorted(set(by_task) | set(stale_by_task) | set(failed_by_task))
+    ]
+    current = [r for rs in by_task.values() for r in rs]
+    ranked = [r for r in current if r["submission"] not in unranked]
+    return Board(
+        tasks=tasks,
+        summaries=_summaries(ranked),
+        synthetic_tasks=sorted({r["task"] for r in ranked if r.get("synthetic")}),
+        unranked={sub: sorted(why) for sub, why in sorted(unranked.items())},
+        models=_models(current),
+        **literature,
+    )

@@ -1,0 +1,99 @@
+"""The board as data files: `board.json` (the whole `data.Board`) and `board.csv` (one row per
+submission × task, and per submission × task set of the cross-task tables).
+
+For people who want the numbers, not the page: the same values as the Markdown and HTML (the
+results' fractions, not rounded percentages), sorted keys, no paths, no timestamps of the build,
+`\\n` line ends, so the same results give the same bytes. CSV text cells go through
+`escape.csv_cell` (no cell starts a spreadsheet formula).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from typing import Any
+
+from benchmark.escape import csv_cell
+from benchmark.leaderboard.data import SUBSETS, Board, Cell
+
+BOARD_FORMAT = 1
+"""Version of the layout of board.json and board.csv; bumped when a field changes meaning."""
+
+
+def board_json(board: Board) -> str:
+    data = {"board_format": BOARD_FORMAT, **dataclasses.asdict(board)}
+    return json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _num(x: float | int | None) -> str:
+    return "" if x is None else repr(x)
+
+
+def _flag(x: bool) -> str:
+    return "true" if x else "false"
+
+
+def board_csv(board: Board) -> str:
+    """Rows: scope `task` (one task; stale and failed entries included, marked) and `tasks` (a
+    cross-task table: accuracy is micro, macro beside it)."""
+    bins = max([t.bins for t in board.tasks] + [len(r.by_bin) for s in board.summaries for r in s.rows] + [0])  # fmt: skip
+    relations = sorted({rel for t in board.tasks for rel in t.relations})
+    head = ["scope", "task", "rank", "submission", "name", "status", "tier", "tier_leader"]
+    head += ["tier_p_holm", "shortcut", "in_domain", "synthetic"]
+    head += ["accuracy", "ci_low", "ci_high", "tie_rate", "n"]
+    head += ["macro_accuracy", "macro_ci_low", "macro_ci_high"]
+    for i in range(bins):
+        head += [f"bin_{i}_accuracy", f"bin_{i}_ci_low", f"bin_{i}_ci_high", f"bin_{i}_n"]
+    head += [f"{k}_accuracy" for k in SUBSETS]
+    head += [csv_cell(f"relation_{rel}_accuracy") for rel in relations]
+    head += ["note"]
+    out: list[list[str]] = [head]
+
+    def cell(c: Cell | None) -> list[str]:
+        c = c or Cell(None)
+        return [_num(c.accuracy), _num(c.ci_low), _num(c.ci_high), _num(c.tie_rate), _num(c.n)]
+
+    def binned(cells: list[Cell]) -> list[str]:
+        row: list[str] = []
+        for i in range(bins):
+            c = cells[i] if i < len(cells) else Cell(None)
+            row += [_num(c.accuracy), _num(c.ci_low), _num(c.ci_high), _num(c.n)]
+        return row
+
+    for t in board.tasks:
+        rank = 0
+        for r in t.rows:
+            rank += 0 if r.stale else 1
+            row = ["task", csv_cell(t.name), "" if r.stale else str(rank)]
+            row += [csv_cell(r.submission), csv_cell(r.name), "stale" if r.stale else "ranked"]
+            row += [_num(r.tier), csv_cell(r.tier_leader or ""), _num(r.tier_p_holm)]
+            row += [_flag(r.shortcut), _flag(r.in_domain), _flag(t.synthetic)]
+            row += cell(r.overall) + ["", "", ""] + binned(r.by_bin)
+            row += [_num(r.by_subset[k].accuracy) for k in SUBSETS]
+            row += [_num((r.by_relation.get(rel) or Cell(None)).accuracy) for rel in relations]
+            out.append([*row, ""])
+        for f in t.failed:
+            row = ["task", csv_cell(t.name), "", csv_cell(f.submission), "", "failed", "", ""]
+            row += ["", "", "", _flag(t.synthetic)] + [""] * 8 + binned([])
+            row += [""] * (len(SUBSETS) + len(relations))
+            out.append([*row, csv_cell(f"{f.stage}: {f.reason}")])
+    for s in board.summaries:
+        for r in s.rows:
+            row = ["tasks", csv_cell("+".join(s.tasks)), str(r.rank)]
+            row += [csv_cell(r.submission), csv_cell(r.name), "ranked"]
+            row += [_num(r.tier), csv_cell(r.tier_leader), _num(r.tier_p_holm)]
+            row += [_flag(r.shortcut), _flag(r.in_domain), "false"]
+            row += cell(r.micro) + [_num(r.macro.accuracy), _num(r.macro.ci_low)]
+            row += [_num(r.macro.ci_high)] + binned(r.by_bin)
+            row += [""] * (len(SUBSETS) + len(relations))
+            out.append([*row, ""])
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(out)
+    return buf.getvalue()
+
+
+def as_records(text: str) -> list[dict[str, Any]]:
+    """board.csv back as dicts (for tests and readers in Python)."""
+    return list(csv.DictReader(io.StringIO(text)))

@@ -1,0 +1,318 @@
+"""The board as Markdown (`leaderboard/README.md`, `<results>/summary.md`), from `data.Board`.
+
+Formatting only: every number and rule comes from `benchmark.leaderboard.data`. Every string we
+did not write (names, folders, tasks, reasons, licences, urls) goes through
+`escape.markdown_cell`, so no name can become a link, an image, HTML or a new table cell.
+"""
+
+from __future__ import annotations
+
+from benchmark.escape import markdown_cell
+from benchmark.leaderboard.data import SUBSETS, Board, Cell, Row, Summary, TaskBoard
+from benchmark.leaderboard.tiers import ALPHA
+from benchmark.report import SUBSET_LABELS
+from benchmark.tables import RELATIONS
+
+INTRO = (
+    "Strict pairwise accuracy in % (ties count as wrong) with 95% intervals that account for "
+    "pairs sharing clips (clip-clustered; see the README, 'What a result means'); bins are "
+    "per-task ΔMOS percentile bins (bin 0 = smallest gaps). "
+    "‡ shortcut heuristic, † trained on this task's corpus (in-domain). "
+    "✗ failed: the latest attempt failed, so no numbers are shown; ⚠ stale: computed by "
+    "other code than the submission folder now holds. Neither is ranked."
+)
+
+TIER_RULE = (
+    "Tier: models sharing a tier are not separated by the paired test. Tier 1 is the leader "
+    "and every model whose paired, clip-clustered test against it (`mosrm compare`, overall, "
+    f"same pairs) is not significant at {ALPHA} after Holm's correction over all the models "
+    "compared with that leader; the next tier starts from the best model left, and so on. "
+    "Across tasks the test runs on the pooled (micro) pairs."
+)
+
+
+def pct(cell: Cell | None, with_ci: bool = True) -> str:
+    if cell is None or not cell.n or cell.accuracy is None:
+        return "–"
+    acc = 100 * cell.accuracy
+    if not with_ci or cell.ci_low is None or cell.ci_high is None:
+        return f"{acc:.1f}"
+    return f"{acc:.1f} [{100 * cell.ci_low:.1f}, {100 * cell.ci_high:.1f}]"
+
+
+def rate(value: float | None, ci: list[float] | None, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    if signed:
+        text = f"{value:+.3f}"
+        return text if not ci else f"{text} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+    text = f"{100 * value:.1f}%"
+    return text if not ci else f"{text} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def _name(name: str, shortcut: bool, in_domain: bool) -> str:
+    """Escaped display name with the ‡ shortcut and † in-domain markers."""
+    out = markdown_cell(name)
+    if shortcut:
+        out += " ‡"
+    if in_domain:
+        out += " †"
+    return out
+
+
+def _row_name(r: Row) -> str:
+    return _name(r.name, r.shortcut, r.in_domain) + (" ⚠ stale" if r.stale else "")
+
+
+def _line(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _head(cells: list[str]) -> list[str]:
+    return [_line(cells), "|" + "---|" * len(cells)]
+
+
+def _tier(tier: int | None) -> str:
+    return "–" if tier is None else str(tier)
+
+
+def task_table(t: TaskBoard) -> str:
+    head = ["model", "overall [95% CI]"]
+    head += [markdown_cell(g) for g in t.groups]
+    head += t.bin_labels
+    head += [SUBSET_LABELS[k] for k in SUBSETS]
+    head += ["ties", "n", "tier"]
+    lines = _head(head)
+    for r in t.rows:
+        row = [_row_name(r), pct(r.overall)]
+        row += [pct(r.by_group.get(g)) for g in t.groups]
+        row += [pct(c) for c in r.by_bin]
+        row += [pct(r.by_subset.get(k)) for k in SUBSETS]
+        row += [f"{100 * (r.overall.tie_rate or 0):.1f}%", str(r.overall.n), _tier(r.tier)]
+        lines.append(_line(row))
+    return "\n".join(lines)
+
+
+def relation_label(rel: str, size: int) -> str:
+    return f"{rel if rel in RELATIONS else markdown_cell(rel)} ({size} pairs)"
+
+
+def relation_table(t: TaskBoard) -> str:
+    """Per relation: on a listening test with many systems per sentence, same_content is the
+    number users want, while most pairs (and so the overall figure) are cross pairs."""
+    lines = _head(["model", *(relation_label(rel, t.relation_sizes[rel]) for rel in t.relations)])
+    for r in t.rows:
+        lines.append(_line([_row_name(r), *(pct(r.by_relation.get(rel)) for rel in t.relations)]))
+    return "\n".join(lines)
+
+
+DIAGNOSTICS_NOTE = (
+    "Consistency: share of pairs whose decision (as a clip) is the same in both presentation "
+    "orders. Bias: mean of prefer(a, b) + prefer(b, a) − 1 (+1 = always the first clip). "
+    "Cycle rate: share of the seeded MOS-decreasing triplets the judge orders cyclically "
+    "(x ≻ y ≻ z ≻ x); ties never form a cycle. Definitions: README, 'What a result means'. "
+)
+
+
+def diagnostics_cells(r: Row) -> list[str]:
+    """Consistency, bias, cycle rate, pairs, triplets: formatted, not escaped (numbers only)."""
+    d = r.diagnostics
+    if d is None:
+        return [*["not computed: rerun"] * 3, "–", "–"]
+    return [
+        rate(d.get("position_consistency"), d.get("position_consistency_ci")),
+        rate(d.get("first_position_bias"), d.get("first_position_bias_ci"), True),
+        rate(d.get("cycle_rate"), d.get("cycle_rate_ci")),
+        str(d.get("n_pairs") if d.get("n_pairs") is not None else "–"),
+        str(d.get("n_triplets") if d.get("n_triplets") is not None else "–"),
+    ]
+
+
+def diagnostics_table(t: TaskBoard) -> str:
+    """Judge diagnostics of the task's pairwise models (`benchmark.diagnostics`), or "".
+
+    Models with one score per clip are not rows: they are consistent, unbiased and acyclic by
+    construction, which the line under the table says.
+    """
+    judged = [r for r in t.rows if r.judged]
+    if not judged:
+        return ""
+    head = [
+        "model",
+        "position consistency [95% CI]",
+        "first-position bias [95% CI]",
+        "cycle rate [95% CI]",
+        "pairs",
+        "triplets",
+    ]
+    lines = _head(head)
+    notes: list[str] = []
+    for r in judged:
+        lines.append(_line([_row_name(r), *diagnostics_cells(r)]))
+        for what, why in sorted(((r.diagnostics or {}).get("unavailable") or {}).items()):
+            name = _name(r.name, r.shortcut, r.in_domain)
+            notes.append(f"- {name}: {markdown_cell(what)} not available: {markdown_cell(why)}")
+    n_scalar = len(t.rows) - len(judged)
+    out = [
+        "\n".join(lines),
+        "",
+        DIAGNOSTICS_NOTE
+        + (
+            f"The {n_scalar} other model(s) score each clip on its own: consistency 100%, bias 0 "
+            "and cycle rate 0 by construction."
+            if n_scalar
+            else ""
+        ),
+    ]
+    if notes:
+        out += ["", *notes]
+    return "\n".join(out).rstrip()
+
+
+def not_ranked(t: TaskBoard) -> list[str]:
+    lines = []
+    for f in t.failed:
+        when = f" at {markdown_cell(f.time)}" if f.time else ""
+        line = (
+            f"- ✗ {markdown_cell(f.submission)}: failed ({markdown_cell(f.stage)}){when}: "
+            f"{markdown_cell(f.reason)}"
+        )
+        if f.withdrawn:
+            line += " (its earlier result is withdrawn)"
+        if f.changed_since:
+            line += " (the folder has changed since: rerun it)"
+        lines.append(line)
+    for s in t.stale:
+        if s.now is None:
+            why = f"its folder cannot be fingerprinted now ({markdown_cell(s.why_not)})"
+        else:
+            old = f"{markdown_cell(str(s.was)[:12])}…" if s.was else "unknown code"
+            why = f"computed by {old}, the folder is now {markdown_cell(s.now[:12])}…"
+        name = markdown_cell(s.submission)
+        lines.append(
+            f"- ⚠ {name}: stale, {why}; rerun it "
+            f"(mosrm evaluate {name} --task {markdown_cell(t.name)})"
+        )
+    return lines
+
+
+def task_heading(t: TaskBoard) -> str:
+    note = " — SYNTHETIC, smoke test only" if t.synthetic else ""
+    return (
+        f"{markdown_cell(t.name)} (v{t.version}, {t.split} split, {t.n_pairs} pairs on "
+        f"{t.n_clips} clips){note}"
+    )
+
+
+def merged_bins_note(t: TaskBoard) -> str:
+    if t.bins and t.bins_requested and t.bins < t.bins_requested:
+        return (
+            f"{t.bins} ΔMOS bins, not the {t.bins_requested} requested: tied ΔMOS values filled "
+            "whole percentile bands, which are merged (a tie is never split across bins)."
+        )
+    return ""
+
+
+def kept_out(board: Board) -> str:
+    if not board.synthetic_tasks:
+        return ""
+    return (
+        f"Synthetic tasks ({', '.join(markdown_cell(t) for t in board.synthetic_tasks)}) are "
+        "never pooled with real corpora here."
+    )
+
+
+SUMMARY_INTRO = (
+    "Micro pools every pair of the tasks listed (the paper's overall); macro is the unweighted "
+    "mean over those tasks. Submissions are ranked only against others evaluated on the same "
+    "tasks. "
+)
+
+
+def summary_table(s: Summary) -> str:
+    listed = ", ".join(markdown_cell(t) for t in s.tasks)
+    lines = [f"Evaluated on {len(s.tasks)} task(s): {listed}", ""]
+    head = ["#", "model", "micro [95% CI]", "macro [95% CI]", "tier"]
+    lines += _head([*head, *(markdown_cell(t) for t in s.tasks), "pairs"])
+    for r in s.rows:
+        cells = [str(r.rank), _name(r.name, r.shortcut, r.in_domain), pct(r.micro), pct(r.macro)]
+        cells += [str(r.tier), *(pct(r.per_task.get(t), with_ci=False) for t in s.tasks)]
+        lines.append(_line([*cells, str(r.pairs)]))
+    return "\n".join(lines)
+
+
+def summary(board: Board) -> str:
+    if not board.summaries:
+        return ("No results on real (non-synthetic) tasks yet. " + kept_out(board)).strip()
+    parts = [SUMMARY_INTRO + kept_out(board)]
+    parts += [summary_table(s) for s in board.summaries]
+    return "\n\n".join(parts)
+
+
+def models_table(board: Board) -> str:
+    """What each model is (MTEB-style record). Links are shown as text, never rendered."""
+    rows = []
+    for m in board.models:
+        size = "–" if m.parameters is None else f"{m.parameters:,}"
+        if m.parameters is not None and m.parameters_source == "declared":
+            size += " (declared)"
+        cells = [
+            _name(m.name, m.shortcut, False),
+            markdown_cell(m.kind or "–"),
+            size,
+            *(markdown_cell(v or "–") for v in (m.license, m.revision, m.release_date)),
+            markdown_cell(m.url or "–"),
+            markdown_cell(", ".join(m.training_data) or "none declared"),
+        ]
+        rows.append(_line(cells))
+    if not rows:
+        return ""
+    head = ["model", "kind", "parameters", "licence", "revision", "released", "url", "trained on"]
+    return "\n".join([*_head(head), *rows])
+
+
+def literature(board: Board) -> str:
+    lines = [
+        "Reported by " + board.literature_source + ". These numbers are **not comparable** with "
+        "the tables above (other pairs, other models' training) and are never ranked with them.",
+        "",
+        *_head(["model (as reported)", "base", "overall accuracy (%)"]),
+    ]
+    lines += [_line([r.model, r.base, r.overall]) for r in board.literature]
+    return "\n".join(lines)
+
+
+def markdown(board: Board) -> str:
+    """The whole board: per task (bins, relations, judge diagnostics, notes), all tasks, models,
+    then the literature, apart."""
+    if board.empty:
+        return "No results yet: run `mosrm run` (or `make run`).\n"
+    out = ["# mosrm-bench results", "", INTRO, "", TIER_RULE]
+    for t in board.tasks:
+        if not t.rows:
+            out += ["", f"## {markdown_cell(t.name)}", "", "No current results."]
+        else:
+            out += ["", f"## {task_heading(t)}", "", task_table(t)]
+            note = merged_bins_note(t)
+            if note:
+                out += ["", note]
+            out += ["", "By relation:", "", relation_table(t)]
+            diagnostics = diagnostics_table(t)
+            if diagnostics:
+                out += ["", "Judge diagnostics:", "", diagnostics]
+        notes = not_ranked(t)
+        if notes:
+            out += ["", "Not ranked:", "", *notes]
+    out += ["", "## All tasks", "", summary(board)]
+    if board.unranked:
+        listed = "; ".join(
+            f"{markdown_cell(sub)} ({', '.join(markdown_cell(w) for w in why)})"
+            for sub, why in board.unranked.items()
+        )
+        out += ["", f"Left out of this ranking until rerun: {listed}."]
+    models = models_table(board)
+    if models:
+        out += ["", "## Models", "", models]
+    out += ["", "## Numbers reported in the literature (not ranked, not comparable)", ""]
+    out += [literature(board)]
+    return "\n".join(out) + "\n"

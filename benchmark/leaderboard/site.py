@@ -1,0 +1,522 @@
+"""The board as one static HTML page (`leaderboard/site/index.html`), from `data.Board`.
+
+It must work from `file://` with no network: no CDN, no web fonts, inline CSS, the figures inline
+as SVG, and a small hand-written script that sorts a table by its clicked header. A
+Content-Security-Policy meta tag forbids every fetch, so a name that slipped through escaping still
+could not load anything. Every string we did not write goes through `escape.html_text`; a model's
+url becomes a link only if `escape.safe_url` passes it (http or https), with rel="nofollow
+noopener". Formatting only: numbers and rules come from `benchmark.leaderboard.data`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from benchmark.escape import html_text as esc
+from benchmark.escape import safe_url
+from benchmark.leaderboard import plots
+from benchmark.leaderboard.data import SUBSETS, Board, Cell, Row, Summary, TaskBoard
+from benchmark.leaderboard.markdown import (
+    DIAGNOSTICS_NOTE,
+    INTRO,
+    SUMMARY_INTRO,
+    TIER_RULE,
+    diagnostics_cells,
+    merged_bins_note,
+    pct,
+)
+from benchmark.report import SUBSET_LABELS
+
+TITLE = "mosrm-bench leaderboard"
+CSP = (
+    "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
+    "script-src 'unsafe-inline'"
+)
+
+CSS = """
+:root { --fg:#1d2330; --muted:#5b6475; --line:#d9dee7; --band:#f5f7fa; --accent:#2456a6; }
+* { box-sizing: border-box; }
+body { margin:0; color:var(--fg); background:#fff; line-height:1.45;
+  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+header { background:#16233b; color:#fff; padding:18px 28px 12px; }
+header h1 { margin:0 0 4px; font-size:22px; }
+header p { margin:0; color:#c9d3e6; font-size:13px; }
+nav { margin-top:10px; display:flex; flex-wrap:wrap; gap:6px 14px; font-size:13px; }
+nav a { color:#fff; text-decoration:none; border-bottom:1px dotted #9fb3d9; }
+main { padding:8px 28px 40px; max-width:1500px; }
+h2 { margin:34px 0 8px; font-size:19px; border-bottom:2px solid var(--line); padding-bottom:4px; }
+h3 { margin:22px 0 6px; font-size:15px; }
+p, li { max-width:980px; }
+.note { color:var(--muted); font-size:13px; }
+.scroll { overflow-x:auto; margin:6px 0 10px; }
+table { border-collapse:collapse; font-size:13px; font-variant-numeric:tabular-nums; }
+th, td { padding:4px 9px; border-bottom:1px solid var(--line); text-align:right; white-space:nowrap; }
+th:first-child, td:first-child, td.name, th.name { text-align:left; }
+td.name { white-space:normal; min-width:160px; max-width:340px; overflow-wrap:anywhere; }
+thead th { background:var(--band); position:sticky; top:0; vertical-align:bottom; }
+th button { font:inherit; font-weight:600; color:var(--fg); background:none; border:0; padding:0;
+  cursor:pointer; text-align:inherit; }
+th[aria-sort="ascending"] button::after { content:" ▲"; color:var(--accent); }
+th[aria-sort="descending"] button::after { content:" ▼"; color:var(--accent); }
+tbody tr:nth-child(even) { background:#fbfcfd; }
+tbody tr:hover { background:#eef3fb; }
+tr.shortcut td { color:#6b7280; font-style:italic; }
+tr.stale td { color:#9a6a00; }
+.ci { color:var(--muted); font-size:11px; }
+.tier { display:inline-block; min-width:22px; padding:0 6px; border-radius:9px; font-weight:600;
+  text-align:center; background:#e6ecf7; color:#2456a6; }
+.tier.t1 { background:#2456a6; color:#fff; }
+.badge { font-size:11px; padding:0 5px; border-radius:6px; margin-left:4px; font-style:normal; }
+.badge.shortcut { background:#eceff3; color:#4b5563; }
+.badge.indomain { background:#fff1d6; color:#8a5a00; }
+.badge.stale { background:#ffe4c2; color:#8a4b00; }
+figure { margin:8px 0 14px; }
+figure svg { max-width:100%; height:auto; }
+figcaption { color:var(--muted); font-size:12px; }
+.literature { border:2px dashed #b8c2d3; background:#fafbfc; padding:6px 18px 14px; margin-top:34px; }
+.literature h2 { border:0; }
+ul.notes li { margin:3px 0; overflow-wrap:anywhere; }
+footer { color:var(--muted); font-size:12px; padding:0 28px 28px; }
+"""
+
+SCRIPT = """
+(function () {
+  "use strict";
+  function value(row, col) {
+    var cell = row.cells[col];
+    var v = cell.getAttribute("data-sort");
+    return v === null ? cell.textContent.trim() : v;
+  }
+  function sortBy(table, th, col) {
+    var numeric = th.getAttribute("data-type") === "number";
+    var current = th.getAttribute("aria-sort");
+    var asc = numeric ? current === "descending" : current !== "ascending";
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows).map(function (row, i) {
+      var v = value(row, col);
+      var missing = v === "" || v === "–" || (numeric && isNaN(parseFloat(v)));
+      return { row: row, i: i, missing: missing, v: numeric && !missing ? parseFloat(v) : v };
+    });
+    rows.sort(function (a, b) {
+      if (a.missing !== b.missing) { return a.missing ? 1 : -1; }
+      var d = 0;
+      if (!a.missing) {
+        d = numeric ? a.v - b.v : a.v.localeCompare(b.v);
+        if (!asc) { d = -d; }
+      }
+      return d !== 0 ? d : a.i - b.i;
+    });
+    rows.forEach(function (r) { body.appendChild(r.row); });
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (h) {
+      h.setAttribute("aria-sort", "none");
+    });
+    th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), function (table) {
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, col) {
+      var button = th.querySelector("button");
+      if (button) {
+        button.addEventListener("click", function () { sortBy(table, th, col); });
+      }
+    });
+  });
+})();
+"""
+
+
+class Col:
+    """A table column: header text (escaped here) and whether it sorts as a number."""
+
+    def __init__(self, title: str, numeric: bool = True, name: bool = False) -> None:
+        self.title, self.numeric, self.name = title, numeric, name
+
+
+def _th(col: Col) -> str:
+    kind = "number" if col.numeric else "text"
+    cls = ' class="name"' if col.name else ""
+    return (
+        f'<th scope="col"{cls} data-type="{kind}" aria-sort="none">'
+        f'<button type="button">{esc(col.title)}</button></th>'
+    )
+
+
+def _td(html: str, sort: float | str | None = None, cls: str = "") -> str:
+    attr = "" if sort is None else f' data-sort="{esc(sort)}"'
+    klass = f' class="{cls}"' if cls else ""
+    return f"<td{klass}{attr}>{html}</td>"
+
+
+def _table(cols: Sequence[Col], rows: Sequence[tuple[str, list[str]]], label: str) -> str:
+    """A sortable table; each row is (tr class, cells already rendered by `_td`)."""
+    head = "".join(_th(c) for c in cols)
+    body = "\n".join(
+        f"<tr{f' class={chr(34)}{cls}{chr(34)}' if cls else ''}>{''.join(cells)}</tr>"
+        for cls, cells in rows
+    )
+    return (
+        f'<div class="scroll"><table class="sortable" aria-label="{esc(label)}">'
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table></div>"
+    )
+
+
+def _acc(cell: Cell | None, with_ci: bool = True) -> str:
+    """An accuracy cell, sortable by the accuracy value; '–' (sorted last) without evidence."""
+    if cell is None or not cell.n or cell.accuracy is None:
+        return _td("–", "")
+    text = pct(cell, with_ci=False)
+    if with_ci and cell.ci_low is not None and cell.ci_high is not None:
+        ci = pct(cell)[len(text) :].strip()
+        text += f' <span class="ci">{esc(ci)}</span>'
+    return _td(text, f"{100 * cell.accuracy:.4f}")
+
+
+def _name(name: str, shortcut: bool, in_domain: bool, stale: bool = False) -> str:
+    out = esc(name)
+    if shortcut:
+        out += ' <span class="badge shortcut" title="shortcut heuristic">‡ shortcut</span>'
+    if in_domain:
+        out += ' <span class="badge indomain" title="trained on this corpus">† in-domain</span>'
+    if stale:
+        out += ' <span class="badge stale" title="computed by other code">⚠ stale</span>'
+    return _td(out, name, "name")
+
+
+def _tier(tier: int | None, leader: str | None, p_holm: float | None) -> str:
+    if tier is None:
+        return _td("–", "")
+    title = "tier leader" if p_holm is None else f"vs {leader}: Holm p = {p_holm:g}"
+    return _td(
+        f'<span class="tier t{tier}" title="{esc(title)}">{tier}</span>', str(tier), "tiercell"
+    )
+
+
+def _row_class(r: Row) -> str:
+    return " ".join(c for c in ("shortcut" if r.shortcut else "", "stale" if r.stale else "") if c)
+
+
+def task_table(t: TaskBoard) -> str:
+    cols = [Col("#"), Col("model", numeric=False, name=True), Col("tier")]
+    cols += [Col("overall [95% CI]"), Col("ties (%)"), Col("n"), Col("training", numeric=False)]
+    cols += [Col(g) for g in t.groups]
+    cols += [Col(b) for b in t.bin_labels]
+    cols += [Col(SUBSET_LABELS[k]) for k in SUBSETS]
+    rows = []
+    for i, r in enumerate(t.rows, start=1):
+        cells = [
+            _td(str(i) if not r.stale else "–", i if not r.stale else ""),
+            _name(r.name, r.shortcut, r.in_domain, r.stale),
+            _tier(r.tier, r.tier_leader, r.tier_p_holm),
+            _acc(r.overall),
+            _td(f"{100 * (r.overall.tie_rate or 0):.1f}", f"{100 * (r.overall.tie_rate or 0):.4f}"),
+            _td(str(r.overall.n), r.overall.n),
+            _td("in-domain" if r.in_domain else "zero-shot"),
+        ]
+        cells += [_acc(r.by_group.get(g)) for g in t.groups]
+        cells += [_acc(c) for c in r.by_bin]
+        cells += [_acc(r.by_subset.get(k)) for k in SUBSETS]
+        rows.append((_row_class(r), cells))
+    return _table(cols, rows, f"{t.name}: accuracy per ΔMOS bin")
+
+
+def relation_table(t: TaskBoard) -> str:
+    cols = [Col("model", numeric=False, name=True)]
+    cols += [Col(f"{rel} ({t.relation_sizes[rel]} pairs)") for rel in t.relations]
+    rows = [
+        (
+            _row_class(r),
+            [
+                _name(r.name, r.shortcut, r.in_domain, r.stale),
+                *(_acc(r.by_relation.get(rel)) for rel in t.relations),
+            ],
+        )
+        for r in t.rows
+    ]
+    return _table(cols, rows, f"{t.name}: accuracy per relation")
+
+
+def diagnostics(t: TaskBoard) -> str:
+    judged = [r for r in t.rows if r.judged]
+    if not judged:
+        return ""
+    cols = [Col("model", numeric=False, name=True)]
+    cols += [Col(c) for c in ("position consistency", "first-position bias", "cycle rate")]
+    cols += [Col("pairs"), Col("triplets")]
+    rows = []
+    notes = []
+    for r in judged:
+        cells = diagnostics_cells(r)
+        rows.append(
+            (
+                _row_class(r),
+                [_name(r.name, r.shortcut, r.in_domain, r.stale)]
+                + [_td(esc(c), _lead_number(c)) for c in cells],
+            )  # fmt: skip
+        )
+        for what, why in sorted(((r.diagnostics or {}).get("unavailable") or {}).items()):
+            notes.append(f"<li>{esc(r.name)}: {esc(what)} not available: {esc(why)}</li>")
+    n_scalar = len(t.rows) - len(judged)
+    note = DIAGNOSTICS_NOTE + (
+        f"The {n_scalar} other model(s) score each clip on its own: consistency 100%, bias 0 "
+        "and cycle rate 0 by construction."
+        if n_scalar
+        else ""
+    )
+    out = f"<h3>Judge diagnostics</h3>{_table(cols, rows, f'{t.name}: judge diagnostics')}"
+    out += f'<p class="note">{esc(note)}</p>'
+    if notes:
+        out += '<ul class="notes">' + "".join(notes) + "</ul>"
+    return out
+
+
+def _lead_number(text: str) -> str:
+    m = re.match(r"[+-]?\d+(\.\d+)?", text)
+    return m.group(0) if m else ""
+
+
+def not_ranked(t: TaskBoard) -> str:
+    items = []
+    for f in t.failed:
+        when = f" at {esc(f.time)}" if f.time else ""
+        line = f"✗ <b>{esc(f.submission)}</b>: failed ({esc(f.stage)}){when}: {esc(f.reason)}"
+        if f.withdrawn:
+            line += " (its earlier result is withdrawn)"
+        if f.changed_since:
+            line += " (the folder has changed since: rerun it)"
+        items.append(line)
+    for s in t.stale:
+        if s.now is None:
+            why = f"its folder cannot be fingerprinted now ({esc(s.why_not)})"
+        else:
+            old = f"{esc(str(s.was)[:12])}…" if s.was else "unknown code"
+            why = f"computed by {old}, the folder is now {esc(s.now[:12])}…"
+        items.append(
+            f"⚠ <b>{esc(s.submission)}</b>: stale, {why}; rerun it "
+            f"(<code>mosrm evaluate {esc(s.submission)} --task {esc(t.name)}</code>)"
+        )
+    if not items:
+        return ""
+    return (
+        '<h3>Not ranked</h3><ul class="notes">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+    )
+
+
+_DECL = re.compile(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->", re.S)
+_ID = re.compile(r'\bid="([^"]+)"')
+_REF = re.compile(r'(url\(#|href="#)([^)"]+)')
+
+
+def inline_svg(svg: str, prefix: str, label: str) -> str:
+    """A matplotlib SVG for inlining in HTML: no XML declaration, doctype or comments, its ids
+    prefixed (several figures on one page must not share clip-path or marker ids)."""
+    body = _DECL.sub("", svg).strip()
+    body = _ID.sub(lambda m: f'id="{prefix}-{m.group(1)}"', body)
+    body = _REF.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", body)
+    return body.replace("<svg ", f'<svg role="img" aria-label="{esc(label)}" ', 1)
+
+
+def _figure(svg: str, prefix: str, label: str, caption: str) -> str:
+    return (
+        f"<figure>{inline_svg(svg, prefix, label)}<figcaption>{esc(caption)}</figcaption></figure>"
+    )
+
+
+def anchor(i: int) -> str:
+    return f"task-{i}"
+
+
+def task_section(i: int, t: TaskBoard, figures: dict[str, str]) -> str:
+    if not t.rows:
+        return f'<section id="{anchor(i)}"><h2>{esc(t.name)}</h2><p>No current results.</p>{not_ranked(t)}</section>'
+    synthetic = " — SYNTHETIC, smoke test only" if t.synthetic else ""
+    head = (
+        f'<h2>{esc(t.name)}{synthetic}</h2><p class="note">version {esc(t.version)}, '
+        f"{esc(t.split)} split, {esc(t.n_pairs)} pairs on {esc(t.n_clips)} clips, "
+        f"{t.bins} ΔMOS bins</p>"
+    )
+    note = merged_bins_note(t)
+    shown, left = plots.shown_rows(t)
+    caption = (
+        "Strict accuracy per ΔMOS percentile bin with 95% clip-clustered bands; dotted: chance. "
+        "Shortcuts dashed grey."
+    )
+    if left:
+        caption += f" The {plots.TOP} best models are drawn; {left} more are in the table above."
+    out = [f'<section id="{anchor(i)}">', head, task_table(t)]
+    if note:
+        out.append(f'<p class="note">{esc(note)}</p>')
+    if shown:
+        out.append(
+            _figure(
+                figures["bins"], f"{anchor(i)}-bins", f"{t.name}: accuracy by ΔMOS bin", caption
+            )
+        )
+        out.append("<h3>By relation</h3>")
+        out.append(
+            _figure(
+                figures["relations"],
+                f"{anchor(i)}-rel",
+                f"{t.name}: accuracy by ΔMOS bin per relation",
+                "The same, per pair relation (same content, same system, cross).",
+            )
+        )
+    else:
+        out.append("<h3>By relation</h3>")
+    out += [relation_table(t), diagnostics(t), not_ranked(t), "</section>"]
+    return "\n".join(x for x in out if x)
+
+
+def summary_table(s: Summary) -> str:
+    cols = [Col("#"), Col("model", numeric=False, name=True), Col("tier")]
+    cols += [Col("micro [95% CI]"), Col("macro [95% CI]"), Col("training", numeric=False)]
+    cols += [Col(t) for t in s.tasks] + [Col("pairs")]
+    rows = []
+    for r in s.rows:
+        cells = [
+            _td(str(r.rank), r.rank),
+            _name(r.name, r.shortcut, r.in_domain),
+            _tier(r.tier, r.tier_leader, r.tier_p_holm),
+            _acc(r.micro),
+            _acc(r.macro),
+            _td("in-domain" if r.in_domain else "zero-shot"),
+            *(_acc(r.per_task.get(t), with_ci=False) for t in s.tasks),
+            _td(str(r.pairs), r.pairs),
+        ]
+        rows.append(("shortcut" if r.shortcut else "", cells))
+    listed = ", ".join(s.tasks)
+    return f"<h3>Evaluated on {len(s.tasks)} task(s): {esc(listed)}</h3>" + _table(
+        cols, rows, f"all tasks: {listed}"
+    )
+
+
+def summary_section(board: Board, heatmap: str) -> str:
+    kept = ""
+    if board.synthetic_tasks:
+        kept = (
+            f"Synthetic tasks ({', '.join(board.synthetic_tasks)}) are never pooled with real "
+            "corpora here."
+        )
+    out = ['<section id="all-tasks"><h2>All tasks</h2>']
+    if not board.summaries:
+        out.append(f"<p>No results on real (non-synthetic) tasks yet. {esc(kept)}</p>")
+    else:
+        out.append(f"<p>{esc(SUMMARY_INTRO + kept)}</p>")
+        out += [summary_table(s) for s in board.summaries]
+    if board.unranked:
+        listed = "; ".join(f"{sub} ({', '.join(why)})" for sub, why in board.unranked.items())
+        out.append(f'<p class="note">Left out of this ranking until rerun: {esc(listed)}.</p>')
+    if heatmap:
+        out.append(
+            _figure(
+                heatmap,
+                "heatmap",
+                "overall accuracy, model × task",
+                "Overall strict accuracy per model and task (grey: no current result). "
+                "Models ordered by their mean over the tasks they have.",
+            )
+        )
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def models_section(board: Board) -> str:
+    if not board.models:
+        return ""
+    cols = [Col("model", numeric=False, name=True), Col("kind", numeric=False), Col("parameters")]
+    cols += [
+        Col(c, numeric=False) for c in ("licence", "revision", "released", "link", "trained on")
+    ]
+    rows = []
+    for m in board.models:
+        size = "–" if m.parameters is None else f"{m.parameters:,}"
+        if m.parameters is not None and m.parameters_source == "declared":
+            size += " (declared)"
+        url = safe_url(m.url) if m.url else None
+        if url:
+            link = f'<a href="{esc(url)}" rel="nofollow noopener noreferrer">{esc(url)}</a>'
+        else:
+            link = esc(m.url or "–")
+        cells = [
+            _name(m.name, m.shortcut, False),
+            _td(esc(m.kind or "–")),
+            _td(esc(size), "" if m.parameters is None else m.parameters),
+            *(_td(esc(v or "–")) for v in (m.license, m.revision, m.release_date)),
+            _td(link, cls="name"),
+            _td(esc(", ".join(m.training_data) or "none declared"), cls="name"),
+        ]
+        rows.append(("shortcut" if m.shortcut else "", cells))
+    return f'<section id="models"><h2>Models</h2>{_table(cols, rows, "models")}</section>'
+
+
+def literature_section(board: Board) -> str:
+    rows = "".join(
+        f"<tr><td>{esc(r.model)}</td><td>{esc(r.base)}</td><td>{esc(r.overall)}</td></tr>"
+        for r in board.literature
+    )
+    return (
+        '<section id="literature" class="literature">'
+        "<h2>Numbers reported in the literature — not ranked, not comparable</h2>"
+        f"<p>Reported by {esc(board.literature_source)}. These numbers are <b>not comparable</b> "
+        "with the tables above: other pairs (the paper's own, unreleased), other training. They "
+        "are listed for orientation and never ranked with ours.</p>"
+        '<div class="scroll"><table aria-label="numbers reported in the literature">'
+        "<thead><tr><th>model (as reported)</th><th>base</th><th>overall accuracy (%)</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table></div></section>"
+    )
+
+
+def about_section() -> str:
+    return (
+        '<section id="about"><h2>What a result means</h2>'
+        f"<p>{esc(INTRO)}</p>"
+        "<ul>"
+        "<li><b>Pairs</b>: two clips of one corpus with different MOS; the model is right if it "
+        "scores the higher-MOS clip strictly higher. A tie (equal scores) is wrong; the tie rate "
+        "is shown beside every accuracy.</li>"
+        "<li><b>Intervals</b> are 95% and clip-clustered: pairs sharing a clip are not "
+        "independent, so the interval is wider than a binomial one over pairs.</li>"
+        "<li><b>Bins</b> are ΔMOS percentile bands within each task: bin 0 holds the smallest "
+        "MOS gaps (the hard pairs), the last bin the largest.</li>"
+        f"<li><b>Tiers</b>. {esc(TIER_RULE.removeprefix('Tier: '))}</li>"
+        "<li><b>Across tasks</b> only real corpora are pooled, and a model is ranked only "
+        "against models evaluated on the same set of tasks.</li>"
+        "<li>Click a column header to sort a table (again to reverse).</li>"
+        "</ul></section>"
+    )
+
+
+def page(board: Board, figures: dict[str, dict[str, str]], heatmap: str) -> str:
+    """The whole page. `figures[task]` holds that task's "bins" and "relations" SVG text."""
+    nav = ['<a href="#about">What a result means</a>', '<a href="#all-tasks">All tasks</a>']
+    nav += [f'<a href="#{anchor(i)}">{esc(t.name)}</a>' for i, t in enumerate(board.tasks)]
+    nav += ['<a href="#models">Models</a>', '<a href="#literature">Literature</a>']
+    nav += ['<a href="#exports">Exports</a>']
+    body = [about_section()]
+    if board.empty:
+        body.append('<section id="all-tasks"><h2>All tasks</h2><p>No results yet: run '
+                    "<code>mosrm run</code>.</p></section>")  # fmt: skip
+    else:
+        body.append(summary_section(board, heatmap))
+        body += [task_section(i, t, figures.get(t.name, {})) for i, t in enumerate(board.tasks)]
+        body.append(models_section(board))
+    body.append(literature_section(board))
+    body.append(
+        '<section id="exports"><h2>Exports</h2><p>The same tables as '
+        '<a href="board.csv">CSV</a> (one row per submission × task, and per submission × task '
+        'set) and <a href="board.json">JSON</a>, and as <a href="../README.md">Markdown</a>. '
+        "Figures as separate files: <code>plots/</code>. Everything here is rebuilt from the "
+        "results folder by <code>mosrm board</code>, byte for byte.</p></section>"
+    )
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{TITLE}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        f"<header><h1>{TITLE}</h1><p>Pairwise, ΔMOS-stratified accuracy of speech-quality "
+        "reward models, rebuilt from the results folder.</p>"
+        f"<nav>{' '.join(nav)}</nav></header>\n<main>\n"
+        + "\n".join(b for b in body if b)
+        + "\n</main>\n<footer>Built by <code>mosrm board</code>; no network is used by this "
+        f"page.</footer>\n<script>{SCRIPT}</script>\n</body>\n</html>\n"
+    )
