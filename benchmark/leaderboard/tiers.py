@@ -52,10 +52,15 @@ class Scored:
 
 
 def scored(key: str, accuracy: float, predictions: pa.Table) -> tuple[Scored, np.ndarray]:
-    """`Scored` plus the pair ids it is aligned on (for the same-pairs check of `assign`)."""
+    """`Scored` plus what identifies its pairs (id, clips, chosen side), for the same-pairs check
+    of `assign`."""
     p = load_predictions(predictions)
     correct, _ = _correctness(p)  # the one tie rule; reloading via metrics.correctness costs 2x
-    return Scored(key, accuracy, correct), p.pair_id
+    pairs = np.array(
+        ["\x1f".join(x) for x in zip(p.pair_id, p.clip_a, p.clip_b, p.chosen, strict=True)],
+        dtype=object,
+    )
+    return Scored(key, accuracy, correct), pairs
 
 
 def design_of(predictions: pa.Table) -> ClipDesign:
@@ -74,7 +79,8 @@ def assign(
     for m, other in models[1:]:
         if other.shape != ids.shape or (other != ids).any():
             raise MosrmError(
-                f"{where}: the predictions of '{m.key}' cover other pairs than "
+                f"{where}: the predictions of '{m.key}' hold other pairs (ids, clips or chosen "
+                f"side) than "
                 f"'{models[0][0].key}': models are only compared on the same pairs; rerun them"
             )
     left = sorted((m for m, _ in models), key=lambda m: (-m.accuracy, m.key))

@@ -1,0 +1,263 @@
+"""`mosrm board`: the site, Markdown, CSV and JSON from one computed board (results written by hand,
+as in tests/test_board.py): byte-identical rebuilds, significance tiers, escaping, the literature
+kept apart, and exports that carry the Markdown's numbers."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from benchmark.cli import main
+from benchmark.escape import csv_cell, safe_url
+from benchmark.leaderboard.build import build_board
+from benchmark.leaderboard.data import LITERATURE
+from benchmark.leaderboard.exports import as_records
+from benchmark.leaderboard.tiers import assign, design_of, scored
+from benchmark.metrics import compare
+from benchmark.uncertainty import holm
+from tests.test_board import _result
+
+SCRIPT = "<script>alert(1)</script>"
+IMAGE = "![x](http://example.com/p.png)"
+
+
+def hostile_results(root: Path) -> Path:
+    """Two real tasks and the demo; a shortcut, an in-domain model, a model on one task only, and
+    two submitters whose display names try HTML and Markdown."""
+    for task in ("alpha", "beta", "demo"):
+        _result(root, "full", task, 0.8)
+    for task in ("alpha", "beta"):
+        _result(root, "second", task, 0.6)
+        _result(root, "loud", task, 0.5, shortcut=True)
+        _result(
+            root,
+            "evil",
+            task,
+            0.7,
+            display_name=SCRIPT,
+            model={"url": "javascript:alert(1)", "license": '=HYPERLINK("http://e")'},
+        )
+        _result(
+            root,
+            "img",
+            task,
+            0.75,
+            display_name=IMAGE,
+            model={"url": "https://example.org/m?a=1&b=<2>", "parameters": 12345},
+        )
+    _result(root, "trained", "alpha", 0.9)
+    _result(root, "trained", "beta", 0.95, zero_shot=False)
+    _result(root, "partial", "alpha", 0.99)
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("site")
+    results = hostile_results(base / "results")
+    build_board(results, base / "out")
+    return results, base / "out"
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}  # fmt: skip
+
+
+def test_same_results_give_the_same_bytes_anywhere(built, tmp_path):
+    results, out = built
+    first = _files(out)
+    assert {"README.md", "site/index.html", "site/board.csv", "site/board.json"} <= set(first)
+    assert any(name.startswith("site/plots/") and name.endswith(".svg") for name in first)
+    build_board(results, tmp_path / "again")
+    moved = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(results, moved)
+    build_board(moved, tmp_path / "moved")
+    assert _files(tmp_path / "again") == first
+    assert _files(tmp_path / "moved") == first
+    text = b"".join(first.values()).decode("utf-8")
+    assert str(results) not in text and str(tmp_path) not in text  # no paths leak in
+
+
+def test_cli_board_writes_every_output_and_summary(tmp_path):
+    results = hostile_results(tmp_path / "results")
+    assert main(["--repo", str(tmp_path), "board", "--results", str(results)]) == 0
+    default = tmp_path / "results-board"  # never the checkout's own leaderboard/
+    assert (default / "site" / "index.html").is_file() and (default / "README.md").is_file()
+    assert (results / "summary.md").read_bytes() == (default / "README.md").read_bytes()
+    assert main(["--repo", str(tmp_path), "board", "--results", str(results), "--out",
+                 str(tmp_path / "o")]) == 0  # fmt: skip
+    assert _files(tmp_path / "o") == _files(default)
+
+
+def test_tiers_follow_the_paired_test_with_holm(tmp_path):
+    """A model with the leader's very predictions shares its tier; a clearly worse one does not;
+    the Holm-adjusted p-values are those of `metrics.compare` over the family."""
+    root = tmp_path / "results"
+    _result(root, "best", "alpha", 0.95)
+    _result(root, "worse", "alpha", 0.15)
+    _result(root, "twin", "alpha", 0.5)
+    twin = root / "twin" / "alpha.predictions.parquet"
+    shutil.copy(root / "best" / "alpha.predictions.parquet", twin)
+    record = json.loads((root / "best" / "alpha.json").read_text())
+    (root / "twin" / "alpha.json").write_text(json.dumps({**record, "submission": "twin",
+                                                          "display_name": "twin"}))  # fmt: skip
+    tables = {s: pq.read_table(root / s / "alpha.predictions.parquet") for s in ("best", "worse", "twin")}  # fmt: skip
+    acc = {s: record["metrics"]["overall"]["accuracy"] for s in ("best", "twin")}
+    acc["worse"] = json.loads((root / "worse" / "alpha.json").read_text())["metrics"]["overall"][
+        "accuracy"
+    ]
+    tiers = assign(
+        [scored(s, acc[s], t) for s, t in tables.items()], design_of(tables["best"]), "t"
+    )
+    # the leader is "best" (equal accuracy to "twin", first by name)
+    assert tiers["best"].tier == tiers["twin"].tier == 1 and tiers["best"].p_holm is None
+    assert tiers["worse"].tier == 2
+    raw = [compare(tables["best"], tables[s])["overall"]["p_value"] for s in ("twin", "worse")]
+    adjusted = holm(raw)
+    assert tiers["twin"].p_holm == pytest.approx(adjusted[0], rel=1e-5) == 1.0
+    assert adjusted[1] < 0.05
+    # and the board shows them: same tier column in Markdown, CSV and JSON
+    out = build_board(root, tmp_path / "out")
+    rows = {r["submission"]: r for r in as_records((tmp_path / "out/site/board.csv").read_text())}
+    assert [rows[s]["tier"] for s in ("best", "twin", "worse")] == ["1", "1", "2"]
+    md_rows = [line for line in out.markdown.splitlines() if line.startswith("| twin ")]
+    assert md_rows[0].endswith("| 1 |")
+
+
+def test_tiers_from_scratch_on_clear_differences():
+    """Hand-worked: on 400 pairs over 200 disjoint clip pairs, 90% vs 50% correct is separated,
+    and two models differing on one pair are not."""
+    import pyarrow as pa
+
+    from benchmark.metrics import PREDICTION_SCHEMA
+    from benchmark.tables import FIXED_SUBSETS, from_rows
+
+    def table(correct: np.ndarray) -> pa.Table:
+        rows = [
+            {
+                "pair_id": f"p{i:03d}", "task": "t", "split": "test", "relation": "cross",
+                "clip_a": f"a{i}", "clip_b": f"b{i}", "mos_a": 3.0, "mos_b": 2.0,
+                "delta_mos": 1.0, "chosen": "a", "delta_bin": 0,
+                **dict.fromkeys(FIXED_SUBSETS, False),
+                "score_a": 1.0 if c else 0.0, "score_b": 0.5,
+            }
+            for i, c in enumerate(correct)
+        ]  # fmt: skip
+        return from_rows(rows, PREDICTION_SCHEMA)
+
+    n = 400
+    good = np.arange(n) % 10 != 0  # 90%
+    close = good.copy()
+    close[1] = False  # one pair fewer
+    coin = np.arange(n) % 2 == 0  # 50%
+    models = [scored("good", 0.9, table(good)), scored("close", 0.8975, table(close)),
+              scored("coin", 0.5, table(coin))]  # fmt: skip
+    tiers = assign(models, design_of(table(good)), "t")
+    assert {k: v.tier for k, v in tiers.items()} == {"good": 1, "close": 1, "coin": 2}
+
+
+def test_hostile_names_are_inert_in_every_output(built):
+    _, out = built
+    html = (out / "site" / "index.html").read_text()
+    md = (out / "README.md").read_text()
+    csv_text = (out / "site" / "board.csv").read_text()
+    # HTML: escaped text, our one script, no image, no live javascript: link
+    assert SCRIPT not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert html.count("<script>") == 1 and "<img" not in html
+    assert IMAGE.replace("(", "&#x27;") not in html and "![x](http://example.com/p.png)" in html
+    assert 'href="javascript' not in html and "javascript:alert(1)" in html
+    assert (
+        '<a href="https://example.org/m?a=1&amp;b=&lt;2&gt;" rel="nofollow noopener noreferrer">'
+        in html
+    )
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    assert "http://" not in re.sub(r"<td[^>]*>[^<]*</td>", "", html.split("<main>")[0])
+    # Markdown: no image, link or HTML
+    assert SCRIPT not in md and "![x](" not in md and "&lt;script&gt;" in md
+    assert "!\\[x\\](http://example.com/p.png)" in md
+    # CSV: the plain names as data, and no cell starts a formula
+    rows = as_records(csv_text)
+    names = {r["name"] for r in rows}
+    assert SCRIPT in names and IMAGE in names
+    for r in rows:
+        assert not any(v.startswith(("=", "+", "@")) for v in r.values())
+        assert not any(v.startswith("-") and not re.fullmatch(r"-[\d.e-]+", v) for v in r.values())
+    assert csv_cell("=1+1") == "'=1+1" and csv_cell("-x") == "'-x" and csv_cell("a=b") == "a=b"
+    assert safe_url("javascript:alert(1)") is None and safe_url("https://a.b/c") == "https://a.b/c"
+    assert safe_url("https://a.b/\nx") is None and safe_url("http:///nohost") is None
+    # the site's plots: the names are SVG text, escaped
+    svgs = "".join(p.read_text() for p in (out / "site" / "plots").glob("*.svg"))
+    assert SCRIPT not in svgs and "&lt;script&gt;alert(1)&lt;/script&gt;" in svgs
+
+
+def test_literature_is_listed_apart_and_never_ranked(built):
+    _, out = built
+    html = (out / "site" / "index.html").read_text()
+    md = (out / "README.md").read_text()
+    section = html[html.index('<section id="literature"') :]
+    section = section[: section.index("</section>")]
+    for r in LITERATURE:
+        assert r.overall in section and r.model in section
+        assert r.overall not in html.replace(section, "")
+    assert "not comparable" in section and 'class="sortable"' not in section
+    lit = md[md.index("## Numbers reported in the literature") :]
+    assert "not comparable" in lit and "80.04" in lit and "≈68.2" in lit
+    assert "80.04" not in md[: md.index("## Numbers reported in the literature")]
+    assert md.index("## Numbers reported") > md.index("## All tasks")
+
+
+def _md_row(md: str, heading: str, name: str) -> list[str]:
+    start = md.index(heading)
+    section = md[start : md.find("\n## ", start + 1)]
+    line = next(x for x in section.splitlines() if x.startswith(f"| {name} ") or f"| {name} |" in x)
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+
+
+def test_csv_and_json_carry_the_markdown_numbers(built):
+    _, out = built
+    md = (out / "README.md").read_text()
+    rows = as_records((out / "site" / "board.csv").read_text())
+    board = json.loads((out / "site" / "board.json").read_text())
+    task_rows = [r for r in rows if r["scope"] == "task"]
+    assert {(r["task"], r["submission"]) for r in task_rows} == {
+        (t["name"], row["submission"]) for t in board["tasks"] for row in t["rows"]
+    }
+    for r in task_rows:
+        if r["name"] in (SCRIPT, IMAGE):
+            continue
+        cells = _md_row(md, f"## {r['task']} ", r["name"])
+        acc, low, high = (100 * float(r[k]) for k in ("accuracy", "ci_low", "ci_high"))
+        assert cells[1] == f"{acc:.1f} [{low:.1f}, {high:.1f}]"
+        assert cells[-1] == r["tier"] and cells[-2] == r["n"]
+        for i in range(3):
+            assert cells[2 + i].startswith(f"{100 * float(r[f'bin_{i}_accuracy']):.1f}")
+        j = next(t for t in board["tasks"] if t["name"] == r["task"])
+        row = next(x for x in j["rows"] if x["submission"] == r["submission"])
+        assert row["overall"]["accuracy"] == float(r["accuracy"]) and row["tier"] == int(r["tier"])
+    summary = [r for r in rows if r["scope"] == "tasks"]
+    assert {r["task"] for r in summary} == {"alpha+beta", "alpha"}
+    for r in summary:
+        if r["task"] != "alpha+beta" or r["name"] in (SCRIPT, IMAGE):
+            continue
+        line = next(x for x in md.splitlines() if re.match(rf"\| \d+ \| {r['name']}\b", x))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[0] == r["rank"] and cells[4] == r["tier"] and cells[-1] == r["n"]
+        assert cells[2].startswith(f"{100 * float(r['accuracy']):.1f} [")
+        assert cells[3].startswith(f"{100 * float(r['macro_accuracy']):.1f} [")
+    assert board["board_format"] == 1 and board["synthetic_tasks"] == ["demo"]
+    assert "demo" not in {t for r in summary for t in r["task"].split("+")}
+
+
+def test_empty_results_still_build_a_page(tmp_path):
+    (tmp_path / "results").mkdir()
+    built = build_board(tmp_path / "results", tmp_path / "out")
+    assert built.markdown.startswith("No results yet")
+    html = (tmp_path / "out" / "site" / "index.html").read_text()
+    assert "No results yet" in html and 'id="literature"' in html
