@@ -3,8 +3,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
-# command -> Debian package it comes from (bubblewrap sandboxes submitted model code)
-APT_COMMANDS := espeak-ng:espeak-ng ffmpeg:ffmpeg bwrap:bubblewrap
+# command -> Debian package it comes from (bubblewrap sandboxes submitted model code; chromium
+# and its driver run the board's browser test, tests/test_site_browser.py)
+APT_COMMANDS := espeak-ng:espeak-ng ffmpeg:ffmpeg bwrap:bubblewrap chromium:chromium chromedriver:chromium-driver
 TORCH_VERSION := 2.13.0
 
 .PHONY: setup run test bench lint clean

@@ -477,7 +477,7 @@ def about_section() -> str:
         "independent, so the interval is wider than a binomial one over pairs.</li>"
         "<li><b>Bins</b> are ΔMOS percentile bands within each task: bin 0 holds the smallest "
         "MOS gaps (the hard pairs), the last bin the largest.</li>"
-        f"<li><b>Tiers</b>. {esc(TIER_RULE.removeprefix('Tier: '))}</li>"
+        f"<li><b>Tiers</b>. {esc(TIER_RULE.removeprefix('Tier: ').replace('`', ''))}</li>"
         "<li><b>Across tasks</b> only real corpora are pooled, and a model is ranked only "
         "against models evaluated on the same set of tasks.</li>"
         "<li>Click a column header to sort a table (again to reverse).</li>"
