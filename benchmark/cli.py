@@ -575,6 +575,42 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_roots(items: list[str] | None) -> dict[str | None, str]:
+    """`--data-root DIR` (every task) and `--data-root TASK=DIR` (one task) as {task|None: DIR}."""
+    out: dict[str | None, str] = {}
+    for item in items or []:
+        task, sep, root = item.partition("=")
+        if sep and task and "/" not in task:
+            out[task] = root
+        else:
+            out[None] = item
+    return out
+
+
+def cmd_validate_results(args: argparse.Namespace) -> int:
+    """Check a results folder for a results PR (`benchmark.validate_results`); exit 1 on failure."""
+    from benchmark.validate_results import update_lock, validate_results
+
+    repo = _repo(args)
+    roots = _data_roots(args.data_root)
+    if args.update_lock:
+        path, written = update_lock(repo, roots, echo=print)
+        print(f"wrote {path} ({', '.join(written) or 'no task has data here'})")
+        return 0
+    results = Path(args.results_dir) if args.results_dir else repo / "leaderboard" / "results"
+    report = validate_results(
+        results,
+        repo=repo,
+        submissions=args.submissions,
+        data_roots=roots,
+        allow_unverified=args.allow_unverified,
+        echo=print,
+    )
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
+
+
 def _sandbox_limits(args: argparse.Namespace) -> Any:
     from benchmark.sandbox import SandboxLimits
 
@@ -856,6 +892,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox_flags(p)
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "validate-results",
+        help="check a results folder (a results PR): schema, run records, predictions against "
+        "the metrics and pair files, fingerprints, pair-file hashes",
+    )
+    p.add_argument("results_dir", nargs="?", help="results folder (default leaderboard/results)")
+    p.add_argument("--submissions", help="submission folders (default submissions/)")
+    p.add_argument(
+        "--data-root",
+        action="append",
+        metavar="[TASK=]DIR",
+        help="a task's data root (repeatable; without TASK= for every task)",
+    )
+    p.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="pass files whose fingerprint or pair file cannot be checked here",
+    )
+    p.add_argument(
+        "--update-lock",
+        action="store_true",
+        help="maintainers: rewrite tasks/pair-files.lock.json for the tasks with data here",
+    )
+    p.set_defaults(func=cmd_validate_results)
 
     p = sub.add_parser("compare", help="paired comparison of two submissions on one task")
     p.add_argument("a")

@@ -241,7 +241,7 @@ class TaskResult(BaseModel):
         extra="forbid", frozen=True, populate_by_name=True, protected_namespaces=()
     )
 
-    schema_version: int
+    schema_version: int = Field(strict=True)
     submission: str
     display_name: str
     kind: Literal["scalar", "pairwise", "implicit", "predictions"]
@@ -379,7 +379,7 @@ class RunRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: int
+    schema_version: int = Field(strict=True)
     submission: str
     task: str
     split: str

@@ -1,0 +1,535 @@
+"""`mosrm validate-results`: check a results folder (a contributor's results PR) before merging it.
+
+A results file is only worth merging if its numbers follow from what it says it measured. For
+every `<submission>/<task>.json` (failure records, run records and other splits' `@split` files
+are skipped as the board skips them; quick runs' `.partial.json` are errors, as they must never
+be submitted) four things are checked:
+
+schema       it validates as `results.TaskResult` of a schema version this harness reads, and its
+             run record `<task>.run.json` is present, valid and describes these very bytes;
+predictions  the predictions file is there, holds the task's pairs row for row (where the task's
+             pair file can be built here), and `metrics.aggregate` over it gives exactly the
+             JSON's `metrics` block: every number must follow from the predictions;
+fingerprint  where `submissions/<submission>/` exists here, its current fingerprint
+             (`models.current_fingerprint`, which runs no submitted code) is `model_fingerprint`;
+pair file    `pair_file_sha256` is the task version's pair file: built here when the task's data
+             is present (the embedded demo always is), else read from the committed lock file
+             `tasks/pair-files.lock.json` ({task: {"version": v, "splits": {split: sha256}}}),
+             which `update_lock` (`mosrm validate-results --update-lock`) rewrites for the tasks
+             whose data a maintainer has.
+
+A check that cannot be made here (no submission folder, no data and no lock entry) is reported
+as "unverified (why)", which fails unless the caller allows it: a results PR passes on what was
+checked, never on what was not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from benchmark.errors import MosrmError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from benchmark.results import TaskResult
+    from benchmark.tasks import Task
+
+LOCK_FILE = Path("tasks") / "pair-files.lock.json"
+"""The pair-file lock, relative to the checkout."""
+
+
+@dataclass
+class FileReport:
+    """What the checks found for one results file."""
+
+    path: Path
+    problems: list[str] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def passed(self, allow_unverified: bool) -> bool:
+        return not self.problems and (allow_unverified or not self.unverified)
+
+    def line(self, root: Path, allow_unverified: bool) -> str:
+        """One line: ✓ or ✗, the file relative to the results folder, and the reasons."""
+        name = self.path.relative_to(root) if self.path.is_relative_to(root) else self.path
+        parts = list(self.problems)
+        parts += [f"unverified ({why})" for why in self.unverified]
+        if self.passed(allow_unverified):
+            extra = parts + self.notes
+            return f"✓ {name}" + (f" ({'; '.join(extra)})" if extra else "")
+        return f"✗ {name}: {'; '.join(parts)}"
+
+
+@dataclass
+class Validation:
+    root: Path
+    files: list[FileReport]
+    allow_unverified: bool
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.files) and all(f.passed(self.allow_unverified) for f in self.files)
+
+    def lines(self) -> Iterator[str]:
+        for f in self.files:
+            yield f.line(self.root, self.allow_unverified)
+        failed = sum(bool(f.problems) for f in self.files)
+        unverified = sum(not f.problems and bool(f.unverified) for f in self.files)
+        passed = len(self.files) - failed - unverified
+        tail = f"{len(self.files)} results file(s): {passed} passed, {failed} failed"
+        if unverified:
+            how = "allowed" if self.allow_unverified else "pass --allow-unverified to accept"
+            tail += f", {unverified} unverified ({how})"
+        yield tail
+
+
+# ---------------------------------------------------------------------------------------------
+# the task's pair files: built here, or from the lock
+
+
+@dataclass
+class _PairSource:
+    """A task's pair files as known here: built (sha256 and table per split), or only the lock's
+    hashes, or nothing (with why)."""
+
+    sha256: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, Path] = field(default_factory=dict)
+    from_lock: bool = False
+    why_not: str | None = None
+
+    def pairs(self, split: str) -> pa.Table | None:
+        import pyarrow.parquet as pq
+
+        path = self.tables.get(split)
+        return pq.read_table(path) if path is not None else None
+
+
+def _data_root(task: Task, overrides: Mapping[str | None, str | Path]) -> Path | None:
+    """Where the task's data is (as `mosrm evaluate` looks: override, own root, last prepared)."""
+    from benchmark.pipeline import last_data_root
+
+    given = overrides.get(task.name, overrides.get(None))
+    candidates = [task.data_root(given)]
+    last = last_data_root(task) if given is None else None
+    if last is not None and last not in candidates:
+        candidates.append(last)
+    for root in candidates:
+        try:
+            if task.available(root):
+                return root
+        except MosrmError:
+            continue
+    return None
+
+
+def build_pair_files(
+    task: Task, data_root: Path, scratch: Path, echo: Callable[[str], None] | None = None
+) -> tuple[dict[str, str], dict[str, Path]]:
+    """The task's standard pair files ({split: sha256}, {split: path}): the prepared folder's when
+    it is current (`benchmark.reuse`), else built from labels alone in `scratch` (pairs depend on
+    labels only, so no audio is probed or resampled and the user's prepared folder is untouched)."""
+    from benchmark.paths import prepared_dir
+    from benchmark.pipeline import prepare
+    from benchmark.reuse import load_current
+
+    for labels_only in (False, True):
+        found = load_current(
+            task,
+            data_root,
+            prepared_dir(task.name),
+            labels_only=labels_only,
+            resample=True,
+            overrides={},
+        )
+        if found is not None:
+            return dict(found.pair_sha256), dict(found.pair_files)
+    if echo is not None:
+        echo(f"building the pair files of '{task.name}' from its labels …")
+    prepared = prepare(task, data_root, labels_only=True, out_dir=scratch / task.name)
+    return dict(prepared.pair_sha256), dict(prepared.pair_files)
+
+
+def read_lock(path: Path) -> dict[str, Any]:
+    """The lock file's entries ({} when absent); a malformed one is an error naming the file."""
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MosrmError(f"{path}: unreadable pair-file lock ({exc})") from None
+    if not isinstance(raw, dict):
+        raise MosrmError(f"{path}: expected a JSON object {{task: {{version, splits}}}}")
+    for task, entry in raw.items():
+        ok = (
+            isinstance(entry, dict)
+            and set(entry) == {"version", "splits"}
+            and type(entry["version"]) is int
+            and isinstance(entry["splits"], dict)
+            and all(isinstance(v, str) for v in entry["splits"].values())
+        )
+        if not ok:
+            raise MosrmError(
+                f'{path}: entry \'{task}\' must be {{"version": int, "splits": {{split: sha256}}}}'
+            )
+    return raw
+
+
+def lock_text(entries: Mapping[str, Any]) -> str:
+    """The lock file's text: sorted keys, two-space indent, a final newline (deterministic)."""
+    return json.dumps(dict(entries), indent=2, sort_keys=True) + "\n"
+
+
+class _Pairs:
+    """Each task's pair files, found once per run (building one may take a while)."""
+
+    def __init__(
+        self,
+        tasks: Mapping[str, Task],
+        lock: Mapping[str, Any],
+        lock_path: Path,
+        data_roots: Mapping[str | None, str | Path],
+        scratch: Path,
+        echo: Callable[[str], None] | None,
+    ) -> None:
+        self.tasks, self.lock, self.lock_path = tasks, lock, lock_path
+        self.data_roots, self.scratch, self.echo = data_roots, scratch, echo
+        self.found: dict[str, _PairSource] = {}
+
+    def source(self, task: Task) -> _PairSource:
+        if task.name not in self.found:
+            self.found[task.name] = self._find(task)
+        return self.found[task.name]
+
+    def _find(self, task: Task) -> _PairSource:
+        root = _data_root(task, self.data_roots)
+        built_error = None
+        if root is not None:
+            try:
+                sha, files = build_pair_files(task, root, self.scratch, self.echo)
+                return _PairSource(sha256=sha, tables=files)
+            except MosrmError as exc:
+                built_error = f"building its pair files failed: {exc}"
+        entry = self.lock.get(task.name)
+        if entry is not None and entry["version"] == task.spec.version:
+            return _PairSource(sha256=dict(entry["splits"]), from_lock=True)
+        lock_says = (
+            f"{self.lock_path.name} has it at version {entry['version']}"
+            if entry is not None
+            else f"no entry in {self.lock_path.name}"
+        )
+        data = built_error or f"no '{task.name}' data here"
+        return _PairSource(why_not=f"{data}, {lock_says}")
+
+
+def update_lock(
+    repo: Path,
+    data_roots: Mapping[str | None, str | Path] | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> tuple[Path, list[str]]:
+    """(Re)write the lock entries of every task whose data is present here (the other entries are
+    kept as they are); returns the lock's path and the tasks written."""
+    from benchmark.atomic import atomic_write_text
+    from benchmark.tasks import load_tasks
+
+    path = repo / LOCK_FILE
+    entries = read_lock(path)
+    written = []
+    with tempfile.TemporaryDirectory(prefix="mosrm-lock-") as scratch:
+        for name, task in load_tasks(repo / "tasks").items():
+            root = _data_root(task, data_roots or {})
+            if root is None:
+                if echo is not None:
+                    echo(f"skip {name}: no data here (its entry, if any, is kept)")
+                continue
+            sha, _ = build_pair_files(task, root, Path(scratch), echo)
+            entries[name] = {"version": task.spec.version, "splits": dict(sorted(sha.items()))}
+            written.append(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, lock_text(entries))
+    return path, written
+
+
+# ---------------------------------------------------------------------------------------------
+# one results file
+
+
+def _first_difference(found: Any, expected: Any, where: str) -> str | None:
+    """The dotted path of the first value that differs, with both values; None if equal."""
+    if isinstance(found, dict) and isinstance(expected, dict):
+        for key in sorted(set(found) | set(expected)):
+            if key not in found:
+                return f"{where}.{key} is missing from the JSON"
+            if key not in expected:
+                return f"{where}.{key} is in the JSON but not computed from the predictions"
+            diff = _first_difference(found[key], expected[key], f"{where}.{key}")
+            if diff is not None:
+                return diff
+        return None
+    if isinstance(found, list) and isinstance(expected, list) and len(found) == len(expected):
+        for i, (a, b) in enumerate(zip(found, expected, strict=True)):
+            diff = _first_difference(a, b, f"{where}[{i}]")
+            if diff is not None:
+                return diff
+        return None
+    if found != expected or type(found) is not type(expected):
+        return f"{where} is {json.dumps(found)} in the JSON, {json.dumps(expected)} from the predictions"
+    return None
+
+
+def _compare_rows(pred: pa.Table, pairs: pa.Table) -> str | None:
+    """Why the predictions do not hold `pairs` row for row, or None when they do."""
+    missing = [c for c in pairs.column_names if c not in pred.column_names]
+    if missing:
+        return f"predictions lack the pair column(s) {', '.join(missing)}"
+    if pred.num_rows != pairs.num_rows:
+        return f"predictions have {pred.num_rows} rows, the task's pair file {pairs.num_rows}"
+    ours = pred.select(pairs.column_names)
+    if ours.equals(pairs, check_metadata=False):
+        return None
+    ids = pairs.column("pair_id").to_pylist()
+    for name in pairs.column_names:
+        a, b = ours.column(name).to_pylist(), pairs.column(name).to_pylist()
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return (
+                    f"predictions row {i} (pair {ids[i]}) has {name} = {x!r}, the task's pair "
+                    f"file {y!r}"
+                )
+    return "predictions differ from the task's pair file (column types)"
+
+
+def _check_schema(path: Path, report: FileReport) -> tuple[TaskResult, dict[str, Any]] | None:
+    from benchmark.errors import DataError
+    from benchmark.results import RunRecord, TaskResult, run_record_path
+
+    try:
+        data = path.read_bytes()
+        raw = json.loads(data.decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        report.problems.append(f"unreadable results file ({exc})")
+        return None
+    if not isinstance(raw, dict):
+        report.problems.append("results file is not a JSON object")
+        return None
+    try:
+        result = TaskResult.from_raw(raw, path)
+    except DataError as exc:
+        report.problems.append(str(exc).removeprefix(f"{path}: "))
+        return None
+    record_path = run_record_path(path)
+    if not record_path.is_file():
+        report.problems.append(f"run record {record_path.name} missing (rerun to write it)")
+    else:
+        try:
+            record = RunRecord.load(record_path)
+        except DataError as exc:
+            report.problems.append(f"run record: {str(exc).removeprefix(f'{record_path}: ')}")
+        else:
+            if record.results_sha256 != hashlib.sha256(data).hexdigest():
+                report.problems.append(
+                    f"run record {record_path.name} describes other bytes (field "
+                    "'results_sha256'): the results file was edited after its run"
+                )
+            ours = (record.submission, record.task, record.split)
+            if ours != (result.submission, result.task, result.split):
+                report.problems.append(
+                    f"run record {record_path.name} is of {'/'.join(ours)}, not of these results"
+                )
+    return result, raw
+
+
+def _check_place(path: Path, result: TaskResult, report: FileReport) -> None:
+    if path.parent.name != result.submission:
+        report.problems.append(
+            f"field 'submission' is '{result.submission}' but the file is in '{path.parent.name}/'"
+        )
+    if path.name != f"{result.task}.json":
+        report.problems.append(f"field 'task' is '{result.task}' but the file is '{path.name}'")
+
+
+def _check_predictions(
+    path: Path, result: TaskResult, raw: dict[str, Any], pairs: pa.Table | None, report: FileReport
+) -> None:
+    import pyarrow.parquet as pq
+
+    from benchmark.leaderboard.board import predictions_path
+    from benchmark.metrics import METRICS_VERSION, aggregate
+
+    pred_path = predictions_path(path)
+    if not pred_path.is_file():
+        report.problems.append(f"predictions file {pred_path.name} missing")
+        return
+    try:
+        pred = pq.read_table(pred_path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        report.problems.append(f"{pred_path.name}: unreadable ({type(exc).__name__}: {exc})")
+        return
+    if pred.num_rows != result.n_pairs:
+        report.problems.append(
+            f"field 'n_pairs' is {result.n_pairs} but {pred_path.name} has {pred.num_rows} rows"
+        )
+    if pairs is not None:
+        why = _compare_rows(pred, pairs)
+        if why is not None:
+            report.problems.append(why)
+    else:
+        report.notes.append("pair rows not compared: no pair file built here")
+    if result.metrics_version != METRICS_VERSION:
+        report.problems.append(
+            f"field 'metrics_version' is {result.metrics_version}, this harness computes "
+            f"{METRICS_VERSION}: rerun"
+        )
+        return
+    try:
+        expected = json.loads(json.dumps(aggregate(pred, bins=result.bins)))
+    except (MosrmError, ValueError) as exc:
+        report.problems.append(f"{pred_path.name}: metrics cannot be computed ({exc})")
+        return
+    diff = _first_difference(raw["metrics"], expected, "metrics")
+    if diff is not None:
+        report.problems.append(diff)
+
+
+def _check_fingerprint(
+    result: TaskResult, submissions: Path | None, report: FileReport, cache: dict[Path, str]
+) -> None:
+    from benchmark.models import current_fingerprint
+
+    folder = submissions / result.submission if submissions is not None else None
+    if folder is None or not (folder / "submission.yaml").is_file():
+        where = f"{folder}" if folder is not None else "no submissions folder given"
+        report.unverified.append(f"fingerprint: no submission folder here ({where})")
+        return
+    if folder not in cache:
+        try:
+            cache[folder] = current_fingerprint(folder)
+        except Exception as exc:  # a broken folder fails this check, not the whole validation
+            cache[folder] = f"error: {type(exc).__name__}: {exc}"
+    now = cache[folder]
+    if now.startswith("error: "):
+        report.problems.append(f"fingerprint of {folder.name}/ cannot be computed ({now[7:]})")
+    elif now != result.model_fingerprint:
+        report.problems.append(
+            f"field 'model_fingerprint' is {result.model_fingerprint[:12]}… but "
+            f"submissions/{folder.name}/ now fingerprints as {now[:12]}…: the folder changed "
+            "after the run (rerun, or submit the folder that was run)"
+        )
+
+
+def _check_pair_file(
+    result: TaskResult, tasks: Mapping[str, Task], pair_files: _Pairs, report: FileReport
+) -> pa.Table | None:
+    """Check `pair_file_sha256`; returns the task's pair table when it was built here."""
+    task = tasks.get(result.task)
+    if task is None:
+        report.problems.append(f"field 'task': no task '{result.task}' in tasks/")
+        return None
+    if result.task_version != task.spec.version:
+        report.problems.append(
+            f"field 'task_version' is {result.task_version}, tasks/{task.name}.yaml is version "
+            f"{task.spec.version}: rerun on the current task"
+        )
+        return None
+    source = pair_files.source(task)
+    if source.why_not is not None:
+        report.unverified.append(f"pair file: {source.why_not}")
+        return None
+    expected = source.sha256.get(result.split)
+    where = f"{pair_files.lock_path.name}'s" if source.from_lock else "the pair file built here"
+    if expected is None:
+        report.problems.append(f"field 'split': task '{task.name}' has no '{result.split}' pairs")
+    elif result.pair_file_sha256 != expected:
+        overrides = " (results on non-standard pair counts)" if result.pair_count_overrides else ""
+        report.problems.append(
+            f"field 'pair_file_sha256' is {result.pair_file_sha256[:12]}…, {where} is "
+            f"{expected[:12]}…{overrides}: not the pairs of {task.name} v{task.spec.version}"
+        )
+    return source.pairs(result.split)
+
+
+def _check_file(
+    path: Path,
+    tasks: Mapping[str, Task],
+    pair_files: _Pairs,
+    submissions: Path | None,
+    fingerprints: dict[Path, str],
+) -> FileReport:
+    from benchmark.pipeline import PARTIAL_SUFFIX
+
+    report = FileReport(path)
+    if path.name.endswith(PARTIAL_SUFFIX):
+        report.problems.append(
+            "a quick run's results (--limit) must not be submitted: delete its .partial.* files "
+            "and submit a full run"
+        )
+        return report
+    checked = _check_schema(path, report)
+    if checked is None:
+        return report
+    result, raw = checked
+    _check_place(path, result, report)
+    if result.partial is not None:
+        report.problems.append(
+            "field 'partial' is set: a quick run's results must not be submitted"
+        )
+    pairs = _check_pair_file(result, tasks, pair_files, report)
+    _check_predictions(path, result, raw, pairs, report)
+    _check_fingerprint(result, submissions, report, fingerprints)
+    return report
+
+
+def results_files(root: Path) -> list[Path]:
+    """The files the board would read, plus quick runs (to be reported): `<sub>/<task>.json`
+    without failure records, run records and other splits' results."""
+    from benchmark.failures import SUFFIX
+    from benchmark.results import RUN_SUFFIX
+
+    return [
+        p
+        for p in sorted(root.glob("*/*.json"))
+        if not p.name.endswith((SUFFIX, RUN_SUFFIX)) and "@" not in p.name
+    ]
+
+
+def validate_results(
+    results_root: str | Path,
+    *,
+    repo: str | Path,
+    submissions: str | Path | None = None,
+    data_roots: Mapping[str | None, str | Path] | None = None,
+    allow_unverified: bool = False,
+    echo: Callable[[str], None] | None = None,
+) -> Validation:
+    """Check every results file under `results_root` (module doc). `submissions` defaults to
+    `<repo>/submissions`; `data_roots` maps a task name (or None: every task) to its data root."""
+    from benchmark.tasks import load_tasks
+
+    root = Path(results_root)
+    if not root.is_dir():
+        raise MosrmError(f"{root}: no such results folder")
+    files = results_files(root)
+    if not files:
+        raise MosrmError(f"{root}: no results files (<submission>/<task>.json) to validate")
+    repo = Path(repo)
+    subs = Path(submissions) if submissions is not None else repo / "submissions"
+    tasks = load_tasks(repo / "tasks")
+    lock_path = repo / LOCK_FILE
+    lock = read_lock(lock_path)
+    fingerprints: dict[Path, str] = {}
+    with ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mosrm-validate-")))
+        pair_files = _Pairs(tasks, lock, lock_path, data_roots or {}, scratch, echo)
+        reports = [
+            _check_file(path, tasks, pair_files, subs if subs.is_dir() else None, fingerprints)
+            for path in files
+        ]
+    return Validation(root, reports, allow_unverified)
