@@ -40,7 +40,8 @@ purpose), so results never depend on Python's per-process `hash()` nor on the in
 (clips are sorted by `clip_id` first). A/B order is balanced: exactly half the pairs of each
 relation (±1 for odd counts) are presented higher-MOS-first, at random positions, so a model with
 a pure position bias scores exactly chance. Rows are sorted by (relation, pair_id), so the same
-inputs and seed give a byte-identical Parquet file.
+inputs and seed give a byte-identical Parquet file. Pair ids (`pair_ids`), the A/B draw, bins and
+rows are made by `pair_rows`, which streams pools too large for memory through bucket files.
 
 ΔMOS bins: per task and split, over all relations of the split, by rank: a pair whose ΔMOS exceeds
 r of the split's n pairs' ΔMOS goes to band floor(r * bins / n), so with distinct ΔMOS the bins are equal to ±1 pair. Tied ΔMOS share r, so a tie is never split
@@ -55,11 +56,13 @@ so. A split with no pairs has `bin_edges` = null.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -70,8 +73,16 @@ import pyarrow.compute as pc
 
 from benchmark.errors import DataError
 from benchmark.hashing import sha256_file
+from benchmark.pair_ids import PAIR_ID_VERSION, clip_hashes, salt
+from benchmark.pair_rows import (
+    SPILL_ABOVE,
+    RelationPairs,
+    SplitRows,
+    check_disk,
+    hypergeometric_ok,
+    spill_workdir,
+)
 from benchmark.tables import (
-    FIXED_SUBSETS,
     PAIR_SCHEMA,
     PAIR_SCHEMA_VERSION,
     RELATIONS,
@@ -128,8 +139,9 @@ CHUNK = 1 << 20
 
 MAX_PAIRS_ENV = "MOSRM_MAX_PAIRS"
 MAX_PAIRS_DEFAULT = 20_000_000
-"""Whole pools ('all') above this are refused with a clear error instead of exhausting memory
-(about 250 bytes per pair while building): SOMOS train alone has ~10^8 valid cross pairs."""
+"""A memory guard, not a size limit: a sample drawn by rejection is held in memory (~60 bytes a
+pair) and is refused above this. Whole pools and enumerated samples stream to bucket files
+(`pair_rows`) and are not limited: SOMOS train alone has ~10^8 valid cross pairs."""
 
 
 def max_pairs() -> int:
@@ -372,8 +384,9 @@ def _draw_by_enumeration(
     target: int | None,
     available: int,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stream the pool in canonical order; keep all of it or an exact uniform subsample."""
+    sink: Callable[[np.ndarray, np.ndarray], None],
+) -> None:
+    """Stream the pool in canonical order into `sink`: all of it or an exact uniform subsample."""
     take_all = target is None or target >= available
     ranks = None
     if not take_all and available >= _HYPERGEOMETRIC_MAX:
@@ -381,8 +394,6 @@ def _draw_by_enumeration(
     need = 0 if take_all else int(target)
     remaining = available
     found = 0
-    out_a: list[np.ndarray] = []
-    out_b: list[np.ndarray] = []
     for a, b in _enumerate(u):
         m = _valid(c, relation, a, b, md_q)
         a, b = a[m], b[m]
@@ -400,10 +411,10 @@ def _draw_by_enumeration(
                 s = need
             else:
                 s = int(rng.hypergeometric(k, rest, need))
-            sel = np.sort(rng.choice(k, size=s, replace=False)) if s else slice(0, 0)
+            sel = np.zeros(k, dtype=bool)  # canonical order kept without sorting the draw
+            sel[rng.choice(k, size=s, replace=False)] = True
             need -= s
-        out_a.append(a[sel])
-        out_b.append(b[sel])
+        sink(a[sel], b[sel])
         found += k
         remaining -= k
         if not take_all and ranks is None and need == 0:
@@ -413,9 +424,6 @@ def _draw_by_enumeration(
             raise RuntimeError(
                 f"pair builder bug: {relation} pool counted {available} but enumerated {found}"
             )
-    if not out_a:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    return np.concatenate(out_a), np.concatenate(out_b)
 
 
 def _draw_by_rejection(
@@ -486,74 +494,6 @@ def _rng(seed: int, task: str, split: str, relation: str, purpose: str) -> np.ra
 # rows, bins, metadata
 
 
-def _pair_ids(
-    task: str, split: str, relation: str, ids_a: np.ndarray, ids_b: np.ndarray
-) -> np.ndarray:
-    """sha1(task, split, relation, lower id, higher id)[:16 hex] as uint64 (sorts like the hex).
-
-    `ids_a` must hold the lower clip id of each pair, which clip-index order guarantees.
-    """
-    base = hashlib.sha1(f"{task}\x1f{split}\x1f{relation}\x1f".encode())
-    out = bytearray()
-    for x, y in zip(ids_a.tolist(), ids_b.tolist(), strict=True):
-        h = base.copy()
-        h.update(f"{x}\x1f{y}".encode())
-        out += h.digest()[:8]
-    return np.frombuffer(bytes(out), dtype=">u8").astype(np.uint64)
-
-
-def _hex(pid: np.ndarray) -> pa.Array:
-    """Pair ids as 16-char lowercase hex strings, built from buffers (no Python str per pair)."""
-    n = int(pid.size)
-    text = pid.astype(">u8").tobytes().hex().encode("ascii")
-    offsets = np.arange(0, 16 * (n + 1), 16, dtype=np.int64)
-    if n and offsets[-1] > np.iinfo(np.int32).max:
-        large = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
-        return large.cast(pa.string())  # raises on overflow rather than writing garbage
-    return pa.StringArray.from_buffers(
-        n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(text)
-    )
-
-
-def _order_pairs(
-    c: _Clips,
-    task: str,
-    split: str,
-    relation: str,
-    a: np.ndarray,
-    b: np.ndarray,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sort one relation's pairs (a < b by clip index) by pair id and balance the A/B order."""
-    pid = _pair_ids(task, split, relation, c.ids[a], c.ids[b])
-    order = np.argsort(pid, kind="stable")
-    pid, a, b = pid[order], a[order], b[order]
-    k = int(a.size)
-    n_swap = k // 2 + (int(rng.integers(0, 2)) if k % 2 else 0)
-    swap = np.zeros(k, dtype=bool)
-    swap[rng.permutation(k)[:n_swap]] = True
-    return pid, np.where(swap, b, a), np.where(swap, a, b)
-
-
-def _bin(delta: np.ndarray, bins: int) -> tuple[list[float] | None, np.ndarray]:
-    """Rank bins with ties kept together and empty ones merged (module doc); edges, indices."""
-    n = int(delta.size)
-    if n == 0:
-        return None, np.empty(0, dtype=np.int16)
-    below = np.searchsorted(np.sort(delta), delta, side="left")  # pairs with a smaller ΔMOS
-    used, idx = np.unique(below * bins // n, return_inverse=True)
-    lows = np.full(used.size, np.inf)
-    np.minimum.at(lows, idx, delta)
-    edges = [*lows.tolist(), float(delta.max())]
-    return [float(e) for e in edges], idx.astype(np.int16)
-
-
-def _flag(dq: np.ndarray, op: str, threshold: float) -> np.ndarray:
-    t = int(round(threshold * NANO))
-    ops = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
-    return ops[op](dq, t)
-
-
 def _target(split: str, relation: str, value: object) -> int | None:
     """None = the whole pool ("all")."""
     if value == "all":
@@ -596,6 +536,61 @@ def _check_arguments(
     return rels, present
 
 
+def build_pair_sets(
+    clips: pa.Table,
+    *,
+    task: str,
+    relations: Sequence[str],
+    counts: Mapping[str, Mapping[str, int | Literal["all"]]],
+    seed: int,
+    min_delta: float = 0.0,
+    bins: int = 5,
+    balance_subsets: bool = False,
+    workdir: str | Path | None = None,
+) -> dict[str, tuple[SplitRows, dict]]:
+    """Sample each split's pairs per relation; returns split -> (rows to write, metadata).
+
+    `clips` must already be a validated clip table. `counts[split][relation]` is a target count or
+    "all"; relations listed in `relations` but absent from a split's counts get target 0 (their
+    pool size is still reported). Splits of the clip table not named in `counts` are skipped.
+    With `balance_subsets`, each count is divided evenly over the split's subsets (see
+    `_sample_per_subset`); otherwise pairs are drawn from the union of the subsets' pools.
+
+    Rows are not materialised: `SplitRows.write` streams them to a pair file, `.table()` builds
+    them in memory. Large relations are spilled to bucket files in a folder made under `workdir`
+    (default: the system's temporary folder); call `.close()` on each `SplitRows` when done.
+    """
+    rels, present = _check_arguments(clips, relations, counts, min_delta, bins)
+    md_q = int(round(float(min_delta) * NANO))
+    out: dict[str, tuple[SplitRows, dict]] = {}
+    try:
+        for split in sorted(counts):
+            if split not in present:
+                raise DataError(
+                    f"pairs.{split}: the clip table has no clips in split '{split}' "
+                    f"(splits present: {', '.join(sorted(present)) or 'none'})"
+                )
+            targets = {r: _target(split, r, counts[split].get(r, 0)) for r in rels}
+            out[split] = _build_split(
+                _split_clips(clips, split),
+                task,
+                split,
+                rels,
+                targets,
+                seed,
+                md_q,
+                min_delta,
+                bins,
+                balance_subsets,
+                workdir,
+            )
+    except BaseException:
+        for rows, _ in out.values():
+            rows.close()
+        raise
+    return out
+
+
 def build_pairs(
     clips: pa.Table,
     *,
@@ -607,36 +602,23 @@ def build_pairs(
     bins: int = 5,
     balance_subsets: bool = False,
 ) -> dict[str, tuple[pa.Table, dict]]:
-    """Sample each split's pairs per relation; returns split -> (pair table, metadata).
-
-    `clips` must already be a validated clip table. `counts[split][relation]` is a target count or
-    "all"; relations listed in `relations` but absent from a split's counts get target 0 (their
-    pool size is still reported). Splits of the clip table not named in `counts` are skipped.
-    With `balance_subsets`, each count is divided evenly over the split's subsets (see
-    `_sample_per_subset`); otherwise pairs are drawn from the union of the subsets' pools.
-    """
-    rels, present = _check_arguments(clips, relations, counts, min_delta, bins)
-    md_q = int(round(float(min_delta) * NANO))
+    """`build_pair_sets` with every split's rows as an in-memory table (small pair sets, tests)."""
+    built = build_pair_sets(
+        clips,
+        task=task,
+        relations=relations,
+        counts=counts,
+        seed=seed,
+        min_delta=min_delta,
+        bins=bins,
+        balance_subsets=balance_subsets,
+    )
     out: dict[str, tuple[pa.Table, dict]] = {}
-    for split in sorted(counts):
-        if split not in present:
-            raise DataError(
-                f"pairs.{split}: the clip table has no clips in split '{split}' "
-                f"(splits present: {', '.join(sorted(present)) or 'none'})"
-            )
-        targets = {r: _target(split, r, counts[split].get(r, 0)) for r in rels}
-        out[split] = _build_split(
-            _split_clips(clips, split),
-            task,
-            split,
-            rels,
-            targets,
-            seed,
-            md_q,
-            min_delta,
-            bins,
-            balance_subsets,
-        )
+    for split, (rows, meta) in built.items():
+        try:
+            out[split] = (rows.table(), meta)
+        finally:
+            rows.close()
     return out
 
 
@@ -648,8 +630,9 @@ def _sample(
     target: int | None,
     md_q: int,
     rng: np.random.Generator,
+    sink: Callable[[np.ndarray, np.ndarray], None],
     where: str = "",
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+) -> dict[str, Any]:
     """Draw `target` pairs (None = all) of one relation uniformly from the valid pool of `c`."""
     available = _available(c, rel, md_q)
     u = _universe(_universe_gid(c, rel))
@@ -658,34 +641,40 @@ def _sample(
         "available": available,
         "candidates": u.candidates,
     }
-    limit = max_pairs()
-    if (target is None or target >= available) and available > limit:
+    take = available if target is None else min(target, available)
+    if not hypergeometric_ok(take):
         raise DataError(
-            f"pairs.{split}.{rel}{where}: the whole pool is {available:,} pairs, above the limit "
-            f"of {limit:,} per relation (building it takes ~{available * 250 / 2**30:.0f} GiB of "
-            f"memory); ask for a count instead of 'all', or set {MAX_PAIRS_ENV}=N if this "
-            "machine has the memory"
+            f"pairs.{split}.{rel}{where}: {take:,} pairs in one relation, above the 10^9 this "
+            "builder supports; ask for a smaller count"
         )
     if target == 0:
         method = "none"
-        a = b = np.empty(0, dtype=np.int64)
     elif target is None or target >= available:
         method = "all"
-        a, b = _draw_by_enumeration(c, rel, u, md_q, None, available, rng)
+        _draw_by_enumeration(c, rel, u, md_q, None, available, rng, sink)
     elif _rejection_pays(u.candidates, available, target):
+        limit = max_pairs()
+        if target > limit:
+            raise DataError(
+                f"pairs.{split}.{rel}{where}: a sample of {target:,} pairs from a pool of "
+                f"{available:,} is drawn in memory (~{target * 60 / 2**30:.1f} GiB), above the "
+                f"guard of {limit:,}; set {MAX_PAIRS_ENV}=N if this machine has the memory"
+            )
         method = "rejection"
         a, b = _draw_by_rejection(c, rel, u, md_q, target, available, rng)
+        for lo in range(0, int(a.size), CHUNK):
+            sink(a[lo : lo + CHUNK], b[lo : lo + CHUNK])
     else:
         method = "enumerate"
-        a, b = _draw_by_enumeration(c, rel, u, md_q, target, available, rng)
+        _draw_by_enumeration(c, rel, u, md_q, target, available, rng, sink)
     if target is not None and target > available:
         info["shortfall"] = (
             f"only {available} valid {rel} pairs in split '{split}'{where}, fewer than the "
             f"target {target}: all {available} taken"
         )
-    info["sampled"] = int(a.size)
+    info["sampled"] = take
     info["method"] = method
-    return a, b, info
+    return info
 
 
 def _subset_view(c: _Clips, code: int) -> tuple[_Clips, np.ndarray]:
@@ -713,7 +702,8 @@ def _sample_per_subset(
     target: int | None,
     seed: int,
     md_q: int,
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    sink: Callable[[np.ndarray, np.ndarray], None],
+) -> dict[str, Any]:
     """`balance_subsets`: the target split evenly over the split's subsets, each sampled apart.
 
     Subsets are taken in name order (null first); the remainder of an uneven division goes to the
@@ -730,8 +720,6 @@ def _sample_per_subset(
         shares = [None] * k
     else:
         shares = [target // k + (1 if i < target % k else 0) for i in range(k)]
-    parts_a: list[np.ndarray] = []
-    parts_b: list[np.ndarray] = []
     per_subset: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
     for code, share in zip(codes, shares, strict=True):
@@ -739,7 +727,11 @@ def _sample_per_subset(
         label = "null" if name is None else str(name)
         view, idx = _subset_view(c, code)
         rng = _rng(seed, task, split, rel, f"sample/subset={label}")
-        a, b, info = _sample(
+
+        def mapped(a: np.ndarray, b: np.ndarray, idx: np.ndarray = idx) -> None:
+            sink(idx[a], idx[b])
+
+        info = _sample(
             c=view,
             task=task,
             split=split,
@@ -747,26 +739,31 @@ def _sample_per_subset(
             target=share,
             md_q=md_q,
             rng=rng,
+            sink=mapped,
             where=f" subset '{label}'",
         )
-        parts_a.append(idx[a])
-        parts_b.append(idx[b])
         per_subset[label] = info
         if "shortfall" in info:
             notes.append(info["shortfall"])
-    a = np.concatenate(parts_a).astype(np.int64)
-    b = np.concatenate(parts_b).astype(np.int64)
     info = {
         "target": "all" if target is None else target,
         "available": sum(i["available"] for i in per_subset.values()),
         "candidates": sum(i["candidates"] for i in per_subset.values()),
-        "sampled": int(a.size),
+        "sampled": sum(i["sampled"] for i in per_subset.values()),
         "method": "per-subset",
         "subsets": per_subset,
     }
     if notes:
         info["shortfall"] = "; ".join(notes)
-    return a, b, info
+    return info
+
+
+def _expected(c: _Clips, rel: str, target: int | None, md_q: int) -> int:
+    """How many pairs a relation will hold (to choose memory or bucket files before drawing)."""
+    if target == 0:
+        return 0
+    available = _available(c, rel, md_q)
+    return available if target is None else min(target, available)
 
 
 def _build_split(
@@ -780,68 +777,46 @@ def _build_split(
     min_delta: float,
     bins: int,
     balance_subsets: bool = False,
-) -> tuple[pa.Table, dict]:
+    workdir: str | Path | None = None,
+) -> tuple[SplitRows, dict]:
     per_rel: dict[str, dict[str, Any]] = {}
     shortfall: dict[str, str] = {}
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    hashes = clip_hashes(c.ids)
     rel_names = sorted(rels)  # rows come out in (relation, pair_id) order without a final sort
-    for rel in rel_names:
-        target = targets[rel]
-        if balance_subsets and np.unique(c.subset).size > 1:
-            a, b, info = _sample_per_subset(c, task, split, rel, target, seed, md_q)
-        else:
-            a, b, info = _sample(
-                c, task, split, rel, target, md_q, _rng(seed, task, split, rel, "sample")
-            )
-        if "shortfall" in info:
-            shortfall[rel] = info["shortfall"]
-            log.info("task %s: %s", task, info["shortfall"])  # callers print meta["shortfall"]
-        per_rel[rel] = info
-        parts.append(_order_pairs(c, task, split, rel, a, b, _rng(seed, task, split, rel, "ab")))
-
-    empty = np.empty(0, dtype=np.int64)
-    pid = np.concatenate([p[0] for p in parts] or [np.empty(0, dtype=np.uint64)])
-    a = np.concatenate([p[1] for p in parts] or [empty]).astype(np.int64)
-    b = np.concatenate([p[2] for p in parts] or [empty]).astype(np.int64)
-    rel_code = np.repeat(np.arange(len(parts)), [p[0].size for p in parts]).astype(np.int64)
-    n = int(a.size)
-    if ((np.diff(pid) == 0) & (np.diff(rel_code) == 0)).any():  # each relation sorted by pid
-        raise RuntimeError(f"pair_id collision in split '{split}' of task '{task}'")
-    dq = np.abs(c.q[a] - c.q[b])
-    delta = dq / NANO
-    edges, delta_bin = _bin(delta, bins)
-    made = bins if edges is None else len(edges) - 1
-
-    # group key: content name for same_content, system name for same_system, else null
-    n_content = int(c.content_names.size)
-    group_idx = np.full(n, -1, dtype=np.int64)
-    for code, rel in enumerate(rel_names):
-        sel = rel_code == code
-        if rel == "same_content":
-            group_idx[sel] = c.content[a[sel]]
-        elif rel == "same_system":
-            group_idx[sel] = n_content + c.system[a[sel]]
-    group_names = pa.array(np.concatenate([c.content_names, c.system_names]), pa.string())
-    ids = pa.array(c.ids, pa.string())
-    arrays = {
-        "pair_id": _hex(pid),
-        "task": pa.array([task] * n, pa.string()),
-        "split": pa.array([split] * n, pa.string()),
-        "subset": pa.array(c.subset_names, pa.string()).take(c.subset[a]),
-        "relation": pa.array(rel_names, pa.string()).take(rel_code),
-        "group_key": group_names.take(pa.array(group_idx, mask=group_idx < 0)),
-        "clip_a": ids.take(a),
-        "clip_b": ids.take(b),
-        "mos_a": pa.array(c.mos[a], pa.float64()),
-        "mos_b": pa.array(c.mos[b], pa.float64()),
-        "delta_mos": pa.array(delta, pa.float64()),
-        "chosen": pa.array(["a", "b"], pa.string()).take(np.where(c.q[a] > c.q[b], 0, 1)),
-        "delta_bin": pa.array(delta_bin, pa.int16()),
-    }
-    for name, (op, threshold) in FIXED_SUBSETS.items():
-        arrays[name] = pa.array(_flag(dq, op, threshold), pa.bool_())
-    table = pa.Table.from_arrays([arrays[f.name] for f in PAIR_SCHEMA], schema=PAIR_SCHEMA)
-
+    spill: Path | None = None
+    relations: list[RelationPairs] = []
+    try:
+        for rel in rel_names:
+            target = targets[rel]
+            where = f".{split}"
+            folder = None
+            expected = _expected(c, rel, target, md_q)
+            if expected > SPILL_ABOVE:
+                spill = spill or spill_workdir(workdir)
+                check_disk(spill, expected, where)
+                folder = spill / rel
+            rp = RelationPairs(rel, salt(task, split, rel), hashes, c.q, folder, where)
+            relations.append(rp)
+            if balance_subsets and np.unique(c.subset).size > 1:
+                info = _sample_per_subset(c, task, split, rel, target, seed, md_q, rp.add)
+            else:
+                rng = _rng(seed, task, split, rel, "sample")
+                info = _sample(c, task, split, rel, target, md_q, rng, rp.add)
+            if rp.n != info["sampled"]:
+                raise RuntimeError(f"pair builder bug: {rel} sampled {info['sampled']}, got {rp.n}")
+            if "shortfall" in info:
+                shortfall[rel] = info["shortfall"]
+                log.info("task %s: %s", task, info["shortfall"])  # callers print meta["shortfall"]
+            per_rel[rel] = info
+        ab = [functools.partial(_rng, seed, task, split, rel, "ab") for rel in rel_names]
+        rows = SplitRows(c, task, split, relations, ab, bins, spill)
+    except BaseException:
+        for rp in relations:
+            rp.close()
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
+        raise
+    made = bins if rows.edges is None else len(rows.edges) - 1
     subsets = sorted(
         {s for s in c.subset_names[np.unique(c.subset)]}, key=lambda s: (s is not None, s)
     )
@@ -853,20 +828,21 @@ def _build_split(
         "delta_quantum": 1.0 / NANO,
         "bins": made,
         "bins_requested": bins,
-        "bin_edges": edges,
-        "bin_counts": np.bincount(delta_bin, minlength=made).astype(int).tolist(),
+        "bin_edges": rows.edges,
+        "bin_counts": rows.bin_counts if rows.edges is not None else [0] * bins,
         "n_clips": c.n,
-        "n_pairs": n,
+        "n_pairs": rows.n,
         "subsets": subsets,
         "balance_subsets": bool(balance_subsets),
         "relations": per_rel,
         "pair_schema_version": PAIR_SCHEMA_VERSION,
+        "pair_id_version": PAIR_ID_VERSION,
         "relation_definitions_version": RELATION_DEFINITIONS_VERSION,
         "relation_definitions_sha256": RELATION_DEFINITIONS_SHA256,
     }
     if shortfall:
         meta["shortfall"] = shortfall
-    return table, meta
+    return rows, meta
 
 
 def write_pairs(table: pa.Table, meta: dict, path: str | Path) -> str:

@@ -216,12 +216,10 @@ def _build(
     progress: bool,
     echo: Callable[[str], None] | None,
 ) -> PreparedTask:
-    import shutil
-
     from benchmark.corpora._native import table_skips
-    from benchmark.pairs import build_pairs, write_pairs
-    from benchmark.reuse import cache_signature, data_signature, external_audio, inputs
-    from benchmark.tables import validate_clips, write_parquet
+    from benchmark.pairs import build_pair_sets
+    from benchmark.reuse import data_signature
+    from benchmark.tables import validate_clips
 
     spec = task.spec
     data_before = data_signature(task, root, folder)
@@ -233,7 +231,7 @@ def _build(
     clips = validate_clips(raw, spec.score_range, source=task.path or spec.name)
     clips = rescale_to_canonical(clips, spec.score_range)
     # the pairs depend on labels only: build them first, so a refused pool costs no resampling
-    built = build_pairs(
+    built = build_pair_sets(
         clips,
         task=spec.name,
         relations=spec.relations,
@@ -242,7 +240,52 @@ def _build(
         min_delta=spec.min_delta,
         bins=spec.bins,
         balance_subsets=spec.balance_subsets,
+        workdir=folder.parent,  # whole pools spill to bucket files on the prepared folder's disk
     )
+    try:
+        return _build_rest(
+            task,
+            root,
+            folder,
+            clips=clips,
+            skips=skips,
+            built=built,
+            data_before=data_before,
+            labels_only=labels_only,
+            overrides=overrides,
+            resample=resample,
+            workers=workers,
+            progress=progress,
+            echo=echo,
+        )
+    finally:
+        for rows, _ in built.values():
+            rows.close()
+
+
+def _build_rest(
+    task: Task,
+    root: Path,
+    folder: Path,
+    *,
+    clips: pa.Table,
+    skips: list[Skip],
+    built: dict[str, tuple[Any, dict]],
+    data_before: Any,
+    labels_only: bool,
+    overrides: dict[str, dict[str, Any]],
+    resample: bool,
+    workers: int | None,
+    progress: bool,
+    echo: Callable[[str], None] | None,
+) -> PreparedTask:
+    """`_build` once the pairs are drawn: probe and cache the audio, write the folder."""
+    import shutil
+
+    from benchmark.reuse import cache_signature, external_audio, inputs
+    from benchmark.tables import write_parquet
+
+    spec = task.spec
     # what the next prepare compares against (not reusable if the corpus changed while read)
     key = inputs(
         task,
@@ -295,7 +338,7 @@ def _build(
             if overrides.get(split):
                 meta["count_overrides"] = overrides[split]
             path = folder / f"pairs-{split}.parquet"
-            prepared.pair_sha256[split] = write_pairs(pairs, meta, path)
+            prepared.pair_sha256[split] = pairs.write(path, meta)
             prepared.pair_files[split] = path
             # as a reused folder gives it back: through JSON (tuples become lists)
             prepared.pair_meta[split] = json.loads(json.dumps(meta))

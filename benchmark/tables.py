@@ -185,6 +185,24 @@ def validate_clips(
     return table
 
 
+def parquet_options() -> dict[str, Any]:
+    """The writer settings of every table we store: the same settings give the same bytes."""
+    return {
+        "compression": "zstd",
+        "use_dictionary": True,
+        "write_statistics": True,
+        "store_schema": True,
+    }
+
+
+def schema_with_meta(schema: pa.Schema, metadata: Mapping[str, Any] | None) -> pa.Schema:
+    """`schema` with extra metadata as sorted JSON under `mosrm.meta` (what `read_meta` reads)."""
+    meta = dict(schema.metadata or {})
+    if metadata is not None:
+        meta[b"mosrm.meta"] = json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()
+    return schema.with_metadata(meta)
+
+
 def write_parquet(
     table: pa.Table, path: str | Path, metadata: Mapping[str, Any] | None = None
 ) -> None:
@@ -195,19 +213,9 @@ def write_parquet(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = dict(table.schema.metadata or {})
-    if metadata is not None:
-        meta[b"mosrm.meta"] = json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()
-    table = table.replace_schema_metadata(meta)
+    table = table.replace_schema_metadata(schema_with_meta(table.schema, metadata).metadata)
     with atomic_path(path) as tmp:
-        pq.write_table(
-            table,
-            tmp,
-            compression="zstd",
-            use_dictionary=True,
-            write_statistics=True,
-            store_schema=True,
-        )
+        pq.write_table(table, tmp, **parquet_options())
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:

@@ -491,18 +491,92 @@ def test_without_balance_one_subset_set_gives_the_same_pairs() -> None:
     assert plain.equals(balanced)  # a single subset takes the ordinary path
 
 
-def test_whole_pool_above_the_limit_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_whole_pools_stream_past_the_memory_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MOSRM_MAX_PAIRS guards memory, not size: whole pools are spilled to bucket files and built
+    whatever their size; only a sample drawn in memory (rejection) above the guard is refused."""
     rows = make_rows(11, n=40, splits=("test",))
-    pool = len(brute_pool(rows, "any", "test"))
-    monkeypatch.setenv(pairs_mod.MAX_PAIRS_ENV, str(pool - 1))
-    with pytest.raises(DataError, match=rf"pairs\.test\.any: the whole pool is {pool:,} pairs"):
-        build(rows, {"test": {"any": "all"}})
-    with pytest.raises(DataError, match=r"pairs\.test\.any: the whole pool"):
-        build(rows, {"test": {"any": pool + 5}})  # a target above the pool means the pool too
-    t, _ = build(rows, {"test": {"any": pool - 1}})["test"]  # a sample below the limit: fine
-    assert t.num_rows == pool - 1
-    monkeypatch.setenv(pairs_mod.MAX_PAIRS_ENV, str(pool))
-    assert build(rows, {"test": {"any": "all"}})["test"][0].num_rows == pool
+    pool = brute_pool(rows, "any", "test")
+    monkeypatch.setenv(pairs_mod.MAX_PAIRS_ENV, str(len(pool) // 10))
+    monkeypatch.setattr(pairs_mod, "SPILL_ABOVE", 0)
+    t, meta = build(rows, {"test": {"any": "all"}})["test"]
+    assert set(as_pairs(t, "any")) == pool and meta["relations"]["any"]["method"] == "all"
+    monkeypatch.setattr(pairs_mod, "ENUMERATE_BELOW", 0)
+    monkeypatch.setattr(pairs_mod, "_rejection_pays", lambda c, v, t: t < v)
+    target = len(pool) // 2
+    with pytest.raises(DataError, match=rf"pairs\.test\.any: a sample of {target:,} pairs"):
+        build(rows, {"test": {"any": target}})
     monkeypatch.setenv(pairs_mod.MAX_PAIRS_ENV, "lots")
     with pytest.raises(DataError, match="MOSRM_MAX_PAIRS='lots'"):
-        build(rows, {"test": {"any": "all"}})
+        build(rows, {"test": {"any": target}})
+
+
+def _files_of(rows: list[dict], counts: dict, folder: Path, **kw) -> dict[str, str]:
+    built = pairs_mod.build_pair_sets(
+        table(rows), task="t", relations=RELATIONS, counts=counts, seed=4, workdir=folder, **kw
+    )
+    out = {}
+    for split, (split_rows, meta) in built.items():
+        out[split] = split_rows.write(folder / f"pairs-{split}.parquet", meta)
+        split_rows.close()
+    return out
+
+
+def test_spilled_and_in_memory_pair_files_are_byte_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bucket files (whole pools) and memory (samples) give the same bytes, row groups included;
+    the streamed writer gives what `write_pairs` (one table, one `write_table`) gives."""
+    from benchmark import pair_rows
+
+    rows = make_rows(8, n=60)
+    counts = {"train": {"cross": "all", "same_content": 40, "any": "all"}, "test": {"cross": 50}}
+    memory = _files_of(rows, counts, tmp_path / "memory")
+    table_built = build(rows, counts, seed=4)
+    for split, (t, meta) in table_built.items():
+        assert write_pairs(t, meta, tmp_path / f"table-{split}.parquet") == memory[split]
+    monkeypatch.setattr(pairs_mod, "SPILL_ABOVE", 0)
+    assert _files_of(rows, counts, tmp_path / "spilled") == memory
+    monkeypatch.setattr(pair_rows, "ROW_GROUP", 7)  # row groups cut across buckets and relations
+    small = _files_of(rows, counts, tmp_path / "small-groups")
+    monkeypatch.setattr(pairs_mod, "SPILL_ABOVE", 10**9)
+    assert _files_of(rows, counts, tmp_path / "small-memory") == small
+    f = pq.ParquetFile(tmp_path / "small-memory" / "pairs-train.parquet")
+    assert f.metadata.num_row_groups > 3 and f.metadata.row_group(0).num_rows == 7
+    assert pq.read_table(tmp_path / "small-memory" / "pairs-train.parquet").equals(
+        table_built["train"][0]
+    )
+    for folder in ("memory", "spilled", "small-groups", "small-memory"):  # bucket files removed
+        assert sorted(p.name for p in (tmp_path / folder).iterdir()) == [
+            "pairs-test.parquet",
+            "pairs-train.parquet",
+        ]
+
+
+def test_pair_ids_match_the_reference_definition() -> None:
+    from benchmark.pair_ids import pair_id
+
+    rows = make_rows(3, n=40)
+    t, meta = build(rows, {"train": dict.fromkeys(RELATIONS, "all")})["train"]
+    assert meta["pair_id_version"] == 2
+    for r in t.to_pylist():
+        assert r["pair_id"] == pair_id("t", "train", r["relation"], r["clip_a"], r["clip_b"])
+        assert r["pair_id"] == pair_id("t", "train", r["relation"], r["clip_b"], r["clip_a"])
+    assert pair_id("t", "train", "cross", "x", "y") != pair_id("t", "test", "cross", "x", "y")
+    assert pair_id("t", "train", "cross", "é", "z") == pair_id("t", "train", "cross", "z", "é")
+
+
+def test_spilled_ab_order_is_balanced_and_uniform(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across buckets, exactly half of a relation is swapped and every pair equally often."""
+    monkeypatch.setattr(pairs_mod, "SPILL_ABOVE", 0)
+    rows = make_rows(6, n=40, splits=("train",), subsets=(None,))
+    freq: Counter = Counter()
+    runs = 120
+    for seed in range(runs):
+        t, _ = build(rows, {"train": {"any": "all"}}, seed=seed)["train"]
+        swapped = [r["clip_a"] > r["clip_b"] for r in t.to_pylist()]
+        assert abs(sum(swapped) - len(swapped) / 2) <= 0.5
+        freq.update(r["pair_id"] for r, s in zip(t.to_pylist(), swapped, strict=True) if s)
+    n_pairs = t.num_rows
+    assert len(freq) == n_pairs  # every pair swapped in some run
+    sd = np.sqrt(runs / 4)
+    assert all(abs(f - runs / 2) < 5 * sd for f in freq.values())

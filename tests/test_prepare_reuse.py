@@ -194,31 +194,40 @@ def test_cli_evaluate_reuses_and_prepare_rebuilds(
 def test_refused_full_pool_leaves_no_folder(
     repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("MOSRM_MAX_PAIRS", "10")
+    """A whole pool is spilled to bucket files on the prepared folder's disk; one that cannot fit
+    is refused before any resampling, and neither a task folder nor bucket files are left."""
+    import benchmark.pair_rows
+    import benchmark.pairs
+
+    monkeypatch.setattr(benchmark.pairs, "SPILL_ABOVE", 10)
+    real = benchmark.pair_rows.shutil.disk_usage
+    monkeypatch.setattr(
+        benchmark.pair_rows.shutil, "disk_usage", lambda p: real(p)._replace(free=1000)
+    )
     assert main(["--repo", str(repo), "prepare", "toy", "--full-pool", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: pairs.test.") and "above the limit of 10" in err
-    assert "MOSRM_MAX_PAIRS" in err
+    assert err.startswith("error: pairs.test: spilling ") and "1000 B free" not in err
+    assert "GiB free; free space or ask for a count instead of 'all'" in err
     folder = prepared_dir("toy")
-    assert not folder.exists() or not list(folder.glob("custom-*"))
+    assert not folder.exists() or not list(folder.iterdir())
     assert not audio_cache_dir("toy").exists()  # refused before any resampling
 
 
 def test_a_failed_write_removes_the_folder_it_created_but_not_an_older_one(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import benchmark.pairs
+    import benchmark.pair_rows
 
     def fail(*args: Any, **kwargs: Any) -> str:
         raise OSError("disk full")
 
-    monkeypatch.setattr(benchmark.pairs, "write_pairs", fail)
+    monkeypatch.setattr(benchmark.pair_rows.SplitRows, "write", fail)
     with pytest.raises(OSError, match="disk full"):
         prepare(_toy(repo), out_dir=tmp_path / "new")
     assert not (tmp_path / "new").exists()
     monkeypatch.undo()
     prepare(_toy(repo), out_dir=tmp_path / "old")
-    monkeypatch.setattr(benchmark.pairs, "write_pairs", fail)
+    monkeypatch.setattr(benchmark.pair_rows.SplitRows, "write", fail)
     with pytest.raises(OSError, match="disk full"):
         prepare(_toy(repo), out_dir=tmp_path / "old")
     assert (tmp_path / "old" / "manifest.json").is_file()
