@@ -18,7 +18,7 @@ from benchmark.escape import csv_cell, safe_url
 from benchmark.leaderboard.build import build_board
 from benchmark.leaderboard.data import LITERATURE
 from benchmark.leaderboard.exports import as_records
-from benchmark.leaderboard.tiers import assign, design_of, scored
+from benchmark.leaderboard.tiers import assign, scored
 from benchmark.metrics import compare
 from benchmark.uncertainty import holm
 from tests.test_board import _result
@@ -113,9 +113,7 @@ def test_tiers_follow_the_paired_test_with_holm(tmp_path):
     acc["worse"] = json.loads((root / "worse" / "alpha.json").read_text())["metrics"]["overall"][
         "accuracy"
     ]
-    tiers = assign(
-        [scored(s, acc[s], t) for s, t in tables.items()], design_of(tables["best"]), "t"
-    )
+    tiers = assign([scored(s, acc[s], t) for s, t in tables.items()], "t")
     # the leader is "best" (equal accuracy to "twin", first by name)
     assert tiers["best"].tier == tiers["twin"].tier == 1 and tiers["best"].p_holm is None
     assert tiers["worse"].tier == 2
@@ -159,7 +157,7 @@ def test_tiers_from_scratch_on_clear_differences():
     coin = np.arange(n) % 2 == 0  # 50%
     models = [scored("good", 0.9, table(good)), scored("close", 0.8975, table(close)),
               scored("coin", 0.5, table(coin))]  # fmt: skip
-    tiers = assign(models, design_of(table(good)), "t")
+    tiers = assign(models, "t")
     assert {k: v.tier for k, v in tiers.items()} == {"good": 1, "close": 1, "coin": 2}
 
 

@@ -237,26 +237,39 @@ def _by_accuracy(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     )
 
 
-def _task_tiers(task: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-    import pyarrow.parquet as pq
+class _Predictions:
+    """Each result's predictions read once (minus the presentation-order columns, which feed only
+    the judge diagnostics) and scored once for the tiers, shared by the per-task and the
+    cross-task tables."""
 
+    def __init__(self) -> None:
+        self._tables: dict[str, Any] = {}
+        self._scored: dict[str, Any] = {}
+
+    def table(self, record: dict[str, Any]) -> Any:
+        import pyarrow.parquet as pq
+
+        from benchmark.leaderboard.board import _without_orders, predictions_path
+
+        path = record["_path"]
+        if path not in self._tables:
+            self._tables[path] = _without_orders(pq.read_table(predictions_path(path)))
+        return self._tables[path]
+
+    def scored(self, record: dict[str, Any]) -> Any:
+        from benchmark.leaderboard import tiers
+
+        path = record["_path"]
+        if path not in self._scored:
+            acc = record["metrics"]["overall"].get("accuracy") or 0
+            self._scored[path] = tiers.scored(record["submission"], acc, self.table(record))
+        return self._scored[path]
+
+
+def _task_tiers(task: str, records: list[dict[str, Any]], preds: _Predictions) -> dict[str, Any]:
     from benchmark.leaderboard import tiers
-    from benchmark.leaderboard.board import _without_orders, predictions_path
 
-    if not records:
-        return {}
-    tables = {
-        r["submission"]: _without_orders(pq.read_table(predictions_path(r["_path"])))
-        for r in records
-    }
-    models = [
-        tiers.scored(
-            r["submission"], r["metrics"]["overall"].get("accuracy") or 0, tables[r["submission"]]
-        )
-        for r in records
-    ]
-    first = tables[records[0]["submission"]]
-    return tiers.assign(models, tiers.design_of(first), f"task '{task}'")
+    return tiers.assign([preds.scored(r) for r in records], f"task '{task}'")
 
 
 def _task_board(
@@ -266,6 +279,7 @@ def _task_board(
     failed: list[dict[str, Any]],
     had_result: set[tuple[str, str]],
     now: dict[str, tuple[str | None, str | None]],
+    preds: _Predictions,
 ) -> TaskBoard:
     from benchmark.leaderboard.board import _check_task
 
@@ -307,7 +321,7 @@ def _task_board(
         rel: max(r["metrics"]["by_relation"].get(rel, {}).get("n", 0) for r in shown)
         for rel in relations
     }
-    tier_of = _task_tiers(task, recs)
+    tier_of = _task_tiers(task, recs, preds)
     rows = [_row(r, bins, False, tier_of.get(r["submission"])) for r in _by_accuracy(recs)]
     rows += [_row(r, bins, True, None) for r in stale_sorted]
     return TaskBoard(
@@ -329,13 +343,11 @@ def _task_board(
     )
 
 
-def _summaries(records: list[dict[str, Any]]) -> list[Summary]:
+def _summaries(records: list[dict[str, Any]], preds: _Predictions) -> list[Summary]:
     """Micro and macro over the real tasks, one ranked table per set of tasks evaluated."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from benchmark.leaderboard import tiers
-    from benchmark.leaderboard.board import _without_orders, predictions_path
     from benchmark.metrics import aggregate
 
     by_sub: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -347,22 +359,20 @@ def _summaries(records: list[dict[str, Any]]) -> list[Summary]:
         coverage[tuple(sorted(r["task"] for r in recs))].append(sub)
     out = []
     for tasks in sorted(coverage, key=lambda t: (-len(t), t)):
-        pooled: dict[str, pa.Table] = {}
         info = []
         for sub in coverage[tasks]:
             recs = sorted(by_sub[sub], key=lambda r: r["task"])
-            # the presentation-order columns feed only the per-task judge diagnostics; results
-            # written before they existed lack them, and a partly-null column would be refused
-            tables = [_without_orders(pq.read_table(predictions_path(r["_path"]))) for r in recs]
-            pooled[sub] = pa.concat_tables(tables, promote_options="default")
+            tables = [preds.table(r) for r in recs]
+            agg = aggregate(pa.concat_tables(tables, promote_options="default"))
             bins = max(int(r.get("bins") or 0) for r in recs) or None
-            agg = aggregate(pooled[sub])
             info.append((sub, recs, agg, bins))
         tier_of = tiers.assign(
-            [tiers.scored(sub, agg["overall"]["accuracy"] or 0, pooled[sub]) for sub, _, agg, _ in info],
-            tiers.design_of(pooled[coverage[tasks][0]]),
+            [
+                tiers.pooled(sub, agg["overall"]["accuracy"] or 0, [preds.scored(r) for r in recs])
+                for sub, recs, agg, _ in info
+            ],
             f"tasks {', '.join(tasks)}",
-        )  # fmt: skip
+        )
         info.sort(key=lambda x: (-(x[2]["overall"]["accuracy"] or 0), x[0]))
         rows = []
         for rank, (sub, recs, agg, bins) in enumerate(info, start=1):
@@ -452,6 +462,7 @@ def board_data(results_root: str | Path, submissions_root: str | Path | None = N
         failed_by_task[f["task"]].append(f)
         unranked[f["submission"]].append(f"failed on {f['task']}")
     had_result = {(r["submission"], r["task"]) for r in records}
+    preds = _Predictions()
     tasks = [
         _task_board(
             task,
@@ -460,6 +471,7 @@ def board_data(results_root: str | Path, submissions_root: str | Path | None = N
             failed_by_task.get(task, []),
             had_result,
             now,
+            preds,
         )
         for task in sorted(set(by_task) | set(stale_by_task) | set(failed_by_task))
     ]
@@ -467,7 +479,7 @@ def board_data(results_root: str | Path, submissions_root: str | Path | None = N
     ranked = [r for r in current if r["submission"] not in unranked]
     return Board(
         tasks=tasks,
-        summaries=_summaries(ranked),
+        summaries=_summaries(ranked, preds),
         synthetic_tasks=sorted({r["task"] for r in ranked if r.get("synthetic")}),
         unranked={sub: sorted(why) for sub, why in sorted(unranked.items())},
         models=_models(current),

@@ -44,46 +44,63 @@ class Tier:
 
 @dataclass(frozen=True)
 class Scored:
-    """One model's strict correctness on the shared pairs, sorted by pair id."""
+    """One model's strict correctness on its pairs, with what identifies the pairs (id, clips,
+    chosen side) and the pairs' clips keyed by task (the clip design of the test)."""
 
     key: str
     accuracy: float
     correct: np.ndarray
+    pairs: np.ndarray
+    clip_a: np.ndarray
+    clip_b: np.ndarray
 
 
-def scored(key: str, accuracy: float, predictions: pa.Table) -> tuple[Scored, np.ndarray]:
-    """`Scored` plus what identifies its pairs (id, clips, chosen side), for the same-pairs check
-    of `assign`."""
+def scored(key: str, accuracy: float, predictions: pa.Table) -> Scored:
+    """A model on one predictions table, its pairs sorted by pair id (`metrics.load_predictions`)."""
     p = load_predictions(predictions)
     correct, _ = _correctness(p)  # the one tie rule; reloading via metrics.correctness costs 2x
     pairs = np.array(
         ["\x1f".join(x) for x in zip(p.pair_id, p.clip_a, p.clip_b, p.chosen, strict=True)],
         dtype=object,
     )
-    return Scored(key, accuracy, correct), pairs
+    task = p.task.astype(str)
+    return Scored(
+        key,
+        accuracy,
+        correct,
+        pairs,
+        np.char.add(np.char.add(task, "\x1f"), p.clip_a.astype(str)),
+        np.char.add(np.char.add(task, "\x1f"), p.clip_b.astype(str)),
+    )
 
 
-def design_of(predictions: pa.Table) -> ClipDesign:
-    """The clip design of the shared pairs (clips keyed by task, as in `metrics`)."""
-    return load_predictions(predictions).design()
+def pooled(key: str, accuracy: float, parts: Sequence[Scored]) -> Scored:
+    """One model on several tasks' pairs at once (the micro pool), from its per-task `scored`."""
+    cat = np.concatenate
+    return Scored(
+        key,
+        accuracy,
+        cat([p.correct for p in parts]),
+        cat([p.pairs for p in parts]),
+        cat([p.clip_a for p in parts]),
+        cat([p.clip_b for p in parts]),
+    )
 
 
-def assign(
-    models: Sequence[tuple[Scored, np.ndarray]], design: ClipDesign, where: str
-) -> dict[str, Tier]:
-    """Tiers of `models` (from `scored`) that all hold the same pairs; `where` names the table in
-    the error raised when they do not."""
+def assign(models: Sequence[Scored], where: str) -> dict[str, Tier]:
+    """Tiers of `models`, which must all hold the same pairs in the same order; `where` names the
+    table in the error raised when they do not."""
     if not models:
         return {}
-    ids = models[0][1]
-    for m, other in models[1:]:
-        if other.shape != ids.shape or (other != ids).any():
+    first = models[0]
+    for m in models[1:]:
+        if m.pairs.shape != first.pairs.shape or (m.pairs != first.pairs).any():
             raise MosrmError(
                 f"{where}: the predictions of '{m.key}' hold other pairs (ids, clips or chosen "
-                f"side) than "
-                f"'{models[0][0].key}': models are only compared on the same pairs; rerun them"
+                f"side) than '{first.key}': models are only compared on the same pairs; rerun them"
             )
-    left = sorted((m for m, _ in models), key=lambda m: (-m.accuracy, m.key))
+    design = ClipDesign.of(first.clip_a, first.clip_b)
+    left = sorted(models, key=lambda m: (-m.accuracy, m.key))
     out: dict[str, Tier] = {}
     tier = 0
     while left:
