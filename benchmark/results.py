@@ -50,10 +50,6 @@ def run_record_path(result_json: str | Path) -> Path:
     return path.with_name(path.name[: -len(".json")] + RUN_SUFFIX)
 
 
-def is_run_record(path: str | Path) -> bool:
-    return Path(path).name.endswith(RUN_SUFFIX)
-
-
 _MISSING = object()
 
 
