@@ -131,6 +131,29 @@ def test_difference_test_against_scipy() -> None:
     assert float(won["p"]) == 2.0 ** (1 - 10)  # 20 clips: 10 disjoint pairs
 
 
+def test_quantiles_are_scipy_stats_bit_for_bit() -> None:
+    """`uncertainty` calls scipy.special (a far lighter import); scipy.stats is the reference."""
+    from benchmark.uncertainty import z_value
+
+    rng = np.random.default_rng(3)
+    for confidence in [0.5, 0.8, 0.9, 0.95, 0.99, 0.999, *rng.uniform(0.01, 0.999, 50)]:
+        assert z_value(confidence) == float(stats.norm.ppf(0.5 + confidence / 2.0))
+    for n_clips in (2, 3, 7, 40, 300):
+        a, b = random_design(rng, n_clips, n_pairs=min(3 * n_clips, n_clips * (n_clips - 1) // 2))
+        design = ClipDesign.of(a, b)
+        d = (rng.random((40, a.size)) < 0.6).astype(int) - (rng.random((40, a.size)) < 0.5)
+        res = difference_test(d, design, confidence=0.9)
+        df = max(1, design.n_clips - 1)
+        se = res["se"]
+        t = np.abs(res["mean"]) / np.where(se > 0, se, 1.0)
+        want_p = np.where(se > 0, 2.0 * stats.t.sf(t, df), 1.0)
+        constant = (se <= 0) & (res["mean"] != 0)
+        assert np.array_equal(res["p"][~constant], np.minimum(want_p, 1.0)[~constant])
+        q = stats.t.ppf(0.95, df)
+        assert np.array_equal(res["low"], np.clip(res["mean"] - q * se, -1.0, 1.0))
+        assert np.array_equal(res["high"], np.clip(res["mean"] + q * se, -1.0, 1.0))
+
+
 def test_holm_matches_statsmodels() -> None:
     rng = np.random.default_rng(0)
     for m in (1, 2, 7, 30):
