@@ -158,6 +158,9 @@ def test_a_full_disk_names_the_file_and_keeps_the_old_one(
     name: str,
 ) -> None:
     repo, results = toy
+    if which == "record":  # a rerun reproducing the same results writes nothing: make it differ
+        old = results / "shortcut-random" / name
+        old.write_bytes(old.read_bytes() + b"\n")
     before = _snapshot(results)
     _full_disk_on(monkeypatch, which)
     capsys.readouterr()
