@@ -11,14 +11,19 @@ Layout under the task's audio folder (`$MOSRM_HOME/audio/<task>`, shared by ever
 prepared from the task, so custom pair counts never resample again):
 
     audio-16k/<aa>/<sha256(clip_id)[:32]>.wav
+    audio-16k/audio.f32       every clip's samples in one array (`benchmark.packed_audio`)
     audio-16k/manifest.json   rate, resampler, and per clip: source path, size, mtime, sha256;
-                              cached file, frames, sha256
+                              cached file, frames, sha256; the packed store's record and index
 
 File names are hashes of the clip id because clip ids may hold characters that are not portable in
 file names (slashes in NISQA ids). A re-run skips clips whose source is unchanged (same size and
 mtime as recorded) and whose cached file exists with the recorded size; everything else is redone.
 The manifest is checkpointed as work proceeds and every file is written beside its destination
 and renamed, so an interrupted run loses at most the clips in flight.
+
+The packed store is written last, from the WAV files, whenever it is absent or stale; a run that
+redoes any clip first drops the store's record from the manifest, so a record never describes
+files that have changed since.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from benchmark import packed_audio
 from benchmark.atomic import atomic_path, atomic_write_text
 from benchmark.hashing import sha256_file
 
@@ -65,20 +71,41 @@ def cache_settings(rate: int) -> dict[str, Any]:
     }
 
 
-def _load_manifest(path: Path, settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Entries of an earlier run with the same settings (others are stale: redo everything)."""
+def _load_manifest(
+    path: Path, settings: dict[str, Any]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None]:
+    """Entries and packed-store record of an earlier run with the same settings (others are
+    stale: redo everything)."""
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
-    if old.get("settings") != settings:
-        return {}
+        return {}, None
+    if not isinstance(old, dict) or old.get("settings") != settings:
+        return {}, None
     entries = old.get("clips")
-    return entries if isinstance(entries, dict) else {}
+    packed = old.get("packed")
+    return (
+        entries if isinstance(entries, dict) else {},
+        packed if isinstance(packed, dict) else None,
+    )
 
 
-def _write_manifest(path: Path, settings: dict[str, Any], entries: dict[str, Any]) -> None:
-    body = {"settings": settings, "clips": dict(sorted(entries.items()))}
+def _audio_text(body: dict[str, Any]) -> str:
+    """The manifest's audio record (settings and clips) as the manifest wrote it before the
+    packed store existed: `manifest_sha256` hashes exactly this."""
+    audio = {"settings": body["settings"], "clips": dict(sorted(body["clips"].items()))}
+    return json.dumps(audio, indent=1, sort_keys=True) + "\n"
+
+
+def _write_manifest(
+    path: Path,
+    settings: dict[str, Any],
+    entries: dict[str, Any],
+    packed: dict[str, Any] | None = None,
+) -> None:
+    body: dict[str, Any] = {"settings": settings, "clips": dict(sorted(entries.items()))}
+    if packed is not None:
+        body["packed"] = packed
     atomic_write_text(path, json.dumps(body, indent=1, sort_keys=True) + "\n")
 
 
@@ -128,7 +155,7 @@ def build_cache(
 
     `audio_path` becomes the cache-relative path (resolve it against `folder`); `sample_rate` and
     `duration` keep describing the source audio. `verify` re-hashes every cached file against the
-    manifest and redoes any that differ.
+    manifest and redoes any that differ, and re-hashes the packed store.
     """
     from benchmark.audio import resolve_audio_path
 
@@ -136,7 +163,7 @@ def build_cache(
     (folder / CACHE_DIR).mkdir(exist_ok=True)
     manifest_path = folder / CACHE_DIR / MANIFEST
     settings = cache_settings(rate)
-    entries = _load_manifest(manifest_path, settings)
+    entries, packed = _load_manifest(manifest_path, settings)
     ids = clips.column("clip_id").to_pylist()
     sources = [resolve_audio_path(data_root, p) for p in clips.column("audio_path").to_pylist()]
     names = [cached_name(c) for c in ids]
@@ -151,6 +178,10 @@ def build_cache(
         todo.append(i)
     if echo and todo:
         echo(f"  resampling {len(todo)} of {len(ids)} clips to {rate} Hz into {folder / CACHE_DIR}")
+    if todo and packed is not None:
+        # WAVs are about to change: no moment where the manifest's store record describes others
+        _write_manifest(manifest_path, settings, entries)
+        packed = None
 
     def work(i: int) -> tuple[int, dict[str, Any]]:
         return i, _convert(ids[i], sources[i], folder / names[i], rate)
@@ -183,11 +214,45 @@ def build_cache(
         if bar is not None:
             bar.close()
     known = set(ids)
-    _write_manifest(manifest_path, settings, {k: v for k, v in entries.items() if k in known})
+    entries = {k: v for k, v in entries.items() if k in known}
+    cache_dir = folder / CACHE_DIR
+    if packed_audio.stale_reason(cache_dir, packed, entries, rate, verify=verify) is not None:
+        if packed is not None:
+            _write_manifest(manifest_path, settings, entries)
+        index = {cid: i for i, cid in enumerate(ids)}
+
+        def read(cid: str) -> bytes:
+            """The cached WAV's bytes, re-converted first if they no longer hash to its entry."""
+            data = (folder / entries[cid]["file"]).read_bytes()
+            if hashlib.sha256(data).hexdigest() != entries[cid]["sha256"]:
+                i = index[cid]
+                entries[cid] = {
+                    **entries[cid],
+                    **_convert(cid, sources[i], folder / names[i], rate),
+                }
+                data = (folder / names[i]).read_bytes()
+            return data
+
+        packed = packed_audio.write_store(cache_dir, entries, read, rate, workers=n_workers)
+    _write_manifest(manifest_path, settings, entries, packed)
     col = clips.schema.get_field_index("audio_path")
     return clips.set_column(col, "audio_path", pa.array(names, pa.string()))
 
 
 def manifest_sha256(folder: Path) -> str | None:
+    """SHA-256 of the cache manifest's audio record: settings and per-clip entries, as written
+    before the packed store existed (so the same hash as then for the same audio).
+
+    The store's record is left out: it is a derived copy of the same audio, and its file's mtime
+    and inode change whenever it is rewritten, which must not make trained baselines (keyed on
+    this hash) train again. A manifest that cannot be parsed hashes as its bytes.
+    """
     path = folder / CACHE_DIR / MANIFEST
-    return sha256_file(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        text = _audio_text(body)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return sha256_file(path)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
