@@ -221,6 +221,7 @@ def _load(
     from benchmark.audio_cache import manifest_sha256
     from benchmark.corpora._native import Skip
     from benchmark.hashing import sha256_file
+    from benchmark.packed_audio import store_current
     from benchmark.paths import audio_cache_dir
     from benchmark.pipeline import PreparedTask
 
@@ -255,6 +256,7 @@ def _load(
             cache["folder"] != str(audio_root)
             or manifest_sha256(audio_root) != cache["manifest_sha256"]
             or cache_signature(audio_root) != cache["files"]
+            or not store_current(audio_root)  # a prepare builds it (benchmark.packed_audio)
         ):
             return None
     elif cache is not None:
