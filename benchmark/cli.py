@@ -306,8 +306,13 @@ def _evaluate_all(
     def fail(
         folder: Path, tasks: list[str], stage: str, exc: BaseException, fp: str | None
     ) -> None:
+        from benchmark.sharding import writes_results
+
         label = _folder_label(folder, repo)
         reason = _failure_message(exc, fp, repo, folder.resolve())
+        if not writes_results():  # a sharded run's other rank: rank 0 reports and records it
+            failed.append(reason)
+            return
         where = f"{label} (fingerprint {fp[:12]}…)" if fp else label
         if not isinstance(exc, MosrmError | SystemExit):  # a bug somewhere: keep the trace
             traceback.print_exception(exc, file=sys.stderr)
@@ -333,7 +338,9 @@ def _evaluate_all(
         try:
             submission = load_submission(folder, limits=limits, unsandboxed=unsandboxed)
             if submission.sandboxed and prepared:
-                submission.model.sample_rate  # noqa: B018 - build it now: a failure is "load"
+                # build it now, so a failure is "load"; a model built before (same folder) is
+                # known without starting it (benchmark.model_facts)
+                submission.model.sample_rate  # noqa: B018
         except MachineError:
             raise
         except (Exception, SystemExit) as exc:
@@ -427,6 +434,29 @@ def _write_board(results_root: Path, out: Path, submissions_root: Path | None = 
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate here, or as `--nproc` torchrun ranks; under torchrun, as this rank (rank 0 prints
+    and writes; `benchmark.sharding`)."""
+    import contextlib
+    import os
+
+    from benchmark import sharding
+
+    if args.nproc > 1 and not sharding.under_torchrun():
+        return sharding.launch(args.nproc, getattr(args, "argv", sys.argv[1:]))
+    group = sharding.join_from_env()
+    quiet: Any = contextlib.nullcontext()
+    if group is not None:
+        args.device = sharding.rank_device(args.device, group)
+        if not group.main:
+            args.quiet = True
+            quiet = contextlib.redirect_stdout(open(os.devnull, "w"))
+    with sharding.activated(group), quiet:
+        status = _evaluate_task(args)
+    sharding.leave(group)
+    return status
+
+
+def _evaluate_task(args: argparse.Namespace) -> int:
     prepared = _prepare_all(args, [args.task], args.data_root)
     if not prepared:
         raise MosrmError(f"task '{args.task}' has no data; run `mosrm prepare {args.task}` first")
@@ -434,7 +464,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     results_root, failed = _evaluate_all(args, prepared, folders)
     print(f"results in {results_root}")
     if failed:
-        _print_failed(failed)
+        from benchmark.sharding import writes_results
+
+        if writes_results():
+            _print_failed(failed)
         return 2
     return 0
 
@@ -816,6 +849,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="quick run: a seeded subset of N pairs, written as <task>.partial.json, never on "
         "the board",
     )
+    p.add_argument(
+        "--nproc",
+        type=_at_least(1),
+        default=1,
+        metavar="N",
+        help="score with N processes on this machine (torchrun; one per GPU): same results",
+    )
     scoring_flags(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -932,6 +972,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for `evaluate --nproc` (torchrun)
     try:
         return int(args.func(args))
     except MosrmError as exc:

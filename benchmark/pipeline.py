@@ -517,7 +517,6 @@ def evaluate(
     if on_stage is not None:
         on_stage("write")
     out = Path(results_root) / submission.name
-    out.mkdir(parents=True, exist_ok=True)
     result = {
         "schema_version": SCHEMA_VERSION,
         "submission": submission.name,
@@ -549,6 +548,11 @@ def evaluate(
     }
     if partial is not None:
         result["partial"] = partial
+    from benchmark.sharding import writes_results
+
+    if not writes_results():  # a rank other than 0 of a sharded run: rank 0 writes it all
+        return result
+    out.mkdir(parents=True, exist_ok=True)
     write_parquet(
         pred,
         out / f"{spec.name}{suffix}.predictions.parquet",

@@ -561,6 +561,19 @@ def _run_units(
         [todo[j] for j in b]
         for b in length_buckets(lengths, config.max_batch_size, config.max_batch_samples)
     ]
+    from benchmark.sharding import active
+
+    group = active()  # torchrun: ranks share out these very batches (benchmark.sharding)
+    if group is not None and group.batches is None:
+        size = dict(zip(todo, lengths, strict=True))
+
+        def part(share: list[int], record: Callable[[list[tuple[Any, Any]]], None]) -> None:
+            _run_units(units, share, info, sample_rate, config, step, record, have, desc, unit_name)
+
+        group.run(buckets, [sum(size[u] for u in b) for b in buckets], part, have, put)
+        return
+    if group is not None:
+        buckets = group.batches
     dataset = _BucketDataset(info.paths, info.ids, units, buckets, sample_rate)
     bar = _progress(len(todo), desc, unit_name, config.progress)
     try:
@@ -609,6 +622,12 @@ def score_clips(
             raise SubmissionError(f"model {fingerprint}: scalar model has no score()")
         prep = _cache_prep(sr, bf16)
         have = cache.get_clips(fingerprint, prep, info.keys)
+        _agree_cached(
+            f"clips {fingerprint} {prep}",
+            info.keys,
+            have,
+            lambda items: cache.put_clips(fingerprint, prep, items),
+        )
         todo = [i for i, k in enumerate(info.keys) if k not in have]
         _count("clip", len(info.keys), len(todo))
         if todo:
@@ -734,6 +753,12 @@ def judge_pairs(
             row_unit.append((unit_of[unit], a_lo))
         pkeys = [(info.keys[lo], info.keys[hi]) for lo, hi in units]
         have = cache.get_pairs(fingerprint, prep, pkeys)
+        _agree_cached(
+            f"pairs {fingerprint} {prep}",
+            pkeys,
+            have,
+            lambda items: cache.put_pairs(fingerprint, prep, items),
+        )
         todo = [u for u, k in enumerate(pkeys) if k not in have]
         _count("pair", len(pkeys), len(todo))
         if todo:
@@ -898,6 +923,17 @@ def _open_cache(path: Path | None) -> Iterator[ScoreCache]:
         raise cache_error(cache.path, exc) from None
     finally:
         cache.close()
+
+
+def _agree_cached(
+    what: str, keys: Sequence[Any], have: dict[Any, Any], put: Callable[[list[Any]], None]
+) -> None:
+    """Under torchrun, pool the ranks' cache hits so all compute the same units (no-op alone)."""
+    from benchmark.sharding import active
+
+    group = active()
+    if group is not None:
+        group.agree_cached(what, keys, have, put)
 
 
 def _pair_ids(pairs: pa.Table) -> tuple[list[str], list[str]]:
