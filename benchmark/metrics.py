@@ -67,12 +67,12 @@ are rounded to 6 decimals, p-values to 6 significant digits.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from benchmark.errors import DataError
@@ -86,6 +86,9 @@ from benchmark.uncertainty import (
     wilson,
     z_value,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 METRICS_VERSION = 2
 """Bumped when a reported number changes meaning (2: clip-aware intervals, Holm-adjusted tests)."""
@@ -168,7 +171,9 @@ def _examples(ids: Sequence[Any], limit: int = 5) -> str:
 def _as_table(pred: pa.Table | pd.DataFrame) -> pa.Table:
     if isinstance(pred, pa.Table):
         return pred
-    if isinstance(pred, pd.DataFrame):
+    # a DataFrame exists only once pandas is imported, which a run given Tables never pays for
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(pred, pandas.DataFrame):
         return pa.Table.from_pandas(pred, preserve_index=False)
     raise TypeError(
         f"predictions must be a pyarrow Table or a pandas DataFrame, not {type(pred).__name__}"

@@ -59,13 +59,13 @@ class PreparedTask:
         return self.audio_root if self.audio_root is not None else self.data_root
 
     def pairs(self, split: str) -> pa.Table:
-        import pyarrow.parquet as pq
+        from benchmark.tables import read_parquet
 
         if split not in self.pair_files:
             raise MosrmError(
                 f"task '{self.task.name}' has no '{split}' pairs (splits: {', '.join(self.pair_files)})"
             )
-        return pq.read_table(self.pair_files[split])
+        return read_parquet(self.pair_files[split])
 
 
 def rescale_to_canonical(clips: pa.Table, score_range: tuple[float, float]) -> pa.Table:

@@ -216,14 +216,13 @@ def _load(
     resample: bool,
     overrides: dict[str, dict[str, Any]],
 ) -> PreparedTask | None:
-    import pyarrow.parquet as pq
-
     from benchmark.audio_cache import manifest_sha256
     from benchmark.corpora._native import Skip
     from benchmark.hashing import sha256_file
     from benchmark.packed_audio import store_current
     from benchmark.paths import audio_cache_dir
     from benchmark.pipeline import PreparedTask
+    from benchmark.tables import read_parquet
 
     stored = manifest["inputs"]
     external = stored["external_audio"]["paths"]
@@ -261,7 +260,7 @@ def _load(
             return None
     elif cache is not None:
         return None
-    clips = pq.read_table(clips_path)
+    clips = read_parquet(clips_path)
     meta = dict(clips.schema.metadata or {})
     meta.pop(b"mosrm.meta", None)  # added by write_parquet; the in-memory table never had it
     clips = clips.replace_schema_metadata(meta)

@@ -382,22 +382,35 @@ def resolve_device(config: ScoringConfig) -> torch.device:
         raise MosrmError(f"scoring device '{config.device}': {exc}") from None
 
 
-def _prepare_model(model: Any, device: torch.device, fingerprint: str) -> tuple[Any, int]:
-    """Move the model to `device`, put torch modules in eval mode, read its sample rate."""
-    import torch
-
+def _sample_rate(model: Any, fingerprint: str) -> int:
+    """The model's sample rate, checked: with the model fingerprint, all a cache lookup needs."""
     sr = getattr(model, "sample_rate", None)
     if not isinstance(sr, int | np.integer) or isinstance(sr, bool) or sr <= 0:
         raise SubmissionError(
             f"model {fingerprint}: sample_rate must be a positive int, got {sr!r}"
         )
+    return int(sr)
+
+
+def _bf16(config: ScoringConfig) -> bool:
+    """Whether bf16 autocast will be in effect; finds the device (importing torch) only if asked."""
+    return config.bf16 and resolve_device(config).type == "cuda"
+
+
+def _prepare_model(model: Any, device: torch.device, fingerprint: str) -> tuple[Any, int]:
+    """Move the model to `device`, put torch modules in eval mode, read its sample rate.
+
+    Called only when some unit is not in the cache: a fully cached run never imports torch."""
+    import torch
+
+    sr = _sample_rate(model, fingerprint)
     if hasattr(model, "to"):
         moved = model.to(device)
         if moved is not None:
             model = moved
     if isinstance(model, torch.nn.Module):
         model.eval()  # dropout on would make scores random
-    return model, int(sr)
+    return model, sr
 
 
 def _cache_prep(sample_rate: int, bf16: bool) -> str:
@@ -410,8 +423,7 @@ def _cache_prep(sample_rate: int, bf16: bool) -> str:
 def effective_preprocessing(sample_rate: int, config: ScoringConfig) -> dict[str, Any]:
     """The preprocessing a run records in its results: the cache-key config, bf16 included when
     autocast will really be in effect (CUDA only)."""
-    bf16 = config.bf16 and resolve_device(config).type == "cuda"
-    return json.loads(_cache_prep(sample_rate, bf16))
+    return json.loads(_cache_prep(sample_rate, _bf16(config)))
 
 
 @dataclass(frozen=True)
@@ -611,16 +623,14 @@ def score_clips(
     """
     if not fingerprint:
         raise ValueError("a model fingerprint is required (it keys the score cache)")
-    device = resolve_device(config)
-    bf16 = config.bf16 and device.type == "cuda"
     with _open_cache(cache_path) as cache:
         info = _clip_info(clips, data_root, cache)
         if not info.ids:
             return {}
-        model, sr = _prepare_model(model, device, fingerprint)
+        sr = _sample_rate(model, fingerprint)
         if not callable(getattr(model, "score", None)):
             raise SubmissionError(f"model {fingerprint}: scalar model has no score()")
-        prep = _cache_prep(sr, bf16)
+        prep = _cache_prep(sr, _bf16(config))
         have = cache.get_clips(fingerprint, prep, info.keys)
         _agree_cached(
             f"clips {fingerprint} {prep}",
@@ -631,6 +641,7 @@ def score_clips(
         todo = [i for i, k in enumerate(info.keys) if k not in have]
         _count("clip", len(info.keys), len(todo))
         if todo:
+            model, _ = _prepare_model(model, resolve_device(config), fingerprint)
 
             def step(batches: list[Batch], members: list[int]) -> list[tuple[ClipKey, float]]:
                 (batch,) = batches
@@ -726,8 +737,6 @@ def judge_pairs(
         raise ValueError("a model fingerprint is required (it keys the score cache)")
     if len(a_ids) != len(b_ids):
         raise ValueError(f"{len(a_ids)} clip_a ids but {len(b_ids)} clip_b ids")
-    device = resolve_device(config)
-    bf16 = config.bf16 and device.type == "cuda"
     a_ids, b_ids = [str(c) for c in a_ids], [str(c) for c in b_ids]
     if not a_ids:
         empty = np.zeros(0, dtype=np.float64)
@@ -735,10 +744,10 @@ def judge_pairs(
     used = _used_clips(clips, a_ids + b_ids)
     with _open_cache(cache_path) as cache:
         info = _clip_info(used, data_root, cache)
-        model, sr = _prepare_model(model, device, fingerprint)
+        sr = _sample_rate(model, fingerprint)
         if not callable(getattr(model, "prefer", None)):
             raise SubmissionError(f"model {fingerprint}: pairwise model has no prefer()")
-        prep = _cache_prep(sr, bf16)
+        prep = _cache_prep(sr, _bf16(config))
         index = {cid: i for i, cid in enumerate(info.ids)}
         units: list[tuple[int, int]] = []
         unit_of: dict[tuple[int, int], int] = {}
@@ -762,6 +771,7 @@ def judge_pairs(
         todo = [u for u, k in enumerate(pkeys) if k not in have]
         _count("pair", len(pkeys), len(todo))
         if todo:
+            model, _ = _prepare_model(model, resolve_device(config), fingerprint)
 
             def step(batches: list[Batch], members: list[int]) -> list[tuple[Any, Any]]:
                 lo_batch, hi_batch = batches

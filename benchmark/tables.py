@@ -218,6 +218,14 @@ def write_parquet(
         pq.write_table(table, tmp, **parquet_options())
 
 
+def read_parquet(path: str | Path) -> pa.Table:
+    """A whole Parquet file: the table `pq.read_table` gives for one file, schema metadata and
+    all, but read without `pyarrow.dataset`, whose import (it pulls in pandas) took longer than
+    reading a task's clip table and pair file in a cached `mosrm evaluate`."""
+    with pq.ParquetFile(path) as f:
+        return f.read()
+
+
 def read_meta(path: str | Path) -> dict[str, Any]:
     """The `mosrm.meta` JSON stored by `write_parquet` (empty if none)."""
     raw = (pq.read_schema(path).metadata or {}).get(b"mosrm.meta")

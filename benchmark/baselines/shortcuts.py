@@ -3,15 +3,20 @@
 They sit on the leaderboard, per bin, so that nobody mistakes a length or loudness heuristic for a
 quality model: a submission that does not clearly beat them on a bin has learnt nothing there.
 Each masks padding (uses `batch.lengths`), so batch size never changes a score.
+
+torch is imported only when a score is computed: building one of these (which a cached evaluation
+does, for the fingerprint) stays instant.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-from benchmark.batch import Batch
+    from benchmark.batch import Batch
 
 
 class RandomModel:
@@ -25,6 +30,8 @@ class RandomModel:
         return f"random-v1-seed{self.seed}"
 
     def score(self, batch: Batch) -> torch.Tensor:
+        import torch
+
         values = []
         for cid in batch.clip_ids:
             digest = hashlib.sha256(f"{self.seed}\0{cid}".encode()).digest()
@@ -42,6 +49,8 @@ class DurationModel:
         return "duration-v1"
 
     def score(self, batch: Batch) -> torch.Tensor:
+        import torch
+
         return batch.lengths.to(torch.float64) / float(batch.sample_rate)
 
 
@@ -56,6 +65,8 @@ class LoudnessModel:
         return f"loudness-rms-v1-floor{self.floor_db}"
 
     def score(self, batch: Batch) -> torch.Tensor:
+        import torch
+
         # Row by row over exactly the real samples: a padded reduction may group the additions
         # differently with the padded width and change the last bit of the score.
         powers = []

@@ -34,6 +34,8 @@ from benchmark.errors import SubmissionError
 from benchmark.sandbox.protocol import decode_arrays, encode, frames, header_length
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import torch
 
     from benchmark.batch import Batch
@@ -118,6 +120,10 @@ class SandboxedModel:
     """A reward model whose code runs in a sandboxed child; duck-types the model protocols.
 
     Started on first use (reading `sample_rate` builds the model); `close()` ends the child.
+    Given `known_sample_rate` (and `known_parameters`), what this very folder's model reported
+    when it was last built (`benchmark.model_facts`), reading them does not start the child: a
+    fully cached evaluation never does. A started child must then report that same rate.
+    `on_start(sample_rate, parameters)` is told what each start reported.
     """
 
     def __init__(
@@ -127,6 +133,9 @@ class SandboxedModel:
         *,
         limits: SandboxLimits | None = None,
         sandbox: bool = True,
+        known_sample_rate: int | None = None,
+        known_parameters: int | None = None,
+        on_start: Callable[[int, int | None], None] | None = None,
     ) -> None:
         self.folder = Path(folder).resolve()
         self.spec = spec
@@ -137,13 +146,17 @@ class SandboxedModel:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
         self._sample_rate: int | None = None
-        self.parameters_count: int | None = None
+        self._known_sample_rate = known_sample_rate
+        self.parameters_count: int | None = known_parameters
+        self._on_start = on_start
         self.calls = 0
 
     # -- model protocol -------------------------------------------------------------------------
 
     @property
     def sample_rate(self) -> int:
+        if self._sample_rate is None and self._known_sample_rate is not None:
+            return self._known_sample_rate
         self._start()
         assert self._sample_rate is not None
         return self._sample_rate
@@ -216,9 +229,18 @@ class SandboxedModel:
         head, _ = self._receive(deadline, "start-up")
         if not head.get("ok"):
             raise self._fail(f"building the model failed: {head.get('error')}")
-        self._sample_rate = int(head["sample_rate"])
+        rate = int(head["sample_rate"])
+        known = self._known_sample_rate
+        if known is not None and rate != known:
+            raise self._fail(
+                f"the model reports sample_rate {rate}, but {known} when this same folder was "
+                "built before; a model's sample rate must not change from run to run"
+            )
+        self._sample_rate = rate
         count = head.get("parameters")
         self.parameters_count = count if isinstance(count, int) else None
+        if self._on_start is not None:
+            self._on_start(rate, self.parameters_count)
 
     def _drain(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stderr is not None
