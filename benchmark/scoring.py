@@ -5,9 +5,15 @@ what makes results trustworthy and cheap:
 
 - each unique clip (or unordered pair, for pairwise judges) is run through the model once, however
   many pairs use it;
-- clips are decoded one by one (`benchmark.audio.load_audio`) in a torch DataLoader and grouped by
-  length (`length_buckets`), so padding stays small and a model that masks padding gets
-  bit-identical scores whatever the batch size;
+- clips are decoded one by one (`benchmark.audio.load_audio`) and grouped by length
+  (`length_buckets`), so padding stays small and a model that masks padding gets bit-identical
+  scores whatever the batch size;
+- a prepared task's clips come from its packed store (`benchmark.packed_audio`: slices of one
+  memory map, keyed by the audio SHA-256 its manifest records), so scoring reads and hashes no
+  per-clip file; other audio is decoded and hashed (memoised) file by file;
+- the next batches are read and padded in a background thread while the model runs the current
+  one (`benchmark.prefetch`; pinned memory and non-blocking copies on CUDA), so the model does not
+  wait for audio; batches, their order and the order of cache commits are the same as without it;
 - every score lands in a SQLite cache keyed by (model fingerprint, clip id + audio SHA-256,
   preprocessing) and is committed after every batch, so a killed run resumes where it stopped and
   gives exactly the numbers an uninterrupted run would have, and other tasks over the same audio
@@ -52,8 +58,8 @@ import math
 import sqlite3
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +85,8 @@ from benchmark.models import Submission
 
 if TYPE_CHECKING:
     import torch
+
+    from benchmark.packed_audio import PackedClips
 
 CACHE_SCHEMA_VERSION = 2
 """2: both presentation orders of a pair are cached (1 kept only their average; see above)."""
@@ -118,6 +126,7 @@ class ScoringConfig:
     max_batch_size: int = 16
     max_batch_samples: int = 16000 * 160  # padded samples per batch
     num_workers: int = 0  # DataLoader workers that decode (0 = in-process)
+    prefetch: int = 2  # batches read ahead in a background thread (0 = in the loop)
     device: str = "auto"  # "auto" -> cuda if available else cpu
     bf16: bool = False  # optional autocast on CUDA only
     progress: bool = True
@@ -129,6 +138,8 @@ class ScoringConfig:
             raise ValueError(f"max_batch_samples must be >= 1, got {self.max_batch_samples}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.prefetch < 0:
+            raise ValueError(f"prefetch must be >= 0, got {self.prefetch}")
 
 
 ClipKey = tuple[str, str]
@@ -306,7 +317,10 @@ class _Loaded:
 
 
 class _BucketDataset:
-    """Item k = bucket k, decoded and padded; each clip decoded once per bucket."""
+    """Item k = bucket k, decoded and padded; each clip decoded once per bucket.
+
+    Clip i comes from the packed store when there is one (`store`), else from its file.
+    """
 
     def __init__(
         self,
@@ -315,12 +329,19 @@ class _BucketDataset:
         units: Sequence[tuple[int, ...]],
         buckets: Sequence[Sequence[int]],
         sample_rate: int,
+        store: PackedClips | None = None,
     ) -> None:
         self.paths = list(paths)
         self.clip_ids = list(clip_ids)
         self.units = list(units)
         self.buckets = [list(b) for b in buckets]
         self.sample_rate = sample_rate
+        self.store = store
+
+    def _wave(self, c: int) -> np.ndarray:
+        if self.store is not None:
+            return self.store.wave(c, self.sample_rate)
+        return load_audio(self.paths[c], self.sample_rate)
 
     def __len__(self) -> int:
         return len(self.buckets)
@@ -332,7 +353,7 @@ class _BucketDataset:
             for unit in members:
                 for c in unit:
                     if c not in waves:
-                        waves[c] = load_audio(self.paths[c], self.sample_rate)
+                        waves[c] = self._wave(c)
         except DataError as exc:
             return _Loaded(k, None, str(exc))
         width = len(members[0])
@@ -351,20 +372,47 @@ def _identity(x: _Loaded) -> _Loaded:
     return x
 
 
-def _iter_buckets(dataset: _BucketDataset, num_workers: int) -> Iterator[_Loaded]:
-    from torch.utils.data import DataLoader
-
-    loader = DataLoader(
-        dataset,  # type: ignore[arg-type]
-        batch_size=None,
-        shuffle=False,
-        num_workers=num_workers,
-        collate_fn=_identity,
+def _pinned(loaded: _Loaded) -> _Loaded:
+    """`loaded` in page-locked memory, so the copy to the GPU can overlap the model's work."""
+    if loaded.batches is None:
+        return loaded
+    batches = tuple(
+        Batch(b.waveforms.pin_memory(), b.lengths.pin_memory(), b.sample_rate, b.clip_ids)
+        for b in loaded.batches
     )
-    for loaded in loader:
-        if loaded.error is not None:
-            raise DataError(loaded.error)
-        yield loaded
+    return _Loaded(loaded.bucket, batches, None)
+
+
+def _decoded(dataset: _BucketDataset, num_workers: int, pin: bool) -> Iterator[_Loaded]:
+    """The buckets in order: in this thread, or from `num_workers` DataLoader processes."""
+    if num_workers > 0:
+        from torch.utils.data import DataLoader
+
+        source: Iterable[_Loaded] = DataLoader(
+            dataset,  # type: ignore[arg-type]
+            batch_size=None,
+            shuffle=False,
+            num_workers=num_workers,
+            collate_fn=_identity,
+        )
+    else:
+        source = (dataset[k] for k in range(len(dataset)))
+    for loaded in source:
+        yield _pinned(loaded) if pin else loaded
+
+
+def _iter_buckets(
+    dataset: _BucketDataset, num_workers: int, prefetch: int = 0, pin: bool = False
+) -> Iterator[_Loaded]:
+    """Decoded buckets in order, made `prefetch` ahead in a background thread; a bucket that
+    failed to decode raises its one-line `DataError` here, in the loop's thread."""
+    from benchmark.prefetch import prefetched
+
+    with closing(prefetched(_decoded(dataset, num_workers, pin), prefetch)) as loaded_buckets:
+        for loaded in loaded_buckets:
+            if loaded.error is not None:
+                raise DataError(loaded.error)
+            yield loaded
 
 
 # ---------------------------------------------------------------------------------------------
@@ -432,6 +480,8 @@ class _ClipInfo:
     paths: list[Path]
     durations: list[float | None]
     keys: list[ClipKey]
+    store: PackedClips | None = None
+    """The packed store's slice of these clips, when current (`benchmark.packed_audio`)."""
 
 
 def _clip_info(clips: pa.Table, data_root: Path, cache: ScoreCache) -> _ClipInfo:
@@ -443,15 +493,21 @@ def _clip_info(clips: pa.Table, data_root: Path, cache: ScoreCache) -> _ClipInfo
     if dup:
         raise DataError(f"clip table has duplicate clip_id ({len(dup)}, e.g. {', '.join(dup[:3])})")
     root = Path(data_root)
-    paths = [resolve_audio_path(root, rel) for rel in clips.column("audio_path").to_pylist()]
-    missing = [(c, p) for c, p in zip(ids, paths, strict=True) if not p.is_file()]
-    if missing:
-        examples = "; ".join(f"{p} (clip {c})" for c, p in missing[:3])
-        raise DataError(f"{len(missing)} audio files not found under {root}, e.g. {examples}")
+    rels = [str(rel) for rel in clips.column("audio_path").to_pylist()]
+    paths = [resolve_audio_path(root, rel) for rel in rels]
     if "duration" in clips.column_names:
         durations = clips.column("duration").to_pylist()
     else:
         durations = [None] * len(ids)
+    from benchmark.packed_audio import open_store
+
+    store = open_store(root, ids, rels)
+    if store is not None:  # the manifest vouches for the audio: no file to stat, read or hash
+        return _ClipInfo(ids, paths, durations, list(zip(ids, store.shas, strict=True)), store)
+    missing = [(c, p) for c, p in zip(ids, paths, strict=True) if not p.is_file()]
+    if missing:
+        examples = "; ".join(f"{p} (clip {c})" for c, p in missing[:3])
+        raise DataError(f"{len(missing)} audio files not found under {root}, e.g. {examples}")
     shas = cache.hashes(paths)
     keys = list(zip(ids, shas, strict=True))
     return _ClipInfo(ids, paths, durations, keys)
@@ -461,6 +517,8 @@ def _length(info: _ClipInfo, i: int, sample_rate: int) -> int:
     d = info.durations[i]
     if d is not None and math.isfinite(d) and d >= 0:
         return max(1, round(d * sample_rate))
+    if info.store is not None:
+        return max(1, info.store.num_frames(i, sample_rate))
     return max(1, audio_num_frames(info.paths[i], sample_rate))
 
 
@@ -586,11 +644,14 @@ def _run_units(
         return
     if group is not None:
         buckets = group.batches
-    dataset = _BucketDataset(info.paths, info.ids, units, buckets, sample_rate)
+    dataset = _BucketDataset(info.paths, info.ids, units, buckets, sample_rate, info.store)
     bar = _progress(len(todo), desc, unit_name, config.progress)
     try:
-        with torch.inference_mode():
-            for loaded in _iter_buckets(dataset, config.num_workers):
+        pin = device.type == "cuda"
+        loaded_buckets = _iter_buckets(dataset, config.num_workers, config.prefetch, pin)
+        # closing: a model error stops and joins the prefetch thread before it propagates
+        with torch.inference_mode(), closing(loaded_buckets):
+            for loaded in loaded_buckets:
                 assert loaded.batches is not None
                 batches = [b.to(device) for b in loaded.batches]
                 with _autocast(device, bf16):
