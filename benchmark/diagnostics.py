@@ -56,7 +56,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import sparse
 
 from benchmark.metrics import DIGITS, P_VALUE_DIGITS
 from benchmark.uncertainty import (
@@ -69,6 +68,7 @@ from benchmark.uncertainty import (
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from scipy import sparse
 
     from benchmark.models import Submission
     from benchmark.scoring import ScoringConfig
@@ -209,6 +209,8 @@ def cycles(
     keys = np.concatenate([np.asarray(triplets.column(k).to_pylist()) for k in _XYZ])
     _, codes = np.unique(keys, return_inverse=True)
     g = int(codes.max()) + 1
+    from scipy import sparse  # judges only: a scalar model's block is known by construction
+
     rows = np.tile(np.arange(n), 3)
     incidence = sparse.csr_matrix((np.ones(3 * n), (rows, codes.reshape(-1))), shape=(n, g))
     rate = float(flags.mean())

@@ -14,7 +14,7 @@ import itertools
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import sparse, special, stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
@@ -152,6 +152,44 @@ def test_quantiles_are_scipy_stats_bit_for_bit() -> None:
         q = stats.t.ppf(0.95, df)
         assert np.array_equal(res["low"], np.clip(res["mean"] - q * se, -1.0, 1.0))
         assert np.array_equal(res["high"], np.clip(res["mean"] + q * se, -1.0, 1.0))
+
+
+def test_known_z_is_scipy_to_the_last_bit() -> None:
+    from benchmark.uncertainty import _Z
+
+    assert _Z  # the 95% interval's z, used by every result
+    for confidence, z in _Z.items():
+        assert z == float(special.ndtri(0.5 + confidence / 2.0))
+        assert z == float(stats.norm.ppf(0.5 + confidence / 2.0))
+
+
+def _sparse_variance(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The estimator as first written, on a scipy.sparse incidence matrix (the reference for
+    `clip_sums`, which must add in the same order: results stay byte-identical)."""
+    _, codes = np.unique(np.concatenate([a, b]), return_inverse=True)
+    n, g = a.size, int(codes.max()) + 1
+    m = sparse.csr_matrix((np.ones(2 * n), (np.tile(np.arange(n), 2), codes.ravel())), (n, g))
+    e = values - values.mean(axis=1, keepdims=True)
+    per_clip = np.asarray((m.T @ e.T).T)
+    return g / (g - 1) * ((per_clip * per_clip).sum(axis=1) - (e * e).sum(axis=1)) / (n * n)
+
+
+@pytest.mark.parametrize("replicates", [1, 5, 300])
+def test_clip_sums_are_the_sparse_product_bit_for_bit(replicates: int) -> None:
+    rng = np.random.default_rng(replicates)
+    for n_clips, n_pairs in ((3, 3), (12, 40), (256, 3000)):
+        a, b = random_design(rng, n_clips, n_pairs)
+        design = ClipDesign.of(a, b)
+        mask = rng.random(n_pairs) < 0.4
+        shape = (replicates, n_pairs)
+        for values in (rng.random(shape) < 0.6, rng.integers(-1, 2, shape), rng.normal(size=shape)):
+            v = values.astype(np.float64)
+            assert clip_variance(v, design).tobytes() == _sparse_variance(v, a, b).tobytes()
+            one = np.asarray(clip_variance(v[0], design))
+            assert one.tobytes() == _sparse_variance(v[:1], a, b)[0].tobytes()
+            if mask.sum() > 1:
+                sub = clip_variance(v[:, mask], design.subset(mask))
+                assert sub.tobytes() == _sparse_variance(v[:, mask], a[mask], b[mask]).tobytes()
 
 
 def test_holm_matches_statsmodels() -> None:
