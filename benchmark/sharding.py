@@ -295,8 +295,11 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     args = _without_nproc(list(argv))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     cmd += [f"--nproc-per-node={nproc}", "-m", "benchmark.cli", *args]
+    env = dict(os.environ)
+    # torchrun would give each rank one thread; on the CPU the ranks share the cores instead
+    env.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // nproc)))
     sys.stdout.flush()
-    rc = subprocess.run(cmd, check=False).returncode
+    rc = subprocess.run(cmd, env=env, check=False).returncode
     if rc != 0:
         print(
             f"error: sharded run over {nproc} processes failed (torchrun exit {rc}; the cause is "

@@ -70,6 +70,7 @@ def test_two_ranks_give_the_bytes_of_one_process(tmp_path, monkeypatch, capfd):
     import torch
 
     monkeypatch.setenv("MOSRM_TRIPLETS", "40")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # each rank's threads, as in the one process
     repo = write_toy_repo(tmp_path)
     _trusted(repo, "cnn", "scalar", "benchmark.baselines.scalar:build", TINY_CNN)
     _trusted(repo, "judge", "pairwise", "benchmark.baselines.judge:build", TINY_JUDGE)
@@ -78,7 +79,7 @@ def test_two_ranks_give_the_bytes_of_one_process(tmp_path, monkeypatch, capfd):
 
     _home(monkeypatch, tmp_path / "home-1")
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each rank runs (torchrun's OMP_NUM_THREADS=1)
+    torch.set_num_threads(1)  # as each rank runs (OMP_NUM_THREADS above)
     try:
         assert main([*args, "--results", str(tmp_path / "one")]) == 0
     finally:
