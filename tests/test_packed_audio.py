@@ -428,3 +428,18 @@ def test_a_model_error_stops_the_prefetch_thread(prepared, tmp_path: Path) -> No
         )
     assert threading.active_count() == started
     assert len(_cache_rows(tmp_path / "c.sqlite")) == 2  # the first batch was committed
+
+
+def test_dataloader_workers_reopen_the_store(prepared, tmp_path: Path) -> None:
+    """Workers get the store pickled without its memory map and map it again themselves."""
+    clips, audio, _ = prepared
+    runs = []
+    for workers in (0, 1):
+        config = ScoringConfig(max_batch_size=3, progress=False, device="cpu", num_workers=workers)
+        cache = tmp_path / f"w{workers}.sqlite"
+        runs.append(
+            score_clips(
+                WeightedSum(), clips, audio, fingerprint="f", config=config, cache_path=cache
+            )
+        )
+    assert runs[0] == runs[1]
