@@ -5,7 +5,8 @@ one rank: what tests/test_sharding.py runs under torchrun to kill or break a ran
 
 Environment: SHARD_TEST_LOG, a file each rank appends "<rank> <clip id>" to for every clip its
 model scored; SHARD_TEST_CRASH = "raise" (score() raises) or "kill" (SIGKILL of the process) on
-rank 1 once it has scored one batch.
+rank 1 once it has scored one batch; SHARD_TEST_HOMES, a folder under which each rank gets its own
+$MOSRM_HOME (`rank<N>`), as nodes without a shared filesystem have.
 """
 
 from __future__ import annotations
@@ -72,4 +73,7 @@ if __name__ == "__main__":
     from benchmark.cli import main
 
     models.load_submission = load  # type: ignore[assignment]
+    homes = os.environ.get("SHARD_TEST_HOMES")
+    if homes:
+        os.environ["MOSRM_HOME"] = str(Path(homes) / f"rank{os.environ['RANK']}")
     sys.exit(main(sys.argv[1:]))

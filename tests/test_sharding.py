@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,8 @@ import yaml
 
 from benchmark import models
 from benchmark.cli import main
-from benchmark.sharding import split_shards
+from benchmark.errors import MachineError, SubmissionError
+from benchmark.sharding import ShardGroup, split_shards
 from tests import shard_worker
 from tests.toy_task import REPO, write_toy_repo
 
@@ -36,6 +39,89 @@ def test_split_is_balanced_deterministic_and_exact():
     assert split_shards([], 3) == [[], [], []]
     with pytest.raises(ValueError, match="world size"):
         split_shards([1.0], 0)
+
+
+class _ThreadGroup(ShardGroup):
+    """A rank whose exchanges go through memory to the other threads of `hub` (no torch)."""
+
+    def __init__(self, rank: int, hub: dict) -> None:
+        super().__init__(rank, len(hub["slots"]), rank)
+        self.hub = hub
+
+    def all_gather_bytes(self, data: bytes) -> list[bytes]:
+        self.hub["slots"][self.rank] = data
+        self.hub["barrier"].wait()
+        out = list(self.hub["slots"])
+        self.hub["barrier"].wait()
+        return out
+
+
+def _on_two_ranks(job) -> list:
+    """`job(group)` on two threaded ranks; what each returned or raised."""
+    hub = {"slots": [b"", b""], "barrier": threading.Barrier(2, timeout=10)}
+    out: list = [None, None]
+
+    def go(rank: int) -> None:
+        try:
+            out[rank] = job(_ThreadGroup(rank, hub))
+        except Exception as exc:
+            out[rank] = exc
+
+    threads = [threading.Thread(target=go, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def test_ranks_pool_their_caches_and_refuse_to_score_different_things():
+    keys = [("a", "sha-a"), ("b", "sha-b"), ("c", "sha-c")]
+    cached = [{keys[0]: 0.5}, {keys[0]: 0.5, keys[1]: 0.25}]  # rank 1's node kept more
+    puts: list = [[], []]
+
+    def pool(group: ShardGroup) -> dict:
+        have = dict(cached[group.rank])
+        group.agree_cached("clips fp prep", keys, have, puts[group.rank].extend)
+        return have
+
+    assert _on_two_ranks(pool) == [{keys[0]: 0.5, keys[1]: 0.25}] * 2
+    assert puts == [[(keys[1], 0.25)], []]  # rank 0's cache gets what it lacked
+
+    def other_audio(group: ShardGroup) -> None:
+        mine = keys if group.rank == 0 else [*keys[:2], ("c", "other-sha")]
+        group.agree_cached("clips fp prep", mine, {}, puts[0].extend)
+
+    for error in _on_two_ranks(other_audio):
+        assert isinstance(error, MachineError) and "rank 1 of 2 is not scoring" in str(error)
+
+
+def test_an_error_on_one_rank_is_raised_on_every_rank_after_the_exchange():
+    plan = [[0, 1], [2], [3, 4], [5]]
+    weights = [3.0, 1.0, 2.0, 2.0]
+    assert split_shards(weights, 2) == [[0, 1], [2, 3]]
+    puts: list = [[], []]
+
+    def score(group: ShardGroup) -> dict:
+        have: dict = {}
+
+        def part(units: list[int], record) -> None:
+            assert group.batches is not None and sorted(sum(group.batches, [])) == units
+            for b in group.batches:
+                if b == [5]:  # rank 1's second batch
+                    raise SubmissionError("model fp: score() raised RuntimeError: boom")
+                items = [((f"c{u}", "sha"), float(u)) for u in b]
+                record(items)
+                have.update(items)
+
+        group.run(plan, weights, part, have, puts[group.rank].extend)
+        return have
+
+    for error in _on_two_ranks(score):
+        assert isinstance(error, SubmissionError) and "boom" in str(error)
+    done = [((f"c{u}", "sha"), float(u)) for u in range(5)]
+    assert puts[0] == done  # its own batches, then rank 1's finished one from the exchange
+    assert puts[1] == done[3:]
 
 
 def _trusted(repo: Path, name: str, kind: str, entry: str, config: dict) -> None:
@@ -107,17 +193,15 @@ def rms_repo(tmp_path: Path) -> Path:
     return repo
 
 
-def _crash_then_resume(tmp_path, monkeypatch, repo: Path, crash: str) -> tuple[object, list]:
-    """Run `rms` on two ranks with rank 1 failing after its first batch, then once in-process
-    from the same cache; returns torchrun's result and the (rank, clip) lines the model logged."""
-    _home(monkeypatch, tmp_path / "home")
-    log = tmp_path / f"{crash}.log"
+def _two_ranks(tmp_path, repo: Path, crash: str, env: dict | None = None) -> tuple[object, list]:
+    """Run `rms` on two ranks, rank 1 failing after its first batch as `crash` says; returns
+    torchrun's result and the (rank, clip) lines the model logged."""
+    log = tmp_path / f"{crash or 'ok'}.log"
     args = ["--repo", str(repo), "evaluate", "rms", "--task", "toy", "--quiet"]
     args += ["--batch-size", "4", "--results", str(tmp_path / "r")]
-    done = _torchrun(
-        "tests.shard_worker", args, {"SHARD_TEST_CRASH": crash, "SHARD_TEST_LOG": str(log)}
-    )
-    lines = [line.split() for line in log.read_text().splitlines()]
+    env = {"SHARD_TEST_CRASH": crash, "SHARD_TEST_LOG": str(log), **(env or {})}
+    done = _torchrun("tests.shard_worker", args, env)
+    lines = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
     return done, lines
 
 
@@ -128,7 +212,10 @@ def _rerun(monkeypatch, repo: Path, results: Path) -> int:
 
 
 def test_killed_rank_fails_the_run_and_a_rerun_resumes(tmp_path, monkeypatch, rms_repo):
-    done, lines = _crash_then_resume(tmp_path, monkeypatch, rms_repo, "kill")
+    """Each rank with its own $MOSRM_HOME, as on nodes without a shared filesystem: the rerun
+    pools what every rank's cache kept into rank 0's before dealing out the rest."""
+    homes = {"SHARD_TEST_HOMES": str(tmp_path / "homes")}
+    done, lines = _two_ranks(tmp_path, rms_repo, "kill", homes)
     assert done.returncode != 0, done.stderr[-2000:]
     assert "SIGKILL" in done.stderr or "lost the other ranks" in done.stderr, done.stderr[-2000:]
     assert not (tmp_path / "r" / "rms" / "toy.json").exists()
@@ -136,10 +223,14 @@ def test_killed_rank_fails_the_run_and_a_rerun_resumes(tmp_path, monkeypatch, rm
     assert len(by_rank["1"]) == 4  # one batch, committed before rank 1 died
     assert not by_rank["0"] & by_rank["1"]  # the ranks score disjoint shares
 
-    assert _rerun(monkeypatch, rms_repo, tmp_path / "r") == 0
+    done, again = _two_ranks(tmp_path, rms_repo, "", homes)
+    assert done.returncode == 0, done.stderr[-2000:]
     counts = _counts(tmp_path / "r", "rms")
     assert counts["clips_from_cache"] >= 4  # rank 1's batch at least, rank 0's if it finished
     assert counts["clips_from_cache"] + counts["clips_computed"] == 24
+    assert not {c for _, c in again} & by_rank["1"]  # rank 1's cached batch was not redone
+    with sqlite3.connect(tmp_path / "homes" / "rank0" / "scores.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM clip_scores").fetchone()[0] == 24
     _home(monkeypatch, tmp_path / "fresh")
     assert _rerun(monkeypatch, rms_repo, tmp_path / "fresh-r") == 0
     for file in OUTPUTS[:2]:  # the resumed run gives the numbers of an uninterrupted one
@@ -148,7 +239,8 @@ def test_killed_rank_fails_the_run_and_a_rerun_resumes(tmp_path, monkeypatch, rm
 
 
 def test_rank_that_raises_fails_on_every_rank_and_a_rerun_resumes(tmp_path, monkeypatch, rms_repo):
-    done, lines = _crash_then_resume(tmp_path, monkeypatch, rms_repo, "raise")
+    _home(monkeypatch, tmp_path / "home")
+    done, lines = _two_ranks(tmp_path, rms_repo, "raise")
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     # rank 0 reports rank 1's error once (its line, then the summary), the other rank nothing
