@@ -14,6 +14,8 @@ what makes results trustworthy and cheap:
 - the next batches are read and padded in a background thread while the model runs the current
   one (`benchmark.prefetch`; pinned memory and non-blocking copies on CUDA), so the model does not
   wait for audio; batches, their order and the order of cache commits are the same as without it;
+- under torchrun (`mosrm evaluate --nproc N`), the ranks split these very batches between them and
+  pool their scores (`benchmark.sharding`), so N processes give the bytes one process gives;
 - every score lands in a SQLite cache keyed by (model fingerprint, clip id + audio SHA-256,
   preprocessing) and is committed after every batch, so a killed run resumes where it stopped and
   gives exactly the numbers an uninterrupted run would have, and other tasks over the same audio
