@@ -37,8 +37,10 @@ class WeightedSum:
 
     def __init__(self, sample_rate: int = 16000) -> None:
         self.sample_rate = sample_rate
+        self.batches: list[tuple[tuple[str, ...], int]] = []  # (clip ids, padded width)
 
     def score(self, batch: Batch) -> torch.Tensor:
+        self.batches.append((batch.clip_ids, int(batch.waveforms.shape[1])))
         x = batch.waveforms.double()
         w = 1.0 + (torch.arange(x.shape[1], dtype=torch.float64) % 7)
         return (x * w * batch.mask()).sum(dim=1)
@@ -137,8 +139,9 @@ def test_scores_identical_with_and_without_store_and_prefetch(
     cache = tmp_path / "files.sqlite"
     with monkeypatch.context() as m:
         m.setattr(packed_audio, "open_store", lambda *a: None)  # today's path: decode files
+        files_model = WeightedSum()
         want = score_clips(
-            WeightedSum(), clips, audio, fingerprint="f", config=base, cache_path=cache
+            files_model, clips, audio, fingerprint="f", config=base, cache_path=cache
         )
     for prefetch in (0, 2):
         with monkeypatch.context() as m:
@@ -147,10 +150,10 @@ def test_scores_identical_with_and_without_store_and_prefetch(
                 max_batch_size=batch, progress=False, device="cpu", prefetch=prefetch
             )
             path = tmp_path / f"store-{prefetch}.sqlite"
-            got = score_clips(
-                WeightedSum(), clips, audio, fingerprint="f", config=config, cache_path=path
-            )
+            model = WeightedSum()
+            got = score_clips(model, clips, audio, fingerprint="f", config=config, cache_path=path)
         assert got == want  # bit-identical floats
+        assert model.batches == files_model.batches  # the same batches, in the same order
         assert _cache_rows(path) == _cache_rows(cache)  # same keys: the WAV files' SHA-256
     # and batch size is invisible too (the model masks padding)
     one = ScoringConfig(max_batch_size=1, progress=False, device="cpu")
