@@ -446,3 +446,43 @@ def test_dataloader_workers_reopen_the_store(prepared, tmp_path: Path) -> None:
             )
         )
     assert runs[0] == runs[1]
+
+
+# ---------------------------------------------------------------- through prepare and evaluate
+
+
+def test_prepare_writes_the_store_evaluate_uses_it_and_reuse_knows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmark import pipeline
+    from benchmark.models import load_submission
+    from benchmark.pipeline import evaluate, prepare
+    from benchmark.tasks import load_task_file
+    from tests.toy_task import write_toy_repo
+
+    repo = write_toy_repo(tmp_path)
+    task = load_task_file(repo / "tasks" / "toy.yaml")
+    prepared = prepare(task)
+    assert prepared.audio_root is not None and store_current(prepared.audio_root)
+    sub = load_submission(repo / "submissions" / "shortcut-loudness")
+    config = ScoringConfig(progress=False)
+    with monkeypatch.context() as m:
+        m.setattr(packed_audio, "open_store", lambda *a: None)
+        evaluate(sub, prepared, results_root=tmp_path / "files", config=config)
+    with monkeypatch.context() as m:
+        _no_files(m)
+        evaluate(sub, prepared, results_root=tmp_path / "store", config=config)
+    name = "shortcut-loudness/toy.predictions.parquet"
+    assert (tmp_path / "store" / name).read_bytes() == (tmp_path / "files" / name).read_bytes()
+    # a store that went missing: the prepared task is not reused as it is; prepare rebuilds it
+    (prepared.audio_root / CACHE_DIR / STORE_FILE).unlink()
+    built: list[Path] = []
+    real = pipeline._build
+
+    def spy(*args: object, **kwargs: object) -> object:
+        built.append(Path(str(args[2])))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_build", spy)
+    again = prepare(task, reuse=True)
+    assert built and store_current(again.audio_root)
