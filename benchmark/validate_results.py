@@ -10,8 +10,10 @@ schema       it validates as `results.TaskResult` of a schema version this harne
 predictions  the predictions file is there, holds the task's pairs row for row (where the task's
              pair file can be built here), and `metrics.aggregate` over it gives exactly the
              JSON's `metrics` block: every number must follow from the predictions;
-fingerprint  where `submissions/<submission>/` exists here, its current fingerprint
-             (`models.current_fingerprint`, which runs no submitted code) is `model_fingerprint`;
+fingerprint  where `submissions/<submission>/` exists here, or a reference baseline of that name
+             was trained here (`$MOSRM_HOME/trained/*/<submission>/`, by `mosrm run`), its
+             current fingerprint (`models.current_fingerprint`, which runs no submitted code)
+             is `model_fingerprint`;
 pair file    `pair_file_sha256` is the task version's pair file: built here when the task's data
              is present (the embedded demo always is), else read from the committed lock file
              `tasks/pair-files.lock.json` ({task: {"version": v, "splits": {split: sha256}}}),
@@ -406,8 +408,13 @@ def _check_fingerprint(
 
     folder = submissions / result.submission if submissions is not None else None
     if folder is None or not (folder / "submission.yaml").is_file():
+        if _check_trained(result, report, cache):
+            return
         where = f"{folder}" if folder is not None else "no submissions folder given"
-        report.unverified.append(f"fingerprint: no submission folder here ({where})")
+        report.unverified.append(
+            f"fingerprint: no submission folder here ({where}) and no trained reference "
+            "baseline of that name (`make run` trains them)"
+        )
         return
     if folder not in cache:
         try:
@@ -423,6 +430,34 @@ def _check_fingerprint(
             f"submissions/{folder.name}/ now fingerprints as {now[:12]}…: the folder changed "
             "after the run (rerun, or submit the folder that was run)"
         )
+
+
+def _check_trained(result: TaskResult, report: FileReport, cache: dict[Path, str]) -> bool:
+    """A reference baseline trained by `mosrm run` lives in `$MOSRM_HOME/trained/<key>/<name>/`,
+    one folder per training key (config and data): the result is verified if one of them
+    fingerprints as it says. False when none of that name is here (nothing could be checked)."""
+    from benchmark.models import current_fingerprint
+    from benchmark.paths import home
+
+    folders = sorted(
+        p.parent for p in (home() / "trained").glob(f"*/{result.submission}/submission.yaml")
+    )
+    if not folders:
+        return False
+    for folder in folders:
+        if folder not in cache:
+            try:
+                cache[folder] = current_fingerprint(folder)
+            except Exception as exc:  # a broken copy is just not the one that was run
+                cache[folder] = f"error: {type(exc).__name__}: {exc}"
+        if cache[folder] == result.model_fingerprint:
+            return True
+    report.problems.append(
+        f"field 'model_fingerprint' is {result.model_fingerprint[:12]}… but none of the "
+        f"{len(folders)} trained cop(ies) of {result.submission} here fingerprints so "
+        f"(e.g. {folders[-1]}): rerun `make run`"
+    )
+    return True
 
 
 def _check_pair_file(

@@ -307,6 +307,33 @@ def test_a_changed_or_absent_submission_folder(run, capsys):
     assert lines["shortcut-loudness/toy.json"].startswith("✓")
 
 
+def test_a_trained_reference_baseline_is_checked_in_the_trained_home(run, capsys):
+    """Reference baselines trained by `mosrm run` have no submissions/ folder: their copies under
+    `$MOSRM_HOME/trained/<key>/<name>/` are what the fingerprint is checked against."""
+    import shutil
+
+    from benchmark.paths import home
+
+    repo, results = run
+    empty = repo / "no-submissions"
+    empty.mkdir()
+    trained = home() / "trained"
+    shutil.copytree(repo / "submissions" / "shortcut-random", trained / "k1" / "shortcut-random")
+    rc, lines, _ = _validate(repo, results, capsys, "--submissions", str(empty))
+    assert lines["shortcut-random/toy.json"].startswith("✓")
+    assert "unverified" in lines["shortcut-loudness/toy.json"]  # no trained copy of it here
+    assert "no trained reference baseline" in lines["shortcut-loudness/toy.json"]
+
+    (trained / "k1" / "shortcut-random" / "notes.txt").write_text("retrained differently\n")
+    rc, lines, _ = _validate(repo, results, capsys, "--submissions", str(empty))
+    line = lines["shortcut-random/toy.json"]
+    assert rc == 1 and "none of the 1 trained cop(ies) of shortcut-random" in line
+    # another training key holding the copy that was run: verified again
+    shutil.copytree(repo / "submissions" / "shortcut-random", trained / "k2" / "shortcut-random")
+    rc, lines, _ = _validate(repo, results, capsys, "--submissions", str(empty))
+    assert lines["shortcut-random/toy.json"].startswith("✓")
+
+
 def test_an_unknown_schema_version_or_a_missing_run_record_fails(run, capsys):
     repo, results = run
     _edit(results / "shortcut-random" / "toy.json", lambda raw: raw.update(schema_version=99))
