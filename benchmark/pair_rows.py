@@ -326,7 +326,7 @@ class SplitRows:
         with (
             ThreadPoolExecutor(1, thread_name_prefix="mosrm-pairs") as pool,
             atomic_path(path) as tmp,
-            pq.ParquetWriter(tmp, schema, **parquet_options()) as writer,
+            pq.ParquetWriter(tmp, schema, **parquet_options(schema)) as writer,
         ):
             ahead = pool.submit(next, batches, None)
             while (batch := ahead.result()) is not None:

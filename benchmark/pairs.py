@@ -396,13 +396,12 @@ def _draw_by_enumeration(
     found = 0
     for a, b in _enumerate(u):
         m = _valid(c, relation, a, b, md_q)
-        a, b = a[m], b[m]
-        k = int(a.size)
+        k = int(np.count_nonzero(m))
         if take_all:
-            sel = slice(None)
+            keep = m
         elif ranks is not None:
             lo, hi = np.searchsorted(ranks, [found, found + k])
-            sel = ranks[lo:hi] - found
+            keep = np.flatnonzero(m)[ranks[lo:hi] - found]
         else:
             rest = remaining - k
             if need == 0 or k == 0:
@@ -411,10 +410,11 @@ def _draw_by_enumeration(
                 s = need
             else:
                 s = int(rng.hypergeometric(k, rest, need))
-            sel = np.zeros(k, dtype=bool)  # canonical order kept without sorting the draw
-            sel[rng.choice(k, size=s, replace=False)] = True
+            # the s-th valid pairs drawn, kept in canonical order by a mask (no sort of the draw)
+            keep = np.zeros(m.size, dtype=bool)
+            keep[np.flatnonzero(m)[rng.choice(k, size=s, replace=False)]] = True
             need -= s
-        sink(a[sel], b[sel])
+        sink(a[keep], b[keep])
         found += k
         remaining -= k
         if not take_all and ranks is None and need == 0:
