@@ -479,7 +479,7 @@ def effective_preprocessing(sample_rate: int, config: ScoringConfig) -> dict[str
 @dataclass(frozen=True)
 class _ClipInfo:
     ids: list[str]
-    paths: list[Path]
+    paths: list[Path]  # empty when the store serves the clips: no file is touched then
     durations: list[float | None]
     keys: list[ClipKey]
     store: PackedClips | None = None
@@ -496,7 +496,6 @@ def _clip_info(clips: pa.Table, data_root: Path, cache: ScoreCache) -> _ClipInfo
         raise DataError(f"clip table has duplicate clip_id ({len(dup)}, e.g. {', '.join(dup[:3])})")
     root = Path(data_root)
     rels = [str(rel) for rel in clips.column("audio_path").to_pylist()]
-    paths = [resolve_audio_path(root, rel) for rel in rels]
     if "duration" in clips.column_names:
         durations = clips.column("duration").to_pylist()
     else:
@@ -505,7 +504,8 @@ def _clip_info(clips: pa.Table, data_root: Path, cache: ScoreCache) -> _ClipInfo
 
     store = open_store(root, ids, rels)
     if store is not None:  # the manifest vouches for the audio: no file to stat, read or hash
-        return _ClipInfo(ids, paths, durations, list(zip(ids, store.shas, strict=True)), store)
+        return _ClipInfo(ids, [], durations, list(zip(ids, store.shas, strict=True)), store)
+    paths = [resolve_audio_path(root, rel) for rel in rels]
     missing = [(c, p) for c, p in zip(ids, paths, strict=True) if not p.is_file()]
     if missing:
         examples = "; ".join(f"{p} (clip {c})" for c, p in missing[:3])
