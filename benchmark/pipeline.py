@@ -216,10 +216,13 @@ def _build(
     progress: bool,
     echo: Callable[[str], None] | None,
 ) -> PreparedTask:
+    import contextlib
+    import shutil
+
     from benchmark.corpora._native import table_skips
     from benchmark.pairs import build_pair_sets
-    from benchmark.reuse import data_signature
-    from benchmark.tables import validate_clips
+    from benchmark.reuse import cache_signature, data_signature, external_audio, inputs
+    from benchmark.tables import validate_clips, write_parquet
 
     spec = task.spec
     data_before = data_signature(task, root, folder)
@@ -242,132 +245,99 @@ def _build(
         balance_subsets=spec.balance_subsets,
         workdir=folder.parent,  # whole pools spill to bucket files on the prepared folder's disk
     )
-    try:
-        return _build_rest(
+    # spilled bucket files live until the pair files are written, and are removed on any exit
+    with contextlib.ExitStack() as spills:
+        for rows, _ in built.values():
+            spills.callback(rows.close)
+        # what the next prepare compares against (not reusable if the corpus changed while read)
+        key = inputs(
             task,
             root,
             folder,
+            labels_only=labels_only,
+            resample=resample,
+            overrides=overrides,
+            external=external_audio(clips, root),
+            data_before=data_before,
+        )
+        audio_root: Path | None = None
+        cache_record: dict[str, Any] | None = None
+        if not labels_only:
+            clips = probe_audio(clips, root)
+            if resample:
+                from benchmark.audio_cache import CACHE_RATE, build_cache, manifest_sha256
+                from benchmark.paths import audio_cache_dir
+
+                audio_root = audio_cache_dir(spec.name)
+                clips = build_cache(
+                    clips,
+                    root,
+                    audio_root,
+                    rate=CACHE_RATE,
+                    workers=workers,
+                    progress=progress,
+                    echo=echo,
+                )
+                cache_record = {
+                    "folder": str(audio_root),
+                    "manifest_sha256": manifest_sha256(audio_root),
+                    "files": cache_signature(audio_root),
+                }
+        prepared = PreparedTask(
+            task=task,
+            data_root=root,
+            folder=folder,
             clips=clips,
             skips=skips,
-            built=built,
-            data_before=data_before,
             labels_only=labels_only,
-            overrides=overrides,
-            resample=resample,
-            workers=workers,
-            progress=progress,
-            echo=echo,
+            audio_root=audio_root,
         )
-    finally:
-        for rows, _ in built.values():
-            rows.close()
-
-
-def _build_rest(
-    task: Task,
-    root: Path,
-    folder: Path,
-    *,
-    clips: pa.Table,
-    skips: list[Skip],
-    built: dict[str, tuple[Any, dict]],
-    data_before: Any,
-    labels_only: bool,
-    overrides: dict[str, dict[str, Any]],
-    resample: bool,
-    workers: int | None,
-    progress: bool,
-    echo: Callable[[str], None] | None,
-) -> PreparedTask:
-    """`_build` once the pairs are drawn: probe and cache the audio, write the folder."""
-    import shutil
-
-    from benchmark.reuse import cache_signature, external_audio, inputs
-    from benchmark.tables import write_parquet
-
-    spec = task.spec
-    # what the next prepare compares against (not reusable if the corpus changed while read)
-    key = inputs(
-        task,
-        root,
-        folder,
-        labels_only=labels_only,
-        resample=resample,
-        overrides=overrides,
-        external=external_audio(clips, root),
-        data_before=data_before,
-    )
-    audio_root: Path | None = None
-    cache_record: dict[str, Any] | None = None
-    if not labels_only:
-        clips = probe_audio(clips, root)
-        if resample:
-            from benchmark.audio_cache import CACHE_RATE, build_cache, manifest_sha256
-            from benchmark.paths import audio_cache_dir
-
-            audio_root = audio_cache_dir(spec.name)
-            clips = build_cache(
-                clips,
-                root,
-                audio_root,
-                rate=CACHE_RATE,
-                workers=workers,
-                progress=progress,
-                echo=echo,
+        created = not folder.exists()
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            write_parquet(
+                clips, folder / "clips.parquet", {"task": spec.name, "version": spec.version}
             )
-            cache_record = {
-                "folder": str(audio_root),
-                "manifest_sha256": manifest_sha256(audio_root),
-                "files": cache_signature(audio_root),
+            for split, (pairs, meta) in sorted(built.items()):
+                meta = {**meta, "task_version": spec.version}
+                if overrides.get(split):
+                    meta["count_overrides"] = overrides[split]
+                path = folder / f"pairs-{split}.parquet"
+                prepared.pair_sha256[split] = pairs.write(path, meta)
+                prepared.pair_files[split] = path
+                # as a reused folder gives it back: through JSON (tuples become lists)
+                prepared.pair_meta[split] = json.loads(json.dumps(meta))
+            manifest = {
+                "task": spec.name,
+                "task_version": spec.version,
+                "harness_version": HARNESS_VERSION,
+                "data_root": str(root),
+                "labels_only": labels_only,
+                "audio_cache": cache_record,
+                "n_clips": clips.num_rows,
+                "skipped": [
+                    {
+                        "reason": k.reason,
+                        "count": k.count,
+                        "examples": list(k.examples),
+                        "kept": k.kept,
+                    }
+                    for k in skips
+                ],
+                "count_overrides": overrides or None,
+                "clips_sha256": sha256_file(folder / "clips.parquet"),
+                "pair_files": {s: p.name for s, p in prepared.pair_files.items()},
+                "pair_sha256": prepared.pair_sha256,
+                "pair_meta": prepared.pair_meta,
+                "inputs": key,
             }
-    prepared = PreparedTask(
-        task=task,
-        data_root=root,
-        folder=folder,
-        clips=clips,
-        skips=skips,
-        labels_only=labels_only,
-        audio_root=audio_root,
-    )
-    created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        write_parquet(clips, folder / "clips.parquet", {"task": spec.name, "version": spec.version})
-        for split, (pairs, meta) in sorted(built.items()):
-            meta = {**meta, "task_version": spec.version}
-            if overrides.get(split):
-                meta["count_overrides"] = overrides[split]
-            path = folder / f"pairs-{split}.parquet"
-            prepared.pair_sha256[split] = pairs.write(path, meta)
-            prepared.pair_files[split] = path
-            # as a reused folder gives it back: through JSON (tuples become lists)
-            prepared.pair_meta[split] = json.loads(json.dumps(meta))
-        manifest = {
-            "task": spec.name,
-            "task_version": spec.version,
-            "harness_version": HARNESS_VERSION,
-            "data_root": str(root),
-            "labels_only": labels_only,
-            "audio_cache": cache_record,
-            "n_clips": clips.num_rows,
-            "skipped": [
-                {"reason": k.reason, "count": k.count, "examples": list(k.examples), "kept": k.kept}
-                for k in skips
-            ],
-            "count_overrides": overrides or None,
-            "clips_sha256": sha256_file(folder / "clips.parquet"),
-            "pair_files": {s: p.name for s, p in prepared.pair_files.items()},
-            "pair_sha256": prepared.pair_sha256,
-            "pair_meta": prepared.pair_meta,
-            "inputs": key,
-        }
-        text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-        atomic_write_text(folder / "manifest.json", text)
-    except BaseException:
-        if created:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return prepared
+            text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+            atomic_write_text(folder / "manifest.json", text)
+        except BaseException:
+            if created:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return prepared
 
 
 def last_data_root(task: Task) -> Path | None:
