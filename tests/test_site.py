@@ -259,3 +259,14 @@ def test_empty_results_still_build_a_page(tmp_path):
     assert built.markdown.startswith("No results yet")
     html = (tmp_path / "out" / "site" / "index.html").read_text()
     assert "No results yet" in html and 'id="literature"' in html
+
+
+def test_plot_labels_keep_the_end_where_variants_differ() -> None:
+    from benchmark.leaderboard.plots import label
+
+    base = "GRPO judge, MOS-aware reward (log-mel CNN, demo)"
+    names = [base, base + " [SFT only]", "DPO implicit reward (unit LM, demo), per unit"]
+    labels = [label(n) for n in names]
+    assert len(set(labels)) == len(labels) and all(len(x) <= 40 for x in labels)
+    assert labels[1].endswith("[SFT only]") and "…" in labels[1]
+    assert label("short $x") == r"short \$x"  # no mathtext, short names untouched

@@ -51,9 +51,15 @@ METADATA = {"Date": None, "Creator": None}
 
 
 def label(text: str, limit: int = 40) -> str:
-    """A name as a plot label: cut to `limit` characters, `$` escaped (no mathtext)."""
-    short = text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-    return short.replace("$", r"\$")
+    """A name as a plot label: at most `limit` characters, `$` escaped (no mathtext).
+
+    A long name is cut in the middle, not at the end: variants of one model differ at the end
+    ("… [SFT only]", "…, per unit"), and a cut there gave them the same label in the heatmap.
+    """
+    if len(text) > limit:
+        tail = limit // 3
+        text = text[: limit - tail - 1].rstrip() + "…" + text[-tail:].lstrip()
+    return text.replace("$", r"\$")
 
 
 def shown_rows(task: TaskBoard) -> tuple[list[Row], int]:
