@@ -211,10 +211,24 @@ def _rerun(monkeypatch, repo: Path, results: Path) -> int:
     return main([*args, "--batch-size", "4", "--results", str(results)])
 
 
+def _prepare_each_home(monkeypatch, repo: Path, homes: Path) -> None:
+    """Prepare the task into each rank's home first, one after the other (the toy data is dated
+    in the past, so the reuse check trusts it): the ranks then start from current folders.
+
+    Two ranks preparing one data folder at the same moment into separate homes once disagreed on
+    their clips or audio (the `agree_cached` refusal) in a full-suite run, and never alone; the
+    cause is not found yet (issue 12 note). This test is about killing and resuming.
+    """
+    for rank in (0, 1):
+        monkeypatch.setenv("MOSRM_HOME", str(homes / f"rank{rank}"))
+        assert main(["--repo", str(repo), "prepare", "toy", "--quiet"]) == 0
+
+
 def test_killed_rank_fails_the_run_and_a_rerun_resumes(tmp_path, monkeypatch, rms_repo):
     """Each rank with its own $MOSRM_HOME, as on nodes without a shared filesystem: the rerun
     pools what every rank's cache kept into rank 0's before dealing out the rest."""
     homes = {"SHARD_TEST_HOMES": str(tmp_path / "homes")}
+    _prepare_each_home(monkeypatch, rms_repo, tmp_path / "homes")
     done, lines = _two_ranks(tmp_path, rms_repo, "kill", homes)
     assert done.returncode != 0, done.stderr[-2000:]
     assert "SIGKILL" in done.stderr or "lost the other ranks" in done.stderr, done.stderr[-2000:]
