@@ -46,7 +46,10 @@ from benchmark.hashing import sha256_file
 CACHE_RATE = 16_000
 CACHE_DIR = "audio-16k"
 MANIFEST = "manifest.json"
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2
+"""2: no PEAK chunk (it held the conversion time, so identical audio hashed differently)."""
+
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile's sndfile.h
 CHECKPOINT_SECONDS = 10.0
 
 
@@ -128,8 +131,15 @@ def _convert(clip_id: str, src: Path, dst: Path, rate: int) -> dict[str, Any]:
     st = src.stat()
     wave = load_audio(src, rate)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dst) as tmp:
-        sf.write(str(tmp), wave, rate, subtype="FLOAT", format="WAV")
+    with (
+        atomic_path(dst) as tmp,
+        sf.SoundFile(str(tmp), "w", rate, 1, subtype="FLOAT", format="WAV") as out,
+    ):
+        # libsndfile adds a PEAK chunk holding the write time to float WAVs: the same audio
+        # converted a second later had another SHA-256, so score-cache keys changed with the
+        # clock and two nodes preparing one corpus disagreed on every clip
+        sf._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+        out.write(wave)
     return {
         "source_size": st.st_size,
         "source_mtime_ns": st.st_mtime_ns,

@@ -101,3 +101,22 @@ def test_a_crash_keeps_the_finished_clips(tmp_path, monkeypatch):
     manifest = json.loads((tmp_path / "prep" / CACHE_DIR / MANIFEST).read_text())
     assert sorted(manifest["clips"]) == ["a", "b"]
     assert not list((tmp_path / "prep").rglob("*.tmp"))
+
+
+def test_a_converted_clip_has_the_same_bytes_whenever_it_is_converted(tmp_path: Path) -> None:
+    """Float WAVs written by libsndfile carried a PEAK chunk with the write time: the same clip
+    converted a second later hashed differently (score-cache keys moved with the clock, and two
+    nodes preparing one corpus disagreed on every clip)."""
+    import time
+
+    from benchmark.audio_cache import _convert
+
+    src = tmp_path / "src.wav"
+    sf.write(src, 0.1 * np.random.default_rng(0).standard_normal(8000), 22050)
+    first = _convert("x", src, tmp_path / "a.wav", 16000)
+    time.sleep(1.1)  # the PEAK timestamp has one-second resolution
+    second = _convert("x", src, tmp_path / "b.wav", 16000)
+    assert first["sha256"] == second["sha256"]
+    assert b"PEAK" not in (tmp_path / "a.wav").read_bytes()
+    wave, rate = sf.read(tmp_path / "a.wav", dtype="float32")
+    assert rate == 16000 and wave.shape == (first["frames"],)

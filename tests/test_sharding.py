@@ -213,11 +213,10 @@ def _rerun(monkeypatch, repo: Path, results: Path) -> int:
 
 def _prepare_each_home(monkeypatch, repo: Path, homes: Path) -> None:
     """Prepare the task into each rank's home first, one after the other (the toy data is dated
-    in the past, so the reuse check trusts it): the ranks then start from current folders.
-
-    Two ranks preparing one data folder at the same moment into separate homes once disagreed on
-    their clips or audio (the `agree_cached` refusal) in a full-suite run, and never alone; the
-    cause is not found yet (issue 12 note). This test is about killing and resuming.
+    in the past, so the reuse check trusts it): the ranks then start from current folders, and
+    this test is about killing and resuming only. (Ranks preparing at the same moment once
+    disagreed on every clip's audio key: the 16 kHz cache's WAVs held their write time; fixed in
+    `audio_cache._convert`, tested in test_audio_cache.)
     """
     for rank in (0, 1):
         monkeypatch.setenv("MOSRM_HOME", str(homes / f"rank{rank}"))
