@@ -14,6 +14,7 @@ depends on paths, time or dict order: the same results folder gives the same `Bo
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,26 @@ class Stale:
     was: str | None
     now: str | None
     why_not: str | None
+
+
+def failed_text(f: Failed, esc: Callable[[str], str], name: str) -> str:
+    """A failure note's wording, shared by every output: `esc` escapes each submitter-supplied
+    string for that output, `name` is the submission as the output shows it (already escaped)."""
+    when = f" at {esc(f.time)}" if f.time else ""
+    text = f"{name}: failed ({esc(f.stage)}){when}: {esc(f.reason)}"
+    if f.withdrawn:
+        text += " (its earlier result is withdrawn)"
+    if f.changed_since:
+        text += " (the folder has changed since: rerun it)"
+    return text
+
+
+def stale_why(s: Stale, esc: Callable[[str], str]) -> str:
+    """Why a result is stale, in words shared by every output (`esc` as in `failed_text`)."""
+    if s.now is None:
+        return f"its folder cannot be fingerprinted now ({esc(str(s.why_not))})"
+    old = f"{esc(str(s.was)[:12])}…" if s.was else "unknown code"
+    return f"computed by {old}, the folder is now {esc(s.now[:12])}…"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,16 @@ did not write (names, folders, tasks, reasons, licences, urls) goes through
 from __future__ import annotations
 
 from benchmark.escape import markdown_cell
-from benchmark.leaderboard.data import SUBSETS, Board, Cell, Row, Summary, TaskBoard
+from benchmark.leaderboard.data import (
+    SUBSETS,
+    Board,
+    Cell,
+    Row,
+    Summary,
+    TaskBoard,
+    failed_text,
+    stale_why,
+)
 from benchmark.leaderboard.tiers import ALPHA
 from benchmark.report import SUBSET_LABELS
 from benchmark.tables import RELATIONS
@@ -170,27 +179,11 @@ def diagnostics_table(t: TaskBoard) -> str:
 
 
 def not_ranked(t: TaskBoard) -> list[str]:
-    lines = []
-    for f in t.failed:
-        when = f" at {markdown_cell(f.time)}" if f.time else ""
-        line = (
-            f"- ✗ {markdown_cell(f.submission)}: failed ({markdown_cell(f.stage)}){when}: "
-            f"{markdown_cell(f.reason)}"
-        )
-        if f.withdrawn:
-            line += " (its earlier result is withdrawn)"
-        if f.changed_since:
-            line += " (the folder has changed since: rerun it)"
-        lines.append(line)
+    lines = [f"- ✗ {failed_text(f, markdown_cell, markdown_cell(f.submission))}" for f in t.failed]
     for s in t.stale:
-        if s.now is None:
-            why = f"its folder cannot be fingerprinted now ({markdown_cell(s.why_not)})"
-        else:
-            old = f"{markdown_cell(str(s.was)[:12])}…" if s.was else "unknown code"
-            why = f"computed by {old}, the folder is now {markdown_cell(s.now[:12])}…"
         name = markdown_cell(s.submission)
         lines.append(
-            f"- ⚠ {name}: stale, {why}; rerun it "
+            f"- ⚠ {name}: stale, {stale_why(s, markdown_cell)}; rerun it "
             f"(mosrm evaluate {name} --task {markdown_cell(t.name)})"
         )
     return lines

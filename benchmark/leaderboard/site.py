@@ -16,7 +16,16 @@ from collections.abc import Sequence
 from benchmark.escape import html_text as esc
 from benchmark.escape import safe_url
 from benchmark.leaderboard import plots
-from benchmark.leaderboard.data import SUBSETS, Board, Cell, Row, Summary, TaskBoard
+from benchmark.leaderboard.data import (
+    SUBSETS,
+    Board,
+    Cell,
+    Row,
+    Summary,
+    TaskBoard,
+    failed_text,
+    stale_why,
+)
 from benchmark.leaderboard.markdown import (
     DIAGNOSTICS_NOTE,
     INTRO,
@@ -275,23 +284,10 @@ def _lead_number(text: str) -> str:
 
 
 def not_ranked(t: TaskBoard) -> str:
-    items = []
-    for f in t.failed:
-        when = f" at {esc(f.time)}" if f.time else ""
-        line = f"✗ <b>{esc(f.submission)}</b>: failed ({esc(f.stage)}){when}: {esc(f.reason)}"
-        if f.withdrawn:
-            line += " (its earlier result is withdrawn)"
-        if f.changed_since:
-            line += " (the folder has changed since: rerun it)"
-        items.append(line)
+    items = [f"✗ {failed_text(f, esc, f'<b>{esc(f.submission)}</b>')}" for f in t.failed]
     for s in t.stale:
-        if s.now is None:
-            why = f"its folder cannot be fingerprinted now ({esc(s.why_not)})"
-        else:
-            old = f"{esc(str(s.was)[:12])}…" if s.was else "unknown code"
-            why = f"computed by {old}, the folder is now {esc(s.now[:12])}…"
         items.append(
-            f"⚠ <b>{esc(s.submission)}</b>: stale, {why}; rerun it "
+            f"⚠ <b>{esc(s.submission)}</b>: stale, {stale_why(s, esc)}; rerun it "
             f"(<code>mosrm evaluate {esc(s.submission)} --task {esc(t.name)}</code>)"
         )
     if not items:
