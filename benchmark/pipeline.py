@@ -72,7 +72,8 @@ def rescale_to_canonical(clips: pa.Table, score_range: tuple[float, float]) -> p
     """Map MOS linearly from the task's declared range onto 1–5.
 
     The fixed ΔMOS subsets (< 0.2, ≤ 0.5, > 1.5) are defined on the 1–5 ACR scale; a user CSV rated
-    0–100 would otherwise put every pair in the "easy" subset.
+    0–100 would otherwise put every pair in the "easy" subset. The individual `ratings` are mapped
+    the same way, so their mean stays the MOS.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -84,9 +85,34 @@ def rescale_to_canonical(clips: pa.Table, score_range: tuple[float, float]) -> p
     mos = pc.add(pc.multiply(pc.subtract(clips.column("mos"), lo), scale), CANONICAL_RANGE[0])
     std = pc.multiply(clips.column("rating_std"), scale)
     clips = clips.set_column(clips.schema.get_field_index("mos"), "mos", mos)
-    return clips.set_column(
+    clips = clips.set_column(
         clips.schema.get_field_index("rating_std"), "rating_std", std.cast(pa.float64())
     )
+    if "ratings" not in clips.column_names:
+        return clips
+    ratings = clips.column("ratings")
+    rescaled = [_rescale_lists(chunk, lo, scale) for chunk in ratings.chunks]
+    return clips.set_column(
+        clips.schema.get_field_index("ratings"),
+        "ratings",
+        pa.chunked_array(rescaled, type=ratings.type),
+    )
+
+
+def _rescale_lists(lists: pa.ListArray, lo: float, scale: float) -> pa.ListArray:
+    """`(r - lo) * scale + 1` for every rating in a list column, null lists kept null.
+
+    The offsets are rebuilt from the list lengths: a sliced chunk's own offsets do not start at
+    0, and Arrow cannot combine such offsets with a null mask.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    values = pc.add(pc.multiply(pc.subtract(pc.list_flatten(lists), lo), scale), CANONICAL_RANGE[0])
+    return pa.ListArray.from_arrays(offsets, values.cast(pa.float64()), mask=lists.is_null())
 
 
 def probe_audio(clips: pa.Table, data_root: Path) -> pa.Table:
