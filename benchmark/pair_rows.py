@@ -203,8 +203,10 @@ class SplitRows:
         ab_rngs: Sequence[Callable[[], np.random.Generator]],
         bins: int,
         workdir: Path | None,
+        reliability: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.c, self.task, self.split = c, task, split
+        self._reliability = reliability
         self.relations = list(relations)
         self._ab_rngs = list(ab_rngs)
         hist = _Histogram()
@@ -301,6 +303,11 @@ class SplitRows:
         }
         for name, (op, threshold) in FIXED_SUBSETS.items():
             arrays[name] = pa.array(flag(dq, op, threshold), pa.bool_())
+        if self._reliability is None:
+            arrays["label_reliability"] = pa.nulls(n, pa.float64())
+        else:
+            r = np.round(self._reliability(a, b, rel_code), 6)
+            arrays["label_reliability"] = pa.array(r, pa.float64(), mask=np.isnan(r))
         return pa.RecordBatch.from_arrays([arrays[f.name] for f in PAIR_SCHEMA], schema=PAIR_SCHEMA)
 
     def _ids(self) -> pa.Array:

@@ -82,6 +82,7 @@ from benchmark.pair_rows import (
     hypergeometric_ok,
     spill_workdir,
 )
+from benchmark.reliability import ESTIMATORS, ClipNoise, clip_noise
 from benchmark.tables import (
     PAIR_SCHEMA,
     PAIR_SCHEMA_VERSION,
@@ -178,6 +179,7 @@ class _Clips:
     system_names: np.ndarray
     content: np.ndarray  # int64 codes, -1 = unknown
     content_names: np.ndarray
+    noise: ClipNoise | None = None  # rating noise, for the label reliability (not on subset views)
 
     @property
     def n(self) -> int:
@@ -197,9 +199,13 @@ def _factorize(values: np.ndarray, *, null_is_value: bool) -> tuple[np.ndarray, 
     return codes, names
 
 
-def _split_clips(clips: pa.Table, split: str) -> _Clips:
-    table = clips.filter(pc.equal(clips.column("split"), split))
-    table = table.take(pc.sort_indices(table, sort_keys=[("clip_id", "ascending")]))
+def _split_clips(clips: pa.Table, split: str, noise: ClipNoise | None = None) -> _Clips:
+    """One split's clips sorted by id; `noise` (of the whole table, row-aligned) is carried along."""
+    rows = np.flatnonzero(clips.column("split").to_numpy(zero_copy_only=False) == split)
+    table = clips.take(rows)
+    order = pc.sort_indices(table, sort_keys=[("clip_id", "ascending")]).to_numpy()
+    table = table.take(order)
+    rows = rows[order]
     mos = table.column("mos").to_numpy().astype(np.float64)
     subset, subset_names = _factorize(
         np.asarray(table.column("subset").to_pylist(), dtype=object), null_is_value=True
@@ -220,6 +226,7 @@ def _split_clips(clips: pa.Table, split: str) -> _Clips:
         system_names=system_names,
         content=content,
         content_names=content_names,
+        noise=None if noise is None else noise.take(rows),
     )
 
 
@@ -547,6 +554,7 @@ def build_pair_sets(
     bins: int = 5,
     balance_subsets: bool = False,
     workdir: str | Path | None = None,
+    reliability: str = "closed_form",
 ) -> dict[str, tuple[SplitRows, dict]]:
     """Sample each split's pairs per relation; returns split -> (rows to write, metadata).
 
@@ -559,8 +567,14 @@ def build_pair_sets(
     Rows are not materialised: `SplitRows.write` streams them to a pair file, `.table()` builds
     them in memory. Large relations are spilled to bucket files in a folder made under `workdir`
     (default: the system's temporary folder); call `.close()` on each `SplitRows` when done.
+    `reliability` names the estimator of the `label_reliability` column (`benchmark.reliability`).
     """
     rels, present = _check_arguments(clips, relations, counts, min_delta, bins)
+    if reliability not in ESTIMATORS:
+        raise DataError(
+            f"reliability: unknown estimator '{reliability}' (known: {', '.join(ESTIMATORS)})"
+        )
+    noise = clip_noise(clips)
     md_q = int(round(float(min_delta) * NANO))
     out: dict[str, tuple[SplitRows, dict]] = {}
     try:
@@ -572,7 +586,7 @@ def build_pair_sets(
                 )
             targets = {r: _target(split, r, counts[split].get(r, 0)) for r in rels}
             out[split] = _build_split(
-                _split_clips(clips, split),
+                _split_clips(clips, split, noise),
                 task,
                 split,
                 rels,
@@ -583,6 +597,7 @@ def build_pair_sets(
                 bins,
                 balance_subsets,
                 workdir,
+                reliability,
             )
     except BaseException:
         for rows, _ in out.values():
@@ -601,6 +616,7 @@ def build_pairs(
     min_delta: float = 0.0,
     bins: int = 5,
     balance_subsets: bool = False,
+    reliability: str = "closed_form",
 ) -> dict[str, tuple[pa.Table, dict]]:
     """`build_pair_sets` with every split's rows as an in-memory table (small pair sets, tests)."""
     built = build_pair_sets(
@@ -612,6 +628,7 @@ def build_pairs(
         min_delta=min_delta,
         bins=bins,
         balance_subsets=balance_subsets,
+        reliability=reliability,
     )
     out: dict[str, tuple[pa.Table, dict]] = {}
     for split, (rows, meta) in built.items():
@@ -766,6 +783,85 @@ def _expected(c: _Clips, rel: str, target: int | None, md_q: int) -> int:
     return available if target is None else min(target, available)
 
 
+class LabelPriors:
+    """Per (relation, subset): the sums behind the prior variance τ² of true differences.
+
+    Filled as pairs are drawn (every pair of a relation is seen once, whichever way it is stored),
+    so the prior never needs a second pass over a spilled pool.
+    """
+
+    def __init__(self, c: _Clips, rels: int) -> None:
+        self.c = c
+        size = (rels, int(c.subset_names.size))
+        self.d2, self.se2, self.count = np.zeros(size), np.zeros(size), np.zeros(size, np.int64)
+
+    def add(self, code: int, a: np.ndarray, b: np.ndarray) -> None:
+        noise = self.c.noise
+        if noise is None or not a.size:
+            return
+        from benchmark.reliability import se2
+
+        u = se2(noise, a, b)
+        known = np.isfinite(u)
+        if not known.any():
+            return
+        sub = self.c.subset[a[known]]
+        width = self.d2.shape[1]
+        d = noise.mos[a[known]] - noise.mos[b[known]]
+        self.d2[code] += np.bincount(sub, weights=d * d, minlength=width)
+        self.se2[code] += np.bincount(sub, weights=u[known], minlength=width)
+        self.count[code] += np.bincount(sub, minlength=width)
+
+    def tau2(self) -> np.ndarray:
+        from benchmark.reliability import prior_var
+
+        out = np.full(self.d2.shape, np.nan)
+        for i, j in np.ndindex(out.shape):
+            out[i, j] = prior_var(self.d2[i, j], self.se2[i, j], int(self.count[i, j]))
+        return out
+
+    def reliability(
+        self, estimator: str, seed: int
+    ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
+        """The column's values for rows (a, b, relation code); None when no clip has a count."""
+        noise = self.c.noise
+        if noise is None or not int(self.count.sum()):
+            return None
+        from benchmark.reliability import bootstrap, bootstrap_means, closed_form
+
+        tau2 = self.tau2()
+        means: list[np.ndarray] = []
+
+        def values(a: np.ndarray, b: np.ndarray, rel: np.ndarray) -> np.ndarray:
+            prior = tau2[rel, self.c.subset[a]]
+            if estimator == "closed_form":
+                return closed_form(noise, a, b, prior)
+            if not means:
+                means.append(bootstrap_means(noise, seed=seed))
+            return bootstrap(noise, a, b, prior, means=means[0])
+
+        return values
+
+    def describe(self, estimator: str, rel_names: Sequence[str]) -> dict[str, Any]:
+        from benchmark.reliability import describe
+
+        noise = self.c.noise
+        if noise is None or not int(self.count.sum()):
+            return {"estimator": None, "note": "no clip of this split has a rating count"}
+        tau2 = self.tau2()
+        prior: dict[str, dict[str, float]] = {}
+        for i, rel in enumerate(rel_names):
+            for j, name in enumerate(self.c.subset_names.tolist()):
+                if self.count[i, j]:
+                    label = "null" if name is None else str(name)
+                    prior.setdefault(rel, {})[label] = round(float(np.sqrt(tau2[i, j])), 6)
+        return {
+            **describe(noise, estimator),
+            "pairs_rated": int(self.count.sum()),
+            "prior_sd": prior,
+        }
+
+
 def _build_split(
     c: _Clips,
     task: str,
@@ -778,8 +874,10 @@ def _build_split(
     bins: int,
     balance_subsets: bool = False,
     workdir: str | Path | None = None,
+    reliability: str = "closed_form",
 ) -> tuple[SplitRows, dict]:
     per_rel: dict[str, dict[str, Any]] = {}
+    priors = LabelPriors(c, rels=len(rels))
     shortfall: dict[str, str] = {}
     hashes = clip_hashes(c.ids)
     rel_names = sorted(rels)  # rows come out in (relation, pair_id) order without a final sort
@@ -797,11 +895,19 @@ def _build_split(
                 folder = spill / rel
             rp = RelationPairs(rel, salt(task, split, rel), hashes, c.q, folder, where)
             relations.append(rp)
+            code = len(relations) - 1
+
+            def sink(
+                a: np.ndarray, b: np.ndarray, rp: RelationPairs = rp, code: int = code
+            ) -> None:
+                rp.add(a, b)
+                priors.add(code, a, b)
+
             if balance_subsets and np.unique(c.subset).size > 1:
-                info = _sample_per_subset(c, task, split, rel, target, seed, md_q, rp.add)
+                info = _sample_per_subset(c, task, split, rel, target, seed, md_q, sink)
             else:
                 rng = _rng(seed, task, split, rel, "sample")
-                info = _sample(c, task, split, rel, target, md_q, rng, rp.add)
+                info = _sample(c, task, split, rel, target, md_q, rng, sink)
             if rp.n != info["sampled"]:
                 raise RuntimeError(f"pair builder bug: {rel} sampled {info['sampled']}, got {rp.n}")
             if "shortfall" in info:
@@ -809,7 +915,8 @@ def _build_split(
                 log.info("task %s: %s", task, info["shortfall"])  # callers print meta["shortfall"]
             per_rel[rel] = info
         ab = [functools.partial(_rng, seed, task, split, rel, "ab") for rel in rel_names]
-        rows = SplitRows(c, task, split, relations, ab, bins, spill)
+        label = priors.reliability(reliability, seed)
+        rows = SplitRows(c, task, split, relations, ab, bins, spill, label)
     except BaseException:
         for rp in relations:
             rp.close()
@@ -839,6 +946,7 @@ def _build_split(
         "pair_id_version": PAIR_ID_VERSION,
         "relation_definitions_version": RELATION_DEFINITIONS_VERSION,
         "relation_definitions_sha256": RELATION_DEFINITIONS_SHA256,
+        "label_reliability": priors.describe(reliability, rel_names),
     }
     if shortfall:
         meta["shortfall"] = shortfall

@@ -22,6 +22,7 @@ Clip table (one row per audio clip, `CLIP_SCHEMA`):
 | content_id | string | content key (same text / same reference); null = unknown |
 | sample_rate | int32 | native sample rate of the audio file; null if not probed |
 | duration | float64 | seconds; null if not probed |
+| ratings | list<float64> | the individual ratings behind `mos` where the corpus publishes them (per-rating rows); null otherwise. Used by the rater-level bootstrap of `benchmark.reliability` |
 
 Pair table (one row per pair, `PAIR_SCHEMA`): see the column docs in `PAIR_COLUMNS_DOC`.
 """
@@ -41,8 +42,8 @@ import pyarrow.parquet as pq
 from benchmark.atomic import atomic_path
 from benchmark.errors import DataError
 
-CLIP_SCHEMA_VERSION = 1
-PAIR_SCHEMA_VERSION = 1
+CLIP_SCHEMA_VERSION = 2  # 2: `ratings`
+PAIR_SCHEMA_VERSION = 2  # 2: `label_reliability`
 
 CLIP_SCHEMA = pa.schema(
     [
@@ -59,6 +60,7 @@ CLIP_SCHEMA = pa.schema(
         pa.field("content_id", pa.string()),
         pa.field("sample_rate", pa.int32()),
         pa.field("duration", pa.float64()),
+        pa.field("ratings", pa.list_(pa.float64())),
     ],
     metadata={"mosrm.table": "clips", "mosrm.schema_version": str(CLIP_SCHEMA_VERSION)},
 )
@@ -92,6 +94,7 @@ PAIR_SCHEMA = pa.schema(
         pa.field("dmos_lt_0_2", pa.bool_(), nullable=False),
         pa.field("dmos_le_0_5", pa.bool_(), nullable=False),
         pa.field("dmos_gt_1_5", pa.bool_(), nullable=False),
+        pa.field("label_reliability", pa.float64()),
     ],
     metadata={"mosrm.table": "pairs", "mosrm.schema_version": str(PAIR_SCHEMA_VERSION)},
 )
@@ -113,6 +116,9 @@ PAIR_COLUMNS_DOC: dict[str, str] = {
     "dmos_lt_0_2": "ΔMOS < 0.2",
     "dmos_le_0_5": "ΔMOS <= 0.5",
     "dmos_gt_1_5": "ΔMOS > 1.5",
+    "label_reliability": "probability that the true (infinite-panel) means are ordered as the "
+    "observed MOS are, from the ratings behind each MOS (`benchmark.reliability`; the estimator is "
+    "in the pair file's metadata); null where the corpus gives no rating counts",
 }
 
 

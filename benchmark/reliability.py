@@ -1,0 +1,395 @@
+"""How far a pair label can be trusted, and the accuracy a perfect model could reach (issue 13).
+
+A MOS is the mean of a handful of ratings. Two clips whose MOS differ by 0.1 on eight ratings each
+are ordered by rating noise about as often as by quality, so a model that "errs" on them may be
+right. The *reliability* of a pair label is the probability that the true (infinite-panel) means are
+ordered as the observed MOS are; the *noise ceiling* of a set of pairs is the strict accuracy of an
+oracle that knows the true means, scored against the observed labels: the mean reliability.
+
+One model serves both estimators. A clip's rating variance is its sample variance moderated toward
+the pooled within-clip variance of its corpus (per subset) with `PRIOR_DF` degrees of freedom
+(Smyth's moderated variance, 2004): a clip with one rating, or with identical ratings, would
+otherwise look noiseless. The true difference of a pair gets an empirical-Bayes normal prior,
+N(0, τ²), with τ² estimated per relation and subset from the pairs themselves (mean observed Δ²
+minus mean squared standard error): pairs are picked by their observed MOS, so a flat prior is
+overconfident (regression to the mean: +0.01 to +0.03 of ceiling on simulated panels of 4–8
+ratings), and clips of one system differ less than clips of two. The posterior of the true
+difference is then centred on k·Δ with variance k·SE², k = τ² / (τ² + SE²).
+
+- `closed_form`: the difference of the MOS over its standard error, through Student's t with the
+  Welch–Satterthwaite degrees of freedom (the small-n correction).
+- `bootstrap`: each clip's ratings resampled `draws` times (each draw from the clip's own residuals
+  with weight (n-1)/(n-1+PRIOR_DF), else from its corpus's pooled residuals, so its spread is the
+  same moderated variance; clips with counts but no per-rating rows draw normal noise of that
+  variance). Seeded per clip id, so a clip's draws do not depend on which other clips are present.
+
+The two differ by the t versus the resampled shape; on the demo and on simulated panels they agree
+to within `AGREEMENT_MEAN_ABS` on average (tests/test_reliability.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+ESTIMATORS = ("closed_form", "bootstrap")
+RELIABILITY_VERSION = 1
+"""Bump whenever an estimator's numbers change: it is recorded in every pair file's metadata."""
+
+PRIOR_DF = 4.0
+"""Weight of the pooled variance, in ratings' degrees of freedom, in each clip's moderated variance."""
+
+BOOTSTRAP_DRAWS = 2000
+CEILING_DRAWS = 1000
+AGREEMENT_MEAN_ABS = 0.02
+AGREEMENT_MAX_ABS = 0.08
+
+
+@dataclass(frozen=True)
+class ClipNoise:
+    """Per clip (aligned with a clip table's rows): what its MOS is worth.
+
+    `var` is the moderated variance of one rating and `df` its degrees of freedom; both NaN where
+    the corpus gives no rating count (the clip's pairs then get a null reliability). `ratings` and
+    `offsets` hold the per-rating rows, clip i's in ratings[offsets[i]:offsets[i + 1]] (empty where
+    the corpus publishes none); `pool` the pooled residuals of each clip's group, scaled to the
+    pooled variance (`group` indexes it).
+    """
+
+    clip_ids: np.ndarray
+    mos: np.ndarray
+    n: np.ndarray
+    var: np.ndarray
+    df: np.ndarray
+    ratings: np.ndarray
+    offsets: np.ndarray
+    group: np.ndarray
+    pool: tuple[np.ndarray, ...]
+    pooled_var: tuple[float, ...]
+
+    def take(self, idx: np.ndarray) -> ClipNoise:
+        """The same noise for a subset/reordering of the clips (ratings and pools kept whole)."""
+        starts, ends = self.offsets[:-1][idx], self.offsets[1:][idx]
+        lens = ends - starts
+        offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        flat = (
+            np.concatenate([self.ratings[s:e] for s, e in zip(starts, ends, strict=True)])
+            if lens.sum()
+            else np.zeros(0)
+        )
+        return ClipNoise(
+            clip_ids=self.clip_ids[idx],
+            mos=self.mos[idx],
+            n=self.n[idx],
+            var=self.var[idx],
+            df=self.df[idx],
+            ratings=flat,
+            offsets=offsets,
+            group=self.group[idx],
+            pool=self.pool,
+            pooled_var=self.pooled_var,
+        )
+
+    @property
+    def known(self) -> np.ndarray:
+        return np.isfinite(self.var)
+
+
+def _column(clips: pa.Table, name: str) -> list[Any]:
+    return clips.column(name).to_pylist() if name in clips.column_names else [None] * len(clips)
+
+
+def clip_noise(clips: pa.Table) -> ClipNoise:
+    """The variance model of every clip of a (validated, canonical-scale) clip table.
+
+    Pooled variances are per subset over all splits: one listening test's rating noise, estimated
+    from every clip that has at least two ratings and a standard deviation (or per-rating rows).
+    """
+    ids = np.asarray(clips.column("clip_id").to_pylist(), dtype=object)
+    mos = np.asarray(clips.column("mos").to_pylist(), dtype=np.float64)
+    n_col = _column(clips, "n_ratings")
+    std_col = _column(clips, "rating_std")
+    rows = _column(clips, "ratings")
+    subsets = _column(clips, "subset")
+    size = ids.size
+    n = np.array([np.nan if v is None else float(v) for v in n_col], dtype=np.float64)
+    s2 = np.full(size, np.nan)
+    lens = np.zeros(size, dtype=np.int64)
+    flat: list[float] = []
+    for i, r in enumerate(rows):
+        if r:
+            lens[i] = len(r)
+            flat.extend(r)
+            n[i] = float(len(r))
+            if len(r) > 1:
+                s2[i] = float(np.var(np.asarray(r, dtype=np.float64), ddof=1))
+        elif std_col[i] is not None and np.isfinite(n[i]) and n[i] > 1:
+            s2[i] = float(std_col[i]) ** 2
+    offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    ratings = np.asarray(flat, dtype=np.float64)
+    names = sorted({s for s in subsets}, key=lambda s: (s is not None, s or ""))
+    code = {s: k for k, s in enumerate(names)}
+    group = np.array([code[s] for s in subsets], dtype=np.int64)
+    var = np.full(size, np.nan)
+    df = np.full(size, np.nan)
+    pools: list[np.ndarray] = []
+    pooled: list[float] = []
+    for g in range(len(names)):
+        sel = group == g
+        informative = sel & np.isfinite(s2) & (n > 1)
+        dof = n[informative] - 1.0
+        s0 = float(np.sum(dof * s2[informative]) / dof.sum()) if dof.sum() > 0 else float("nan")
+        pooled.append(s0)
+        pools.append(_pool(ratings, offsets, np.flatnonzero(sel & (lens > 1)), s0))
+        if not np.isfinite(s0):
+            continue
+        counted = sel & np.isfinite(n) & (n >= 1)
+        own = np.where(np.isfinite(s2), n - 1.0, 0.0)
+        own_s2 = np.where(np.isfinite(s2), s2, 0.0)
+        var[counted] = (own[counted] * own_s2[counted] + PRIOR_DF * s0) / (own[counted] + PRIOR_DF)
+        df[counted] = own[counted] + PRIOR_DF
+    return ClipNoise(ids, mos, n, var, df, ratings, offsets, group, tuple(pools), tuple(pooled))
+
+
+def _pool(ratings: np.ndarray, offsets: np.ndarray, clips: np.ndarray, s0: float) -> np.ndarray:
+    """Every residual of the group's clips with per-rating rows, scaled to mean square `s0`."""
+    parts = []
+    for i in clips:
+        r = ratings[offsets[i] : offsets[i + 1]]
+        parts.append(r - r.mean())
+    if not parts or not np.isfinite(s0):
+        return np.zeros(0)
+    res = np.concatenate(parts)
+    ms = float(np.mean(res**2))
+    return res * np.sqrt(s0 / ms) if ms > 0 else res
+
+
+def se2(noise: ClipNoise, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared standard error of each pair's MOS difference (NaN where unknown)."""
+    return noise.var[a] / noise.n[a] + noise.var[b] / noise.n[b]
+
+
+def prior_var(delta2_sum: float, se2_sum: float, count: int) -> float:
+    """τ² of the true differences of a set of pairs: E[Δ²] − E[SE²], floored just above zero
+    (a set whose gaps are all noise then gets reliabilities near 0.5, not a division by zero)."""
+    if count <= 0:
+        return float("nan")
+    return max(delta2_sum / count - se2_sum / count, 1e-6)
+
+
+def _shrink(u: np.ndarray, tau2: np.ndarray | float | None) -> np.ndarray:
+    if tau2 is None:
+        return np.ones_like(u)
+    tau2 = np.asarray(tau2, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.where(np.isfinite(tau2), tau2 / (tau2 + u), 1.0)
+    return np.where(u == 0, 1.0, k)
+
+
+def closed_form(
+    noise: ClipNoise, a: np.ndarray, b: np.ndarray, tau2: np.ndarray | float | None = None
+) -> np.ndarray:
+    """P(true means ordered as the observed MOS) per pair (a[k], b[k]); NaN where unknown.
+
+    t = sqrt(k)·|Δ| / SE with SE² = v_a/n_a + v_b/n_b and k the shrinkage under the prior
+    N(0, tau2) (no prior: k = 1), through Student's t with Welch–Satterthwaite degrees of
+    freedom. Equal MOS give 0.5; a zero SE (a group whose ratings never vary) gives 1.
+    """
+    from scipy.special import stdtr
+
+    ua = noise.var[a] / noise.n[a]
+    ub = noise.var[b] / noise.n[b]
+    u = ua + ub
+    delta = np.abs(noise.mos[a] - noise.mos[b])
+    k = _shrink(u, tau2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nu = u**2 / (ua**2 / noise.df[a] + ub**2 / noise.df[b])
+        t = np.sqrt(k) * delta / np.sqrt(u)
+        p = stdtr(nu, t)
+    p = np.where((u == 0) & (delta > 0), 1.0, p)
+    p = np.where(delta == 0, 0.5, p)
+    return np.where(np.isfinite(u), p, np.nan)
+
+
+def _clip_seed(seed: int, clip_id: str) -> np.random.Generator:
+    digest = hashlib.blake2b(str(clip_id).encode(), digest_size=8).digest()
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, int.from_bytes(digest, "little")])
+
+
+def bootstrap_means(noise: ClipNoise, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> np.ndarray:
+    """(clips, draws) resampled means; NaN rows for clips without a rating count."""
+    out = np.full((noise.mos.size, draws), np.nan)
+    for i in np.flatnonzero(noise.known):
+        rng = _clip_seed(seed, noise.clip_ids[i])
+        n_i = int(noise.n[i])
+        own = noise.ratings[noise.offsets[i] : noise.offsets[i + 1]]
+        pool = noise.pool[noise.group[i]]
+        if own.size and pool.size:
+            res = own - own.mean()
+            if own.size > 1:
+                res = res * np.sqrt(own.size / (own.size - 1))
+            w = (own.size - 1) / (own.size - 1 + PRIOR_DF)
+            from_own = rng.random((draws, n_i)) < w
+            picked = np.where(
+                from_own,
+                res[rng.integers(0, res.size, (draws, n_i))],
+                pool[rng.integers(0, pool.size, (draws, n_i))],
+            )
+            out[i] = noise.mos[i] + picked.mean(axis=1)
+        else:  # counts and a standard deviation, no per-rating rows: normal noise, same variance
+            out[i] = noise.mos[i] + np.sqrt(noise.var[i] / n_i) * rng.standard_normal(draws)
+    return out
+
+
+def bootstrap(
+    noise: ClipNoise,
+    a: np.ndarray,
+    b: np.ndarray,
+    tau2: np.ndarray | float | None = None,
+    draws: int = BOOTSTRAP_DRAWS,
+    seed: int = 0,
+    means: np.ndarray | None = None,
+) -> np.ndarray:
+    """The rater-level bootstrap estimate per pair: the share of resampled differences, shrunk as
+    the prior says (k·Δ + sqrt(k)·(noise of A − noise of B)), on the observed side (ties count
+    half); NaN where unknown. Pass `means` (from `bootstrap_means`) to reuse draws."""
+    m = bootstrap_means(noise, draws, seed) if means is None else means
+    u = se2(noise, a, b)
+    k = _shrink(u, tau2)
+    out = np.empty(a.size)
+    step = max(1, 4_000_000 // m.shape[1])
+    for lo in range(0, a.size, step):
+        ia, ib = a[lo : lo + step], b[lo : lo + step]
+        kk = k[lo : lo + step, None]
+        delta = noise.mos[ia] - noise.mos[ib]
+        sign = np.sign(delta)[:, None]
+        noise_d = (m[ia] - noise.mos[ia, None]) - (m[ib] - noise.mos[ib, None])
+        d = (kk * delta[:, None] + np.sqrt(kk) * noise_d) * np.where(sign == 0, 1.0, sign)
+        p = (d > 0).mean(axis=1) + 0.5 * (d == 0).mean(axis=1)
+        p = np.where(sign[:, 0] == 0, 0.5, p)
+        out[lo : lo + step] = np.where(np.isnan(m[ia, 0]) | np.isnan(m[ib, 0]), np.nan, p)
+    return out
+
+
+def estimate(
+    noise: ClipNoise,
+    a: np.ndarray,
+    b: np.ndarray,
+    estimator: str,
+    tau2: np.ndarray | float | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    if estimator == "closed_form":
+        return closed_form(noise, a, b, tau2)
+    if estimator == "bootstrap":
+        return bootstrap(noise, a, b, tau2, seed=seed)
+    raise ValueError(
+        f"unknown reliability estimator '{estimator}' (known: {', '.join(ESTIMATORS)})"
+    )
+
+
+def describe(noise: ClipNoise, estimator: str) -> dict[str, Any]:
+    """What a pair file records about how its `label_reliability` column was made."""
+    return {
+        "estimator": estimator,
+        "version": RELIABILITY_VERSION,
+        "prior_df": PRIOR_DF,
+        "bootstrap_draws": BOOTSTRAP_DRAWS if estimator == "bootstrap" else None,
+        "clips_with_counts": int(noise.known.sum()),
+        "clips_with_ratings": int(np.count_nonzero(np.diff(noise.offsets))),
+        "pooled_rating_sd": [
+            None if not np.isfinite(v) else round(float(np.sqrt(v)), 6) for v in noise.pooled_var
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# the noise ceiling
+
+
+def posterior_means(noise: ClipNoise, draws: int = CEILING_DRAWS, seed: int = 0) -> np.ndarray:
+    """(clips, draws) draws of each clip's true mean: MOS + sqrt(v/n) * t(df), seeded per clip id."""
+    out = np.full((noise.mos.size, draws), np.nan)
+    for i in np.flatnonzero(noise.known):
+        rng = _clip_seed(seed ^ 0x5EED, noise.clip_ids[i])
+        out[i] = noise.mos[i] + np.sqrt(noise.var[i] / noise.n[i]) * rng.standard_t(
+            noise.df[i], draws
+        )
+    return out
+
+
+def ceiling_cells(
+    noise: ClipNoise,
+    a: np.ndarray,
+    b: np.ndarray,
+    reliability: np.ndarray,
+    masks: Mapping[str, np.ndarray],
+    tau2: np.ndarray | float | None = None,
+    *,
+    draws: int = CEILING_DRAWS,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, dict[str, Any] | None]:
+    """The noise ceiling of each cell (a boolean mask over the pairs), with its interval.
+
+    value: the mean reliability of the cell's rated pairs. Interval: the central `confidence` range
+    of the oracle's accuracy on those pairs over posterior draws of the true differences, k·Δ +
+    sqrt(k)·(e_A − e_B), where e is each clip's noise drawn once per draw and shared by all of its
+    pairs, so pairs that share clips move together. None for a cell without a rated pair.
+    """
+    rated = np.isfinite(reliability)
+    out: dict[str, dict[str, Any] | None] = {}
+    names = list(masks)
+    if not names:
+        return out
+    cols = np.stack([np.asarray(masks[k], dtype=bool) & rated for k in names], axis=1)
+    counts = cols.sum(axis=0)
+    sums = np.zeros((draws, len(names)))
+    if rated.any():
+        used = np.unique(np.concatenate([a[rated], b[rated]]))
+        post = posterior_means(noise.take(used), draws, seed)  # rows follow `used`
+        ra = np.searchsorted(used, a).clip(0, used.size - 1)
+        rb = np.searchsorted(used, b).clip(0, used.size - 1)
+        delta = noise.mos[a] - noise.mos[b]
+        sign = np.sign(delta)
+        k = _shrink(se2(noise, a, b), tau2)
+        post = post - noise.mos[used, None]  # each clip's noise draws
+        weights = cols.astype(np.float64)
+        step = max(1, 2_000_000 // draws)
+        for lo in range(0, a.size, step):
+            sl = slice(lo, lo + step)
+            if not rated[sl].any():
+                continue
+            kk = k[sl, None]
+            d = (kk * delta[sl, None] + np.sqrt(kk) * (post[ra[sl]] - post[rb[sl]])) * sign[
+                sl, None
+            ]
+            correct = np.where(rated[sl, None], (d > 0) + 0.5 * (d == 0), 0.0)
+            sums += correct.T @ weights[sl]
+    alpha = (1.0 - confidence) / 2.0
+    for k, name in enumerate(names):
+        if counts[k] == 0:
+            out[name] = None
+            continue
+        acc = sums[:, k] / counts[k]
+        sel = cols[:, k]
+        out[name] = {
+            "ceiling": round(float(reliability[sel].mean()), 6),
+            "ci_low": round(float(np.quantile(acc, alpha)), 6),
+            "ci_high": round(float(np.quantile(acc, 1.0 - alpha)), 6),
+            "n": int(np.asarray(masks[name], dtype=bool).sum()),
+            "n_rated": int(counts[k]),
+        }
+    return out
+
+
+def gap_closed(accuracy: float, ceiling: float) -> float | None:
+    """(accuracy - chance) / (ceiling - chance): the share of the reachable gain above chance."""
+    if not ceiling > 0.5:
+        return None
+    return round((accuracy - 0.5) / (ceiling - 0.5), 6)
