@@ -161,8 +161,10 @@ def validate_clips(
     """Conform a reader's output to `CLIP_SCHEMA` and check what every later stage relies on.
 
     Raises `DataError` naming `source` and the offending field and clip ids: duplicate clip ids,
-    non-finite or out-of-range MOS, empty ids/paths.
+    non-finite or out-of-range MOS, empty ids/paths, and `ratings` that cannot be the ratings
+    behind `mos` (see `check_ratings`).
     """
+    rounding = mos_rounding(table)
     table = conform(table, CLIP_SCHEMA, source)
     ids = table.column("clip_id")
     counts = pc.value_counts(ids)
@@ -188,7 +190,75 @@ def validate_clips(
             f"{_label(source)}field 'mos' outside the declared score range [{lo}, {hi}] "
             f"for {len(bad)} clips (e.g. {examples})"
         )
+    check_ratings(table, score_range, rounding, source)
     return table
+
+
+MOS_ROUNDING_KEY = b"mosrm.mos_rounding"
+RATINGS_TOLERANCE = 1e-6
+"""|mean(ratings) - mos| allowed per unit of the score range where the MOS is the ratings' mean."""
+
+
+def attach_mos_rounding(table: pa.Table, rounding: float) -> pa.Table:
+    """Record that the reader kept a published MOS printed rounded: it may differ from the mean
+    of its `ratings` by up to `rounding` (half a unit of the last printed digit), which
+    `validate_clips` then allows. Readers that take the MOS as the ratings' mean record nothing."""
+    meta = dict(table.schema.metadata or {})
+    meta[MOS_ROUNDING_KEY] = repr(float(rounding)).encode()
+    return table.replace_schema_metadata(meta)
+
+
+def mos_rounding(table: pa.Table) -> float:
+    raw = (table.schema.metadata or {}).get(MOS_ROUNDING_KEY)
+    return float(raw) if raw else 0.0
+
+
+def check_ratings(
+    table: pa.Table,
+    score_range: tuple[float, float],
+    rounding: float = 0.0,
+    source: str | Path | None = None,
+) -> None:
+    """Where `ratings` is given: at least one rating, as many as `n_ratings` (when known), each
+    finite and inside the score range, and their mean equal to `mos` within
+    `RATINGS_TOLERANCE * (hi - lo)` (or the reader's declared `rounding`, if larger).
+
+    The ratings feed the rater-level bootstrap of label reliability: a list that is not the
+    panel behind the MOS would give a confident reliability for a label it does not describe.
+    """
+    lo, hi = score_range
+    tolerance = max(RATINGS_TOLERANCE * (hi - lo), rounding)
+    first: tuple[str, str] | None = None
+    count = 0
+    columns = ("clip_id", "ratings", "n_ratings", "mos")
+    for cid, ratings, n, m in zip(*(table.column(c).to_pylist() for c in columns), strict=True):
+        if ratings is None:
+            continue
+        problem = _ratings_problem(ratings, n, m, lo, hi, tolerance)
+        if problem is not None:
+            count += 1
+            first = first or (cid, problem)
+    if first is not None:
+        raise DataError(
+            f"{_label(source)}column 'ratings' of clip '{first[0]}' {first[1]} ({count} clip(s) "
+            f"so; expected the individual ratings behind mos, or null)"
+        )
+
+
+def _ratings_problem(
+    ratings: list[float | None], n: int | None, mos: float, lo: float, hi: float, tolerance: float
+) -> str | None:
+    if not ratings:
+        return "is an empty list (null is how a clip without known ratings is written)"
+    for r in ratings:
+        if r is None or not math.isfinite(r) or not lo <= r <= hi:
+            return f"holds {r}, not a finite rating inside the score range [{lo:g}, {hi:g}]"
+    if n is not None and len(ratings) != n:
+        return f"has {len(ratings)} ratings but n_ratings is {n}"
+    mean = math.fsum(ratings) / len(ratings)  # type: ignore[arg-type]  # no None left
+    if abs(mean - mos) > tolerance:
+        return f"averages {mean!r} but mos is {mos!r} (tolerance {tolerance:g})"
+    return None
 
 
 def parquet_options(schema: pa.Schema) -> dict[str, Any]:
