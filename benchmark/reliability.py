@@ -17,7 +17,7 @@ ratings), and clips of one system differ less than clips of two. The posterior o
 difference is then centred on k·Δ with variance k·SE², k = τ² / (τ² + SE²).
 
 - `closed_form`: the difference of the MOS over its standard error, through Student's t with the
-  Welch–Satterthwaite degrees of freedom (the small-n correction).
+  Welch–Satterthwaite degrees of freedom (the small-n correction; `t_cdf`).
 - `bootstrap`: each clip's ratings resampled `draws` times (each draw from the clip's own residuals
   with weight (n-1)/(n-1+PRIOR_DF), else from its corpus's pooled residuals, so its spread is the
   same moderated variance; clips with counts but no per-rating rows draw normal noise of that
@@ -191,6 +191,22 @@ def _shrink(u: np.ndarray, tau2: np.ndarray | float | None) -> np.ndarray:
     return np.where(u == 0, 1.0, k)
 
 
+def t_cdf(nu: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Student's t CDF at t >= 0 by the Peizer–Pratt normal approximation.
+
+    Within 7e-4 of the exact CDF for ν >= 4 (the smallest Welch ν here, as every clip has at least
+    PRIOR_DF degrees of freedom) and 2e-4 for ν >= 8 (tests/test_reliability.py), far inside the
+    estimate's own uncertainty; at a twentieth of the cost of the exact incomplete beta, so a pool
+    of 10^8 pairs gets its column in seconds. ν = inf is the normal CDF.
+    """
+    from scipy.special import ndtr
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = nu - 2.0 / 3.0 + 1.0 / (10.0 * nu)
+        z = g * np.sqrt(np.log1p(t * t / nu) / (nu - 5.0 / 6.0))
+    return ndtr(np.where(np.isinf(nu), t, z))
+
+
 def closed_form(
     noise: ClipNoise, a: np.ndarray, b: np.ndarray, tau2: np.ndarray | float | None = None
 ) -> np.ndarray:
@@ -198,19 +214,17 @@ def closed_form(
 
     t = sqrt(k)·|Δ| / SE with SE² = v_a/n_a + v_b/n_b and k the shrinkage under the prior
     N(0, tau2) (no prior: k = 1), through Student's t with Welch–Satterthwaite degrees of
-    freedom. Equal MOS give 0.5; a zero SE (a group whose ratings never vary) gives 1.
+    freedom (`t_cdf`). Equal MOS give 0.5; a zero SE (a group whose ratings never vary) gives 1.
     """
-    from scipy.special import stdtr
-
-    ua = noise.var[a] / noise.n[a]
-    ub = noise.var[b] / noise.n[b]
+    u_clip = noise.var / noise.n
+    w_clip = u_clip * u_clip / noise.df
+    ua, ub = u_clip[a], u_clip[b]
     u = ua + ub
     delta = np.abs(noise.mos[a] - noise.mos[b])
     k = _shrink(u, tau2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        nu = u**2 / (ua**2 / noise.df[a] + ub**2 / noise.df[b])
-        t = np.sqrt(k) * delta / np.sqrt(u)
-        p = stdtr(nu, t)
+        nu = u * u / (w_clip[a] + w_clip[b])
+        p = t_cdf(nu, np.sqrt(k * delta * delta / u))
     p = np.where((u == 0) & (delta > 0), 1.0, p)
     p = np.where(delta == 0, 0.5, p)
     return np.where(np.isfinite(u), p, np.nan)

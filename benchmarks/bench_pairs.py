@@ -28,10 +28,11 @@ TARGET = 12_000
 
 
 def tmhint_sized(n: int = 13_000, groups: int = 94, seed: int = 0) -> pa.Table:
-    """MOS = mean of three 1-5 ratings, so ties are as common as on a real listening test."""
+    """MOS = mean of three 1-5 ratings, so ties are as common as on a real listening test; the
+    ratings are in the table, so every pair gets its label reliability as on a real corpus."""
     rng = np.random.default_rng(seed)
     ids = [f"tmhint_{i:05d}" for i in range(n)]
-    ratings = np.rint(rng.normal(rng.uniform(1.5, 4.5, n)[:, None], 0.7, (n, 3)))
+    ratings = np.clip(np.rint(rng.normal(rng.uniform(1.5, 4.5, n)[:, None], 0.7, (n, 3))), 1, 5)
     return conform(
         pa.table(
             {
@@ -39,7 +40,10 @@ def tmhint_sized(n: int = 13_000, groups: int = 94, seed: int = 0) -> pa.Table:
                 "corpus": ["tmhint"] * n,
                 "split": ["train"] * n,
                 "audio_path": ids,
-                "mos": np.clip(ratings, 1, 5).mean(axis=1),
+                "mos": ratings.mean(axis=1),
+                "n_ratings": pa.array(np.full(n, 3), pa.int32()),
+                "rating_std": ratings.std(axis=1, ddof=1),
+                "ratings": pa.array(list(ratings), pa.list_(pa.float64())),
                 "system_id": [f"s{x}" for x in rng.integers(0, groups, n)],
                 "content_id": [f"t{x}" for x in rng.integers(0, groups, n)],
             }

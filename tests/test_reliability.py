@@ -22,6 +22,7 @@ from benchmark.reliability import (
     gap_closed,
     prior_var,
     se2,
+    t_cdf,
 )
 from benchmark.tables import CLIP_SCHEMA, conform
 
@@ -55,16 +56,29 @@ def test_closed_form_hand_worked_two_clips() -> None:
     ua, ub = va / 4, vb / 4
     df = 3 + PRIOR_DF
     nu = (ua + ub) ** 2 / (ua**2 / df + ub**2 / df)
-    want = stats.t.cdf(0.75 / math.sqrt(ua + ub), nu)
+    t = 0.75 / math.sqrt(ua + ub)
+    g = nu - 2 / 3 + 1 / (10 * nu)  # Peizer–Pratt: z = g * sqrt(ln(1 + t²/ν) / (ν - 5/6))
+    want = stats.norm.cdf(g * math.sqrt(math.log(1 + t * t / nu) / (nu - 5 / 6)))
     got = closed_form(noise, np.array([0]), np.array([1]))
     assert got[0] == pytest.approx(want, abs=1e-12)
-    assert got[0] == pytest.approx(0.96511, abs=1e-5)  # written down once, by hand
+    assert got[0] == pytest.approx(stats.t.cdf(t, nu), abs=2e-4)  # the exact t
+    assert got[0] == pytest.approx(0.96511, abs=2e-4)  # written down once, by hand
     # order does not matter, and with a prior the evidence is shrunk: k = τ²/(τ²+SE²)
     assert closed_form(noise, np.array([1]), np.array([0]))[0] == pytest.approx(want, abs=1e-12)
     tau2 = 0.5
     k = tau2 / (tau2 + ua + ub)
     want_k = stats.t.cdf(math.sqrt(k) * 0.75 / math.sqrt(ua + ub), nu)
-    assert closed_form(noise, np.array([0]), np.array([1]), tau2)[0] == pytest.approx(want_k)
+    shrunk = closed_form(noise, np.array([0]), np.array([1]), tau2)[0]
+    assert shrunk == pytest.approx(want_k, abs=2e-4) and shrunk < got[0]
+
+
+def test_t_cdf_is_within_its_stated_error() -> None:
+    nu = np.concatenate([np.linspace(4, 8, 41), np.linspace(8, 400, 400)])[:, None]
+    t = np.linspace(0, 20, 2001)[None, :]
+    err = np.abs(t_cdf(nu, t) - stats.t.cdf(t, nu))
+    assert err.max() < 7e-4
+    assert err[nu[:, 0] >= 8].max() < 2e-4
+    assert t_cdf(np.array([np.inf]), np.array([1.0]))[0] == pytest.approx(stats.norm.cdf(1.0))
 
 
 def test_unknown_counts_give_null_and_single_ratings_borrow_the_pool() -> None:
