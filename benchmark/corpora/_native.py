@@ -210,3 +210,58 @@ def clip_table(rows: Sequence[Mapping[str, Any]], skips: Sequence[Skip] = ()) ->
 
     ordered = sorted(rows, key=lambda r: r["clip_id"])
     return attach_skips(from_rows(ordered, CLIP_SCHEMA), skips)
+
+
+LABEL_OPTION = "label_column"
+"""The reader option through which a task's `label.column` reaches its reader (`Task.reader_options`)."""
+
+
+def split_label(
+    options: Mapping[str, Any] | None, corpus: str, columns: Sequence[str] | None = ()
+) -> tuple[dict[str, Any], str | None]:
+    """(the reader's own options, the label column or None for the corpus's overall quality).
+
+    `columns` are the score columns a task may take its label from (None: any, the reader checks
+    it against its file); a reader passing none has one score only, so a task asking it for another dimension fails here, clearly, instead of
+    silently pairing on quality.
+    """
+    options = options or {}
+    rest = {k: v for k, v in options.items() if k != LABEL_OPTION}
+    column = options.get(LABEL_OPTION)
+    if column is None:
+        return rest, None
+    if not isinstance(column, str) or not column:
+        raise DataError(
+            f"{corpus} reader: option '{LABEL_OPTION}' must be a column name; got {column!r}"
+        )
+    if columns is not None and column not in columns:
+        offered = (
+            f"its score columns are {', '.join(columns)}"
+            if columns
+            else "it has one score, overall quality"
+        )
+        raise DataError(
+            f"{corpus} reader: no score column '{column}' to take a preference label from "
+            f"({offered}); drop 'label' from the task, or name one of those"
+        )
+    return rest, column
+
+
+def require_columns(path: Path, columns: Sequence[str], what: str, delimiter: str = ",") -> None:
+    """One line naming the file and the first of `columns` its header lacks.
+
+    For columns a task chose (its label column), where the reader's usual header error, which
+    spells out the whole expected layout, would bury the one name that matters.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            first = next(csv.reader(f, delimiter=delimiter), [])
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
+    names = [c.strip() for c in first]
+    for column in columns:
+        if column not in names:
+            raise DataError(
+                f"{path}: no column '{column}' ({what}) in the header "
+                f"({len(names)} columns: {', '.join(names[:12])}{', …' if len(names) > 12 else ''})"
+            )

@@ -22,8 +22,8 @@ What the reader produces, and why:
 - Splits: `train_mos_list.txt` → train, `val_mos_list.txt` → dev, `test_mos_list.txt` → test.
   `clip_id` is the wav name without `.wav`, `system_id` its `sysXXXXX` prefix (before the first
   `-`), `audio_path` is `DATA/wav/<wav name>`, `sample_rate` 16000, `speaker_id` unknown.
-- MOS is the official list value. `n_ratings` / `rating_std` come from the per-rating file of the
-  same split; the mean of those ratings must match the list MOS within 1e-6, otherwise the download
+- MOS is the official list value. `n_ratings` / `rating_std` and the individual `ratings` (in
+  file order) come from the per-rating file of the same split; the mean of those ratings must match the list MOS within 1e-6, otherwise the download
   is corrupt or mixed up and the reader stops (a silently wrong MOS would corrupt every pair label).
   A per-rating file may start with a header line (the release has none). Clips without any
   per-rating row keep n/std unknown and are reported as a kept skip.
@@ -62,6 +62,7 @@ from benchmark.corpora._native import (
     rating_stats,
     read_rows,
     require_file,
+    split_label,
 )
 from benchmark.errors import DataError
 
@@ -262,6 +263,7 @@ class BvccReader:
 
     def available(self, root: Path, options: dict[str, Any]) -> bool:
         """True when the MOS lists, the per-rating files and the cluster file (if used) exist."""
+        options, _ = split_label(options, CORPUS)
         root = Path(root)
         cluster = _cluster_path(root, options)
         needed = [
@@ -273,6 +275,7 @@ class BvccReader:
 
     def read(self, root: Path, options: dict[str, Any], *, labels_only: bool = False) -> pa.Table:
         """The BVCC clip table; raises DataError for anything that contradicts the layout."""
+        options, _ = split_label(options, CORPUS)
         root = check_root(Path(root), CORPUS, LAYOUT)
         cluster_path = _cluster_path(root, options)
         files = [
@@ -331,6 +334,7 @@ class BvccReader:
                         "mos": mos,
                         "n_ratings": n_ratings,
                         "rating_std": rating_std,
+                        "ratings": list(scores) if scores else None,
                         "system_id": system,
                         "speaker_id": None,
                         "content_id": content,

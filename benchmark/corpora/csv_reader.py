@@ -21,6 +21,12 @@ data:
     default_split: test
 ```
 Without grouping keys, use the `any` relation.
+
+A task whose `label.column` names a CSV header (reader option `label_column`) takes `mos` from that
+column instead of `columns.score` (which it then need not map): one file with several score
+columns (e.g. quality and naturalness) gives one task per column. Map `n_ratings` / `rating_std`
+to that dimension's columns in the same task's `columns`. A header without the column is a
+one-line error naming the file and the column.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from benchmark.corpora._native import LABEL_OPTION, split_label
 from benchmark.errors import DataError
 
 FIELDS = {
@@ -50,6 +57,7 @@ OPTIONS = {"file", "columns", "default_split", "corpus", "delimiter"}
 
 
 def _options(root: Path, options: dict[str, Any]) -> tuple[Path, dict[str, str], str, str, str]:
+    options, label = split_label(options, "csv", None)
     unknown = sorted(set(options) - OPTIONS)
     if unknown:
         raise DataError(
@@ -69,6 +77,8 @@ def _options(root: Path, options: dict[str, Any]) -> tuple[Path, dict[str, str],
             f"(known: {', '.join(FIELDS)})"
         )
     mapping = {"audio": "audio", "score": "score", **{k: str(v) for k, v in columns.items()}}
+    if label is not None:
+        mapping["score"] = label
     path = Path(options["file"])
     if not path.is_absolute():
         path = root / path
@@ -103,13 +113,16 @@ class CsvReader:
 
     def read(self, root: Path, options: dict[str, Any], *, labels_only: bool = False) -> pa.Table:
         path, mapping, default_split, corpus, delimiter = _options(root, options)
+        labelled = options.get(LABEL_OPTION) is not None
         if not path.is_file():
             raise DataError(f"{path}: CSV not found (option 'file' of the csv reader)")
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f, delimiter=delimiter)
             headers = reader.fieldnames or []
             missing = [
-                f"{field} -> '{col}'" for field, col in mapping.items() if col not in headers
+                f"{'label column' if field == 'score' and labelled else field} -> '{col}'"
+                for field, col in mapping.items()
+                if col not in headers
             ]
             if missing:
                 raise DataError(

@@ -12,7 +12,8 @@ Layout of the data root after generation:
     manifest.json   generator version, options, tool versions, sha256 of every wav and, per clip,
                     the drawn degradation parameters, impairment, expected MOS and the votes (one
                     digit per listener); written last, so its presence marks a complete corpus
-    clips.csv       the clip table (CLIP_SCHEMA columns)
+    clips.csv       the clip table (CLIP_SCHEMA columns but `ratings`, which the reader fills from
+                    the manifest's votes: a list does not fit a CSV cell, and the file predates it)
     wav/<clip_id>.wav   16 kHz mono PCM-16
 
 Generation is deterministic: degradation parameters, votes and MOS depend only on the options, so
@@ -47,6 +48,7 @@ import soundfile as sf
 import soxr
 
 from benchmark.atomic import file_lock, temp_sibling
+from benchmark.corpora._native import split_label
 from benchmark.errors import DataError
 from benchmark.tables import CLIP_SCHEMA, conform
 
@@ -632,7 +634,7 @@ def _panel_votes(
     return out
 
 
-_CSV_COLUMNS = [f.name for f in CLIP_SCHEMA]
+_CSV_COLUMNS = [f.name for f in CLIP_SCHEMA if f.name != "ratings"]
 
 
 def _write_clips_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
@@ -830,7 +832,7 @@ class DemoReader:
 
     def available(self, root: Path, options: dict[str, Any]) -> bool:
         """True when the corpus is generated at `root` or the tools to generate it are installed."""
-        opts = normalize_options(options)
+        opts = normalize_options(split_label(options, CORPUS)[0])
         if _is_complete(Path(root), opts):
             return True
         return all(shutil.which(tool) is not None for tool in _required_tools(opts))
@@ -838,5 +840,31 @@ class DemoReader:
     def read(self, root: Path, options: dict[str, Any], *, labels_only: bool = False) -> pa.Table:
         """The clip table, generating (or regenerating, when options changed) the corpus first."""
         root = Path(root)
+        options, _ = split_label(options, CORPUS)
         generate(root, options)
-        return _read_clips_csv(root / "clips.csv")
+        table = _read_clips_csv(root / "clips.csv")
+        return _with_ratings(table, root / "manifest.json")
+
+
+def _with_ratings(table: pa.Table, manifest_path: Path) -> pa.Table:
+    """Fill `ratings` with each clip's panel votes, kept in the manifest as one digit per vote.
+
+    The votes are what `mos` is the mean of, so the clip table gains them without the generator
+    (and so the audio, MOS and GENERATOR_VERSION) changing.
+    """
+    manifest = _load_manifest(manifest_path.parent) or {}
+    conditions = manifest.get("conditions")
+    if not isinstance(conditions, dict):
+        raise DataError(f"{manifest_path}: field 'conditions' is missing; regenerate the corpus")
+    ratings = []
+    for cid in table.column("clip_id").to_pylist():
+        votes = (conditions.get(cid) or {}).get("votes")
+        if not isinstance(votes, str) or not votes or not all(v in "12345" for v in votes):
+            raise DataError(
+                f"{manifest_path}: field 'conditions.{cid}.votes' is {votes!r}; expected one "
+                f"digit 1-5 per listener (delete the folder to regenerate the corpus)"
+            )
+        ratings.append([float(v) for v in votes])
+    index = table.schema.get_field_index("ratings")
+    column = pa.array(ratings, type=CLIP_SCHEMA.field("ratings").type)
+    return table.set_column(index, CLIP_SCHEMA.field("ratings"), column)

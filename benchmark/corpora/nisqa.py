@@ -27,9 +27,17 @@ test. Per clip:
   clips still join same-system and cross pairs; they are reported as a kept-with-caveat skip.
 - `audio_path` = `filepath_deg`, relative to the data root; backslashes are normalised to `/` and the
   path must lie inside the clip's database folder.
-- `n_ratings` = `votes`, `rating_std` = `mos_std` (the corpus's sample standard deviation).
+- `n_ratings` = `votes`, `rating_std` = `mos_std` (the corpus's sample standard deviation). The
+  corpus publishes no per-rating rows, so `ratings` stays null.
 - `speaker_id` and `sample_rate` stay null: no column names the talker cleanly, and the files are
   48 kHz but `prepare` probes the real rate.
+
+Label column (option `label_column`, set by a task's `label.column`): `noi`, `col`, `dis` or
+`loud` (noisiness, coloration, discontinuity, loudness; 1–5, higher = better, like `mos`) takes
+`mos` from that column and `rating_std` from `<column>_std`; `n_ratings` stays `votes` (each
+listener rated every dimension of a clip). A file list without the column (or its `_std`) is a
+one-line error naming the file and the column; a clip whose cell is empty is left out and recorded
+as a skip. `mos` (the default) is overall quality.
 
 Options (task YAML `data.options`):
 
@@ -53,7 +61,9 @@ from benchmark.corpora._native import (
     clip_table,
     parse_float,
     read_rows,
+    require_columns,
     require_file,
+    split_label,
 )
 from benchmark.errors import DataError
 
@@ -104,12 +114,16 @@ REQUIRED: tuple[str, ...] = (
 )
 
 OPTIONS = ("dbs", "pair_within_db")
+QUALITY = "mos"
+LABEL_COLUMNS: tuple[str, ...] = (QUALITY, "noi", "col", "dis", "loud")
+"""Score columns a task may take its label from (`label_column`); overall quality is the default."""
 
 MISSING_VALUES = frozenset({"", "nan", "na", "none", "null"})
 """How pandas-written CSVs spell an empty cell (case-insensitive)."""
 
 
-def _options(options: dict[str, Any]) -> tuple[tuple[str, ...], bool]:
+def _options(options: dict[str, Any]) -> tuple[tuple[str, ...], bool, str]:
+    options, column = split_label(options, CORPUS, LABEL_COLUMNS)
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise DataError(
@@ -134,7 +148,7 @@ def _options(options: dict[str, Any]) -> tuple[tuple[str, ...], bool]:
         raise DataError(
             f"nisqa reader: option 'pair_within_db' must be true or false; got {within!r}"
         )
-    return tuple(dict.fromkeys(dbs)), within
+    return tuple(dict.fromkeys(dbs)), within, column or QUALITY
 
 
 def _split(db: str) -> str:
@@ -172,14 +186,25 @@ def _audio_path(value: str, db: str, path: Path, line: int) -> str:
     return "/".join(parts)
 
 
-def _read_db(root: Path, db: str, within_db: bool) -> tuple[list[dict[str, Any]], list[str]]:
-    """The clips of one database, and the ids of those without a reference (no content key)."""
+def _read_db(
+    root: Path, db: str, within_db: bool, column: str = QUALITY
+) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """The clips of one database, the ids of those without a reference (no content key), and
+    the ids of those without a score in `column` (left out)."""
     path = require_file(root, _file_list(db), CORPUS, LAYOUT, f"file list of {db}")
+    std_column = "mos_std" if column == QUALITY else f"{column}_std"
+    if column != QUALITY:
+        require_columns(path, [column, std_column], "the task's label column and its std")
     split = _split(db)
     rows: list[dict[str, Any]] = []
     no_ref: list[str] = []
+    unscored: list[str] = []
     for line, raw in read_rows(
-        path, corpus=CORPUS, layout=LAYOUT, header=HEADER, required=REQUIRED
+        path,
+        corpus=CORPUS,
+        layout=LAYOUT,
+        header=HEADER,
+        required=tuple(dict.fromkeys((*REQUIRED, column, std_column))),
     ):
         assert isinstance(raw, dict)
         if raw["db"] != db:
@@ -191,14 +216,16 @@ def _read_db(root: Path, db: str, within_db: bool) -> tuple[list[dict[str, Any]]
         if not name:
             raise DataError(f"{path}:{line}: field 'filename_deg' is empty")
         stem = name[:-4] if name.lower().endswith(".wav") else name
-        mos = parse_float(raw["mos"], path, line, "mos")
+        if column != QUALITY and _missing(raw[column]):
+            unscored.append(f"{db}/{stem}")
+            continue
+        mos = parse_float(raw[column], path, line, column)
         if not 1.0 <= mos <= 5.0:
-            raise DataError(f"{path}:{line}: field 'mos': {mos} is outside the 1–5 ACR scale")
-        std = (
-            None if _missing(raw["mos_std"]) else parse_float(raw["mos_std"], path, line, "mos_std")
-        )
+            raise DataError(f"{path}:{line}: field '{column}': {mos} is outside the 1–5 ACR scale")
+        cell = raw[std_column]
+        std = None if _missing(cell) else parse_float(cell, path, line, std_column)
         if std is not None and std < 0:
-            raise DataError(f"{path}:{line}: field 'mos_std': {std} is negative")
+            raise DataError(f"{path}:{line}: field '{std_column}': {std} is negative")
         con = raw["con"].strip()
         if _missing(con):
             raise DataError(f"{path}:{line}: field 'con' (condition number) is empty")
@@ -225,29 +252,33 @@ def _read_db(root: Path, db: str, within_db: bool) -> tuple[list[dict[str, Any]]
                 "_where": f"{path}:{line}",
             }
         )
-    if not rows:
+    if not rows and not unscored:
         raise DataError(f"{path}: no clips listed (only a header?); {db} should list its files")
-    return rows, no_ref
+    return rows, no_ref, unscored
 
 
 class NisqaReader:
     name = CORPUS
 
     def available(self, root: Path, options: dict[str, Any]) -> bool:
-        dbs, _ = _options(options)
+        dbs, _, _ = _options(options)
         root = Path(root)
         return all((root / _file_list(db)).is_file() for db in dbs)
 
     def read(self, root: Path, options: dict[str, Any], *, labels_only: bool = False) -> pa.Table:
         # Nothing here opens audio, so labels_only needs no special case: prepare probes the wavs.
-        dbs, within_db = _options(options)
+        dbs, within_db, column = _options(options)
         root = check_root(Path(root), CORPUS, LAYOUT)
         rows: list[dict[str, Any]] = []
         no_ref: list[str] = []
+        unscored: list[str] = []
         for db in dbs:
-            db_rows, db_no_ref = _read_db(root, db, within_db)
+            db_rows, db_no_ref, db_unscored = _read_db(root, db, within_db, column)
             rows.extend(db_rows)
             no_ref.extend(db_no_ref)
+            unscored.extend(db_unscored)
+        if not rows:
+            raise DataError(f"{root}: no clip has a '{column}' score in {', '.join(dbs)}")
         seen: dict[str, str] = {}
         for row in rows:
             where = row.pop("_where")
@@ -263,6 +294,7 @@ class NisqaReader:
                 "only same-system and cross pairs",
                 no_ref,
                 kept=True,
-            )
+            ),
+            Skip.of(f"empty '{column}' (the task's label column)", unscored),
         ]
         return clip_table(rows, skips)

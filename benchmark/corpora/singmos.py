@@ -49,10 +49,11 @@ TangRain/SingMOS, whose split column shows `train`, `valid` and `eval_v1`):
 - singmos_predictor reads the test lists of each dataset as `eval`, the Hugging Face viewer shows
   `eval_v1`: the default test mapping pools both names. Other names (e.g. `eval_v2`) are not read;
   their clips are recorded as skips.
-- `mos` is the published value. The ratings in `scores` give `n_ratings` and the sample standard
-  deviation; their mean must equal `mos` within 1e-6, or when rounded to the decimals `mos` is
+- `mos` is the published value. The ratings in `scores` give `n_ratings`, the sample standard
+  deviation and the individual `ratings` (in `scores` order); their mean must equal `mos` within 1e-6, or when rounded to the decimals `mos` is
   written with (3.47 for 3.4666...). A mismatch means the two fields describe different clips, so
-  it is an error rather than a guess.
+  it is an error rather than a guess. The table records the largest such rounding
+  (`benchmark.tables.attach_mos_rounding`) so `validate_clips` accepts it beside the ratings.
 - `sample_rate` comes from `sys_info.json` when present (a system missing there gets null and
   `prepare` probes the audio). singmos_predictor drops non-16 kHz systems; this reader keeps them.
 - voicemos24 lists: a trailing `.wav` on a sample id is ignored; the data root may also be the
@@ -78,11 +79,14 @@ from benchmark.corpora._native import (
     layout_hint,
     mean_agrees,
     parse_float,
+    printed_tolerance,
     rating_stats,
     read_rows,
     require_file,
+    split_label,
 )
 from benchmark.errors import DataError
+from benchmark.tables import attach_mos_rounding
 
 CORPUS = "singmos"
 
@@ -146,6 +150,7 @@ def _names(value: Any, key: str) -> tuple[str, ...]:
 
 
 def _parse_options(options: Mapping[str, Any]) -> _Options:
+    options, _ = split_label(options, CORPUS)
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise _fail(f"unknown option(s) {', '.join(unknown)} (known: {', '.join(OPTIONS)})")
@@ -379,6 +384,7 @@ def _hf_row(
         raise bad(f"field 'score.mos': {block['mos']!r} is not a number")
     n_ratings: int | None = None
     std: float | None = None
+    ratings: list[float] | None = None
     scores = block.get("scores")
     if scores is not None:
         if not isinstance(scores, list):
@@ -390,6 +396,7 @@ def _hf_row(
         ratings = [v for v in values if v is not None]
         if len(ratings) != len(values):
             raise bad(f"field 'score.scores': {scores!r} holds a value that is not a number")
+        ratings = ratings or None
         if ratings:
             mean, n_ratings, std = rating_stats(ratings)
             if not mean_agrees(mean, mos, repr(mos)):
@@ -406,6 +413,7 @@ def _hf_row(
         "mos": mos,
         "n_ratings": n_ratings,
         "rating_std": std,
+        "ratings": ratings,
         "system_id": sys_id,
         "speaker_id": None,
         "content_id": None,
@@ -512,7 +520,10 @@ def _finish(rows: Sequence[dict[str, Any]], skips: list[Skip], source: Path) -> 
     if not rows:
         raise DataError(f"{source}: no clips in any of the mapped splits (see option 'splits')")
     skips = [*skips, Skip.of(NO_CONTENT_KEY, [r["clip_id"] for r in rows], kept=True)]
-    return clip_table(rows, skips)
+    rounding = max(
+        (printed_tolerance(repr(r["mos"])) for r in rows if r.get("ratings")), default=0.0
+    )
+    return attach_mos_rounding(clip_table(rows, skips), rounding)
 
 
 class SingmosReader:

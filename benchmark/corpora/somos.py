@@ -27,7 +27,10 @@ What the reader produces, and why:
 - MOS is the list's `mean`; it must equal the mean of the clip's per-rating `choice`s within 1e-6,
   or within half a unit of the last digit `mean` is printed with (so a list rounded to 2 decimals
   still reads); anything else means the list and the ratings come from different releases or
-  variants. `n_ratings` / `rating_std` (sample std) come from the per-rating rows. Every listed clip
+  variants. `n_ratings` / `rating_std` (sample std) and the individual `ratings` (the choices, in
+  file order) come from the per-rating rows; the table records the largest rounding allowed
+  (`benchmark.tables.attach_mos_rounding`), so `validate_clips` accepts the printed MOS beside
+  the exact mean of its ratings. Every listed clip
   must have per-rating rows; rows of clips not in the split's list are ignored.
 - `sample_rate` is left unknown (the release is believed to be 24 kHz; `prepare` probes the files).
 - A clip listed twice (in one list or in two) is an error: its split would be ambiguous.
@@ -56,8 +59,10 @@ from benchmark.corpora._native import (
     rating_stats,
     read_rows,
     require_file,
+    split_label,
 )
 from benchmark.errors import DataError
+from benchmark.tables import attach_mos_rounding
 
 CORPUS = "somos"
 
@@ -97,6 +102,7 @@ def _error(message: str) -> DataError:
 
 def _options(options: Mapping[str, Any]) -> tuple[str, str]:
     """(split folder, variant) from the task options."""
+    options, _ = split_label(options, CORPUS)
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         known = "; ".join(f"{k}: {v}" for k, v in OPTIONS.items())
@@ -219,6 +225,7 @@ class SomosReader:
         ]
         rows: list[dict[str, Any]] = []
         seen: dict[str, tuple[Path, int]] = {}
+        rounding = 0.0
         for split, list_path, ratings_path in files:
             ratings = _read_ratings(ratings_path)
             for line, clip_id, mos, tolerance in _read_list(list_path):
@@ -243,6 +250,7 @@ class SomosReader:
                         f"{n_ratings} ratings in {ratings_path} is {mean!r} (tolerance "
                         f"{tolerance:g}); the files disagree (different variants or releases?)"
                     )
+                rounding = max(rounding, tolerance + 1e-12)
                 rows.append(
                     {
                         "clip_id": clip_id,
@@ -253,6 +261,7 @@ class SomosReader:
                         "mos": mos,
                         "n_ratings": n_ratings,
                         "rating_std": rating_std,
+                        "ratings": list(choices),
                         "system_id": system,
                         "speaker_id": None,
                         "content_id": clip_id[: -len(system) - 1],
@@ -260,4 +269,4 @@ class SomosReader:
                         "duration": None,
                     }
                 )
-        return clip_table(rows)
+        return attach_mos_rounding(clip_table(rows), rounding)

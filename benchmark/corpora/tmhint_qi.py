@@ -10,9 +10,17 @@ The data root is the unzipped `TMHINTQI.zip` (linked from the InQSS README):
 ```
 
 Clips are the distinct `file_name`s of `raw_data.csv`; `mos` is the mean of the clip's
-`quality_score`s, `n_ratings` their count and `rating_std` their sample (n-1) standard deviation.
-Rows whose `quality_score` is empty or NA (rows that only carry an intelligibility score) do not
-count as ratings. Clips with no valid quality score at all are left out and recorded as a skip (the
+`quality_score`s, `ratings` those scores (file order), `n_ratings` their count and `rating_std`
+their sample (n-1) standard deviation. Rows whose `quality_score` is empty or NA (rows that only
+carry an intelligibility score) do not count as ratings.
+
+Label column (option `label_column`, set by a task's `label.column`): `intelligibility_score`
+takes all of the above from that column instead (`quality_score` is the default). Its scale is
+not checked here (not documented by the release: the task declares it, and `validate_clips`
+enforces it); a header without the column is a one-line error naming the file and the column.
+Clips with no valid score in the column are left out as for quality. The split rules below apply
+unchanged; the dev draw sees the train sentences of the clips rated in the chosen column, which
+are the same sentences for both columns unless every clip of a sentence lacks one score. Clips with no valid quality score at all are left out and recorded as a skip (the
 corpus has four: `FCN_snr0_street_TMHINT_b2_22_03`, `Trans_snr2_pink_TMHINT_g4_24_09`,
 `DDAE_snr2_pink_TMHINT_b2_22_01`, `DDAE_snr5_white_TMHINT_g4_24_07`). A non-numeric score, or one
 outside the 1–5 scale, is an error naming the line.
@@ -84,7 +92,9 @@ from benchmark.corpora._native import (
     parse_float,
     rating_stats,
     read_rows,
+    require_columns,
     require_file,
+    split_label,
 )
 from benchmark.errors import DataError
 
@@ -109,7 +119,9 @@ HEADER: tuple[str, ...] = (
     "intelligibility_score",
     "file_name",
 )
-REQUIRED: tuple[str, ...] = ("quality_score", "file_name")
+QUALITY = "quality_score"
+LABEL_COLUMNS: tuple[str, ...] = (QUALITY, "intelligibility_score")
+"""Score columns a task may take its label from (`label_column`); quality is the default."""
 FOLDERS = ("train", "test")
 SCALE = (1.0, 5.0)
 
@@ -155,6 +167,7 @@ class _Options:
     test_stems: str | None
     dev_fraction: float
     dev_seed: int
+    column: str = QUALITY
 
 
 @dataclass(frozen=True)
@@ -166,6 +179,7 @@ class StemList:
 
 
 def _options(options: dict[str, Any]) -> _Options:
+    options, column = split_label(options, CORPUS, LABEL_COLUMNS)
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise DataError(
@@ -199,7 +213,7 @@ def _options(options: dict[str, Any]) -> _Options:
         raise DataError(
             f"tmhint_qi reader: option 'dev_seed' must be a non-negative integer; got {seed!r}"
         )
-    return _Options(split_by, test_stems, float(fraction), seed)
+    return _Options(split_by, test_stems, float(fraction), seed, column or QUALITY)
 
 
 def _parse_name(value: str, path: Path, line: int) -> tuple[str | None, str, re.Match[str]]:
@@ -222,10 +236,13 @@ def _parse_name(value: str, path: Path, line: int) -> tuple[str | None, str, re.
     return folder or None, stem, match
 
 
-def _read_ratings(path: Path) -> dict[str, _Clip]:
+def _read_ratings(path: Path, column: str = QUALITY) -> dict[str, _Clip]:
+    """Every clip of `raw_data.csv` with its scores in `column` (one per rating row)."""
+    if column != QUALITY:
+        require_columns(path, [column], "the task's label column")
     clips: dict[str, _Clip] = {}
     for line, raw in read_rows(
-        path, corpus=CORPUS, layout=LAYOUT, header=HEADER, required=REQUIRED
+        path, corpus=CORPUS, layout=LAYOUT, header=HEADER, required=(column, "file_name")
     ):
         assert isinstance(raw, dict)
         folder, stem, match = _parse_name(raw["file_name"], path, line)
@@ -247,12 +264,12 @@ def _read_ratings(path: Path) -> dict[str, _Clip]:
             )
         elif folder is not None:
             clip.folder = folder
-        value = raw["quality_score"]
+        value = raw[column]
         if value.strip().lower() in MISSING_VALUES:
             clip.empty_rows += 1
             continue
-        score = parse_float(value, path, line, "quality_score")
-        if not SCALE[0] <= score <= SCALE[1]:
+        score = parse_float(value, path, line, column)
+        if column == QUALITY and not SCALE[0] <= score <= SCALE[1]:
             raise DataError(
                 f"{path}:{line}: field 'quality_score': {value} is outside the 1–5 quality scale"
             )
@@ -417,11 +434,12 @@ class TmhintQiReader:
         root = check_root(Path(root), CORPUS, LAYOUT)
         path = require_file(root, METADATA, CORPUS, LAYOUT, "one row per rating")
         listed = _test_stems(root, opts.test_stems)
-        clips = _read_ratings(path)
+        column = opts.column
+        clips = _read_ratings(path, column)
         unrated = sorted(s for s, c in clips.items() if not c.scores)
         rated = [clips[s] for s in sorted(clips) if clips[s].scores]
         if not rated:
-            raise DataError(f"{path}: no clip has a valid quality_score")
+            raise DataError(f"{path}: no clip has a valid {column}")
         placed = _place(root, rated, opts.split_by, listed, labels_only)
         train = {c.content for c in rated if placed.split[c.stem] == "train"}
         dev = dev_contents(train, opts.dev_fraction, opts.dev_seed)
@@ -439,6 +457,7 @@ class TmhintQiReader:
                     "mos": mos,
                     "n_ratings": n,
                     "rating_std": std,
+                    "ratings": clip.scores,
                     "system_id": clip.system,
                     "speaker_id": clip.speaker,
                     "content_id": clip.content,
@@ -453,11 +472,9 @@ class TmhintQiReader:
             else "split follows the folder (the list alone would place it in the other split)"
         )
         skips = [
+            Skip.of(f"no valid {column} in {METADATA} (every rating row empty or NA)", unrated),
             Skip.of(
-                f"no valid quality_score in {METADATA} (every rating row empty or NA)", unrated
-            ),
-            Skip.of(
-                "some rating rows have an empty or NA quality_score; MOS from the remaining ratings",
+                f"some rating rows have an empty or NA {column}; MOS from the remaining ratings",
                 [c.stem for c in rated if c.empty_rows],
                 kept=True,
             ),

@@ -22,8 +22,10 @@ Options (`data.options` of the task YAML):
   required; the SHEET repository publishes them (github.com/unilight/sheet, `egs/vmc23/answers/`).
 - `listener_file`: per-rating file for track 2, relative to `answers_dir` (default
   `listener_wise_answer.csv`; read when present, required when set explicitly; `null` = ignore).
-  It fills `n_ratings` and `rating_std` of track-2 clips; its per-clip mean must match the answer
-  MOS within 1e-6, or when rounded to the decimals the answer is written with.
+  It fills `n_ratings`, `rating_std` and the individual `ratings` (file order) of track-2 clips; its
+  per-clip mean must match the answer MOS within 1e-6, or when rounded to the decimals the answer
+  is written with. The MOS stays the answer's; the table records the largest rounding allowed
+  (`benchmark.tables.attach_mos_rounding`) so `validate_clips` accepts it beside the ratings.
 
 Clip id = the sample id (stable, the challenge's own); audio at `track<N>/<sample_id>.wav`.
 Keys parsed from the sample id (the part after `VoiceMOS2023Track<N>-`):
@@ -59,11 +61,14 @@ from benchmark.corpora._native import (
     layout_hint,
     mean_agrees,
     parse_float,
+    printed_tolerance,
     rating_stats,
     read_rows,
     require_file,
+    split_label,
 )
 from benchmark.errors import DataError
+from benchmark.tables import attach_mos_rounding
 
 CORPUS = "vmc23"
 
@@ -128,6 +133,7 @@ def _fail(message: str) -> DataError:
 
 
 def _parse_options(options: dict[str, Any]) -> _Options:
+    options, _ = split_label(options, CORPUS)
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise _fail(f"unknown option(s) {', '.join(unknown)} (known: {', '.join(OPTIONS)})")
@@ -261,13 +267,14 @@ def _read_track(
 
 def _listener_ratings(
     root: Path, opts: _Options, answers: Path, rows: list[dict[str, Any]], written: dict[str, str]
-) -> Skip | None:
-    """Fill n_ratings/rating_std of track-2 rows in place; a skip for clips without ratings."""
+) -> tuple[Skip | None, float]:
+    """Fill n_ratings/rating_std/ratings of track-2 rows in place; a skip for clips without
+    ratings, and the largest rounding of an answer MOS that the ratings were accepted with."""
     if opts.listener_file is None:
-        return None
+        return None, 0.0
     rel = _answers_rel(opts, opts.listener_file)
     if not opts.listener_explicit and not (root / rel).is_file():
-        return None
+        return None, 0.0
     path = _require(root, rel, "track 2 per-listener ratings (option 'listener_file')")
     ratings: dict[str, list[float]] = {}
     for line, row in read_rows(path, corpus=CORPUS, layout=LAYOUT, header=LISTENER_HEADER):
@@ -280,6 +287,7 @@ def _listener_ratings(
             )
         ratings.setdefault(sid, []).append(_score(row["score"], path, line, "score"))
     missing: list[str] = []
+    rounding = 0.0
     for row in rows:
         sid = row["clip_id"]
         if sid not in ratings:
@@ -293,7 +301,9 @@ def _listener_ratings(
             )
         row["n_ratings"] = n
         row["rating_std"] = std
-    return Skip.of(NO_LISTENER_ROWS.format(path.name), missing, kept=True)
+        row["ratings"] = ratings[sid]
+        rounding = max(rounding, printed_tolerance(written[sid]))
+    return Skip.of(NO_LISTENER_ROWS.format(path.name), missing, kept=True), rounding
 
 
 class Vmc23Reader:
@@ -315,15 +325,16 @@ class Vmc23Reader:
         root = check_root(Path(root), CORPUS, LAYOUT)
         rows: list[dict[str, Any]] = []
         skips: list[Skip] = []
+        rounding = 0.0
         for track in opts.tracks:
             answers, track_rows, written, left_out = _read_track(root, opts, track)
             if not track_rows:
                 raise DataError(f"{answers}: no clips; {layout_hint(CORPUS, LAYOUT)}")
             if track == 2:
-                skip = _listener_ratings(root, opts, answers, track_rows, written)
+                skip, rounding = _listener_ratings(root, opts, answers, track_rows, written)
                 if skip is not None:
                     skips.append(skip)
             if left_out:
                 skips.append(Skip.of(TMHINT_SKIP, left_out))
             rows.extend(track_rows)
-        return clip_table(rows, skips)
+        return attach_mos_rounding(clip_table(rows, skips), rounding)

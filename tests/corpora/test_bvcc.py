@@ -57,9 +57,10 @@ def test_clips_match_fixture(corpus):
         assert r["speaker_id"] is None and r["duration"] is None
         assert r["sample_rate"] == 16000
         if e["clip_id"] in layout.NO_RATINGS:
-            assert r["n_ratings"] is None and r["rating_std"] is None
+            assert r["n_ratings"] is None and r["rating_std"] is None and r["ratings"] is None
         else:
             scores = ratings[e["clip_id"]]
+            assert r["ratings"] == [float(s) for s in scores]  # file order
             assert r["n_ratings"] == len(scores) == 8
             assert r["rating_std"] == pytest.approx(statistics.stdev(scores), abs=1e-12)
             assert r["mos"] == pytest.approx(statistics.fmean(scores), abs=1e-12)

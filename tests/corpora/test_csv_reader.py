@@ -71,3 +71,36 @@ def test_duplicate_ids_and_out_of_range_are_caught_by_validation(tmp_path):
     _csv(tmp_path, "wav,mos,sys,text,part\na.wav,nan,s,t,test\n")
     with pytest.raises(DataError, match="'mos' outside"):
         validate_clips(CsvReader().read(tmp_path, OPTIONS), (1, 5))
+
+
+LABELLED = {
+    "file": "scores.csv",
+    "columns": {"audio": "wav", "score": "mos", "system": "sys", "rating_std": "nat_std"},
+    "label_column": "naturalness",
+}
+
+
+def test_label_column_replaces_the_score_column(tmp_path):
+    _csv(
+        tmp_path,
+        "wav,mos,naturalness,nat_std,sys\na.wav,3.5,2.25,0.5,s1\nb.wav,2,4,,s2\nc.wav,1,1.5,1,s1\n",
+    )
+    rows = validate_clips(CsvReader().read(tmp_path, LABELLED), (1, 5)).to_pylist()
+    assert [(r["clip_id"], r["mos"], r["rating_std"]) for r in rows] == [
+        ("a.wav", 2.25, 0.5),
+        ("b.wav", 4.0, None),
+        ("c.wav", 1.5, 1.0),
+    ]
+    # without `score` mapped at all
+    unmapped = {**LABELLED, "columns": {"audio": "wav"}}
+    assert [r["mos"] for r in CsvReader().read(tmp_path, unmapped).to_pylist()] == [2.25, 4.0, 1.5]
+
+
+def test_label_column_missing_names_file_and_column(tmp_path):
+    _csv(tmp_path, "wav,mos,nat_std,sys\na.wav,3.5,0.5,s1\n")
+    with pytest.raises(DataError) as err:
+        CsvReader().read(tmp_path, LABELLED)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{tmp_path / 'scores.csv'}: column(s) label column -> 'naturalness'")
+    assert not CsvReader().available(tmp_path / "nowhere", LABELLED)

@@ -60,6 +60,24 @@ def test_table_validates(tiny):
         assert r["content_id"] == r["clip_id"].split("-")[1]
         assert (r["mos"] * 8) == int(r["mos"] * 8)  # mean of 8 integer votes
         assert r["rating_std"] is not None and r["rating_std"] >= 0
+    votes = {cid: c["votes"] for cid, c in _manifest(root)["conditions"].items()}
+    for r in rows:
+        assert r["ratings"] == [float(v) for v in votes[r["clip_id"]]]
+        assert r["mos"] == np.mean(r["ratings"]) and len(r["ratings"]) == r["n_ratings"]
+    assert "ratings" not in (root / "clips.csv").read_text().splitlines()[0].split(",")
+
+
+def test_bad_votes_in_the_manifest_are_named(tmp_path):
+    root = tmp_path / "demo"
+    DemoReader().read(root, dict(FAST))
+    manifest = _manifest(root)
+    cid = sorted(manifest["conditions"])[1]
+    manifest["conditions"][cid]["votes"] = "3x4"
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(
+        DataError, match=rf"manifest\.json: field 'conditions\.{cid}\.votes' is '3x4'"
+    ):
+        DemoReader().read(root, dict(FAST))
 
 
 def test_same_options_same_corpus(tiny, tmp_path, monkeypatch):

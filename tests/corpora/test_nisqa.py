@@ -267,3 +267,65 @@ def test_backslash_paths_are_normalised(tmp_path):
     expected = layout.write(root, audio=False, windows_paths=True)
     assert "\\deg\\" in _file_list(root, "NISQA_TEST_FOR").read_text()
     _assert_matches(NisqaReader().read(root, {}, labels_only=True), expected)
+
+
+@pytest.mark.parametrize("dimension", layout.DIMENSIONS)
+def test_dimension_label_column(tmp_path, dimension):
+    """label_column noi/col/dis/loud: MOS and std from that column and its `_std`, votes kept."""
+    root = tmp_path / "NISQA_Corpus"
+    expected = layout.write(root, label=dimension)
+    table = NisqaReader().read(root, {"label_column": dimension})
+    _assert_matches(table, expected)
+    validate_clips(table, (1.0, 5.0), "nisqa")
+    quality = {r["clip_id"]: r["mos"] for r in NisqaReader().read(root, {}).to_pylist()}
+    got = {r["clip_id"]: r["mos"] for r in table.to_pylist()}
+    assert got.keys() == quality.keys() and got != quality
+    assert {r["ratings"] for r in table.to_pylist()} == {None}  # no per-rating rows published
+
+
+def test_dimension_votes_recomputed_from_the_csv(tmp_path):
+    """The reader's `col` MOS equals the mean of the layout's col votes (not the reader's code)."""
+    root = tmp_path / "NISQA_Corpus"
+    layout.write(root)
+    rows = {r["clip_id"]: r for r in NisqaReader().read(root, {"label_column": "col"}).to_pylist()}
+    for db, entries in layout._clips().items():
+        for _, deg, _, votes in entries:
+            col = layout.dimension_votes(votes, "col")
+            assert rows[f"{db}/{deg[:-4]}"]["mos"] == pytest.approx(sum(col) / len(col), abs=1e-8)
+
+
+def test_empty_dimension_cell_leaves_the_clip_out(tmp_path):
+    root = tmp_path / "NISQA_Corpus"
+    expected = layout.write(root, label="noi", empty_dimension=True)
+    table = NisqaReader().read(root, {"label_column": "noi"})
+    _assert_matches(table, expected)
+    assert layout.NO_DIMENSIONS not in {r["clip_id"] for r in table.to_pylist()}
+    skip = next(s for s in table_skips(table) if "noi" in s.reason)
+    assert (skip.count, skip.examples, skip.kept) == (1, (layout.NO_DIMENSIONS,), False)
+    # the quality task still has it
+    assert layout.NO_DIMENSIONS in {r["clip_id"] for r in NisqaReader().read(root, {}).to_pylist()}
+
+
+@pytest.mark.parametrize("dropped", ["loud", "loud_std"])
+def test_dimension_column_missing_is_one_line(corpus, dropped):
+    root, _ = corpus
+    path = _file_list(root, "NISQA_VAL_LIVE")
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    i = header.index(dropped)
+    path.write_text(
+        "\n".join(",".join(c for k, c in enumerate(next(csv.reader([x]))) if k != i) for x in lines)
+        + "\n"
+    )
+    assert NisqaReader().read(root, {}).num_rows > 0  # quality does not need it
+    with pytest.raises(DataError) as err:
+        NisqaReader().read(root, {"label_column": "loud"})
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{path}: no column '{dropped}' (the task's label column and its std)")
+
+
+def test_unknown_dimension(corpus):
+    root, _ = corpus
+    with pytest.raises(DataError, match=r"no score column 'mos_std'.*mos, noi, col, dis, loud"):
+        NisqaReader().read(root, {"label_column": "mos_std"})

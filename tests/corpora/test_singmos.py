@@ -81,6 +81,7 @@ def test_hf_matches_fixture(hf):
         assert (root / row["audio_path"]).is_file()
         assert row["sample_rate"] == layout.SAMPLE_RATES[row["system_id"]]
         assert row["n_ratings"] == len(ratings)
+        assert row["ratings"] == ([float(s) for s in ratings] or None)
         if len(ratings) < 2:
             assert row["rating_std"] is None
         else:

@@ -48,6 +48,7 @@ def _check(table, expected: list[dict], variant: str) -> None:
         assert r["audio_path"] == f"audios/{e['clip_id']}.wav"
         assert r["speaker_id"] is None and r["sample_rate"] is None and r["duration"] is None
         scores = ratings[e["clip_id"]]
+        assert r["ratings"] == [float(s) for s in scores]
         assert r["n_ratings"] == len(scores)
         if len(scores) == 1:
             assert r["rating_std"] is None

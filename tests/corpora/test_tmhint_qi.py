@@ -41,7 +41,7 @@ def _assert_matches(table, expected: list[dict]) -> None:
     rows = assert_contract(table.to_pylist(), expected, "tmhint_qi")
     for e in expected:
         r = rows[e["clip_id"]]
-        for key in ("speaker_id", "n_ratings", "audio_path"):
+        for key in ("speaker_id", "n_ratings", "audio_path", "ratings"):
             assert r[key] == e[key], (e["clip_id"], key)
         if e["rating_std"] is None:
             assert r["rating_std"] is None
@@ -490,3 +490,61 @@ def test_options(corpus):
         TmhintQiReader().read(root, {"dev_fraction": 1.0})
     with pytest.raises(DataError, match="'dev_seed' must be a non-negative integer"):
         TmhintQiReader().read(root, {"dev_seed": "x"})
+
+
+def _intelligibility(root: Path) -> dict[str, list[float]]:
+    """Every intelligibility_score of raw_data.csv per file_name, read here with csv."""
+    scores: dict[str, list[float]] = defaultdict(list)
+    with _raw(root).open(newline="") as f:
+        for row in csv.DictReader(f):
+            if row["intelligibility_score"].strip():
+                scores[row["file_name"]].append(float(row["intelligibility_score"]))
+    return scores
+
+
+def test_intelligibility_label_column(tmp_path):
+    """label_column intelligibility_score: MOS, count, std and ratings from that column, every
+    clip with one (the four without a quality score included), the same splits otherwise."""
+    root = tmp_path / "tmhint-qi"
+    expected = layout.write(root, label="intelligibility_score")
+    table = TmhintQiReader().read(root, {"label_column": "intelligibility_score"})
+    _assert_matches(table, expected)
+    validate_clips(table, (0.0, 1.0), "tmhint_qi_intelligibility")
+    rows = _by_id(table)
+    raw = _intelligibility(root)
+    assert sorted(rows) == sorted(raw)
+    assert set(layout.UNRATED) <= set(rows)
+    for stem, values in raw.items():
+        assert rows[stem]["ratings"] == values
+        assert rows[stem]["mos"] == pytest.approx(statistics.fmean(values), abs=1e-12)
+    quality = _by_id(TmhintQiReader().read(root, {}))
+    assert quality[TEST_CLIP]["mos"] != rows[TEST_CLIP]["mos"]
+    # the same sentences form dev for both columns
+    dev = {r["content_id"] for r in rows.values() if r["split"] == "dev"}
+    assert dev and dev == {r["content_id"] for r in quality.values() if r["split"] == "dev"}
+    # on the quality scale the column does not validate: the task must declare its own range
+    with pytest.raises(DataError, match=r"'mos' outside the declared score range \[1\.0, 5\.0\]"):
+        validate_clips(table, (1.0, 5.0))
+    # naming the quality column is the default label
+    same = TmhintQiReader().read(root, {"label_column": "quality_score"})
+    assert same.equals(TmhintQiReader().read(root, {}))
+
+
+def test_label_column_missing_from_the_header_is_one_line(corpus):
+    root, _ = corpus
+    with _raw(root).open(newline="") as f:
+        rows = [r[:6] + r[7:] for r in csv.reader(f)]
+    with _raw(root).open("w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    assert TmhintQiReader().read(root, {}).num_rows > 0  # quality still reads
+    with pytest.raises(DataError) as err:
+        TmhintQiReader().read(root, {"label_column": "intelligibility_score"})
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{_raw(root)}: no column 'intelligibility_score' (the task's label")
+
+
+def test_unknown_label_column(corpus):
+    root, _ = corpus
+    with pytest.raises(DataError, match=r"no score column 'idx'.*quality_score, intelligibility"):
+        TmhintQiReader().read(root, {"label_column": "idx"})

@@ -11,7 +11,7 @@ from benchmark.corpora import get_reader, vmc23
 from benchmark.corpora._native import table_skips
 from benchmark.corpora.vmc23 import Vmc23Reader
 from benchmark.errors import DataError
-from benchmark.tables import validate_clips
+from benchmark.tables import mos_rounding, validate_clips
 from tests.layouts import assert_contract
 from tests.layouts import vmc23 as layout
 
@@ -69,8 +69,9 @@ def test_matches_fixture(corpus):
             assert row["speaker_id"] is None
         ratings = layout.T2_RATINGS.get(sid)
         if ratings is None:
-            assert (row["n_ratings"], row["rating_std"]) == (None, None)
+            assert (row["n_ratings"], row["rating_std"], row["ratings"]) == (None, None, None)
         else:
+            assert row["ratings"] == [float(s) for s in ratings]
             assert row["n_ratings"] == len(ratings)
             assert row["rating_std"] == pytest.approx(statistics.stdev(ratings), abs=1e-12)
     clean = [r for r in rows if "clean_TMHINT" in r["clip_id"]]
@@ -284,3 +285,18 @@ def test_available(corpus, tmp_path):
     (root / "track3_answer.txt").unlink()
     assert not READER.available(root, {})
     assert READER.available(root, {"tracks": [1, 2]})
+
+
+def test_rounded_answer_is_kept_beside_its_ratings(corpus):
+    """The answer key prints 2.86 for ratings averaging 2.857…: the MOS stays the published one,
+    and the table declares the rounding that validate_clips then allows (half a unit of the
+    coarsest printed digit among track-2 answers: at least the 0.005 of two decimals)."""
+    root, _ = corpus
+    table = READER.read(root, {})
+    assert 0.005 <= mos_rounding(table) <= 0.05 + 1e-9
+    sid = "VoiceMOS2023Track2-B01-SF1-CDF1-30001"
+    row = next(r for r in validate_clips(table, (1, 5)).to_pylist() if r["clip_id"] == sid)
+    assert row["mos"] == 2.86 and row["ratings"] == [3.0, 3.0, 3.0, 2.0, 3.0, 3.0, 3.0]
+    undeclared = table.replace_schema_metadata({})
+    with pytest.raises(DataError, match=f"column 'ratings' of clip '{sid}' averages"):
+        validate_clips(undeclared, (1, 5))

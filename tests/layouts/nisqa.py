@@ -9,8 +9,15 @@ restart at 1 in every database. `mos` and `mos_std` are written rounded to 10 si
 from generated integer votes, like the corpus's own 9–10-digit values; the expected MOS is the value
 as written. The `<DB>_con.csv` files are written for completeness; the reader ignores them.
 
+The four quality dimensions (`noi`, `col`, `dis`, `loud`, with their `_std`) are written for every
+clip from votes derived from the clip's own (`dimension_votes`), so each dimension orders clips
+differently from `mos`.
+
 Variants: `dbs=[...]` writes only those databases; `windows_paths=True` writes `filepath_deg` with
-backslashes (as a CSV re-saved on Windows would have them).
+backslashes (as a CSV re-saved on Windows would have them); `label="noi"` (or `col`, `dis`,
+`loud`) returns the clips expected when a task takes its label from that dimension;
+`empty_dimension=True` leaves the dimension cells of `NO_DIMENSIONS` empty (a clip left out of
+dimension tasks).
 """
 
 from __future__ import annotations
@@ -119,6 +126,9 @@ def _num(x: float) -> str:
 def write(root: Path, *, audio: bool = True, **variant: Any) -> list[dict]:
     dbs = list(variant.pop("dbs", SPLITS))
     windows_paths = bool(variant.pop("windows_paths", False))
+    label = str(variant.pop("label", "mos"))
+    assert label == "mos" or label in DIMENSIONS
+    empty_dimension = bool(variant.pop("empty_dimension", False))
     if variant:
         raise TypeError(f"unknown NISQA layout variant(s): {', '.join(variant)}")
     root = Path(root)
@@ -152,12 +162,23 @@ def write(root: Path, *, audio: bool = True, **variant: Any) -> list[dict]:
                 filepath_deg=rel.replace("/", "\\") if windows_paths else rel,
                 filepath_ref=f"{db}/ref/{ref}" if ref else "",
             )
+            clip_id = f"{db}/{deg.removesuffix('.wav')}"
+            for dim in DIMENSIONS:
+                if empty_dimension and clip_id == NO_DIMENSIONS:
+                    continue
+                dim_votes = dimension_votes(votes, dim)
+                row[dim] = _num(sum(dim_votes) / len(dim_votes))
+                row[f"{dim}_std"] = _num(statistics.stdev(dim_votes)) if len(votes) > 1 else ""
             rows.append(row)
             if audio:
                 _wav(root / rel, seed)
                 if ref:
                     _wav(folder / "ref" / ref, seed + 1000)
             seed += 1
+            if label != "mos":
+                if not row[label]:
+                    continue
+                mos_text, std_text = row[label], row[f"{label}_std"]
             expected.append(
                 {
                     "clip_id": f"{db}/{deg.removesuffix('.wav')}",
@@ -182,6 +203,17 @@ def write(root: Path, *, audio: bool = True, **variant: Any) -> list[dict]:
         all_rows.extend(rows)
     _write_csv(root / "NISQA_corpus_file.csv", HEADER, all_rows)
     return expected
+
+
+DIMENSIONS = ("noi", "col", "dis", "loud")
+NO_DIMENSIONS = "NISQA_TRAIN_SIM/c00002_common_voice_en_200"
+"""The clip whose dimension cells the `empty_dimension` variant leaves empty."""
+
+
+def dimension_votes(votes: list[int], dimension: str) -> list[int]:
+    """A dimension's votes: each listener's overall vote moved by -1, 0 or +1 (clipped to 1–5)."""
+    k = DIMENSIONS.index(dimension)
+    return [min(5, max(1, v + (j * (k + 1) + k) % 3 - 1)) for j, v in enumerate(votes)]
 
 
 def _write_csv(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:

@@ -20,7 +20,9 @@ itself. Then `round(0.1 * n)` of the sorted train content ids drawn with
 
 Variants: `prefix=True` writes `file_name` as `train/<stem>.wav` / `test/<stem>.wav`;
 `misplaced=True` puts the wav of one train clip (`MISPLACED`, a b2 stem not in the list) in test/,
-so its folder contradicts the list.
+so its folder contradicts the list; `label="intelligibility_score"` returns the clips expected when
+a task takes its label from that column (every rating row carries one, on a 0–1 scale, including
+the rows whose quality score is empty, so the four clips without quality are rated there).
 """
 
 from __future__ import annotations
@@ -147,6 +149,8 @@ def _columns(system: str) -> tuple[str, str, str]:
 
 def write(root: Path, *, audio: bool = True, **variant: Any) -> list[dict]:
     prefix = bool(variant.pop("prefix", False))
+    label = str(variant.pop("label", "quality_score"))
+    assert label in ("quality_score", "intelligibility_score")
     misplaced = bool(variant.pop("misplaced", False))
     if variant:
         raise TypeError(f"unknown TMHINT-QI layout variant(s): {', '.join(variant)}")
@@ -178,6 +182,7 @@ def write(root: Path, *, audio: bool = True, **variant: Any) -> list[dict]:
             if k < len(texts):
                 ratings.append((stem, contents[stem], texts[k]))
     systems = {stem: stem.split("_TMHINT_")[0] for stem in per_clip}
+    intelligibility: dict[str, list[float]] = {}
     with (root / "raw_data.csv").open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(HEADER)
@@ -185,6 +190,7 @@ def write(root: Path, *, audio: bool = True, **variant: Any) -> list[dict]:
             method, snr, noise = _columns(systems[stem])
             name = f"{folder_of[stem]}/{stem}.wav" if prefix else stem
             intel = f"{0.5 + 0.1 * (idx % 5):.1f}"
+            intelligibility.setdefault(stem, []).append(float(intel))
             writer.writerow([idx, method, f"TMHINT_{content}", snr, noise, score, intel, name])
         f.write("\n")
     if audio:
@@ -195,6 +201,11 @@ def write(root: Path, *, audio: bool = True, **variant: Any) -> list[dict]:
     placed = dict(folder_of)
     if not audio and not prefix:
         placed = {stem: "test" if stem in listed else "train" for stem in placed}
+    if label == "intelligibility_score":
+        clips = [
+            (stem, systems[stem], contents[stem], intelligibility[stem], folder_of[stem])
+            for stem in per_clip
+        ]
     train_contents = sorted({c for stem, _, c, _, _ in clips if placed[stem] == "train"})
     k = round(DEV_FRACTION * len(train_contents))
     rng = np.random.default_rng(DEV_SEED)
@@ -215,6 +226,7 @@ def write(root: Path, *, audio: bool = True, **variant: Any) -> list[dict]:
                 "speaker_id": content.split("_")[0],
                 "n_ratings": len(scores),
                 "rating_std": statistics.stdev(scores) if len(scores) > 1 else None,
+                "ratings": [float(x) for x in scores],
                 "audio_path": f"{placed[stem]}/{stem}.wav",
             }
         )
