@@ -252,7 +252,7 @@ def _build(
 
     spec = task.spec
     data_before = data_signature(task, root, folder)
-    raw = task.reader().read(root, dict(spec.data.options), labels_only=labels_only)
+    raw = task.reader().read(root, task.reader_options(), labels_only=labels_only)
     skips = table_skips(raw)
     if echo:
         for skip in skips:
@@ -367,15 +367,19 @@ def _build(
 
 
 def last_data_root(task: Task) -> Path | None:
-    """The data root the task was last prepared from (from its manifest), if any."""
+    """The data root the task was last prepared from (from its manifest), if any; else the one a
+    task of the same corpus (`data.corpus`: nisqa for nisqa_noi) was last prepared from."""
     from benchmark.paths import prepared_dir
 
-    try:
-        manifest = json.loads((prepared_dir(task.name) / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return None
-    root = manifest.get("data_root")
-    return Path(root) if isinstance(root, str) else None
+    for name in dict.fromkeys((task.name, task.corpus)):
+        try:
+            manifest = json.loads((prepared_dir(name) / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue
+        root = manifest.get("data_root")
+        if isinstance(root, str):
+            return Path(root)
+    return None
 
 
 def limit_pairs(

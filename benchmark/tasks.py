@@ -4,6 +4,11 @@ A task says which reader produces its clip table, where its data lives, which re
 many pairs per split to sample, how to bin ΔMOS, the seed, and the licence/citation to show. The
 `version` is bumped whenever a change to the YAML changes the pairs, so results of different task
 versions are never mixed on the leaderboard.
+
+A task may take its preference label from another score column of its corpus than overall quality
+(`label: {column: noi, score_range: [1, 5]}`: NISQA's noisiness, TMHINT-QI's intelligibility, any
+column of a CSV). Such a task shares its corpus's data folder (`data.corpus`), so no second
+download, and the board groups tasks by `TaskSpec.label_dimension`.
 """
 
 from __future__ import annotations
@@ -30,6 +35,43 @@ class DataSpec(BaseModel):
         "default: $MOSRM_HOME/data/<task>; `--data-root` on the CLI overrides",
     )
     options: dict[str, Any] = Field(default_factory=dict, description="reader-specific options")
+    corpus: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        description="the corpus folder the task reads: its default data root is "
+        "$MOSRM_HOME/data/<corpus> (where `mosrm download <corpus>` puts it), shared by every "
+        "task of that corpus (e.g. nisqa_noi reads nisqa's); default: the task's name",
+    )
+
+
+QUALITY = "quality"
+"""`TaskSpec.label_dimension` of a task labelled by overall quality (no `label`)."""
+
+
+class LabelSpec(BaseModel):
+    """Which score column the preference label comes from, when not overall quality."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    column: str = Field(
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$",
+        description="the score column, as the reader names it (NISQA: noi, col, dis, loud; "
+        "TMHINT-QI: intelligibility_score; csv: a header of the file); passed to the reader as "
+        "option `label_column`. Omit `label` for overall quality",
+    )
+    score_range: tuple[float, float] | None = Field(
+        default=None,
+        description="[low, high] of this column's scale. When given it is the task's score "
+        "range (`TaskSpec.score_range` takes it), so it may not be given twice: a task sets "
+        "either label.score_range or the top-level score_range",
+    )
+
+    @field_validator("score_range")
+    @classmethod
+    def _range(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not v[0] < v[1]:
+            raise ValueError("score_range must be [low, high] with low < high")
+        return v
 
 
 class CardSpec(BaseModel):
@@ -84,6 +126,32 @@ class TaskSpec(BaseModel):
         "(e.g. VMC'23 tracks), instead of sampling from their union",
     )
     card: CardSpec | None = None
+    label: LabelSpec | None = Field(
+        default=None,
+        description="take the preference label from another score column than overall quality",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_score_range(cls, data: Any) -> Any:
+        """`label.score_range` becomes the task's `score_range`, which every stage reads; giving
+        both would leave a reader of the YAML guessing which one the pairs used."""
+        if not isinstance(data, dict) or not isinstance(data.get("label"), dict):
+            return data
+        label_range = data["label"].get("score_range")
+        if label_range is None:
+            return data
+        if "score_range" in data:
+            raise ValueError(
+                "give the label's scale once: 'label.score_range' (it is then the task's score "
+                "range) or the top-level 'score_range', not both"
+            )
+        return {**data, "score_range": label_range}
+
+    @property
+    def label_dimension(self) -> str:
+        """What the preference label measures: "quality", or the label's column name."""
+        return QUALITY if self.label is None else self.label.column
 
     @field_validator("score_range")
     @classmethod
@@ -109,6 +177,11 @@ class TaskSpec(BaseModel):
                     raise ValueError(f"pairs.{split}.{rel}: count must be >= 0 or 'all'")
         if self.eval_split not in self.pairs:
             raise ValueError(f"eval_split '{self.eval_split}' has no entry under 'pairs'")
+        if "label_column" in self.data.options:
+            raise ValueError(
+                "data.options.label_column: set 'label.column' instead (the board reads the "
+                "task's label dimension from 'label')"
+            )
         return self
 
 
@@ -136,15 +209,27 @@ class Task:
             if not root.is_absolute() and self.path is not None:
                 root = self.path.parent / root
             return root.resolve()
-        return default_data_root(self.name)
+        return default_data_root(self.corpus)
+
+    @property
+    def corpus(self) -> str:
+        """The corpus folder this task reads (`data.corpus`, default the task's name)."""
+        return self.spec.data.corpus or self.name
 
     def reader(self):  # noqa: ANN201 - returns a corpora.Reader; imported lazily
         from benchmark.corpora import get_reader
 
         return get_reader(self.spec.reader)
 
+    def reader_options(self) -> dict[str, Any]:
+        """`data.options`, plus the label column (`label_column`) for a task with a `label`."""
+        options = dict(self.spec.data.options)
+        if self.spec.label is not None:
+            options["label_column"] = self.spec.label.column
+        return options
+
     def available(self, data_root: str | Path | None = None) -> bool:
-        return self.reader().available(self.data_root(data_root), dict(self.spec.data.options))
+        return self.reader().available(self.data_root(data_root), self.reader_options())
 
 
 def load_task_file(path: str | Path) -> Task:
