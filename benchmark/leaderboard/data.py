@@ -48,6 +48,75 @@ class Cell:
             tie_rate=cell.get("tie_rate"),
         )
 
+    @classmethod
+    def of_ceiling(cls, cell: dict[str, Any] | None) -> Cell:
+        """A noise-ceiling cell (`benchmark.ceiling`) as a Cell: the ceiling in place of an
+        accuracy, the oracle's interval, n = the pairs with a label reliability."""
+        if not cell or not cell.get("n_rated") or cell.get("ceiling") is None:
+            return cls(None)
+        return cls(
+            accuracy=cell["ceiling"],
+            ci_low=cell.get("ci_low"),
+            ci_high=cell.get("ci_high"),
+            n=int(cell["n_rated"]),
+        )
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """The noise ceiling of a task's pairs: the strict accuracy of an oracle that knows the true
+    (infinite-panel) means, against the observed labels (`benchmark.reliability`). The same for
+    every model (it depends on the pairs only); `partial` when some pairs have no reliability."""
+
+    estimator: str
+    overall: Cell
+    by_bin: list[Cell]
+    by_subset: dict[str, Cell]
+    by_group: dict[str, Cell]
+    by_relation: dict[str, Cell]
+    by_relation_bin: dict[str, list[Cell]]
+    partial: bool
+
+
+def _ceiling(r: dict[str, Any], bins: int) -> Ceiling | None:
+    c = r.get("ceiling")
+    if not c or not c.get("overall"):
+        return None
+    rel_bins = c.get("by_relation_bin") or {}
+    overall = c["overall"]
+    return Ceiling(
+        estimator=str(c.get("estimator")),
+        overall=Cell.of_ceiling(overall),
+        by_bin=[Cell.of_ceiling((c.get("by_bin") or {}).get(str(i))) for i in range(bins)],
+        by_subset={k: Cell.of_ceiling((c.get("by_subset") or {}).get(k)) for k in SUBSETS},
+        by_group={
+            k: Cell.of_ceiling(v) for k, v in sorted((c.get("by_group_subset") or {}).items())
+        },
+        by_relation={
+            k: Cell.of_ceiling(v) for k, v in sorted((c.get("by_relation") or {}).items())
+        },
+        by_relation_bin={
+            rel: [Cell.of_ceiling(cells.get(str(i))) for i in range(bins)]
+            for rel, cells in sorted(rel_bins.items())
+        },
+        partial=int(overall.get("n_rated") or 0) < int(overall.get("n") or 0),
+    )
+
+
+def gap_closed(acc: Cell, ceiling: Cell | None) -> float | None:
+    """(accuracy − chance) / (ceiling − chance): the share of the reachable gain above chance."""
+    from benchmark.reliability import gap_closed as closed
+
+    if ceiling is None or ceiling.accuracy is None or acc.accuracy is None:
+        return None
+    return closed(acc.accuracy, ceiling.accuracy)
+
+
+def dimension(record: dict[str, Any]) -> str:
+    """The preference dimension a result's labels come from: "quality" (overall MOS) unless the
+    task takes its label from another score column (issue 13's multi-dimensional tasks)."""
+    return str((record.get("label") or {}).get("dimension") or "quality")
+
 
 @dataclass(frozen=True)
 class Row:
@@ -70,6 +139,7 @@ class Row:
     by_relation_bin: dict[str, list[Cell]]
     judged: bool
     diagnostics: dict[str, Any] | None
+    gap_closed: float | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +199,8 @@ class TaskBoard:
     rows: list[Row]
     failed: list[Failed]
     stale: list[Stale]
+    ceiling: Ceiling | None = None
+    dimension: str = "quality"
 
 
 @dataclass(frozen=True)
@@ -154,6 +226,7 @@ class Summary:
 
     tasks: list[str]
     rows: list[SummaryRow]
+    dimension: str = "quality"
 
 
 @dataclass(frozen=True)
@@ -225,9 +298,10 @@ def _judged(record: dict[str, Any]) -> bool:
     return not d.get("by_construction")
 
 
-def _row(r: dict[str, Any], bins: int, stale: bool, tier: Any) -> Row:
+def _row(r: dict[str, Any], bins: int, stale: bool, tier: Any, ceiling: Ceiling | None) -> Row:
     m = r["metrics"]
     rel_bins = m.get("by_relation_bin") or {}
+    overall = Cell.of(m["overall"])
     return Row(
         submission=str(r["submission"]),
         name=shown_name(r),
@@ -238,7 +312,7 @@ def _row(r: dict[str, Any], bins: int, stale: bool, tier: Any) -> Row:
         tier=None if tier is None else tier.tier,
         tier_leader=None if tier is None else tier.leader,
         tier_p_holm=None if tier is None else tier.p_holm,
-        overall=Cell.of(m["overall"]),
+        overall=overall,
         by_bin=[Cell.of(m.get("by_bin", {}).get(str(i))) for i in range(bins)],
         by_subset={k: Cell.of(m.get("by_subset", {}).get(k)) for k in SUBSETS},
         by_group={k: Cell.of(v) for k, v in sorted(m.get("by_group_subset", {}).items())},
@@ -249,6 +323,7 @@ def _row(r: dict[str, Any], bins: int, stale: bool, tier: Any) -> Row:
         },
         judged=_judged(r),
         diagnostics=r.get("diagnostics"),
+        gap_closed=gap_closed(overall, None if ceiling is None else ceiling.overall),
     )
 
 
@@ -343,8 +418,10 @@ def _task_board(
         for rel in relations
     }
     tier_of = _task_tiers(task, recs, preds)
-    rows = [_row(r, bins, False, tier_of.get(r["submission"])) for r in _by_accuracy(recs)]
-    rows += [_row(r, bins, True, None) for r in stale_sorted]
+    # the pairs decide the ceiling: any current result that carries one (all agree: same pairs)
+    ceiling = next((c for r in recs + stale_sorted if (c := _ceiling(r, bins))), None)
+    rows = [_row(r, bins, False, tier_of.get(r["submission"]), ceiling) for r in _by_accuracy(recs)]
+    rows += [_row(r, bins, True, None, ceiling) for r in stale_sorted]
     return TaskBoard(
         name=task,
         version=first.get("task_version"),
@@ -361,11 +438,26 @@ def _task_board(
         rows=rows,
         failed=failed_notes,
         stale=stale_notes,
+        ceiling=ceiling,
+        dimension=dimension(first),
     )
 
 
 def _summaries(records: list[dict[str, Any]], preds: _Predictions) -> list[Summary]:
-    """Micro and macro over the real tasks, one ranked table per set of tasks evaluated."""
+    """Micro and macro over the real tasks, one ranked table per preference dimension and set
+    of tasks evaluated."""
+    out = []
+    dims = sorted({dimension(r) for r in records}, key=lambda d: (d != "quality", d))
+    for dim in dims:
+        out += _dimension_summaries(dim, [r for r in records if dimension(r) == dim], preds)
+    return out
+
+
+def _dimension_summaries(
+    dim: str, records: list[dict[str, Any]], preds: _Predictions
+) -> list[Summary]:
+    """One preference dimension's summaries: labels from other score columns (noisiness,
+    intelligibility) are never pooled with overall quality, nor with each other."""
     import pyarrow as pa
 
     from benchmark.leaderboard import tiers
@@ -415,7 +507,7 @@ def _summaries(records: list[dict[str, Any]], preds: _Predictions) -> list[Summa
                     pairs=int(agg["overall"]["n"]),
                 )
             )
-        out.append(Summary(tasks=list(tasks), rows=rows))
+        out.append(Summary(tasks=list(tasks), rows=rows, dimension=dim))
     return out
 
 

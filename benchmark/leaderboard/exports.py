@@ -18,7 +18,7 @@ from typing import Any
 from benchmark.escape import csv_cell
 from benchmark.leaderboard.data import SUBSETS, Board, Cell
 
-BOARD_FORMAT = 1
+BOARD_FORMAT = 2  # 2: noise-ceiling rows (status "ceiling"), gap_closed, dimension
 """Version of the layout of board.json and board.csv; bumped when a field changes meaning."""
 
 
@@ -40,7 +40,8 @@ def board_csv(board: Board) -> str:
     cross-task table: accuracy is micro, macro beside it)."""
     bins = max([t.bins for t in board.tasks] + [len(r.by_bin) for s in board.summaries for r in s.rows] + [0])  # fmt: skip
     relations = sorted({rel for t in board.tasks for rel in t.relations})
-    head = ["scope", "task", "rank", "submission", "name", "status", "tier", "tier_leader"]
+    head = ["scope", "task", "dimension", "rank", "submission", "name", "status", "tier"]
+    head += ["tier_leader"]
     head += ["tier_p_holm", "shortcut", "in_domain", "synthetic"]
     head += ["accuracy", "ci_low", "ci_high", "tie_rate", "n"]
     head += ["macro_accuracy", "macro_ci_low", "macro_ci_high"]
@@ -48,7 +49,7 @@ def board_csv(board: Board) -> str:
         head += [f"bin_{i}_accuracy", f"bin_{i}_ci_low", f"bin_{i}_ci_high", f"bin_{i}_n"]
     head += [f"{k}_accuracy" for k in SUBSETS]
     head += [csv_cell(f"relation_{rel}_accuracy") for rel in relations]
-    head += ["note"]
+    head += ["gap_closed", "note"]
     out: list[list[str]] = [head]
 
     def cell(c: Cell | None) -> list[str]:
@@ -64,31 +65,40 @@ def board_csv(board: Board) -> str:
 
     for t in board.tasks:
         rank = 0
+        dim = csv_cell(t.dimension)
+        c = t.ceiling
+        if c is not None and t.rows:  # the pairs' noise ceiling: an oracle, not a submission
+            row = ["task", csv_cell(t.name), dim, "", "", "noise ceiling", "ceiling", "", ""]
+            row += ["", "false", "false", _flag(t.synthetic)]
+            row += cell(c.overall) + ["", "", ""] + binned(c.by_bin)
+            row += [_num(c.by_subset[k].accuracy) for k in SUBSETS]
+            row += [_num((c.by_relation.get(rel) or Cell(None)).accuracy) for rel in relations]
+            out.append([*row, "", csv_cell(f"estimator: {c.estimator}")])
         for r in t.rows:
             rank += 0 if r.stale else 1
-            row = ["task", csv_cell(t.name), "" if r.stale else str(rank)]
+            row = ["task", csv_cell(t.name), dim, "" if r.stale else str(rank)]
             row += [csv_cell(r.submission), csv_cell(r.name), "stale" if r.stale else "ranked"]
             row += [_num(r.tier), csv_cell(r.tier_leader or ""), _num(r.tier_p_holm)]
             row += [_flag(r.shortcut), _flag(r.in_domain), _flag(t.synthetic)]
             row += cell(r.overall) + ["", "", ""] + binned(r.by_bin)
             row += [_num(r.by_subset[k].accuracy) for k in SUBSETS]
             row += [_num((r.by_relation.get(rel) or Cell(None)).accuracy) for rel in relations]
-            out.append([*row, ""])
+            out.append([*row, _num(r.gap_closed), ""])
         for f in t.failed:
-            row = ["task", csv_cell(t.name), "", csv_cell(f.submission), "", "failed", "", ""]
-            row += ["", "", "", _flag(t.synthetic)] + [""] * 8 + binned([])
+            row = ["task", csv_cell(t.name), dim, "", csv_cell(f.submission), "", "failed", ""]
+            row += ["", "", "", "", _flag(t.synthetic)] + [""] * 8 + binned([])
             row += [""] * (len(SUBSETS) + len(relations))
-            out.append([*row, csv_cell(f"{f.stage}: {f.reason}")])
+            out.append([*row, "", csv_cell(f"{f.stage}: {f.reason}")])
     for s in board.summaries:
         for r in s.rows:
-            row = ["tasks", csv_cell("+".join(s.tasks)), str(r.rank)]
+            row = ["tasks", csv_cell("+".join(s.tasks)), csv_cell(s.dimension), str(r.rank)]
             row += [csv_cell(r.submission), csv_cell(r.name), "ranked"]
             row += [_num(r.tier), csv_cell(r.tier_leader), _num(r.tier_p_holm)]
             row += [_flag(r.shortcut), _flag(r.in_domain), "false"]
             row += cell(r.micro) + [_num(r.macro.accuracy), _num(r.macro.ci_low)]
             row += [_num(r.macro.ci_high)] + binned(r.by_bin)
             row += [""] * (len(SUBSETS) + len(relations))
-            out.append([*row, ""])
+            out.append([*row, "", ""])
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(out)
     return buf.getvalue()

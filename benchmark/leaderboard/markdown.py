@@ -7,6 +7,8 @@ did not write (names, folders, tasks, reasons, licences, urls) goes through
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from benchmark.escape import markdown_cell
 from benchmark.leaderboard.data import (
     SUBSETS,
@@ -28,7 +30,12 @@ INTRO = (
     "per-task ΔMOS percentile bins (bin 0 = smallest gaps). "
     "‡ shortcut heuristic, † trained on this task's corpus (in-domain). "
     "✗ failed: the latest attempt failed, so no numbers are shown; ⚠ stale: computed by "
-    "other code than the submission folder now holds. Neither is ranked."
+    "other code than the submission folder now holds. Neither is ranked. "
+    "⊤ noise ceiling: the strict accuracy an oracle that knew the true (infinite-panel) means "
+    "would score against these labels, i.e. the pairs' mean label reliability, with the 95% "
+    "range of that oracle's accuracy (README, 'How good can a model be?'); not a model, never "
+    "ranked. 'of gap': (accuracy − 50) / (ceiling − 50), the share of the reachable gain above "
+    "chance."
 )
 
 TIER_RULE = (
@@ -85,15 +92,41 @@ def _tier(tier: int | None) -> str:
     return "–" if tier is None else str(tier)
 
 
+CEILING_NAME = "⊤ noise ceiling"
+
+
+def gap(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f}%"
+
+
+def ceiling_note(t: TaskBoard, esc: Callable[[str], str] = markdown_cell) -> str:
+    """Which estimator made the ceiling, and whether some pairs had no reliability."""
+    c = t.ceiling
+    if c is None:
+        return ""
+    out = f"⊤ from the {esc(c.estimator)} label-reliability estimator"
+    if c.partial:
+        out += f"; only the {c.overall.n} pairs with rating counts are in it"
+    return out + "."
+
+
 def task_table(t: TaskBoard) -> str:
-    head = ["model", "overall [95% CI]"]
+    head = ["model", "overall [95% CI]", "of gap"]
     head += [markdown_cell(g) for g in t.groups]
     head += t.bin_labels
     head += [SUBSET_LABELS[k] for k in SUBSETS]
     head += ["ties", "n", "tier"]
     lines = _head(head)
+    c = t.ceiling
+    if c is not None:
+        row = [CEILING_NAME, pct(c.overall), "100%" if c.overall.accuracy else "–"]
+        row += [pct(c.by_group.get(g)) for g in t.groups]
+        row += [pct(x) for x in c.by_bin]
+        row += [pct(c.by_subset.get(k)) for k in SUBSETS]
+        row += ["–", str(c.overall.n), "–"]
+        lines.append(_line(row))
     for r in t.rows:
-        row = [_row_name(r), pct(r.overall)]
+        row = [_row_name(r), pct(r.overall), gap(r.gap_closed)]
         row += [pct(r.by_group.get(g)) for g in t.groups]
         row += [pct(c) for c in r.by_bin]
         row += [pct(r.by_subset.get(k)) for k in SUBSETS]
@@ -110,6 +143,9 @@ def relation_table(t: TaskBoard) -> str:
     """Per relation: on a listening test with many systems per sentence, same_content is the
     number users want, while most pairs (and so the overall figure) are cross pairs."""
     lines = _head(["model", *(relation_label(rel, t.relation_sizes[rel]) for rel in t.relations)])
+    if t.ceiling is not None:
+        cells = [pct(t.ceiling.by_relation.get(rel)) for rel in t.relations]
+        lines.append(_line([CEILING_NAME, *cells]))
     for r in t.rows:
         lines.append(_line([_row_name(r), *(pct(r.by_relation.get(rel)) for rel in t.relations)]))
     return "\n".join(lines)
@@ -191,10 +227,20 @@ def not_ranked(t: TaskBoard) -> list[str]:
 
 def task_heading(t: TaskBoard) -> str:
     note = " — SYNTHETIC, smoke test only" if t.synthetic else ""
+    label = "" if t.dimension == "quality" else f", label: {markdown_cell(t.dimension)}"
     return (
         f"{markdown_cell(t.name)} (v{t.version}, {t.split} split, {t.n_pairs} pairs on "
-        f"{t.n_clips} clips){note}"
+        f"{t.n_clips} clips{label}){note}"
     )
+
+
+def dimension_title(dim: str) -> str:
+    return "overall quality" if dim == "quality" else f"label '{dim}'"
+
+
+def by_dimension(tasks: list[TaskBoard]) -> list[TaskBoard]:
+    """Overall-quality tasks first, then each other preference dimension's, by name."""
+    return sorted(tasks, key=lambda t: (t.dimension != "quality", t.dimension, t.name))
 
 
 def merged_bins_note(t: TaskBoard) -> str:
@@ -234,11 +280,24 @@ def summary_table(s: Summary) -> str:
     return "\n".join(lines)
 
 
+DIMENSIONS_NOTE = (
+    "Tasks whose labels come from another score column than overall quality (e.g. noisiness, "
+    "intelligibility) are summarised per dimension, never pooled with overall quality. "
+)
+
+
 def summary(board: Board) -> str:
     if not board.summaries:
         return ("No results on real (non-synthetic) tasks yet. " + kept_out(board)).strip()
-    parts = [SUMMARY_INTRO + kept_out(board)]
-    parts += [summary_table(s) for s in board.summaries]
+    dims = [s.dimension for s in board.summaries]
+    several = any(d != "quality" for d in dims)
+    parts = [SUMMARY_INTRO + (DIMENSIONS_NOTE if several else "") + kept_out(board)]
+    shown: set[str] = set()
+    for s in board.summaries:
+        if several and s.dimension not in shown:
+            shown.add(s.dimension)
+            parts.append(f"### {markdown_cell(dimension_title(s.dimension)).capitalize()}")
+        parts.append(summary_table(s))
     return "\n\n".join(parts)
 
 
@@ -281,14 +340,14 @@ def markdown(board: Board) -> str:
     if board.empty:
         return "No results yet: run `mosrm run` (or `make run`).\n"
     out = ["# mosrm-bench results", "", INTRO, "", TIER_RULE]
-    for t in board.tasks:
+    for t in by_dimension(board.tasks):
         if not t.rows:
             out += ["", f"## {markdown_cell(t.name)}", "", "No current results."]
         else:
             out += ["", f"## {task_heading(t)}", "", task_table(t)]
-            note = merged_bins_note(t)
-            if note:
-                out += ["", note]
+            for note in (ceiling_note(t), merged_bins_note(t)):
+                if note:
+                    out += ["", note]
             out += ["", "By relation:", "", relation_table(t)]
             diagnostics = diagnostics_table(t)
             if diagnostics:

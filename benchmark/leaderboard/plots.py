@@ -125,8 +125,25 @@ def _bin_ticks(task: TaskBoard) -> list[str]:
     return out
 
 
-def _lines(ax: Any, task: TaskBoard, rows: Sequence[Row], series: list[list[Cell]]) -> None:
+def _ceiling(ax: Any, cells: Sequence[Cell] | None) -> None:
+    """The noise ceiling as the upper band: black dashes, its 95% range in grey."""
+    if not cells or not any(c.n for c in cells):
+        return
+    xs = list(range(len(cells)))
+    acc, low, high = _series(cells)
+    ax.fill_between(xs, low, high, color="#9ca3af", alpha=0.30, linewidth=0)
+    ax.plot(xs, acc, color="#111111", linewidth=1.2, linestyle="--", label="⊤ noise ceiling")
+
+
+def _lines(
+    ax: Any,
+    task: TaskBoard,
+    rows: Sequence[Row],
+    series: list[list[Cell]],
+    ceiling: Sequence[Cell] | None = None,
+) -> None:
     xs = list(range(task.bins))
+    _ceiling(ax, ceiling)
     for r, style, cells in zip(rows, _style(rows), series, strict=True):
         acc, low, high = _series(cells)
         ax.fill_between(xs, low, high, color=style["color"], alpha=0.10, linewidth=0)
@@ -147,14 +164,16 @@ def _lines(ax: Any, task: TaskBoard, rows: Sequence[Row], series: list[list[Cell
 
 
 def bins_svg(task: TaskBoard) -> str:
-    """Accuracy per ΔMOS bin, one line per model with its 95% band; chance dotted."""
+    """Accuracy per ΔMOS bin, one line per model with its 95% band; chance dotted; the noise
+    ceiling (where the pairs have label reliabilities) as the upper band."""
     import matplotlib
 
     rows, _ = shown_rows(task)
     with matplotlib.rc_context(RC):
         fig = _figure(7.5, 3.6)
         ax = fig.add_subplot()
-        _lines(ax, task, rows, [r.by_bin for r in rows])
+        ceiling = None if task.ceiling is None else task.ceiling.by_bin
+        _lines(ax, task, rows, [r.by_bin for r in rows], ceiling)
         ax.set_xlabel("ΔMOS percentile bin (0 = smallest gaps)")
         ax.set_ylabel("strict accuracy (%)")
         ax.set_title(label(f"{task.name}: accuracy by ΔMOS bin", 80), loc="left")
@@ -174,7 +193,8 @@ def relations_svg(task: TaskBoard) -> str:
         axes = fig.subplots(1, len(rels), sharey=True, squeeze=False)[0]
         for ax, rel in zip(axes, rels, strict=True):
             series = [r.by_relation_bin.get(rel) or [Cell(None)] * task.bins for r in rows]
-            _lines(ax, task, rows, series)
+            ceiling = None if task.ceiling is None else task.ceiling.by_relation_bin.get(rel)
+            _lines(ax, task, rows, series, ceiling)
             size = task.relation_sizes.get(rel, 0)
             ax.set_title(label(f"{rel} ({size} pairs)", 50), loc="left", fontsize=9)
             ax.set_xlabel("ΔMOS bin")

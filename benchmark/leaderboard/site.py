@@ -27,11 +27,16 @@ from benchmark.leaderboard.data import (
     stale_why,
 )
 from benchmark.leaderboard.markdown import (
+    CEILING_NAME,
     DIAGNOSTICS_NOTE,
+    DIMENSIONS_NOTE,
     INTRO,
     SUMMARY_INTRO,
     TIER_RULE,
+    by_dimension,
+    ceiling_note,
     diagnostics_cells,
+    dimension_title,
     merged_bins_note,
     pct,
 )
@@ -72,6 +77,7 @@ tbody tr:nth-child(even) { background:#fbfcfd; }
 tbody tr:hover { background:#eef3fb; }
 tr.shortcut td { color:#6b7280; font-style:italic; }
 tr.stale td { color:#9a6a00; }
+tr.ceiling td { background:#eef3fb; font-style:italic; border-bottom:2px solid var(--line); }
 .ci { color:var(--muted); font-size:11px; }
 .tier { display:inline-block; min-width:22px; padding:0 6px; border-radius:9px; font-weight:600;
   text-align:center; background:#e6ecf7; color:#2456a6; }
@@ -156,9 +162,17 @@ def _td(html: str, sort: float | str | None = None, cls: str = "") -> str:
     return f"<td{klass}{attr}>{html}</td>"
 
 
-def _table(cols: Sequence[Col], rows: Sequence[tuple[str, list[str]]], label: str) -> str:
-    """A sortable table; each row is (tr class, cells already rendered by `_td`)."""
+def _table(
+    cols: Sequence[Col],
+    rows: Sequence[tuple[str, list[str]]],
+    label: str,
+    pinned: list[str] | None = None,
+) -> str:
+    """A sortable table; each row is (tr class, cells already rendered by `_td`). A `pinned` row
+    (the noise ceiling) sits in the head, under the titles, so sorting never moves it."""
     head = "".join(_th(c) for c in cols)
+    if pinned:
+        head += '</tr><tr class="ceiling">' + "".join(pinned)
     body = "\n".join(
         f"<tr{f' class={chr(34)}{cls}{chr(34)}' if cls else ''}>{''.join(cells)}</tr>"
         for cls, cells in rows
@@ -204,9 +218,27 @@ def _row_class(r: Row) -> str:
     return " ".join(c for c in ("shortcut" if r.shortcut else "", "stale" if r.stale else "") if c)
 
 
+def _gap(value: float | None) -> str:
+    return _td("–", "") if value is None else _td(f"{100 * value:.0f}%", f"{100 * value:.4f}")
+
+
+def _ceiling_row(t: TaskBoard) -> list[str] | None:
+    c = t.ceiling
+    if c is None:
+        return None
+    cells = [_td("⊤"), _td(f"<b>{esc(CEILING_NAME[2:])}</b>", cls="name"), _td("–")]
+    cells += [_acc(c.overall), _td("100%" if c.overall.accuracy else "–"), _td("–")]
+    cells += [_td(str(c.overall.n)), _td("oracle")]
+    cells += [_acc(c.by_group.get(g)) for g in t.groups]
+    cells += [_acc(x) for x in c.by_bin]
+    cells += [_acc(c.by_subset.get(k)) for k in SUBSETS]
+    return cells
+
+
 def task_table(t: TaskBoard) -> str:
     cols = [Col("#"), Col("model", numeric=False, name=True), Col("tier")]
-    cols += [Col("overall [95% CI]"), Col("ties (%)"), Col("n"), Col("training", numeric=False)]
+    cols += [Col("overall [95% CI]"), Col("of gap"), Col("ties (%)"), Col("n")]
+    cols += [Col("training", numeric=False)]
     cols += [Col(g) for g in t.groups]
     cols += [Col(b) for b in t.bin_labels]
     cols += [Col(SUBSET_LABELS[k]) for k in SUBSETS]
@@ -217,6 +249,7 @@ def task_table(t: TaskBoard) -> str:
             _name(r.name, r.shortcut, r.in_domain, r.stale),
             _tier(r.tier, r.tier_leader, r.tier_p_holm),
             _acc(r.overall),
+            _gap(r.gap_closed),
             _td(f"{100 * (r.overall.tie_rate or 0):.1f}", f"{100 * (r.overall.tie_rate or 0):.4f}"),
             _td(str(r.overall.n), r.overall.n),
             _td("in-domain" if r.in_domain else "zero-shot"),
@@ -225,7 +258,7 @@ def task_table(t: TaskBoard) -> str:
         cells += [_acc(c) for c in r.by_bin]
         cells += [_acc(r.by_subset.get(k)) for k in SUBSETS]
         rows.append((_row_class(r), cells))
-    return _table(cols, rows, f"{t.name}: accuracy per ΔMOS bin")
+    return _table(cols, rows, f"{t.name}: accuracy per ΔMOS bin", _ceiling_row(t))
 
 
 def relation_table(t: TaskBoard) -> str:
@@ -241,7 +274,11 @@ def relation_table(t: TaskBoard) -> str:
         )
         for r in t.rows
     ]
-    return _table(cols, rows, f"{t.name}: accuracy per relation")
+    pinned = None
+    if t.ceiling is not None:
+        pinned = [_td(f"<b>{esc(CEILING_NAME[2:])}</b>", cls="name")]
+        pinned += [_acc(t.ceiling.by_relation.get(rel)) for rel in t.relations]
+    return _table(cols, rows, f"{t.name}: accuracy per relation", pinned)
 
 
 def diagnostics(t: TaskBoard) -> str:
@@ -325,17 +362,20 @@ def task_section(i: int, t: TaskBoard, figures: dict[str, str]) -> str:
     if not t.rows:
         return f'<section id="{anchor(i)}"><h2>{esc(t.name)}</h2><p>No current results.</p>{not_ranked(t)}</section>'
     synthetic = " — SYNTHETIC, smoke test only" if t.synthetic else ""
+    label = "" if t.dimension == "quality" else f", label: {esc(t.dimension)}"
     head = (
         f'<h2>{esc(t.name)}{synthetic}</h2><p class="note">version {esc(t.version)}, '
         f"{esc(t.split)} split, {esc(t.n_pairs)} pairs on {esc(t.n_clips)} clips, "
-        f"{t.bins} ΔMOS bins</p>"
+        f"{t.bins} ΔMOS bins{label}</p>"
     )
-    note = merged_bins_note(t)
+    note = " ".join(x for x in (ceiling_note(t, str), merged_bins_note(t)) if x)
     shown, left = plots.shown_rows(t)
     caption = (
         "Strict accuracy per ΔMOS percentile bin with 95% clip-clustered bands; dotted: chance. "
         "Shortcuts dashed grey."
     )
+    if t.ceiling is not None:
+        caption += " Black dashes and grey band: the noise ceiling with its 95% range."
     if left:
         caption += f" The {plots.TOP} best models are drawn; {left} more are in the table above."
     out = [f'<section id="{anchor(i)}">', head, task_table(t)]
@@ -396,8 +436,14 @@ def summary_section(board: Board, heatmap: str) -> str:
     if not board.summaries:
         out.append(f"<p>No results on real (non-synthetic) tasks yet. {esc(kept)}</p>")
     else:
-        out.append(f"<p>{esc(SUMMARY_INTRO + kept)}</p>")
-        out += [summary_table(s) for s in board.summaries]
+        several = any(s.dimension != "quality" for s in board.summaries)
+        out.append(f"<p>{esc(SUMMARY_INTRO + (DIMENSIONS_NOTE if several else '') + kept)}</p>")
+        shown: set[str] = set()
+        for s in board.summaries:
+            if several and s.dimension not in shown:
+                shown.add(s.dimension)
+                out.append(f"<h3>{esc(dimension_title(s.dimension).capitalize())}</h3>")
+            out.append(summary_table(s))
     if board.unranked:
         listed = "; ".join(f"{sub} ({', '.join(why)})" for sub, why in board.unranked.items())
         out.append(f'<p class="note">Left out of this ranking until rerun: {esc(listed)}.</p>')
@@ -484,7 +530,8 @@ def about_section() -> str:
 def page(board: Board, figures: dict[str, dict[str, str]], heatmap: str) -> str:
     """The whole page. `figures[task]` holds that task's "bins" and "relations" SVG text."""
     nav = ['<a href="#about">What a result means</a>', '<a href="#all-tasks">All tasks</a>']
-    nav += [f'<a href="#{anchor(i)}">{esc(t.name)}</a>' for i, t in enumerate(board.tasks)]
+    tasks = by_dimension(board.tasks)
+    nav += [f'<a href="#{anchor(i)}">{esc(t.name)}</a>' for i, t in enumerate(tasks)]
     nav += ['<a href="#models">Models</a>', '<a href="#literature">Literature</a>']
     nav += ['<a href="#exports">Exports</a>']
     body = [about_section()]
@@ -493,7 +540,7 @@ def page(board: Board, figures: dict[str, dict[str, str]], heatmap: str) -> str:
                     "<code>mosrm run</code>.</p></section>")  # fmt: skip
     else:
         body.append(summary_section(board, heatmap))
-        body += [task_section(i, t, figures.get(t.name, {})) for i, t in enumerate(board.tasks)]
+        body += [task_section(i, t, figures.get(t.name, {})) for i, t in enumerate(tasks)]
         body.append(models_section(board))
     body.append(literature_section(board))
     body.append(
