@@ -144,6 +144,7 @@ def evaluate(
     config: ScoringConfig | None = None,
     limit: int | None = None,
     triplets: int | None = None,
+    min_reliability: float | None = None,
     repo: str | Path | None = None,
 ) -> list[TaskResult]:
     """Evaluate an object with `score(batch)` (scalar), `prefer(a, b)` (pairwise) or an implicit
@@ -151,7 +152,8 @@ def evaluate(
 
     The results are written as by `mosrm evaluate` under `results_dir` (default
     `<repo>/leaderboard/results`, repo = `$MOSRM_REPO` or the current directory); `limit` is a
-    quick run (`<task>.partial.json`). The data root is `data_root`, else the task's own, else the
+    quick run (`<task>.partial.json`); `min_reliability` (in (0.5, 1]) scores only the pairs
+    whose label reliability reaches it (`<task>.min-rel-<t>.json`, never on the board). The data root is `data_root`, else the task's own, else the
     one it was last prepared from; a task without data is an error naming where it looked.
     """
     from benchmark.pipeline import evaluate as run_task
@@ -161,6 +163,10 @@ def evaluate(
 
     if isinstance(tasks, str):
         tasks = [tasks]
+    if min_reliability is not None:
+        from benchmark.ceiling import check_min_reliability
+
+        min_reliability = check_min_reliability(min_reliability)  # before any task is prepared
     repo_path = _repo(repo)
     known = load_tasks(repo_path / "tasks")
     unknown = [t for t in tasks if t not in known]
@@ -183,6 +189,7 @@ def evaluate(
             config=config,
             triplets=triplets,
             limit=limit,
+            min_reliability=min_reliability,
         )
         out.append(TaskResult.model_validate(record))
     return out
@@ -232,11 +239,14 @@ def load_results(
     results_dir: str | Path | None = None,
     *,
     partial: bool = False,
+    filtered: bool = False,
     repo: str | Path | None = None,
 ) -> list[TaskResult]:
     """Every results file under `results_dir` (default `<repo>/leaderboard/results`), sorted by
     path, validated (`TaskResult.load`: a missing or unknown schema version is refused); failure
-    records and run records are skipped, and quick runs only read with `partial`."""
+    records and run records are skipped, quick runs only read with `partial`, and
+    reliability-filtered results (`--min-reliability`) only with `filtered`."""
+    from benchmark.ceiling import is_filtered_name
     from benchmark.failures import SUFFIX
     from benchmark.pipeline import PARTIAL_SUFFIX
     from benchmark.results import RUN_SUFFIX, TaskResult
@@ -247,6 +257,8 @@ def load_results(
         if path.name.endswith((SUFFIX, RUN_SUFFIX)):
             continue
         if path.name.endswith(PARTIAL_SUFFIX) and not partial:
+            continue
+        if is_filtered_name(path.name) and not filtered:
             continue
         out.append(TaskResult.load(path))
     return out

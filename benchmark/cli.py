@@ -361,6 +361,7 @@ def _evaluate_all(
                 config,
                 fail,
                 getattr(args, "limit", None),
+                getattr(args, "min_reliability", None),
             )
         finally:
             submission.close()
@@ -375,9 +376,11 @@ def _evaluate_one(
     config: Any,
     fail: Any,
     limit: int | None = None,
+    min_reliability: float | None = None,
 ) -> None:
     """One submission on every prepared task; failures go to `fail` (see `_evaluate_all`).
-    With `limit`, a quick run on a seeded subset of pairs (`pipeline.evaluate`)."""
+    With `limit`, a quick run on a seeded subset of pairs; with `min_reliability`, only the pairs
+    whose label reliability reaches it (`pipeline.evaluate`)."""
     import textwrap
 
     from benchmark.errors import MachineError
@@ -395,6 +398,7 @@ def _evaluate_one(
                 config=config,
                 on_stage=stages.append,
                 limit=limit,
+                min_reliability=min_reliability,
             )
         except MachineError:
             raise
@@ -714,26 +718,57 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from benchmark.report import format_comparison
 
     results_root = Path(args.results) if args.results else _repo(args) / "leaderboard" / "results"
+    stem = args.task
+    flag = ""
+    if args.min_reliability is not None:  # both filtered at that threshold: the same file names
+        from benchmark.ceiling import filtered_suffix
+
+        stem += filtered_suffix(args.min_reliability)
+        flag = f" --min-reliability {args.min_reliability!r}"
     preds = []
     for name in (args.a, args.b):
-        path = results_root / name / f"{args.task}.predictions.parquet"
+        path = results_root / name / f"{stem}.predictions.parquet"
         if not path.is_file():
             raise MosrmError(
-                f"{path}: no predictions; run `mosrm evaluate {name} --task {args.task}`"
+                f"{path}: no predictions; run `mosrm evaluate {name} --task {args.task}{flag}`"
             )
         preds.append(pq.read_table(path))
     out = compare(preds[0], preds[1], relation=args.relation, confidence=args.confidence)
     if args.json:
         print(json.dumps(out, indent=2, sort_keys=True))
         return 0
-    edges = None
-    record = results_root / args.a / f"{args.task}.json"
+    record: dict[str, Any] = {}
     try:
-        edges = json.loads(record.read_text(encoding="utf-8")).get("bin_edges")
+        record = json.loads((results_root / args.a / f"{stem}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        pass  # the table still prints, with bin numbers only
-    print(format_comparison(args.a, args.b, args.task, out, edges))
+        pass  # the table still prints, with bin numbers only and no ceiling
+    if not isinstance(record, dict):
+        record = {}
+    from benchmark.report import filter_banner
+
+    if record.get("reliability_filter"):
+        print(filter_banner(record))
+    ceiling = record.get("ceiling") if isinstance(record.get("ceiling"), dict) else None
+    print(format_comparison(args.a, args.b, args.task, out, record.get("bin_edges"), ceiling))
     return 0
+
+
+def _reliability_threshold(text: str) -> float:
+    """An argparse `type`: a threshold in (0.5, 1] (`ceiling.check_min_reliability`)."""
+    from benchmark.ceiling import check_min_reliability
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0.5, 1], got '{text}'") from None
+    try:
+        return check_min_reliability(value)
+    except MosrmError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("min_reliability ", "")) from None
+
+
+def min_reliability_flag(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("--min-reliability", type=_reliability_threshold, metavar="P", help=text)
 
 
 def _at_least(low: int) -> Any:
@@ -862,6 +897,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="score with N processes on this machine (torchrun; one per GPU): same results",
     )
+    min_reliability_flag(
+        p,
+        "evaluate only pairs whose label reliability is at least P, in (0.5, 1]; "
+        "written as <task>.min-rel-P.json, never on the board",
+    )
     scoring_flags(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -972,6 +1012,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--json", action="store_true", help="print the machine-readable comparison")
     p.add_argument("--results", help="results folder (default leaderboard/results)")
+    min_reliability_flag(p, "compare the two results filtered at this label reliability")
     p.set_defaults(func=cmd_compare)
     return parser
 

@@ -432,6 +432,7 @@ def evaluate(
     on_stage: Callable[[str], None] | None = None,
     triplets: int | None = None,
     limit: int | None = None,
+    min_reliability: float | None = None,
 ) -> dict[str, Any]:
     """Score the task's evaluation split and write `<results_root>/<submission>/<task>.json`.
 
@@ -454,7 +455,15 @@ def evaluate(
     `limit` triplets, and everything is written under the `<task>.partial.*` names with a
     `partial` block in the JSON (`PARTIAL_SUFFIX`), so it never replaces or passes for a full
     result. Its scores go into the normal score cache, which a later full run reuses.
+
+    The results' `ceiling` block is the noise ceiling of the pairs scored, per cell of `metrics`
+    (`benchmark.ceiling`; null where the pair file has no label reliability). With
+    `min_reliability` (in (0.5, 1]), only pairs whose `label_reliability` reaches it are scored
+    (before `limit` draws its subset), the task's bins are kept, a `reliability_filter` block
+    counts them, and everything goes under the `<task>.min-rel-<threshold>.*` names, which the
+    board skips like quick runs (`ceiling.filtered_suffix`).
     """
+    from benchmark.ceiling import ceiling_report, filter_pairs, filtered_suffix
     from benchmark.diagnostics import diagnose
     from benchmark.failures import clear_failure
     from benchmark.metrics import METRICS_VERSION, aggregate, interval_spec
@@ -472,6 +481,10 @@ def evaluate(
     spec = prepared.task.spec
     split = split or spec.eval_split
     pairs = prepared.pairs(split)
+    filtered: dict[str, Any] | None = None
+    if min_reliability is not None:
+        source = str(prepared.pair_files[split])
+        pairs, filtered = filter_pairs(pairs, min_reliability, source=source)
     partial: dict[str, Any] | None = None
     if limit is not None:
         from benchmark.triplets import requested_triplets
@@ -511,7 +524,10 @@ def evaluate(
     # tied ΔMOS may have merged percentile bins: the pair file says how many were made
     bins = int(meta.get("bins", spec.bins))
     metrics = aggregate(pred, bins=bins)
+    ceiling = ceiling_report(pred, prepared.clips, meta, bins=bins, seed=spec.seed)
     suffix = "" if split == spec.eval_split else f"@{split}"
+    if filtered is not None:
+        suffix += filtered_suffix(filtered["min"])
     if partial is not None:
         suffix += ".partial"
     if on_stage is not None:
@@ -544,8 +560,11 @@ def evaluate(
         "preprocessing": preprocessing,
         "model": model_info(submission),
         "metrics": metrics,
+        "ceiling": ceiling,
         "diagnostics": diagnostics,
     }
+    if filtered is not None:
+        result["reliability_filter"] = filtered
     if partial is not None:
         result["partial"] = partial
     from benchmark.sharding import writes_results

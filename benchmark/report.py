@@ -50,32 +50,106 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(line(r) for r in [head, *rows])
 
 
-def _cells(metrics: dict[str, Any], edges: Sequence[float] | None) -> list[tuple[str, dict]]:
-    """The labelled cells shown for one result or comparison: overall, relations, bins, subsets."""
-    out: list[tuple[str, dict]] = [("overall", metrics["overall"])]
-    out += [(f"  {rel}", c) for rel, c in metrics.get("by_relation", {}).items()]
-    out += [(f"  {bin_label(int(b), edges)}", c) for b, c in metrics.get("by_bin", {}).items()]
-    out += [(f"  {SUBSET_LABELS.get(k, k)}", c) for k, c in metrics.get("by_subset", {}).items()]
-    out += [(f"  subset {k}", c) for k, c in metrics.get("by_group_subset", {}).items()]
+Path = tuple[str, ...]
+"""Where a cell sits in a metrics-shaped block: ("overall",), ("by_bin", "0"), …"""
+
+
+def _cells(metrics: dict[str, Any], edges: Sequence[float] | None) -> list[tuple[str, dict, Path]]:
+    """The labelled cells shown for one result or comparison: overall, relations, bins, subsets,
+    each with its place in the block (to find the matching ceiling cell)."""
+    out: list[tuple[str, dict, Path]] = [("overall", metrics["overall"], ("overall",))]
+    for group in ("by_relation", "by_bin", "by_subset", "by_group_subset"):
+        for key, c in metrics.get(group, {}).items():
+            if group == "by_bin":
+                label = bin_label(int(key), edges)
+            elif group == "by_subset":
+                label = SUBSET_LABELS.get(key, key)
+            else:
+                label = f"subset {key}" if group == "by_group_subset" else key
+            out.append((f"  {label}", c, (group, key)))
     return out
+
+
+def _ceiling_at(ceiling: dict[str, Any] | None, path: Path, relation: str | None = None) -> Any:
+    """The ceiling cell at `path` (None where there is none). Restricted to one `relation` (a
+    comparison on its pairs only), a bin reads that relation's bin and the subsets, which the
+    ceiling does not split by relation, have none."""
+    if not ceiling:
+        return None
+    if relation is not None:
+        if path[0] in ("overall", "by_relation"):
+            path = ("by_relation", relation)
+        elif path[0] == "by_bin":
+            path = ("by_relation_bin", relation, path[1])
+        else:
+            return None
+    node: Any = ceiling
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _ceiling_text(c: dict[str, Any] | None) -> str:
+    if c is None:
+        return "–"
+    return f"{_pct(c['ceiling'])} [{_pct(c['ci_low'])}, {_pct(c['ci_high'])}]"
+
+
+def _gap_text(accuracy: float | None, c: dict[str, Any] | None) -> str:
+    from benchmark.reliability import gap_closed
+
+    share = None if accuracy is None or c is None else gap_closed(accuracy, c["ceiling"])
+    return "–" if share is None else f"{100 * share:.0f}%"
+
+
+def ceiling_note(ceiling: dict[str, Any]) -> str:
+    """What the ceiling columns mean, in two lines under the table."""
+    conf = int(round(100 * ceiling["confidence"]))
+    return (
+        "ceiling: accuracy of an oracle knowing the true means (mean label reliability, "
+        f"{ceiling['estimator']}; {conf}% interval)\n"
+        "of gap: (accuracy − 50) / (ceiling − 50), the share of the gain above chance reached"
+    )
 
 
 def format_result(result: dict[str, Any]) -> str:
     """One model on one task: accuracy with its clip-aware interval per relation, bin and subset,
-    then a pairwise judge's diagnostics (`format_diagnostics`)."""
+    the noise ceiling of each cell and the share of its gap above chance the model closes (where
+    the pair file has label reliabilities), then a pairwise judge's diagnostics."""
     m = result["metrics"]
+    ceiling = result.get("ceiling")
     head = ["", "accuracy", "95% CI", "ties", "n", "clips"]
-    banner = partial_banner(result)
+    if ceiling:
+        head += ["ceiling [95% CI]", "of gap"]
     rows = []
-    for label, c in _cells(m, result.get("bin_edges")):
+    for label, c, path in _cells(m, result.get("bin_edges")):
         ci = "–" if c.get("ci_low") is None else f"[{_pct(c['ci_low'])}, {_pct(c['ci_high'])}]"
         tie = "–" if c.get("tie_rate") is None else f"{_pct(c['tie_rate'])}%"
-        rows.append(
-            [label, _pct(c.get("accuracy")), ci, tie, str(c["n"]), str(c.get("n_clips", ""))]
-        )
+        row = [label, _pct(c.get("accuracy")), ci, tie, str(c["n"]), str(c.get("n_clips", ""))]
+        if ceiling:
+            top = _ceiling_at(ceiling, path)
+            row += [_ceiling_text(top), _gap_text(c.get("accuracy"), top)]
+        rows.append(row)
+    text = _table(head, rows)
+    if ceiling:
+        text += "\n" + ceiling_note(ceiling)
     diagnostics = format_diagnostics(result)
-    text = _table(head, rows) + (f"\n{diagnostics}" if diagnostics else "")
+    text += f"\n{diagnostics}" if diagnostics else ""
+    banner = "\n".join(b for b in (partial_banner(result), filter_banner(result)) if b)
     return f"{banner}\n{text}\n{banner}" if banner else text
+
+
+def filter_banner(result: dict[str, Any]) -> str:
+    """For a reliability-filtered result (`evaluate --min-reliability`): the line saying which
+    pairs it rests on and that it is kept off the board; else ""."""
+    f = result.get("reliability_filter")
+    if not f:
+        return ""
+    unrated = f", {f['unrated']} unrated excluded" if f["unrated"] else ""
+    return (
+        f"*** reliability-filtered: {f['kept']} of {f['of']} pairs with label reliability "
+        f"≥ {f['min']!r}{unrated}; not on the board ***"
+    )
 
 
 def partial_banner(result: dict[str, Any]) -> str:
@@ -142,9 +216,16 @@ def format_diagnostics(result: dict[str, Any]) -> str:
 
 
 def format_comparison(
-    name_a: str, name_b: str, task: str, comp: dict[str, Any], edges: Sequence[float] | None
+    name_a: str,
+    name_b: str,
+    task: str,
+    comp: dict[str, Any],
+    edges: Sequence[float] | None,
+    ceiling: dict[str, Any] | None = None,
 ) -> str:
-    """The paired comparison as a table: both accuracies, A - B, its interval, raw and Holm p."""
+    """The paired comparison as a table: both accuracies, A - B, its interval, raw and Holm p,
+    and the noise ceiling of each cell when given (the results' block: both models were scored
+    on the same pairs, so they share it)."""
     o = comp["overall"]
     rel = f", {comp['relation']} pairs only" if comp.get("relation") else ""
     conf = int(round(100 * comp["interval"]["confidence"]))
@@ -155,8 +236,10 @@ def format_comparison(
         "",
     ]
     head = ["", "n", "A", "B", "A−B", f"{conf}% CI", "p", "p (Holm)"]
+    if ceiling:
+        head.append(f"ceiling [{int(round(100 * ceiling['confidence']))}% CI]")
     rows = []
-    for label, c in _cells(comp, edges):
+    for label, c, path in _cells(comp, edges):
         ci = (
             "–"
             if c.get("ci_low") is None
@@ -174,5 +257,9 @@ def format_comparison(
                 _p(c.get("p_holm")),
             ]
         )
+        if ceiling:
+            rows[-1].append(_ceiling_text(_ceiling_at(ceiling, path, comp.get("relation"))))
     lines.append(_table(head, rows))
+    if ceiling:
+        lines.append(ceiling_note(ceiling).split("\n")[0])
     return "\n".join(lines)

@@ -26,18 +26,29 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from benchmark.errors import DataError, describe_validation_error
 
-SCHEMA_VERSION = 1
-"""1: the first versioned schema (results JSON + run record)."""
+SCHEMA_VERSION = 2
+"""1: the first versioned schema (results JSON + run record); 2: the noise ceiling (`ceiling`,
+always written, null without label reliabilities), reliability-filtered results
+(`reliability_filter`) and the label's score column (`label`)."""
 
-READABLE_SCHEMA_VERSIONS: tuple[int, ...] = (SCHEMA_VERSION,)
-"""The schema versions this harness reads (it writes `SCHEMA_VERSION`)."""
+READABLE_SCHEMA_VERSIONS: tuple[int, ...] = (1, SCHEMA_VERSION)
+"""The schema versions this harness reads (it writes `SCHEMA_VERSION`); a version 1 file reads
+as one without a ceiling."""
 
 RUN_SUFFIX = ".run.json"
-"""`<task>.json` -> `<task>.run.json` (also `<task>@split.run.json`, `<task>.partial.run.json`)."""
+"""`<task>.json` -> `<task>.run.json` (also `<task>@split.run.json`, `<task>.partial.run.json`,
+`<task>.min-rel-0.9.run.json`)."""
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -230,6 +241,60 @@ class Partial(BaseModel):
     triplets: int
 
 
+class ReliabilityFilter(BaseModel):
+    """`evaluate --min-reliability`: only pairs with `label_reliability` >= `min` were scored;
+    `kept` of the split's `of` pairs, `unrated` of them excluded for a null reliability
+    (`ceiling.filter_pairs`); only in `<task>.min-rel-<min>.json`."""
+
+    model_config = _STRICT
+
+    min: float
+    kept: int
+    of: int
+    unrated: int
+
+
+class CeilingCell(BaseModel):
+    """The noise ceiling of one cell (`reliability.ceiling_cells`): the mean label reliability of
+    its `n_rated` pairs (of `n`), with the interval of the oracle's accuracy."""
+
+    model_config = _STRICT
+
+    ceiling: float
+    ci_low: float
+    ci_high: float
+    n: int
+    n_rated: int
+
+
+class Ceiling(BaseModel):
+    """`ceiling.ceiling_report`'s block: a ceiling per cell of `metrics`, keyed as there (null
+    for a cell without a rated pair); by_task, by_split and macro are not computed."""
+
+    model_config = _STRICT
+
+    estimator: str
+    reliability_version: int
+    draws: int
+    confidence: float
+    overall: CeilingCell | None
+    by_bin: dict[str, CeilingCell | None]
+    by_relation: dict[str, CeilingCell | None]
+    by_relation_bin: dict[str, dict[str, CeilingCell | None]]
+    by_subset: dict[str, CeilingCell | None]
+    by_group_subset: dict[str, CeilingCell | None] | None = None
+
+
+class Label(BaseModel):
+    """The score column a task's preferences come from (issue 13): `dimension` "quality" is the
+    overall MOS; another (e.g. "noi", "intelligibility") is never pooled with it on the board."""
+
+    model_config = _STRICT
+
+    dimension: str
+    column: str | None
+
+
 class TaskResult(BaseModel):
     """One submission on one task and split: the whole results JSON."""
 
@@ -264,13 +329,26 @@ class TaskResult(BaseModel):
     preprocessing: Preprocessing | None
     model: ModelInfo
     metrics: Metrics
+    ceiling: Ceiling | None = None
+    """Absent in schema version 1 files; null where no pair has a label reliability."""
+    label: Label | None = None
+    """Which score the preference labels come from; absent in version 1 files (overall MOS)."""
     diagnostics: Diagnostics
+    reliability_filter: ReliabilityFilter | None = None
     partial: Partial | None = None
 
     @field_validator("schema_version")
     @classmethod
     def _known_version(cls, value: int) -> int:
         return _check_version_field(value)
+
+    @model_validator(mode="after")
+    def _fields_of_version(self) -> TaskResult:
+        """Version 1 knew neither the ceiling nor filtered results: such a file was edited."""
+        new = {"ceiling", "reliability_filter"} & self.model_fields_set
+        if self.schema_version == 1 and new:
+            raise ValueError(f"'{sorted(new)[0]}' is not a field of schema version 1")
+        return self
 
     @classmethod
     def load(cls, path: str | Path) -> TaskResult:

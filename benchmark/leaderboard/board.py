@@ -13,7 +13,9 @@ differs) is marked stale. A submission with any failed or stale entry is left ou
 ranking until it is rerun.
 
 Quick runs (`mosrm evaluate --limit N`, `<task>.partial.json`) never enter the board: a seeded
-subset of a task's pairs is a smoke check, not a number comparable with full results.
+subset of a task's pairs is a smoke check, not a number comparable with full results. Nor do
+reliability-filtered results (`mosrm evaluate --min-reliability`, `<task>.min-rel-<t>.json`):
+they rest on the pairs with trustworthy labels only.
 
 This module loads and checks; `leaderboard.data` computes every table once (with significance
 tiers), and `leaderboard.markdown`, `leaderboard.site` and `leaderboard.exports` format it.
@@ -34,13 +36,15 @@ REQUIRED = ("submission", "task", "metrics", "metrics_version", "pair_file_sha25
 
 def load_results(results_root: str | Path) -> list[dict[str, Any]]:
     """Every `<submission>/<task>.json` under `results_root` (evaluation splits only, quick runs'
-    `<task>.partial.json` and run records `<task>.run.json` never), sorted.
+    `<task>.partial.json`, reliability-filtered `<task>.min-rel-<t>.json` and run records
+    `<task>.run.json` never), sorted.
 
     Each must be of a results schema version this harness reads and validate as a
     `results.TaskResult` (returned as the dict it was read as), be of the current metrics version,
     and have its predictions file beside it: the cross-task rows are computed from the
     predictions, so a missing one is an error, not a gap.
     """
+    from benchmark.ceiling import is_filtered_name
     from benchmark.failures import SUFFIX
     from benchmark.metrics import METRICS_VERSION
     from benchmark.pipeline import PARTIAL_SUFFIX
@@ -49,6 +53,8 @@ def load_results(results_root: str | Path) -> list[dict[str, Any]]:
     records = []
     for path in sorted(Path(results_root).glob("*/*.json")):
         if "@" in path.stem or path.name.endswith((SUFFIX, PARTIAL_SUFFIX, RUN_SUFFIX)):
+            continue
+        if is_filtered_name(path.name):
             continue
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
@@ -61,6 +67,11 @@ def load_results(results_root: str | Path) -> list[dict[str, Any]]:
             raise MosrmError(
                 f"{path}: field 'partial' is set: a quick run's results (--limit) never enter "
                 "the board; rerun the task without --limit"
+            )
+        if record.get("reliability_filter") is not None:
+            raise MosrmError(
+                f"{path}: field 'reliability_filter' is set: results on reliability-filtered "
+                "pairs (--min-reliability) never enter the board; rerun the task without it"
             )
         for key in REQUIRED:
             if key not in record:
