@@ -6,7 +6,8 @@ left out and why, how large each relation's pool was and how many pairs were dra
 ΔMOS is spread over the difficulty bins. Hand-written prose cannot stay in sync with that, so every
 count is recomputed here from the prepared clip table and the pair files on disk, which must match
 the builder's metadata and the recorded sha256 (a stale folder is refused, not described). Only
-what the files cannot tell comes from the metadata: targets, pool sizes, bin edges. The `card`
+what the files cannot tell comes from the metadata: targets, pool sizes, bin edges. The label
+reliability section is `benchmark.card_reliability`'s. The `card`
 section of the task YAML (source, redistribution, published counts, notes) is the static text.
 
 Cards are committed to the repository, so the output is deterministic: identical inputs give
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark.atomic import atomic_write_text
+from benchmark.card_reliability import SplitReliability, section
 from benchmark.errors import MosrmError
 from benchmark.escape import markdown_cell
 from benchmark.pipeline import CANONICAL_RANGE
@@ -127,6 +129,7 @@ class _Data:
     clips: dict[str, _ClipStats]
     pairs: dict[str, _PairStats]
     skips: list[Skip] = field(default_factory=list)
+    reliability: dict[str, SplitReliability] = field(default_factory=dict)
 
     @property
     def total_pairs(self) -> int:
@@ -305,12 +308,25 @@ def _collect(task: Task, prepared: PreparedTask) -> _Data:
     pairs = {split: _pair_stats(task, prepared, split) for split in sorted(prepared.pair_files)}
     published = task.spec.card.published_clips if task.spec.card else {}
     splits = _ordered_splits([*clips, *pairs, *task.spec.pairs, *published])
+    from benchmark.card_reliability import collect
+
+    reliability = {
+        split: collect(
+            prepared.pair_files[split],
+            prepared.clips,
+            p.meta,
+            bins=int(p.meta.get("bins", task.spec.bins)),
+            seed=task.spec.seed,
+        )
+        for split, p in pairs.items()
+    }
     return _Data(
         labels_only=prepared.labels_only,
         splits=splits,
         clips=clips,
         pairs=pairs,
         skips=list(prepared.skips),
+        reliability=reliability,
     )
 
 
@@ -857,6 +873,11 @@ def _markdown(task: Task, data: _Data | None, reason: str) -> str:
     lines += _skip_section(task, data, reason)
     lines += _pair_section(task, data, reason)
     lines += _histogram_section(task, data, reason)
+    lines += section(
+        data.splits if data else [],
+        data.reliability if data else None,
+        _not_computed(task, reason),
+    )
     lines += _files_section(task, data, reason)
     lines += _notes(task)
     return "\n".join(line.rstrip() for line in lines).rstrip() + "\n"

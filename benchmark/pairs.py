@@ -847,7 +847,10 @@ class LabelPriors:
 
         noise = self.c.noise
         if noise is None or not int(self.count.sum()):
-            return {"estimator": None, "note": "no clip of this split has a rating count"}
+            return {
+                "estimator": None,
+                "note": "no clip of this split has both a rating count and a spread",
+            }
         tau2 = self.tau2()
         prior: dict[str, dict[str, float]] = {}
         for i, rel in enumerate(rel_names):

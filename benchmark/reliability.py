@@ -354,7 +354,8 @@ def ceiling_cells(
     value: the mean reliability of the cell's rated pairs. Interval: the central `confidence` range
     of the oracle's accuracy on those pairs over posterior draws of the true differences, k·Δ +
     sqrt(k)·(e_A − e_B), where e is each clip's noise drawn once per draw and shared by all of its
-    pairs, so pairs that share clips move together. None for a cell without a rated pair.
+    pairs, so pairs that share clips move together; centred on the value (shifted by the value
+    minus the draws' mean, then clipped to [0, 1]). None for a cell without a rated pair.
     """
     rated = np.isfinite(reliability)
     out: dict[str, dict[str, Any] | None] = {}
@@ -391,11 +392,14 @@ def ceiling_cells(
             out[name] = None
             continue
         acc = sums[:, k] / counts[k]
-        sel = cols[:, k]
+        value = float(reliability[cols[:, k]].mean())
+        # the draws give the spread; the centre is the estimate's (per-clip t draws are a little
+        # wider than the Welch t of the estimate, which would pull the range below it)
+        shift = value - float(acc.mean())
         out[name] = {
-            "ceiling": round(float(reliability[sel].mean()), 6),
-            "ci_low": round(float(np.quantile(acc, alpha)), 6),
-            "ci_high": round(float(np.quantile(acc, 1.0 - alpha)), 6),
+            "ceiling": round(value, 6),
+            "ci_low": round(min(max(float(np.quantile(acc, alpha)) + shift, 0.0), value), 6),
+            "ci_high": round(max(min(float(np.quantile(acc, 1.0 - alpha)) + shift, 1.0), value), 6),
             "n": int(np.asarray(masks[name], dtype=bool).sum()),
             "n_rated": int(counts[k]),
         }

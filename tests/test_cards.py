@@ -345,6 +345,7 @@ def test_absent_data_card_keeps_static_info_and_marks_computed_sections(toy, tmp
         "## Clips left out by the reader",
         "## Pairs",
         "## ΔMOS histogram",
+        "## Label reliability and noise ceiling",
         "## Pair files",
     ):
         part = _section(md, heading)
@@ -489,3 +490,48 @@ def test_merged_percentile_bins_are_stated(toy, tmp_path):
     bins = _tables(part)[1]
     assert len(bins[0]) == made + 2  # relation, one column per bin made, pairs
     assert [_num(c) for c in bins[-1][1:-1]] == meta["bin_counts"] and min(meta["bin_counts"]) > 0
+
+
+def test_label_reliability_section_matches_the_pair_files(toy, tmp_path):
+    """Bands and the ceiling per bin recomputed from the pair files; a corpus with counts but no
+    spread says why there is no reliability."""
+    tasks, data = toy
+    md = render_card(
+        _task(tasks, data), prepare(_task(tasks, data), out_dir=tmp_path / "a")
+    ).markdown
+    part = _section(md, "## Label reliability and noise ceiling")
+    assert (
+        part.count("Not computed: no clip of this split has both a rating count and a spread") == 2
+    )
+    csv = data / "scores.csv"
+    lines = csv.read_text().splitlines()
+    rng = np.random.default_rng(2)
+    lines = [lines[0] + ",std"] + [f"{x},{rng.uniform(0.4, 1.1):.3f}" for x in lines[1:]]
+    csv.write_text("\n".join(lines) + "\n")
+    spec = _spec(data)
+    spec["data"]["options"]["columns"]["rating_std"] = "std"
+    path = tasks / "toy.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True))
+    task = load_task_file(path)
+    prepared = prepare(task, out_dir=tmp_path / "b")
+    section = _section(
+        render_card(task, prepared).markdown, "## Label reliability and noise ceiling"
+    )
+    for split in ("train", "test"):
+        part = _section(section, f"### Split {split}")
+        df = _pairs_df(prepared, split)
+        rel = df["label_reliability"].to_numpy()
+        assert np.isfinite(rel).all() and ((rel >= 0.5) & (rel <= 1)).all()
+        bands, ceiling = _tables(part)
+        want = [
+            ((rel >= lo) & (rel < hi)).sum()
+            for lo, hi in ((0, 0.6), (0.6, 0.9), (0.9, 0.99), (0.99, 2))
+        ]
+        assert [_num(r[1]) for r in bands[1:]] == want
+        rows = {r[0]: r for r in ceiling[1:]}
+        assert float(rows["all"][2].split(" ")[0]) == pytest.approx(100 * rel.mean(), abs=0.051)
+        for b, group in df.groupby("delta_bin"):
+            row = next(r for k, r in rows.items() if k.startswith(f"bin {b} "))
+            assert _num(row[1]) == len(group)
+            value = float(row[2].split(" ")[0])
+            assert value == pytest.approx(100 * group["label_reliability"].mean(), abs=0.051)

@@ -159,7 +159,7 @@ def test_ceiling_covers_the_oracle_on_simulated_panels() -> None:
             actual = oracle[m].mean()
             inside.append(cell["ci_low"] <= actual <= cell["ci_high"])
             bias.append(cell["ceiling"] - actual)
-    assert np.mean(inside) >= 0.85, np.mean(inside)
+    assert np.mean(inside) >= 0.9, np.mean(inside)  # 95% intervals: 0.96 measured over 20 seeds
     assert abs(np.mean(bias)) < 0.01, np.mean(bias)
 
 
