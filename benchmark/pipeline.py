@@ -112,7 +112,8 @@ def _rescale_lists(lists: pa.ListArray, lo: float, scale: float) -> pa.ListArray
     lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
     offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
     values = pc.add(pc.multiply(pc.subtract(pc.list_flatten(lists), lo), scale), CANONICAL_RANGE[0])
-    return pa.ListArray.from_arrays(offsets, values.cast(pa.float64()), mask=lists.is_null())
+    out = pa.ListArray.from_arrays(offsets, values.cast(pa.float64()), mask=lists.is_null())
+    return out.cast(lists.type)  # keeps the item field's name
 
 
 def probe_audio(clips: pa.Table, data_root: Path) -> pa.Table:
@@ -270,6 +271,7 @@ def _build(
         bins=spec.bins,
         balance_subsets=spec.balance_subsets,
         workdir=folder.parent,  # whole pools spill to bucket files on the prepared folder's disk
+        reliability=spec.label_reliability,
     )
     # spilled bucket files live until the pair files are written, and are removed on any exit
     with contextlib.ExitStack() as spills:

@@ -60,7 +60,8 @@ CLIP_SCHEMA = pa.schema(
         pa.field("content_id", pa.string()),
         pa.field("sample_rate", pa.int32()),
         pa.field("duration", pa.float64()),
-        pa.field("ratings", pa.list_(pa.float64())),
+        # "element", as Parquet names a list's items: a table read back equals the one written
+        pa.field("ratings", pa.list_(pa.field("element", pa.float64()))),
     ],
     metadata={"mosrm.table": "clips", "mosrm.schema_version": str(CLIP_SCHEMA_VERSION)},
 )
