@@ -130,6 +130,11 @@ class TaskSpec(BaseModel):
         default=None,
         description="take the preference label from another score column than overall quality",
     )
+    label_reliability: Literal["closed_form", "bootstrap"] = Field(
+        default="closed_form",
+        description="estimator of each pair's label reliability (`benchmark.reliability`): the "
+        "closed form, or the rater-level bootstrap (slower; needs no normal approximation)",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -18,8 +18,9 @@ from benchmark.cards import Card, escape_cell, render_card, write_card
 from benchmark.corpora._native import Skip
 from benchmark.errors import MosrmError
 from benchmark.pipeline import prepare
+from benchmark.reliability import ESTIMATORS
 from benchmark.tables import FIXED_SUBSETS
-from benchmark.tasks import load_task_file
+from benchmark.tasks import TaskSpec, load_task_file
 
 SVG = "{http://www.w3.org/2000/svg}"
 RATE = 16000
@@ -535,3 +536,14 @@ def test_label_reliability_section_matches_the_pair_files(toy, tmp_path):
             assert _num(row[1]) == len(group)
             value = float(row[2].split(" ")[0])
             assert value == pytest.approx(100 * group["label_reliability"].mean(), abs=0.051)
+    # the task chooses the estimator; the pair file records it, the card names it
+    spec["label_reliability"] = "bootstrap"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True))
+    task = load_task_file(path)
+    boot = prepare(task, out_dir=tmp_path / "c")
+    assert boot.pair_meta["test"]["label_reliability"]["estimator"] == "bootstrap"
+    assert "Estimator `bootstrap`" in render_card(task, boot).markdown
+    closed = _pairs_df(prepared, "test")["label_reliability"].to_numpy()
+    resampled = _pairs_df(boot, "test")["label_reliability"].to_numpy()
+    assert np.abs(closed - resampled).mean() < 0.02
+    assert set(ESTIMATORS) == set(TaskSpec.model_fields["label_reliability"].annotation.__args__)
