@@ -271,7 +271,6 @@ def _build(
         bins=spec.bins,
         balance_subsets=spec.balance_subsets,
         workdir=folder.parent,  # whole pools spill to bucket files on the prepared folder's disk
-        reliability=spec.label_reliability,
     )
     # spilled bucket files live until the pair files are written, and are removed on any exit
     with contextlib.ExitStack() as spills:
