@@ -34,6 +34,8 @@ import hashlib
 import io
 import json
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,8 +234,31 @@ class PackedClips:
         return np.ascontiguousarray(y, dtype=np.float32)
 
 
+_MAPS: OrderedDict[tuple[Path, tuple[int, int, int]], np.ndarray] = OrderedDict()
+"""Stores mapped by this process, newest last, keyed by (path, (size, mtime_ns, inode))."""
+_MAPS_KEPT = 4
+_MAPS_LOCK = threading.Lock()
+
+
 def _map(path: Path, record_stat: tuple[int, int, int]) -> np.ndarray:
-    """Memory-map `path` after checking (on the open file) that it is the store recorded."""
+    """`path` memory-mapped, after checking that it is the store recorded.
+
+    The map is kept for the next run (up to `_MAPS_KEPT` stores): the first read of each page
+    of a new map faults it in (about 5 ms for 256 clips of 2.5 s here, per run). A kept map is
+    used again only while `path` still stats as recorded, i.e. still is the mapped inode; a
+    rewrite renames a new file into place, which changes the inode."""
+    key = (path, record_stat)
+    with _MAPS_LOCK:
+        kept = _MAPS.get(key)
+        if kept is not None:
+            try:
+                st = path.stat()
+            except OSError:
+                st = None
+            if st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == record_stat:
+                _MAPS.move_to_end(key)
+                return kept
+            del _MAPS[key]
     try:
         f = path.open("rb")
     except OSError as exc:
@@ -244,7 +269,12 @@ def _map(path: Path, record_stat: tuple[int, int, int]) -> np.ndarray:
             raise DataError(f"{path}: packed audio store changed while scoring; rerun")
         if st.st_size == 0:
             return np.zeros(0, dtype=DTYPE)
-        return np.memmap(f, dtype=DTYPE, mode="r")
+        data = np.memmap(f, dtype=DTYPE, mode="r")
+    with _MAPS_LOCK:
+        _MAPS[key] = data
+        while len(_MAPS) > _MAPS_KEPT:
+            _MAPS.popitem(last=False)
+    return data
 
 
 def open_store(

@@ -81,7 +81,7 @@ from benchmark.audio import (
     preprocessing_config,
     resolve_audio_path,
 )
-from benchmark.batch import Batch
+from benchmark.batch import Batch, PadBuffers, pad_buffers
 from benchmark.errors import DataError, MachineError, MosrmError, SubmissionError, no_space
 from benchmark.models import Submission
 
@@ -332,6 +332,7 @@ class _BucketDataset:
         buckets: Sequence[Sequence[int]],
         sample_rate: int,
         store: PackedClips | None = None,
+        buffers: PadBuffers | None = None,
     ) -> None:
         self.paths = list(paths)
         self.clip_ids = list(clip_ids)
@@ -339,6 +340,7 @@ class _BucketDataset:
         self.buckets = [list(b) for b in buckets]
         self.sample_rate = sample_rate
         self.store = store
+        self.buffers = buffers  # in-process only: bucket k reuses the memory of bucket k - slots
 
     def _wave(self, c: int) -> np.ndarray:
         if self.store is not None:
@@ -358,16 +360,15 @@ class _BucketDataset:
                         waves[c] = self._wave(c)
         except DataError as exc:
             return _Loaded(k, None, str(exc))
-        width = len(members[0])
-        batches = tuple(
-            pad_batch(
-                [waves[unit[pos]] for unit in members],
-                self.sample_rate,
-                [self.clip_ids[unit[pos]] for unit in members],
-            )
-            for pos in range(width)
-        )
-        return _Loaded(k, batches, None)
+        batches = []
+        for pos in range(len(members[0])):
+            column = [waves[unit[pos]] for unit in members]
+            ids = [self.clip_ids[unit[pos]] for unit in members]
+            if self.buffers is None:
+                batches.append(pad_batch(column, self.sample_rate, ids))
+            else:
+                batches.append(self.buffers.pad(k, column, self.sample_rate, ids, part=pos))
+        return _Loaded(k, tuple(batches), None)
 
 
 def _identity(x: _Loaded) -> _Loaded:
@@ -646,23 +647,29 @@ def _run_units(
         return
     if group is not None:
         buckets = group.batches
-    dataset = _BucketDataset(info.paths, info.ids, units, buckets, sample_rate, info.store)
-    bar = _progress(len(todo), desc, unit_name, config.progress)
-    try:
-        pin = device.type == "cuda"
-        loaded_buckets = _iter_buckets(dataset, config.num_workers, config.prefetch, pin)
-        # closing: a model error stops and joins the prefetch thread before it propagates
-        with torch.inference_mode(), closing(loaded_buckets):
-            for loaded in loaded_buckets:
-                assert loaded.batches is not None
-                batches = [b.to(device) for b in loaded.batches]
-                with _autocast(device, bf16):
-                    items = step(batches, buckets[loaded.bucket])
-                put(items)
-                have.update(items)
-                bar.update(len(items))
-    finally:
-        bar.close()
+    # padding reuses memory: one batch is in the model's hands while `prefetch` wait and one more
+    # is being padded (DataLoader workers pad in their own memory)
+    in_process = config.num_workers == 0
+    with pad_buffers(config.prefetch + 2) if in_process else nullcontext() as buffers:
+        dataset = _BucketDataset(
+            info.paths, info.ids, units, buckets, sample_rate, info.store, buffers
+        )
+        bar = _progress(len(todo), desc, unit_name, config.progress)
+        try:
+            pin = device.type == "cuda"
+            loaded_buckets = _iter_buckets(dataset, config.num_workers, config.prefetch, pin)
+            # closing: a model error stops and joins the prefetch thread before it propagates
+            with torch.inference_mode(), closing(loaded_buckets):
+                for loaded in loaded_buckets:
+                    assert loaded.batches is not None
+                    batches = [b.to(device) for b in loaded.batches]
+                    with _autocast(device, bf16):
+                        items = step(batches, buckets[loaded.bucket])
+                    put(items)
+                    have.update(items)
+                    bar.update(len(items))
+        finally:
+            bar.close()
 
 
 # ---------------------------------------------------------------------------------------------
