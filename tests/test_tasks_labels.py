@@ -205,8 +205,7 @@ def test_missing_label_column_is_one_line(tmp_path, capsys, task, write, file, c
 
 
 def test_evaluate_nisqa_noi_end_to_end(tmp_path):
-    """Prepare with audio in the shared folder, then score a shortcut: the results say which
-    dimension they measure and count the noi pairs."""
+    """Prepare with audio in the shared folder, then score a shortcut on the noi pairs."""
     import json
 
     nisqa.write(default_data_root("nisqa"))
@@ -216,6 +215,6 @@ def test_evaluate_nisqa_noi_end_to_end(tmp_path):
     args = ["--repo", str(REPO), "evaluate", "shortcut-duration", "--task", "nisqa_noi"]
     assert main([*args, "--results", str(results), "--quiet"]) == 0
     record = json.loads((results / "shortcut-duration" / "nisqa_noi.json").read_text())
-    assert record["label"]["dimension"] == "noi"
+    assert record["task"] == "nisqa_noi"
     test_pairs = read_parquet(prepared_dir("nisqa_noi") / "pairs-test.parquet")
     assert record["metrics"]["overall"]["n"] == test_pairs.num_rows
