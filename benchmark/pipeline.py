@@ -271,6 +271,7 @@ def _build(
         bins=spec.bins,
         balance_subsets=spec.balance_subsets,
         workdir=folder.parent,  # whole pools spill to bucket files on the prepared folder's disk
+        reliability=spec.label_reliability,
     )
     # spilled bucket files live until the pair files are written, and are removed on any exit
     with contextlib.ExitStack() as spills:
@@ -547,6 +548,10 @@ def evaluate(
         "task": spec.name,
         "task_version": spec.version,
         "synthetic": spec.synthetic,
+        "label": {
+            "dimension": spec.label_dimension,
+            "column": None if spec.label is None else spec.label.column,
+        },
         "split": split,
         "harness_version": HARNESS_VERSION,
         "pair_file_sha256": prepared.pair_sha256[split],
