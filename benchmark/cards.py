@@ -449,7 +449,7 @@ def _ratings(s: _ClipStats) -> str:
 def _data_root(task: Task) -> str:
     root = task.spec.data.root
     if root is None:
-        return f"`$MOSRM_HOME/data/{task.name}` (the default; `--data-root` overrides)"
+        return f"`$MOSRM_HOME/data/{task.corpus}` (the default; `--data-root` overrides)"
     if Path(root).expanduser().is_absolute() or root.startswith("~"):
         return "an absolute path set in the task YAML, not shown here (`--data-root` overrides)"
     return f"{escape_cell(root)} (relative to the task YAML's folder; `--data-root` overrides)"
@@ -458,7 +458,7 @@ def _data_root(task: Task) -> str:
 def _not_computed(task: Task, reason: str) -> str:
     return (
         f"not computed: {escape_text(reason)}. To compute it, get the data "
-        f"(`mosrm download {task.name}`) and run `mosrm card {task.name}`, or build it from the "
+        f"(`mosrm download {task.corpus}`) and run `mosrm card {task.name}`, or build it from the "
         f"metadata alone with `mosrm card {task.name} --labels-only`."
     )
 

@@ -218,3 +218,16 @@ def test_evaluate_nisqa_noi_end_to_end(tmp_path):
     assert record["task"] == "nisqa_noi"
     test_pairs = read_parquet(prepared_dir("nisqa_noi") / "pairs-test.parquet")
     assert record["metrics"]["overall"]["n"] == test_pairs.num_rows
+
+
+@pytest.mark.parametrize("name", sorted(NEW))
+def test_committed_cards_of_the_dimension_tasks(name):
+    """Committed, up to date, and pointing at the parent corpus's folder and download."""
+    from benchmark.cards import render_card
+
+    parent = NEW[name][0]
+    card = render_card(get_task(REPO / "tasks", name), None)
+    committed = (REPO / "data_cards" / f"{name}.md").read_text(encoding="utf-8")
+    assert card.markdown == committed, f"run `mosrm card {name}` and commit data_cards/{name}.md"
+    assert f"| Data root | `$MOSRM_HOME/data/{parent}` (the default" in committed
+    assert f"(`mosrm download {parent}`)" in committed and f"data/{name}`" not in committed
