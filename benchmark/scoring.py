@@ -189,6 +189,10 @@ def _count(unit: str, total: int, computed: int) -> None:
 # the cache
 
 
+_LOOKUP_CHUNK = 500
+"""Clip ids bound in one lookup query (SQLite allows 32,766 parameters since 3.32, 999 before)."""
+
+
 class ScoreCache:
     """The SQLite score cache; every `put_*` commits, so a killed run keeps all finished batches."""
 
@@ -199,7 +203,8 @@ class ScoreCache:
             self.conn = connect_wal(self.path)
             # WAL + NORMAL survives a killed process (only a power cut may drop the last commits)
             self.conn.execute("PRAGMA synchronous=NORMAL")
-            self._check_version()
+            if self._check_version() == CACHE_SCHEMA_VERSION:
+                return  # set in the transaction that made the tables: nothing to write
             self.conn.execute("BEGIN IMMEDIATE")  # one writer migrates; the others then see v2
             try:
                 self._check_version()
@@ -216,13 +221,14 @@ class ScoreCache:
         except sqlite3.DatabaseError as exc:
             raise cache_error(self.path, exc) from None
 
-    def _check_version(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+    def _check_version(self) -> int:
+        version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
         if version not in (0, *_MIGRATES_FROM, CACHE_SCHEMA_VERSION):
             raise MosrmError(
                 f"{self.path}: score cache has schema version {version}, this harness "
                 f"writes {CACHE_SCHEMA_VERSION}; delete the file to start a fresh cache"
             )
+        return version
 
     def _migrate(self) -> None:
         """Drop pair rows that lack either order's answer (schema 1); keep everything else."""
@@ -246,15 +252,21 @@ class ScoreCache:
     def get_clips(
         self, fingerprint: str, prep: str, keys: Sequence[ClipKey]
     ) -> dict[ClipKey, float]:
+        """{key: score} for the keys found: one query per `_LOOKUP_CHUNK` clip ids (a query per
+        clip cost 1 ms per 256 clips), then only the rows of the asked audio are kept."""
+        wanted = set(keys)
+        ids = sorted({cid for cid, _ in wanted})
         found: dict[ClipKey, float] = {}
-        for key in keys:
-            row = self.conn.execute(
-                "SELECT score FROM clip_scores WHERE fingerprint = ? AND preprocessing = ? "
-                "AND clip_id = ? AND audio_sha256 = ?",
-                (fingerprint, prep, *key),
-            ).fetchone()
-            if row is not None:
-                found[key] = float(row[0])
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            chunk = ids[start : start + _LOOKUP_CHUNK]
+            rows = self.conn.execute(
+                "SELECT clip_id, audio_sha256, score FROM clip_scores WHERE fingerprint = ? "
+                f"AND preprocessing = ? AND clip_id IN ({','.join('?' * len(chunk))})",
+                (fingerprint, prep, *chunk),
+            )
+            for cid, sha, score in rows:
+                if (cid, sha) in wanted:
+                    found[(cid, sha)] = float(score)
         return found
 
     def put_clips(
