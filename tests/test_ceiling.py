@@ -22,7 +22,7 @@ from benchmark.metrics import aggregate
 from benchmark.models import load_submission
 from benchmark.pairs import build_pairs
 from benchmark.pipeline import PreparedTask, evaluate, prepare
-from benchmark.reliability import CEILING_DRAWS, clip_noise, gap_closed
+from benchmark.reliability import CEILING_DRAWS, clip_noise, closed_form, gap_closed
 from benchmark.report import format_result
 from benchmark.results import TaskResult
 from benchmark.scoring import ScoringConfig
@@ -128,7 +128,8 @@ def test_ceiling_cells_equal_an_independent_recomputation(subsets: bool) -> None
 
 def test_the_interval_is_the_oracles_accuracy_over_posterior_draws() -> None:
     """Simulated here independently: each clip's true mean drawn once per draw (MOS + SE·t(df)),
-    shrunk by the pair file's prior per relation, the oracle scored against the observed order."""
+    shrunk by the pair file's prior per relation, the oracle scored against the observed order;
+    the interval is the draws' central 95%, moved to centre on the ceiling."""
     clips = _clips(n=120, seed=4)
     pred, meta = _pred(clips, seed=2)
     got = ceiling_report(pred, clips, meta, bins=int(meta["bins"]), seed=9)
@@ -152,10 +153,14 @@ def test_the_interval_is_the_oracles_accuracy_over_posterior_draws() -> None:
     ]:
         cell = got["overall"] if name == "overall" else got["by_relation"][name]
         acc = correct[sel].mean(axis=0)
-        assert cell["ci_low"] == pytest.approx(np.quantile(acc, 0.025), abs=0.015)
-        assert cell["ci_high"] == pytest.approx(np.quantile(acc, 0.975), abs=0.015)
         # the mean reliability is the oracle's expected accuracy under the same model
         assert cell["ceiling"] == pytest.approx(acc.mean(), abs=0.02)
+        # the draws' spread, centred on the ceiling (reliability.ceiling_cells)
+        shift = cell["ceiling"] - acc.mean()
+        low = min(max(np.quantile(acc, 0.025) + shift, 0.0), cell["ceiling"])
+        high = max(min(np.quantile(acc, 0.975) + shift, 1.0), cell["ceiling"])
+        assert cell["ci_low"] == pytest.approx(low, abs=0.015)
+        assert cell["ci_high"] == pytest.approx(high, abs=0.015)
 
 
 def test_no_reliability_gives_a_null_block() -> None:
@@ -408,3 +413,33 @@ def test_cli_shows_the_ceiling_filters_and_compares(rated, capsys) -> None:
         assert "argument --min-reliability" in err[-1] and "(0.5, 1]" in err[-1]
     with pytest.raises(MosrmError, match=r"min_reliability must be in \(0\.5, 1\], got 0\.2"):
         mb.evaluate(object(), ["toy"], min_reliability=0.2, repo=repo)
+
+
+@pytest.mark.parametrize("subsets", [False, True])
+def test_the_prior_is_the_pair_files_per_relation_and_subset(subsets, monkeypatch) -> None:
+    """The τ² handed to the ceiling is prior_sd² of the pair's relation and subset, and with it
+    the closed form gives back the pair file's own reliabilities: the builder's model."""
+    import benchmark.ceiling as ceiling_module
+
+    seen = {}
+    real = ceiling_module.ceiling_cells
+
+    def spy(noise, a, b, rel, masks, tau2, **kw):
+        seen.update(noise=noise, a=a, b=b, rel=rel, tau2=tau2)
+        return real(noise, a, b, rel, masks, tau2, **kw)
+
+    monkeypatch.setattr(ceiling_module, "ceiling_cells", spy)
+    clips = _clips(subsets=subsets)
+    pred, meta = _pred(clips)
+    ceiling_report(pred, clips, meta, bins=int(meta["bins"]), seed=1)
+    df = pred.to_pandas().sort_values("pair_id", kind="stable")
+    prior = meta["label_reliability"]["prior_sd"]
+    subset = pred.column("subset").to_pylist()
+    order = np.argsort(np.array(pred.column("pair_id").to_pylist()), kind="stable")
+    relation = pred.column("relation").to_pylist()
+    want = [prior[relation[i]]["null" if subset[i] is None else subset[i]] ** 2 for i in order]
+    np.testing.assert_allclose(seen["tau2"], want, rtol=0, atol=0)
+    assert len(set(want)) == (6 if subsets else 3)
+    again = closed_form(seen["noise"], seen["a"], seen["b"], seen["tau2"])
+    np.testing.assert_allclose(again, df["label_reliability"], atol=2e-5)
+    np.testing.assert_allclose(seen["rel"], df["label_reliability"], atol=0)

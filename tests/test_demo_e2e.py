@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -13,7 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from benchmark.ceiling import ceiling_report
 from benchmark.cli import main
+from benchmark.metrics import aggregate
 from benchmark.models import load_submission
 from benchmark.paths import prepared_dir
 from benchmark.pipeline import evaluate, prepare
@@ -42,13 +45,20 @@ def test_demo_run_and_reproducible_pairs(tmp_path, capsys):
     }
     for line in lines[:3]:
         cells = [c.strip() for c in line.strip("|").split("|")]
-        # overall + one cell per bin, each "acc [lo, hi]"
-        per_bin = cells[2 : 2 + task.spec.bins]
-        assert all("[" in c and "]" in c for c in [cells[1], *per_bin]), line
+        # overall + one cell per bin, each "acc [lo, hi]" (the share of the ceiling's gap, a
+        # plain percentage, may sit between them)
+        shown = [c for c in cells[1:] if re.fullmatch(r"[\d.]+ \[[\d.]+, [\d.]+\]", c)]
+        assert len(shown) >= 1 + task.spec.bins and shown[0] == cells[1], line
     for name in ("shortcut-random", "shortcut-duration", "shortcut-loudness"):
         record = json.loads((results / name / "demo.json").read_text())
         assert record["n_pairs"] >= 2000
         assert len(record["metrics"]["by_bin"]) == task.spec.bins
+        # the simulated panel's votes give every pair a reliability: a ceiling per bin
+        ceiling = record["ceiling"]
+        assert set(ceiling["by_bin"]) == set(record["metrics"]["by_bin"])
+        assert all(c["n_rated"] == c["n"] > 0 for c in ceiling["by_bin"].values())
+    assert "ceiling [95% CI]" in out and "of gap" in out
+    _baselines_at_or_below_the_ceiling(results, task)
     # the seeded random scorer is chance by construction; on the demo's own test pairs the
     # clip-aware 95% interval covers 50% for ~95% of random scorers (the pair-level one for ~59%)
     random = json.loads((results / "shortcut-random" / "demo.json").read_text())
@@ -116,3 +126,27 @@ def test_demo_run_and_reproducible_pairs(tmp_path, capsys):
     other = prepare(load_task_file(reseeded), data_root=first.data_root, out_dir=tmp_path / "c")
     assert other.clips.equals(first.clips)  # same corpus ...
     assert other.pair_sha256["test"] != first.pair_sha256["test"]  # ... different pairs
+
+
+def _baselines_at_or_below_the_ceiling(results: Path, task: Any) -> None:
+    """Every shortcut run here and every committed demo baseline (its scores joined by pair id
+    onto the pair file prepared here) is at or below its bin's ceiling, up to the intervals."""
+    prepared = prepare(task, reuse=True)
+    pairs, meta = prepared.pairs("test"), prepared.pair_meta["test"]
+    ids = pairs.column("pair_id").to_pylist()
+    found = sorted(results.glob("*/demo.predictions.parquet"))
+    found += sorted((REPO / "leaderboard" / "results").glob("*/demo.predictions.parquet"))
+    assert len(found) >= 3 + 6  # the shortcuts here, and the trained and zero-shot baselines
+    for path in found:
+        scores = pq.read_table(path, columns=["pair_id", "score_a", "score_b"]).to_pylist()
+        by_id = {r["pair_id"]: r for r in scores}
+        assert set(by_id) == set(ids), path  # the same pairs (pair ids v2)
+        pred = pairs.append_column(
+            "score_a", pa.array([by_id[i]["score_a"] for i in ids], pa.float64())
+        ).append_column("score_b", pa.array([by_id[i]["score_b"] for i in ids], pa.float64()))
+        bins = int(meta["bins"])
+        metrics = aggregate(pred, bins=bins)
+        ceiling = ceiling_report(pred, prepared.clips, meta, bins=bins, seed=task.spec.seed)
+        for b, cell in metrics["by_bin"].items():
+            top = ceiling["by_bin"][b]
+            assert cell["ci_low"] <= top["ci_high"], (path, b, cell["accuracy"], top)
