@@ -136,9 +136,9 @@ def test_vmc23_results_break_down_per_track(tmp_path: Path) -> None:
     table = (results / "summary.md").read_text()
     header = next(line for line in table.splitlines() if line.startswith("| model"))
     cols = [c.strip() for c in header.strip("|").split("|")]
-    assert cols[2:6] == ["1a", "1b", "2", "3"]
+    assert cols[2:7] == ["of gap", "1a", "1b", "2", "3"]
     row = next(line for line in table.splitlines() if "Duration" in line or "duration" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
     for i, track in enumerate(("1a", "1b", "2", "3")):
         acc = per_track[track]["accuracy"]
-        assert cells[2 + i].startswith(f"{100 * acc:.1f}")
+        assert cells[3 + i].startswith(f"{100 * acc:.1f}")
