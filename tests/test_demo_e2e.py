@@ -59,6 +59,7 @@ def test_demo_run_and_reproducible_pairs(tmp_path, capsys):
         assert all(c["n_rated"] == c["n"] > 0 for c in ceiling["by_bin"].values())
     assert "ceiling [95% CI]" in out and "of gap" in out
     _baselines_at_or_below_the_ceiling(results, task)
+    _ceiling_matches_the_known_panel(task)
     # the seeded random scorer is chance by construction; on the demo's own test pairs the
     # clip-aware 95% interval covers 50% for ~95% of random scorers (the pair-level one for ~59%)
     random = json.loads((results / "shortcut-random" / "demo.json").read_text())
@@ -150,3 +151,46 @@ def _baselines_at_or_below_the_ceiling(results: Path, task: Any) -> None:
         for b, cell in metrics["by_bin"].items():
             top = ceiling["by_bin"][b]
             assert cell["ci_low"] <= top["ci_high"], (path, b, cell["accuracy"], top)
+
+
+def _ceiling_matches_the_known_panel(task: Any) -> None:
+    """The demo's listeners are simulated: each clip's infinite-panel mean is the average over the
+    rater pool (fixed biases) of the expected rounded, clipped vote. The oracle that knows those
+    means scores, against the observed labels, within the ceiling's interval on every ΔMOS bin,
+    relation and overall, and within 1.5 points of the ceiling itself."""
+    from scipy import stats
+
+    from benchmark.ceiling import ceiling_report
+    from benchmark.corpora import demo
+
+    prepared = prepare(task, reuse=True)
+    manifest = json.loads((prepared.data_root / "manifest.json").read_text())
+    opts = manifest["options"]
+    size = demo.RATER_POOL_FACTOR * opts["n_raters"]
+    pool = demo._rng(opts["seed"], demo._STREAM_PANEL).normal(0.0, demo.RATER_BIAS_SD, size)
+    k = np.arange(1, 6)
+    lo, hi = np.where(k == 1, -np.inf, k - 0.5), np.where(k == 5, np.inf, k + 0.5)
+
+    def true_mean(expected: float) -> float:
+        mu = expected + pool[:, None]
+        sd = demo.VOTE_NOISE_SD
+        probs = stats.norm.cdf((hi - mu) / sd) - stats.norm.cdf((lo - mu) / sd)
+        return float((probs @ k).mean())
+
+    true = {c: true_mean(v["expected_mos"]) for c, v in manifest["conditions"].items()}
+    pairs, meta = prepared.pairs("test"), prepared.pair_meta["test"]
+    report = ceiling_report(pairs, prepared.clips, meta, bins=meta["bins"], seed=task.spec.seed)
+    assert report is not None
+    ta = np.array([true[c] for c in pairs.column("clip_a").to_pylist()])
+    tb = np.array([true[c] for c in pairs.column("clip_b").to_pylist()])
+    mos_a, mos_b = (np.array(pairs.column(c).to_pylist()) for c in ("mos_a", "mos_b"))
+    oracle = np.sign(ta - tb) == np.sign(mos_a - mos_b)
+    band = np.array(pairs.column("delta_bin").to_pylist())
+    relation = np.array(pairs.column("relation").to_pylist())
+    cells = [(report["overall"], np.ones(band.size, dtype=bool))]
+    cells += [(report["by_bin"][str(i)], band == i) for i in range(meta["bins"])]
+    cells += [(report["by_relation"][r], relation == r) for r in sorted(set(relation))]
+    for cell, mask in cells:
+        actual = float(oracle[mask].mean())
+        assert cell["ci_low"] <= actual <= cell["ci_high"], (cell, actual)
+        assert abs(cell["ceiling"] - actual) < 0.015, (cell, actual)
