@@ -26,6 +26,10 @@ re-hashes it). A rewrite always renames a new file into place, so it always chan
 Scoring uses the store only when it is current and every clip of the table has an entry and points
 at its cached file; otherwise it decodes and hashes files as before. `build_cache` rebuilds a store
 that is absent or stale, and `benchmark.reuse` re-prepares a task whose store is not current.
+
+A process keeps the last few stores mapped and manifests parsed, so that its next run over the
+same task faults in no page and parses no JSON: a kept map serves only the inode it mapped, and a
+kept parse only the same manifest bytes.
 """
 
 from __future__ import annotations
@@ -237,7 +241,7 @@ class PackedClips:
 _MAPS: OrderedDict[tuple[Path, tuple[int, int, int]], np.ndarray] = OrderedDict()
 """Stores mapped by this process, newest last, keyed by (path, (size, mtime_ns, inode))."""
 _MAPS_KEPT = 4
-_MAPS_LOCK = threading.Lock()
+_KEPT_LOCK = threading.Lock()
 
 
 def _map(path: Path, record_stat: tuple[int, int, int]) -> np.ndarray:
@@ -248,7 +252,7 @@ def _map(path: Path, record_stat: tuple[int, int, int]) -> np.ndarray:
     used again only while `path` still stats as recorded, i.e. still is the mapped inode; a
     rewrite renames a new file into place, which changes the inode."""
     key = (path, record_stat)
-    with _MAPS_LOCK:
+    with _KEPT_LOCK:
         kept = _MAPS.get(key)
         if kept is not None:
             try:
@@ -269,12 +273,44 @@ def _map(path: Path, record_stat: tuple[int, int, int]) -> np.ndarray:
             raise DataError(f"{path}: packed audio store changed while scoring; rerun")
         if st.st_size == 0:
             return np.zeros(0, dtype=DTYPE)
-        data = np.memmap(f, dtype=DTYPE, mode="r")
-    with _MAPS_LOCK:
+        # a plain ndarray over the map (which it keeps open): slicing a memmap costs ~3x more
+        data = np.memmap(f, dtype=DTYPE, mode="r").view(np.ndarray)
+    with _KEPT_LOCK:
         _MAPS[key] = data
         while len(_MAPS) > _MAPS_KEPT:
             _MAPS.popitem(last=False)
     return data
+
+
+_MANIFESTS: OrderedDict[Path, tuple[bytes, Any, dict[str, str]]] = OrderedDict()
+"""The manifests read last, newest last: (bytes, their JSON, {clip_id: cached file name})."""
+_MANIFESTS_KEPT = 4
+
+
+def _read_manifest(path: Path) -> tuple[Any, dict[str, str]] | None:
+    """The JSON of `path` and a memo of its clips' cached names, or None if unreadable.
+
+    The file is read on every call and parsed only when its bytes differ from the last read (a
+    read and a compare cost ~0.05 ms for 256 clips, a parse ~0.4 ms, growing with the corpus).
+    Callers must not modify what they get."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    with _KEPT_LOCK:
+        kept = _MANIFESTS.get(path)
+        if kept is not None and kept[0] == data:
+            _MANIFESTS.move_to_end(path)
+            return kept[1], kept[2]
+    try:
+        manifest = json.loads(data)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    with _KEPT_LOCK:
+        _MANIFESTS[path] = (data, manifest, {})
+        while len(_MANIFESTS) > _MANIFESTS_KEPT:
+            _MANIFESTS.popitem(last=False)
+        return manifest, _MANIFESTS[path][2]
 
 
 def open_store(
@@ -289,10 +325,10 @@ def open_store(
     from benchmark.audio_cache import CACHE_DIR, CACHE_RATE, MANIFEST, cache_settings, cached_name
 
     cache_dir = Path(audio_root) / CACHE_DIR
-    try:
-        manifest = json.loads((cache_dir / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    parsed = _read_manifest(cache_dir / MANIFEST)
+    if parsed is None:
         return None
+    manifest, names = parsed
     if not isinstance(manifest, dict) or manifest.get("settings") != cache_settings(CACHE_RATE):
         return None
     record = manifest.get("packed")
@@ -308,7 +344,12 @@ def open_store(
     shas: list[str] = []
     for cid, rel in zip(clip_ids, audio_paths, strict=True):
         item = index.get(cid)
-        if item is None or rel != cached_name(cid):
+        if item is None:
+            return None
+        name = names.get(cid)
+        if name is None:
+            name = names[cid] = cached_name(cid)
+        if rel != name:
             return None
         offsets.append(int(item[0]))
         frames.append(int(item[1]))

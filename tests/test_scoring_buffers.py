@@ -16,7 +16,7 @@ import torch
 import benchmark.scoring as scoring
 from benchmark import packed_audio
 from benchmark.audio import pad_batch
-from benchmark.audio_cache import build_cache
+from benchmark.audio_cache import CACHE_DIR, MANIFEST, build_cache
 from benchmark.batch import Batch, PadBuffers, pad_buffers
 from benchmark.errors import DataError
 from benchmark.packed_audio import STORE_FILE, open_store
@@ -143,3 +143,21 @@ def test_the_store_map_is_kept_for_the_same_file_only(store_clips) -> None:
     with pytest.raises(DataError, match="packed audio store changed while scoring"):
         packed_audio._map(store.path, key)
     assert open_store(audio, ids, rels) is None  # and the manifest no longer vouches for it
+
+
+def test_a_manifest_rewritten_in_place_is_read_again(store_clips) -> None:
+    """Same size, same inode, maybe the same mtime tick: only the bytes tell, and they do."""
+    clips, audio = store_clips
+    ids, rels = clips.column("clip_id").to_pylist(), clips.column("audio_path").to_pylist()
+    manifest = audio / CACHE_DIR / MANIFEST
+    before = open_store(audio, ids, rels)
+    assert before is not None and before.shas[0] != "f" * 64
+    text = manifest.read_text()
+    assert text.count(before.shas[0]) >= 1
+    manifest.write_text(text.replace(before.shas[0], "f" * 64))  # in place, same length
+    after = open_store(audio, ids, rels)
+    assert after is not None and after.shas[0] == "f" * 64 and after.shas[1:] == before.shas[1:]
+    manifest.write_text(text.replace('"c03"', '"x03"'))  # a clip gone from the index
+    assert open_store(audio, ids, rels) is None
+    manifest.write_text(text)
+    assert open_store(audio, ids, rels) == before
