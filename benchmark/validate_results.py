@@ -41,6 +41,7 @@ from benchmark.errors import MosrmError
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from benchmark.pipeline import PreparedTask
     from benchmark.results import TaskResult
     from benchmark.tasks import Task
 
@@ -107,6 +108,7 @@ class _PairSource:
     tables: dict[str, Path] = field(default_factory=dict)
     from_lock: bool = False
     why_not: str | None = None
+    prepared: PreparedTask | None = None  # clips and pair metadata, for the ceiling
 
     def pairs(self, split: str) -> pa.Table | None:
         import pyarrow.parquet as pq
@@ -135,10 +137,11 @@ def _data_root(task: Task, overrides: Mapping[str | None, str | Path]) -> Path |
 
 def build_pair_files(
     task: Task, data_root: Path, scratch: Path, echo: Callable[[str], None] | None = None
-) -> tuple[dict[str, str], dict[str, Path]]:
-    """The task's standard pair files ({split: sha256}, {split: path}): the prepared folder's when
-    it is current (`benchmark.reuse`), else built from labels alone in `scratch` (pairs depend on
-    labels only, so no audio is probed or resampled and the user's prepared folder is untouched)."""
+) -> PreparedTask:
+    """The task's standard pair files (`pair_sha256`, `pair_files`, with the clip table and pair
+    metadata): the prepared folder's when it is current (`benchmark.reuse`), else built from
+    labels alone in `scratch` (pairs depend on labels only, so no audio is probed or resampled and
+    the user's prepared folder is untouched)."""
     from benchmark.paths import prepared_dir
     from benchmark.pipeline import prepare
     from benchmark.reuse import load_current
@@ -153,11 +156,10 @@ def build_pair_files(
             overrides={},
         )
         if found is not None:
-            return dict(found.pair_sha256), dict(found.pair_files)
+            return found
     if echo is not None:
         echo(f"building the pair files of '{task.name}' from its labels …")
-    prepared = prepare(task, data_root, labels_only=True, out_dir=scratch / task.name)
-    return dict(prepared.pair_sha256), dict(prepared.pair_files)
+    return prepare(task, data_root, labels_only=True, out_dir=scratch / task.name)
 
 
 def read_lock(path: Path) -> dict[str, Any]:
@@ -216,8 +218,10 @@ class _Pairs:
         built_error = None
         if root is not None:
             try:
-                sha, files = build_pair_files(task, root, self.scratch, self.echo)
-                return _PairSource(sha256=sha, tables=files)
+                built = build_pair_files(task, root, self.scratch, self.echo)
+                return _PairSource(
+                    sha256=dict(built.pair_sha256), tables=dict(built.pair_files), prepared=built
+                )
             except MosrmError as exc:
                 built_error = f"building its pair files failed: {exc}"
         entry = self.lock.get(task.name)
@@ -252,7 +256,7 @@ def update_lock(
                 if echo is not None:
                     echo(f"skip {name}: no data here (its entry, if any, is kept)")
                 continue
-            sha, _ = build_pair_files(task, root, Path(scratch), echo)
+            sha = dict(build_pair_files(task, root, Path(scratch), echo).pair_sha256)
             entries[name] = {"version": task.spec.version, "splits": dict(sorted(sha.items()))}
             written.append(name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -358,8 +362,41 @@ def _check_place(path: Path, result: TaskResult, report: FileReport) -> None:
         report.problems.append(f"field 'task' is '{result.task}' but the file is '{path.name}'")
 
 
+def _check_ceiling(
+    pred: pa.Table, result: TaskResult, raw: dict[str, Any], source: _PairSource | None,
+    report: FileReport,
+) -> None:  # fmt: skip
+    """The `ceiling` block recomputed from the predictions' pairs and the task's clip table."""
+    from benchmark.ceiling import ceiling_report
+
+    prepared = None if source is None else source.prepared
+    if prepared is None or result.split not in prepared.pair_meta:
+        if raw.get("ceiling") is not None:
+            report.notes.append("ceiling not recomputed: no clip table here")
+        return
+    try:
+        expected = ceiling_report(
+            pred,
+            prepared.clips,
+            prepared.pair_meta[result.split],
+            bins=result.bins,
+            seed=result.seed,
+        )
+    except MosrmError as exc:
+        report.problems.append(f"ceiling cannot be computed ({exc})")
+        return
+    diff = _first_difference(raw.get("ceiling"), json.loads(json.dumps(expected)), "ceiling")
+    if diff is not None:
+        report.problems.append(diff)
+
+
 def _check_predictions(
-    path: Path, result: TaskResult, raw: dict[str, Any], pairs: pa.Table | None, report: FileReport
+    path: Path,
+    result: TaskResult,
+    raw: dict[str, Any],
+    pairs: pa.Table | None,
+    report: FileReport,
+    source: _PairSource | None = None,
 ) -> None:
     import pyarrow.parquet as pq
 
@@ -399,6 +436,8 @@ def _check_predictions(
     diff = _first_difference(raw["metrics"], expected, "metrics")
     if diff is not None:
         report.problems.append(diff)
+    if result.schema_version >= 2:
+        _check_ceiling(pred, result, raw, source, report)
 
 
 def _check_fingerprint(
@@ -498,6 +537,7 @@ def _check_file(
     submissions: Path | None,
     fingerprints: dict[Path, str],
 ) -> FileReport:
+    from benchmark.ceiling import is_filtered_name
     from benchmark.pipeline import PARTIAL_SUFFIX
 
     report = FileReport(path)
@@ -505,6 +545,12 @@ def _check_file(
         report.problems.append(
             "a quick run's results (--limit) must not be submitted: delete its .partial.* files "
             "and submit a full run"
+        )
+        return report
+    if is_filtered_name(path.name):
+        report.problems.append(
+            "reliability-filtered results (--min-reliability) must not be submitted: delete its "
+            ".min-rel-* files and submit the full run"
         )
         return report
     checked = _check_schema(path, report)
@@ -516,8 +562,14 @@ def _check_file(
         report.problems.append(
             "field 'partial' is set: a quick run's results must not be submitted"
         )
+    if result.reliability_filter is not None:
+        report.problems.append(
+            "field 'reliability_filter' is set: a filtered view's results must not be submitted"
+        )
     pairs = _check_pair_file(result, tasks, pair_files, report)
-    _check_predictions(path, result, raw, pairs, report)
+    task = tasks.get(result.task)
+    source = pair_files.source(task) if task is not None and pairs is not None else None
+    _check_predictions(path, result, raw, pairs, report, source)
     _check_fingerprint(result, submissions, report, fingerprints)
     return report
 

@@ -44,6 +44,8 @@ UPLOADED = [
 LEFT_OUT = {
     "alpha/demo.partial.json": "quick run",
     "alpha/demo.partial.predictions.parquet": "quick run",
+    "alpha/demo.min-rel-0.9.json": "reliability-filtered view",
+    "alpha/demo.min-rel-0.9.predictions.parquet": "reliability-filtered view",
     "alpha/demo@dev.json": "non-evaluation split",
     "alpha/demo@dev.predictions.parquet": "non-evaluation split",
     "alpha/notes.txt": "not a <submission>/<task> file",
@@ -232,6 +234,15 @@ def test_a_result_marked_partial_is_refused(tmp_path: Path) -> None:
     results, site, readme = _board(tmp_path)
     path = _write(results / "beta" / "demo.json", '{"partial": {"limit": 5}}')
     with pytest.raises(MosrmError, match=f"^{re.escape(str(path))}: field 'partial' is set"):
+        publish_manifest(results, site, readme)
+
+
+def test_a_result_marked_filtered_is_refused(tmp_path: Path) -> None:
+    results, site, readme = _board(tmp_path)
+    path = _write(results / "beta" / "demo.json", '{"reliability_filter": {"min": 0.9}}')
+    with pytest.raises(
+        MosrmError, match=f"^{re.escape(str(path))}: field 'reliability_filter' is set"
+    ):
         publish_manifest(results, site, readme)
 
 

@@ -371,6 +371,34 @@ def test_a_partial_result_fails(run, capsys):
     assert lines["shortcut-loudness/toy.json"].startswith("✓")
 
 
+def test_the_ceiling_is_recomputed_and_filtered_views_fail(tmp_path, capsys):
+    """With rating counts the results carry a ceiling: validate-results recomputes it from the
+    predictions and the task's clip table; an edited one fails, and a --min-reliability view
+    must not be submitted."""
+    repo = write_toy_repo(tmp_path / "toy", rated=True)
+    results = tmp_path / "results"
+    args = ["--repo", str(repo), "evaluate", *SUBS, "--task", "toy", "--quiet"]
+    assert main([*args, "--results", str(results)]) == 0
+    path = results / "shortcut-loudness" / "toy.json"
+    assert json.loads(path.read_text())["ceiling"]["overall"]["n_rated"] > 0
+    capsys.readouterr()
+    rc, lines, out = _validate(repo, results, capsys)
+    assert rc == 0, out
+    _edit(path, lambda raw: raw["ceiling"]["by_bin"]["0"].update(ceiling=0.99))
+    rc, lines, _ = _validate(repo, results, capsys)
+    assert (
+        rc == 1
+        and "ceiling.by_bin.0.ceiling is 0.99 in the JSON" in lines["shortcut-loudness/toy.json"]
+    )
+    assert lines["shortcut-random/toy.json"].startswith("✓")
+    loud = ["--repo", str(repo), "evaluate", "shortcut-random", "--task", "toy", "--quiet"]
+    assert main([*loud, "--results", str(results), "--min-reliability", "0.9"]) == 0
+    capsys.readouterr()
+    rc, lines, _ = _validate(repo, results, capsys)
+    (name,) = [k for k in lines if ".min-rel-" in k]
+    assert "reliability-filtered results (--min-reliability) must not be submitted" in lines[name]
+
+
 def test_without_data_the_lock_file_decides(run, capsys, tmp_path):
     repo, results = run
     nowhere = ["--data-root", f"toy={tmp_path / 'no-data'}"]

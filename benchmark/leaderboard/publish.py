@@ -275,6 +275,8 @@ def _walk(root: Path, what: str) -> list[tuple[Path, bool]]:
 def _result_files(root: Path, skipped: list[tuple[Path, str]]) -> list[Path]:
     """The board's inputs in `root`: `<submission>/<task>.json` and its companions, failure records.
     Everything else goes to `skipped` with the reason."""
+    from benchmark.ceiling import is_filtered_name
+
     kept: list[Path] = []
     for path, hidden in _walk(root, "results folder"):
         rel = path.relative_to(root).parts
@@ -285,6 +287,10 @@ def _result_files(root: Path, skipped: list[tuple[Path, str]]) -> list[Path]:
             skipped.append((path, "not a <submission>/<task> file the board reads"))
         elif ".partial." in name:
             skipped.append((path, "quick run (--limit), never on the board"))
+        elif is_filtered_name(name):
+            skipped.append(
+                (path, "reliability-filtered view (--min-reliability), never on the board")
+            )
         elif "@" in name:
             skipped.append((path, "result on a non-evaluation split, not on the board"))
         elif (m := _RESULT_FILE.match(name)) is None:
@@ -309,6 +315,11 @@ def _check_result(path: Path) -> None:
         raise MosrmError(
             f"{path}: field 'partial' is set: a quick run's results are never published; rerun "
             "the task without --limit"
+        )
+    if record.get("reliability_filter") is not None:
+        raise MosrmError(
+            f"{path}: field 'reliability_filter' is set: a filtered view's results are never "
+            "published; rerun the task without --min-reliability"
         )
 
 
