@@ -77,11 +77,9 @@ class ClipNoise:
         starts, ends = self.offsets[:-1][idx], self.offsets[1:][idx]
         lens = ends - starts
         offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
-        flat = (
-            np.concatenate([self.ratings[s:e] for s, e in zip(starts, ends, strict=True)])
-            if lens.sum()
-            else np.zeros(0)
-        )
+        # position j of the new flat array reads starts[clip] + (j - offsets[clip])
+        within = np.arange(int(offsets[-1])) - np.repeat(offsets[:-1], lens)
+        flat = self.ratings[np.repeat(starts, lens) + within]
         return ClipNoise(
             clip_ids=self.clip_ids[idx],
             mos=self.mos[idx],
@@ -104,6 +102,27 @@ def _column(clips: pa.Table, name: str) -> list[Any]:
     return clips.column(name).to_pylist() if name in clips.column_names else [None] * len(clips)
 
 
+def _floats(clips: pa.Table, name: str) -> np.ndarray:
+    """A numeric column as float64, NaN where null or where the column is absent."""
+    if name not in clips.column_names:
+        return np.full(clips.num_rows, np.nan)
+    col = clips.column(name).cast(pa.float64())
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _rating_rows(clips: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """(flat ratings, offsets): clip i's per-rating rows are flat[offsets[i]:offsets[i + 1]]."""
+    import pyarrow.compute as pc
+
+    if "ratings" not in clips.column_names:
+        return np.zeros(0), np.zeros(clips.num_rows + 1, dtype=np.int64)
+    lists = clips.column("ratings").combine_chunks()
+    lens = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    flat = pc.list_flatten(lists).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    return np.asarray(flat, dtype=np.float64), offsets
+
+
 def clip_noise(clips: pa.Table) -> ClipNoise:
     """The variance model of every clip of a (validated, canonical-scale) clip table.
 
@@ -111,62 +130,56 @@ def clip_noise(clips: pa.Table) -> ClipNoise:
     from every clip that has at least two ratings and a standard deviation (or per-rating rows).
     """
     ids = np.asarray(clips.column("clip_id").to_pylist(), dtype=object)
-    mos = np.asarray(clips.column("mos").to_pylist(), dtype=np.float64)
-    n_col = _column(clips, "n_ratings")
-    std_col = _column(clips, "rating_std")
-    rows = _column(clips, "ratings")
+    mos = _floats(clips, "mos")
+    n = _floats(clips, "n_ratings")
+    std = _floats(clips, "rating_std")
+    ratings, offsets = _rating_rows(clips)
+    lens = np.diff(offsets)
+    rows = lens > 0
+    n = np.where(rows, lens.astype(np.float64), n)
+    # the per-rating rows decide where present (their spread, unbiased); else the published SD
+    s2 = np.where(np.isfinite(n) & (n > 1), std * std, np.nan)
+    if rows.any():
+        clip_of = np.repeat(np.arange(lens.size), lens)
+        sums = np.bincount(clip_of, weights=ratings, minlength=lens.size)
+        means = np.divide(sums, lens, out=np.zeros(lens.size), where=rows)
+        resid = ratings - means[clip_of]
+        ss = np.bincount(clip_of, weights=resid * resid, minlength=lens.size)
+        s2 = np.where(lens > 1, ss / np.maximum(lens - 1, 1), np.where(rows, np.nan, s2))
+    else:
+        resid = np.zeros(0)
+        clip_of = np.zeros(0, dtype=np.int64)
     subsets = _column(clips, "subset")
-    size = ids.size
-    n = np.array([np.nan if v is None else float(v) for v in n_col], dtype=np.float64)
-    s2 = np.full(size, np.nan)
-    lens = np.zeros(size, dtype=np.int64)
-    flat: list[float] = []
-    for i, r in enumerate(rows):
-        if r:
-            lens[i] = len(r)
-            flat.extend(r)
-            n[i] = float(len(r))
-            if len(r) > 1:
-                s2[i] = float(np.var(np.asarray(r, dtype=np.float64), ddof=1))
-        elif std_col[i] is not None and np.isfinite(n[i]) and n[i] > 1:
-            s2[i] = float(std_col[i]) ** 2
-    offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
-    ratings = np.asarray(flat, dtype=np.float64)
     names = sorted({s for s in subsets}, key=lambda s: (s is not None, s or ""))
     code = {s: k for k, s in enumerate(names)}
     group = np.array([code[s] for s in subsets], dtype=np.int64)
-    var = np.full(size, np.nan)
-    df = np.full(size, np.nan)
+    var = np.full(ids.size, np.nan)
+    df = np.full(ids.size, np.nan)
     pools: list[np.ndarray] = []
     pooled: list[float] = []
+    own = np.where(np.isfinite(s2), n - 1.0, 0.0)
+    own_s2 = np.where(np.isfinite(s2), s2, 0.0)
     for g in range(len(names)):
         sel = group == g
         informative = sel & np.isfinite(s2) & (n > 1)
         dof = n[informative] - 1.0
         s0 = float(np.sum(dof * s2[informative]) / dof.sum()) if dof.sum() > 0 else float("nan")
         pooled.append(s0)
-        pools.append(_pool(ratings, offsets, np.flatnonzero(sel & (lens > 1)), s0))
+        pools.append(_pool(resid[(lens > 1)[clip_of] & sel[clip_of]], s0))
         if not np.isfinite(s0):
             continue
         counted = sel & np.isfinite(n) & (n >= 1)
-        own = np.where(np.isfinite(s2), n - 1.0, 0.0)
-        own_s2 = np.where(np.isfinite(s2), s2, 0.0)
         var[counted] = (own[counted] * own_s2[counted] + PRIOR_DF * s0) / (own[counted] + PRIOR_DF)
         df[counted] = own[counted] + PRIOR_DF
     return ClipNoise(ids, mos, n, var, df, ratings, offsets, group, tuple(pools), tuple(pooled))
 
 
-def _pool(ratings: np.ndarray, offsets: np.ndarray, clips: np.ndarray, s0: float) -> np.ndarray:
-    """Every residual of the group's clips with per-rating rows, scaled to mean square `s0`."""
-    parts = []
-    for i in clips:
-        r = ratings[offsets[i] : offsets[i + 1]]
-        parts.append(r - r.mean())
-    if not parts or not np.isfinite(s0):
+def _pool(residuals: np.ndarray, s0: float) -> np.ndarray:
+    """A group's residuals (clips with per-rating rows), scaled to mean square `s0`."""
+    if not residuals.size or not np.isfinite(s0):
         return np.zeros(0)
-    res = np.concatenate(parts)
-    ms = float(np.mean(res**2))
-    return res * np.sqrt(s0 / ms) if ms > 0 else res
+    ms = float(np.mean(residuals**2))
+    return residuals * np.sqrt(s0 / ms) if ms > 0 else residuals
 
 
 def se2(noise: ClipNoise, a: np.ndarray, b: np.ndarray) -> np.ndarray:
