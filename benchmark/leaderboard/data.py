@@ -112,6 +112,15 @@ def gap_closed(acc: Cell, ceiling: Cell | None) -> float | None:
     return closed(acc.accuracy, ceiling.accuracy)
 
 
+def summaries_by_dimension(summaries: list[Summary]) -> list[tuple[str, list[Summary]]]:
+    """The cross-task tables grouped by preference dimension, overall quality first (the order
+    `board_data` makes them in); renderers head each group only when there is more than one."""
+    groups: dict[str, list[Summary]] = {}
+    for s in summaries:
+        groups.setdefault(s.dimension, []).append(s)
+    return list(groups.items())
+
+
 def dimension(record: dict[str, Any]) -> str:
     """The preference dimension a result's labels come from: "quality" (overall MOS) unless the
     task takes its label from another score column (issue 13's multi-dimensional tasks)."""

@@ -19,6 +19,7 @@ from benchmark.leaderboard.data import (
     TaskBoard,
     failed_text,
     stale_why,
+    summaries_by_dimension,
 )
 from benchmark.leaderboard.tiers import ALPHA
 from benchmark.report import SUBSET_LABELS
@@ -289,15 +290,13 @@ DIMENSIONS_NOTE = (
 def summary(board: Board) -> str:
     if not board.summaries:
         return ("No results on real (non-synthetic) tasks yet. " + kept_out(board)).strip()
-    dims = [s.dimension for s in board.summaries]
-    several = any(d != "quality" for d in dims)
+    groups = summaries_by_dimension(board.summaries)
+    several = len(groups) > 1 or groups[0][0] != "quality"
     parts = [SUMMARY_INTRO + (DIMENSIONS_NOTE if several else "") + kept_out(board)]
-    shown: set[str] = set()
-    for s in board.summaries:
-        if several and s.dimension not in shown:
-            shown.add(s.dimension)
-            parts.append(f"### {markdown_cell(dimension_title(s.dimension)).capitalize()}")
-        parts.append(summary_table(s))
+    for dim, summaries in groups:
+        if several:
+            parts.append(f"### {markdown_cell(dimension_title(dim)).capitalize()}")
+        parts += [summary_table(s) for s in summaries]
     return "\n\n".join(parts)
 
 

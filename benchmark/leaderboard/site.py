@@ -25,6 +25,7 @@ from benchmark.leaderboard.data import (
     TaskBoard,
     failed_text,
     stale_why,
+    summaries_by_dimension,
 )
 from benchmark.leaderboard.markdown import (
     CEILING_NAME,
@@ -436,14 +437,13 @@ def summary_section(board: Board, heatmap: str) -> str:
     if not board.summaries:
         out.append(f"<p>No results on real (non-synthetic) tasks yet. {esc(kept)}</p>")
     else:
-        several = any(s.dimension != "quality" for s in board.summaries)
+        groups = summaries_by_dimension(board.summaries)
+        several = len(groups) > 1 or groups[0][0] != "quality"
         out.append(f"<p>{esc(SUMMARY_INTRO + (DIMENSIONS_NOTE if several else '') + kept)}</p>")
-        shown: set[str] = set()
-        for s in board.summaries:
-            if several and s.dimension not in shown:
-                shown.add(s.dimension)
-                out.append(f"<h3>{esc(dimension_title(s.dimension).capitalize())}</h3>")
-            out.append(summary_table(s))
+        for dim, summaries in groups:
+            if several:
+                out.append(f"<h3>{esc(dimension_title(dim).capitalize())}</h3>")
+            out += [summary_table(s) for s in summaries]
     if board.unranked:
         listed = "; ".join(f"{sub} ({', '.join(why)})" for sub, why in board.unranked.items())
         out.append(f'<p class="note">Left out of this ranking until rerun: {esc(listed)}.</p>')
