@@ -194,3 +194,15 @@ def _ceiling_matches_the_known_panel(task: Any) -> None:
         actual = float(oracle[mask].mean())
         assert cell["ci_low"] <= actual <= cell["ci_high"], (cell, actual)
         assert abs(cell["ceiling"] - actual) < 0.015, (cell, actual)
+    # the rater-level bootstrap (the panel's own votes) agrees with the pair file's closed form
+    from benchmark.reliability import AGREEMENT_MAX_ABS, AGREEMENT_MEAN_ABS, bootstrap, clip_noise
+
+    noise = clip_noise(prepared.clips)
+    index = {c: i for i, c in enumerate(noise.clip_ids.tolist())}
+    a = np.array([index[c] for c in pairs.column("clip_a").to_pylist()])
+    b = np.array([index[c] for c in pairs.column("clip_b").to_pylist()])
+    prior = meta["label_reliability"]["prior_sd"]
+    tau2 = np.array([prior[r]["null"] ** 2 for r in relation])
+    closed = np.array(pairs.column("label_reliability").to_pylist())
+    diff = np.abs(bootstrap(noise, a, b, tau2, seed=task.spec.seed) - closed)
+    assert diff.mean() <= AGREEMENT_MEAN_ABS and diff.max() <= AGREEMENT_MAX_ABS, diff.max()
