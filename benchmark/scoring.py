@@ -558,9 +558,9 @@ def _validate(
         raise fail(f"returned dtype {t.dtype}, expected a real number per clip")
     if tuple(t.shape) != (n,):
         raise fail(f"returned shape {list(t.shape)}, expected [{n}]")
-    values = t.detach().to("cpu", torch.float64).numpy().copy()
-    bad = ~np.isfinite(values)
-    if bad.any():
+    values = t.detach().to("cpu", torch.float64, copy=True).numpy()  # never the model's memory
+    if not np.isfinite(values).all():
+        bad = ~np.isfinite(values)
         named = [c for c, b in zip(clip_ids, bad, strict=True) if b]
         raise fail(f"returned {int(bad.sum())} non-finite values (at {', '.join(named[:8])})")
     if prob:
@@ -641,7 +641,12 @@ def _run_units(
 
     device = resolve_device(config)
     bf16 = config.bf16 and device.type == "cuda"
-    lengths = [max(_length(info, c, sample_rate) for c in units[u]) for u in todo]
+    clip_lengths: dict[int, int] = {}
+    for u in todo:
+        for c in units[u]:
+            if c not in clip_lengths:
+                clip_lengths[c] = _length(info, c, sample_rate)
+    lengths = [max(clip_lengths[c] for c in units[u]) for u in todo]
     buckets = [
         [todo[j] for j in b]
         for b in length_buckets(lengths, config.max_batch_size, config.max_batch_samples)
@@ -730,7 +735,8 @@ def score_clips(
                 ids = list(batch.clip_ids)
                 out = _run_model(model.score, (batch,), "score()", fingerprint, ids)
                 values = _validate(out, len(ids), "score()", fingerprint, ids)
-                return [(info.keys[i], float(v)) for i, v in zip(members, values, strict=True)]
+                keys = info.keys
+                return [(keys[i], v) for i, v in zip(members, values.tolist(), strict=True)]
 
             _run_units(
                 [(i,) for i in range(len(info.ids))],
