@@ -126,13 +126,13 @@ def _bin_ticks(task: TaskBoard) -> list[str]:
 
 
 def _ceiling(ax: Any, cells: Sequence[Cell] | None) -> None:
-    """The noise ceiling as the upper band: black dashes, its 95% range in grey."""
+    """The noise ceiling as the upper band: a thick black line (no markers), its 95% range in grey."""
     if not cells or not any(c.n for c in cells):
         return
     xs = list(range(len(cells)))
     acc, low, high = _series(cells)
     ax.fill_between(xs, low, high, color="#9ca3af", alpha=0.30, linewidth=0)
-    ax.plot(xs, acc, color="#111111", linewidth=1.2, linestyle="--", label="⊤ noise ceiling")
+    ax.plot(xs, acc, color="#111111", linewidth=2.0, linestyle="-", label="⊤ noise ceiling")
 
 
 def _lines(

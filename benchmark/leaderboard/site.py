@@ -376,7 +376,7 @@ def task_section(i: int, t: TaskBoard, figures: dict[str, str]) -> str:
         "Shortcuts dashed grey."
     )
     if t.ceiling is not None:
-        caption += " Black dashes and grey band: the noise ceiling with its 95% range."
+        caption += " Thick black line and grey band: the noise ceiling with its 95% range."
     if left:
         caption += f" The {plots.TOP} best models are drawn; {left} more are in the table above."
     out = [f'<section id="{anchor(i)}">', head, task_table(t)]
