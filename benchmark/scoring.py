@@ -17,9 +17,10 @@ what makes results trustworthy and cheap:
 - under torchrun (`mosrm evaluate --nproc N`), the ranks split these very batches between them and
   pool their scores (`benchmark.sharding`), so N processes give the bytes one process gives;
 - every score lands in a SQLite cache keyed by (model fingerprint, clip id + audio SHA-256,
-  preprocessing) and is committed after every batch, so a killed run resumes where it stopped and
-  gives exactly the numbers an uninterrupted run would have, and other tasks over the same audio
-  reuse the scores;
+  preprocessing); each finished batch is journaled (one append, `benchmark.score_journal`) before
+  the next one starts and committed to SQLite every few seconds and at the end, so a killed run
+  resumes where it stopped and gives exactly the numbers an uninterrupted run would have, and
+  other tasks over the same audio reuse the scores;
 - model output is validated (shape [B], finite) before anything is cached, and a bad output is a
   `SubmissionError` naming the model fingerprint and the clips;
 - pairwise judges are always asked in both presentation orders and averaged,
@@ -55,10 +56,12 @@ the cache, not the model.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import sqlite3
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager, nullcontext
@@ -194,32 +197,43 @@ _LOOKUP_CHUNK = 500
 
 
 class ScoreCache:
-    """The SQLite score cache; every `put_*` commits, so a killed run keeps all finished batches."""
+    """The SQLite score cache. Every `put_*` is safe from a kill once it returns: the batch is
+    appended to this process's journal (`benchmark.score_journal`), which is committed to SQLite
+    every `FLUSH_S` seconds and on `close`, and replayed by the next opener if the process died."""
 
     def __init__(self, path: Path) -> None:
+        from benchmark.score_journal import TABLES, Journal, replay
+
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._journal = Journal(self.path)
+        self._pending: dict[str, list[tuple[Any, ...]]] = {table: [] for table in TABLES}
+        self._flushed_at = time.monotonic()
         try:
             self.conn = connect_wal(self.path)
             # WAL + NORMAL survives a killed process (only a power cut may drop the last commits)
             self.conn.execute("PRAGMA synchronous=NORMAL")
-            if self._check_version() == CACHE_SCHEMA_VERSION:
-                return  # set in the transaction that made the tables: nothing to write
-            self.conn.execute("BEGIN IMMEDIATE")  # one writer migrates; the others then see v2
-            try:
-                self._check_version()
-                self._migrate()
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
-                ensure_hash_memo(self.conn)
-                self.conn.execute(f"PRAGMA user_version = {CACHE_SCHEMA_VERSION}")
-                self.conn.commit()
-            except BaseException:
-                self.conn.rollback()
-                raise
+            self._setup()
+            replay(self.path, self._commit)  # batches a killed run had journaled
         except sqlite3.DatabaseError as exc:
             raise cache_error(self.path, exc) from None
+
+    def _setup(self) -> None:
+        if self._check_version() == CACHE_SCHEMA_VERSION:
+            return  # set in the transaction that made the tables: nothing to write
+        self.conn.execute("BEGIN IMMEDIATE")  # one writer migrates; the others then see v2
+        try:
+            self._check_version()
+            self._migrate()
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self.conn.execute(statement)
+            ensure_hash_memo(self.conn)
+            self.conn.execute(f"PRAGMA user_version = {CACHE_SCHEMA_VERSION}")
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
 
     def _check_version(self) -> int:
         version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
@@ -237,7 +251,54 @@ class ScoreCache:
             self.conn.execute("DROP TABLE pair_scores")
 
     def close(self) -> None:
-        self.conn.close()
+        """Commit what the journal holds, then close; if that fails the journal stays, for the
+        next opener to replay."""
+        committed = False
+        try:
+            self.flush()
+            committed = True
+        finally:
+            try:
+                self._journal.close(delete=committed)
+            finally:
+                self.conn.close()
+
+    def flush(self) -> None:
+        """Commit the journaled batches to SQLite, where other processes see them."""
+        if any(self._pending.values()):
+            self._commit(self._pending)
+            try:
+                self._journal.clear()
+            except OSError as exc:
+                raise _journal_error(self._journal.path, exc) from None
+            self._pending = {table: [] for table in self._pending}
+        self._flushed_at = time.monotonic()
+
+    def _keep(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        from benchmark.score_journal import FLUSH_S
+
+        try:
+            self._journal.append(table, rows)
+        except OSError as exc:
+            raise _journal_error(self._journal.path or self.path, exc) from None
+        self._pending[table].extend(rows)
+        if time.monotonic() - self._flushed_at >= FLUSH_S:
+            self.flush()
+
+    def _commit(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+        with self.conn:
+            if rows["clip"]:
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO clip_scores (fingerprint, preprocessing, clip_id, "
+                    "audio_sha256, score) VALUES (?, ?, ?, ?, ?)",
+                    rows["clip"],
+                )
+            if rows["pair"]:
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO pair_scores (fingerprint, preprocessing, clip_lo, "
+                    "sha_lo, clip_hi, sha_hi, p_lo_hi, p_hi_lo) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows["pair"],
+                )
 
     def __enter__(self) -> ScoreCache:
         return self
@@ -254,6 +315,7 @@ class ScoreCache:
     ) -> dict[ClipKey, float]:
         """{key: score} for the keys found: one query per `_LOOKUP_CHUNK` clip ids (a query per
         clip cost 1 ms per 256 clips), then only the rows of the asked audio are kept."""
+        self.flush()
         wanted = set(keys)
         ids = sorted({cid for cid, _ in wanted})
         found: dict[ClipKey, float] = {}
@@ -272,17 +334,13 @@ class ScoreCache:
     def put_clips(
         self, fingerprint: str, prep: str, items: Sequence[tuple[ClipKey, float]]
     ) -> None:
-        with self.conn:
-            self.conn.executemany(
-                "INSERT OR REPLACE INTO clip_scores "
-                "(fingerprint, preprocessing, clip_id, audio_sha256, score) VALUES (?, ?, ?, ?, ?)",
-                [(fingerprint, prep, k[0], k[1], float(s)) for k, s in items],
-            )
+        self._keep("clip", [(fingerprint, prep, k[0], k[1], float(s)) for k, s in items])
 
     def get_pairs(
         self, fingerprint: str, prep: str, keys: Sequence[tuple[ClipKey, ClipKey]]
     ) -> dict[tuple[ClipKey, ClipKey], tuple[float, float]]:
         """{(lo, hi): (prefer(lo, hi), prefer(hi, lo))} for the keys found in the cache."""
+        self.flush()
         found: dict[tuple[ClipKey, ClipKey], tuple[float, float]] = {}
         for lo, hi in keys:
             row = self.conn.execute(
@@ -302,15 +360,13 @@ class ScoreCache:
         items: Sequence[tuple[tuple[ClipKey, ClipKey], tuple[float, float]]],
     ) -> None:
         """Store (prefer(lo, hi), prefer(hi, lo)) per canonical pair (lo, hi)."""
-        with self.conn:
-            self.conn.executemany(
-                "INSERT OR REPLACE INTO pair_scores (fingerprint, preprocessing, clip_lo, sha_lo, "
-                "clip_hi, sha_hi, p_lo_hi, p_hi_lo) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (fingerprint, prep, *lo, *hi, float(p_lh), float(p_hl))
-                    for (lo, hi), (p_lh, p_hl) in items
-                ],
-            )
+        self._keep(
+            "pair",
+            [
+                (fingerprint, prep, *lo, *hi, float(p_lh), float(p_hl))
+                for (lo, hi), (p_lh, p_hl) in items
+            ],
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -990,6 +1046,15 @@ def with_orders(pred: pa.Table, a_first: np.ndarray, b_first: np.ndarray) -> pa.
 # helpers for the entry points
 
 
+def _journal_error(path: Path, exc: OSError) -> MachineError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return no_space(path)
+    return MachineError(
+        f"{path}: cannot write the score journal ({exc.strerror or exc}); check the folder's "
+        "permissions and the disk, then rerun"
+    )
+
+
 def cache_error(path: Path, exc: sqlite3.Error) -> MachineError:
     """One line for an SQLite failure of the score cache at `path`, saying what to do about it."""
     code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
@@ -1016,11 +1081,12 @@ def _open_cache(path: Path | None) -> Iterator[ScoreCache]:
         path = score_cache_path()
     cache = ScoreCache(path)
     try:
-        yield cache
+        try:
+            yield cache
+        finally:
+            cache.close()  # commits the journaled batches, whatever stopped the run
     except sqlite3.DatabaseError as exc:  # e.g. a page found corrupt only when it is read
         raise cache_error(cache.path, exc) from None
-    finally:
-        cache.close()
 
 
 def _agree_cached(

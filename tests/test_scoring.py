@@ -555,7 +555,7 @@ score_clips(DieAfter(), clips, Path(sys.argv[2]), fingerprint="rms",
 """
 
 
-def test_hard_killed_process_keeps_committed_batches(tmp_path, corpus):
+def test_hard_killed_process_keeps_finished_batches(tmp_path, corpus):
     import subprocess
     import sys
 
@@ -579,7 +579,12 @@ def test_hard_killed_process_keeps_committed_batches(tmp_path, corpus):
         timeout=120,
     )
     assert proc.returncode == 9, proc.stderr
+    # the two finished batches are in the process's journal (benchmark.score_journal), which
+    # the next opener of the cache commits
+    assert len(list(tmp_path.glob("c.db.pending-*"))) == 1
+    ScoreCache(cache).close()
     assert len(_cached_clip_ids(cache)) == 8
+    assert not list(tmp_path.glob("c.db.pending-*"))
     resumed = RmsModel()
     cfg = ScoringConfig(max_batch_size=4, progress=False)
     scores = score_clips(resumed, clips, root, fingerprint="rms", config=cfg, cache_path=cache)
