@@ -4,7 +4,8 @@
   16) against the same model's forward over the same batches, decoded and padded beforehand.
   Cold as for a new submission: the cache file exists (as `$MOSRM_HOME/scores.sqlite` does) and
   holds none of this model's scores (a new fingerprint every round).
-  The loop adds the cache, the store's index, bucketing, validation and a commit per batch; the
+  The loop adds the cache, the store's index, bucketing, validation, a journal append per batch
+  (`benchmark.score_journal`: a kill loses no finished batch) and the commit at the end; the
   reading and padding of the next batches runs beside the model (`benchmark.prefetch`). Goal
   ≤ 1.10×.
 - P1, scorer vs the naive per-pair loop a researcher would write: for each pair, load both files
