@@ -9,9 +9,9 @@ synchronous=NORMAL), so the guarantee is the one per-batch commits gave: a kille
 finished batch. `benchmark.scoring.ScoreCache` appends each batch here and moves the journal into
 SQLite in one transaction every `FLUSH_S` seconds and when it closes.
 
-Layout: `<cache>.pending-<pid>-<random>`, one JSON line per batch, ["clip" or "pair", rows], a
-row being the table's key columns and values (floats as JSON numbers, which round-trip float64
-exactly). The writer holds an exclusive `flock` on its journal for as long as it has it open;
+Layout: `<cache>.pending-<pid>-<random>`, one JSON line per batch, ["clip" or "pair",
+fingerprint, preprocessing, rows], a row being the table's other key columns and its values
+(floats as JSON numbers, which round-trip float64 exactly). The writer holds an exclusive `flock` on its journal for as long as it has it open;
 whoever opens the cache next replays the journals nobody holds (their writer died), then deletes
 them. A torn last line (killed mid-write) is ignored: its batch was not finished.
 """
@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 TABLES = {"clip": 5, "pair": 8}
-"""Journal row kinds and their row widths (key columns + values, `ScoreCache.put_*`)."""
+"""Journal row kinds and their row widths (key columns + values, `ScoreCache.put_*`); the first
+two columns, the model fingerprint and preprocessing, are written once per line."""
 
 FLUSH_S = 2.0
 """How long finished batches may wait in the journal before they are committed to SQLite (the
@@ -66,9 +67,11 @@ class Journal:
         return fd
 
     def append(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """One batch's rows, in one write."""
+        """One batch's rows (all of one fingerprint and preprocessing), in one write."""
         fd = self._fd if self._fd is not None else self._open()
-        data = (json.dumps([table, rows], separators=(",", ":")) + "\n").encode("utf-8")
+        fingerprint, prep = rows[0][:2]
+        line = [table, fingerprint, prep, [row[2:] for row in rows]]
+        data = (json.dumps(line, separators=(",", ":")) + "\n").encode("utf-8")
         written = os.write(fd, data)
         if written != len(data):  # a regular file writes all or raises; never leave half a line
             raise OSError(f"short write to {self.path} ({written} of {len(data)} bytes)")
@@ -94,14 +97,14 @@ def read(data: bytes) -> Rows:
     rows: Rows = {table: [] for table in TABLES}
     for line in data.split(b"\n")[:-1]:  # the part after the last newline is torn
         try:
-            table, batch = json.loads(line)
+            table, fingerprint, prep, batch = json.loads(line)
         except (ValueError, TypeError):
             continue
         width = TABLES.get(table) if isinstance(table, str) else None
         if width is None or not isinstance(batch, list):
             continue
-        good = [tuple(r) for r in batch if isinstance(r, list) and len(r) == width]
-        if len(good) == len(batch):  # a line is a batch: all of it or nothing
+        good = [(fingerprint, prep, *r) for r in batch if isinstance(r, list)]
+        if all(len(r) == width for r in good) and len(good) == len(batch):  # all or nothing
             rows[table].extend(good)
     return rows
 

@@ -238,9 +238,15 @@ def test_p1_scorer_vs_naive_per_pair_loop(benchmark, tmp_path: Path) -> None:
     assert ratio >= P1_GOAL, f"P1 naive/scorer {ratio:.1f}x < {P1_GOAL}"
 
 
-def test_p2_prefetch_gain(benchmark, tmp_path: Path) -> None:
-    """The scorer with the background reader on, each round right after one with it off (the
-    store in both): what the overlap is worth on this machine. Reported, not asserted."""
+def test_p2_prefetch_gain(benchmark, tmp_path: Path, monkeypatch) -> None:
+    """The scorer with the background reader on, each round against the mean of rounds with it
+    off just before and just after (the store in all): what the overlap is worth on this
+    machine. Reported, not asserted. The reader is forced on: the loop leaves it off where the
+    model's threads take every core (`scoring._read_ahead`), which is this measurement's
+    question. (Timing "off" only before each "on" favoured "on", which ran warm: 1.00-1.04x.)"""
+    import benchmark.scoring as scoring
+
+    monkeypatch.setattr(scoring, "_usable_cpus", lambda: 1 << 20)
     _, clips, audio = _corpus(tmp_path, P2_CLIPS)
     model = _model()
     cache = tmp_path / "scores.sqlite"
@@ -264,8 +270,9 @@ def test_p2_prefetch_gain(benchmark, tmp_path: Path) -> None:
 
     run(2)
     benchmark.pedantic(run, setup=setup, rounds=11, iterations=1)
+    setup()  # the "off" round after the last "on" one
     on_s = benchmark.stats.stats.data
-    gain = float(np.median([off / on for off, on in zip(off_s, on_s, strict=True)]))
+    gain = float(np.median([(off_s[i] + off_s[i + 1]) / 2 / on for i, on in enumerate(on_s)]))
     benchmark.extra_info.update(
         {
             "prefetch_off_ms_median": round(float(np.median(off_s)) * 1000, 1),
@@ -273,4 +280,4 @@ def test_p2_prefetch_gain(benchmark, tmp_path: Path) -> None:
             "off_over_on": round(gain, 3),
         }
     )
-    print(f"\nP2 prefetch off/on: {gain:.3f}x (median of paired rounds)")
+    print(f"\nP2 prefetch off/on: {gain:.3f}x (median of paired rounds, reader forced on)")

@@ -57,6 +57,13 @@ class SumJudge:
 # ---------------------------------------------------------------- fixtures
 
 
+@pytest.fixture(autouse=True)
+def _reader_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The background reader runs even where the model's threads take every core (where the
+    loop reads inline, `scoring._read_ahead`): these tests are about that thread."""
+    monkeypatch.setattr(scoring, "_usable_cpus", lambda: 1 << 20)
+
+
 @pytest.fixture
 def prepared(tmp_path: Path, write_wav) -> tuple[pa.Table, Path, Path]:
     """(clip table pointing at the 16 kHz cache, its audio folder, the source root)."""

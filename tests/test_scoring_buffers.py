@@ -24,6 +24,13 @@ from benchmark.scoring import ScoringConfig, score_clips
 from benchmark.tables import CLIP_SCHEMA, from_rows
 
 
+@pytest.fixture(autouse=True)
+def _reader_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The background reader runs even where the model's threads take every core (where the
+    loop reads inline, `scoring._read_ahead`): these tests are about that thread."""
+    monkeypatch.setattr(scoring, "_usable_cpus", lambda: 1 << 20)
+
+
 def _waves(rng: np.random.Generator, lengths: list[int]) -> list[np.ndarray]:
     return [rng.standard_normal(n).astype(np.float32) for n in lengths]
 

@@ -43,7 +43,7 @@ cache = ScoreCache(Path(sys.argv[1]))
 cache.put_clips("fp", "p", [((f"c{i}", f"s{i}"), v) for i, v in enumerate(odd)])
 cache.put_pairs("fp", "p", [((("a", "sa"), ("b", "sb")), (0.25, 1 / 7))])
 with open(cache.path.with_name(cache.path.name + ".pending-half"), "wb") as f:
-    f.write(b'["clip",[["fp","p","torn","s",1.0]]')  # a line cut by the kill: no newline
+    f.write(b'["clip","fp","p",[["torn","s",1.0]]')  # a line cut by the kill: no newline
 os._exit(9)  # killed: no commit, no close
 """
 
@@ -89,6 +89,8 @@ def test_rows_reach_sqlite_after_flush_s_and_a_lookup_sees_its_own(
 ) -> None:
     cache = tmp_path / "scores.sqlite"
     with ScoreCache(cache) as c:
+        c.put_clips("fp", "p", [])  # nothing to keep: no journal line, no file
+        assert c._journal.path is None
         c.put_clips("fp", "p", [(("c0", "s0"), 1.0)])
         assert _rows(cache) == []  # within FLUSH_S: in the journal only
         assert c.get_clips("fp", "p", [("c0", "s0")]) == {("c0", "s0"): 1.0}
@@ -101,9 +103,10 @@ def test_rows_reach_sqlite_after_flush_s_and_a_lookup_sees_its_own(
 
 
 def test_read_drops_torn_and_malformed_lines() -> None:
-    good = b'["clip",[["f","p","c0","s0",0.5],["f","p","c1","s1",1.5]]]\n'
-    pair = b'["pair",[["f","p","a","sa","b","sb",0.25,0.75]]]\n'
-    data = good + b"not json\n" + b'["clip",[["f","p","c2"]]]\n' + pair + b'["clip",[["f"'
+    good = b'["clip","f","p",[["c0","s0",0.5],["c1","s1",1.5]]]\n'
+    pair = b'["pair","f","p",[["a","sa","b","sb",0.25,0.75]]]\n'
+    short = b'["clip","f","p",[["c2","s2",2.5],["c3"]]]\n'  # one bad row: the line goes
+    data = good + b"not json\n" + short + pair + b'["clip","f","p",[["c4"'
     rows = read(data)
     assert rows["clip"] == [("f", "p", "c0", "s0", 0.5), ("f", "p", "c1", "s1", 1.5)]
     assert rows["pair"] == [("f", "p", "a", "sa", "b", "sb", 0.25, 0.75)]
