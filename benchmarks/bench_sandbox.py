@@ -23,6 +23,8 @@ from benchmarks.bench_scoring import N_CLIPS, corpus  # noqa: F401 - the shared 
 
 pytestmark = pytest.mark.skipif(bubblewrap() is None, reason="bubblewrap cannot run here")
 
+ROUNDS = 9
+
 MODEL = """
 import torch
 
@@ -84,20 +86,28 @@ def test_sandbox_overhead(benchmark, corpus, tmp_path):  # noqa: F811
         cache = tmp_path / f"cache-{next(counter)}.sqlite"
         return score_clips(model, clips, root, fingerprint="bench", config=config, cache_path=cache)
 
-    # interleaved, so a busy moment of the machine hits both sides alike; best of five each
+    # interleaved, and each sandboxed round set against the in-process rounds just before and
+    # just after it, so a busy moment of the machine hits both sides of a ratio alike; the
+    # median of those paired ratios (a ratio of minima swung 1.03-1.14 between runs here)
     inside, outside = [], []
-    for _ in range(5):
+
+    def timed(model: object) -> tuple[float, dict[str, float]]:
         t = time.perf_counter()
-        reference = run(local)
-        inside.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        sandboxed = run(sub.model)
-        outside.append(time.perf_counter() - t)
+        scores = run(model)
+        return time.perf_counter() - t, scores
+
+    for _ in range(ROUNDS):
+        seconds, reference = timed(local)
+        inside.append(seconds)
+        seconds, sandboxed = timed(sub.model)
+        outside.append(seconds)
+    inside.append(timed(local)[0])
     benchmark.pedantic(run, args=(sub.model,), rounds=1, iterations=1)
     sub.close()
     for cid, value in reference.items():
         assert abs(sandboxed[cid] - value) <= 1e-6 * max(1.0, abs(value))
-    ratio = min(outside) / min(inside)
+    paired = [o / ((inside[i] + inside[i + 1]) / 2) for i, o in enumerate(outside)]
+    ratio = float(sorted(paired)[len(paired) // 2])
     benchmark.extra_info.update(
         {
             "in_process_s": round(min(inside), 3),
@@ -107,6 +117,7 @@ def test_sandbox_overhead(benchmark, corpus, tmp_path):  # noqa: F811
     )
     print(
         f"\n{N_CLIPS} clips at batch 16: in-process {min(inside):.3f} s, sandboxed "
-        f"{min(outside):.3f} s ({ratio:.2f}x); child start-up {startup:.2f} s"
+        f"{min(outside):.3f} s (minima); {ratio:.3f}x, median of paired rounds; child start-up "
+        f"{startup:.2f} s"
     )
     assert ratio <= 1.10

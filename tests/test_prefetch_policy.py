@@ -1,6 +1,6 @@
 """When the scoring loop reads ahead in a background thread: only when a core is free for it (the
-model on an accelerator, or torch on fewer threads than the process may use); the scores are the
-same either way."""
+model on an accelerator or in a sandboxed child, or torch on fewer threads than the process may
+use); the scores are the same either way."""
 
 from __future__ import annotations
 
@@ -87,3 +87,30 @@ def test_no_thread_where_none_helps_and_the_same_scores(
         # (the reader ends once it has made the last batch, so it may be gone for the last ones)
         assert max(model.threads) == (0 if cpus == torch.get_num_threads() else 1)
     assert len(set(map(str, runs.values()))) == 1
+
+
+class Elsewhere(ThreadCounter):
+    """A model that, like `SandboxedModel`, computes in another process."""
+
+    runs_elsewhere = True
+
+
+def test_a_model_in_another_process_gets_read_ahead(
+    clips, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every core busy with torch threads, yet the sandboxed child does the computing: this
+    process only reads and pads, so the reader thread overlaps with the child."""
+    from benchmark.sandbox.host import SandboxedModel
+
+    assert SandboxedModel.runs_elsewhere is True
+    monkeypatch.setattr(scoring, "_usable_cpus", torch.get_num_threads)
+    config = ScoringConfig(max_batch_size=2, progress=False, device="cpu", prefetch=2)
+    assert scoring._read_ahead(config, torch.device("cpu"), elsewhere=True) == 2
+    assert scoring._read_ahead(config, torch.device("cpu")) == 0
+    table, root = clips
+    model = Elsewhere()
+    here = ThreadCounter()
+    got = score_clips(model, table, root, fingerprint="e", config=config, cache_path=tmp_path / "e")
+    want = score_clips(here, table, root, fingerprint="h", config=config, cache_path=tmp_path / "h")
+    assert max(model.threads) == 1 and max(here.threads) == 0
+    assert got == want

@@ -126,6 +126,9 @@ class SandboxedModel:
     `on_start(sample_rate, parameters)` is told what each start reported.
     """
 
+    runs_elsewhere = True
+    """The model computes in the child: the scoring loop's process is free to read ahead."""
+
     def __init__(
         self,
         folder: Path,
