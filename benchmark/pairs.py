@@ -783,6 +783,36 @@ def _expected(c: _Clips, rel: str, target: int | None, md_q: int) -> int:
     return available if target is None else min(target, available)
 
 
+class _Behind:
+    """A sink that runs `add` on one worker thread, in call order, at most `depth` chunks behind
+    the caller: hashing, bucketing and spilling the drawn pairs overlap with drawing the next
+    chunk (the draw is otherwise one core's work). Leaving the block waits for every chunk and
+    raises the first error; the chunks handed over are never written to by the samplers."""
+
+    def __init__(self, add: Callable[[np.ndarray, np.ndarray], None], depth: int = 2) -> None:
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._add, self._depth = add, depth
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="mosrm-draw")
+        self._pending: deque[Any] = deque()
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> None:
+        while len(self._pending) >= self._depth:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._add, a, b))
+
+    def __enter__(self) -> _Behind:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        try:
+            while self._pending and kind is None:  # after an error, only stop the worker
+                self._pending.popleft().result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 class LabelPriors:
     """Per (relation, subset): the sums behind the prior variance τ² of true differences.
 
@@ -909,17 +939,16 @@ def _build_split(
             relations.append(rp)
             code = len(relations) - 1
 
-            def sink(
-                a: np.ndarray, b: np.ndarray, rp: RelationPairs = rp, code: int = code
-            ) -> None:
+            def add(a: np.ndarray, b: np.ndarray, rp: RelationPairs = rp, code: int = code) -> None:
                 rp.add(a, b)
                 priors.add(code, a, b)
 
-            if balance_subsets and np.unique(c.subset).size > 1:
-                info = _sample_per_subset(c, task, split, rel, target, seed, md_q, sink)
-            else:
-                rng = _rng(seed, task, split, rel, "sample")
-                info = _sample(c, task, split, rel, target, md_q, rng, sink)
+            with _Behind(add) as sink:
+                if balance_subsets and np.unique(c.subset).size > 1:
+                    info = _sample_per_subset(c, task, split, rel, target, seed, md_q, sink)
+                else:
+                    rng = _rng(seed, task, split, rel, "sample")
+                    info = _sample(c, task, split, rel, target, md_q, rng, sink)
             if rp.n != info["sampled"]:
                 raise RuntimeError(f"pair builder bug: {rel} sampled {info['sampled']}, got {rp.n}")
             if "shortfall" in info:
