@@ -52,11 +52,12 @@ def collect(
     import pyarrow.parquet as pq
 
     from benchmark.ceiling import ceiling_report
+    from benchmark.reliability import float_column
     from benchmark.tables import FIXED_SUBSETS
 
     columns = ["pair_id", "relation", "subset", "clip_a", "clip_b", "delta_bin", *FIXED_SUBSETS]
     table = pq.read_table(path, columns=[*columns, "label_reliability"])
-    rel = np.asarray(table.column("label_reliability").to_numpy(zero_copy_only=False), float)
+    rel = float_column(table, "label_reliability")
     rated = rel[np.isfinite(rel)]
     bands = [int(((rated >= lo) & (rated < hi)).sum()) for lo, hi, _ in BANDS]
     edges = meta.get("bin_edges")

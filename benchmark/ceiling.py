@@ -24,7 +24,13 @@ import numpy as np
 import pyarrow as pa
 
 from benchmark.errors import DataError, MosrmError
-from benchmark.reliability import CEILING_DRAWS, RELIABILITY_VERSION, ceiling_cells, clip_noise
+from benchmark.reliability import (
+    CEILING_DRAWS,
+    RELIABILITY_VERSION,
+    ceiling_cells,
+    clip_noise,
+    float_column,
+)
 from benchmark.tables import FIXED_SUBSETS
 
 FILTER_TAG = ".min-rel-"
@@ -54,14 +60,6 @@ def is_filtered_name(name: str) -> bool:
     return FILTER_TAG in name
 
 
-def _reliability(pairs: pa.Table) -> np.ndarray:
-    """The pairs' label reliability as float64, NaN where null or where the column is absent."""
-    if COLUMN not in pairs.column_names:
-        return np.full(pairs.num_rows, np.nan)
-    col = pairs.column(COLUMN).cast(pa.float64())
-    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
 def filter_pairs(
     pairs: pa.Table, min_reliability: float, *, source: str
 ) -> tuple[pa.Table, dict[str, Any]]:
@@ -69,7 +67,7 @@ def filter_pairs(
     results' `reliability_filter` record: {"min", "kept", "of", "unrated"} (unrated pairs, null
     reliability, are excluded and counted). A filter keeping nothing is an error naming `source`."""
     threshold = check_min_reliability(min_reliability)
-    rel = _reliability(pairs)
+    rel = float_column(pairs, COLUMN)
     rated = np.isfinite(rel)
     keep = rated & (rel >= threshold)
     if not rated.any():
@@ -144,7 +142,7 @@ def ceiling_report(
         return None
     order = np.argsort(np.asarray(pred.column("pair_id").to_pylist(), dtype=str), kind="stable")
     pred = pred.take(pa.array(order, type=pa.int64()))  # no number depends on row order
-    rel = _reliability(pred)
+    rel = float_column(pred, COLUMN)
     rated = np.isfinite(rel)
     if not rated.any():
         return None

@@ -102,11 +102,11 @@ def _column(clips: pa.Table, name: str) -> list[Any]:
     return clips.column(name).to_pylist() if name in clips.column_names else [None] * len(clips)
 
 
-def _floats(clips: pa.Table, name: str) -> np.ndarray:
+def float_column(table: pa.Table, name: str) -> np.ndarray:
     """A numeric column as float64, NaN where null or where the column is absent."""
-    if name not in clips.column_names:
-        return np.full(clips.num_rows, np.nan)
-    col = clips.column(name).cast(pa.float64())
+    if name not in table.column_names:
+        return np.full(table.num_rows, np.nan)
+    col = table.column(name).cast(pa.float64())
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
@@ -130,9 +130,9 @@ def clip_noise(clips: pa.Table) -> ClipNoise:
     from every clip that has at least two ratings and a standard deviation (or per-rating rows).
     """
     ids = np.asarray(clips.column("clip_id").to_pylist(), dtype=object)
-    mos = _floats(clips, "mos")
-    n = _floats(clips, "n_ratings")
-    std = _floats(clips, "rating_std")
+    mos = float_column(clips, "mos")
+    n = float_column(clips, "n_ratings")
+    std = float_column(clips, "rating_std")
     ratings, offsets = _rating_rows(clips)
     lens = np.diff(offsets)
     rows = lens > 0
@@ -329,23 +329,6 @@ def bootstrap(
         p = np.where(sign[:, 0] == 0, 0.5, p)
         out[lo : lo + step] = np.where(np.isnan(m[ia, 0]) | np.isnan(m[ib, 0]), np.nan, p)
     return out
-
-
-def estimate(
-    noise: ClipNoise,
-    a: np.ndarray,
-    b: np.ndarray,
-    estimator: str,
-    tau2: np.ndarray | float | None = None,
-    seed: int = 0,
-) -> np.ndarray:
-    if estimator == "closed_form":
-        return closed_form(noise, a, b, tau2)
-    if estimator == "bootstrap":
-        return bootstrap(noise, a, b, tau2, seed=seed)
-    raise ValueError(
-        f"unknown reliability estimator '{estimator}' (known: {', '.join(ESTIMATORS)})"
-    )
 
 
 def describe(noise: ClipNoise, estimator: str) -> dict[str, Any]:
