@@ -165,14 +165,16 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 """
 
 
-def connect_wal(path: str | Path, timeout: float = 60.0) -> sqlite3.Connection:
+def connect_wal(
+    path: str | Path, timeout: float = 60.0, *, check_same_thread: bool = True
+) -> sqlite3.Connection:
     """A connection to the SQLite file `path` in WAL mode, safe when processes open it at once.
 
     Switching a new database to WAL needs an exclusive lock that SQLite does not wait for (the busy
     timeout does not apply), so two runs creating one cache at the same moment failed with
     "database is locked"; the switch is retried here until `timeout`.
     """
-    conn = sqlite3.connect(path, timeout=timeout)
+    conn = sqlite3.connect(path, timeout=timeout, check_same_thread=check_same_thread)
     deadline = time.monotonic() + timeout
     delay = 0.005
     while True:

@@ -1018,6 +1018,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        # the score cache a command kept open (`benchmark.score_cache`), closed before returning,
+        # so that what a caller does to the file next (copy, delete, damage in a test) meets no
+        # open connection; not imported here if the command never opened it
+        cache = sys.modules.get("benchmark.score_cache")
+        if cache is not None:
+            cache.release()
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for `evaluate --nproc` (torchrun)
     try:

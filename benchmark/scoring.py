@@ -21,31 +21,14 @@ what makes results trustworthy and cheap:
   preprocessing); each finished batch is journaled (one append, `benchmark.score_journal`) before
   the next one starts and committed to SQLite every few seconds and at the end, so a killed run
   resumes where it stopped and gives exactly the numbers an uninterrupted run would have, and
-  other tasks over the same audio reuse the scores;
+  other tasks over the same audio reuse the scores (`benchmark.score_cache`: its schema, and why
+  a process keeps it open between runs);
 - model output is validated (shape [B], finite) before anything is cached, and a bad output is a
   `SubmissionError` naming the model fingerprint and the clips;
 - pairwise judges are always asked in both presentation orders and averaged,
   P = (prefer(a, b) + 1 - prefer(b, a)) / 2, so position bias cannot move their accuracy. Both
   raw answers are kept (cache and predictions), because the average hides the bias it cancels:
   `benchmark.diagnostics` reports position consistency and first-position bias from them.
-
-Cache schema (`scores.sqlite`, WAL mode, `PRAGMA user_version` = `CACHE_SCHEMA_VERSION`):
-
-    clip_scores(fingerprint, preprocessing, clip_id, audio_sha256, score REAL, created_at)
-        primary key (fingerprint, preprocessing, clip_id, audio_sha256)
-    pair_scores(fingerprint, preprocessing, clip_lo, sha_lo, clip_hi, sha_hi,
-                p_lo_hi REAL, p_hi_lo REAL, created_at)
-        primary key (fingerprint, preprocessing, clip_lo, sha_lo, clip_hi, sha_hi);
-        (clip_lo, sha_lo) < (clip_hi, sha_hi); p_lo_hi = prefer(lo, hi) and p_hi_lo =
-        prefer(hi, lo), the judge's raw answers in each presentation order
-    file_hashes(path, size, mtime_ns, inode, sha256)   memo of audio hashes (benchmark.audio)
-
-Schema history. Version 1 cached only the order average of a pair (`p_lo`), from which the two
-answers cannot be recovered. Opening a version-1 cache migrates it in one transaction: its
-`pair_scores` rows are dropped (a pairwise judge is asked again, once, the next time it runs) and
-everything else, the clip scores and the hash memo included, is kept as it is. The order average
-is recomputed from the two answers with the same float64 expression as before, so a re-judged
-pair gets bit-identical accuracy.
 
 `preprocessing` is the sorted-key JSON of `preprocessing_config(model.sample_rate)`, plus
 `"autocast": "bf16"` when bf16 autocast was in effect (it changes the numbers).
@@ -57,13 +40,10 @@ the cache, not the model.
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
-import sqlite3
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager, nullcontext
@@ -77,9 +57,6 @@ import pyarrow as pa
 
 from benchmark.audio import (
     audio_num_frames,
-    connect_wal,
-    ensure_hash_memo,
-    file_sha256s,
     length_buckets,
     load_audio,
     pad_batch,
@@ -87,43 +64,20 @@ from benchmark.audio import (
     resolve_audio_path,
 )
 from benchmark.batch import Batch, PadBuffers, pad_buffers
-from benchmark.errors import DataError, MachineError, MosrmError, SubmissionError, no_space
+from benchmark.errors import DataError, MosrmError, SubmissionError
 from benchmark.models import Submission
+from benchmark.score_cache import (  # noqa: F401  (CACHE_SCHEMA_VERSION, cache_error: re-exported)
+    CACHE_SCHEMA_VERSION,
+    ClipKey,
+    ScoreCache,
+    cache_error,
+    open_cache,
+)
 
 if TYPE_CHECKING:
     import torch
 
     from benchmark.packed_audio import PackedClips
-
-CACHE_SCHEMA_VERSION = 2
-"""2: both presentation orders of a pair are cached (1 kept only their average; see above)."""
-
-_MIGRATES_FROM = (1,)
-"""Older schema versions this harness upgrades in place (module doc, "Schema history")."""
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS clip_scores (
-    fingerprint TEXT NOT NULL,
-    preprocessing TEXT NOT NULL,
-    clip_id TEXT NOT NULL,
-    audio_sha256 TEXT NOT NULL,
-    score REAL NOT NULL,
-    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    PRIMARY KEY (fingerprint, preprocessing, clip_id, audio_sha256)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS pair_scores (
-    fingerprint TEXT NOT NULL,
-    preprocessing TEXT NOT NULL,
-    clip_lo TEXT NOT NULL,
-    sha_lo TEXT NOT NULL,
-    clip_hi TEXT NOT NULL,
-    sha_hi TEXT NOT NULL,
-    p_lo_hi REAL NOT NULL,
-    p_hi_lo REAL NOT NULL,
-    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    PRIMARY KEY (fingerprint, preprocessing, clip_lo, sha_lo, clip_hi, sha_hi)
-) WITHOUT ROWID;
-"""
 
 
 @dataclass(frozen=True)
@@ -147,10 +101,6 @@ class ScoringConfig:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if self.prefetch < 0:
             raise ValueError(f"prefetch must be >= 0, got {self.prefetch}")
-
-
-ClipKey = tuple[str, str]
-"""(clip id, audio sha256): what a cached score is about."""
 
 
 @dataclass
@@ -188,189 +138,6 @@ def _count(unit: str, total: int, computed: int) -> None:
     else:
         counts.pairs_from_cache += total - computed
         counts.pairs_computed += computed
-
-
-# ---------------------------------------------------------------------------------------------
-# the cache
-
-
-_LOOKUP_CHUNK = 500
-"""Clip ids bound in one lookup query (SQLite allows 32,766 parameters since 3.32, 999 before)."""
-
-
-class ScoreCache:
-    """The SQLite score cache. Every `put_*` is safe from a kill once it returns: the batch is
-    appended to this process's journal (`benchmark.score_journal`), which is committed to SQLite
-    every `FLUSH_S` seconds and on `close`, and replayed by the next opener if the process died."""
-
-    def __init__(self, path: Path) -> None:
-        from benchmark.score_journal import TABLES, Journal, replay
-
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._journal = Journal(self.path)
-        self._pending: dict[str, list[tuple[Any, ...]]] = {table: [] for table in TABLES}
-        self._flushed_at = time.monotonic()
-        try:
-            self.conn = connect_wal(self.path)
-            # WAL + NORMAL survives a killed process (only a power cut may drop the last commits)
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self._setup()
-            replay(self.path, self._commit)  # batches a killed run had journaled
-        except sqlite3.DatabaseError as exc:
-            raise cache_error(self.path, exc) from None
-
-    def _setup(self) -> None:
-        if self._check_version() == CACHE_SCHEMA_VERSION:
-            return  # set in the transaction that made the tables: nothing to write
-        self.conn.execute("BEGIN IMMEDIATE")  # one writer migrates; the others then see v2
-        try:
-            self._check_version()
-            self._migrate()
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self.conn.execute(statement)
-            ensure_hash_memo(self.conn)
-            self.conn.execute(f"PRAGMA user_version = {CACHE_SCHEMA_VERSION}")
-            self.conn.commit()
-        except BaseException:
-            self.conn.rollback()
-            raise
-
-    def _check_version(self) -> int:
-        version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
-        if version not in (0, *_MIGRATES_FROM, CACHE_SCHEMA_VERSION):
-            raise MosrmError(
-                f"{self.path}: score cache has schema version {version}, this harness "
-                f"writes {CACHE_SCHEMA_VERSION}; delete the file to start a fresh cache"
-            )
-        return version
-
-    def _migrate(self) -> None:
-        """Drop pair rows that lack either order's answer (schema 1); keep everything else."""
-        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(pair_scores)")}
-        if columns and not {"p_lo_hi", "p_hi_lo"} <= columns:
-            self.conn.execute("DROP TABLE pair_scores")
-
-    def close(self) -> None:
-        """Commit what the journal holds, then close; if that fails the journal stays, for the
-        next opener to replay."""
-        committed = False
-        try:
-            self.flush()
-            committed = True
-        finally:
-            try:
-                self._journal.close(delete=committed)
-            finally:
-                self.conn.close()
-
-    def flush(self) -> None:
-        """Commit the journaled batches to SQLite, where other processes see them."""
-        if any(self._pending.values()):
-            self._commit(self._pending)
-            try:
-                self._journal.clear()
-            except OSError as exc:
-                raise _journal_error(self._journal.path, exc) from None
-            self._pending = {table: [] for table in self._pending}
-        self._flushed_at = time.monotonic()
-
-    def _keep(self, table: str, rows: list[tuple[Any, ...]]) -> None:
-        from benchmark.score_journal import FLUSH_S
-
-        if not rows:
-            return
-        try:
-            self._journal.append(table, rows)
-        except OSError as exc:
-            raise _journal_error(self._journal.path or self.path, exc) from None
-        self._pending[table].extend(rows)
-        if time.monotonic() - self._flushed_at >= FLUSH_S:
-            self.flush()
-
-    def _commit(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
-        with self.conn:
-            if rows["clip"]:
-                self.conn.executemany(
-                    "INSERT OR REPLACE INTO clip_scores (fingerprint, preprocessing, clip_id, "
-                    "audio_sha256, score) VALUES (?, ?, ?, ?, ?)",
-                    rows["clip"],
-                )
-            if rows["pair"]:
-                self.conn.executemany(
-                    "INSERT OR REPLACE INTO pair_scores (fingerprint, preprocessing, clip_lo, "
-                    "sha_lo, clip_hi, sha_hi, p_lo_hi, p_hi_lo) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows["pair"],
-                )
-
-    def __enter__(self) -> ScoreCache:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def hashes(self, paths: Sequence[Path]) -> list[str]:
-        with self.conn:
-            return file_sha256s(paths, self.conn)
-
-    def get_clips(
-        self, fingerprint: str, prep: str, keys: Sequence[ClipKey]
-    ) -> dict[ClipKey, float]:
-        """{key: score} for the keys found: one query per `_LOOKUP_CHUNK` clip ids (a query per
-        clip cost 1 ms per 256 clips), then only the rows of the asked audio are kept."""
-        self.flush()
-        wanted = set(keys)
-        ids = sorted({cid for cid, _ in wanted})
-        found: dict[ClipKey, float] = {}
-        for start in range(0, len(ids), _LOOKUP_CHUNK):
-            chunk = ids[start : start + _LOOKUP_CHUNK]
-            rows = self.conn.execute(
-                "SELECT clip_id, audio_sha256, score FROM clip_scores WHERE fingerprint = ? "
-                f"AND preprocessing = ? AND clip_id IN ({','.join('?' * len(chunk))})",
-                (fingerprint, prep, *chunk),
-            )
-            for cid, sha, score in rows:
-                if (cid, sha) in wanted:
-                    found[(cid, sha)] = float(score)
-        return found
-
-    def put_clips(
-        self, fingerprint: str, prep: str, items: Sequence[tuple[ClipKey, float]]
-    ) -> None:
-        self._keep("clip", [(fingerprint, prep, k[0], k[1], float(s)) for k, s in items])
-
-    def get_pairs(
-        self, fingerprint: str, prep: str, keys: Sequence[tuple[ClipKey, ClipKey]]
-    ) -> dict[tuple[ClipKey, ClipKey], tuple[float, float]]:
-        """{(lo, hi): (prefer(lo, hi), prefer(hi, lo))} for the keys found in the cache."""
-        self.flush()
-        found: dict[tuple[ClipKey, ClipKey], tuple[float, float]] = {}
-        for lo, hi in keys:
-            row = self.conn.execute(
-                "SELECT p_lo_hi, p_hi_lo FROM pair_scores WHERE fingerprint = ? "
-                "AND preprocessing = ? AND clip_lo = ? AND sha_lo = ? AND clip_hi = ? "
-                "AND sha_hi = ?",
-                (fingerprint, prep, *lo, *hi),
-            ).fetchone()
-            if row is not None:
-                found[(lo, hi)] = (float(row[0]), float(row[1]))
-        return found
-
-    def put_pairs(
-        self,
-        fingerprint: str,
-        prep: str,
-        items: Sequence[tuple[tuple[ClipKey, ClipKey], tuple[float, float]]],
-    ) -> None:
-        """Store (prefer(lo, hi), prefer(hi, lo)) per canonical pair (lo, hi)."""
-        self._keep(
-            "pair",
-            [
-                (fingerprint, prep, *lo, *hi, float(p_lh), float(p_hl))
-                for (lo, hi), (p_lh, p_hl) in items
-            ],
-        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -639,14 +406,19 @@ def _validate(
         return SubmissionError(f"model {fingerprint}: {what} {reason} for clips {shown}")
 
     try:
-        t = torch.as_tensor(out)
+        t = out if isinstance(out, torch.Tensor) else torch.as_tensor(out)
     except Exception as exc:
         raise fail(f"returned {type(out).__name__}, not a tensor ({_short(exc)})") from None
     if t.is_complex() or t.dtype == torch.bool:
         raise fail(f"returned dtype {t.dtype}, expected a real number per clip")
-    if tuple(t.shape) != (n,):
+    if t.shape != (n,):
         raise fail(f"returned shape {list(t.shape)}, expected [{n}]")
-    values = t.detach().to("cpu", torch.float64, copy=True).numpy()  # never the model's memory
+    # a copy, never the model's memory; the common case (float on the CPU) in one numpy call,
+    # because each call here runs on caches the forward pass has just evicted (~0.1 ms a batch)
+    if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64, torch.float16):
+        values = t.detach().numpy().astype(np.float64)
+    else:
+        values = t.detach().to("cpu", torch.float64, copy=True).numpy()
     if not np.isfinite(values).all():
         bad = ~np.isfinite(values)
         named = [c for c, b in zip(clip_ids, bad, strict=True) if b]
@@ -804,7 +576,7 @@ def score_clips(
     """
     if not fingerprint:
         raise ValueError("a model fingerprint is required (it keys the score cache)")
-    with _open_cache(cache_path) as cache:
+    with open_cache(cache_path) as cache:
         info = _clip_info(clips, data_root, cache)
         if not info.ids:
             return {}
@@ -925,7 +697,7 @@ def judge_pairs(
         empty = np.zeros(0, dtype=np.float64)
         return PairJudgements(empty, empty.copy(), empty.copy())
     used = _used_clips(clips, a_ids + b_ids)
-    with _open_cache(cache_path) as cache:
+    with open_cache(cache_path) as cache:
         info = _clip_info(used, data_root, cache)
         sr = _sample_rate(model, fingerprint)
         if not callable(getattr(model, "prefer", None)):
@@ -1080,53 +852,6 @@ def with_orders(pred: pa.Table, a_first: np.ndarray, b_first: np.ndarray) -> pa.
         else:
             out = out.append_column(pa.field(name, pa.float64(), nullable=False), col)
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# helpers for the entry points
-
-
-def _journal_error(path: Path, exc: OSError) -> MachineError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return no_space(path)
-    return MachineError(
-        f"{path}: cannot write the score journal ({exc.strerror or exc}); check the folder's "
-        "permissions and the disk, then rerun"
-    )
-
-
-def cache_error(path: Path, exc: sqlite3.Error) -> MachineError:
-    """One line for an SQLite failure of the score cache at `path`, saying what to do about it."""
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-    text = " ".join(str(exc).split())
-    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
-        return no_space(path)
-    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
-        return MachineError(f"{path}: score cache busy ({text}); rerun when the other run is done")
-    if code == sqlite3.SQLITE_IOERR or "I/O error" in text:
-        return MachineError(
-            f"{path}: score cache I/O error ({text}); check the disk and its free space, then rerun"
-        )
-    return MachineError(
-        f"{path}: score cache unusable ({text}); move it away (mv {path} {path}.broken) and rerun: "
-        "scores will be recomputed"
-    )
-
-
-@contextmanager
-def _open_cache(path: Path | None) -> Iterator[ScoreCache]:
-    if path is None:
-        from benchmark.paths import score_cache_path
-
-        path = score_cache_path()
-    cache = ScoreCache(path)
-    try:
-        try:
-            yield cache
-        finally:
-            cache.close()  # commits the journaled batches, whatever stopped the run
-    except sqlite3.DatabaseError as exc:  # e.g. a page found corrupt only when it is read
-        raise cache_error(cache.path, exc) from None
 
 
 def _agree_cached(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import benchmark.scoring as scoring
+import benchmark.score_cache as score_cache
 from benchmark.scoring import CACHE_SCHEMA_VERSION, ScoreCache
 
 
@@ -30,7 +30,7 @@ def _one_by_one(path: Path, fingerprint: str, prep: str, keys: list[tuple[str, s
 def test_lookup_finds_what_a_query_per_key_finds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    monkeypatch.setattr(scoring, "_LOOKUP_CHUNK", chunk)
+    monkeypatch.setattr(score_cache, "_LOOKUP_CHUNK", chunk)
     path = tmp_path / "scores.sqlite"
     with ScoreCache(path) as cache:
         # clips 0-19 cached for (fp, p); some under another audio sha, model or preprocessing
