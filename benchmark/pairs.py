@@ -65,7 +65,7 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -334,6 +334,39 @@ def _valid(c: _Clips, relation: str, a: np.ndarray, b: np.ndarray, md_q: int) ->
 
 
 @dataclass(frozen=True)
+class Chosen:
+    """The `picks`-th valid pairs of a chunk whose validity mask is `valid`."""
+
+    valid: np.ndarray
+    picks: np.ndarray
+
+    def mask(self) -> np.ndarray:
+        """The chosen pairs as a mask: kept in the chunk's (canonical) order, no sort of picks."""
+        keep = np.zeros(self.valid.size, dtype=bool)
+        keep[np.flatnonzero(self.valid)[self.picks]] = True
+        return keep
+
+
+Keep = np.ndarray | Chosen | None
+"""Which pairs of a chunk a sink keeps: a mask, the chosen valid ones, or all (None)."""
+
+
+def kept(a: np.ndarray, b: np.ndarray, keep: Keep) -> tuple[np.ndarray, np.ndarray]:
+    if keep is None:
+        return a, b
+    mask = keep.mask() if isinstance(keep, Chosen) else keep
+    return a[mask], b[mask]
+
+
+class Sink(Protocol):
+    """Where drawn pairs go, chunk by chunk in draw order: the pairs (a[k], b[k]) that `keep`
+    keeps. The sink applies `keep`, so that a sink on another thread takes that work off the
+    draw's (`_Behind`)."""
+
+    def __call__(self, a: np.ndarray, b: np.ndarray, keep: Keep = None) -> None: ...
+
+
+@dataclass(frozen=True)
 class _Universe:
     """Candidate groups: members[starts[g] : starts[g] + sizes[g]] in ascending clip index."""
 
@@ -391,7 +424,7 @@ def _draw_by_enumeration(
     target: int | None,
     available: int,
     rng: np.random.Generator,
-    sink: Callable[[np.ndarray, np.ndarray], None],
+    sink: Sink,
 ) -> None:
     """Stream the pool in canonical order into `sink`: all of it or an exact uniform subsample."""
     take_all = target is None or target >= available
@@ -408,7 +441,7 @@ def _draw_by_enumeration(
             keep = m
         elif ranks is not None:
             lo, hi = np.searchsorted(ranks, [found, found + k])
-            keep = np.flatnonzero(m)[ranks[lo:hi] - found]
+            keep = Chosen(m, ranks[lo:hi] - found)
         else:
             rest = remaining - k
             if need == 0 or k == 0:
@@ -417,11 +450,9 @@ def _draw_by_enumeration(
                 s = need
             else:
                 s = int(rng.hypergeometric(k, rest, need))
-            # the s-th valid pairs drawn, kept in canonical order by a mask (no sort of the draw)
-            keep = np.zeros(m.size, dtype=bool)
-            keep[np.flatnonzero(m)[rng.choice(k, size=s, replace=False)]] = True
+            keep = Chosen(m, rng.choice(k, size=s, replace=False))
             need -= s
-        sink(a[keep], b[keep])
+        sink(a, b, keep)  # masked on the sink's thread: the draw is this thread's whole job
         found += k
         remaining -= k
         if not take_all and ranks is None and need == 0:
@@ -647,7 +678,7 @@ def _sample(
     target: int | None,
     md_q: int,
     rng: np.random.Generator,
-    sink: Callable[[np.ndarray, np.ndarray], None],
+    sink: Sink,
     where: str = "",
 ) -> dict[str, Any]:
     """Draw `target` pairs (None = all) of one relation uniformly from the valid pool of `c`."""
@@ -719,7 +750,7 @@ def _sample_per_subset(
     target: int | None,
     seed: int,
     md_q: int,
-    sink: Callable[[np.ndarray, np.ndarray], None],
+    sink: Sink,
 ) -> dict[str, Any]:
     """`balance_subsets`: the target split evenly over the split's subsets, each sampled apart.
 
@@ -745,7 +776,8 @@ def _sample_per_subset(
         view, idx = _subset_view(c, code)
         rng = _rng(seed, task, split, rel, f"sample/subset={label}")
 
-        def mapped(a: np.ndarray, b: np.ndarray, idx: np.ndarray = idx) -> None:
+        def mapped(a: np.ndarray, b: np.ndarray, keep: Keep = None, idx: np.ndarray = idx) -> None:
+            a, b = kept(a, b, keep)
             sink(idx[a], idx[b])
 
         info = _sample(
@@ -797,10 +829,13 @@ class _Behind:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="mosrm-draw")
         self._pending: deque[Any] = deque()
 
-    def __call__(self, a: np.ndarray, b: np.ndarray) -> None:
+    def __call__(self, a: np.ndarray, b: np.ndarray, keep: Keep = None) -> None:
         while len(self._pending) >= self._depth:
             self._pending.popleft().result()
-        self._pending.append(self._pool.submit(self._add, a, b))
+        self._pending.append(self._pool.submit(self._run, a, b, keep))
+
+    def _run(self, a: np.ndarray, b: np.ndarray, keep: Keep) -> None:
+        self._add(*kept(a, b, keep))
 
     def __enter__(self) -> _Behind:
         return self
