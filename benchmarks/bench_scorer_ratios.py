@@ -22,6 +22,7 @@ Run with `make bench`; the ratios are in each benchmark's extra_info and printed
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import time
@@ -48,6 +49,11 @@ BATCH = 16
 P2_GOAL = 1.10
 P1_GOAL = 25.0
 CONFIG = ScoringConfig(max_batch_size=BATCH, progress=False, device="cpu")
+P2_DEVICE = os.environ.get("MOSRM_BENCH_DEVICE", "cpu")
+P2_BF16 = os.environ.get("MOSRM_BENCH_BF16", "") == "1"
+"""P2 on another device (`benchmarks/gpu_scale_check.sh`: cuda, fp32 and bf16 autocast). The goal
+is this machine's (2 CPU cores); on a GPU, where the CNN's forward takes a few milliseconds, the
+ratio is reported, not asserted."""
 
 
 def _corpus(root: Path, n: int) -> tuple[pa.Table, pa.Table, Path]:
@@ -88,7 +94,9 @@ def _model() -> ScalarRewardModel:
 
 def test_p2_scorer_vs_pure_forward(benchmark, tmp_path: Path) -> None:
     _, clips, audio = _corpus(tmp_path, P2_CLIPS)
-    model = _model()
+    config = ScoringConfig(max_batch_size=BATCH, progress=False, device=P2_DEVICE, bf16=P2_BF16)
+    device = torch.device(P2_DEVICE)
+    model = _model().to(device)
     # the scorer's own batches (durations given: the same length buckets), decoded beforehand
     store = open_store(
         audio, clips.column("clip_id").to_pylist(), clips.column("audio_path").to_pylist()
@@ -97,13 +105,23 @@ def test_p2_scorer_vs_pure_forward(benchmark, tmp_path: Path) -> None:
     ids = clips.column("clip_id").to_pylist()
     lengths = [max(1, round(d * 16000)) for d in clips.column("duration").to_pylist()]
     batches = [
-        pad_batch([np.array(store.wave(i, 16000)) for i in b], 16000, [ids[i] for i in b])
+        pad_batch([np.array(store.wave(i, 16000)) for i in b], 16000, [ids[i] for i in b]).to(
+            device
+        )
         for b in length_buckets(lengths, BATCH, CONFIG.max_batch_samples)
     ]
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if P2_BF16 and device.type == "cuda"
+        else contextlib.nullcontext()
+    )
 
     def forward() -> list[torch.Tensor]:
-        with torch.inference_mode():
-            return [model.score(b) for b in batches]
+        with torch.inference_mode(), autocast:
+            out = [model.score(b) for b in batches]
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return out
 
     counter = itertools.count()
     forward_s: list[float] = []
@@ -118,7 +136,7 @@ def test_p2_scorer_vs_pure_forward(benchmark, tmp_path: Path) -> None:
 
     def scorer(fingerprint: str) -> dict[str, float]:
         return score_clips(
-            model, clips, audio, fingerprint=fingerprint, config=CONFIG, cache_path=cache
+            model, clips, audio, fingerprint=fingerprint, config=config, cache_path=cache
         )
 
     forward()  # warm-up: first-call allocations are nobody's cost
@@ -127,7 +145,7 @@ def test_p2_scorer_vs_pure_forward(benchmark, tmp_path: Path) -> None:
     setup()  # the forward pass after the last round
     pure = forward()
     by_batch = [scores[c] for b in batches for c in b.clip_ids]
-    np.testing.assert_allclose(by_batch, torch.cat(pure).double().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(by_batch, torch.cat(pure).double().cpu().numpy(), rtol=1e-6)
     scorer_s = benchmark.stats.stats.data
     paired = [s / ((forward_s[i] + forward_s[i + 1]) / 2) for i, s in enumerate(scorer_s)]
     ratio = float(np.median(paired))
@@ -140,14 +158,17 @@ def test_p2_scorer_vs_pure_forward(benchmark, tmp_path: Path) -> None:
             "ratio": round(ratio, 3),
             "ratio_of_minima": round(min(scorer_s) / min(forward_s), 3),
             "goal": P2_GOAL,
+            "device": P2_DEVICE,
+            "bf16": P2_BF16,
         }
     )
     print(
-        f"\nP2 scorer {np.median(scorer_s) * 1000:.0f} ms vs pure forward "
+        f"\nP2 ({P2_DEVICE}{', bf16' if P2_BF16 else ''}) scorer {np.median(scorer_s) * 1000:.0f} ms vs pure forward "
         f"{np.median(forward_s) * 1000:.0f} ms (medians) on {P2_CLIPS} clips, batch {BATCH}: "
         f"{ratio:.3f}x (median of paired rounds; ratio of minima {min(scorer_s) / min(forward_s):.3f}x)"
     )
-    assert ratio <= P2_GOAL, f"P2 scorer/forward {ratio:.3f}x > {P2_GOAL}"
+    if device.type == "cpu":
+        assert ratio <= P2_GOAL, f"P2 scorer/forward {ratio:.3f}x > {P2_GOAL}"
 
 
 def _pairs(ids: list[str], n_pairs: int) -> pa.Table:
