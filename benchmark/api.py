@@ -156,6 +156,7 @@ def evaluate(
     whose label reliability reaches it (`<task>.min-rel-<t>.json`, never on the board). The data root is `data_root`, else the task's own, else the
     one it was last prepared from; a task without data is an error naming where it looked.
     """
+    from benchmark.orchestrate import default_results
     from benchmark.pipeline import evaluate as run_task
     from benchmark.results import TaskResult
     from benchmark.scoring import ScoringConfig
@@ -175,9 +176,7 @@ def evaluate(
     submission = in_memory_submission(
         model, name=name, kind=kind, version=version, fingerprint=fingerprint, meta=meta
     )
-    results_root = (
-        Path(results_dir) if results_dir is not None else repo_path / "leaderboard" / "results"
-    )
+    results_root = Path(results_dir) if results_dir is not None else default_results(repo_path)
     config = config if config is not None else ScoringConfig(progress=False)
     out: list[TaskResult] = []
     for task_name in tasks:
@@ -197,13 +196,10 @@ def evaluate(
 
 def _prepare(task: Any, data_root: str | Path | None) -> Any:
     """The task prepared (reused when its inputs are unchanged), as `mosrm evaluate` does."""
-    from benchmark.pipeline import last_data_root, prepare
+    from benchmark.orchestrate import find_data_root
+    from benchmark.pipeline import prepare
 
-    candidates = [task.data_root(data_root)]
-    last = last_data_root(task) if data_root is None else None
-    if last is not None and last not in candidates:
-        candidates.append(last)
-    root = next((r for r in candidates if task.available(r)), None)
+    root, candidates = find_data_root(task, data_root)
     if root is None:
         raise MosrmError(
             f"task '{task.name}' has no data at {candidates[0]}; run `mosrm prepare {task.name}` "

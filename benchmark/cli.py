@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import __version__
-from benchmark.errors import MachineError, MosrmError
+from benchmark.errors import MosrmError
 
 
 def _repo(args: argparse.Namespace) -> Path:
@@ -174,240 +174,6 @@ def cmd_card(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_all(
-    args: argparse.Namespace,
-    names: list[str] | None,
-    data_root: str | None = None,
-    failures: dict[str, str] | None = None,
-) -> list[Any]:
-    """Prepare each named task (all by default) whose data is found.
-
-    The data root is `data_root` when given, else the task's own root, else the root the task was
-    last prepared from (so `mosrm prepare T --data-root D` once is enough for later runs). A task
-    prepared before from unchanged inputs is reused, not rebuilt.
-    With `failures` given, a task whose data is broken is recorded there and the others go on.
-    """
-    from benchmark.pipeline import last_data_root, prepare
-    from benchmark.tasks import load_task_file, load_tasks
-
-    folder = _repo(args) / "tasks"
-    if names:
-        # only the named tasks' files are read: parsing every task was a noticeable share of a
-        # cached `evaluate`, and an unrelated task file cannot get in the way
-        known = sorted(p.stem for p in folder.glob("*.yaml"))
-        unknown = sorted(set(names) - set(known))
-        if unknown:
-            raise MosrmError(f"unknown task(s): {', '.join(unknown)} (known: {', '.join(known)})")
-        tasks = {n: load_task_file(folder / f"{n}.yaml") for n in known if n in names}
-    else:
-        tasks = load_tasks(folder)
-    prepared = []
-    for name, task in tasks.items():
-        if names and name not in names:
-            continue
-        if data_root is not None:
-            candidates = [task.data_root(data_root)]
-        else:
-            candidates = [task.data_root(None)]
-            last = last_data_root(task)
-            if last is not None and last not in candidates:
-                candidates.append(last)
-        root = next((r for r in candidates if task.available(r)), None)
-        if root is None:
-            print(f"skip {name}: data not present at {candidates[0]} (see `mosrm tasks`)")
-            continue
-        print(f"prepare {name} …", flush=True)
-        try:
-            prepared.append(prepare(task, root, progress=not args.quiet, echo=print, reuse=True))
-        except MachineError:
-            raise  # a full disk or a broken cache is not the task's fault: stop here
-        except MosrmError as exc:
-            if failures is None:
-                raise
-            failures[name] = str(exc)
-            print(f"error: {name}: {exc}\n  (going on with the other tasks)", file=sys.stderr)
-    return prepared
-
-
-def _submission_folders(args: argparse.Namespace, names: list[str] | None) -> list[Path]:
-    from benchmark.models import discover_submissions
-
-    root = _repo(args) / "submissions"
-    folders = discover_submissions(root)
-    if names:
-        chosen = []
-        for n in names:
-            p = Path(n)
-            folder = p if p.is_dir() else root / n
-            if not (folder / "submission.yaml").is_file():
-                raise MosrmError(f"no submission '{n}' (looked for {folder}/submission.yaml)")
-            chosen.append(folder)
-        return chosen
-    return folders
-
-
-def _folder_label(folder: Path, repo: Path) -> str:
-    """`folder` as the user knows it: relative to the checkout when inside it."""
-    resolved = folder.resolve()
-    return str(resolved.relative_to(repo)) if resolved.is_relative_to(repo) else str(folder)
-
-
-def _failure_message(
-    exc: BaseException, fingerprint: str | None, repo: Path, folder: Path | None = None
-) -> str:
-    """One line for a failed load or score. Scoring messages start 'model <fingerprint>: ' and
-    sandbox messages '<folder>: ', which the caller's prefix already says; paths inside the
-    checkout are shown relative to it, so a published record does not carry the local home."""
-    from benchmark.failures import one_line
-
-    if isinstance(exc, SystemExit):
-        text = f"the model raised SystemExit({exc.code!r}); a model must not exit the process"
-    elif isinstance(exc, MosrmError):
-        text = str(exc)
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    prefixes = [f"{folder}: "] if folder is not None else []
-    prefixes += [f"model {fingerprint}: "] if fingerprint else []
-    for prefix in prefixes:
-        if text.startswith(prefix):
-            text = text[len(prefix) :]
-    return one_line(text.replace(f"{repo}/", ""))
-
-
-def _folder_fingerprint(folder: Path) -> str | None:
-    """The folder's current fingerprint without running its code, where the harness offers that."""
-    from benchmark import models
-
-    current = getattr(models, "current_fingerprint", None)
-    if current is None:
-        return None
-    try:
-        return str(current(folder))
-    except (Exception, SystemExit):
-        return None
-
-
-def _evaluate_all(
-    args: argparse.Namespace, prepared: list[Any], folders: list[Path]
-) -> tuple[Path, list[str]]:
-    """Evaluate every folder on every prepared task; a submission that fails does not stop the rest.
-
-    A failure (loading, scoring or writing) is printed at once, naming the folder, and recorded as
-    `<results>/<submission>/<task>.failed.json` (`benchmark.failures`) for the board. Returns the
-    results folder and one line per failure, for the summary printed after the board.
-    KeyboardInterrupt and `MachineError` (disk full, broken cache: not the submission's fault) are
-    never caught here.
-    """
-    import traceback
-
-    from benchmark.errors import MachineError
-    from benchmark.failures import record_failure
-    from benchmark.models import load_submission
-
-    repo = _repo(args)
-    results_root = Path(args.results) if args.results else repo / "leaderboard" / "results"
-    config = _scoring_config(args)
-    failed: list[str] = []
-
-    def fail(
-        folder: Path, tasks: list[str], stage: str, exc: BaseException, fp: str | None
-    ) -> None:
-        from benchmark.sharding import writes_results
-
-        label = _folder_label(folder, repo)
-        reason = _failure_message(exc, fp, repo, folder.resolve())
-        if not writes_results():  # a sharded run's other rank: rank 0 reports and records it
-            failed.append(reason)
-            return
-        where = f"{label} (fingerprint {fp[:12]}…)" if fp else label
-        if not isinstance(exc, MosrmError | SystemExit):  # a bug somewhere: keep the trace
-            traceback.print_exception(exc, file=sys.stderr)
-        print(f"error: {where}: {reason}", file=sys.stderr, flush=True)
-        for task in tasks:
-            try:
-                record_failure(
-                    results_root,
-                    submission=folder.resolve().name,
-                    folder=label,
-                    task=task,
-                    stage=stage,
-                    reason=reason,
-                    fingerprint=fp,
-                )
-            except OSError as write_exc:
-                print(f"  (could not record the failure: {write_exc})", file=sys.stderr)
-        on = f" on {', '.join(tasks)}" if tasks else ""
-        failed.append(f"{label}{on} ({stage}): {reason}")
-
-    limits, unsandboxed = _sandbox_limits(args), args.unsafe_no_sandbox
-    for folder in folders:
-        try:
-            submission = load_submission(folder, limits=limits, unsandboxed=unsandboxed)
-            if submission.sandboxed and prepared:
-                # build it now, so a failure is "load"; a model built before (same folder) is
-                # known without starting it (benchmark.model_facts)
-                submission.model.sample_rate  # noqa: B018
-        except MachineError:
-            raise
-        except (Exception, SystemExit) as exc:
-            fail(folder, [p.task.name for p in prepared], "load", exc, _folder_fingerprint(folder))
-            continue
-        try:
-            _evaluate_one(
-                submission,
-                folder,
-                prepared,
-                results_root,
-                config,
-                fail,
-                getattr(args, "limit", None),
-                getattr(args, "min_reliability", None),
-            )
-        finally:
-            submission.close()
-    return results_root, failed
-
-
-def _evaluate_one(
-    submission: Any,
-    folder: Path,
-    prepared: list[Any],
-    results_root: Path,
-    config: Any,
-    fail: Any,
-    limit: int | None = None,
-    min_reliability: float | None = None,
-) -> None:
-    """One submission on every prepared task; failures go to `fail` (see `_evaluate_all`).
-    With `limit`, a quick run on a seeded subset of pairs; with `min_reliability`, only the pairs
-    whose label reliability reaches it (`pipeline.evaluate`)."""
-    import textwrap
-
-    from benchmark.errors import MachineError
-    from benchmark.pipeline import evaluate
-    from benchmark.report import format_result
-
-    for p in prepared:
-        print(f"evaluate {submission.name} on {p.task.name} …", flush=True)
-        stages = ["score"]
-        try:
-            r = evaluate(
-                submission,
-                p,
-                results_root=results_root,
-                config=config,
-                on_stage=stages.append,
-                limit=limit,
-                min_reliability=min_reliability,
-            )
-        except MachineError:
-            raise
-        except (Exception, SystemExit) as exc:
-            fail(folder, [p.task.name], stages[-1], exc, submission.fingerprint)
-            continue
-        print(textwrap.indent(format_result(r), "  "))
-
-
 def _print_failed(failed: list[str]) -> None:
     print(
         f"error: {len(failed)} submission failure(s), recorded as <task>.failed.json:",
@@ -425,22 +191,6 @@ def _board_out(args: argparse.Namespace, results_root: Path) -> Path:
     if not args.results:
         return _repo(args) / "leaderboard"
     return results_root.with_name(results_root.name + "-board")
-
-
-def _write_board(results_root: Path, out: Path, submissions_root: Path | None = None) -> Path:
-    """The board (`leaderboard.build`: README.md, site/ with CSV and JSON) under `out`, and its
-    Markdown also as `<results>/summary.md`; prints the Markdown."""
-    from benchmark.atomic import atomic_write_text
-    from benchmark.leaderboard.build import build_board
-
-    built = build_board(results_root, out, submissions_root)
-    summary = results_root / "summary.md"
-    summary.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(summary, built.markdown)
-    print()
-    print(built.markdown)
-    print(f"site:    {out / 'site' / 'index.html'} (+ board.csv, board.json, plots/)")
-    return summary
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -466,13 +216,38 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return status
 
 
+def _results_root(args: argparse.Namespace) -> Path:
+    from benchmark.orchestrate import default_results
+
+    return Path(args.results) if args.results else default_results(_repo(args))
+
+
+def _evaluate_all(args: argparse.Namespace, prepared: list[Any], folders: list[Path]) -> list[str]:
+    from benchmark.orchestrate import evaluate_submissions
+
+    return evaluate_submissions(
+        _repo(args),
+        prepared,
+        folders,
+        _results_root(args),
+        _scoring_config(args),
+        limits=_sandbox_limits(args),
+        unsandboxed=args.unsafe_no_sandbox,
+        limit=getattr(args, "limit", None),
+        min_reliability=getattr(args, "min_reliability", None),
+    )
+
+
 def _evaluate_task(args: argparse.Namespace) -> int:
-    prepared = _prepare_all(args, [args.task], args.data_root)
+    from benchmark.orchestrate import prepare_tasks, submission_folders
+
+    repo = _repo(args)
+    prepared = prepare_tasks(repo, [args.task], args.data_root, progress=not args.quiet)
     if not prepared:
         raise MosrmError(f"task '{args.task}' has no data; run `mosrm prepare {args.task}` first")
-    folders = _submission_folders(args, args.submissions)
-    results_root, failed = _evaluate_all(args, prepared, folders)
-    print(f"results in {results_root}")
+    folders = submission_folders(repo, args.submissions)
+    failed = _evaluate_all(args, prepared, folders)
+    print(f"results in {_results_root(args)}")
     if failed:
         from benchmark.sharding import writes_results
 
@@ -483,13 +258,24 @@ def _evaluate_task(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.orchestrate import (
+        prepare_tasks,
+        submission_folders,
+        trained_baselines,
+        write_board,
+    )
+
+    repo = _repo(args)
     failures: dict[str, str] = {}
-    prepared = _prepare_all(args, args.tasks, failures=failures)
-    folders = _submission_folders(args, args.submissions)
+    prepared = prepare_tasks(repo, args.tasks, failures=failures, progress=not args.quiet)
+    folders = submission_folders(repo, args.submissions)
     if not args.no_train:
-        folders += _trained_baselines(args, prepared, failures)
-    results_root, failed = _evaluate_all(args, prepared, folders)
-    board = _write_board(results_root, _board_out(args, results_root), _repo(args) / "submissions")
+        folders += trained_baselines(
+            repo, prepared, failures, args.submissions, progress=not args.quiet
+        )
+    failed = _evaluate_all(args, prepared, folders)
+    results_root = _results_root(args)
+    board = write_board(results_root, _board_out(args, results_root), repo / "submissions")
     print(f"results: {results_root}/<submission>/<task>.json (+ .predictions.parquet)")
     print(f"table:   {board}")
     if failures:
@@ -501,30 +287,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 2 if failures or failed else 0
 
 
-def _trained_baselines(
-    args: argparse.Namespace, prepared: list[Any], failures: dict[str, str]
-) -> list[Path]:
-    """The reference baselines of `training/`, trained here once (see benchmark.baselines.trained);
-    with --submissions, only those named."""
-    from benchmark.baselines.trained import ensure_trained
-    from benchmark.errors import MachineError
-
-    try:
-        folders = ensure_trained(_repo(args), prepared, progress=not args.quiet)
-    except MachineError:
-        raise
-    except MosrmError as exc:
-        failures["training"] = str(exc)
-        print(f"error: training the reference baselines: {exc}", file=sys.stderr)
-        return []
-    if args.submissions:
-        folders = [f for f in folders if f.name in args.submissions]
-    return folders
-
-
 def cmd_board(args: argparse.Namespace) -> int:
-    results_root = Path(args.results) if args.results else _repo(args) / "leaderboard" / "results"
-    _write_board(results_root, _board_out(args, results_root), _repo(args) / "submissions")
+    from benchmark.orchestrate import write_board
+
+    results_root = _results_root(args)
+    write_board(results_root, _board_out(args, results_root), _repo(args) / "submissions")
     return 0
 
 
@@ -564,7 +331,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     repo = _repo(args)
     check_repo_id(args.repo_id)
-    results_root = Path(args.results) if args.results else repo / "leaderboard" / "results"
+    results_root = _results_root(args)
     site = Path(args.site) if args.site else repo / "leaderboard" / "site"
     readme = (
         Path(args.readme) if args.readme else default_readme(repo / "leaderboard", results_root)
@@ -632,6 +399,7 @@ def _data_roots(items: list[str] | None) -> dict[str | None, str]:
 
 def cmd_validate_results(args: argparse.Namespace) -> int:
     """Check a results folder for a results PR (`benchmark.validate_results`); exit 1 on failure."""
+    from benchmark.orchestrate import default_results
     from benchmark.validate_results import update_lock, validate_results
 
     repo = _repo(args)
@@ -640,7 +408,7 @@ def cmd_validate_results(args: argparse.Namespace) -> int:
         path, written = update_lock(repo, roots, echo=print)
         print(f"wrote {path} ({', '.join(written) or 'no task has data here'})")
         return 0
-    results = Path(args.results_dir) if args.results_dir else repo / "leaderboard" / "results"
+    results = Path(args.results_dir) if args.results_dir else default_results(repo)
     report = validate_results(
         results,
         repo=repo,
@@ -717,7 +485,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from benchmark.metrics import compare
     from benchmark.report import format_comparison
 
-    results_root = Path(args.results) if args.results else _repo(args) / "leaderboard" / "results"
+    results_root = _results_root(args)
     stem = args.task
     flag = ""
     if args.min_reliability is not None:  # both filtered at that threshold: the same file names

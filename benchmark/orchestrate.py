@@ -1,0 +1,312 @@
+"""Many tasks × many submissions: what `mosrm evaluate` and `mosrm run` do between parsing their
+flags and printing a summary, as library calls (the CLI parses, calls these and reports).
+
+The promise they keep: one submission failing (to load, to score, to write) never stops the
+others. It is printed at once, naming its folder, and recorded as
+`<results>/<submission>/<task>.failed.json` (`benchmark.failures`) for the board; a task whose
+data is broken is set aside the same way when the caller collects `failures`. What is not a
+submission's fault stops the run: `MachineError` (a full disk, a broken cache) and
+KeyboardInterrupt. Progress goes to `echo` (`say` by default), failures to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from benchmark.errors import MachineError, MosrmError
+
+if TYPE_CHECKING:
+    from benchmark.pipeline import PreparedTask
+    from benchmark.sandbox import SandboxLimits
+    from benchmark.scoring import ScoringConfig
+    from benchmark.tasks import Task
+
+Echo = Callable[[str], None]
+
+
+def say(text: str) -> None:
+    """Progress on stdout, flushed: it interleaves with the bars and errors on stderr in a log."""
+    print(text, flush=True)
+
+
+def default_results(repo: Path) -> Path:
+    """The checkout's own results folder (what the board and `validate-results` read)."""
+    return repo / "leaderboard" / "results"
+
+
+def prepare_tasks(
+    repo: Path,
+    names: Sequence[str] | None,
+    data_root: str | None = None,
+    *,
+    failures: dict[str, str] | None = None,
+    progress: bool = True,
+    echo: Echo = say,
+) -> list[PreparedTask]:
+    """Prepare each named task of `repo/tasks` (all by default) whose data is found.
+
+    The data root is `data_root` when given, else the task's own root, else the root the task was
+    last prepared from (so `mosrm prepare T --data-root D` once is enough for later runs). A task
+    prepared before from unchanged inputs is reused, not rebuilt.
+    With `failures` given, a task whose data is broken is recorded there and the others go on.
+    """
+    from benchmark.pipeline import prepare
+    from benchmark.tasks import load_task_file, load_tasks
+
+    folder = repo / "tasks"
+    if names:
+        # only the named tasks' files are read: parsing every task was a noticeable share of a
+        # cached `evaluate`, and an unrelated task file cannot get in the way
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            raise MosrmError(f"unknown task(s): {', '.join(unknown)} (known: {', '.join(known)})")
+        tasks = {n: load_task_file(folder / f"{n}.yaml") for n in known if n in names}
+    else:
+        tasks = load_tasks(folder)
+    prepared = []
+    for name, task in tasks.items():
+        root, candidates = find_data_root(task, data_root)
+        if root is None:
+            echo(f"skip {name}: data not present at {candidates[0]} (see `mosrm tasks`)")
+            continue
+        echo(f"prepare {name} …")
+        try:
+            prepared.append(prepare(task, root, progress=progress, echo=echo, reuse=True))
+        except MachineError:
+            raise  # a full disk or a broken cache is not the task's fault: stop here
+        except MosrmError as exc:
+            if failures is None:
+                raise
+            failures[name] = str(exc)
+            print(f"error: {name}: {exc}\n  (going on with the other tasks)", file=sys.stderr)
+    return prepared
+
+
+def find_data_root(task: Task, data_root: str | Path | None) -> tuple[Path | None, list[Path]]:
+    """(the root `task`'s data is found at, or None; the roots looked at): `data_root` when given,
+    else the task's own root, then the root it was last prepared from."""
+    from benchmark.pipeline import last_data_root
+
+    candidates = [task.data_root(data_root)]
+    last = last_data_root(task) if data_root is None else None
+    if last is not None and last not in candidates:
+        candidates.append(last)
+    return next((r for r in candidates if task.available(r)), None), candidates
+
+
+def submission_folders(repo: Path, names: Sequence[str] | None) -> list[Path]:
+    """The named submissions (names under `repo/submissions`, or folders), else all of them."""
+    from benchmark.models import discover_submissions
+
+    root = repo / "submissions"
+    if not names:
+        return discover_submissions(root)
+    chosen = []
+    for n in names:
+        p = Path(n)
+        folder = p if p.is_dir() else root / n
+        if not (folder / "submission.yaml").is_file():
+            raise MosrmError(f"no submission '{n}' (looked for {folder}/submission.yaml)")
+        chosen.append(folder)
+    return chosen
+
+
+def evaluate_submissions(
+    repo: Path,
+    prepared: Sequence[PreparedTask],
+    folders: Sequence[Path],
+    results_root: Path,
+    config: ScoringConfig,
+    *,
+    limits: SandboxLimits | None = None,
+    unsandboxed: bool = False,
+    limit: int | None = None,
+    min_reliability: float | None = None,
+    echo: Echo = say,
+) -> list[str]:
+    """Evaluate every folder on every prepared task; returns one line per failure (module doc),
+    for the summary the caller prints. With `limit`, quick runs on a seeded subset of pairs; with
+    `min_reliability`, only the pairs whose label reliability reaches it (`pipeline.evaluate`)."""
+    import traceback
+
+    from benchmark.failures import record_failure
+    from benchmark.models import load_submission
+
+    failed: list[str] = []
+
+    def fail(
+        folder: Path, tasks: list[str], stage: str, exc: BaseException, fp: str | None
+    ) -> None:
+        from benchmark.sharding import writes_results
+
+        label = _folder_label(folder, repo)
+        reason = _failure_message(exc, fp, repo, folder.resolve())
+        if not writes_results():  # a sharded run's other rank: rank 0 reports and records it
+            failed.append(reason)
+            return
+        where = f"{label} (fingerprint {fp[:12]}…)" if fp else label
+        if not isinstance(exc, MosrmError | SystemExit):  # a bug somewhere: keep the trace
+            traceback.print_exception(exc, file=sys.stderr)
+        print(f"error: {where}: {reason}", file=sys.stderr, flush=True)
+        for task in tasks:
+            try:
+                record_failure(
+                    results_root,
+                    submission=folder.resolve().name,
+                    folder=label,
+                    task=task,
+                    stage=stage,
+                    reason=reason,
+                    fingerprint=fp,
+                )
+            except OSError as write_exc:
+                print(f"  (could not record the failure: {write_exc})", file=sys.stderr)
+        on = f" on {', '.join(tasks)}" if tasks else ""
+        failed.append(f"{label}{on} ({stage}): {reason}")
+
+    for folder in folders:
+        try:
+            submission = load_submission(folder, limits=limits, unsandboxed=unsandboxed)
+            if submission.sandboxed and prepared:
+                # build it now, so a failure is "load"; a model built before (same folder) is
+                # known without starting it (benchmark.model_facts)
+                submission.model.sample_rate  # noqa: B018
+        except MachineError:
+            raise
+        except (Exception, SystemExit) as exc:
+            fail(folder, [p.task.name for p in prepared], "load", exc, _folder_fingerprint(folder))
+            continue
+        try:
+            _evaluate_one(
+                submission, folder, prepared, results_root, config, fail, limit, min_reliability,
+                echo,
+            )  # fmt: skip
+        finally:
+            submission.close()
+    return failed
+
+
+def _evaluate_one(
+    submission: Any,
+    folder: Path,
+    prepared: Sequence[PreparedTask],
+    results_root: Path,
+    config: ScoringConfig,
+    fail: Callable[[Path, list[str], str, BaseException, str | None], None],
+    limit: int | None,
+    min_reliability: float | None,
+    echo: Echo,
+) -> None:
+    """One submission on every prepared task; failures go to `fail`."""
+    import textwrap
+
+    from benchmark.pipeline import evaluate
+    from benchmark.report import format_result
+
+    for p in prepared:
+        echo(f"evaluate {submission.name} on {p.task.name} …")
+        stages = ["score"]
+        try:
+            r = evaluate(
+                submission,
+                p,
+                results_root=results_root,
+                config=config,
+                on_stage=stages.append,
+                limit=limit,
+                min_reliability=min_reliability,
+            )
+        except MachineError:
+            raise
+        except (Exception, SystemExit) as exc:
+            fail(folder, [p.task.name], stages[-1], exc, submission.fingerprint)
+            continue
+        echo(textwrap.indent(format_result(r), "  "))
+
+
+def trained_baselines(
+    repo: Path,
+    prepared: Sequence[PreparedTask],
+    failures: dict[str, str],
+    names: Sequence[str] | None = None,
+    *,
+    progress: bool = True,
+) -> list[Path]:
+    """The reference baselines of `training/`, trained here once (`benchmark.baselines.trained`);
+    with `names`, only those named. A training failure is recorded in `failures["training"]`."""
+    from benchmark.baselines.trained import ensure_trained
+
+    try:
+        folders = ensure_trained(repo, list(prepared), progress=progress)
+    except MachineError:
+        raise
+    except MosrmError as exc:
+        failures["training"] = str(exc)
+        print(f"error: training the reference baselines: {exc}", file=sys.stderr)
+        return []
+    if names:
+        folders = [f for f in folders if f.name in names]
+    return folders
+
+
+def write_board(
+    results_root: Path, out: Path, submissions_root: Path | None = None, echo: Echo = say
+) -> Path:
+    """The board (`leaderboard.build`: README.md, site/ with CSV and JSON) under `out`, and its
+    Markdown also as `<results>/summary.md`; echoes the Markdown. Returns the summary's path."""
+    from benchmark.atomic import atomic_write_text
+    from benchmark.leaderboard.build import build_board
+
+    built = build_board(results_root, out, submissions_root)
+    summary = results_root / "summary.md"
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(summary, built.markdown)
+    echo("")
+    echo(built.markdown)
+    echo(f"site:    {out / 'site' / 'index.html'} (+ board.csv, board.json, plots/)")
+    return summary
+
+
+def _folder_label(folder: Path, repo: Path) -> str:
+    """`folder` as the user knows it: relative to the checkout when inside it."""
+    resolved = folder.resolve()
+    return str(resolved.relative_to(repo)) if resolved.is_relative_to(repo) else str(folder)
+
+
+def _failure_message(
+    exc: BaseException, fingerprint: str | None, repo: Path, folder: Path | None = None
+) -> str:
+    """One line for a failed load or score. Scoring messages start 'model <fingerprint>: ' and
+    sandbox messages '<folder>: ', which the caller's prefix already says; paths inside the
+    checkout are shown relative to it, so a published record does not carry the local home."""
+    from benchmark.failures import one_line
+
+    if isinstance(exc, SystemExit):
+        text = f"the model raised SystemExit({exc.code!r}); a model must not exit the process"
+    elif isinstance(exc, MosrmError):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    prefixes = [f"{folder}: "] if folder is not None else []
+    prefixes += [f"model {fingerprint}: "] if fingerprint else []
+    for prefix in prefixes:
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    return one_line(text.replace(f"{repo}/", ""))
+
+
+def _folder_fingerprint(folder: Path) -> str | None:
+    """The folder's current fingerprint without running its code, where the harness offers that."""
+    from benchmark import models
+
+    current = getattr(models, "current_fingerprint", None)
+    if current is None:
+        return None
+    try:
+        return str(current(folder))
+    except (Exception, SystemExit):
+        return None
