@@ -6,9 +6,11 @@ left out and why, how large each relation's pool was and how many pairs were dra
 ΔMOS is spread over the difficulty bins. Hand-written prose cannot stay in sync with that, so every
 count is recomputed here from the prepared clip table and the pair files on disk, which must match
 the builder's metadata and the recorded sha256 (a stale folder is refused, not described). Only
-what the files cannot tell comes from the metadata: targets, pool sizes, bin edges. The label
-reliability section is `benchmark.card_reliability`'s. The `card`
-section of the task YAML (source, redistribution, published counts, notes) is the static text.
+what the files cannot tell comes from the metadata: targets, pool sizes, bin edges. This module
+writes the Markdown; the numbers are `benchmark.card_stats`', the histogram
+`benchmark.card_svg`'s and the label reliability section `benchmark.card_reliability`'s. The
+`card` section of the task YAML (source, redistribution, published counts, notes) is the static
+text.
 
 Cards are committed to the repository, so the output is deterministic: identical inputs give
 byte-identical Markdown and SVG (fixed ordering, fixed float formatting, no timestamps, no paths of
@@ -23,42 +25,31 @@ Markdown is kept but every `<` that could open an HTML tag is escaped (see `esca
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from benchmark.atomic import atomic_write_text
-from benchmark.card_reliability import SplitReliability, section
-from benchmark.errors import MosrmError
+from benchmark.card_reliability import section
+from benchmark.card_stats import (
+    HIST_BIN_WIDTH,
+    CardData,
+    ClipStats,
+    PairStats,
+    collect,
+    edge_text,
+    ordered_splits,
+    stale,
+)
+from benchmark.card_svg import histogram_svg
 from benchmark.escape import markdown_cell
 from benchmark.pipeline import CANONICAL_RANGE
-from benchmark.tables import FIXED_SUBSETS, RELATIONS
+from benchmark.tables import FIXED_SUBSETS
 
 if TYPE_CHECKING:
-    import numpy as np
-    import pyarrow as pa
-
-    from benchmark.corpora._native import Skip
     from benchmark.pipeline import PreparedTask
     from benchmark.tasks import Task
-
-HIST_BIN_WIDTH = 0.1
-"""Width of the histogram bars in MOS: fixed (not percentile) so cards of different tasks compare."""
-HIST_MAX = CANONICAL_RANGE[1] - CANONICAL_RANGE[0]
-"""Largest possible ΔMOS: every task is rescaled to the canonical 1–5 range before pairing."""
-
-SPLIT_ORDER = ("train", "dev", "test")
-RELATION_COLOURS = {
-    "same_content": "#4477aa",
-    "same_system": "#ee6677",
-    "cross": "#228833",
-    "any": "#ccbb44",
-}
-"""Colour-blind-safe (Paul Tol 'bright'), fixed per relation so every card uses the same key."""
-assert set(RELATION_COLOURS) == set(RELATIONS)
 
 _OPS = {"<": "<", "<=": "≤", ">": ">", ">=": "≥"}
 DEFAULT_ABSENT_REASON = "the corpus data was not available where this card was generated"
@@ -83,251 +74,6 @@ class Card:
 
 def svg_filename(task_name: str) -> str:
     return f"{task_name}-delta-mos.svg"
-
-
-# ---------------------------------------------------------------------------------------------
-# statistics, all recomputed from the prepared clip table and pair files
-
-
-@dataclass
-class _ClipStats:
-    n: int
-    systems: int
-    no_system: int
-    contents: int
-    no_content: int
-    speakers: int
-    no_speaker: int
-    rates: dict[int, int] | None  # None: not probed
-    seconds: float | None  # None: not probed
-    mos_mean: float
-    mos_min: float
-    mos_max: float
-    ratings: list[int]  # known n_ratings values
-    no_ratings: int
-    subsets: dict[str | None, int]
-
-
-@dataclass
-class _PairStats:
-    file_name: str
-    sha256: str
-    meta: dict[str, Any]
-    n: int
-    relations: list[str]  # display order
-    by_relation: dict[str, int]
-    by_bin: dict[str, list[int]]  # relation -> pairs per ΔMOS percentile bin
-    fixed: dict[str, dict[str, int]]  # relation -> fixed-subset flag -> pairs
-    by_subset: dict[str | None, dict[str, int]]  # subset -> relation -> pairs
-    hist: dict[str, list[int]]  # relation -> pairs per fixed-width histogram bar
-
-
-@dataclass
-class _Data:
-    labels_only: bool
-    splits: list[str]
-    clips: dict[str, _ClipStats]
-    pairs: dict[str, _PairStats]
-    skips: list[Skip] = field(default_factory=list)
-    reliability: dict[str, SplitReliability] = field(default_factory=dict)
-
-    @property
-    def total_pairs(self) -> int:
-        return sum(p.n for p in self.pairs.values())
-
-
-def _ordered_splits(names: Any) -> list[str]:
-    """train, dev, test first (the order readers think in), then any other split by name."""
-
-    def key(s: str) -> tuple[int, str]:
-        return (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else len(SPLIT_ORDER), s)
-
-    return sorted(set(names), key=key)
-
-
-def _display_relations(task: Task, present: Any) -> list[str]:
-    """The task's declared relation order, then anything else the files hold (sorted)."""
-    present = set(present)
-    declared = [r for r in task.spec.relations if r in present]
-    return declared + sorted(present - set(declared))
-
-
-def _clip_stats(clips: pa.Table) -> dict[str, _ClipStats]:
-    cols = {name: clips.column(name).to_pylist() for name in clips.column_names}
-    by_split: dict[str, list[int]] = {}
-    for i, split in enumerate(cols["split"]):
-        by_split.setdefault(split, []).append(i)
-    out: dict[str, _ClipStats] = {}
-    for split, rows in by_split.items():
-
-        def values(name: str, rows: list[int] = rows) -> list[Any]:
-            return [cols[name][i] for i in rows]
-
-        def distinct(name: str) -> tuple[int, int]:
-            vals = values(name)
-            return len({v for v in vals if v is not None}), sum(v is None for v in vals)
-
-        systems, no_system = distinct("system_id")
-        contents, no_content = distinct("content_id")
-        speakers, no_speaker = distinct("speaker_id")
-        rates_raw = values("sample_rate")
-        rates = None if any(r is None for r in rates_raw) else dict(Counter(rates_raw))
-        durations = values("duration")
-        seconds = None if any(d is None for d in durations) else math.fsum(durations)
-        mos = values("mos")
-        ratings = [int(r) for r in values("n_ratings") if r is not None]
-        out[split] = _ClipStats(
-            n=len(rows),
-            systems=systems,
-            no_system=no_system,
-            contents=contents,
-            no_content=no_content,
-            speakers=speakers,
-            no_speaker=no_speaker,
-            rates=rates,
-            seconds=seconds,
-            mos_mean=math.fsum(mos) / len(mos),
-            mos_min=min(mos),
-            mos_max=max(mos),
-            ratings=sorted(ratings),
-            no_ratings=len(rows) - len(ratings),
-            subsets=dict(Counter(values("subset"))),
-        )
-    return out
-
-
-def _encode(column: pa.ChunkedArray) -> tuple[list[Any], np.ndarray]:
-    """(distinct values, integer code per row); nulls are a value of their own."""
-    import pyarrow.compute as pc
-
-    enc = pc.dictionary_encode(column.combine_chunks(), null_encoding="encode")
-    return enc.dictionary.to_pylist(), enc.indices.to_numpy(zero_copy_only=False)
-
-
-def _stale(task: Task, path: Path, why: str) -> MosrmError:
-    return MosrmError(
-        f"{path}: {why}; the prepared pair files are out of date or were modified, "
-        f"run `mosrm prepare {task.name}` again before `mosrm card {task.name}`"
-    )
-
-
-def _pair_stats(task: Task, prepared: PreparedTask, split: str) -> _PairStats:
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    from benchmark.hashing import sha256_file
-    from benchmark.pairs import NANO
-
-    path = prepared.pair_files[split]
-    meta = prepared.pair_meta.get(split)
-    recorded = prepared.pair_sha256.get(split)
-    if meta is None or recorded is None:
-        raise _stale(task, path, f"no metadata or sha256 recorded for split '{split}'")
-    try:
-        actual = sha256_file(path)
-        table = pq.read_table(
-            path, columns=["relation", "subset", "delta_mos", "delta_bin", *FIXED_SUBSETS]
-        )
-    except OSError as exc:
-        raise MosrmError(f"{path}: cannot read the pair file: {exc}") from None
-    if actual != recorded:
-        raise _stale(task, path, f"sha256 {actual} differs from the recorded {recorded}")
-    if meta.get("task_version", task.spec.version) != task.spec.version:
-        raise _stale(
-            task,
-            path,
-            f"built for task version {meta.get('task_version')}, "
-            f"the task YAML is version {task.spec.version}",
-        )
-
-    rel_names, rel_codes = _encode(table.column("relation"))
-    sub_names, sub_codes = _encode(table.column("subset"))
-    delta = table.column("delta_mos").to_numpy()
-    dbin = table.column("delta_bin").to_numpy().astype(np.int64)
-    flags = {name: table.column(name).to_numpy(zero_copy_only=False) for name in FIXED_SUBSETS}
-    bins = int(meta.get("bins", task.spec.bins))
-    relations = _display_relations(task, set(rel_names) | set(meta.get("relations", {})))
-
-    width_q = round(HIST_BIN_WIDTH * NANO)
-    n_bars = round(HIST_MAX / HIST_BIN_WIDTH)
-    # ΔMOS is stored quantised to 1e-9; integer nano-units put 0.3 in the bar [0.3, 0.4), not below
-    bar = np.minimum(np.rint(delta * NANO).astype(np.int64) // width_q, n_bars - 1)
-
-    by_relation: dict[str, int] = {}
-    by_bin: dict[str, list[int]] = {}
-    fixed: dict[str, dict[str, int]] = {}
-    hist: dict[str, list[int]] = {}
-    code = {name: i for i, name in enumerate(rel_names)}
-    for rel in relations:
-        mask = rel_codes == code[rel] if rel in code else np.zeros(table.num_rows, dtype=bool)
-        by_relation[rel] = int(mask.sum())
-        by_bin[rel] = np.bincount(dbin[mask], minlength=bins).astype(int).tolist()
-        fixed[rel] = {name: int(flags[name][mask].sum()) for name in FIXED_SUBSETS}
-        hist[rel] = np.bincount(bar[mask], minlength=n_bars).astype(int).tolist()
-    by_subset: dict[str | None, dict[str, int]] = {}
-    for sub_code, sub in enumerate(sub_names):
-        in_sub = sub_codes == sub_code
-        by_subset[sub] = {
-            rel: int((in_sub & (rel_codes == code[rel])).sum()) for rel in relations if rel in code
-        }
-
-    n = table.num_rows
-    if int(meta.get("n_pairs", n)) != n:
-        raise _stale(task, path, f"{n} pairs in the file, the metadata says {meta['n_pairs']}")
-    for rel, info in meta.get("relations", {}).items():
-        if int(info.get("sampled", by_relation.get(rel, 0))) != by_relation.get(rel, 0):
-            raise _stale(
-                task,
-                path,
-                f"{by_relation.get(rel, 0)} {rel} pairs in the file, "
-                f"the metadata says {info.get('sampled')}",
-            )
-    totals = [sum(by_bin[r][i] for r in relations) for i in range(bins)]
-    if "bin_counts" in meta and list(meta["bin_counts"]) != totals:
-        raise _stale(task, path, f"ΔMOS bin counts {totals} differ from {meta['bin_counts']}")
-    return _PairStats(
-        file_name=path.name,
-        sha256=recorded,
-        meta=meta,
-        n=n,
-        relations=relations,
-        by_relation=by_relation,
-        by_bin=by_bin,
-        fixed=fixed,
-        by_subset=by_subset,
-        hist=hist,
-    )
-
-
-def _collect(task: Task, prepared: PreparedTask) -> _Data:
-    if prepared.task.name != task.name:
-        raise MosrmError(
-            f"card for task '{task.name}' was given the prepared data of '{prepared.task.name}'"
-        )
-    clips = _clip_stats(prepared.clips)
-    pairs = {split: _pair_stats(task, prepared, split) for split in sorted(prepared.pair_files)}
-    published = task.spec.card.published_clips if task.spec.card else {}
-    splits = _ordered_splits([*clips, *pairs, *task.spec.pairs, *published])
-    from benchmark.card_reliability import collect
-
-    reliability = {
-        split: collect(
-            prepared.pair_files[split],
-            prepared.clips,
-            p.meta,
-            bins=int(p.meta.get("bins", task.spec.bins)),
-            seed=task.spec.seed,
-        )
-        for split, p in pairs.items()
-    }
-    return _Data(
-        labels_only=prepared.labels_only,
-        splits=splits,
-        clips=clips,
-        pairs=pairs,
-        skips=list(prepared.skips),
-        reliability=reliability,
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,10 +154,6 @@ def _fence(text: str) -> str:
     return f"{fence}text\n{text.rstrip()}\n{fence}"
 
 
-def _edge(x: float) -> str:
-    return f"{x:.3f}"
-
-
 def _subset_label(name: str | None) -> str:
     return "(no subset)" if name is None else escape_cell(name)
 
@@ -434,7 +176,7 @@ def _keys(distinct: int, missing: int, what: str) -> str:
     return text
 
 
-def _ratings(s: _ClipStats) -> str:
+def _ratings(s: ClipStats) -> str:
     if not s.ratings:
         return "unknown"
     r = s.ratings
@@ -463,7 +205,7 @@ def _not_computed(task: Task, reason: str) -> str:
     )
 
 
-def _header(task: Task, data: _Data | None) -> list[str]:
+def _header(task: Task, data: CardData | None) -> list[str]:
     spec = task.spec
     title = f"# Data card: `{task.name}`" + (" (SYNTHETIC)" if spec.synthetic else "")
     lines = [title, ""]
@@ -526,7 +268,7 @@ def _static(task: Task) -> list[str]:
     return lines
 
 
-def _clip_section(task: Task, data: _Data | None, reason: str) -> list[str]:
+def _clip_section(task: Task, data: CardData | None, reason: str) -> list[str]:
     published = task.spec.card.published_clips if task.spec.card else {}
     lines = ["", "## Clips per split", ""]
     if data is None:
@@ -536,7 +278,7 @@ def _clip_section(task: Task, data: _Data | None, reason: str) -> list[str]:
             lines.append("")
             rows = [
                 [escape_cell(s), _int(published[s]) + " (published, not verified)"]
-                for s in _ordered_splits(published)
+                for s in ordered_splits(published)
             ]
             lines += _table(["split", "clips (published)"], rows)
         else:
@@ -603,7 +345,7 @@ def _clip_section(task: Task, data: _Data | None, reason: str) -> list[str]:
     return lines
 
 
-def _skip_section(task: Task, data: _Data | None, reason: str) -> list[str]:
+def _skip_section(task: Task, data: CardData | None, reason: str) -> list[str]:
     lines = ["", "## Clips left out by the reader", ""]
     if data is None:
         return lines + [_not_computed(task, reason)]
@@ -630,13 +372,13 @@ def _skip_section(task: Task, data: _Data | None, reason: str) -> list[str]:
 def _targets(task: Task) -> list[str]:
     rels = list(task.spec.relations)
     rows = []
-    for split in _ordered_splits(task.spec.pairs):
+    for split in ordered_splits(task.spec.pairs):
         per = task.spec.pairs[split]
         rows.append([escape_cell(split), *(_count(per.get(r, 0)) for r in rels)])
     return _table(["split", *rels], rows)
 
 
-def _pairs_split(task: Task, split: str, p: _PairStats, clips: _ClipStats | None) -> list[str]:
+def _pairs_split(task: Task, split: str, p: PairStats, clips: ClipStats | None) -> list[str]:
     meta = p.meta
     lines = ["", f"### Split {escape_cell(split)}", ""]
     n_clips = clips.n if clips else 0
@@ -680,14 +422,14 @@ def _pairs_split(task: Task, split: str, p: _PairStats, clips: _ClipStats | None
         "",
         "ΔMOS percentile bins (computed over all relations of this split; bin i holds "
         "edge[i] ≤ ΔMOS < edge[i+1], the last bin closed): edges "
-        + ", ".join(_edge(e) for e in edges)
+        + ", ".join(edge_text(e) for e in edges)
         + ".",
         "",
     ]
     header = ["relation"]
     for i in range(bins):
         close = "]" if i == bins - 1 else ")"
-        header.append(f"bin {i} [{_edge(edges[i])}, {_edge(edges[i + 1])}{close}")
+        header.append(f"bin {i} [{edge_text(edges[i])}, {edge_text(edges[i + 1])}{close}")
     header.append("pairs")
     rows = [
         [f"`{r}`", *(_int(c) for c in p.by_bin[r]), _int(p.by_relation[r])] for r in p.relations
@@ -744,7 +486,7 @@ def _pairs_split(task: Task, split: str, p: _PairStats, clips: _ClipStats | None
     return lines
 
 
-def _balanced(task: Task, split: str, p: _PairStats) -> list[str]:
+def _balanced(task: Task, split: str, p: PairStats) -> list[str]:
     """Per-subset targets and pools, for relations sampled subset by subset (`balance_subsets`)."""
     rows = []
     for rel in p.relations:
@@ -753,7 +495,7 @@ def _balanced(task: Task, split: str, p: _PairStats) -> list[str]:
             sub = None if label == "null" and None in p.by_subset else label
             sampled = p.by_subset.get(sub, {}).get(rel, 0)
             if int(info.get("sampled", sampled)) != sampled:
-                raise _stale(
+                raise stale(
                     task,
                     Path(p.file_name),
                     f"{sampled} {rel} pairs of subset '{label}' in split '{split}', "
@@ -786,7 +528,7 @@ def _balanced(task: Task, split: str, p: _PairStats) -> list[str]:
     return lines + _table(header, rows, "llrrrl")
 
 
-def _pair_section(task: Task, data: _Data | None, reason: str) -> list[str]:
+def _pair_section(task: Task, data: CardData | None, reason: str) -> list[str]:
     lines = ["", "## Pairs", ""]
     lines.append(
         "Pairs requested per split and relation by the task YAML ('all' = the whole pool):"
@@ -814,7 +556,7 @@ def _pair_section(task: Task, data: _Data | None, reason: str) -> list[str]:
     return lines
 
 
-def _histogram_section(task: Task, data: _Data | None, reason: str) -> list[str]:
+def _histogram_section(task: Task, data: CardData | None, reason: str) -> list[str]:
     lines = ["", "## ΔMOS histogram", ""]
     if data is None:
         return lines + [_not_computed(task, reason)]
@@ -834,13 +576,13 @@ def _histogram_section(task: Task, data: _Data | None, reason: str) -> list[str]
     return lines
 
 
-def _interior_gap(p: _PairStats) -> bool:
+def _interior_gap(p: PairStats) -> bool:
     bars = [sum(col) for col in zip(*p.hist.values(), strict=True)]
     full = [i for i, n in enumerate(bars) if n]
     return bool(full) and any(bars[i] == 0 for i in range(full[0], full[-1]))
 
 
-def _files_section(task: Task, data: _Data | None, reason: str) -> list[str]:
+def _files_section(task: Task, data: CardData | None, reason: str) -> list[str]:
     lines = ["", "## Pair files", ""]
     if data is None:
         return lines + [_not_computed(task, reason)]
@@ -866,7 +608,7 @@ def _notes(task: Task) -> list[str]:
     return ["", "## Notes", "", escape_text(card.notes).strip()]
 
 
-def _markdown(task: Task, data: _Data | None, reason: str) -> str:
+def _markdown(task: Task, data: CardData | None, reason: str) -> str:
     lines = _header(task, data)
     lines += _static(task)
     lines += _clip_section(task, data, reason)
@@ -884,157 +626,6 @@ def _markdown(task: Task, data: _Data | None, reason: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# SVG
-
-
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def escape_xml(text: object) -> str:
-    """Text or attribute value for the SVG (characters XML 1.0 forbids become U+FFFD)."""
-    clean = _XML_INVALID.sub("\ufffd", str(text))
-    return (
-        clean.replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace('"', "&quot;")
-        .replace("'", "&apos;")
-    )
-
-
-def _n(x: float) -> str:
-    """Coordinates with two decimals, trailing zeros dropped: deterministic and compact."""
-    text = f"{x:.2f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
-
-
-def _nice_ticks(top: int) -> list[int]:
-    """0 .. a round maximum >= top in 1/2/5 × 10^k steps (about four intervals)."""
-    if top <= 0:
-        return [0, 1]
-    raw = top / 4
-    mag = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
-    step = max(int(step), 1)
-    return list(range(0, math.ceil(top / step) * step + 1, step))
-
-
-_W, _LEFT, _RIGHT = 720, 64, 16
-_PLOT_H, _PANEL_GAP, _TOP = 140, 72, 64
-
-
-def _svg(task: Task, data: _Data) -> str:
-    n_bars = round(HIST_MAX / HIST_BIN_WIDTH)
-    plot_w = _W - _LEFT - _RIGHT
-    bar_w = plot_w / n_bars
-    panels = [s for s in data.splits if s in data.pairs and data.pairs[s].n > 0]
-    height = _TOP + len(panels) * (_PLOT_H + _PANEL_GAP)
-    relations = _display_relations(task, {r for s in panels for r in data.pairs[s].relations})
-    title = f"ΔMOS of the sampled pairs: {task.name} (version {task.spec.version})"
-    if task.spec.synthetic:
-        title += ", SYNTHETIC"
-    out = [
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{height}" '
-        f'viewBox="0 0 {_W} {height}" role="img" aria-labelledby="title" '
-        'font-family="Helvetica, Arial, sans-serif" font-size="11">',
-        f'<title id="title">{escape_xml(title)}</title>',
-        f'<rect x="0" y="0" width="{_W}" height="{height}" fill="#ffffff"/>',
-        f'<text x="{_W / 2:g}" y="20" text-anchor="middle" font-size="14" '
-        f'font-weight="bold">{escape_xml(title)}</text>',
-    ]
-    x = _LEFT
-    for rel in relations:
-        out.append(
-            f'<rect x="{_n(x)}" y="32" width="10" height="10" fill="{RELATION_COLOURS[rel]}"/>'
-        )
-        out.append(f'<text x="{_n(x + 14)}" y="41">{escape_xml(rel)}</text>')
-        x += 14 + 7 * len(rel) + 18
-    out.append(
-        f'<line x1="{_n(x)}" y1="37" x2="{_n(x + 18)}" y2="37" stroke="#555555" '
-        'stroke-width="1" stroke-dasharray="4 3"/>'
-    )
-    out.append(f'<text x="{_n(x + 22)}" y="41">percentile bin edges</text>')
-    for k, split in enumerate(panels):
-        p = data.pairs[split]
-        top = _TOP + k * (_PLOT_H + _PANEL_GAP) + 24
-        base = top + _PLOT_H
-        per_bar = [sum(p.hist[r][i] for r in p.relations) for i in range(n_bars)]
-        ticks = _nice_ticks(max(per_bar))
-        scale = _PLOT_H / ticks[-1]
-        out.append(f'<g class="panel" data-split="{escape_xml(split)}">')
-        out.append(
-            f'<text x="{_LEFT}" y="{_n(top - 8)}" font-weight="bold">'
-            f"{escape_xml(f'split {split}: {p.n:,} pairs')}</text>"
-        )
-        for t in ticks:
-            y = base - t * scale
-            out.append(
-                f'<line x1="{_LEFT}" y1="{_n(y)}" x2="{_LEFT + plot_w}" y2="{_n(y)}" '
-                'stroke="#dddddd" stroke-width="1"/>'
-            )
-            out.append(f'<text x="{_LEFT - 6}" y="{_n(y + 4)}" text-anchor="end">{t:,}</text>')
-        for i in range(n_bars):
-            y = base
-            for rel in p.relations:
-                count = p.hist[rel][i]
-                if count == 0:
-                    continue
-                h = count * scale
-                y -= h
-                lo, hi = i * HIST_BIN_WIDTH, (i + 1) * HIST_BIN_WIDTH
-                out.append(
-                    f'<rect class="bar" x="{_n(_LEFT + i * bar_w + 0.5)}" y="{_n(y)}" '
-                    f'width="{_n(bar_w - 1)}" height="{_n(h)}" fill="{RELATION_COLOURS[rel]}" '
-                    f'data-split="{escape_xml(split)}" data-relation="{escape_xml(rel)}" '
-                    f'data-bin="{i}" data-count="{count}">'
-                    f"<title>{escape_xml(f'{split}, {rel}, ΔMOS {lo:.1f}–{hi:.1f}: {count:,}')}"
-                    "</title></rect>"
-                )
-        # the percentile bins the results are reported in: inner edges as dashed lines
-        edges = p.meta.get("bin_edges") or []
-        for j, edge in enumerate(edges[1:-1], start=1):
-            x = _LEFT + min(float(edge), HIST_MAX) / HIST_MAX * plot_w
-            out.append(
-                f'<line class="bin-edge" x1="{_n(x)}" y1="{_n(top)}" x2="{_n(x)}" '
-                f'y2="{_n(base)}" stroke="#555555" stroke-width="1" stroke-dasharray="4 3" '
-                f'data-edge="{_edge(float(edge))}"><title>'
-                f"{escape_xml(f'percentile bin edge {j}: ΔMOS {_edge(float(edge))}')}"
-                "</title></line>"
-            )
-        out.append(
-            f'<line x1="{_LEFT}" y1="{_n(base)}" x2="{_LEFT + plot_w}" y2="{_n(base)}" '
-            'stroke="#000000" stroke-width="1"/>'
-        )
-        out.append(
-            f'<line x1="{_LEFT}" y1="{_n(top)}" x2="{_LEFT}" y2="{_n(base)}" '
-            'stroke="#000000" stroke-width="1"/>'
-        )
-        step = max(1, round(0.5 / HIST_BIN_WIDTH))
-        for i in range(0, n_bars + 1, step):
-            x = _LEFT + i * bar_w
-            out.append(
-                f'<line x1="{_n(x)}" y1="{_n(base)}" x2="{_n(x)}" y2="{_n(base + 4)}" '
-                'stroke="#000000" stroke-width="1"/>'
-            )
-            out.append(
-                f'<text x="{_n(x)}" y="{_n(base + 16)}" text-anchor="middle">'
-                f"{i * HIST_BIN_WIDTH:g}</text>"
-            )
-        out.append(
-            f'<text x="{_n(_LEFT + plot_w / 2)}" y="{_n(base + 32)}" text-anchor="middle">'
-            "ΔMOS (|MOS A − MOS B|, 1–5 scale)</text>"
-        )
-        out.append(
-            f'<text x="16" y="{_n(top + _PLOT_H / 2)}" text-anchor="middle" '
-            f'transform="rotate(-90 16 {_n(top + _PLOT_H / 2)})">pairs</text>'
-        )
-        out.append("</g>")
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------
 # public API
 
 
@@ -1047,8 +638,8 @@ def render_card(
     is not under /data" — shown verbatim in every computed section.
     """
     reason = absent_reason or DEFAULT_ABSENT_REASON
-    data = _collect(task, prepared) if prepared is not None else None
-    svg = _svg(task, data) if data is not None and data.total_pairs > 0 else None
+    data = collect(task, prepared) if prepared is not None else None
+    svg = histogram_svg(task, data) if data is not None and data.total_pairs > 0 else None
     return Card(name=task.name, markdown=_markdown(task, data, reason), svg=svg)
 
 
