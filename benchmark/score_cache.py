@@ -101,7 +101,9 @@ class ScoreCache:
         self._key = Path(os.path.abspath(self.path))
         self._pending: dict[str, list[tuple[Any, ...]]] = {table: [] for table in TABLES}
         self._flushed_at = time.monotonic()
+        self._closed = False
         kept = _take(self._key)
+        fresh: sqlite3.Connection | None = None
         try:
             if kept is not None:
                 self.conn, self._journal = kept.conn, kept.journal
@@ -109,15 +111,19 @@ class ScoreCache:
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._journal = Journal(self.path)
-                self.conn = connect_wal(self.path, check_same_thread=False)  # kept, see _take
+                fresh = connect_wal(self.path, check_same_thread=False)  # kept, see _take
+                self.conn = fresh
                 # WAL + NORMAL survives a killed process (only a power cut may drop the last
                 # commits)
                 self.conn.execute("PRAGMA synchronous=NORMAL")
                 self._setup()
             replay(self.path, self._commit)  # batches a killed run had journaled
         except BaseException as exc:
+            self._closed = True
             if kept is not None:
                 _discard(kept)
+            elif fresh is not None:
+                fresh.close()
             if isinstance(exc, sqlite3.DatabaseError):
                 raise cache_error(self.path, exc) from None
             raise
@@ -156,7 +162,12 @@ class ScoreCache:
 
     def close(self) -> None:
         """Commit what the journal holds, then keep the connection for this process's next run
-        (or close it); if the commit fails the journal stays, for the next opener to replay."""
+        (or close it); if the commit fails the journal stays, for the next opener to replay.
+        Once only: a second close would hand on (or close) a connection another caller may
+        have taken since."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self.flush()
         except BaseException:
@@ -347,9 +358,22 @@ def _identity(path: Path) -> tuple[int, int, int, int] | None:
     return (st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
 
 
+_ORPHANS: list[_Kept] = []
+"""A forked child's copies of its parent's kept connections: referenced until the child exits,
+so that no garbage collection closes the parent's SQLite handle from the child."""
+
+
+def _after_fork_in_child() -> None:
+    global _KEPT_LOCK
+    _KEPT_LOCK = threading.Lock()  # another thread may have held it at the fork
+    _ORPHANS.extend(_KEPT.values())
+    _KEPT.clear()
+
+
 def _discard(kept: _Kept) -> None:
     if kept.pid != os.getpid():
-        return  # a forked child's copy of its parent's connection: never touched
+        _ORPHANS.append(kept)  # the parent's: never touched here (see `_after_fork_in_child`)
+        return
     try:
         kept.journal.close(delete=True)  # empty: everything it held was committed when kept
     finally:
@@ -398,3 +422,5 @@ def release() -> None:
 
 
 atexit.register(release)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

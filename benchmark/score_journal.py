@@ -48,6 +48,7 @@ class Journal:
         self.db = db
         self.path: Path | None = None
         self._fd: int | None = None
+        self._size = 0  # bytes of whole lines written since the last clear
 
     def _open(self) -> int:
         # made under another name and locked before it gets the name replay looks for, so that
@@ -74,12 +75,15 @@ class Journal:
         data = (json.dumps(line, separators=(",", ":")) + "\n").encode("utf-8")
         written = os.write(fd, data)
         if written != len(data):  # a regular file writes all or raises; never leave half a line
+            os.ftruncate(fd, self._size)  # the next line must not be glued onto this half
             raise OSError(f"short write to {self.path} ({written} of {len(data)} bytes)")
+        self._size += written
 
     def clear(self) -> None:
         """Everything appended so far is in SQLite."""
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
+            self._size = 0
 
     def close(self, *, delete: bool) -> None:
         """Close the journal; `delete` it when its rows are in SQLite, else leave it for the

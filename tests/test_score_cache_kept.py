@@ -156,9 +156,10 @@ def test_threads_take_turns_with_one_kept_connection(tmp_path: Path) -> None:
 
 def _child(path: str, queue: multiprocessing.Queue) -> None:
     try:
-        parent_conn = score_cache._KEPT[Path(path)].conn
+        assert score_cache._KEPT == {}  # handed to _ORPHANS at the fork
+        (parent,) = score_cache._ORPHANS
         with ScoreCache(Path(path)) as cache:
-            fresh = cache.conn is not parent_conn
+            fresh = cache.conn is not parent.conn
             cache.put_clips("child", "p", [(("c", "s"), 4.0)])
         release()  # must not close (nor checkpoint through) the parent's connection
         queue.put(fresh)
@@ -220,4 +221,43 @@ def test_the_cli_releases_at_the_end_of_a_command(tmp_path: Path) -> None:
     _put(path, "fp", 1.0)
     assert score_cache._KEPT
     assert main(["tasks"]) == 0
+    assert score_cache._KEPT == {}
+
+
+def test_closing_twice_hands_on_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "scores.sqlite"
+    a = ScoreCache(path)
+    a.put_clips("fp", "p", [(("c", "s"), 1.0)])
+    a.close()
+    a.close()  # a no-op: it must not close the kept connection
+    b = ScoreCache(path)
+    assert b.conn is a.conn  # the kept one, still open
+    a.close()  # nor hand b's connection on to a third caller
+    c = ScoreCache(path)
+    assert c.conn is not b.conn and c._journal is not b._journal
+    b.put_clips("fp2", "p", [(("c", "s"), 2.0)])
+    c.close()
+    b.close()
+    assert _get(path, "fp2") == {("c", "s"): 2.0}
+
+
+def test_a_failed_open_closes_its_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "scores.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")  # a newer harness's cache
+    opened: list[sqlite3.Connection] = []
+    real = score_cache.connect_wal
+
+    def tracked(*args: object, **kwargs: object) -> sqlite3.Connection:
+        opened.append(real(*args, **kwargs))  # type: ignore[arg-type]
+        return opened[-1]
+
+    monkeypatch.setattr(score_cache, "connect_wal", tracked)
+    with pytest.raises(score_cache.MosrmError, match="schema version 99"):
+        ScoreCache(path)
+    (conn,) = opened
+    with pytest.raises(sqlite3.ProgrammingError):
+        conn.execute("SELECT 1")
     assert score_cache._KEPT == {}

@@ -144,3 +144,24 @@ def test_a_journal_that_cannot_be_written_is_one_line(
     with pytest.raises(MachineError, match="^no space left on device while writing .*scores"):
         cache.put_clips("fp", "p", [(("c0", "s0"), 0.5)])
     cache.close()
+
+
+def test_a_short_write_leaves_no_half_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = Journal(tmp_path / "scores.sqlite")
+    journal.append("clip", [("f", "p", "c0", "s0", 0.5)])
+    assert journal.path is not None
+    whole = journal.path.read_bytes()
+    real = os.write
+
+    def half(fd: int, data: bytes) -> int:
+        return real(fd, data[: len(data) // 2])
+
+    monkeypatch.setattr(score_journal.os, "write", half)
+    with pytest.raises(OSError, match="short write"):
+        journal.append("clip", [("f", "p", "c1", "s1", 0.25)])
+    monkeypatch.undo()
+    assert journal.path.read_bytes() == whole  # cut back to the last whole line
+    journal.append("clip", [("f", "p", "c2", "s2", 0.125)])
+    rows = read(journal.path.read_bytes())
+    assert rows["clip"] == [("f", "p", "c0", "s0", 0.5), ("f", "p", "c2", "s2", 0.125)]
+    journal.close(delete=True)
