@@ -82,25 +82,28 @@ def _ceiling(r: dict[str, Any], bins: int) -> Ceiling | None:
     c = r.get("ceiling")
     if not c or not c.get("overall"):
         return None
-    rel_bins = c.get("by_relation_bin") or {}
     overall = c["overall"]
     return Ceiling(
         estimator=str(c.get("estimator")),
-        overall=Cell.of_ceiling(overall),
-        by_bin=[Cell.of_ceiling((c.get("by_bin") or {}).get(str(i))) for i in range(bins)],
-        by_subset={k: Cell.of_ceiling((c.get("by_subset") or {}).get(k)) for k in SUBSETS},
-        by_group={
-            k: Cell.of_ceiling(v) for k, v in sorted((c.get("by_group_subset") or {}).items())
-        },
-        by_relation={
-            k: Cell.of_ceiling(v) for k, v in sorted((c.get("by_relation") or {}).items())
-        },
-        by_relation_bin={
-            rel: [Cell.of_ceiling(cells.get(str(i))) for i in range(bins)]
-            for rel, cells in sorted(rel_bins.items())
-        },
+        **_cells(c, bins, Cell.of_ceiling),
         partial=int(overall.get("n_rated") or 0) < int(overall.get("n") or 0),
     )
+
+
+def _cells(m: dict[str, Any], bins: int, of: Callable[[Any], Cell]) -> dict[str, Any]:
+    """The cells of a metrics block (a result's `metrics` or its `ceiling`), read by `of`: what
+    `Row` and `Ceiling` share, keyed as their fields."""
+    return {
+        "overall": of(m["overall"]),
+        "by_bin": [of((m.get("by_bin") or {}).get(str(i))) for i in range(bins)],
+        "by_subset": {k: of((m.get("by_subset") or {}).get(k)) for k in SUBSETS},
+        "by_group": {k: of(v) for k, v in sorted((m.get("by_group_subset") or {}).items())},
+        "by_relation": {k: of(v) for k, v in sorted((m.get("by_relation") or {}).items())},
+        "by_relation_bin": {
+            rel: [of(cells.get(str(i))) for i in range(bins)]
+            for rel, cells in sorted((m.get("by_relation_bin") or {}).items())
+        },
+    }
 
 
 def gap_closed(acc: Cell, ceiling: Cell | None) -> float | None:
@@ -308,9 +311,7 @@ def _judged(record: dict[str, Any]) -> bool:
 
 
 def _row(r: dict[str, Any], bins: int, stale: bool, tier: Any, ceiling: Ceiling | None) -> Row:
-    m = r["metrics"]
-    rel_bins = m.get("by_relation_bin") or {}
-    overall = Cell.of(m["overall"])
+    cells = _cells(r["metrics"], bins, Cell.of)
     return Row(
         submission=str(r["submission"]),
         name=shown_name(r),
@@ -321,18 +322,10 @@ def _row(r: dict[str, Any], bins: int, stale: bool, tier: Any, ceiling: Ceiling 
         tier=None if tier is None else tier.tier,
         tier_leader=None if tier is None else tier.leader,
         tier_p_holm=None if tier is None else tier.p_holm,
-        overall=overall,
-        by_bin=[Cell.of(m.get("by_bin", {}).get(str(i))) for i in range(bins)],
-        by_subset={k: Cell.of(m.get("by_subset", {}).get(k)) for k in SUBSETS},
-        by_group={k: Cell.of(v) for k, v in sorted(m.get("by_group_subset", {}).items())},
-        by_relation={k: Cell.of(v) for k, v in sorted(m.get("by_relation", {}).items())},
-        by_relation_bin={
-            rel: [Cell.of(cells.get(str(i))) for i in range(bins)]
-            for rel, cells in sorted(rel_bins.items())
-        },
+        **cells,
         judged=_judged(r),
         diagnostics=r.get("diagnostics"),
-        gap_closed=gap_closed(overall, None if ceiling is None else ceiling.overall),
+        gap_closed=gap_closed(cells["overall"], None if ceiling is None else ceiling.overall),
     )
 
 
