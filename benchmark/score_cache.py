@@ -171,16 +171,10 @@ class ScoreCache:
         try:
             self.flush()
         except BaseException:
-            try:
-                self._journal.close(delete=False)
-            finally:
-                self.conn.close()
+            _shut(self.conn, self._journal, delete=False)
             raise
         if not _put_back(self._key, self.conn, self._journal):
-            try:
-                self._journal.close(delete=True)
-            finally:
-                self.conn.close()
+            _shut(self.conn, self._journal, delete=True)
 
     def flush(self) -> None:
         """Commit the journaled batches to SQLite, where other processes see them."""
@@ -374,10 +368,16 @@ def _discard(kept: _Kept) -> None:
     if kept.pid != os.getpid():
         _ORPHANS.append(kept)  # the parent's: never touched here (see `_after_fork_in_child`)
         return
+    _shut(kept.conn, kept.journal, delete=True)  # empty: all it held was committed when kept
+
+
+def _shut(conn: sqlite3.Connection, journal: Journal, *, delete: bool) -> None:
+    """Close `journal` (deleted when everything it held is in SQLite), then `conn`, whatever
+    the first does."""
     try:
-        kept.journal.close(delete=True)  # empty: everything it held was committed when kept
+        journal.close(delete=delete)
     finally:
-        kept.conn.close()
+        conn.close()
 
 
 def _take(path: Path) -> _Kept | None:
