@@ -26,8 +26,8 @@ from benchmark.reliability import CEILING_DRAWS, clip_noise, closed_form, gap_cl
 from benchmark.report import format_result
 from benchmark.results import TaskResult
 from benchmark.scoring import ScoringConfig
-from benchmark.tables import CLIP_SCHEMA, conform
 from benchmark.tasks import load_task_file
+from tests.rated_clips import rated_clips
 from tests.toy_task import finish_repo, settle, write_wav
 
 QUIET = ScoringConfig(progress=False)
@@ -36,25 +36,7 @@ RELATIONS = ("same_content", "same_system", "cross")
 
 def _clips(n: int = 90, subsets: bool = False, seed: int = 0) -> pa.Table:
     """Clips rated by 4-8 simulated listeners each (integer votes); two tracks with `subsets`."""
-    rng = np.random.default_rng(seed)
-    votes = [
-        np.clip(np.rint(rng.normal(rng.uniform(1.5, 4.5), 0.8, rng.integers(4, 9))), 1, 5)
-        for _ in range(n)
-    ]
-    rows = {
-        "clip_id": [f"c{i:03d}" for i in range(n)],
-        "corpus": ["t"] * n,
-        "split": ["test"] * n,
-        "audio_path": [f"{i}.wav" for i in range(n)],
-        "mos": [float(v.mean()) for v in votes],
-        "n_ratings": [len(v) for v in votes],
-        "rating_std": [float(v.std(ddof=1)) for v in votes],
-        "system_id": [f"s{i % 6}" for i in range(n)],
-        "content_id": [f"t{i % 10}" for i in range(n)],
-        "subset": [("track1" if i % 2 else "track2") if subsets else None for i in range(n)],
-        "ratings": [v.tolist() for v in votes],
-    }
-    return conform(pa.table(rows), CLIP_SCHEMA)
+    return rated_clips(n, seed, subsets=subsets)
 
 
 def _pred(clips: pa.Table, bins: int = 4, seed: int = 1) -> tuple[pa.Table, dict]:

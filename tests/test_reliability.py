@@ -25,6 +25,7 @@ from benchmark.reliability import (
     t_cdf,
 )
 from benchmark.tables import CLIP_SCHEMA, conform
+from tests.rated_clips import rated_clips
 
 
 def _table(ratings: list[list[float] | None], **extra: list) -> pa.Table:
@@ -197,22 +198,7 @@ def test_ceiling_interval_respects_shared_clips() -> None:
 
 
 def test_pair_files_carry_reliability(tmp_path) -> None:
-    rng = np.random.default_rng(0)
-    n = 60
-    votes = [np.clip(np.rint(rng.normal(rng.uniform(1.5, 4.5), 0.8, 6)), 1, 5) for _ in range(n)]
-    rows = {
-        "clip_id": [f"c{i:03d}" for i in range(n)],
-        "corpus": ["t"] * n,
-        "split": ["test"] * n,
-        "audio_path": [f"{i}.wav" for i in range(n)],
-        "mos": [float(v.mean()) for v in votes],
-        "n_ratings": [6] * n,
-        "rating_std": [float(v.std(ddof=1)) for v in votes],
-        "system_id": [f"s{i % 6}" for i in range(n)],
-        "content_id": [f"t{i % 10}" for i in range(n)],
-        "ratings": [v.tolist() for v in votes],
-    }
-    clips = conform(pa.table(rows), CLIP_SCHEMA)
+    clips = rated_clips(60, seed=0, votes_per_clip=6)
     kw = dict(
         task="t",
         relations=("same_content", "same_system", "cross"),
@@ -228,7 +214,7 @@ def test_pair_files_carry_reliability(tmp_path) -> None:
     assert set(info["prior_sd"]) == {"same_content", "same_system", "cross"}
     # recomputed independently from the pair rows and the per-relation prior
     noise = clip_noise(clips)
-    index = {c: i for i, c in enumerate(rows["clip_id"])}
+    index = {c: i for i, c in enumerate(clips.column("clip_id").to_pylist())}
     a = np.array([index[c] for c in table.column("clip_a").to_pylist()])
     b = np.array([index[c] for c in table.column("clip_b").to_pylist()])
     relation = np.array(table.column("relation").to_pylist())
@@ -248,7 +234,7 @@ def test_pair_files_carry_reliability(tmp_path) -> None:
     assert np.abs(rb - rel).mean() <= AGREEMENT_MEAN_ABS
     assert boot.drop(["label_reliability"]).equals(table.drop(["label_reliability"]))
     bare = clips.set_column(
-        clips.schema.get_field_index("n_ratings"), "n_ratings", pa.nulls(n, pa.int32())
+        clips.schema.get_field_index("n_ratings"), "n_ratings", pa.nulls(clips.num_rows, pa.int32())
     ).drop(["ratings"])
     bare = conform(bare, CLIP_SCHEMA)
     t0, m0 = build_pairs(bare, **kw)["test"]
