@@ -141,7 +141,6 @@ class RelationPairs:
         self.histogram = _Histogram(q)
         self._salt = salt
         self._hashes = hashes
-        self._q = q
         self._where = where
         self._spill = spill_dir
         self._files: dict[int, Any] = {}
