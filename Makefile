@@ -29,7 +29,7 @@ run: setup
 	$(VENV)/bin/mosrm run
 
 test: setup
-	$(PY) -m pytest -q
+	MOSRM_REQUIRE_SANDBOX=1 $(PY) -m pytest -q
 
 bench: setup
 	$(PY) -m pytest -q benchmarks --benchmark-enable --benchmark-only

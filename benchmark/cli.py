@@ -430,6 +430,11 @@ def _sandbox_limits(args: argparse.Namespace) -> Any:
         cpu_seconds=args.cpu_seconds or None,
         startup_timeout=args.startup_timeout,
         call_timeout=args.call_timeout,
+        processes=args.processes or None,
+        cpus=args.cpus or None,
+        tmp_mb=args.tmp_mb or None,
+        budget_base_s=None if args.no_budget else args.budget_base_s,
+        budget_per_unit_s=args.budget_per_unit_s,
     )
 
 
@@ -459,10 +464,48 @@ def sandbox_flags(p: argparse.ArgumentParser) -> None:
         "--memory-mb",
         type=int,
         default=d.memory_mb,
-        help="address-space limit "
-        f"of the model process in MiB, 0 = none (default {d.memory_mb}; not on CUDA)",
+        help="memory of the sandbox as a whole (its processes and its /tmp, where a cgroup can be "
+        "made) and of each process (address space, not on CUDA) in MiB, 0 = none "
+        f"(default {d.memory_mb})",
     )
-    p.add_argument("--cpu-seconds", type=_at_least(0), default=0, help="CPU-time limit, 0 = none")
+    p.add_argument(
+        "--cpu-seconds", type=_at_least(0), default=0, help="CPU time per process, 0 = none"
+    )
+    p.add_argument(
+        "--processes",
+        type=_at_least(0),
+        default=d.processes,
+        help=f"processes and threads of the sandbox, 0 = none (default {d.processes})",
+    )
+    p.add_argument(
+        "--cpus",
+        type=float,
+        default=0,
+        help="CPUs the sandbox may use at once (a cgroup quota), 0 = all",
+    )
+    p.add_argument(
+        "--tmp-mb",
+        type=_at_least(0),
+        default=0,
+        help="size of its private /tmp (default: --memory-mb)",
+    )
+    p.add_argument(
+        "--budget-base-s",
+        type=_seconds,
+        default=d.budget_base_s,
+        help="time budget of each (submission, task): this many seconds plus --budget-per-unit-s "
+        "per clip (a pair for a judge), and as many CPU seconds times the CPUs it may use; kept "
+        f"across resumed runs (default {d.budget_base_s:g})",
+    )
+    p.add_argument(
+        "--budget-per-unit-s",
+        type=float,
+        default=d.budget_per_unit_s,
+        help=f"seconds of budget per clip or pair (default {d.budget_per_unit_s:g})",
+    )
+    p.add_argument(
+        "--no-budget", action="store_true", help="no total time budget per (submission, task)"
+    )
     p.add_argument(
         "--startup-timeout",
         type=_seconds,

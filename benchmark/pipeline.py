@@ -6,6 +6,7 @@ deterministically: the same inputs give byte-identical pair files, predictions a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -499,7 +500,7 @@ def evaluate(
     if on_stage is not None:
         on_stage("score")
     score_started = time.perf_counter()
-    with count_cache_use() as cache_use:
+    with count_cache_use() as cache_use, _budget(submission, spec.name, pairs, triplets):
         if submission.spec.kind == "predictions":
             from benchmark.predictions_file import predictions_from_file
 
@@ -605,12 +606,31 @@ def evaluate(
             cache_use,
             score_s=score_s,
             total_s=time.perf_counter() - started,
+            sandbox=submission.model.describe() if submission.sandboxed else None,
         )
 
     write_results(path, text, run_record)
     if not suffix:  # a quick run proves too little to clear a failure
         clear_failure(results_root, submission.name, spec.name)
     return result
+
+
+def _budget(
+    submission: Submission, task: str, pairs: pa.Table, triplets: int | None
+) -> contextlib.AbstractContextManager[Any]:
+    """A sandboxed model's time budget for this task (`benchmark.sandbox.budget`), sized by the
+    units it computes: the clips of the pairs, or for a judge the pairs and its triplet sample."""
+    scope = getattr(submission.model, "budget_scope", None)
+    if not submission.sandboxed or scope is None:
+        return contextlib.nullcontext()
+    if submission.spec.kind == "pairwise":
+        from benchmark.triplets import requested_triplets
+
+        units = pairs.num_rows + 3 * requested_triplets(triplets)
+    else:
+        ids = set(pairs.column("clip_a").to_pylist()) | set(pairs.column("clip_b").to_pylist())
+        units = len(ids)
+    return scope(task, units, submission.fingerprint)
 
 
 def write_results(path: Path, text: str, run_record: Callable[[str], RunRecord]) -> bool:
@@ -663,6 +683,7 @@ def _run_record(
     *,
     score_s: float,
     total_s: float,
+    sandbox: dict[str, Any] | None = None,
 ) -> RunRecord:
     """The run record of one evaluate call (`results.RunRecord`)."""
     from dataclasses import asdict
@@ -700,5 +721,6 @@ def _run_record(
             "dtype": preprocessing.get("dtype") if preprocessing else None,
             "autocast": preprocessing.get("autocast") if preprocessing else None,
             "hardware": describe_machine(),
+            "sandbox": sandbox,
         }
     )

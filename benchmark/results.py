@@ -444,6 +444,23 @@ class Hardware(BaseModel):
     torch: str | None
 
 
+class SandboxRecord(BaseModel):
+    """What confined a sandboxed model (`SandboxedModel.describe`): read by people, not checked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    started: bool
+    sandboxed: bool
+    mechanism: Literal["cgroup-v1", "cgroup-v2", "rlimits"]
+    uid: int
+    seccomp: bool
+    limits: dict[str, float | int | None]
+    budget: dict[str, float] | None
+    cpu_seconds: float | None
+    peak_memory_mb: float | None
+    stopped: str | None
+
+
 class RunRecord(BaseModel):
     """How one results file was computed: `<task>.run.json` beside `<task>.json` (module doc).
 
@@ -472,6 +489,8 @@ class RunRecord(BaseModel):
     dtype: str | None
     autocast: str | None
     hardware: Hardware
+    sandbox: SandboxRecord | None = None
+    """How a sandboxed submission was confined (None: a reference baseline, run in-process)."""
 
     @field_validator("schema_version")
     @classmethod
@@ -492,4 +511,6 @@ class RunRecord(BaseModel):
     def dumps(self) -> str:
         """The file's text: sorted keys, two-space indent, a final newline (as the results)."""
         data = self.model_dump(mode="json")
+        if data.get("sandbox") is None:
+            del data["sandbox"]  # in-process runs: records as they were before the field existed
         return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -135,8 +135,10 @@ def smoke_run(submission: Submission, *, batch_size: int = 8) -> SmokeReport:
                     out = np.array(list(got.values()), dtype=np.float64)
             except SubmissionError as exc:
                 text = str(exc).replace(f"model {submission.fingerprint}", "model")
-                where = "" if text.startswith(str(submission.folder)) else f"{submission.folder}: "
-                raise SubmissionError(f"{where}smoke run at batch size {size}: {text}") from None
+                text = text.removeprefix(f"{submission.folder}: ")
+                raise SubmissionError(
+                    f"{submission.folder}: smoke run at batch size {size}: {text}"
+                ) from None
             if size == batch_size:
                 elapsed = time.perf_counter() - start
             runs.append(out)

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from benchmark.cli import main
-from benchmark.sandbox import bubblewrap
+from tests.sandbox_required import sandbox_needed
 
-pytestmark = pytest.mark.skipif(bubblewrap() is None, reason="bubblewrap cannot run here")
+pytestmark = sandbox_needed()
 
 CODE = """
 import torch
@@ -81,7 +81,7 @@ def test_a_pairwise_judge_validates(tmp_path, capsys):
     ("mode", "message"),
     [
         ("padding", r"scores change with batch size \(batch 1 vs 8.*mask it with batch.lengths"),
-        ("shape", r"smoke run at batch size 1: model: score\(\) returned shape \[1, 1\]"),
+        ("shape", r"smoke run at batch size 1: score\(\): bad reply .*returned shape \[1, 1\]"),
         ("nan", r"smoke run at batch size 1: model: score\(\) returned 1 non-finite value"),
     ],
 )

@@ -1,18 +1,19 @@
-"""The process that runs a submission's code: inside bubblewrap, under resource limits.
+"""The process that runs a submission's code: inside bubblewrap, under the sandbox's limits.
 
-Started by `benchmark.sandbox.host` as `python -I -m benchmark.sandbox.child`, with the submission
-folder, the Python environment and this package visible read-only, a private /tmp, no network and
-nothing of `$MOSRM_HOME`. It builds the model, then answers requests on fd 0/1 until told to stop.
-The model's own prints go to stderr (fd 1 is the protocol). Limits are set before any submission
-code is imported, as hard limits, so the code cannot raise them again.
+Started by `benchmark.sandbox.host` through `benchmark.sandbox.launch` (which joins the cgroup,
+sets the rlimits, drops to the sandbox's user, sets no-new-privileges and the seccomp filter,
+all before this interpreter starts, so nothing here or in the submission can raise them) as
+`python -I -B -m benchmark.sandbox.child`, with the submission folder, the Python environment
+and this package visible read-only, a private /tmp, no network and nothing of `$MOSRM_HOME`. It
+builds the model, then answers requests on a private copy of fd 0/1 until told to stop. The
+model's own prints go to stderr (fd 1 is pointed there, so they cannot corrupt the protocol).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
-import json
 import os
-import resource
 import sys
 import traceback
 from pathlib import Path
@@ -20,7 +21,18 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from benchmark.sandbox.protocol import PROTOCOL_VERSION, decode_arrays, frames, header_length
+from benchmark.sandbox.protocol import (
+    MAX_HEADER,
+    PROTOCOL_VERSION,
+    REQUEST_DEPTH,
+    ProtocolError,
+    check_request,
+    check_setup,
+    decode_arrays,
+    frames,
+    header_length,
+    parse_header,
+)
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytearray:
@@ -35,47 +47,74 @@ def _read_exact(stream: BinaryIO, n: int) -> bytearray:
     return data
 
 
-def _receive(stream: BinaryIO) -> tuple[dict[str, Any], list[np.ndarray]]:
-    head = json.loads(_read_exact(stream, header_length(_read_exact(stream, 8))))
-    body = _read_exact(stream, int(head["nbytes"]))
-    return head, decode_arrays(head, body)
+def _receive(stream: BinaryIO, *, setup: bool = False) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """The next request (or, with `setup`, the start-up header), checked before its body is read
+    (`protocol.check_request`): the harness is trusted, but a check costs nothing."""
+    size = header_length(_read_exact(stream, 8), MAX_HEADER)
+    head = parse_header(_read_exact(stream, size), REQUEST_DEPTH)
+    if setup:
+        check_setup(head)
+        return head, []
+    metas = check_request(head)
+    return head, decode_arrays(metas, _read_exact(stream, head["nbytes"]))
 
 
-def _limit(which: int, value: int | None) -> None:
-    if value is not None:
-        resource.setrlimit(which, (value, value))
+def _source_only(folder: Path) -> type:
+    """Imports from `folder` read `.py` source only: no bytecode (a `__pycache__` entry, a lone
+    sourceless `.pyc`) and no extension module of the folder is ever loaded, even one the
+    harness's refusal (`models.folder_files`) missed. The rest of the environment keeps its
+    caches."""
+    from importlib.machinery import SOURCE_SUFFIXES, FileFinder, SourceFileLoader
 
+    class SourceOnly(SourceFileLoader):
+        def get_code(self, fullname: str) -> Any:
+            path = self.get_filename(fullname)
+            return self.source_to_code(self.get_data(path), path)
 
-def apply_limits(limits: dict[str, Any]) -> None:
-    """Hard rlimits from the harness's `SandboxLimits` (None = leave as inherited)."""
-    mb = 1 << 20
-    if limits.get("memory_mb") is not None:
-        _limit(resource.RLIMIT_AS, int(limits["memory_mb"]) * mb)
-    if limits.get("cpu_seconds") is not None:
-        # soft < hard, so the kernel sends SIGXCPU (reported as such) before SIGKILL
-        cpu = int(limits["cpu_seconds"])
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-    if limits.get("file_mb") is not None:
-        _limit(resource.RLIMIT_FSIZE, int(limits["file_mb"]) * mb)
-    if limits.get("processes") is not None:
-        _limit(resource.RLIMIT_NPROC, int(limits["processes"]))
+    root = str(folder)
+
+    def hook(path: str) -> FileFinder:
+        where = os.path.abspath(path or ".")
+        if where != root and not where.startswith(root + os.sep):
+            raise ImportError("not the submission folder")
+        return FileFinder(where, (SourceOnly, SOURCE_SUFFIXES))
+
+    sys.path_hooks.insert(0, hook)
+    sys.path_importer_cache.clear()
+    return SourceOnly
 
 
 def build(setup: dict[str, Any]) -> Any:
-    """Import the entry file from the submission folder and call its factory with the params."""
+    """Import the entry and call its factory with the params.
+
+    `file.py:callable`: the folder's own file, its sibling modules importable (source only). A
+    module entry (`benchmark.baselines.x:callable`, a stranger's folder naming a reference
+    adapter): imported from the read-only package, with the params the harness resolved (files
+    of the folder as absolute paths, hub ids as the snapshots it fetched). Either way the hub
+    libraries are offline: the sandbox has no network, and outside it (`--unsafe-no-sandbox`)
+    nothing is fetched behind the fingerprint's back."""
+    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        os.environ[key] = "1"
     from benchmark.models import ImplicitAsScalar
+    from benchmark.trust import is_module_entry
 
     folder = Path(setup["folder"])
     target, _, attr = str(setup["entry"]).partition(":")
-    code = folder / target
-    name = "mosrm_submission"
-    spec = importlib.util.spec_from_file_location(name, code)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {code}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    sys.path.insert(0, str(folder))  # sibling modules of the entry file import as usual
-    spec.loader.exec_module(module)
+    if is_module_entry(setup["entry"]):
+        module = importlib.import_module(target)
+    else:
+        if not target.endswith(".py"):
+            raise ImportError(f"'{target}' is neither a file of the folder nor a reference adapter")
+        code = folder / target
+        name = "mosrm_submission"
+        loader = _source_only(folder)(name, str(code))
+        spec = importlib.util.spec_from_file_location(name, code, loader=loader)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {code}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        sys.path.insert(0, str(folder))  # sibling modules of the entry file import as usual
+        spec.loader.exec_module(module)
     factory = getattr(module, attr, None)
     if factory is None:
         raise AttributeError(f"'{target}' has no '{attr}'")
@@ -179,8 +218,7 @@ def main() -> int:
     os.dup2(devnull, 0)
     sys.dont_write_bytecode = True
     try:
-        setup, _ = _receive(proto_in)
-        apply_limits(setup.get("limits") or {})
+        setup, _ = _receive(proto_in, setup=True)
         runner = _Runner(build(setup), setup)
     except BaseException as exc:  # anything the submission does is reported
         _reply(proto_out, {"ok": False, "stage": "build", "error": _error(exc)})
@@ -199,6 +237,9 @@ def main() -> int:
             head, arrays = _receive(proto_in)
         except EOFError:
             return 0
+        except ProtocolError as exc:
+            _reply(proto_out, {"ok": False, "stage": "request", "error": f"bad request: {exc}"})
+            return 5
         if head.get("op") == "close":
             return 0
         try:
