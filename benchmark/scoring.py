@@ -8,6 +8,9 @@ what makes results trustworthy and cheap:
 - clips are decoded one by one (`benchmark.audio.load_audio`) and grouped by length
   (`length_buckets`), so padding stays small and a model that masks padding gets bit-identical
   scores whatever the batch size;
+- the order a model is sent clips (or pairs) in is a function of their audio alone: by length,
+  then by audio SHA-256 (`send_order`), never the clip table's or the pair table's order nor the
+  clip ids, so a submission learns nothing from it that the audio does not tell (issue 20);
 - a prepared task's clips come from its packed store (`benchmark.packed_audio`: slices of one
   memory map, keyed by the audio SHA-256 its manifest records), so scoring reads and hashes no
   per-clip file; other audio is decoded and hashed (memoised) file by file;
@@ -26,9 +29,13 @@ what makes results trustworthy and cheap:
 - model output is validated (shape [B], finite) before anything is cached, and a bad output is a
   `SubmissionError` naming the model fingerprint and the clips;
 - pairwise judges are always asked in both presentation orders and averaged,
-  P = (prefer(a, b) + 1 - prefer(b, a)) / 2, so position bias cannot move their accuracy. Both
-  raw answers are kept (cache and predictions), because the average hides the bias it cancels:
-  `benchmark.diagnostics` reports position consistency and first-position bias from them.
+  P = (prefer(a, b) + 1 - prefer(b, a)) / 2 (`order_average`), so position bias cannot move their
+  accuracy. Which clip of a pair is shown first in a batch's first call is picked by a hash of
+  both clips' audio (`presented_first`): symmetric in the two, blind to clip ids, and mixed
+  within a batch, so neither the order nor the count of calls tells a judge which clip is which.
+  Both raw answers are kept (cache and predictions, as prefer(lo, hi) and prefer(hi, lo) of the
+  canonical pair), because the average hides the bias it cancels: `benchmark.diagnostics`
+  reports position consistency and first-position bias from them.
 
 `preprocessing` is the sorted-key JSON of `preprocessing_config(model.sample_rate)`, plus
 `"autocast": "bf16"` when bf16 autocast was in effect (it changes the numbers).
@@ -40,6 +47,7 @@ the cache, not the model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -392,6 +400,57 @@ def _length(info: _ClipInfo, i: int, sample_rate: int) -> int:
     return max(1, audio_num_frames(info.paths[i], sample_rate))
 
 
+# ---------------------------------------------------------------------------------------------
+# the order a model is sent its units in: a function of the audio alone (issue 20)
+
+
+def _tie(clip_id: str) -> str:
+    """What orders two clips of identical audio: a hash of the clip id, so that the order says
+    nothing about the id, its system or its label (a model sees the same input twice)."""
+    return hashlib.sha256(clip_id.encode()).hexdigest()
+
+
+def _audio_key(info: _ClipInfo, unit: tuple[int, ...]) -> tuple[tuple[str, str], ...]:
+    """A unit's place among units of one length: its audio SHA-256s (then `_tie`), sorted, so
+    it is the same whichever clip of a pair is presented first."""
+    return tuple(sorted((info.keys[c][1], _tie(info.ids[c])) for c in unit))
+
+
+def send_order(
+    units: Sequence[int], lengths: dict[int, int], audio_keys: Sequence[Any]
+) -> list[int]:
+    """`units` in the order the model is sent them: by length, then by the audio
+    (`audio_keys[i]` belongs to `units[i]`).
+
+    A submission sees every clip it is sent, in order, so the order must tell it nothing the
+    audio does not: not the clip table's order (clips sorted by id come in system order, and a
+    model that mapped each clip's arrival position to a system's mean training MOS beat DNSMOS on
+    the demo), not the pair table's, not clip ids. Sorting by length, then by audio SHA-256,
+    makes the order a function of the audio alone; it is the same in every run, and the same
+    batches are cut from it whatever the process count (`benchmark.sharding` deals them out).
+    """
+    keyed = sorted(zip(units, audio_keys, strict=True), key=lambda t: (lengths[t[0]], t[1]))
+    return [u for u, _ in keyed]
+
+
+def presented_first(info: _ClipInfo, x: int, y: int) -> bool:
+    """Whether clip `x` is presented first when a judge is asked about clips x and y.
+
+    Picked by a hash of both clips' audio SHA-256s, sorted: symmetric in (x, y), the same for
+    every clip id holding that audio, and a coin flip with respect to the canonical (lo, hi) order,
+    so the units of one batch come in both orientations and its first call carries no fixed role.
+    (While lo came first, a judge answering 1 on odd calls and 0 on even ones won every pair
+    whose smaller clip id was the better clip: 57.2% on the demo, and "consistent, unbiased,
+    acyclic".) Identical audio: by `_tie`.
+    """
+    (ix, sx), (iy, sy) = info.keys[x], info.keys[y]
+    if sx == sy:
+        return _tie(ix) <= _tie(iy)
+    low, high = sorted((sx, sy))
+    flip = hashlib.sha256(f"{low}:{high}".encode()).digest()[0] & 1
+    return sx == (high if flip else low)
+
+
 def _validate(
     out: Any, n: int, what: str, fingerprint: str, clip_ids: Sequence[str], *, prob: bool = False
 ) -> np.ndarray:
@@ -495,9 +554,10 @@ def _run_units(
     unit_name: str,
     elsewhere: bool = False,
 ) -> None:
-    """The loop both entry points share: bucket the `todo` units (a clip, or a pair of clips) by
-    length, decode each bucket once, run `step` on its batches (on the device, under autocast when
-    asked), and commit each bucket's results to the cache before the next one starts."""
+    """The loop both entry points share: bucket the `todo` units (a clip, or a pair of clips in
+    presentation order) by length, in the order `send_order` gives them, decode each bucket once,
+    run `step` on its batches (on the device, under autocast when asked), and commit each bucket's
+    results to the cache before the next one starts."""
     import torch
 
     device = resolve_device(config)
@@ -507,7 +567,11 @@ def _run_units(
         for c in units[u]:
             if c not in clip_lengths:
                 clip_lengths[c] = _length(info, c, sample_rate)
-    lengths = [max(clip_lengths[c] for c in units[u]) for u in todo]
+    unit_length = {u: max(clip_lengths[c] for c in units[u]) for u in todo}
+    # the send order is a function of the audio alone (`send_order`); length_buckets keeps it
+    # within a length, as its ties go by index
+    todo = send_order(todo, unit_length, [_audio_key(info, units[u]) for u in todo])
+    lengths = [unit_length[u] for u in todo]
     buckets = [
         [todo[j] for j in b]
         for b in length_buckets(lengths, config.max_batch_size, config.max_batch_samples)
@@ -653,8 +717,9 @@ def score_pairs(
 ) -> np.ndarray:
     """P(clip_a better than clip_b) per row of `pairs` from a pairwise judge, both orders averaged.
 
-    Each unordered pair is judged once, in a canonical order, so P(b over a) is exactly
-    1 - P(a over b) and a result never depends on which order the cache was filled in.
+    Each unordered pair is judged once and averaged as its canonical pair (lo, hi) (`judge_pairs`),
+    so P(b over a) is exactly 1 - P(a over b) and a result never depends on which order the cache
+    was filled in.
     """
     a_ids, b_ids = _pair_ids(pairs)
     return judge_pairs(
@@ -683,9 +748,13 @@ def judge_pairs(
 ) -> PairJudgements:
     """Both presentation orders and their average for each pair (a_ids[i], b_ids[i]).
 
-    Each unordered pair is judged once, as (lo, hi) and (hi, lo) with lo the smaller (clip id,
-    audio sha256); the cache holds both answers, so pairs judged for any purpose (the pair table,
-    the diagnostics' triplets) are never judged twice. `label` names the model in the progress bar.
+    Each unordered pair is judged once, in both orders: first with the clip `presented_first`
+    picks (a hash of both clips' audio) shown first, then swapped. The answers are stored and
+    averaged as those of the canonical pair (lo, hi), lo the smaller (clip id, audio sha256):
+    (prefer(lo, hi), prefer(hi, lo)), whichever was asked first, and P(lo better) is their
+    `order_average`. The cache holds both answers, so pairs judged for any purpose (the pair
+    table, the diagnostics' triplets) are never judged twice. `label` names the model in the
+    progress bar.
     """
 
     if not fingerprint:
@@ -716,6 +785,8 @@ def judge_pairs(
                 units.append(unit)
             row_unit.append((unit_of[unit], a_lo))
         pkeys = [(info.keys[lo], info.keys[hi]) for lo, hi in units]
+        # what the judge is shown: each unit with its hash-chosen clip first (`presented_first`)
+        shown = [(lo, hi) if presented_first(info, lo, hi) else (hi, lo) for lo, hi in units]
         have = cache.get_pairs(fingerprint, prep, pkeys)
         _agree_cached(
             f"pairs {fingerprint} {prep}",
@@ -729,26 +800,24 @@ def judge_pairs(
             model, _ = _prepare_model(model, resolve_device(config), fingerprint)
 
             def step(batches: list[Batch], members: list[int]) -> list[tuple[Any, Any]]:
-                lo_batch, hi_batch = batches
-                ids = [
-                    f"{x}|{y}" for x, y in zip(lo_batch.clip_ids, hi_batch.clip_ids, strict=True)
-                ]
+                first, second = batches  # per unit, its hash-chosen clip first (`shown`)
+                ids = [f"{x}|{y}" for x, y in zip(first.clip_ids, second.clip_ids, strict=True)]
                 n = len(ids)
-                fwd = _run_model(
-                    model.prefer, (lo_batch, hi_batch), "prefer(a, b)", fingerprint, ids
-                )
-                rev = _run_model(
-                    model.prefer, (hi_batch, lo_batch), "prefer(b, a)", fingerprint, ids
-                )
+                fwd = _run_model(model.prefer, (first, second), "prefer(a, b)", fingerprint, ids)
+                rev = _run_model(model.prefer, (second, first), "prefer(b, a)", fingerprint, ids)
                 p_fwd = _validate(fwd, n, "prefer(a, b)", fingerprint, ids, prob=True)
                 p_rev = _validate(rev, n, "prefer(b, a)", fingerprint, ids, prob=True)
+                # the cache's (prefer(lo, hi), prefer(hi, lo)), whichever was presented first
                 return [
-                    (pkeys[u], (float(f), float(r)))
+                    (
+                        pkeys[u],
+                        (float(f), float(r)) if shown[u] == units[u] else (float(r), float(f)),
+                    )
                     for u, f, r in zip(members, p_fwd, p_rev, strict=True)
                 ]
 
             _run_units(
-                units,
+                shown,
                 todo,
                 info,
                 sr,
