@@ -12,14 +12,38 @@ Three kinds of reward model are evaluated:
   scores it as a scalar model through `ImplicitAsScalar`.
 
 Models must mask padding: a batch is zero-padded to its longest clip and carries the true lengths.
-The harness checks that batch size does not change scores (see tests/test_scoring.py).
+The harness checks that batch size does not change scores (see tests/test_scoring.py). Which clip
+of a pair is shown first is picked by a hash of both clips' audio, and clips and pairs arrive
+ordered by length, then by audio SHA-256 (`scoring.send_order`, `scoring.presented_first`), so
+neither the order nor the count of calls tells a model anything the audio does not.
 
 Submissions are folders under `submissions/` with a `submission.yaml` (validated, unknown keys
-rejected) naming an entry point: either `file.py:callable` inside the folder, which is untrusted code
-and runs only in the bubblewrap sandbox (`benchmark.sandbox`), or a callable of the reference
-baselines in `benchmark.baselines`, the only code trusted to run in the harness process. Weights are
-safetensors files inside the folder; pickle is never loaded. The fingerprint that keys the score
-cache covers the spec and every file of the folder, so editing any of them means re-scoring.
+rejected) naming an entry point: either `file.py:callable` inside the folder, or a callable of the
+reference adapters in `benchmark.baselines` (a module entry). Only the repository's own baseline
+folders run in the harness process (`benchmark.trust`: a module entry whose files are
+byte-identical to an official folder listed in `baselines/official.json`, or a folder the harness
+trained under `$MOSRM_HOME/trained/`); every other folder, whatever its entry, runs in the
+bubblewrap sandbox (`benchmark.sandbox`). For a stranger's module entry the harness imports
+nothing of it: the child imports the adapter from the read-only package, params naming files of
+the folder become absolute paths as in-process, and hub weights an adapter names
+(`benchmark.hub_weights`) are fetched by the harness beforehand and bound read-only. Its
+fingerprint is the harness's: spec, folder files, harness version and the fetched hub files, never
+what the child reports. With `--unsafe-no-sandbox` (`unsandboxed`) such an entry, like folder
+code, runs in a separate process without bubblewrap (this user's files and network, the rlimits
+still applied): never in the harness process. Weights are safetensors files inside the folder;
+pickle is never loaded.
+
+The fingerprint that keys the score cache covers the spec and every file of the folder, so editing
+any of them means re-scoring; nothing is left out. Compiled code, which runs without a source a
+reader can check and which the import system prefers over or uses instead of a `.py`, is refused
+with a one-line error naming the file (`folder_files`): anything under `__pycache__`, Python
+bytecode (`.pyc`/`.pyo`, or a file starting with this interpreter's bytecode magic), extension
+modules and native libraries (`.so`, `.pyd`, `.dylib`, `.dll` and every suffix CPython loads as an
+extension), any native executable by its magic bytes (ELF, Mach-O, PE; a renamed `.so` can still be
+loaded with ctypes), and zip archives holding any of these (zipimport runs `.pyc` from a zip on
+`sys.path`). Scripts (shebang or not) are text: read, hashed, accepted. The child also imports the
+folder's modules from source only (`sandbox.child.build`), so no bytecode of the folder is ever
+read even if one slipped through.
 """
 
 from __future__ import annotations
@@ -28,6 +52,7 @@ import datetime
 import functools
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -41,6 +66,7 @@ from benchmark.batch import Batch  # re-exported: submitted code imports it from
 from benchmark.errors import SubmissionError, describe_validation_error
 from benchmark.hashing import sha256_file
 from benchmark.safe_yaml import load_yaml
+from benchmark.trust import TRUSTED_PACKAGE, is_module_entry, trusted_reason
 
 if TYPE_CHECKING:
     import torch
@@ -49,8 +75,19 @@ if TYPE_CHECKING:
 
 MODEL_API_VERSION = 1
 
-TRUSTED_PACKAGE = "benchmark.baselines"
-"""Entries in this package are the harness's own reference models: the only code run in-process."""
+COMPILED_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd", ".dylib", ".dll")
+"""Bytecode and native-code file names refused in a submission folder (with every suffix of
+`importlib.machinery.EXTENSION_SUFFIXES` and `BYTECODE_SUFFIXES`: see the module docstring)."""
+
+NATIVE_MAGIC = {
+    b"\x7fELF": "an ELF executable or shared library",
+    b"\xfe\xed\xfa\xce": "a Mach-O binary",
+    b"\xfe\xed\xfa\xcf": "a Mach-O binary",
+    b"\xce\xfa\xed\xfe": "a Mach-O binary",
+    b"\xcf\xfa\xed\xfe": "a Mach-O binary",
+    b"\xca\xfe\xba\xbe": "a universal Mach-O binary (or Java class file)",
+}
+"""The first four bytes of native code; PE (Windows) is checked apart (`MZ` + a `PE` header)."""
 
 RESERVED_PARAMS = frozenset({"weights_path"})
 """Set by the harness from `weights` (checked inside the folder and hashed), never by params."""
@@ -169,8 +206,8 @@ class SubmissionSpec(BaseModel):
             raise ValueError("must look like 'model.py:build' or 'benchmark.module:Class'")
         if not target.endswith(".py") and not target.startswith(TRUSTED_PACKAGE + "."):
             raise ValueError(
-                f"module entries must be reference baselines in '{TRUSTED_PACKAGE}' (the only "
-                "code run unsandboxed); a submission's own code is 'file.py:callable'"
+                f"module entries must be reference adapters in '{TRUSTED_PACKAGE}' (the "
+                "harness's own code); a submission's own code is 'file.py:callable'"
             )
         return v
 
@@ -255,26 +292,82 @@ def read_spec(folder: str | Path) -> SubmissionSpec:
 
 
 def folder_files(folder: Path) -> list[tuple[str, str]]:
-    """(relative path, sha256) of every file of a submission folder, sorted; `__pycache__` aside.
+    """(relative path, sha256) of every file of a submission folder, sorted; none left out.
 
-    A symlink is followed only if it stays inside the folder, so nothing outside can change
-    behind the fingerprint's back.
+    Compiled code is refused with a one-line error naming the file (`check_not_compiled`). A
+    symlink is followed only if it stays inside the folder, so nothing outside can change behind
+    the fingerprint's back.
     """
     root = folder.resolve()
     out: list[tuple[str, str]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        dirnames.sort()
         for d in list(dirnames):
             if (Path(dirpath) / d).is_symlink():
                 _check_link(root, Path(dirpath) / d)
+            if d == "__pycache__":
+                inside = sorted((Path(dirpath) / d).iterdir())
+                raise SubmissionError(
+                    f"{inside[0] if inside else Path(dirpath) / d}: a bytecode cache "
+                    "(__pycache__) in a submission folder; delete it: only source runs"
+                )
         for name in sorted(filenames):
             path = Path(dirpath) / name
             if path.is_symlink():
                 _check_link(root, path)
             if not path.is_file():
                 raise SubmissionError(f"{path}: not a regular file (submission folders hold files)")
+            check_not_compiled(path)
             out.append((path.relative_to(root).as_posix(), sha256_file(path)))
     return sorted(out)
+
+
+def _compiled_suffixes() -> tuple[str, ...]:
+    from importlib.machinery import BYTECODE_SUFFIXES, EXTENSION_SUFFIXES
+
+    return tuple({*COMPILED_SUFFIXES, *BYTECODE_SUFFIXES, *EXTENSION_SUFFIXES})
+
+
+def _compiled_name(name: str) -> bool:
+    return name.lower().endswith(_compiled_suffixes()) or "__pycache__" in name.split("/")
+
+
+def check_not_compiled(path: Path) -> None:
+    """A one-line `SubmissionError` naming `path` if it is compiled code (module docstring)."""
+    what = None
+    if _compiled_name(path.name):
+        what = "compiled code (bytecode or a native library)"
+    else:
+        with path.open("rb") as f:
+            head = f.read(64)
+            if head[:4] in NATIVE_MAGIC:
+                what = NATIVE_MAGIC[head[:4]]
+            elif head[:4] == importlib.util.MAGIC_NUMBER:
+                what = "Python bytecode"
+            elif head[:2] == b"MZ" and len(head) >= 64:
+                offset = int.from_bytes(head[60:64], "little")
+                f.seek(offset)
+                if f.read(4) == b"PE\0\0":
+                    what = "a Windows (PE) executable or library"
+            elif head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+                what = _compiled_in_zip(path)
+    if what is not None:
+        raise SubmissionError(
+            f"{path}: {what} in a submission folder; ship the source instead: only source "
+            "code runs (a compiled file would run without anything a reader can check)"
+        )
+
+
+def _compiled_in_zip(path: Path) -> str | None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None  # not an archive after all (or one nothing can import from)
+    bad = sorted(n for n in names if _compiled_name(n))
+    return f"a zip archive holding compiled code ('{bad[0]}')" if bad else None
 
 
 def _check_link(root: Path, path: Path) -> None:
@@ -387,33 +480,52 @@ def _fingerprint(digest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(digest, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def is_trusted(spec: SubmissionSpec) -> bool:
-    """A reference baseline of the harness (runs in-process); folder code and files are not."""
-    return spec.entry is not None and not spec.entry.partition(":")[0].endswith(".py")
+def is_trusted(spec: SubmissionSpec, folder: str | Path) -> bool:
+    """One of the repository's own baseline folders, which run in-process (`benchmark.trust`);
+    every other folder runs sandboxed, whatever its entry."""
+    folder = Path(folder)
+    return trusted_reason(spec.entry, folder, folder_files(folder)) is not None
 
 
 def current_fingerprint(folder: str | Path) -> str:
-    """The fingerprint `load_submission` would give, without running any untrusted code."""
-    sub = load_submission(folder, unsandboxed=True)
+    """The fingerprint `load_submission` would give, without running any untrusted code (nor
+    downloading: hub weights are looked up in the local cache only)."""
+    sub = load_submission(folder, unsandboxed=True, fetch=False)
     sub.close()
     return sub.fingerprint
 
 
+def _factory_kwargs(spec: SubmissionSpec, folder: Path) -> dict[str, Any]:
+    """A param naming a file or folder of the submission reaches the factory as an absolute path
+    (it is inside the folder, so already in the fingerprint); anything else is passed as is."""
+    return {
+        k: str(folder / v) if isinstance(v, str) and v and (folder / v).exists() else v
+        for k, v in spec.params.items()
+    }
+
+
 def load_submission(
-    folder: str | Path, *, limits: SandboxLimits | None = None, unsandboxed: bool = False
+    folder: str | Path,
+    *,
+    limits: SandboxLimits | None = None,
+    unsandboxed: bool = False,
+    fetch: bool = True,
 ) -> Submission:
     """Validate `submission.yaml`, fingerprint the folder, and make the model.
 
-    A reference baseline is built here; a submission's own code becomes a `SandboxedModel`, started
-    on first use (bubblewrap required unless `unsandboxed`, which still runs it in a separate,
-    limited process but with this user's file-system and network access). Once the folder's model
+    One of the repository's own baseline folders (`benchmark.trust`) is built here. Any other
+    folder becomes a `SandboxedModel`, started on first use (bubblewrap required unless
+    `unsandboxed`, which still runs it in a separate, limited process but with this user's
+    file-system and network access), whether its entry is its own `file.py:callable` or a module
+    entry of `benchmark.baselines`; for the latter, hub weights it names are fetched here first
+    (from the local cache only unless `fetch`: `benchmark.hub_weights`). Once the folder's model
     has been built, its sample rate and parameter count are known without starting it
     (`benchmark.model_facts`), so an evaluation served wholly from the score cache never does.
-    A baseline's fingerprint includes what its built model says (`fingerprint()`: weights it
-    loaded, files outside the folder), so it is always built, which is why the baselines import
+    A trusted baseline's fingerprint includes what its built model says (`fingerprint()`: weights
+    it loaded, files outside the folder), so it is always built, which is why the baselines import
     torch only once they compute.
     """
-    from benchmark import model_facts
+    from benchmark import HARNESS_VERSION, model_facts
     from benchmark.sandbox import SandboxedModel, bubblewrap
 
     folder = Path(folder).resolve()
@@ -430,14 +542,36 @@ def load_submission(
     target, _, attr = spec.entry.partition(":")
     if spec.weights is not None:
         _inside(folder, spec.weights, "weights", yaml_path)
-    if not is_trusted(spec):
-        _inside(folder, target, "entry", yaml_path)
+    if trusted_reason(spec.entry, folder, digest["files"]) is None:
+        module_entry = is_module_entry(spec.entry)
+        if not module_entry:
+            _inside(folder, target, "entry", yaml_path)
         if not unsandboxed and bubblewrap() is None:
             raise SubmissionError(
                 f"{folder}: bubblewrap (bwrap) is not available here, so this submission's code "
                 "cannot be sandboxed; install it (apt-get install bubblewrap), or pass "
                 "--unsafe-no-sandbox to run it with your user's full permissions"
             )
+        params: dict[str, Any] | None = None
+        binds: list[Path] = []
+        if module_entry:
+            from benchmark import hub_weights
+
+            try:  # the harness's own package: finding the module runs none of a stranger's code
+                found = importlib.util.find_spec(target)
+            except ImportError:
+                found = None
+            if found is None:
+                raise SubmissionError(f"{yaml_path}: field 'entry': no module named '{target}'")
+            # the harness's own fingerprint of the adapter's run: nothing the child reports
+            hub = hub_weights.resolve(
+                target, _factory_kwargs(spec, folder), str(yaml_path), download=fetch
+            )
+            params, binds = hub.kwargs, hub.binds
+            digest["harness"] = HARNESS_VERSION
+            digest["run"] = "sandbox"
+            if hub.digest:
+                digest["hub"] = hub.digest
         fingerprint = _fingerprint(digest)
         # what this very folder's model reported when last built, so that a fully cached
         # evaluation need not start the sandbox at all (`benchmark.model_facts`)
@@ -450,24 +584,19 @@ def load_submission(
             known_sample_rate=None if known is None else known.sample_rate,
             known_parameters=None if known is None else known.parameters,
             on_start=functools.partial(model_facts.record, fingerprint),
+            params=params,
+            extra_ro=binds,
         )
         return Submission(spec, folder, model, fingerprint, sandboxed=True)
     try:
         module = importlib.import_module(target)
     except ImportError as exc:
         raise SubmissionError(f"{yaml_path}: field 'entry': {exc}") from None
-    from benchmark import HARNESS_VERSION
-
     digest["harness"] = HARNESS_VERSION
     factory = getattr(module, attr, None)
     if factory is None:
         raise SubmissionError(f"{yaml_path}: field 'entry': '{target}' has no '{attr}'")
-    # a param naming a file or folder of the submission reaches the factory as an absolute path
-    # (it is inside the folder, so already in the fingerprint); anything else is passed as is
-    kwargs = {
-        k: str(folder / v) if isinstance(v, str) and v and (folder / v).exists() else v
-        for k, v in spec.params.items()
-    }
+    kwargs = _factory_kwargs(spec, folder)
     if spec.weights is not None:
         kwargs["weights_path"] = folder / spec.weights
     try:

@@ -138,7 +138,10 @@ def _submission(root, tiny, name: str, **params) -> object:
 
 
 def test_submission_yaml_scores_pairs(tmp_path, tiny):
-    sub = load_submission(_submission(tmp_path, tiny, "judge", max_batch=3))
+    from benchmark.paths import home
+
+    trusted = home() / "trained" / "0123abcd"  # in-process here only (benchmark.trust)
+    sub = load_submission(_submission(trusted, tiny, "judge", max_batch=3))
     assert sub.model.fingerprint().startswith("audio-llm-v1-") and not sub.sandboxed
     data = tmp_path / "data"
     data.mkdir()
@@ -159,7 +162,7 @@ def test_submission_yaml_scores_pairs(tmp_path, tiny):
     assert float(np.abs(got[0] - got[1]).max()) <= 1e-5
     assert ((got[0] >= 0) & (got[0] <= 1)).all() and np.ptp(got[0]) > 0.01
     with pytest.raises(SubmissionError, match="params.answers: 'AB' is 2 tokens"):
-        load_submission(_submission(tmp_path, tiny, "two-token", answers=["AB", "B"]))
+        load_submission(_submission(trusted, tiny, "two-token", answers=["AB", "B"]))
 
 
 def test_end_to_end_through_the_cli(tmp_path, tiny, monkeypatch):

@@ -225,6 +225,18 @@ def trained(tmp_path_factory):
     return repo, cfg, out
 
 
+def _harness_trained(folder: Path) -> Path:
+    """A copy of `folder` where the harness keeps what it trained (`$MOSRM_HOME/trained/`), so
+    that it loads in-process and these tests can look inside the model (`benchmark.trust`); the
+    same folder anywhere else is a stranger's and runs sandboxed."""
+    from benchmark.paths import home
+
+    copy = home() / "trained" / "test" / folder.name
+    if not copy.exists():
+        shutil.copytree(folder, copy)
+    return copy
+
+
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
     out = {}
     for name in ("model", "reference", "units"):
@@ -251,7 +263,7 @@ def test_trained_folders_load_and_pass_the_smoke_run(trained):
             "train-config.json",
         ):
             assert (folder / name).is_file(), (folder, name)
-        sub = load_submission(folder)
+        sub = load_submission(_harness_trained(folder))
         assert sub.spec.kind == "implicit" and sub.spec.reference_model == "reference.safetensors"
         assert sub.spec.params["normalise"] == normalise and sub.spec.baseline
         assert sub.spec.training_data == ["toy:train"]
@@ -269,8 +281,7 @@ def test_trained_folders_load_and_pass_the_smoke_run(trained):
 
 def test_a_swapped_or_missing_file_is_a_one_line_error(trained, tmp_path):
     _, _, out = trained
-    bad = tmp_path / "toy-dpo"
-    shutil.copytree(out, bad)
+    bad = _harness_trained(out)
     policy = load_file(str(bad / "model.safetensors"))
     from safetensors.torch import save_file
 
@@ -328,7 +339,7 @@ def test_torchrun_two_processes_match_one_with_the_doubled_batch(trained, tmp_pa
     ddp = tmp_path / "ddp" / "two"
     assert (ddp.parent / "two-norm" / "submission.yaml").is_file()
     for folder in (ddp, ddp.parent / "two-norm"):
-        assert load_submission(folder).model.model.beta == 0.5
+        assert load_submission(_harness_trained(folder)).model.model.beta == 0.5
     a, b = _weights(single), _weights(ddp)
     assert torch.equal(a["units.codebook"], b["units.codebook"])
     # the ref stage (maximum likelihood) matches the single process with the doubled batch

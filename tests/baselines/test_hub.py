@@ -25,6 +25,14 @@ def _tiny(folder, norm: str = "layer", labels: int = 1) -> None:
     Wav2Vec2ForSequenceClassification(cfg).save_pretrained(folder)
 
 
+def _trusted_root():
+    """Where the harness keeps folders it trained: trusted in-process (`benchmark.trust`). A
+    stranger's hub entry runs sandboxed instead (tests/test_trusted_entries.py)."""
+    from benchmark.paths import home
+
+    return home() / "trained" / "0123abcd"
+
+
 def _submission(root, name: str, **params) -> object:
     folder = root / name
     folder.mkdir(parents=True)
@@ -43,7 +51,7 @@ def _submission(root, name: str, **params) -> object:
 @pytest.mark.parametrize("norm", ["layer", "group"])
 def test_scores_do_not_depend_on_batch_size(tmp_path, monkeypatch, norm):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    sub = load_submission(_submission(tmp_path, f"hub-{norm}", norm=norm))
+    sub = load_submission(_submission(_trusted_root(), f"hub-{norm}", norm=norm))
     assert sub.model.fingerprint().startswith("hub-v1-") and not sub.sandboxed
     data = tmp_path / "data"
     data.mkdir()
@@ -78,8 +86,8 @@ def test_end_to_end_through_the_cli(tmp_path, monkeypatch, capsys):
 def test_bad_params_are_one_line_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SubmissionError, match="params.output 3 is not one of its 2 output"):
-        load_submission(_submission(tmp_path, "a", labels=2, output=3))
-    folder = _submission(tmp_path, "b")
+        load_submission(_submission(_trusted_root(), "a", labels=2, output=3))
+    folder = _submission(_trusted_root(), "b")
     spec = yaml.safe_load((folder / "submission.yaml").read_text())
     spec["params"]["source"] = "./gone"
     (folder / "submission.yaml").write_text(yaml.safe_dump(spec))
