@@ -449,6 +449,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _seconds_or_zero(text: str) -> float:
+    """An argparse `type`: a number of seconds, zero allowed."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got '{text}'") from None
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def sandbox_flags(p: argparse.ArgumentParser) -> None:
     """How untrusted submission code is confined (`benchmark.sandbox`)."""
     from benchmark.sandbox import SandboxLimits
@@ -499,7 +510,7 @@ def sandbox_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--budget-per-unit-s",
-        type=float,
+        type=_seconds_or_zero,
         default=d.budget_per_unit_s,
         help=f"seconds of budget per clip or pair (default {d.budget_per_unit_s:g})",
     )

@@ -29,6 +29,7 @@ import yaml
 
 from benchmark.cli import main
 from benchmark.paths import prepared_dir, score_cache_path
+from tests.hostile import HOLD_MEMORY, PROTOCOL_FD
 from tests.sandbox_required import sandbox_needed
 from tests.toy_task import write_toy_repo
 
@@ -44,19 +45,7 @@ HERE = os.path.dirname(__file__)
 SECRETS = dict(line.split("=", 1) for line in open(os.path.join(HERE, "paths.txt")).read().split())
 
 
-def protocol_fd():
-    # the write end of the protocol pipe: a pipe open for writing that is not stderr
-    err = os.fstat(2).st_ino
-    for name in sorted(os.listdir("/proc/self/fd"), key=int):
-        fd = int(name)
-        try:
-            st, flags = os.fstat(fd), fcntl.fcntl(fd, fcntl.F_GETFL)
-        except OSError:
-            continue
-        if fd > 2 and stat.S_ISFIFO(st.st_mode) and st.st_ino != err:
-            if flags & os.O_ACCMODE == os.O_WRONLY:
-                return fd
-    raise RuntimeError("no protocol pipe found")
+PROTOCOL_FD
 
 
 def forge(head):
@@ -67,6 +56,9 @@ def forge(head):
     while view:
         view = view[os.write(fd, view):]
     time.sleep(60)
+
+
+HOLD_MEMORY
 
 
 class Model:
@@ -94,18 +86,8 @@ class Model:
                     time.sleep(0.05)
                 except BaseException:  # swallows KeyboardInterrupt and friends
                     pass
-        if m == "memory":  # attack #6: 2 x 800 MiB into /tmp, then two subprocesses of 1000 MiB
-            chunk = b"\1" * (1 << 20)
-            for name in ("a", "b"):
-                try:
-                    with open(f"/tmp/{name}", "wb") as f:
-                        for _ in range(800):
-                            f.write(chunk)
-                except OSError:
-                    pass
-            hog = "import numpy as np, time; a = np.ones(1000 << 17); time.sleep(60)"
-            procs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(2)]
-            time.sleep(30)
+        if m == "memory":  # attack #6
+            hold_memory(30)
             return torch.zeros(n, dtype=torch.float64)
         if m == "busy":  # attack #7: busy-wait just under the per-call timeout, every call
             until = time.monotonic() + 4.5
@@ -191,6 +173,9 @@ def build(mode):
                 raise PermissionError(f"refused: {path}: {e.strerror}") from None
     return Model(mode)
 """
+CODE = CODE.replace("\nPROTOCOL_FD\n", PROTOCOL_FD)
+CODE = CODE.replace("\nHOLD_MEMORY\n", HOLD_MEMORY)
+
 
 EVIL = "def build(mode):\n    raise SystemExit('the bytecode ran, not the source')\n"
 

@@ -23,6 +23,7 @@ from benchmark.errors import SubmissionError
 from benchmark.models import Batch, load_submission
 from benchmark.sandbox import SandboxLimits, cgroups
 from benchmark.sandbox.seccomp import program
+from tests.hostile import HOLD_MEMORY
 from tests.sandbox_required import sandbox_needed
 
 pytestmark = sandbox_needed()
@@ -67,6 +68,9 @@ def _status(key):
     return ""
 
 
+HOLD_MEMORY
+
+
 class Model:
     sample_rate = 16000
 
@@ -95,18 +99,8 @@ class Model:
             return torch.tensor(
                 [_syscall(nr, *args) for nr, args in self.numbers["calls"]], dtype=torch.float64
             )
-        if m == "memory":  # attack #6: 2 x 800 MiB into /tmp, two subprocesses of 1000 MiB
-            chunk = b"\1" * (1 << 20)
-            for name in ("a", "b"):
-                try:
-                    with open(f"/tmp/{name}", "wb") as f:
-                        for _ in range(800):
-                            f.write(chunk)
-                except OSError:
-                    pass
-            hog = "import numpy as np, time; a = np.ones(1000 << 17); time.sleep(60)"
-            procs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(2)]
-            time.sleep(20)
+        if m == "memory":  # attack #6
+            hold_memory(20)
             return torch.zeros(n, dtype=torch.float64)
         if m == "busy":  # attack #7: just under the per-call timeout, every call
             until = time.monotonic() + float(self.numbers["seconds"])
@@ -119,6 +113,7 @@ class Model:
 def build(mode, numbers=None):
     return Model(mode, numbers)
 """
+ATTACKS = ATTACKS.replace("\nHOLD_MEMORY\n", HOLD_MEMORY)
 
 
 def _folder(root: Path, mode: str, **numbers: object) -> Path:

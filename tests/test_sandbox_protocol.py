@@ -31,6 +31,7 @@ from benchmark.sandbox.protocol import (
     check_request,
     parse_header,
 )
+from tests.hostile import PROTOCOL_FD
 from tests.sandbox_required import sandbox_needed
 
 pytestmark = sandbox_needed()
@@ -49,19 +50,7 @@ def mark():
         f.write(MARK)
 
 
-def protocol_fd():
-    """The write end of the protocol pipe: a pipe open for writing that is not stderr's."""
-    err = os.fstat(2).st_ino
-    for name in sorted(os.listdir("/proc/self/fd"), key=int):
-        fd = int(name)
-        try:
-            st, flags = os.fstat(fd), fcntl.fcntl(fd, fcntl.F_GETFL)
-        except OSError:
-            continue
-        if fd > 2 and stat.S_ISFIFO(st.st_mode) and st.st_ino != err:
-            if flags & os.O_ACCMODE == os.O_WRONLY:
-                return fd
-    raise RuntimeError("no protocol pipe found")
+PROTOCOL_FD
 
 
 def write(fd, data):
@@ -169,6 +158,8 @@ def build(mode, flood=0):
         time.sleep(3600)
     return Model(mode)
 '''
+HOSTILE = HOSTILE.replace("\nPROTOCOL_FD\n", PROTOCOL_FD)
+
 
 LIMITS = SandboxLimits(startup_timeout=60, call_timeout=20)
 

@@ -1,0 +1,40 @@
+"""Source text that hostile test submissions share: pasted into the `model.py` they write, since a
+sandboxed submission can import nothing of the tests."""
+
+PROTOCOL_FD = r'''
+def protocol_fd():
+    """The write end of the protocol pipe: a pipe open for writing that is not stderr's."""
+    import fcntl, os, stat
+
+    err = os.fstat(2).st_ino
+    for name in sorted(os.listdir("/proc/self/fd"), key=int):
+        fd = int(name)
+        try:
+            st, flags = os.fstat(fd), fcntl.fcntl(fd, fcntl.F_GETFL)
+        except OSError:
+            continue
+        if fd > 2 and stat.S_ISFIFO(st.st_mode) and st.st_ino != err:
+            if flags & os.O_ACCMODE == os.O_WRONLY:
+                return fd
+    raise RuntimeError("no protocol pipe found")
+'''
+
+HOLD_MEMORY = r'''
+def hold_memory(seconds):
+    """Attack #6 of issue 20: 2 x 800 MiB into the private /tmp, then two subprocesses of
+    1000 MiB each, held for `seconds`."""
+    import subprocess, sys, time
+
+    chunk = b"\1" * (1 << 20)
+    for name in ("a", "b"):
+        try:
+            with open(f"/tmp/{name}", "wb") as f:
+                for _ in range(800):
+                    f.write(chunk)
+        except OSError:
+            pass
+    hog = "import numpy as np, time; a = np.ones(1000 << 17); time.sleep(60)"
+    procs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(2)]
+    time.sleep(seconds)
+    return procs
+'''
