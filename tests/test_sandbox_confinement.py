@@ -102,6 +102,27 @@ class Model:
         if m == "memory":  # attack #6
             hold_memory(20)
             return torch.zeros(n, dtype=torch.float64)
+        if m == "shared":  # the batches' shared memory: read-only, sealed, private per request
+            import mmap
+
+            fds = [int(f) for f in os.listdir("/proc/self/fd")]
+            names = {f: os.readlink(f"/proc/self/fd/{f}") for f in fds if os.path.exists(f"/proc/self/fd/{f}")}
+            memfd = [f for f, name in names.items() if "mosrm-batches" in name]
+            got = [float(len(memfd))]
+            for attack in (
+                lambda f: os.ftruncate(f, 0),
+                lambda f: os.write(f, b"x"),
+                lambda f: mmap.mmap(f, 4096),  # shared and writable
+                lambda f: os.open(f"/proc/self/fd/{f}", os.O_RDWR),
+            ):
+                try:
+                    attack(memfd[0])
+                    got.append(1.0)
+                except OSError:
+                    got.append(0.0)
+            rms = (batch.waveforms.double().pow(2).sum(1) / batch.lengths).sqrt()
+            batch.waveforms.mul_(0)  # scribbles on its own copy only
+            return torch.tensor(got + [0.0] * (n - len(got) - 1) + [float(rms.sum())], dtype=torch.float64)
         if m == "busy":  # attack #7: just under the per-call timeout, every call
             until = time.monotonic() + float(self.numbers["seconds"])
             while time.monotonic() < until:
@@ -264,3 +285,22 @@ def test_cpu_budget(tmp_path: Path) -> None:
             sub.model.score(_batch())
     sub.close()
     assert time.monotonic() - start < 9
+
+
+def test_batches_in_shared_memory_are_read_only_sealed_and_private(tmp_path: Path) -> None:
+    """The child cannot resize, write or remap writable the memory the harness writes batches
+    into (`benchmark.sandbox.shared`); what a model writes into its waveforms stays its own."""
+    sub = load_submission(_folder(tmp_path, "shared"))
+    batch = _batch(8)
+    expected = float((batch.waveforms.double().pow(2).sum(1) / batch.lengths).sqrt().sum())
+    try:
+        first = sub.model.score(batch).tolist()
+        second = sub.model.score(batch).tolist()  # the same audio, after the model zeroed its copy
+    finally:
+        sub.close()
+    assert first[0] >= 1.0, "the shared memory was not used"  # (a mapping holds a dup of it)
+    assert first[1:4] == [0.0] * 3, first  # ftruncate, write, a shared writable mapping
+    if os.geteuid() == 0:  # the sandbox runs as another user: it cannot reopen it for writing
+        assert first[4] == 0.0, first
+    assert abs(first[-1] - expected) < 1e-6 * expected
+    assert second == first

@@ -47,15 +47,24 @@ def _read_exact(stream: BinaryIO, n: int) -> bytearray:
     return data
 
 
-def _receive(stream: BinaryIO, *, setup: bool = False) -> tuple[dict[str, Any], list[np.ndarray]]:
+def _receive(
+    stream: BinaryIO, *, setup: bool = False, shared: tuple[int, int] | None = None
+) -> tuple[dict[str, Any], list[np.ndarray]]:
     """The next request (or, with `setup`, the start-up header), checked before its body is read
-    (`protocol.check_request`): the harness is trusted, but a check costs nothing."""
+    (`protocol.check_request`): the harness is trusted, but a check costs nothing. A request
+    marked shared has its arrays in the shared memory (`sandbox.shared`: fd, size)."""
     size = header_length(_read_exact(stream, 8), MAX_HEADER)
     head = parse_header(_read_exact(stream, size), REQUEST_DEPTH)
     if setup:
         check_setup(head)
         return head, []
     metas = check_request(head)
+    if head.get("shared"):
+        from benchmark.sandbox.shared import child_view
+
+        if shared is None or not 0 < head["nbytes"] <= shared[1]:
+            raise ProtocolError("a shared-memory request without (enough) shared memory")
+        return head, decode_arrays(metas, child_view(shared[0], shared[1], head["nbytes"]))
     return head, decode_arrays(metas, _read_exact(stream, head["nbytes"]))
 
 
@@ -232,9 +241,12 @@ def main() -> int:
             "parameters": _parameters(runner.model),
         },
     )
+    memory = setup.get("shared_memory") or {}
+    fd, size = memory.get("fd"), memory.get("bytes")
+    shared = (fd, size) if type(fd) is int and type(size) is int else None
     while True:
         try:
-            head, arrays = _receive(proto_in)
+            head, arrays = _receive(proto_in, shared=shared)
         except EOFError:
             return 0
         except ProtocolError as exc:

@@ -46,7 +46,9 @@ from benchmark.sandbox.protocol import (
     frames,
     header_length,
     parse_header,
+    shared_frames,
 )
+from benchmark.sandbox.shared import SharedBatches
 from benchmark.sandbox.watch import Watch
 
 if TYPE_CHECKING:
@@ -259,6 +261,7 @@ class SandboxedModel:
         self.device = "cpu"
         self.bf16 = False
         self._proc: subprocess.Popen[bytes] | None = None
+        self._shared: SharedBatches | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self._stderr_lock = threading.Lock()
         self._stderr_partial = b""  # the start of a line not yet ended, cut
@@ -353,6 +356,8 @@ class SandboxedModel:
         except (OSError, ValueError) as exc:
             raise SubmissionError(f"{self.folder}: cannot set up the sandbox: {exc}") from None
         self.confinement = dict(self._launch.record)
+        self._shared = SharedBatches.create()
+        shared_fds = () if self._shared is None else (self._shared.child_fd,)
         self._proc = subprocess.Popen(
             self._launch.argv,
             stdin=subprocess.PIPE,
@@ -360,7 +365,7 @@ class SandboxedModel:
             stderr=subprocess.PIPE,
             start_new_session=True,
             cwd="/",
-            pass_fds=self._launch.pass_fds,
+            pass_fds=(*self._launch.pass_fds, *shared_fds),
         )
         self._launch.started()
         self._watch = Watch(
@@ -385,6 +390,9 @@ class SandboxedModel:
             "weights": self.spec.weights,
             "device": self.device,
             "bf16": self.bf16,
+            "shared_memory": None
+            if self._shared is None
+            else {"fd": self._shared.child_fd, "bytes": self._shared.size},
         }
         deadline, self._by_budget = self._deadline(self.limits.startup_timeout)
         began = time.monotonic()
@@ -506,6 +514,9 @@ class SandboxedModel:
             self.confinement["peak_memory_mb"] = round(watch.peak_memory / (1 << 20), 1)
             if watch.reason is not None:
                 self.confinement["stopped"] = watch.reason
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            shared.close()
         launch, self._launch = self._launch, None
         if launch is not None:
             if launch.cgroup is not None and launch.cgroup.oom_killed():
@@ -684,8 +695,14 @@ class SandboxedModel:
         what = f"{op}()"
         deadline, self._by_budget = self._deadline(self.limits.call_timeout)
         began = time.monotonic()
+        shared = self._shared
+        if shared is not None and shared.fits(arrays):
+            shared.write(arrays)  # only the header goes through the pipe (`sandbox.shared`)
+            message = shared_frames({"op": op}, *arrays)
+        else:
+            message = frames({"op": op}, *arrays)
         try:
-            self._send(frames({"op": op}, *arrays), deadline, what)
+            self._send(message, deadline, what)
             # one score (or preference) per clip (or pair) of the batch: nothing else is accepted
             head, out = self._receive(deadline, what, (len(arrays[1]),))
         finally:

@@ -70,6 +70,16 @@ def frames(header: dict[str, Any], *arrays: np.ndarray) -> list[bytes | memoryvi
     ]
 
 
+def shared_frames(header: dict[str, Any], *arrays: np.ndarray) -> list[bytes | memoryview]:
+    """A message whose arrays were written to the shared memory (`sandbox.shared`): the header
+    describes them, with `"shared": true`, and no body follows."""
+    meta = [{"dtype": a.dtype.str, "shape": list(a.shape)} for a in arrays]
+    nbytes = sum(a.nbytes for a in arrays)
+    head = {**header, "shared": True, "arrays": meta, "nbytes": nbytes}
+    raw = json.dumps(head).encode("utf-8")
+    return [struct.pack(">Q", len(raw)) + raw]
+
+
 def encode(header: dict[str, Any], *arrays: np.ndarray) -> bytes:
     """One message as a single bytes object (for small messages)."""
     return b"".join(bytes(f) for f in frames(header, *arrays))
@@ -193,7 +203,9 @@ def check_request(head: dict[str, Any]) -> list[tuple[str, tuple[int, ...]]]:
     op = head.get("op")
     if type(op) is not str or op not in _REQUESTS:
         raise ProtocolError(f"unknown request {_show(op)}")
-    unknown = [k for k in head if k not in ("op", "arrays", "nbytes")]
+    unknown = [k for k in head if k not in ("op", "arrays", "nbytes", "shared")]
+    if head.get("shared", False) not in (True, False):
+        raise ProtocolError(f"'shared' must be true or false, got {_show(head.get('shared'))}")
     if unknown:
         raise ProtocolError(f"unknown field {_show(unknown[0])}")
     arrays = head.get("arrays")
@@ -235,6 +247,7 @@ def check_setup(head: dict[str, Any]) -> None:
         ("bf16", (bool, none)),
         ("params", (dict, none)),
         ("weights", (str, none)),
+        ("shared_memory", (dict, none)),
     ):
         if not isinstance(head.get(key), kinds):
             raise ProtocolError(f"start-up field {key!r} is {_show(head.get(key))}")
