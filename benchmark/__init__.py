@@ -11,7 +11,7 @@ _API = {
     "evaluate": "benchmark.api",
     "get_tasks": "benchmark.api",
     "load_results": "benchmark.api",
-    "TaskResult": "benchmark.results",
+    "TaskResult": "benchmark.results.schema",
 }
 __all__ = ["HARNESS_VERSION", "TaskResult", "__version__", "evaluate", "get_tasks", "load_results"]
 
@@ -23,3 +23,12 @@ def __getattr__(name: str) -> object:
 
         return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'benchmark' has no attribute '{name}'")
+
+
+def _install_old_paths() -> None:
+    from benchmark import _moved
+
+    _moved.install()
+
+
+_install_old_paths()

@@ -4,9 +4,9 @@
     results = mb.evaluate(MyModel(), tasks=["demo"], name="my-model", version="3")
     print(results[0].accuracy, results[0].interval)
 
-`evaluate` wraps the object as an in-process `Submission` and calls the same `pipeline.prepare`
+`evaluate` wraps the object as an in-process `Submission` and calls the same `pairs.prepare.prepare`
 (with reuse) and `pipeline.evaluate` as `mosrm evaluate`, so it writes the same results files
-(`<results>/<name>/<task>.json` + predictions) and returns them typed (`benchmark.results`).
+(`<results>/<name>/<task>.json` + predictions) and returns them typed (`benchmark.results.schema`).
 
 The fingerprint. A folder submission's fingerprint hashes every file of its folder; an in-memory
 object has no folder to hash, and hashing its code or weights cannot be done reliably for an
@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 from benchmark.errors import MosrmError, SubmissionError
 
 if TYPE_CHECKING:
-    from benchmark.models import Submission
-    from benchmark.results import TaskResult
-    from benchmark.scoring import ScoringConfig
+    from benchmark.results.schema import TaskResult
+    from benchmark.scoring.loop import ScoringConfig
+    from benchmark.scoring.models import Submission
 
 IN_MEMORY_ENTRY = "in-memory.py:model"
 """The spec's `entry` for an in-memory model: a marker only, no file of that name is read or run
@@ -42,7 +42,7 @@ _RESERVED_META = frozenset({"name", "kind", "entry", "weights", "params", "predi
 
 
 def _infer_kind(model: Any, kind: str | None) -> str:
-    from benchmark.models import ImplicitRewardModel, PairwiseRewardModel, ScalarRewardModel
+    from benchmark.scoring.models import ImplicitRewardModel, PairwiseRewardModel, ScalarRewardModel
 
     found = [
         k
@@ -94,7 +94,12 @@ def in_memory_submission(
 
     from benchmark import HARNESS_VERSION
     from benchmark.errors import describe_validation_error
-    from benchmark.models import MODEL_API_VERSION, ImplicitAsScalar, Submission, SubmissionSpec
+    from benchmark.scoring.models import (
+        MODEL_API_VERSION,
+        ImplicitAsScalar,
+        Submission,
+        SubmissionSpec,
+    )
 
     meta = dict(meta or {})
     reserved = sorted(_RESERVED_META & set(meta))
@@ -156,16 +161,16 @@ def evaluate(
     whose label reliability reaches it (`<task>.min-rel-<t>.json`, never on the board). The data root is `data_root`, else the task's own, else the
     one it was last prepared from; a task without data is an error naming where it looked.
     """
+    from benchmark.data.tasks import load_tasks
     from benchmark.orchestrate import default_results
     from benchmark.pipeline import evaluate as run_task
-    from benchmark.results import TaskResult
-    from benchmark.scoring import ScoringConfig
-    from benchmark.tasks import load_tasks
+    from benchmark.results.schema import TaskResult
+    from benchmark.scoring.loop import ScoringConfig
 
     if isinstance(tasks, str):
         tasks = [tasks]
     if min_reliability is not None:
-        from benchmark.ceiling import check_min_reliability
+        from benchmark.stats.ceiling import check_min_reliability
 
         min_reliability = check_min_reliability(min_reliability)  # before any task is prepared
     repo_path = _repo(repo)
@@ -197,7 +202,7 @@ def evaluate(
 def _prepare(task: Any, data_root: str | Path | None) -> Any:
     """The task prepared (reused when its inputs are unchanged), as `mosrm evaluate` does."""
     from benchmark.orchestrate import find_data_root
-    from benchmark.pipeline import prepare
+    from benchmark.pairs.prepare import prepare
 
     root, candidates = find_data_root(task, data_root)
     if root is None:
@@ -213,7 +218,7 @@ def get_tasks(
 ) -> dict[str, dict[str, Any]]:
     """{task name: {"version", "reader", "present", "data_root"}} like `mosrm tasks`; `present` is
     True, False, or the error text when the data root cannot be checked."""
-    from benchmark.tasks import load_tasks
+    from benchmark.data.tasks import load_tasks
 
     out: dict[str, dict[str, Any]] = {}
     for name, task in load_tasks(_repo(repo) / "tasks").items():
@@ -242,10 +247,9 @@ def load_results(
     path, validated (`TaskResult.load`: a missing or unknown schema version is refused); failure
     records and run records are skipped, quick runs only read with `partial`, and
     reliability-filtered results (`--min-reliability`) only with `filtered`."""
-    from benchmark.ceiling import is_filtered_name
-    from benchmark.failures import SUFFIX
-    from benchmark.pipeline import PARTIAL_SUFFIX
-    from benchmark.results import RUN_SUFFIX, TaskResult
+    from benchmark.results.failures import SUFFIX
+    from benchmark.results.schema import PARTIAL_SUFFIX, RUN_SUFFIX, TaskResult
+    from benchmark.stats.ceiling import is_filtered_name
 
     root = Path(results_dir) if results_dir is not None else _repo(repo) / "leaderboard/results"
     out: list[TaskResult] = []

@@ -21,7 +21,7 @@ def _repo(args: argparse.Namespace) -> Path:
 
 
 def _scoring_config(args: argparse.Namespace) -> Any:
-    from benchmark.scoring import ScoringConfig
+    from benchmark.scoring.loop import ScoringConfig
 
     return ScoringConfig(
         max_batch_size=args.batch_size,
@@ -33,7 +33,7 @@ def _scoring_config(args: argparse.Namespace) -> Any:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from benchmark.tasks import load_tasks
+    from benchmark.data.tasks import load_tasks
 
     tasks = load_tasks(_repo(args) / "tasks")
     rows = [("task", "version", "reader", "data", "root")]
@@ -51,7 +51,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_relations(args: argparse.Namespace) -> int:
-    from benchmark.pairs import RELATION_DEFINITIONS
+    from benchmark.pairs.build import RELATION_DEFINITIONS
 
     for name, text in RELATION_DEFINITIONS.items():
         print(f"{name}:\n  {text}\n")
@@ -104,9 +104,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     import hashlib
     import json
 
+    from benchmark.data.tasks import get_task
+    from benchmark.pairs.prepare import prepare
     from benchmark.paths import prepared_dir
-    from benchmark.pipeline import prepare
-    from benchmark.tasks import get_task
 
     task = get_task(_repo(args) / "tasks", args.task)
     counts = _parse_counts(args.pairs, args.full_pool, task)
@@ -130,7 +130,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from benchmark.download import download, instructions
+    from benchmark.data.download import download, instructions
     from benchmark.paths import default_data_root
 
     if args.instructions:
@@ -148,9 +148,9 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    from benchmark.cards import write_card
-    from benchmark.pipeline import prepare
-    from benchmark.tasks import get_task, load_tasks
+    from benchmark.cards.card import write_card
+    from benchmark.data.tasks import get_task, load_tasks
+    from benchmark.pairs.prepare import prepare
 
     repo = _repo(args)
     if args.all and args.data_root:
@@ -195,11 +195,11 @@ def _board_out(args: argparse.Namespace, results_root: Path) -> Path:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate here, or as `--nproc` torchrun ranks; under torchrun, as this rank (rank 0 prints
-    and writes; `benchmark.sharding`)."""
+    and writes; `benchmark.scoring.sharding`)."""
     import contextlib
     import os
 
-    from benchmark import sharding
+    from benchmark.scoring import sharding
 
     if args.nproc > 1 and not sharding.under_torchrun():
         return sharding.launch(args.nproc, getattr(args, "argv", sys.argv[1:]))
@@ -249,7 +249,7 @@ def _evaluate_task(args: argparse.Namespace) -> int:
     failed = _evaluate_all(args, prepared, folders)
     print(f"results in {_results_root(args)}")
     if failed:
-        from benchmark.sharding import writes_results
+        from benchmark.scoring.sharding import writes_results
 
         if writes_results():
             _print_failed(failed)
@@ -296,8 +296,8 @@ def cmd_board(args: argparse.Namespace) -> int:
 
 
 def cmd_export_pairs(args: argparse.Namespace) -> int:
-    from benchmark.export import export_pairs, is_prepared
-    from benchmark.tasks import get_task, load_tasks
+    from benchmark.data.tasks import get_task, load_tasks
+    from benchmark.results.export import export_pairs, is_prepared
 
     folder = _repo(args) / "tasks"
     if args.all == (args.task is not None):
@@ -321,13 +321,13 @@ def cmd_export_pairs(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """Upload the results and the site as they are on disk (`benchmark.leaderboard.publish`)."""
+    from benchmark.data.tasks import load_tasks
     from benchmark.leaderboard.publish import (
         check_repo_id,
         default_readme,
         publish,
         publish_manifest,
     )
-    from benchmark.tasks import load_tasks
 
     repo = _repo(args)
     check_repo_id(args.repo_id)
@@ -363,14 +363,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Validate a task YAML, or a submission folder with a smoke run of its model (sandboxed)."""
     target = Path(args.path)
     if target.is_file() and target.suffix in (".yaml", ".yml") and target.name != "submission.yaml":
-        from benchmark.tasks import load_task_file
+        from benchmark.data.tasks import load_task_file
 
         task = load_task_file(target)
         print(f"ok: task '{task.name}' v{task.spec.version} ({target})")
         return 0
     folder = target.parent if target.name == "submission.yaml" else target
-    from benchmark.models import load_submission
-    from benchmark.smoke import smoke_run
+    from benchmark.scoring.models import load_submission
+    from benchmark.scoring.smoke import smoke_run
 
     sub = load_submission(folder, limits=_sandbox_limits(args), unsandboxed=args.unsafe_no_sandbox)
     try:
@@ -423,7 +423,7 @@ def cmd_validate_results(args: argparse.Namespace) -> int:
 
 
 def _sandbox_limits(args: argparse.Namespace) -> Any:
-    from benchmark.sandbox import SandboxLimits
+    from benchmark.scoring.sandbox import SandboxLimits
 
     return SandboxLimits(
         memory_mb=args.memory_mb or None,
@@ -461,8 +461,8 @@ def _seconds_or_zero(text: str) -> float:
 
 
 def sandbox_flags(p: argparse.ArgumentParser) -> None:
-    """How untrusted submission code is confined (`benchmark.sandbox`)."""
-    from benchmark.sandbox import SandboxLimits
+    """How untrusted submission code is confined (`benchmark.scoring.sandbox`)."""
+    from benchmark.scoring.sandbox import SandboxLimits
 
     d = SandboxLimits()
     p.add_argument(
@@ -536,14 +536,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     import pyarrow.parquet as pq
 
-    from benchmark.metrics import compare
-    from benchmark.report import format_comparison
+    from benchmark.results.report import format_comparison
+    from benchmark.stats.metrics import compare
 
     results_root = _results_root(args)
     stem = args.task
     flag = ""
     if args.min_reliability is not None:  # both filtered at that threshold: the same file names
-        from benchmark.ceiling import filtered_suffix
+        from benchmark.stats.ceiling import filtered_suffix
 
         stem += filtered_suffix(args.min_reliability)
         flag = f" --min-reliability {args.min_reliability!r}"
@@ -566,7 +566,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         pass  # the table still prints, with bin numbers only and no ceiling
     if not isinstance(record, dict):
         record = {}
-    from benchmark.report import filter_banner
+    from benchmark.results.report import filter_banner
 
     if record.get("reliability_filter"):
         print(filter_banner(record))
@@ -577,7 +577,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _reliability_threshold(text: str) -> float:
     """An argparse `type`: a threshold in (0.5, 1] (`ceiling.check_min_reliability`)."""
-    from benchmark.ceiling import check_min_reliability
+    from benchmark.stats.ceiling import check_min_reliability
 
     try:
         value = float(text)
@@ -843,10 +843,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     finally:
-        # the score cache a command kept open (`benchmark.score_cache`), closed before returning,
+        # the score cache a command kept open (`benchmark.scoring.cache`), closed before returning,
         # so that what a caller does to the file next (copy, delete, damage in a test) meets no
         # open connection; not imported here if the command never opened it
-        cache = sys.modules.get("benchmark.score_cache")
+        cache = sys.modules.get("benchmark.scoring.cache")
         if cache is not None:
             cache.release()
 

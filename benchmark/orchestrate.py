@@ -3,7 +3,7 @@ flags and printing a summary, as library calls (the CLI parses, calls these and 
 
 The promise they keep: one submission failing (to load, to score, to write) never stops the
 others. It is printed at once, naming its folder, and recorded as
-`<results>/<submission>/<task>.failed.json` (`benchmark.failures`) for the board; a task whose
+`<results>/<submission>/<task>.failed.json` (`benchmark.results.failures`) for the board; a task whose
 data is broken is set aside the same way when the caller collects `failures`. What is not a
 submission's fault stops the run: `MachineError` (a full disk, a broken cache) and
 KeyboardInterrupt. Progress goes to `echo` (`say` by default), failures to stderr.
@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from benchmark.errors import MachineError, MosrmError
 
 if TYPE_CHECKING:
-    from benchmark.pipeline import PreparedTask
-    from benchmark.sandbox import SandboxLimits
-    from benchmark.scoring import ScoringConfig
-    from benchmark.tasks import Task
+    from benchmark.data.tasks import Task
+    from benchmark.pairs.prepare import PreparedTask
+    from benchmark.scoring.loop import ScoringConfig
+    from benchmark.scoring.sandbox import SandboxLimits
 
 Echo = Callable[[str], None]
 
@@ -53,8 +53,8 @@ def prepare_tasks(
     prepared before from unchanged inputs is reused, not rebuilt.
     With `failures` given, a task whose data is broken is recorded there and the others go on.
     """
-    from benchmark.pipeline import prepare
-    from benchmark.tasks import load_task_file, load_tasks
+    from benchmark.data.tasks import load_task_file, load_tasks
+    from benchmark.pairs.prepare import prepare
 
     folder = repo / "tasks"
     if names:
@@ -89,7 +89,7 @@ def prepare_tasks(
 def find_data_root(task: Task, data_root: str | Path | None) -> tuple[Path | None, list[Path]]:
     """(the root `task`'s data is found at, or None; the roots looked at): `data_root` when given,
     else the task's own root, then the root it was last prepared from."""
-    from benchmark.pipeline import last_data_root
+    from benchmark.pairs.prepare import last_data_root
 
     candidates = [task.data_root(data_root)]
     last = last_data_root(task) if data_root is None else None
@@ -100,7 +100,7 @@ def find_data_root(task: Task, data_root: str | Path | None) -> tuple[Path | Non
 
 def submission_folders(repo: Path, names: Sequence[str] | None) -> list[Path]:
     """The named submissions (names under `repo/submissions`, or folders), else all of them."""
-    from benchmark.models import discover_submissions
+    from benchmark.scoring.models import discover_submissions
 
     root = repo / "submissions"
     if not names:
@@ -133,15 +133,15 @@ def evaluate_submissions(
     `min_reliability`, only the pairs whose label reliability reaches it (`pipeline.evaluate`)."""
     import traceback
 
-    from benchmark.failures import record_failure
-    from benchmark.models import load_submission
+    from benchmark.results.failures import record_failure
+    from benchmark.scoring.models import load_submission
 
     failed: list[str] = []
 
     def fail(
         folder: Path, tasks: list[str], stage: str, exc: BaseException, fp: str | None
     ) -> None:
-        from benchmark.sharding import writes_results
+        from benchmark.scoring.sharding import writes_results
 
         label = _folder_label(folder, repo)
         reason = _failure_message(exc, fp, repo, folder.resolve())
@@ -173,7 +173,7 @@ def evaluate_submissions(
             submission = load_submission(folder, limits=limits, unsandboxed=unsandboxed)
             if submission.sandboxed and prepared:
                 # build it now, so a failure is "load"; a model built before (same folder) is
-                # known without starting it (benchmark.model_facts)
+                # known without starting it (benchmark.scoring.model_facts)
                 submission.model.sample_rate  # noqa: B018
         except MachineError:
             raise
@@ -205,7 +205,7 @@ def _evaluate_one(
     import textwrap
 
     from benchmark.pipeline import evaluate
-    from benchmark.report import format_result
+    from benchmark.results.report import format_result
 
     for p in prepared:
         echo(f"evaluate {submission.name} on {p.task.name} …")
@@ -283,7 +283,7 @@ def _failure_message(
     """One line for a failed load or score. Scoring messages start 'model <fingerprint>: ' and
     sandbox messages '<folder>: ', which the caller's prefix already says; paths inside the
     checkout are shown relative to it, so a published record does not carry the local home."""
-    from benchmark.failures import one_line
+    from benchmark.results.failures import one_line
 
     if isinstance(exc, SystemExit):
         text = f"the model raised SystemExit({exc.code!r}); a model must not exit the process"
@@ -301,7 +301,7 @@ def _failure_message(
 
 def _folder_fingerprint(folder: Path) -> str | None:
     """The folder's current fingerprint without running its code, where the harness offers that."""
-    from benchmark import models
+    from benchmark.scoring import models
 
     current = getattr(models, "current_fingerprint", None)
     if current is None:

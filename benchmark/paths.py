@@ -6,7 +6,7 @@ Layout under the home folder:
     prepared/.<task>.lock   held while the task is prepared (processes share its audio cache)
     audio/<task>/           the task's audio resampled once to 16 kHz (shared by every pair set)
     scores.sqlite           per-clip score cache shared by all tasks and runs
-    models/<fingerprint>.json   what a sandboxed model reported when built (benchmark.model_facts)
+    models/<fingerprint>.json   what a sandboxed model reported when built (benchmark.scoring.model_facts)
 """
 
 from __future__ import annotations

@@ -41,9 +41,9 @@ from benchmark.errors import MosrmError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from benchmark.pipeline import PreparedTask
-    from benchmark.results import TaskResult
-    from benchmark.tasks import Task
+    from benchmark.data.tasks import Task
+    from benchmark.pairs.prepare import PreparedTask
+    from benchmark.results.schema import TaskResult
 
 LOCK_FILE = Path("tasks") / "pair-files.lock.json"
 """The pair-file lock, relative to the checkout."""
@@ -119,7 +119,7 @@ class _PairSource:
 
 def _data_root(task: Task, overrides: Mapping[str | None, str | Path]) -> Path | None:
     """Where the task's data is (as `mosrm evaluate` looks: override, own root, last prepared)."""
-    from benchmark.pipeline import last_data_root
+    from benchmark.pairs.prepare import last_data_root
 
     given = overrides.get(task.name, overrides.get(None))
     candidates = [task.data_root(given)]
@@ -139,12 +139,12 @@ def build_pair_files(
     task: Task, data_root: Path, scratch: Path, echo: Callable[[str], None] | None = None
 ) -> PreparedTask:
     """The task's standard pair files (`pair_sha256`, `pair_files`, with the clip table and pair
-    metadata): the prepared folder's when it is current (`benchmark.reuse`), else built from
+    metadata): the prepared folder's when it is current (`benchmark.pairs.reuse`), else built from
     labels alone in `scratch` (pairs depend on labels only, so no audio is probed or resampled and
     the user's prepared folder is untouched)."""
+    from benchmark.pairs.prepare import prepare
+    from benchmark.pairs.reuse import load_current
     from benchmark.paths import prepared_dir
-    from benchmark.pipeline import prepare
-    from benchmark.reuse import load_current
 
     for labels_only in (False, True):
         found = load_current(
@@ -244,7 +244,7 @@ def update_lock(
     """(Re)write the lock entries of every task whose data is present here (the other entries are
     kept as they are); returns the lock's path and the tasks written."""
     from benchmark.atomic import atomic_write_text
-    from benchmark.tasks import load_tasks
+    from benchmark.data.tasks import load_tasks
 
     path = repo / LOCK_FILE
     entries = read_lock(path)
@@ -315,7 +315,7 @@ def _compare_rows(pred: pa.Table, pairs: pa.Table) -> str | None:
 
 def _check_schema(path: Path, report: FileReport) -> tuple[TaskResult, dict[str, Any]] | None:
     from benchmark.errors import DataError
-    from benchmark.results import RunRecord, TaskResult, run_record_path
+    from benchmark.results.schema import RunRecord, TaskResult, run_record_path
 
     try:
         data = path.read_bytes()
@@ -367,7 +367,7 @@ def _check_ceiling(
     report: FileReport,
 ) -> None:  # fmt: skip
     """The `ceiling` block recomputed from the predictions' pairs and the task's clip table."""
-    from benchmark.ceiling import ceiling_report
+    from benchmark.stats.ceiling import ceiling_report
 
     prepared = None if source is None else source.prepared
     if prepared is None or result.split not in prepared.pair_meta:
@@ -400,8 +400,8 @@ def _check_predictions(
 ) -> None:
     import pyarrow.parquet as pq
 
-    from benchmark.leaderboard.board import predictions_path
-    from benchmark.metrics import METRICS_VERSION, aggregate
+    from benchmark.leaderboard.load import predictions_path
+    from benchmark.stats.metrics import METRICS_VERSION, aggregate
 
     pred_path = predictions_path(path)
     if not pred_path.is_file():
@@ -443,7 +443,7 @@ def _check_predictions(
 def _check_fingerprint(
     result: TaskResult, submissions: Path | None, report: FileReport, cache: dict[Path, str]
 ) -> None:
-    from benchmark.models import current_fingerprint
+    from benchmark.scoring.models import current_fingerprint
 
     folder = submissions / result.submission if submissions is not None else None
     if folder is None or not (folder / "submission.yaml").is_file():
@@ -475,8 +475,8 @@ def _check_trained(result: TaskResult, report: FileReport, cache: dict[Path, str
     """A reference baseline trained by `mosrm run` lives in `$MOSRM_HOME/trained/<key>/<name>/`,
     one folder per training key (config and data): the result is verified if one of them
     fingerprints as it says. False when none of that name is here (nothing could be checked)."""
-    from benchmark.models import current_fingerprint
     from benchmark.paths import home
+    from benchmark.scoring.models import current_fingerprint
 
     folders = sorted(
         p.parent for p in (home() / "trained").glob(f"*/{result.submission}/submission.yaml")
@@ -537,8 +537,8 @@ def _check_file(
     submissions: Path | None,
     fingerprints: dict[Path, str],
 ) -> FileReport:
-    from benchmark.ceiling import is_filtered_name
-    from benchmark.pipeline import PARTIAL_SUFFIX
+    from benchmark.results.schema import PARTIAL_SUFFIX
+    from benchmark.stats.ceiling import is_filtered_name
 
     report = FileReport(path)
     if path.name.endswith(PARTIAL_SUFFIX):
@@ -577,8 +577,8 @@ def _check_file(
 def results_files(root: Path) -> list[Path]:
     """The files the board would read, plus quick runs (to be reported): `<sub>/<task>.json`
     without failure records, run records and other splits' results."""
-    from benchmark.failures import SUFFIX
-    from benchmark.results import RUN_SUFFIX
+    from benchmark.results.failures import SUFFIX
+    from benchmark.results.schema import RUN_SUFFIX
 
     return [
         p
@@ -598,7 +598,7 @@ def validate_results(
 ) -> Validation:
     """Check every results file under `results_root` (module doc). `submissions` defaults to
     `<repo>/submissions`; `data_roots` maps a task name (or None: every task) to its data root."""
-    from benchmark.tasks import load_tasks
+    from benchmark.data.tasks import load_tasks
 
     root = Path(results_root)
     if not root.is_dir():

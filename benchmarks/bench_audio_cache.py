@@ -15,8 +15,8 @@ import pyarrow as pa
 import pytest
 import soundfile as sf
 
-from benchmark.audio_cache import build_cache
-from benchmark.tables import CLIP_SCHEMA, from_rows
+from benchmark.data.audio_cache import build_cache
+from benchmark.data.tables import CLIP_SCHEMA, from_rows
 
 RATES = ((48000, 2), (24000, 1), (22050, 1))
 PER_RATE = 40

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from benchmark.baselines.scalar import ScalarRewardModel
-from benchmark.models import Batch
+from benchmark.scoring.models import Batch
 
 
 def test_logmel_scalar_forward_16x3s(benchmark) -> None:

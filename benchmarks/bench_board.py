@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from benchmark.data.tables import FIXED_SUBSETS, from_rows
 from benchmark.leaderboard.build import build_board
-from benchmark.metrics import METRICS_VERSION, PREDICTION_SCHEMA, aggregate
-from benchmark.tables import FIXED_SUBSETS, from_rows
+from benchmark.stats.metrics import METRICS_VERSION, PREDICTION_SCHEMA, aggregate
 
 TASKS = ("bvcc", "nisqa", "singmos", "somos", "tmhint", "vmc23", "demo")
 PAIRS, CLIPS, MODELS, BINS = 1248, 400, 50, 5
@@ -51,9 +51,9 @@ def _pairs(task: str) -> list[dict]:
 
 def write_results(root: Path) -> None:
     from benchmark import HARNESS_VERSION
-    from benchmark.diagnostics import by_construction
-    from benchmark.metrics import interval_spec
-    from benchmark.results import SCHEMA_VERSION
+    from benchmark.results.schema import SCHEMA_VERSION
+    from benchmark.stats.diagnostics import by_construction
+    from benchmark.stats.metrics import interval_spec
 
     for task in TASKS:
         pairs = _pairs(task)

@@ -12,9 +12,9 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from benchmark import metrics
-from benchmark.metrics import PREDICTION_SCHEMA, aggregate, compare
-from benchmark.tables import conform
+from benchmark.data.tables import conform
+from benchmark.stats import metrics
+from benchmark.stats.metrics import PREDICTION_SCHEMA, aggregate, compare
 from benchmarks.bench_pairs import RELS, TARGET, _build, tmhint_sized
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from benchmark.pairs import build_pairs
-from benchmark.tables import CLIP_SCHEMA, conform
+from benchmark.data.tables import CLIP_SCHEMA, conform
+from benchmark.pairs.build import build_pairs
 
 RELS = ("same_content", "same_system", "cross")
 TARGET = 12_000
@@ -117,7 +117,7 @@ _CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {here!r})
 from bench_pairs import tmhint_sized
-from benchmark.pairs import build_pair_sets
+from benchmark.pairs.build import build_pair_sets
 clips = tmhint_sized({clips})
 start = time.perf_counter()
 built = build_pair_sets(clips, task="p3", relations=("cross",),

@@ -16,9 +16,9 @@ import pytest
 import torch
 import yaml
 
-from benchmark.models import Batch, load_submission
-from benchmark.sandbox import bubblewrap
-from benchmark.scoring import ScoringConfig, score_clips
+from benchmark.scoring.loop import ScoringConfig, score_clips
+from benchmark.scoring.models import Batch, load_submission
+from benchmark.scoring.sandbox import bubblewrap
 from benchmarks.bench_scoring import N_CLIPS, corpus  # noqa: F401 - the shared clip fixture
 
 pytestmark = pytest.mark.skipif(bubblewrap() is None, reason="bubblewrap cannot run here")
@@ -76,7 +76,7 @@ def test_sandbox_overhead(benchmark, corpus, tmp_path):  # noqa: F811
     sub = load_submission(_folder(tmp_path))
     start = time.perf_counter()
     # start the child outside the timing: its sample rate may be known without starting it
-    # (`benchmark.model_facts`), so one tiny call does it
+    # (`benchmark.scoring.model_facts`), so one tiny call does it
     one = Batch(torch.zeros(1, 1600), torch.tensor([1600]), 16000, ("warm-up",))
     assert sub.model.score(one).shape == (1,) and sub.model.sample_rate == 16000
     startup = time.perf_counter() - start

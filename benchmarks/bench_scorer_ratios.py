@@ -5,8 +5,8 @@
   Cold as for a new submission: the cache file exists (as `$MOSRM_HOME/scores.sqlite` does) and
   holds none of this model's scores (a new fingerprint every round).
   The loop adds the cache, the store's index, bucketing, validation, a journal append per batch
-  (`benchmark.score_journal`: a kill loses no finished batch) and the commit at the end; the
-  reading and padding of the next batches runs beside the model (`benchmark.prefetch`). Goal
+  (`benchmark.scoring.journal`: a kill loses no finished batch) and the commit at the end; the
+  reading and padding of the next batches runs beside the model (`benchmark.scoring.prefetch`). Goal
   ≤ 1.10×.
 - P1, scorer vs the naive per-pair loop a researcher would write: for each pair, load both files
   (decode and resample the source audio) and score each clip alone. Goal ≥ 25×.
@@ -33,14 +33,14 @@ import pyarrow as pa
 import soundfile as sf
 import torch
 
-from benchmark.audio import length_buckets, load_audio, pad_batch
-from benchmark.audio_cache import build_cache
 from benchmark.baselines.scalar import ScalarRewardModel
-from benchmark.batch import Batch
-from benchmark.models import Submission, SubmissionSpec
-from benchmark.packed_audio import open_store
-from benchmark.scoring import ScoringConfig, predict, score_clips
-from benchmark.tables import CLIP_SCHEMA, PAIR_SCHEMA, from_rows
+from benchmark.data.audio import length_buckets, load_audio, pad_batch
+from benchmark.data.audio_cache import build_cache
+from benchmark.data.batch import Batch
+from benchmark.data.packed_audio import open_store
+from benchmark.data.tables import CLIP_SCHEMA, PAIR_SCHEMA, from_rows
+from benchmark.scoring.loop import ScoringConfig, predict, score_clips
+from benchmark.scoring.models import Submission, SubmissionSpec
 
 P2_CLIPS = 256
 P1_CLIPS = 32  # x 11.7 pairs each: ~375 pairs, ~750 single-clip forwards for the naive loop
@@ -265,7 +265,7 @@ def test_p2_prefetch_gain(benchmark, tmp_path: Path, monkeypatch) -> None:
     machine. Reported, not asserted. The reader is forced on: the loop leaves it off where the
     model's threads take every core (`scoring._read_ahead`), which is this measurement's
     question. (Timing "off" only before each "on" favoured "on", which ran warm: 1.00-1.04x.)"""
-    import benchmark.scoring as scoring
+    import benchmark.scoring.loop as scoring
 
     monkeypatch.setattr(scoring, "_usable_cpus", lambda: 1 << 20)
     _, clips, audio = _corpus(tmp_path, P2_CLIPS)

@@ -17,9 +17,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from benchmark.models import Batch
-from benchmark.scoring import ScoringConfig, score_clips
-from benchmark.tables import CLIP_SCHEMA, from_rows
+from benchmark.data.tables import CLIP_SCHEMA, from_rows
+from benchmark.scoring.loop import ScoringConfig, score_clips
+from benchmark.scoring.models import Batch
 
 N_CLIPS = 200
 

@@ -2,7 +2,7 @@
 interpreter each time, as a user types it. Goal: < 1.5 s (issue 12, item 3).
 
 Warm means the demo is prepared and current, every score is in the cache and the results folder
-already holds this run's results: the command then re-checks the prepared task (benchmark.reuse),
+already holds this run's results: the command then re-checks the prepared task (benchmark.pairs.reuse),
 fingerprints the submission folder, reads its scores from the cache, recomputes the metrics and
 finds the results unchanged. The first, untimed run makes it so (it synthesises and prepares the
 demo in `$MOSRM_HOME` if that was never done, which takes a while once).

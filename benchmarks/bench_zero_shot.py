@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from benchmark.scoring import ScoringConfig, score_clips
-from benchmark.tables import CLIP_SCHEMA, from_rows
+from benchmark.data.tables import CLIP_SCHEMA, from_rows
+from benchmark.scoring.loop import ScoringConfig, score_clips
 
 N_CLIPS = 60
 RATE = 16000

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from benchmark.tables import CLIP_SCHEMA, conform
+from benchmark.data.tables import CLIP_SCHEMA, conform
 
 
 def rated_clips(

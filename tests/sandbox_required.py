@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from benchmark.sandbox import bubblewrap
+from benchmark.scoring.sandbox import bubblewrap
 
 REQUIRE_ENV = "MOSRM_REQUIRE_SANDBOX"
 

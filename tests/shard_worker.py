@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from benchmark import models
-from benchmark.batch import Batch
+from benchmark.data.batch import Batch
+from benchmark.scoring import models
 
 FINGERPRINT = "rms-shard-test-v1"
 

@@ -272,7 +272,7 @@ def _order_leaks(results: Path) -> dict[str, list[str]]:
 def test_the_order_cheats_had_a_channel_before_issue_20(tmp_path, monkeypatch):
     """The same cheats against the harness's old order (by length, then clip-table order; the
     judge shown the smaller clip id first): `_order_leaks` finds them, so it has teeth."""
-    import benchmark.scoring as scoring
+    import benchmark.scoring.loop as scoring
 
     monkeypatch.setattr(
         scoring,

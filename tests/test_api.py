@@ -1,4 +1,4 @@
-"""The Python API (`benchmark.api`) and the typed results record (`benchmark.results`): the same
+"""The Python API (`benchmark.api`) and the typed results record (`benchmark.results.schema`): the same
 results as the CLI for the same model, a pairwise in-memory judge, accessors that match the JSON,
 and an `import benchmark` that stays free of torch."""
 
@@ -17,8 +17,8 @@ from benchmark.api import in_memory_submission
 from benchmark.baselines.shortcuts import LoudnessModel
 from benchmark.cli import main
 from benchmark.errors import DataError, SubmissionError
-from benchmark.models import Batch, read_spec
-from benchmark.results import TaskResult
+from benchmark.results.schema import TaskResult
+from benchmark.scoring.models import Batch, read_spec
 from tests.toy_task import REPO, write_toy_repo
 
 SPEC_ONLY = {"name", "kind", "entry", "weights", "params", "predictions"}
@@ -180,6 +180,6 @@ def test_import_benchmark_stays_light():
         "heavy = [m for m in ('torch', 'pandas', 'pyarrow', 'pydantic') if m in sys.modules]; "
         "assert not heavy, heavy; "
         "assert callable(mb.evaluate) and callable(mb.load_results); "
-        "assert mb.TaskResult.__module__ == 'benchmark.results'"
+        "assert mb.TaskResult.__module__ == 'benchmark.results.schema'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from benchmark.audio import (
+from benchmark.data.audio import (
     PREPROCESSING_VERSION,
     audio_num_frames,
     file_sha256,
@@ -220,9 +220,9 @@ def test_sha256_default_memo_lives_in_score_cache(tmp_path, write_wav):
 
 
 def test_decoding_does_not_load_submission_code() -> None:
-    """`Batch` lives in `benchmark.batch`: decoding audio imports no submission machinery."""
+    """`Batch` lives in `benchmark.data.batch`: decoding audio imports no submission machinery."""
     import subprocess
     import sys
 
-    code = "import sys, benchmark.audio; assert 'benchmark.models' not in sys.modules"
+    code = "import sys, benchmark.data.audio; assert 'benchmark.scoring.models' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -10,11 +10,11 @@ import pyarrow as pa
 import pytest
 import soundfile as sf
 
-from benchmark import audio_cache
-from benchmark.audio import load_audio
-from benchmark.audio_cache import CACHE_DIR, MANIFEST, build_cache, cached_name
+from benchmark.data import audio_cache
+from benchmark.data.audio import load_audio
+from benchmark.data.audio_cache import CACHE_DIR, MANIFEST, build_cache, cached_name
+from benchmark.data.tables import CLIP_SCHEMA, from_rows
 from benchmark.hashing import sha256_file
-from benchmark.tables import CLIP_SCHEMA, from_rows
 
 
 def _clips(root: Path, specs: list[tuple[str, int, int]]) -> pa.Table:
@@ -109,7 +109,7 @@ def test_a_converted_clip_has_the_same_bytes_whenever_it_is_converted(tmp_path: 
     nodes preparing one corpus disagreed on every clip)."""
     import time
 
-    from benchmark.audio_cache import _convert
+    from benchmark.data.audio_cache import _convert
 
     src = tmp_path / "src.wav"
     sf.write(src, 0.1 * np.random.default_rng(0).standard_normal(8000), 22050)

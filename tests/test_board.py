@@ -14,12 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmark import HARNESS_VERSION
-from benchmark.diagnostics import by_construction
+from benchmark.data.tables import FIXED_SUBSETS, from_rows
 from benchmark.errors import MosrmError
 from benchmark.leaderboard.board import render_markdown
-from benchmark.metrics import METRICS_VERSION, PREDICTION_SCHEMA, aggregate, interval_spec
-from benchmark.results import SCHEMA_VERSION
-from benchmark.tables import FIXED_SUBSETS, from_rows
+from benchmark.results.schema import SCHEMA_VERSION
+from benchmark.stats.diagnostics import by_construction
+from benchmark.stats.metrics import METRICS_VERSION, PREDICTION_SCHEMA, aggregate, interval_spec
 
 TASKS = {"alpha": 60, "beta": 40, "demo": 50}  # pairs per task; demo is the synthetic one
 
@@ -233,7 +233,7 @@ def test_models_table_shows_metadata_as_inert_text(tmp_path: Path) -> None:
 def test_a_judge_with_old_and_new_predictions_still_pools(tmp_path: Path) -> None:
     """Results of one pairwise judge written before and after the presentation-order columns
     existed: pooling them must not leave a partly-null column that the metrics refuse."""
-    from benchmark.scoring import with_orders
+    from benchmark.scoring.loop import with_orders
 
     root = tmp_path / "results"
     _result(root, "judge", "alpha", 0.8)  # old layout: no order columns

@@ -14,13 +14,13 @@ import pytest
 import soundfile as sf
 import yaml
 
-from benchmark.cards import Card, escape_cell, render_card, write_card
-from benchmark.corpora._native import Skip
+from benchmark.cards.card import Card, escape_cell, render_card, write_card
+from benchmark.data.corpora._native import Skip
+from benchmark.data.tables import FIXED_SUBSETS
+from benchmark.data.tasks import TaskSpec, load_task_file
 from benchmark.errors import MosrmError
-from benchmark.pipeline import prepare
-from benchmark.reliability import ESTIMATORS
-from benchmark.tables import FIXED_SUBSETS
-from benchmark.tasks import TaskSpec, load_task_file
+from benchmark.pairs.prepare import prepare
+from benchmark.pairs.reliability import ESTIMATORS
 
 SVG = "{http://www.w3.org/2000/svg}"
 RATE = 16000

@@ -1,4 +1,4 @@
-"""The noise ceiling in results (`benchmark.ceiling`), shown by `evaluate`/`compare`, and the
+"""The noise ceiling in results (`benchmark.stats.ceiling`), shown by `evaluate`/`compare`, and the
 reliability-filtered views (`--min-reliability`), checked against independent recomputations."""
 
 from __future__ import annotations
@@ -14,19 +14,20 @@ import pytest
 import yaml
 
 from benchmark import api as mb
-from benchmark.ceiling import ceiling_report, check_min_reliability, filter_pairs
 from benchmark.cli import main
+from benchmark.data.tasks import load_task_file
 from benchmark.errors import MosrmError
 from benchmark.leaderboard.board import load_results, render_markdown
-from benchmark.metrics import aggregate
-from benchmark.models import load_submission
-from benchmark.pairs import build_pairs
-from benchmark.pipeline import PreparedTask, evaluate, prepare
-from benchmark.reliability import CEILING_DRAWS, clip_noise, closed_form, gap_closed
-from benchmark.report import format_result
-from benchmark.results import TaskResult
-from benchmark.scoring import ScoringConfig
-from benchmark.tasks import load_task_file
+from benchmark.pairs.build import build_pairs
+from benchmark.pairs.prepare import PreparedTask, prepare
+from benchmark.pairs.reliability import CEILING_DRAWS, clip_noise, closed_form, gap_closed
+from benchmark.pipeline import evaluate
+from benchmark.results.report import format_result
+from benchmark.results.schema import TaskResult
+from benchmark.scoring.loop import ScoringConfig
+from benchmark.scoring.models import load_submission
+from benchmark.stats.ceiling import ceiling_report, check_min_reliability, filter_pairs
+from benchmark.stats.metrics import aggregate
 from tests.rated_clips import rated_clips
 from tests.toy_task import finish_repo, settle, write_wav
 
@@ -401,7 +402,7 @@ def test_cli_shows_the_ceiling_filters_and_compares(rated, capsys) -> None:
 def test_the_prior_is_the_pair_files_per_relation_and_subset(subsets, monkeypatch) -> None:
     """The τ² handed to the ceiling is prior_sd² of the pair's relation and subset, and with it
     the closed form gives back the pair file's own reliabilities: the builder's model."""
-    import benchmark.ceiling as ceiling_module
+    import benchmark.stats.ceiling as ceiling_module
 
     seen = {}
     real = ceiling_module.ceiling_cells

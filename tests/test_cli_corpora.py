@@ -81,8 +81,8 @@ def test_prepare_count_overrides_go_to_their_own_folder(
 @pytest.mark.parametrize("task", ["bvcc", "nisqa", "singmos", "somos", "tmhint_qi", "vmc23"])
 def test_committed_cards_are_up_to_date_with_the_task_yaml(task: str) -> None:
     """The committed cards of the six corpora (data not shipped) match their task YAML."""
-    from benchmark.cards import render_card
-    from benchmark.tasks import get_task
+    from benchmark.cards.card import render_card
+    from benchmark.data.tasks import get_task
 
     card = render_card(get_task(REPO / "tasks", task), None)
     committed = (REPO / "data_cards" / f"{task}.md").read_text(encoding="utf-8")

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmark.cli import main
-from benchmark.pipeline import prepare
-from benchmark.tasks import get_task
+from benchmark.data.tasks import get_task
+from benchmark.pairs.prepare import prepare
 
 REPO = Path(__file__).resolve().parents[1]
 CORPORA = ("bvcc", "nisqa", "singmos", "somos", "tmhint_qi", "vmc23")

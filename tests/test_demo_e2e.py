@@ -14,14 +14,15 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from benchmark.ceiling import ceiling_report
 from benchmark.cli import main
-from benchmark.metrics import aggregate
-from benchmark.models import load_submission
+from benchmark.data.tasks import load_task_file
+from benchmark.pairs.prepare import prepare
 from benchmark.paths import prepared_dir
-from benchmark.pipeline import evaluate, prepare
-from benchmark.tasks import load_task_file
-from benchmark.uncertainty import ClipDesign, accuracy_interval
+from benchmark.pipeline import evaluate
+from benchmark.scoring.models import load_submission
+from benchmark.stats.ceiling import ceiling_report
+from benchmark.stats.metrics import aggregate
+from benchmark.stats.uncertainty import ClipDesign, accuracy_interval
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -160,8 +161,8 @@ def _ceiling_matches_the_known_panel(task: Any) -> None:
     relation and overall, and within 1.5 points of the ceiling itself."""
     from scipy import stats
 
-    from benchmark.ceiling import ceiling_report
-    from benchmark.corpora import demo
+    from benchmark.data.corpora import demo
+    from benchmark.stats.ceiling import ceiling_report
 
     prepared = prepare(task, reuse=True)
     manifest = json.loads((prepared.data_root / "manifest.json").read_text())
@@ -195,7 +196,12 @@ def _ceiling_matches_the_known_panel(task: Any) -> None:
         assert cell["ci_low"] <= actual <= cell["ci_high"], (cell, actual)
         assert abs(cell["ceiling"] - actual) < 0.015, (cell, actual)
     # the rater-level bootstrap (the panel's own votes) agrees with the pair file's closed form
-    from benchmark.reliability import AGREEMENT_MAX_ABS, AGREEMENT_MEAN_ABS, bootstrap, clip_noise
+    from benchmark.pairs.reliability import (
+        AGREEMENT_MAX_ABS,
+        AGREEMENT_MEAN_ABS,
+        bootstrap,
+        clip_noise,
+    )
 
     noise = clip_noise(prepared.clips)
     index = {c: i for i, c in enumerate(noise.clip_ids.tolist())}

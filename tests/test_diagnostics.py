@@ -18,17 +18,18 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from benchmark import triplets as triplets_mod
+from benchmark.data.tables import CLIP_SCHEMA, from_rows
+from benchmark.data.tasks import load_task_file
 from benchmark.errors import MosrmError, SubmissionError
-from benchmark.metrics import PredictionError, aggregate, load_predictions
-from benchmark.models import Batch, Submission, SubmissionSpec
-from benchmark.pairs import build_pairs
-from benchmark.pipeline import PreparedTask, evaluate, prepare
-from benchmark.report import format_result
-from benchmark.scoring import ScoreCache, ScoringConfig
-from benchmark.tables import CLIP_SCHEMA, from_rows
-from benchmark.tasks import load_task_file
-from benchmark.triplets import sample_triplets, triplets_sha256
+from benchmark.pairs import triplets as triplets_mod
+from benchmark.pairs.build import build_pairs
+from benchmark.pairs.prepare import PreparedTask, prepare
+from benchmark.pairs.triplets import sample_triplets, triplets_sha256
+from benchmark.pipeline import evaluate
+from benchmark.results.report import format_result
+from benchmark.scoring.loop import ScoreCache, ScoringConfig
+from benchmark.scoring.models import Batch, Submission, SubmissionSpec
+from benchmark.stats.metrics import PredictionError, aggregate, load_predictions
 from tests.toy_task import write_toy_repo
 
 BS4 = ScoringConfig(max_batch_size=4, progress=False)
@@ -260,7 +261,7 @@ def test_planted_cycle_matches_a_brute_force_recount(toy):
 
 
 def test_cycles_use_the_order_averaged_decision():
-    from benchmark.diagnostics import cycle_flags
+    from benchmark.stats.diagnostics import cycle_flags
 
     p_xy = np.array([0.9, 0.1, 0.9, 0.5, 0.9, 0.6])
     p_yz = np.array([0.9, 0.1, 0.9, 0.9, 0.9, 0.6])
@@ -493,7 +494,7 @@ def test_order_columns_are_checked(toy):
 
 
 def _file_submission(tmp: Path, table: pa.Table, name: str) -> Submission:
-    from benchmark.models import load_submission
+    from benchmark.scoring.models import load_submission
 
     folder = tmp / "subs" / name
     folder.mkdir(parents=True)
@@ -536,7 +537,7 @@ def test_board_and_terminal_show_diagnostics(toy):
     )
     evaluate(_submission(AlwaysA(), name="a-judge"), prepared, results_root=root, config=BS4)
     # a judge whose display name tries Markdown, and a result without diagnostics: refused, as
-    # every result of the versioned schema has them (benchmark.results)
+    # every result of the versioned schema has them (benchmark.results.schema)
     record = json.loads((root / "a-judge" / "toy.json").read_text())
     record["display_name"] = "A | <b>judge</b>"
     (root / "a-judge" / "toy.json").write_text(json.dumps(record))
@@ -573,8 +574,8 @@ def test_a_cycle_free_sample_is_worth_as_many_triplets_as_could_be_disjoint() ->
     independent triplets (3 clips each), not the clips / 2 of pairs."""
     import pyarrow as pa
 
-    from benchmark.diagnostics import cycles
-    from benchmark.uncertainty import wilson, z_value
+    from benchmark.stats.diagnostics import cycles
+    from benchmark.stats.uncertainty import wilson, z_value
 
     rng = np.random.default_rng(0)
     picks = np.array([rng.choice(30, 3, replace=False) for _ in range(300)])

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.cli import main
+from benchmark.data.tables import read_parquet
 from benchmark.leaderboard.data import board_data
-from benchmark.tables import read_parquet
 from tests.layouts import nisqa
 
 REPO = Path(__file__).resolve().parents[1]

@@ -26,10 +26,10 @@ from typing import Any
 
 import pytest
 
-from benchmark import download as dl
-from benchmark.download import extract, fetch, sources
-from benchmark.download.extract import Nested, Unpack, unpack_archive
-from benchmark.download.fetch import Checksum, ChecksumMismatch, DownloadError, download_file
+from benchmark.data import download as dl
+from benchmark.data.download import extract, fetch, sources
+from benchmark.data.download.extract import Nested, Unpack, unpack_archive
+from benchmark.data.download.fetch import Checksum, ChecksumMismatch, DownloadError, download_file
 from benchmark.errors import DataError, MosrmError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -569,7 +569,7 @@ def test_bvcc_end_to_end_against_a_mirror(
     assert again.fetched == [] and again.verified == [root / "transcriptions_clustered.csv"]
     assert server.log == []
     # and the BVCC reader reads exactly what the download produced
-    from benchmark.corpora.bvcc import BvccReader
+    from benchmark.data.corpora.bvcc import BvccReader
 
     clips = BvccReader().read(root, {}).to_pylist()
     assert sorted(c["clip_id"] + ".wav" for c in clips) == sorted(BVCC_WAVS)
@@ -999,7 +999,7 @@ def test_import_does_no_network_io() -> None:
         "socket.socket.connect = refuse\n"
         "socket.create_connection = refuse\n"
         "socket.getaddrinfo = refuse\n"
-        "import sys, benchmark.download\n"
+        "import sys, benchmark.data.download\n"
         "assert 'huggingface_hub' not in sys.modules\n"
         "print('ok')\n"
     )

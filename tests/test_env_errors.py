@@ -11,11 +11,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from benchmark import tasks
 from benchmark.atomic import atomic_write_text
 from benchmark.cli import main
+from benchmark.data import tasks
 from benchmark.errors import MachineError
-from benchmark.scoring import ScoreCache
+from benchmark.scoring.loop import ScoreCache
 from tests.toy_task import write_toy_repo
 
 

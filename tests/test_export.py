@@ -1,5 +1,5 @@
 """`mosrm export-pairs`: the prepared pairs and clip metadata as a Parquet dataset that Hugging Face
-`datasets` loads offline, row for row the harness's pair files, byte-reproducible (benchmark.export)."""
+`datasets` loads offline, row for row the harness's pair files, byte-reproducible (benchmark.results.export)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from benchmark.cli import main
-from benchmark.pipeline import PreparedTask, prepare
-from benchmark.tasks import load_task_file
+from benchmark.data.tasks import load_task_file
+from benchmark.pairs.prepare import PreparedTask, prepare
 from tests.toy_task import settle, write_toy_repo
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark import models
 from benchmark.cli import main
 from benchmark.errors import SubmissionError
-from benchmark.failures import load_failures, record_failure
 from benchmark.leaderboard.board import render_markdown
+from benchmark.results.failures import load_failures, record_failure
+from benchmark.scoring import models
 from tests.test_board import _result
 from tests.toy_task import SHORTCUTS, write_toy_repo
 
@@ -183,13 +183,13 @@ def test_multi_submission_evaluate_goes_on_and_fails_at_the_end(
 def test_write_failure_is_recorded_with_its_stage(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import benchmark.tables
+    import benchmark.data.tables
 
     def refuse(*_: object, **__: object) -> None:
         raise OSError("disk full")
 
     assert main(["--repo", str(repo), "prepare", "toy", "--quiet"]) == 0  # reused below
-    monkeypatch.setattr(benchmark.tables, "write_parquet", refuse)
+    monkeypatch.setattr(benchmark.data.tables, "write_parquet", refuse)
     results = tmp_path / "results"
     assert run(repo, results, "--submissions", "shortcut-random") == 2
     record = json.loads((results / "shortcut-random" / "toy.failed.json").read_text())

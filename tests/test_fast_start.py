@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark import model_facts
+from benchmark.data.tasks import load_task_file
 from benchmark.errors import SubmissionError
-from benchmark.model_facts import ModelFacts
-from benchmark.models import load_submission, model_info
-from benchmark.pipeline import evaluate, prepare
-from benchmark.sandbox import SandboxedModel, bubblewrap
-from benchmark.scoring import ScoringConfig
-from benchmark.tasks import load_task_file
+from benchmark.pairs.prepare import prepare
+from benchmark.pipeline import evaluate
+from benchmark.scoring import model_facts
+from benchmark.scoring.loop import ScoringConfig
+from benchmark.scoring.model_facts import ModelFacts
+from benchmark.scoring.models import load_submission, model_info
+from benchmark.scoring.sandbox import SandboxedModel, bubblewrap
 from tests.toy_task import REPO, write_toy_repo
 
 HEAVY = ("torch", "scipy", "scipy.stats", "pyarrow.dataset")

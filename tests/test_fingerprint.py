@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from benchmark.errors import SubmissionError
-from benchmark.models import current_fingerprint, folder_files
+from benchmark.scoring.models import current_fingerprint, folder_files
 
 HONEST = """
 import torch
@@ -141,7 +141,7 @@ def test_every_other_file_changes_the_fingerprint(tmp_path):
 def test_the_child_never_reads_bytecode_of_the_folder(tmp_path, monkeypatch):
     """Defence in depth: a stale __pycache__ entry the refusal did not see (written after the
     check) is not used; the model runs its source."""
-    from benchmark.sandbox import child
+    from benchmark.scoring.sandbox import child
 
     folder = _folder(tmp_path)
     (folder / "helper.py").write_text("SIGN = 1\n")

@@ -14,7 +14,8 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
-from benchmark.metrics import (
+from benchmark.data.tables import FIXED_SUBSETS, from_rows
+from benchmark.stats.metrics import (
     CELL_KEYS,
     PREDICTION_SCHEMA,
     PredictionError,
@@ -24,8 +25,7 @@ from benchmark.metrics import (
     correctness,
     wilson_interval,
 )
-from benchmark.tables import FIXED_SUBSETS, from_rows
-from benchmark.uncertainty import ClipDesign
+from benchmark.stats.uncertainty import ClipDesign
 from tests.test_uncertainty import brute_variance
 
 _OPS = {"<": float.__lt__, "<=": float.__le__, ">": float.__gt__}

@@ -6,7 +6,12 @@ import pytest
 import yaml
 
 from benchmark.errors import SubmissionError
-from benchmark.models import ImplicitAsScalar, discover_submissions, load_submission, read_spec
+from benchmark.scoring.models import (
+    ImplicitAsScalar,
+    discover_submissions,
+    load_submission,
+    read_spec,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,7 +69,7 @@ def test_repo_submissions_load():
 def _batch(*lengths: int):
     import torch
 
-    from benchmark.models import Batch
+    from benchmark.scoring.models import Batch
 
     n = max(lengths)
     return Batch(
@@ -116,9 +121,9 @@ def test_entry_cannot_escape_or_name_arbitrary_modules(tmp_path):
     with pytest.raises(SubmissionError, match="benchmark.baselines"):
         load_submission(_submission(tmp_path / "b", {"entry": "os:system"}))
     # harness modules other than the reference baselines are not entries (they would run
-    # unsandboxed with the submitter's params, e.g. benchmark.download:download)
+    # unsandboxed with the submitter's params, e.g. benchmark.data.download:download)
     with pytest.raises(SubmissionError, match="benchmark.baselines"):
-        load_submission(_submission(tmp_path / "d", {"entry": "benchmark.download:download"}))
+        load_submission(_submission(tmp_path / "d", {"entry": "benchmark.data.download:download"}))
     sub = load_submission(_submission(tmp_path / "c", {"entry": "model.py:nope"}))
     with pytest.raises(SubmissionError, match="has no 'nope'"):
         sub.model.sample_rate  # noqa: B018 - starting the sandbox builds the model
@@ -256,7 +261,7 @@ def test_requirements_are_checked_before_any_code_runs(tmp_path):
 
 
 def test_model_info_measures_parameters_in_the_sandbox(tmp_path):
-    from benchmark.models import model_info
+    from benchmark.scoring.models import model_info
 
     folder = _submission(
         tmp_path,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.leaderboard.build import build_board
-from benchmark.results import SCHEMA_VERSION, RunRecord, TaskResult
+from benchmark.results.schema import SCHEMA_VERSION, RunRecord, TaskResult
 
 REPO = Path(__file__).resolve().parents[1]
 BOARD = REPO / "leaderboard"
@@ -54,8 +54,8 @@ def test_the_committed_board_rebuilds_byte_for_byte(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", RESULT_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_official_results_validate_and_follow_from_their_predictions(path: Path) -> None:
-    from benchmark.metrics import aggregate
-    from benchmark.tables import read_parquet
+    from benchmark.data.tables import read_parquet
+    from benchmark.stats.metrics import aggregate
 
     result = TaskResult.load(path)
     assert result.schema_version == SCHEMA_VERSION and result.partial is None

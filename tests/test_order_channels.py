@@ -36,20 +36,20 @@ import pyarrow as pa
 import pytest
 import torch
 
-import benchmark.scoring as scoring
-from benchmark.batch import Batch
-from benchmark.diagnostics import diagnose
-from benchmark.metrics import aggregate
-from benchmark.models import Submission, SubmissionSpec
-from benchmark.pipeline import PreparedTask, prepare
-from benchmark.scoring import (
+import benchmark.scoring.loop as scoring
+from benchmark.data.batch import Batch
+from benchmark.data.tasks import Task, load_task_file
+from benchmark.pairs.prepare import PreparedTask, prepare
+from benchmark.scoring.loop import (
     ScoringConfig,
     judge_pairs,
     predict,
     score_clips,
     with_scores,
 )
-from benchmark.tasks import Task, load_task_file
+from benchmark.scoring.models import Submission, SubmissionSpec
+from benchmark.stats.diagnostics import diagnose
+from benchmark.stats.metrics import aggregate
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = ScoringConfig(progress=False)

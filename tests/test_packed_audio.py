@@ -16,17 +16,17 @@ import pyarrow as pa
 import pytest
 import torch
 
-import benchmark.scoring as scoring
-from benchmark import audio_cache, packed_audio
-from benchmark.audio import load_audio
-from benchmark.audio_cache import CACHE_DIR, MANIFEST, build_cache, manifest_sha256
-from benchmark.batch import Batch
+import benchmark.scoring.loop as scoring
+from benchmark.data import audio_cache, packed_audio
+from benchmark.data.audio import load_audio
+from benchmark.data.audio_cache import CACHE_DIR, MANIFEST, build_cache, manifest_sha256
+from benchmark.data.batch import Batch
+from benchmark.data.packed_audio import STORE_FILE, open_store, store_current
+from benchmark.data.tables import CLIP_SCHEMA, from_rows
 from benchmark.errors import DataError
 from benchmark.hashing import sha256_file
-from benchmark.packed_audio import STORE_FILE, open_store, store_current
-from benchmark.prefetch import prefetched
-from benchmark.scoring import ScoringConfig, judge_pairs, score_clips
-from benchmark.tables import CLIP_SCHEMA, from_rows
+from benchmark.scoring.loop import ScoringConfig, judge_pairs, score_clips
+from benchmark.scoring.prefetch import prefetched
 
 # ---------------------------------------------------------------- models that see every sample
 
@@ -461,10 +461,11 @@ def test_dataloader_workers_reopen_the_store(prepared, tmp_path: Path) -> None:
 def test_prepare_writes_the_store_evaluate_uses_it_and_reuse_knows_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from benchmark import pipeline
-    from benchmark.models import load_submission
-    from benchmark.pipeline import evaluate, prepare
-    from benchmark.tasks import load_task_file
+    from benchmark.data.tasks import load_task_file
+    from benchmark.pairs import prepare as pipeline
+    from benchmark.pairs.prepare import prepare
+    from benchmark.pipeline import evaluate
+    from benchmark.scoring.models import load_submission
     from tests.toy_task import write_toy_repo
 
     repo = write_toy_repo(tmp_path)

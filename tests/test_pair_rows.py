@@ -10,8 +10,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from benchmark.pair_rows import SplitRows, _Histogram, bin_values, hex_ids
-from benchmark.pairs import Chosen, kept
+from benchmark.pairs.build import Chosen, kept
+from benchmark.pairs.rows import SplitRows, _Histogram, bin_values, hex_ids
 
 
 @pytest.mark.parametrize("levels", [1, 7, 256, 257, 5000])

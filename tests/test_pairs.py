@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from benchmark import pairs as pairs_mod
+from benchmark.data.tables import CLIP_SCHEMA, PAIR_SCHEMA, RELATIONS, from_rows, read_meta
 from benchmark.errors import DataError
-from benchmark.pairs import RELATION_DEFINITIONS, build_pairs, write_pairs
-from benchmark.tables import CLIP_SCHEMA, PAIR_SCHEMA, RELATIONS, from_rows, read_meta
+from benchmark.pairs import build as pairs_mod
+from benchmark.pairs.build import RELATION_DEFINITIONS, build_pairs, write_pairs
 
 GROUPED = ("same_content", "same_system", "cross", "any")
 
@@ -405,7 +405,7 @@ def test_rejection_path_on_a_large_table() -> None:
             "content_id": [f"t{c}" for c in content],
         }
     )
-    from benchmark.tables import conform
+    from benchmark.data.tables import conform
 
     clips = conform(clips, CLIP_SCHEMA)
     target = 5000
@@ -526,7 +526,7 @@ def test_spilled_and_in_memory_pair_files_are_byte_identical(
 ) -> None:
     """Bucket files (whole pools) and memory (samples) give the same bytes, row groups included;
     the streamed writer gives what `write_pairs` (one table, one `write_table`) gives."""
-    from benchmark import pair_rows
+    from benchmark.pairs import rows as pair_rows
 
     rows = make_rows(8, n=60)
     counts = {"train": {"cross": "all", "same_content": 40, "any": "all"}, "test": {"cross": 50}}
@@ -553,7 +553,7 @@ def test_spilled_and_in_memory_pair_files_are_byte_identical(
 
 
 def test_pair_ids_match_the_reference_definition() -> None:
-    from benchmark.pair_ids import pair_id
+    from benchmark.pairs.ids import pair_id
 
     rows = make_rows(3, n=40)
     t, meta = build(rows, {"train": dict.fromkeys(RELATIONS, "all")})["train"]

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from benchmark.pairs import _Behind
+from benchmark.pairs.build import _Behind
 
 
 def test_chunks_arrive_in_order_on_one_other_thread() -> None:

@@ -14,11 +14,12 @@ import soundfile as sf
 import yaml
 
 from benchmark.cli import main
+from benchmark.data.tasks import load_task_file
 from benchmark.errors import DataError
-from benchmark.models import load_submission
-from benchmark.pipeline import evaluate, prepare
-from benchmark.scoring import ScoringConfig
-from benchmark.tasks import load_task_file
+from benchmark.pairs.prepare import prepare
+from benchmark.pipeline import evaluate
+from benchmark.scoring.loop import ScoringConfig
+from benchmark.scoring.models import load_submission
 from tests.toy_task import write_toy_repo
 
 REPO = Path(__file__).resolve().parents[1]

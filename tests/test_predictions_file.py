@@ -11,11 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from benchmark.data.tasks import get_task
 from benchmark.errors import SubmissionError
-from benchmark.models import load_submission, read_spec
-from benchmark.pipeline import evaluate, prepare
-from benchmark.scoring import ScoringConfig
-from benchmark.tasks import get_task
+from benchmark.pairs.prepare import prepare
+from benchmark.pipeline import evaluate
+from benchmark.scoring.loop import ScoringConfig
+from benchmark.scoring.models import load_submission, read_spec
 from tests.toy_task import write_toy_repo
 
 IDENTITY = ("submission", "display_name", "kind", "model_fingerprint", "preprocessing", "model")

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import benchmark.scoring as scoring
-from benchmark.batch import Batch
-from benchmark.scoring import ScoringConfig, score_clips
-from benchmark.tables import CLIP_SCHEMA, from_rows
+import benchmark.scoring.loop as scoring
+from benchmark.data.batch import Batch
+from benchmark.data.tables import CLIP_SCHEMA, from_rows
+from benchmark.scoring.loop import ScoringConfig, score_clips
 
 
 class ThreadCounter:
-    """Records how many background readers (`benchmark.prefetch` threads) run with the model."""
+    """Records how many background readers (`benchmark.scoring.prefetch` threads) run with the model."""
 
     sample_rate = 16000
 
@@ -100,7 +100,7 @@ def test_a_model_in_another_process_gets_read_ahead(
 ) -> None:
     """Every core busy with torch threads, yet the sandboxed child does the computing: this
     process only reads and pads, so the reader thread overlaps with the child."""
-    from benchmark.sandbox.host import SandboxedModel
+    from benchmark.scoring.sandbox.host import SandboxedModel
 
     assert SandboxedModel.runs_elsewhere is True
     monkeypatch.setattr(scoring, "_usable_cpus", torch.get_num_threads)

@@ -1,5 +1,5 @@
 """`evaluate`/`run` reuse a prepared task whose inputs are unchanged; prepare never leaves half a
-folder behind (benchmark/reuse.py, pipeline.prepare)."""
+folder behind (benchmark/pairs/reuse.py, benchmark/pairs/prepare.py)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,16 @@ from typing import Any
 import pytest
 import yaml
 
-import benchmark.pipeline as pipeline
+import benchmark.pairs.prepare as pipeline
 from benchmark.cli import main
+from benchmark.data.tasks import Task, get_task, load_task_file
 from benchmark.errors import MosrmError
-from benchmark.models import load_submission
+from benchmark.pairs.prepare import PreparedTask, prepare
+from benchmark.pairs.reuse import RACY_NS, tree_signature
 from benchmark.paths import audio_cache_dir, prepared_dir
-from benchmark.pipeline import PreparedTask, evaluate, prepare
-from benchmark.reuse import RACY_NS, tree_signature
-from benchmark.scoring import ScoringConfig
-from benchmark.tasks import Task, get_task, load_task_file
+from benchmark.pipeline import evaluate
+from benchmark.scoring.loop import ScoringConfig
+from benchmark.scoring.models import load_submission
 from tests.layouts import singmos
 from tests.toy_task import REPO, settle, write_toy_repo
 
@@ -196,13 +197,13 @@ def test_refused_full_pool_leaves_no_folder(
 ) -> None:
     """A whole pool is spilled to bucket files on the prepared folder's disk; one that cannot fit
     is refused before any resampling, and neither a task folder nor bucket files are left."""
-    import benchmark.pair_rows
-    import benchmark.pairs
+    import benchmark.pairs.build
+    import benchmark.pairs.rows
 
-    monkeypatch.setattr(benchmark.pairs, "SPILL_ABOVE", 10)
-    real = benchmark.pair_rows.shutil.disk_usage
+    monkeypatch.setattr(benchmark.pairs.build, "SPILL_ABOVE", 10)
+    real = benchmark.pairs.rows.shutil.disk_usage
     monkeypatch.setattr(
-        benchmark.pair_rows.shutil, "disk_usage", lambda p: real(p)._replace(free=1000)
+        benchmark.pairs.rows.shutil, "disk_usage", lambda p: real(p)._replace(free=1000)
     )
     assert main(["--repo", str(repo), "prepare", "toy", "--full-pool", "--quiet"]) == 2
     err = capsys.readouterr().err
@@ -216,18 +217,18 @@ def test_refused_full_pool_leaves_no_folder(
 def test_a_failed_write_removes_the_folder_it_created_but_not_an_older_one(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import benchmark.pair_rows
+    import benchmark.pairs.rows
 
     def fail(*args: Any, **kwargs: Any) -> str:
         raise OSError("disk full")
 
-    monkeypatch.setattr(benchmark.pair_rows.SplitRows, "write", fail)
+    monkeypatch.setattr(benchmark.pairs.rows.SplitRows, "write", fail)
     with pytest.raises(OSError, match="disk full"):
         prepare(_toy(repo), out_dir=tmp_path / "new")
     assert not (tmp_path / "new").exists()
     monkeypatch.undo()
     prepare(_toy(repo), out_dir=tmp_path / "old")
-    monkeypatch.setattr(benchmark.pair_rows.SplitRows, "write", fail)
+    monkeypatch.setattr(benchmark.pairs.rows.SplitRows, "write", fail)
     with pytest.raises(OSError, match="disk full"):
         prepare(_toy(repo), out_dir=tmp_path / "old")
     assert (tmp_path / "old" / "manifest.json").is_file()

@@ -12,12 +12,13 @@ import pytest
 import torch
 
 from benchmark.cli import main
+from benchmark.data.tasks import load_task_file
 from benchmark.errors import MosrmError
 from benchmark.leaderboard.board import render_markdown
-from benchmark.models import Batch, Submission, SubmissionSpec, load_submission
-from benchmark.pipeline import PreparedTask, evaluate, limit_pairs, prepare
-from benchmark.scoring import ScoringConfig, judge_pairs, score_clips
-from benchmark.tasks import load_task_file
+from benchmark.pairs.prepare import PreparedTask, limit_pairs, prepare
+from benchmark.pipeline import evaluate
+from benchmark.scoring.loop import ScoringConfig, judge_pairs, score_clips
+from benchmark.scoring.models import Batch, Submission, SubmissionSpec, load_submission
 from tests.toy_task import write_toy_repo
 
 QUIET = ScoringConfig(progress=False)
@@ -209,7 +210,7 @@ def test_cli_limit_reports_partial_and_refuses_bad_values(toy, capsys):
 
 
 def test_progress_bars_name_the_submission_not_its_fingerprint(tmp_path, write_wav, capsys):
-    from benchmark.tables import CLIP_SCHEMA, from_rows
+    from benchmark.data.tables import CLIP_SCHEMA, from_rows
 
     rows = []
     for i in range(3):

@@ -1,4 +1,4 @@
-"""Label reliability and the noise ceiling (benchmark.reliability), checked against hand-worked
+"""Label reliability and the noise ceiling (benchmark.pairs.reliability), checked against hand-worked
 numbers, against each other, and against the truth on simulated listening tests."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import pyarrow as pa
 import pytest
 from scipy import stats
 
-from benchmark.pairs import build_pairs
-from benchmark.reliability import (
+from benchmark.data.tables import CLIP_SCHEMA, conform
+from benchmark.pairs.build import build_pairs
+from benchmark.pairs.reliability import (
     AGREEMENT_MAX_ABS,
     AGREEMENT_MEAN_ABS,
     PRIOR_DF,
@@ -24,7 +25,6 @@ from benchmark.reliability import (
     se2,
     t_cdf,
 )
-from benchmark.tables import CLIP_SCHEMA, conform
 from tests.rated_clips import rated_clips
 
 

@@ -1,4 +1,4 @@
-"""The versioned results schema (`benchmark.results`): schema version written and enforced by every
+"""The versioned results schema (`benchmark.results.schema`): schema version written and enforced by every
 reader, the run record beside each results file (and left alone by a rerun that reproduces the
 results), and `mosrm validate-results` catching each way a submitted results file can be wrong."""
 
@@ -18,13 +18,14 @@ from pydantic import ValidationError
 
 import benchmark as mb
 from benchmark.cli import main
+from benchmark.data.tasks import load_task_file
 from benchmark.errors import DataError, MosrmError
 from benchmark.leaderboard.board import load_results
-from benchmark.models import Batch, Submission, SubmissionSpec
-from benchmark.pipeline import PreparedTask, evaluate, prepare
-from benchmark.results import SCHEMA_VERSION, RunRecord, TaskResult, run_record_path
-from benchmark.scoring import ScoringConfig
-from benchmark.tasks import load_task_file
+from benchmark.pairs.prepare import PreparedTask, prepare
+from benchmark.pipeline import evaluate
+from benchmark.results.schema import SCHEMA_VERSION, RunRecord, TaskResult, run_record_path
+from benchmark.scoring.loop import ScoringConfig
+from benchmark.scoring.models import Batch, Submission, SubmissionSpec
 from benchmark.validate_results import LOCK_FILE, read_lock
 from tests.toy_task import REPO, write_toy_repo
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark import safe_yaml
 from benchmark.cli import main
+from benchmark.data import safe_yaml
+from benchmark.data.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_NODES, load_yaml
 from benchmark.errors import SubmissionError, TaskSpecError
-from benchmark.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_NODES, load_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,9 +17,9 @@ import torch
 import yaml
 
 from benchmark.errors import SubmissionError
-from benchmark.models import Batch, load_submission
-from benchmark.sandbox import SandboxLimits
-from benchmark.sandbox.host import bwrap_command
+from benchmark.scoring.models import Batch, load_submission
+from benchmark.scoring.sandbox import SandboxLimits
+from benchmark.scoring.sandbox.host import bwrap_command
 from tests.sandbox_required import sandbox_needed
 
 pytestmark = sandbox_needed()
@@ -223,8 +223,8 @@ def test_command_binds_only_what_the_child_needs(tmp_path):
 
 def test_editing_any_file_of_the_folder_means_rescoring(tmp_path):
     """A sibling module the model imports: edit it, and the next evaluation scores anew."""
-    from benchmark.scoring import ScoringConfig, score_clips
-    from benchmark.smoke import mock_task
+    from benchmark.scoring.loop import ScoringConfig, score_clips
+    from benchmark.scoring.smoke import mock_task
 
     folder = tmp_path / "sub"
     folder.mkdir()
@@ -262,10 +262,10 @@ def test_editing_any_file_of_the_folder_means_rescoring(tmp_path):
 
 
 def test_without_bubblewrap_code_is_refused_unless_the_user_says_so(tmp_path, monkeypatch):
-    import benchmark.sandbox.host as host
+    import benchmark.scoring.sandbox.host as host
 
     folder = _folder(tmp_path, "ok")
-    monkeypatch.setattr("benchmark.sandbox.bubblewrap", lambda: None)
+    monkeypatch.setattr("benchmark.scoring.sandbox.bubblewrap", lambda: None)
     monkeypatch.setattr(host, "bubblewrap", lambda: None)
     with pytest.raises(SubmissionError, match=r"bubblewrap.*--unsafe-no-sandbox"):
         load_submission(folder)
@@ -302,7 +302,7 @@ def build():
 
 
 def test_process_limit_caps_threads_and_forks(tmp_path):
-    """Binds as root too: the sandbox's user is never root (`benchmark.sandbox.confine`)."""
+    """Binds as root too: the sandbox's user is never root (`benchmark.scoring.sandbox.confine`)."""
     folder = tmp_path / "threads"
     folder.mkdir()
     (folder / "model.py").write_text(THREADS)

@@ -20,9 +20,9 @@ import torch
 import yaml
 
 from benchmark.errors import SubmissionError
-from benchmark.models import Batch, load_submission
-from benchmark.sandbox import SandboxLimits, cgroups
-from benchmark.sandbox.seccomp import program
+from benchmark.scoring.models import Batch, load_submission
+from benchmark.scoring.sandbox import SandboxLimits, cgroups
+from benchmark.scoring.sandbox.seccomp import program
 from tests.hostile import HOLD_MEMORY
 from tests.sandbox_required import sandbox_needed
 
@@ -161,7 +161,7 @@ def test_the_child_is_not_root_outside_and_proc_sys_refuses_it(tmp_path: Path) -
     try:
         out = sub.model.score(_batch()).tolist()
         pid = sub.model._proc.pid
-        from benchmark.sandbox.watch import process_tree
+        from benchmark.scoring.sandbox.watch import process_tree
 
         uids = {
             int(Path(f"/proc/{p}/status").read_text().split("Uid:")[1].split()[1])
@@ -289,7 +289,7 @@ def test_cpu_budget(tmp_path: Path) -> None:
 
 def test_batches_in_shared_memory_are_read_only_sealed_and_private(tmp_path: Path) -> None:
     """The child cannot resize, write or remap writable the memory the harness writes batches
-    into (`benchmark.sandbox.shared`); what a model writes into its waveforms stays its own."""
+    into (`benchmark.scoring.sandbox.shared`); what a model writes into its waveforms stays its own."""
     sub = load_submission(_folder(tmp_path, "shared"))
     batch = _batch(8)
     expected = float((batch.waveforms.double().pow(2).sum(1) / batch.lengths).sqrt().sum())

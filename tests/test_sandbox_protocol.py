@@ -22,9 +22,9 @@ import torch
 import yaml
 
 from benchmark.errors import SubmissionError
-from benchmark.models import Batch, load_submission
-from benchmark.sandbox import SandboxLimits
-from benchmark.sandbox.protocol import (
+from benchmark.scoring.models import Batch, load_submission
+from benchmark.scoring.sandbox import SandboxLimits
+from benchmark.scoring.sandbox.protocol import (
     MAX_REPLY_HEADER,
     ProtocolError,
     check_reply,
@@ -288,8 +288,8 @@ import json, sys, time
 import torch  # imported before measuring: it is not the attack's
 
 from benchmark.errors import SubmissionError
-from benchmark.models import Batch, load_submission
-from benchmark.sandbox import SandboxLimits
+from benchmark.scoring.models import Batch, load_submission
+from benchmark.scoring.sandbox import SandboxLimits
 
 
 def status(key):
@@ -400,8 +400,8 @@ def test_the_child_refuses_a_malformed_request_before_reading_its_body():
     import io
     import struct
 
-    from benchmark.sandbox.child import _receive
-    from benchmark.sandbox.protocol import encode
+    from benchmark.scoring.sandbox.child import _receive
+    from benchmark.scoring.sandbox.protocol import encode
 
     def frame(raw: bytes) -> io.BytesIO:
         return io.BytesIO(struct.pack(">Q", len(raw)) + raw)

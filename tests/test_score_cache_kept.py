@@ -1,4 +1,4 @@
-"""A process keeps its score-cache connection between runs (`benchmark.score_cache`): the next
+"""A process keeps its score-cache connection between runs (`benchmark.scoring.cache`): the next
 run in that process gets it back only while the file is the one it was kept for, one caller at a
 time, never in a forked child; `release` (run by `mosrm` at the end of a command and at exit)
 closes it and leaves no WAL nor journal behind."""
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-import benchmark.score_cache as score_cache
-from benchmark.score_cache import ScoreCache, release
+import benchmark.scoring.cache as score_cache
+from benchmark.scoring.cache import ScoreCache, release
 
 
 @pytest.fixture(autouse=True)
@@ -110,7 +110,7 @@ def test_another_process_writing_is_seen(tmp_path: Path) -> None:
     path = tmp_path / "scores.sqlite"
     _put(path, "fp", 1.0)
     code = (
-        "import sys; from pathlib import Path; from benchmark.score_cache import ScoreCache\n"
+        "import sys; from pathlib import Path; from benchmark.scoring.cache import ScoreCache\n"
         "with ScoreCache(Path(sys.argv[1])) as c: c.put_clips('other', 'p', [(('c', 's'), 3.0)])"
     )
     subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=120)

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pytest
 import torch
 
+from benchmark.data.tables import CLIP_SCHEMA, PAIR_SCHEMA, from_rows
 from benchmark.errors import DataError, SubmissionError
-from benchmark.models import Batch, Submission, SubmissionSpec
-from benchmark.scoring import ScoreCache, ScoringConfig, predict, score_clips, score_pairs
-from benchmark.tables import CLIP_SCHEMA, PAIR_SCHEMA, from_rows
+from benchmark.scoring.loop import ScoreCache, ScoringConfig, predict, score_clips, score_pairs
+from benchmark.scoring.models import Batch, Submission, SubmissionSpec
 
 QUIET = ScoringConfig(progress=False)
 BS1 = ScoringConfig(max_batch_size=1, progress=False)
@@ -540,7 +540,7 @@ _KILL_SCRIPT = """
 import os, sys
 from pathlib import Path
 import pyarrow.parquet as pq
-from benchmark.scoring import ScoringConfig, score_clips
+from benchmark.scoring.loop import ScoringConfig, score_clips
 from tests.test_scoring import RmsModel
 
 class DieAfter(RmsModel):
@@ -579,7 +579,7 @@ def test_hard_killed_process_keeps_finished_batches(tmp_path, corpus):
         timeout=120,
     )
     assert proc.returncode == 9, proc.stderr
-    # the two finished batches are in the process's journal (benchmark.score_journal), which
+    # the two finished batches are in the process's journal (benchmark.scoring.journal), which
     # the next opener of the cache commits
     assert len(list(tmp_path.glob("c.db.pending-*"))) == 1
     ScoreCache(cache).close()
@@ -632,8 +632,8 @@ def test_torch_modules_run_in_eval_mode_on_the_chosen_device(tmp_path, corpus):
 
 
 def test_effective_preprocessing_records_bf16_only_where_it_applies():
-    from benchmark.audio import preprocessing_config
-    from benchmark.scoring import ScoringConfig, effective_preprocessing
+    from benchmark.data.audio import preprocessing_config
+    from benchmark.scoring.loop import ScoringConfig, effective_preprocessing
 
     assert effective_preprocessing(16000, ScoringConfig(device="cpu")) == preprocessing_config(
         16000

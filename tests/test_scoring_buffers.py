@@ -13,15 +13,15 @@ import pyarrow as pa
 import pytest
 import torch
 
-import benchmark.scoring as scoring
-from benchmark import packed_audio
-from benchmark.audio import pad_batch
-from benchmark.audio_cache import CACHE_DIR, MANIFEST, build_cache
-from benchmark.batch import Batch, PadBuffers, pad_buffers
+import benchmark.scoring.loop as scoring
+from benchmark.data import packed_audio
+from benchmark.data.audio import pad_batch
+from benchmark.data.audio_cache import CACHE_DIR, MANIFEST, build_cache
+from benchmark.data.batch import Batch, PadBuffers, pad_buffers
+from benchmark.data.packed_audio import STORE_FILE, open_store
+from benchmark.data.tables import CLIP_SCHEMA, from_rows
 from benchmark.errors import DataError
-from benchmark.packed_audio import STORE_FILE, open_store
-from benchmark.scoring import ScoringConfig, score_clips
-from benchmark.tables import CLIP_SCHEMA, from_rows
+from benchmark.scoring.loop import ScoringConfig, score_clips
 
 
 @pytest.fixture(autouse=True)

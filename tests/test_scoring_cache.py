@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import benchmark.score_cache as score_cache
-from benchmark.scoring import CACHE_SCHEMA_VERSION, ScoreCache
+import benchmark.scoring.cache as score_cache
+from benchmark.scoring.loop import CACHE_SCHEMA_VERSION, ScoreCache
 
 
 def _one_by_one(path: Path, fingerprint: str, prep: str, keys: list[tuple[str, str]]) -> dict:

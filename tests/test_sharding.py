@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark import models
 from benchmark.cli import main
 from benchmark.errors import MachineError, SubmissionError
-from benchmark.sharding import ShardGroup, split_shards
+from benchmark.scoring import models
+from benchmark.scoring.sharding import ShardGroup, split_shards
 from tests import shard_worker
 from tests.toy_task import REPO, write_toy_repo
 

@@ -19,8 +19,8 @@ from benchmark.leaderboard.build import build_board
 from benchmark.leaderboard.data import LITERATURE
 from benchmark.leaderboard.exports import as_records
 from benchmark.leaderboard.tiers import assign, scored
-from benchmark.metrics import compare
-from benchmark.uncertainty import holm
+from benchmark.stats.metrics import compare
+from benchmark.stats.uncertainty import holm
 from tests.test_board import _result
 
 SCRIPT = "<script>alert(1)</script>"
@@ -134,8 +134,8 @@ def test_tiers_from_scratch_on_clear_differences():
     and two models differing on one pair are not."""
     import pyarrow as pa
 
-    from benchmark.metrics import PREDICTION_SCHEMA
-    from benchmark.tables import FIXED_SUBSETS, from_rows
+    from benchmark.data.tables import FIXED_SUBSETS, from_rows
+    from benchmark.stats.metrics import PREDICTION_SCHEMA
 
     def table(correct: np.ndarray) -> pa.Table:
         rows = [

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmark.data.tasks import get_task, load_task_file, load_tasks
 from benchmark.errors import TaskSpecError
-from benchmark.tasks import get_task, load_task_file, load_tasks
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from benchmark.cli import main
+from benchmark.data.tables import read_parquet
+from benchmark.data.tasks import get_task, load_task_file, load_tasks
 from benchmark.errors import DataError, TaskSpecError
 from benchmark.paths import default_data_root, prepared_dir
-from benchmark.tables import read_parquet
-from benchmark.tasks import get_task, load_task_file, load_tasks
 from tests.layouts import nisqa, tmhint_qi
 
 REPO = Path(__file__).resolve().parents[1]
@@ -223,7 +223,7 @@ def test_evaluate_nisqa_noi_end_to_end(tmp_path):
 @pytest.mark.parametrize("name", sorted(NEW))
 def test_committed_cards_of_the_dimension_tasks(name):
     """Committed, up to date, and pointing at the parent corpus's folder and download."""
-    from benchmark.cards import render_card
+    from benchmark.cards.card import render_card
 
     parent = NEW[name][0]
     card = render_card(get_task(REPO / "tasks", name), None)

@@ -17,9 +17,9 @@ import torch
 import yaml
 
 from benchmark.errors import SubmissionError
-from benchmark.models import Batch, current_fingerprint, load_submission
-from benchmark.sandbox import SandboxedModel
-from benchmark.trust import MANIFEST, compute_manifest, official_manifest
+from benchmark.scoring.models import Batch, current_fingerprint, load_submission
+from benchmark.scoring.sandbox import SandboxedModel
+from benchmark.scoring.trust import MANIFEST, compute_manifest, official_manifest
 from tests.sandbox_required import sandbox_needed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_the_manifest_lists_the_shipped_baselines_as_they_are():
     now = compute_manifest(OFFICIAL)
     assert now == official_manifest(), (
         f"{MANIFEST.relative_to(REPO)} is not current for submissions/: run "
-        "`python -m benchmark.trust --write`, review which folders it adds, and commit it"
+        "`python -m benchmark.scoring.trust --write`, review which folders it adds, and commit it"
     )
     assert {"dnsmos", "plcmos", "shortcut-duration", "shortcut-loudness"} <= set(now)
 
@@ -215,9 +215,9 @@ def test_folders_the_harness_trained_run_in_process(tmp_path):
 
 
 def test_without_bubblewrap_a_strangers_module_entry_is_a_one_line_refusal(tmp_path, monkeypatch):
-    import benchmark.sandbox.host as host
+    import benchmark.scoring.sandbox.host as host
 
-    monkeypatch.setattr("benchmark.sandbox.bubblewrap", lambda: None)
+    monkeypatch.setattr("benchmark.scoring.sandbox.bubblewrap", lambda: None)
     monkeypatch.setattr(host, "bubblewrap", lambda: None)
     folder = _stranger(tmp_path, "dur", "benchmark.baselines.shortcuts:DurationModel")
     with pytest.raises(SubmissionError, match=r"bubblewrap.*--unsafe-no-sandbox") as err:

@@ -18,9 +18,9 @@ from scipy import sparse, special, stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
-from benchmark.pairs import build_pairs
-from benchmark.tables import CLIP_SCHEMA, from_rows
-from benchmark.uncertainty import (
+from benchmark.data.tables import CLIP_SCHEMA, from_rows
+from benchmark.pairs.build import build_pairs
+from benchmark.stats.uncertainty import (
     ClipDesign,
     accuracy_interval,
     clip_variance,
@@ -133,7 +133,7 @@ def test_difference_test_against_scipy() -> None:
 
 def test_quantiles_are_scipy_stats_bit_for_bit() -> None:
     """`uncertainty` calls scipy.special (a far lighter import); scipy.stats is the reference."""
-    from benchmark.uncertainty import z_value
+    from benchmark.stats.uncertainty import z_value
 
     rng = np.random.default_rng(3)
     for confidence in [0.5, 0.8, 0.9, 0.95, 0.99, 0.999, *rng.uniform(0.01, 0.999, 50)]:
@@ -155,7 +155,7 @@ def test_quantiles_are_scipy_stats_bit_for_bit() -> None:
 
 
 def test_known_z_is_scipy_to_the_last_bit() -> None:
-    from benchmark.uncertainty import _Z
+    from benchmark.stats.uncertainty import _Z
 
     assert _Z  # the 95% interval's z, used by every result
     for confidence, z in _Z.items():

@@ -31,7 +31,7 @@ def write_toy_repo(
     """`base/repo` with tasks/toy.yaml over `base/data` (systems x sentences clips); returns repo.
 
     The data files are dated a minute back: a prepare does not record files changed within the
-    last seconds as reusable (see benchmark.reuse.RACY_NS), and these tests want reuse to apply.
+    last seconds as reusable (see benchmark.pairs.reuse.RACY_NS), and these tests want reuse to apply.
     `rated` adds rating counts and standard deviations, so pairs get a label reliability and
     results a noise ceiling.
     """

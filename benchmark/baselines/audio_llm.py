@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.batch import Batch
+from benchmark.data.batch import Batch
 from benchmark.errors import SubmissionError
 
 PLACEHOLDER = "<audio>"

@@ -34,7 +34,7 @@ from torch import nn
 
 from benchmark.baselines.unit_lm import UnitLM
 from benchmark.baselines.units import UnitTokenizer, load_tokenizer
-from benchmark.batch import Batch
+from benchmark.data.batch import Batch
 from benchmark.errors import SubmissionError
 
 METADATA_KEY = "mosrm_dpo"
@@ -42,7 +42,7 @@ Normalise = Literal["sum", "per_unit"]
 
 
 class UnitDPOModel(nn.Module):
-    """Implicit reward model (`benchmark.models.ImplicitRewardModel`): units -> policy, reference."""
+    """Implicit reward model (`benchmark.scoring.models.ImplicitRewardModel`): units -> policy, reference."""
 
     def __init__(
         self,

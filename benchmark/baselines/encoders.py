@@ -9,7 +9,7 @@ One interface, so the scalar model (and the training loop) never care which enco
 Features are returned per frame, not pooled: pooling is the head's choice, and a frame sequence
 keeps the door open for attention pooling or frame-level losses. Two guarantees hold for every
 encoder, because the harness scores clips in length-bucketed batches of any size and caches the
-scores (see `benchmark.scoring`):
+scores (see `benchmark.scoring.loop`):
 
 - nothing beyond a clip's length influences its valid frames (padding is masked, not just ignored
   at the end), so a clip's features do not depend on the batch it is in beyond float noise;

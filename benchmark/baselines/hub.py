@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmark.batch import Batch
+from benchmark.data.batch import Batch
 from benchmark.errors import SubmissionError
 
 

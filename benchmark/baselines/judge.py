@@ -37,7 +37,7 @@ from torch import nn
 from benchmark.baselines.encoders import Encoder, build_encoder, resolve_encoder_config
 from benchmark.baselines.scalar import config_json, load_configured, masked_mean
 from benchmark.baselines.scalar import save as save  # one weights writer for every reference model
-from benchmark.batch import Batch
+from benchmark.data.batch import Batch
 from benchmark.errors import SubmissionError
 
 CONFIG_VERSION = 1

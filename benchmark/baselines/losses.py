@@ -71,7 +71,7 @@ def dpo_loss(
         = softplus(−β · margin)
 
     It is Bradley–Terry on the implicit reward r(y) = β (log π(y) − log π_ref(y)), which is why a
-    DPO-trained policy is scored as that reward (`benchmark.models.ImplicitAsScalar`). This is
+    DPO-trained policy is scored as that reward (`benchmark.scoring.models.ImplicitAsScalar`). This is
     the formula of TRL's default `loss_type="sigmoid"` DPO loss with `label_smoothing=0`
     (−logsigmoid(β · logits), logits = chosen log-ratio − rejected log-ratio); TRL is not a
     dependency here, so the tests check it against hand-computed values instead. Log-probs are

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from benchmark.baselines.encoders import Encoder, build_encoder, frame_mask, resolve_encoder_config
-from benchmark.batch import Batch
+from benchmark.data.batch import Batch
 from benchmark.errors import SubmissionError
 
 CONFIG_VERSION = 1

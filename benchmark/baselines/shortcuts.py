@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-    from benchmark.batch import Batch
+    from benchmark.data.batch import Batch
 
 
 class RandomModel:

@@ -509,8 +509,8 @@ def _end_epoch(
 
 
 def _prepare_tasks(config: TrainConfig, repo: Path) -> list[TaskData]:
-    from benchmark.pipeline import prepare
-    from benchmark.tasks import get_task
+    from benchmark.data.tasks import get_task
+    from benchmark.pairs.prepare import prepare
 
     out = []
     for name in config.tasks:

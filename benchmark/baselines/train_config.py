@@ -77,7 +77,7 @@ class TrainConfig(BaseModel):
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
-    from benchmark.safe_yaml import load_yaml
+    from benchmark.data.safe_yaml import load_yaml
 
     path = Path(path)
     raw = load_yaml(path, TrainConfigError)

@@ -1,8 +1,8 @@
 """What a training run sees: prepared tasks' pairs and clips, through the scorer's own audio path.
 
 A model trained on audio decoded one way and scored on audio decoded another learns the difference.
-So clips come from the task's prepared 16 kHz cache through `benchmark.audio.load_audio` and
-`pad_batch`, exactly as `benchmark.scoring` feeds them. The order of examples is a pure function
+So clips come from the task's prepared 16 kHz cache through `benchmark.data.audio.load_audio` and
+`pad_batch`, exactly as `benchmark.scoring.loop` feeds them. The order of examples is a pure function
 of (seed, epoch), so an interrupted run resumes on the very batches it would have seen, and every
 rank of a torchrun job derives the same global batches and takes its own slice of each.
 Balance across corpora (the paper trains one model on five): each epoch draws the same number of
@@ -23,8 +23,8 @@ from benchmark.errors import MosrmError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from benchmark.batch import Batch
-    from benchmark.pipeline import PreparedTask
+    from benchmark.data.batch import Batch
+    from benchmark.pairs.prepare import PreparedTask
 
 
 @dataclass
@@ -136,7 +136,7 @@ class AudioStore:
 
     def wave(self, task: int, clip_id: str) -> np.ndarray:
         """The clip as the scorer would feed it, cut to its first `max_seconds` for training."""
-        from benchmark.audio import load_audio, resolve_audio_path
+        from benchmark.data.audio import load_audio, resolve_audio_path
 
         key = (task, clip_id)
         got = self._cache.get(key)
@@ -153,7 +153,7 @@ class AudioStore:
         return got
 
     def batch(self, items: list[tuple[int, str]]) -> Batch:
-        from benchmark.audio import pad_batch
+        from benchmark.data.audio import pad_batch
 
         waves = [self.wave(t, c) for t, c in items]
         return pad_batch(waves, self.sample_rate, [f"{t}:{c}" for t, c in items])

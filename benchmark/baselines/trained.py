@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from benchmark.baselines.train_config import TrainConfig
-    from benchmark.pipeline import PreparedTask
+    from benchmark.pairs.prepare import PreparedTask
 
 
 def training_key(config: TrainConfig, prepared: dict[str, PreparedTask]) -> str:
     """The config's hash and the exact data: each task's pair files and its 16 kHz audio cache."""
-    from benchmark.audio_cache import manifest_sha256
+    from benchmark.data.audio_cache import manifest_sha256
 
     data = {}
     for name in config.tasks:

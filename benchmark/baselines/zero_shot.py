@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark.batch import Batch
+from benchmark.data.batch import Batch
 
 if TYPE_CHECKING:
     import onnxruntime

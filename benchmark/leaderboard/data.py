@@ -1,7 +1,7 @@
 """The board as data: every table computed once from the results folder, then only formatted.
 
 `board_data` reads `board.load_results` and the failure records, applies the board's rules
-(module doc of `benchmark.leaderboard.board`: synthetic tasks never pooled with real ones, ranking
+(module doc of `benchmark.leaderboard.load`: synthetic tasks never pooled with real ones, ranking
 only among submissions evaluated on the same task set, failed and stale results unranked) and adds
 significance tiers (`benchmark.leaderboard.tiers`). The Markdown, HTML, CSV and JSON renderers read
 only this, so the four outputs cannot disagree, and each does its own escaping.
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.escape import display_name
-from benchmark.report import bin_label
+from benchmark.results.report import bin_label
 
 SUBSETS = ("dmos_lt_0_2", "dmos_le_0_5", "dmos_gt_1_5")
 """Fixed ΔMOS subsets shown, in column order (`tables.FIXED_SUBSETS`)."""
@@ -50,7 +50,7 @@ class Cell:
 
     @classmethod
     def of_ceiling(cls, cell: dict[str, Any] | None) -> Cell:
-        """A noise-ceiling cell (`benchmark.ceiling`) as a Cell: the ceiling in place of an
+        """A noise-ceiling cell (`benchmark.stats.ceiling`) as a Cell: the ceiling in place of an
         accuracy, the oracle's interval, n = the pairs with a label reliability."""
         if not cell or not cell.get("n_rated") or cell.get("ceiling") is None:
             return cls(None)
@@ -65,7 +65,7 @@ class Cell:
 @dataclass(frozen=True)
 class Ceiling:
     """The noise ceiling of a task's pairs: the strict accuracy of an oracle that knows the true
-    (infinite-panel) means, against the observed labels (`benchmark.reliability`). The same for
+    (infinite-panel) means, against the observed labels (`benchmark.pairs.reliability`). The same for
     every model (it depends on the pairs only); `partial` when some pairs have no reliability."""
 
     estimator: str
@@ -108,7 +108,7 @@ def _cells(m: dict[str, Any], bins: int, of: Callable[[Any], Cell]) -> dict[str,
 
 def gap_closed(acc: Cell, ceiling: Cell | None) -> float | None:
     """(accuracy − chance) / (ceiling − chance): the share of the reachable gain above chance."""
-    from benchmark.reliability import gap_closed as closed
+    from benchmark.pairs.reliability import gap_closed as closed
 
     if ceiling is None or ceiling.accuracy is None or acc.accuracy is None:
         return None
@@ -297,7 +297,7 @@ LITERATURE = [
 
 def shown_name(record: dict[str, Any]) -> str:
     """The unique plain display name `board.load_results` set, capped for a table cell."""
-    from benchmark.leaderboard.board import _shown
+    from benchmark.leaderboard.load import _shown
 
     return display_name(str(record.get("_shown") or _shown(record)), 160)
 
@@ -347,7 +347,7 @@ class _Predictions:
     def table(self, record: dict[str, Any]) -> Any:
         import pyarrow.parquet as pq
 
-        from benchmark.leaderboard.board import _without_orders, predictions_path
+        from benchmark.leaderboard.load import _without_orders, predictions_path
 
         path = record["_path"]
         if path not in self._tables:
@@ -379,7 +379,7 @@ def _task_board(
     now: dict[str, tuple[str | None, str | None]],
     preds: _Predictions,
 ) -> TaskBoard:
-    from benchmark.leaderboard.board import _check_task
+    from benchmark.leaderboard.load import _check_task
 
     shown = recs + stale
     failed_notes = [
@@ -463,7 +463,7 @@ def _dimension_summaries(
     import pyarrow as pa
 
     from benchmark.leaderboard import tiers
-    from benchmark.metrics import aggregate
+    from benchmark.stats.metrics import aggregate
 
     by_sub: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
@@ -548,8 +548,8 @@ def _models(records: list[dict[str, Any]]) -> list[Model]:
 def board_data(results_root: str | Path, submissions_root: str | Path | None = None) -> Board:
     """Every table of the board from the results folder (and, with `submissions_root`, each
     result's fingerprint checked against its folder: a mismatch is stale)."""
-    from benchmark.failures import load_failures
-    from benchmark.leaderboard.board import current_fingerprints, load_results
+    from benchmark.leaderboard.load import current_fingerprints, load_results
+    from benchmark.results.failures import load_failures
 
     records = load_results(results_root)
     failures = load_failures(results_root)

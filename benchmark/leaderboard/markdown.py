@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from benchmark.data.tables import RELATIONS
 from benchmark.escape import markdown_cell
 from benchmark.leaderboard.data import (
     SUBSETS,
@@ -22,8 +23,7 @@ from benchmark.leaderboard.data import (
     summaries_by_dimension,
 )
 from benchmark.leaderboard.tiers import ALPHA
-from benchmark.report import SUBSET_LABELS
-from benchmark.tables import RELATIONS
+from benchmark.results.report import SUBSET_LABELS
 
 INTRO = (
     "Strict pairwise accuracy in % (ties count as wrong) with 95% intervals that account for "
@@ -175,7 +175,7 @@ def diagnostics_cells(r: Row) -> list[str]:
 
 
 def diagnostics_table(t: TaskBoard) -> str:
-    """Judge diagnostics of the task's pairwise models (`benchmark.diagnostics`), or "".
+    """Judge diagnostics of the task's pairwise models (`benchmark.stats.diagnostics`), or "".
 
     Models with one score per clip are not rows: they are consistent, unbiased and acyclic by
     construction, which the line under the table says.

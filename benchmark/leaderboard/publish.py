@@ -147,7 +147,7 @@ def hub_offline() -> bool:
 def results_license(task_names: set[str], task_licenses: Mapping[str, str]) -> str:
     """The card's `license`: the one Hub licence id of every task's corpus, else `other` (results
     derive from the corpora's labels, so their terms apply)."""
-    from benchmark.export import hub_license
+    from benchmark.results.export import hub_license
 
     ids = {hub_license(task_licenses[t]) if t in task_licenses else None for t in task_names}
     return ids.pop() if len(ids) == 1 and None not in ids else "other"
@@ -275,7 +275,7 @@ def _walk(root: Path, what: str) -> list[tuple[Path, bool]]:
 def _result_files(root: Path, skipped: list[tuple[Path, str]]) -> list[Path]:
     """The board's inputs in `root`: `<submission>/<task>.json` and its companions, failure records.
     Everything else goes to `skipped` with the reason."""
-    from benchmark.ceiling import is_filtered_name
+    from benchmark.stats.ceiling import is_filtered_name
 
     kept: list[Path] = []
     for path, hidden in _walk(root, "results folder"):
@@ -492,7 +492,7 @@ def _verified_bytes(entry: ManifestEntry) -> bytes:
 
 
 def _one_line(exc: BaseException) -> str:
-    from benchmark.failures import one_line
+    from benchmark.results.failures import one_line
 
     return one_line(str(exc) or type(exc).__name__, 300)
 

@@ -41,7 +41,7 @@ from benchmark.leaderboard.markdown import (
     merged_bins_note,
     pct,
 )
-from benchmark.report import SUBSET_LABELS
+from benchmark.results.report import SUBSET_LABELS
 
 TITLE = "mosrm-bench leaderboard"
 CSP = (

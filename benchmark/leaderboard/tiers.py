@@ -25,8 +25,8 @@ import numpy as np
 import pyarrow as pa
 
 from benchmark.errors import MosrmError
-from benchmark.metrics import _correctness, load_predictions
-from benchmark.uncertainty import ClipDesign, difference_test, holm
+from benchmark.stats.metrics import _correctness, load_predictions
+from benchmark.stats.uncertainty import ClipDesign, difference_test, holm
 
 ALPHA = 0.05
 """Family-wise error rate of each tier's comparisons against its leader."""

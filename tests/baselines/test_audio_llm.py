@@ -12,9 +12,9 @@ import yaml
 from benchmark.baselines.audio_llm import build
 from benchmark.cli import main
 from benchmark.errors import SubmissionError
-from benchmark.models import Batch, load_submission
-from benchmark.scoring import ScoringConfig, score_pairs
-from benchmark.smoke import mock_task
+from benchmark.scoring.loop import ScoringConfig, score_pairs
+from benchmark.scoring.models import Batch, load_submission
+from benchmark.scoring.smoke import mock_task
 from tests.baselines.tiny_hf import save_tiny_qwen2_audio
 from tests.toy_task import write_toy_repo
 
@@ -140,7 +140,7 @@ def _submission(root, tiny, name: str, **params) -> object:
 def test_submission_yaml_scores_pairs(tmp_path, tiny):
     from benchmark.paths import home
 
-    trusted = home() / "trained" / "0123abcd"  # in-process here only (benchmark.trust)
+    trusted = home() / "trained" / "0123abcd"  # in-process here only (benchmark.scoring.trust)
     sub = load_submission(_submission(trusted, tiny, "judge", max_batch=3))
     assert sub.model.fingerprint().startswith("audio-llm-v1-") and not sub.sandboxed
     data = tmp_path / "data"
@@ -187,7 +187,7 @@ def test_the_example_submission_is_valid():
     from pathlib import Path
 
     from benchmark.baselines import audio_llm
-    from benchmark.models import read_spec
+    from benchmark.scoring.models import read_spec
 
     spec = read_spec(Path(__file__).resolve().parents[2] / "examples" / "qwen2-audio-judge")
     assert spec.kind == "pairwise" and spec.entry == "benchmark.baselines.audio_llm:build"

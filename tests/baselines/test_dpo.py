@@ -28,7 +28,7 @@ from benchmark.baselines.units import (
     save_tokenizer,
 )
 from benchmark.errors import SubmissionError
-from benchmark.models import Batch, ImplicitAsScalar, load_submission
+from benchmark.scoring.models import Batch, ImplicitAsScalar, load_submission
 from tests.baselines.train_fixture import config_file, torchrun_train, write_train_repo
 
 UNITS = {"frontend": {"type": "logmel", "n_mels": 16}, "stack": 2, "stride": 2, "codebook_size": 8}
@@ -89,7 +89,7 @@ def _waves(seed: int = 0) -> tuple[list[np.ndarray], Batch]:
 
 
 def _batch(waves: list[np.ndarray]) -> Batch:
-    from benchmark.audio import pad_batch
+    from benchmark.data.audio import pad_batch
 
     return pad_batch(waves, 16000, [str(i) for i in range(len(waves))])
 
@@ -227,7 +227,7 @@ def trained(tmp_path_factory):
 
 def _harness_trained(folder: Path) -> Path:
     """A copy of `folder` where the harness keeps what it trained (`$MOSRM_HOME/trained/`), so
-    that it loads in-process and these tests can look inside the model (`benchmark.trust`); the
+    that it loads in-process and these tests can look inside the model (`benchmark.scoring.trust`); the
     same folder anywhere else is a stranger's and runs sandboxed."""
     from benchmark.paths import home
 
@@ -247,7 +247,7 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def test_trained_folders_load_and_pass_the_smoke_run(trained):
-    from benchmark.smoke import smoke_run
+    from benchmark.scoring.smoke import smoke_run
 
     repo, cfg, out = trained
     norm = out.parent / "toy-dpo-norm"

@@ -32,7 +32,7 @@ from benchmark.baselines.rewards import (
     reward,
 )
 from benchmark.errors import SubmissionError
-from benchmark.models import Batch
+from benchmark.scoring.models import Batch
 
 TINY = {
     "encoder": {"type": "logmel", "n_mels": 16, "channels": [8, 8], "strides": [1, 2]},
@@ -199,7 +199,7 @@ def test_group_normalisation_cancels_a_correctness_only_shaping():
 
 
 def _batch(seed: int, lengths: list[int]) -> Batch:
-    from benchmark.audio import pad_batch
+    from benchmark.data.audio import pad_batch
 
     rng = np.random.default_rng(seed)
     waves = [(0.1 * rng.normal(size=n)).astype(np.float32) for n in lengths]
@@ -381,8 +381,8 @@ def _config(repo: Path, **extra: object) -> Path:
 def test_recipe_writes_two_judges_that_load_and_pass_the_smoke_run(repo, tmp_path):
     from benchmark.baselines.train import train
     from benchmark.baselines.train_config import load_train_config
-    from benchmark.models import load_submission
-    from benchmark.smoke import smoke_run
+    from benchmark.scoring.models import load_submission
+    from benchmark.scoring.smoke import smoke_run
 
     cfg = load_train_config(_config(repo, grpo={"dapo": True}))  # the DAPO path end to end
     out = train(cfg, tmp_path / "toy-grpo", repo=repo, progress=False)

@@ -10,9 +10,9 @@ import yaml
 
 from benchmark.cli import main
 from benchmark.errors import SubmissionError
-from benchmark.models import load_submission
-from benchmark.scoring import ScoringConfig, score_clips
-from benchmark.smoke import mock_task
+from benchmark.scoring.loop import ScoringConfig, score_clips
+from benchmark.scoring.models import load_submission
+from benchmark.scoring.smoke import mock_task
 from tests.baselines.tiny_hf import tiny_wav2vec2_config
 from tests.toy_task import write_toy_repo
 
@@ -26,7 +26,7 @@ def _tiny(folder, norm: str = "layer", labels: int = 1) -> None:
 
 
 def _trusted_root():
-    """Where the harness keeps folders it trained: trusted in-process (`benchmark.trust`). A
+    """Where the harness keeps folders it trained: trusted in-process (`benchmark.scoring.trust`). A
     stranger's hub entry runs sandboxed instead (tests/test_trusted_entries.py)."""
     from benchmark.paths import home
 

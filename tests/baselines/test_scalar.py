@@ -22,10 +22,10 @@ from benchmark.baselines.scalar import (
     resolve_config,
     save,
 )
+from benchmark.data.tables import CLIP_SCHEMA, from_rows
 from benchmark.errors import SubmissionError
-from benchmark.models import Batch, load_submission, model_info
-from benchmark.scoring import ScoringConfig, score_clips
-from benchmark.tables import CLIP_SCHEMA, from_rows
+from benchmark.scoring.loop import ScoringConfig, score_clips
+from benchmark.scoring.models import Batch, load_submission, model_info
 from tests.baselines.test_encoders import save_tiny
 
 SMALL = {
@@ -260,7 +260,7 @@ def test_batch_size_invariance_through_score_clips(tmp_path, write_wav):
 def test_usable_as_a_trusted_submission_entry(tmp_path, write_wav):
     from benchmark.paths import home
 
-    # trusted in-process where the harness keeps what it trained (benchmark.trust); the same
+    # trusted in-process where the harness keeps what it trained (benchmark.scoring.trust); the same
     # folder anywhere else is a stranger's, and runs sandboxed (tests/test_trusted_entries.py)
     folder = home() / "trained" / "0123abcd" / "logmel-bt"
     folder.mkdir(parents=True)

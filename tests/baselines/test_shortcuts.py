@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from benchmark.baselines.shortcuts import DurationModel, LoudnessModel, RandomModel
-from benchmark.models import Batch
+from benchmark.scoring.models import Batch
 
 
 def _batch(waves: list[np.ndarray], sr: int = 16000) -> Batch:

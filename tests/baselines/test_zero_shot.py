@@ -11,7 +11,7 @@ import yaml
 
 from benchmark.baselines import zero_shot as zs
 from benchmark.errors import SubmissionError
-from benchmark.models import Batch, load_submission, model_info
+from benchmark.scoring.models import Batch, load_submission, model_info
 
 REPO = Path(__file__).resolve().parents[2]
 RATE = 16000
@@ -137,7 +137,7 @@ def test_bad_params_give_one_line_naming_the_field(tmp_path, name, entry, params
 
     folder = (
         home() / "trained" / "test" / name
-    )  # in-process, as the harness's own (benchmark.trust)
+    )  # in-process, as the harness's own (benchmark.scoring.trust)
     folder.mkdir(parents=True)
     spec = yaml.safe_load((REPO / "submissions" / name / "submission.yaml").read_text())
     spec["params"] = params

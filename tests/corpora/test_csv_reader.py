@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.corpora.csv_reader import CsvReader
+from benchmark.data.corpora.csv_reader import CsvReader
+from benchmark.data.tables import validate_clips
 from benchmark.errors import DataError
-from benchmark.tables import validate_clips
 
 OPTIONS = {
     "file": "scores.csv",

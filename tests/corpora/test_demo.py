@@ -13,10 +13,10 @@ import pyarrow as pa
 import pytest
 import soundfile as sf
 
-from benchmark.corpora import demo, get_reader
-from benchmark.corpora.demo import DemoReader, generate
+from benchmark.data.corpora import demo, get_reader
+from benchmark.data.corpora.demo import DemoReader, generate
+from benchmark.data.tables import validate_clips
 from benchmark.errors import DataError
-from benchmark.tables import validate_clips
 
 TINY = {"n_sentences": 4, "n_voices": 2, "systems": ["clean", "noise", "combo"]}
 """Small but with both a transparent and the heaviest system, and one ffmpeg round trip."""

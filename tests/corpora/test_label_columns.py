@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.corpora import get_reader
+from benchmark.data.corpora import get_reader
 from benchmark.errors import DataError
 
 

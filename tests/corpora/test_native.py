@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.corpora._native import (
+from benchmark.data.corpora._native import (
     Skip,
     check_root,
     clip_table,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.corpora import get_reader
-from benchmark.corpora._native import table_skips
-from benchmark.corpora.nisqa import NisqaReader
+from benchmark.data.corpora import get_reader
+from benchmark.data.corpora._native import table_skips
+from benchmark.data.corpora.nisqa import NisqaReader
+from benchmark.data.tables import validate_clips
 from benchmark.errors import DataError
-from benchmark.tables import validate_clips
 from tests.layouts import assert_contract
 from tests.layouts import nisqa as layout
 

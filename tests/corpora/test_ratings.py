@@ -7,9 +7,9 @@ import statistics
 import pyarrow as pa
 import pytest
 
+from benchmark.data.tables import CLIP_SCHEMA, attach_mos_rounding, from_rows, validate_clips
 from benchmark.errors import DataError
-from benchmark.pipeline import rescale_to_canonical
-from benchmark.tables import CLIP_SCHEMA, attach_mos_rounding, from_rows, validate_clips
+from benchmark.pairs.prepare import rescale_to_canonical
 
 
 def _clips(rows: list[dict]) -> pa.Table:

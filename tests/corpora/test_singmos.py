@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.corpora import get_reader, singmos
-from benchmark.corpora._native import table_skips
-from benchmark.corpora.singmos import SingmosReader
+from benchmark.data.corpora import get_reader, singmos
+from benchmark.data.corpora._native import table_skips
+from benchmark.data.corpora.singmos import SingmosReader
+from benchmark.data.tables import validate_clips
 from benchmark.errors import DataError
-from benchmark.tables import validate_clips
 from tests.layouts import assert_contract
 from tests.layouts import singmos as layout
 

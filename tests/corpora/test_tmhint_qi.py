@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.corpora import get_reader, tmhint_qi
-from benchmark.corpora._native import table_skips
-from benchmark.corpora.tmhint_qi import TmhintQiReader
+from benchmark.data.corpora import get_reader, tmhint_qi
+from benchmark.data.corpora._native import table_skips
+from benchmark.data.corpora.tmhint_qi import TmhintQiReader
+from benchmark.data.tables import validate_clips
 from benchmark.errors import DataError
-from benchmark.tables import validate_clips
 from tests.layouts import assert_contract
 from tests.layouts import tmhint_qi as layout
 
@@ -320,7 +320,7 @@ def test_user_test_stems_file(tmp_path):
 
 def test_shipped_list_of_test_stems(tmp_path, monkeypatch):
     path = tmhint_qi.TEST_STEMS_FILE
-    assert path == REPO / "benchmark" / "corpora" / "data" / "tmhint_qi_test_stems.txt"
+    assert path == REPO / "benchmark" / "data" / "corpora" / "data" / "tmhint_qi_test_stems.txt"
     data = path.read_bytes()
     assert hashlib.sha256(data).hexdigest() == tmhint_qi.TEST_STEMS_SHA256
     lines = data.decode().splitlines()
@@ -333,8 +333,10 @@ def test_shipped_list_of_test_stems(tmp_path, monkeypatch):
     assert not set(layout.UNRATED) & set(stems)
     # setuptools ships it in the wheel
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    data_globs = pyproject["tool"]["setuptools"]["package-data"]["benchmark.corpora"]
-    assert any(path.relative_to(REPO / "benchmark" / "corpora").match(g) for g in data_globs)
+    data_globs = pyproject["tool"]["setuptools"]["package-data"]["benchmark.data.corpora"]
+    assert any(
+        path.relative_to(REPO / "benchmark" / "data" / "corpora").match(g) for g in data_globs
+    )
     # a damaged copy is detected on read
     damaged = tmp_path / path.name
     damaged.write_bytes(data.replace(b"b2_21_06", b"b2_21_07", 1))

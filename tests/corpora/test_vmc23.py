@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.corpora import get_reader, vmc23
-from benchmark.corpora._native import table_skips
-from benchmark.corpora.vmc23 import Vmc23Reader
+from benchmark.data.corpora import get_reader, vmc23
+from benchmark.data.corpora._native import table_skips
+from benchmark.data.corpora.vmc23 import Vmc23Reader
+from benchmark.data.tables import mos_rounding, validate_clips
 from benchmark.errors import DataError
-from benchmark.tables import mos_rounding, validate_clips
 from tests.layouts import assert_contract
 from tests.layouts import vmc23 as layout
 

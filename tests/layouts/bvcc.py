@@ -1,4 +1,4 @@
-"""BVCC's native `main/` folder in miniature (see benchmark/corpora/bvcc.py for the real layout).
+"""BVCC's native `main/` folder in miniature (see benchmark/data/corpora/bvcc.py for the real layout).
 
 27 clips: per split three systems x three text clusters, with the quirks of the release: headerless
 MOS lists ending in a blank line, headerless per-rating files with five fields a row (the last one

@@ -1,4 +1,4 @@
-"""The SOMOS release in miniature (see benchmark/corpora/somos.py for the real layout).
+"""The SOMOS release in miniature (see benchmark/data/corpora/somos.py for the real layout).
 
 27 clips: per split three systems x three sentences, under `training_files/split1/{clean,full}/`
 with the release's headers, utteranceIds carrying `.wav` (as in the release), a variable number of

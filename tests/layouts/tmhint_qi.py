@@ -8,7 +8,7 @@ beside valid ones, `clean_TMHINT_*` clips, and a trailing blank line.
 
 Like the release, the split is not the speaker: the test folder holds real test stems of speakers
 b2 and g4 (three systems × six sentences, every stem in the shipped list
-`benchmark/corpora/data/tmhint_qi_test_stems.txt`), and the train folder holds b2/g4 clips too (the
+`benchmark/data/corpora/data/tmhint_qi_test_stems.txt`), and the train folder holds b2/g4 clips too (the
 same sentences under other systems, and b2/g4 sentences without a test clip) beside speakers b1 and
 g1. How the `method, snr, noise` columns spell clean clips is undocumented; they are written as
 `clean, None, None` here (the reader ignores them).
@@ -53,6 +53,7 @@ DEV_SEED = 1337
 TEST_STEMS = (
     Path(__file__).resolve().parents[2]
     / "benchmark"
+    / "data"
     / "corpora"
     / "data"
     / "tmhint_qi_test_stems.txt"

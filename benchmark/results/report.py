@@ -1,0 +1,265 @@
+"""Plain-text views of results and comparisons for the terminal (`evaluate`, `compare`).
+
+Kept apart from the CLI so that notebooks and scripts print the same tables, and apart from the
+board, which renders Markdown/HTML for publication. Every number shown comes from the results or
+comparison dicts unchanged; this module only lays them out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+SUBSET_LABELS = {
+    "dmos_lt_0_2": "ΔMOS < 0.2",
+    "dmos_le_0_5": "ΔMOS ≤ 0.5",
+    "dmos_gt_1_5": "ΔMOS > 1.5",
+}
+"""Display names of `tables.FIXED_SUBSETS`."""
+
+
+def _pct(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "–"
+    return f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}"
+
+
+def _p(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return "<0.0001" if x < 1e-4 else f"{x:.4f}"
+
+
+def bin_label(i: int, edges: Sequence[float] | None) -> str:
+    if edges and len(edges) > i + 1:
+        return f"bin {i} (Δ {edges[i]:.2f}–{edges[i + 1]:.2f})"
+    return f"bin {i}"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    """First column left-aligned, the others right-aligned, two spaces apart."""
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            f"{c:<{w}}" if i == 0 else f"{c:>{w}}"
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join(line(r) for r in [head, *rows])
+
+
+Path = tuple[str, ...]
+"""Where a cell sits in a metrics-shaped block: ("overall",), ("by_bin", "0"), …"""
+
+
+def _cells(metrics: dict[str, Any], edges: Sequence[float] | None) -> list[tuple[str, dict, Path]]:
+    """The labelled cells shown for one result or comparison: overall, relations, bins, subsets,
+    each with its place in the block (to find the matching ceiling cell)."""
+    out: list[tuple[str, dict, Path]] = [("overall", metrics["overall"], ("overall",))]
+    for group in ("by_relation", "by_bin", "by_subset", "by_group_subset"):
+        for key, c in metrics.get(group, {}).items():
+            if group == "by_bin":
+                label = bin_label(int(key), edges)
+            elif group == "by_subset":
+                label = SUBSET_LABELS.get(key, key)
+            else:
+                label = f"subset {key}" if group == "by_group_subset" else key
+            out.append((f"  {label}", c, (group, key)))
+    return out
+
+
+def _ceiling_at(ceiling: dict[str, Any] | None, path: Path, relation: str | None = None) -> Any:
+    """The ceiling cell at `path` (None where there is none). Restricted to one `relation` (a
+    comparison on its pairs only), a bin reads that relation's bin and the subsets, which the
+    ceiling does not split by relation, have none."""
+    if not ceiling:
+        return None
+    if relation is not None:
+        if path[0] in ("overall", "by_relation"):
+            path = ("by_relation", relation)
+        elif path[0] == "by_bin":
+            path = ("by_relation_bin", relation, path[1])
+        else:
+            return None
+    node: Any = ceiling
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _ceiling_text(c: dict[str, Any] | None) -> str:
+    if c is None:
+        return "–"
+    return f"{_pct(c['ceiling'])} [{_pct(c['ci_low'])}, {_pct(c['ci_high'])}]"
+
+
+def _gap_text(accuracy: float | None, c: dict[str, Any] | None) -> str:
+    from benchmark.pairs.reliability import gap_closed
+
+    share = None if accuracy is None or c is None else gap_closed(accuracy, c["ceiling"])
+    return "–" if share is None else f"{100 * share:.0f}%"
+
+
+def ceiling_note(ceiling: dict[str, Any]) -> str:
+    """What the ceiling columns mean, in two lines under the table."""
+    conf = int(round(100 * ceiling["confidence"]))
+    return (
+        "ceiling: accuracy of an oracle knowing the true means (mean label reliability, "
+        f"{ceiling['estimator']}; {conf}% interval)\n"
+        "of gap: (accuracy − 50) / (ceiling − 50), the share of the gain above chance reached"
+    )
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """One model on one task: accuracy with its clip-aware interval per relation, bin and subset,
+    the noise ceiling of each cell and the share of its gap above chance the model closes (where
+    the pair file has label reliabilities), then a pairwise judge's diagnostics."""
+    m = result["metrics"]
+    ceiling = result.get("ceiling")
+    head = ["", "accuracy", "95% CI", "ties", "n", "clips"]
+    if ceiling:
+        head += ["ceiling [95% CI]", "of gap"]
+    rows = []
+    for label, c, path in _cells(m, result.get("bin_edges")):
+        ci = "–" if c.get("ci_low") is None else f"[{_pct(c['ci_low'])}, {_pct(c['ci_high'])}]"
+        tie = "–" if c.get("tie_rate") is None else f"{_pct(c['tie_rate'])}%"
+        row = [label, _pct(c.get("accuracy")), ci, tie, str(c["n"]), str(c.get("n_clips", ""))]
+        if ceiling:
+            top = _ceiling_at(ceiling, path)
+            row += [_ceiling_text(top), _gap_text(c.get("accuracy"), top)]
+        rows.append(row)
+    text = _table(head, rows)
+    if ceiling:
+        text += "\n" + ceiling_note(ceiling)
+    diagnostics = format_diagnostics(result)
+    text += f"\n{diagnostics}" if diagnostics else ""
+    banner = "\n".join(b for b in (partial_banner(result), filter_banner(result)) if b)
+    return f"{banner}\n{text}\n{banner}" if banner else text
+
+
+def filter_banner(result: dict[str, Any]) -> str:
+    """For a reliability-filtered result (`evaluate --min-reliability`): the line saying which
+    pairs it rests on and that it is kept off the board; else ""."""
+    f = result.get("reliability_filter")
+    if not f:
+        return ""
+    unrated = f", {f['unrated']} unrated excluded" if f["unrated"] else ""
+    return (
+        f"*** reliability-filtered: {f['kept']} of {f['of']} pairs with label reliability "
+        f"≥ {f['min']!r}{unrated}; not on the board ***"
+    )
+
+
+def partial_banner(result: dict[str, Any]) -> str:
+    """For a quick run's result (`evaluate --limit`): the line saying its numbers rest on a subset
+    and are kept off the board, shown above and below its table so no one mistakes them; else ""."""
+    partial = result.get("partial")
+    if not partial:
+        return ""
+    return (
+        f"*** partial: {partial['n']} of {partial['of']} pairs (seeded subset, --limit "
+        f"{partial['limit']}); a smoke check, not on the board ***"
+    )
+
+
+def format_diagnostics(result: dict[str, Any]) -> str:
+    """The judge diagnostics of a pairwise result (`benchmark.stats.diagnostics`), else "".
+
+    Models with one score per clip are consistent, unbiased and acyclic by construction: nothing
+    is printed for them, as nothing was measured.
+    """
+    d = result.get("diagnostics")
+    if not d or d.get("by_construction"):
+        return ""
+    lines = ["judge diagnostics (both presentation orders; cycles on MOS-decreasing triplets):"]
+    rows = []
+    if d.get("position_consistency") is not None:
+        lo, hi = d["position_consistency_ci"]
+        rows.append(
+            [
+                "  position consistency",
+                f"{_pct(d['position_consistency'])}%",
+                f"[{_pct(lo)}, {_pct(hi)}]",
+                f"{d['n_consistent']} of {d['n_pairs']} pairs",
+            ]
+        )
+        lo, hi = d["first_position_bias_ci"]
+        rows.append(
+            [
+                "  first-position bias",
+                f"{d['first_position_bias']:+.3f}",
+                f"[{lo:+.3f}, {hi:+.3f}]",
+                f"p = {_p(d.get('first_position_bias_p'))}",
+            ]
+        )
+    if d.get("cycle_rate") is not None:
+        lo, hi = d["cycle_rate_ci"] or (None, None)
+        ties = d.get("n_triplets_with_ties") or 0
+        rows.append(
+            [
+                "  cycle rate",
+                f"{_pct(d['cycle_rate'])}%",
+                "–" if lo is None else f"[{_pct(lo)}, {_pct(hi)}]",
+                f"{d['n_cycles']} of {d['n_triplets']} triplets ({ties} with a tie)",
+            ]
+        )
+    if rows:
+        lines.append(_table(["", "value", "95% CI", "n"], rows))
+    for what, why in sorted((d.get("unavailable") or {}).items()):
+        lines.append(f"  {what}: not available ({why})")
+    shortfall = (d.get("triplets") or {}).get("shortfall")
+    if shortfall:
+        lines.append(f"  fewer triplets than requested: {shortfall}")
+    return "\n".join(lines)
+
+
+def format_comparison(
+    name_a: str,
+    name_b: str,
+    task: str,
+    comp: dict[str, Any],
+    edges: Sequence[float] | None,
+    ceiling: dict[str, Any] | None = None,
+) -> str:
+    """The paired comparison as a table: both accuracies, A - B, its interval, raw and Holm p,
+    and the noise ceiling of each cell when given (the results' block: both models were scored
+    on the same pairs, so they share it)."""
+    o = comp["overall"]
+    rel = f", {comp['relation']} pairs only" if comp.get("relation") else ""
+    conf = int(round(100 * comp["interval"]["confidence"]))
+    lines = [
+        f"A = {name_a}   B = {name_b}   task {task}{rel}: {o['n']} pairs on {o['n_clips']} clips",
+        f"A−B = difference of strict accuracies (points); {conf}% interval and p-values are "
+        f"clip-aware; p (Holm) adjusted over the {comp['family_size']} cells tested together",
+        "",
+    ]
+    head = ["", "n", "A", "B", "A−B", f"{conf}% CI", "p", "p (Holm)"]
+    if ceiling:
+        head.append(f"ceiling [{int(round(100 * ceiling['confidence']))}% CI]")
+    rows = []
+    for label, c, path in _cells(comp, edges):
+        ci = (
+            "–"
+            if c.get("ci_low") is None
+            else f"[{_pct(c['ci_low'], True)}, {_pct(c['ci_high'], True)}]"
+        )
+        rows.append(
+            [
+                label,
+                str(c["n"]),
+                _pct(c.get("accuracy_a")),
+                _pct(c.get("accuracy_b")),
+                _pct(c.get("difference"), signed=True),
+                ci,
+                _p(c.get("p_value")),
+                _p(c.get("p_holm")),
+            ]
+        )
+        if ceiling:
+            rows[-1].append(_ceiling_text(_ceiling_at(ceiling, path, comp.get("relation"))))
+    lines.append(_table(head, rows))
+    if ceiling:
+        lines.append(ceiling_note(ceiling).split("\n")[0])
+    return "\n".join(lines)

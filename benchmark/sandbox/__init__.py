@@ -1,5 +1,0 @@
-"""Running untrusted submission code: a bubblewrap-confined child process (see `host`)."""
-
-from benchmark.sandbox.host import SandboxedModel, SandboxLimits, bubblewrap
-
-__all__ = ["SandboxLimits", "SandboxedModel", "bubblewrap"]

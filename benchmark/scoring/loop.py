@@ -1,0 +1,960 @@
+"""The one batched scoring loop of the harness: clips in, cached scores out.
+
+Nothing else in the harness runs a model on audio. Keeping a single loop means one place enforces
+what makes results trustworthy and cheap:
+
+- each unique clip (or unordered pair, for pairwise judges) is run through the model once, however
+  many pairs use it;
+- clips are decoded one by one (`benchmark.data.audio.load_audio`) and grouped by length
+  (`length_buckets`), so padding stays small and a model that masks padding gets bit-identical
+  scores whatever the batch size;
+- the order a model is sent clips (or pairs) in is a function of their audio alone: by length,
+  then by audio SHA-256 (`send_order`), never the clip table's or the pair table's order nor the
+  clip ids, so a submission learns nothing from it that the audio does not tell (issue 20);
+- a prepared task's clips come from its packed store (`benchmark.data.packed_audio`: slices of one
+  memory map, keyed by the audio SHA-256 its manifest records), so scoring reads and hashes no
+  per-clip file; other audio is decoded and hashed (memoised) file by file;
+- the next batches are read and padded in a background thread while the model runs the current
+  one (`benchmark.scoring.prefetch`; pinned memory and non-blocking copies on CUDA), so the model does not
+  wait for audio, when a core is free for that thread (`_read_ahead`); batches, their order and
+  the order of cache commits are the same as without it;
+- under torchrun (`mosrm evaluate --nproc N`), the ranks split these very batches between them and
+  pool their scores (`benchmark.scoring.sharding`), so N processes give the bytes one process gives;
+- every score lands in a SQLite cache keyed by (model fingerprint, clip id + audio SHA-256,
+  preprocessing); each finished batch is journaled (one append, `benchmark.scoring.journal`) before
+  the next one starts and committed to SQLite every few seconds and at the end, so a killed run
+  resumes where it stopped and gives exactly the numbers an uninterrupted run would have, and
+  other tasks over the same audio reuse the scores (`benchmark.scoring.cache`: its schema, and why
+  a process keeps it open between runs);
+- model output is validated (shape [B], finite) before anything is cached, and a bad output is a
+  `SubmissionError` naming the model fingerprint and the clips;
+- pairwise judges are always asked in both presentation orders and averaged,
+  P = (prefer(a, b) + 1 - prefer(b, a)) / 2 (`order_average`), so position bias cannot move their
+  accuracy. Which clip of a pair is shown first in a batch's first call is picked by a hash of
+  both clips' audio (`presented_first`): symmetric in the two, blind to clip ids, and mixed
+  within a batch, so neither the order nor the count of calls tells a judge which clip is which.
+  Both raw answers are kept (cache and predictions, as prefer(lo, hi) and prefer(hi, lo) of the
+  canonical pair), because the average hides the bias it cancels: `benchmark.stats.diagnostics`
+  reports position consistency and first-position bias from them.
+
+`preprocessing` is the sorted-key JSON of `preprocessing_config(model.sample_rate)`, plus
+`"autocast": "bf16"` when bf16 autocast was in effect (it changes the numbers).
+
+How many units came from the cache and how many the model computed is told to whoever opened a
+`count_cache_use()` block (the pipeline, for the run record): a cached rerun's throughput measures
+the cache, not the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager, nullcontext
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from benchmark.data.audio import (
+    audio_num_frames,
+    length_buckets,
+    load_audio,
+    pad_batch,
+    preprocessing_config,
+    resolve_audio_path,
+)
+from benchmark.data.batch import Batch, PadBuffers, pad_buffers
+from benchmark.errors import DataError, MosrmError, SubmissionError
+from benchmark.scoring.cache import (  # noqa: F401  (CACHE_SCHEMA_VERSION, cache_error: re-exported)
+    CACHE_SCHEMA_VERSION,
+    ClipKey,
+    ScoreCache,
+    cache_error,
+    open_cache,
+)
+from benchmark.scoring.models import Submission
+
+if TYPE_CHECKING:
+    import torch
+
+    from benchmark.data.packed_audio import PackedClips
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """How to run the loop; none of these may change a masked model's scores beyond device noise."""
+
+    max_batch_size: int = 16
+    max_batch_samples: int = 16000 * 160  # padded samples per batch
+    num_workers: int = 0  # DataLoader workers that decode (0 = in-process)
+    prefetch: int = 2  # batches read ahead in a background thread, if a core is free (0 = never)
+    device: str = "auto"  # "auto" -> cuda if available else cpu
+    bf16: bool = False  # optional autocast on CUDA only
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
+        if self.max_batch_samples < 1:
+            raise ValueError(f"max_batch_samples must be >= 1, got {self.max_batch_samples}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.prefetch < 0:
+            raise ValueError(f"prefetch must be >= 0, got {self.prefetch}")
+
+
+@dataclass
+class CacheCounts:
+    """Units found in the score cache vs computed by the model, summed over a `count_cache_use`
+    block: clips (scalar and implicit models) and unordered pairs (pairwise judges)."""
+
+    clips_from_cache: int = 0
+    clips_computed: int = 0
+    pairs_from_cache: int = 0
+    pairs_computed: int = 0
+
+
+_COUNTS: ContextVar[CacheCounts | None] = ContextVar("mosrm_cache_counts", default=None)
+
+
+@contextmanager
+def count_cache_use() -> Iterator[CacheCounts]:
+    """Count every `score_clips`/`judge_pairs` call inside the block (nested blocks: the inner)."""
+    counts = CacheCounts()
+    token = _COUNTS.set(counts)
+    try:
+        yield counts
+    finally:
+        _COUNTS.reset(token)
+
+
+def _count(unit: str, total: int, computed: int) -> None:
+    counts = _COUNTS.get()
+    if counts is None:
+        return
+    if unit == "clip":
+        counts.clips_from_cache += total - computed
+        counts.clips_computed += computed
+    else:
+        counts.pairs_from_cache += total - computed
+        counts.pairs_computed += computed
+
+
+# ---------------------------------------------------------------------------------------------
+# decoding in a DataLoader
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """One bucket decoded: a Batch per position (1 for clips, 2 for pairs), or the DataError text.
+
+    Errors travel as values because the DataLoader would re-raise a worker's exception with the
+    worker's traceback pasted into the message.
+    """
+
+    bucket: int
+    batches: tuple[Batch, ...] | None
+    error: str | None
+
+
+class _BucketDataset:
+    """Item k = bucket k, decoded and padded; each clip decoded once per bucket.
+
+    Clip i comes from the packed store when there is one (`store`), else from its file.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        clip_ids: Sequence[str],
+        units: Sequence[tuple[int, ...]],
+        buckets: Sequence[Sequence[int]],
+        sample_rate: int,
+        store: PackedClips | None = None,
+        buffers: PadBuffers | None = None,
+    ) -> None:
+        self.paths = list(paths)
+        self.clip_ids = list(clip_ids)
+        self.units = list(units)
+        self.buckets = [list(b) for b in buckets]
+        self.sample_rate = sample_rate
+        self.store = store
+        self.buffers = buffers  # in-process only: bucket k reuses the memory of bucket k - slots
+
+    def _wave(self, c: int) -> np.ndarray:
+        if self.store is not None:
+            return self.store.wave(c, self.sample_rate)
+        return load_audio(self.paths[c], self.sample_rate)
+
+    def __len__(self) -> int:
+        return len(self.buckets)
+
+    def __getitem__(self, k: int) -> _Loaded:
+        members = [self.units[u] for u in self.buckets[k]]
+        waves: dict[int, np.ndarray] = {}
+        try:
+            for unit in members:
+                for c in unit:
+                    if c not in waves:
+                        waves[c] = self._wave(c)
+        except DataError as exc:
+            return _Loaded(k, None, str(exc))
+        batches = []
+        for pos in range(len(members[0])):
+            column = [waves[unit[pos]] for unit in members]
+            ids = [self.clip_ids[unit[pos]] for unit in members]
+            if self.buffers is None:
+                batches.append(pad_batch(column, self.sample_rate, ids))
+            else:
+                batches.append(self.buffers.pad(k, column, self.sample_rate, ids, part=pos))
+        return _Loaded(k, tuple(batches), None)
+
+
+def _identity(x: _Loaded) -> _Loaded:
+    return x
+
+
+def _pinned(loaded: _Loaded) -> _Loaded:
+    """`loaded` in page-locked memory, so the copy to the GPU can overlap the model's work."""
+    if loaded.batches is None:
+        return loaded
+    batches = tuple(
+        Batch(b.waveforms.pin_memory(), b.lengths.pin_memory(), b.sample_rate, b.clip_ids)
+        for b in loaded.batches
+    )
+    return _Loaded(loaded.bucket, batches, None)
+
+
+def _decoded(dataset: _BucketDataset, num_workers: int, pin: bool) -> Iterator[_Loaded]:
+    """The buckets in order: in this thread, or from `num_workers` DataLoader processes."""
+    if num_workers > 0:
+        from torch.utils.data import DataLoader
+
+        source: Iterable[_Loaded] = DataLoader(
+            dataset,  # type: ignore[arg-type]
+            batch_size=None,
+            shuffle=False,
+            num_workers=num_workers,
+            collate_fn=_identity,
+        )
+    else:
+        source = (dataset[k] for k in range(len(dataset)))
+    for loaded in source:
+        yield _pinned(loaded) if pin else loaded
+
+
+def _iter_buckets(
+    dataset: _BucketDataset, num_workers: int, prefetch: int = 0, pin: bool = False
+) -> Iterator[_Loaded]:
+    """Decoded buckets in order, made `prefetch` ahead in a background thread; a bucket that
+    failed to decode raises its one-line `DataError` here, in the loop's thread."""
+    from benchmark.scoring.prefetch import prefetched
+
+    with closing(prefetched(_decoded(dataset, num_workers, pin), prefetch)) as loaded_buckets:
+        for loaded in loaded_buckets:
+            if loaded.error is not None:
+                raise DataError(loaded.error)
+            yield loaded
+
+
+# ---------------------------------------------------------------------------------------------
+# shared plumbing
+
+
+def resolve_device(config: ScoringConfig) -> torch.device:
+    import torch
+
+    if config.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(config.device)
+    except RuntimeError as exc:
+        raise MosrmError(f"scoring device '{config.device}': {exc}") from None
+
+
+def _read_ahead(config: ScoringConfig, device: torch.device, elsewhere: bool = False) -> int:
+    """How many batches the background thread reads ahead: `config.prefetch` when a core is free
+    for it, else 0 (read in the loop).
+
+    A core is free when the model runs on an accelerator or in another process (a sandboxed
+    submission: this process only reads, pads and waits), or when torch computes on fewer
+    threads than this process may use. Otherwise the thread takes cores and the GIL from the
+    model's own threads: on 2 cores, the reference CNN's P2 was 1.084x with it and 1.065x
+    without (31 paired rounds)."""
+    import torch
+
+    if config.prefetch == 0 or device.type != "cpu" or elsewhere:
+        return config.prefetch
+    return config.prefetch if torch.get_num_threads() < _usable_cpus() else 0
+
+
+def _elsewhere(model: Any) -> bool:
+    """Whether the model computes in another process (`SandboxedModel.runs_elsewhere`)."""
+    return getattr(type(model), "runs_elsewhere", False) is True
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _sample_rate(model: Any, fingerprint: str) -> int:
+    """The model's sample rate, checked: with the model fingerprint, all a cache lookup needs."""
+    sr = getattr(model, "sample_rate", None)
+    if not isinstance(sr, int | np.integer) or isinstance(sr, bool) or sr <= 0:
+        raise SubmissionError(
+            f"model {fingerprint}: sample_rate must be a positive int, got {sr!r}"
+        )
+    return int(sr)
+
+
+def _bf16(config: ScoringConfig) -> bool:
+    """Whether bf16 autocast will be in effect; finds the device (importing torch) only if asked."""
+    return config.bf16 and resolve_device(config).type == "cuda"
+
+
+def _prepare_model(model: Any, device: torch.device, fingerprint: str) -> tuple[Any, int]:
+    """Move the model to `device`, put torch modules in eval mode, read its sample rate.
+
+    Called only when some unit is not in the cache: a fully cached run never imports torch."""
+    import torch
+
+    sr = _sample_rate(model, fingerprint)
+    if hasattr(model, "to"):
+        moved = model.to(device)
+        if moved is not None:
+            model = moved
+    if isinstance(model, torch.nn.Module):
+        model.eval()  # dropout on would make scores random
+    return model, sr
+
+
+def _cache_prep(sample_rate: int, bf16: bool) -> str:
+    cfg: dict[str, Any] = dict(preprocessing_config(sample_rate))
+    if bf16:
+        cfg["autocast"] = "bf16"
+    return json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+
+
+def effective_preprocessing(sample_rate: int, config: ScoringConfig) -> dict[str, Any]:
+    """The preprocessing a run records in its results: the cache-key config, bf16 included when
+    autocast will really be in effect (CUDA only)."""
+    return json.loads(_cache_prep(sample_rate, _bf16(config)))
+
+
+@dataclass(frozen=True)
+class _ClipInfo:
+    ids: list[str]
+    paths: list[Path]  # empty when the store serves the clips: no file is touched then
+    durations: list[float | None]
+    keys: list[ClipKey]
+    store: PackedClips | None = None
+    """The packed store's slice of these clips, when current (`benchmark.data.packed_audio`)."""
+
+
+def _clip_info(clips: pa.Table, data_root: Path, cache: ScoreCache) -> _ClipInfo:
+    for col in ("clip_id", "audio_path"):
+        if col not in clips.column_names:
+            raise DataError(f"clip table has no '{col}' column")
+    ids = [str(c) for c in clips.column("clip_id").to_pylist()]
+    dup = sorted(c for c, n in Counter(ids).items() if n > 1)
+    if dup:
+        raise DataError(f"clip table has duplicate clip_id ({len(dup)}, e.g. {', '.join(dup[:3])})")
+    root = Path(data_root)
+    rels = [str(rel) for rel in clips.column("audio_path").to_pylist()]
+    if "duration" in clips.column_names:
+        durations = clips.column("duration").to_pylist()
+    else:
+        durations = [None] * len(ids)
+    from benchmark.data.packed_audio import open_store
+
+    store = open_store(root, ids, rels)
+    if store is not None:  # the manifest vouches for the audio: no file to stat, read or hash
+        return _ClipInfo(ids, [], durations, list(zip(ids, store.shas, strict=True)), store)
+    paths = [resolve_audio_path(root, rel) for rel in rels]
+    missing = [(c, p) for c, p in zip(ids, paths, strict=True) if not p.is_file()]
+    if missing:
+        examples = "; ".join(f"{p} (clip {c})" for c, p in missing[:3])
+        raise DataError(f"{len(missing)} audio files not found under {root}, e.g. {examples}")
+    shas = cache.hashes(paths)
+    keys = list(zip(ids, shas, strict=True))
+    return _ClipInfo(ids, paths, durations, keys)
+
+
+def _length(info: _ClipInfo, i: int, sample_rate: int) -> int:
+    d = info.durations[i]
+    if d is not None and math.isfinite(d) and d >= 0:
+        return max(1, round(d * sample_rate))
+    if info.store is not None:
+        return max(1, info.store.num_frames(i, sample_rate))
+    return max(1, audio_num_frames(info.paths[i], sample_rate))
+
+
+# ---------------------------------------------------------------------------------------------
+# the order a model is sent its units in: a function of the audio alone (issue 20)
+
+
+def _tie(clip_id: str) -> str:
+    """What orders two clips of identical audio: a hash of the clip id, so that the order says
+    nothing about the id, its system or its label (a model sees the same input twice)."""
+    return hashlib.sha256(clip_id.encode()).hexdigest()
+
+
+def _audio_key(info: _ClipInfo, unit: tuple[int, ...]) -> tuple[tuple[str, str], ...]:
+    """A unit's place among units of one length: its audio SHA-256s (then `_tie`), sorted, so
+    it is the same whichever clip of a pair is presented first."""
+    return tuple(sorted((info.keys[c][1], _tie(info.ids[c])) for c in unit))
+
+
+def send_order(
+    units: Sequence[int], lengths: dict[int, int], audio_keys: Sequence[Any]
+) -> list[int]:
+    """`units` in the order the model is sent them: by length, then by the audio
+    (`audio_keys[i]` belongs to `units[i]`).
+
+    A submission sees every clip it is sent, in order, so the order must tell it nothing the
+    audio does not: not the clip table's order (clips sorted by id come in system order, and a
+    model that mapped each clip's arrival position to a system's mean training MOS beat DNSMOS on
+    the demo), not the pair table's, not clip ids. Sorting by length, then by audio SHA-256,
+    makes the order a function of the audio alone; it is the same in every run, and the same
+    batches are cut from it whatever the process count (`benchmark.scoring.sharding` deals them out).
+    """
+    keyed = sorted(zip(units, audio_keys, strict=True), key=lambda t: (lengths[t[0]], t[1]))
+    return [u for u, _ in keyed]
+
+
+def presented_first(info: _ClipInfo, x: int, y: int) -> bool:
+    """Whether clip `x` is presented first when a judge is asked about clips x and y.
+
+    Picked by a hash of both clips' audio SHA-256s, sorted: symmetric in (x, y), the same for
+    every clip id holding that audio, and a coin flip with respect to the canonical (lo, hi) order,
+    so the units of one batch come in both orientations and its first call carries no fixed role.
+    (While lo came first, a judge answering 1 on odd calls and 0 on even ones won every pair
+    whose smaller clip id was the better clip: 57.2% on the demo, and "consistent, unbiased,
+    acyclic".) Identical audio: by `_tie`.
+    """
+    (ix, sx), (iy, sy) = info.keys[x], info.keys[y]
+    if sx == sy:
+        return _tie(ix) <= _tie(iy)
+    low, high = sorted((sx, sy))
+    flip = hashlib.sha256(f"{low}:{high}".encode()).digest()[0] & 1
+    return sx == (high if flip else low)
+
+
+def _validate(
+    out: Any, n: int, what: str, fingerprint: str, clip_ids: Sequence[str], *, prob: bool = False
+) -> np.ndarray:
+    """Model output as float64 [n] (in [0, 1] if `prob`), or SubmissionError naming the clips.
+
+    Runs before anything is cached, so a bad score can never be reused by a later run.
+    """
+    import torch
+
+    def fail(reason: str) -> SubmissionError:
+        shown = ", ".join(clip_ids[:8]) + (f", ... ({len(clip_ids)} clips)" if n > 8 else "")
+        return SubmissionError(f"model {fingerprint}: {what} {reason} for clips {shown}")
+
+    try:
+        t = out if isinstance(out, torch.Tensor) else torch.as_tensor(out)
+    except Exception as exc:
+        raise fail(f"returned {type(out).__name__}, not a tensor ({_short(exc)})") from None
+    if t.is_complex() or t.dtype == torch.bool:
+        raise fail(f"returned dtype {t.dtype}, expected a real number per clip")
+    if t.shape != (n,):
+        raise fail(f"returned shape {list(t.shape)}, expected [{n}]")
+    # a copy, never the model's memory; the common case (float on the CPU) in one numpy call,
+    # because each call here runs on caches the forward pass has just evicted (~0.1 ms a batch)
+    if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64, torch.float16):
+        values = t.detach().numpy().astype(np.float64)
+    else:
+        values = t.detach().to("cpu", torch.float64, copy=True).numpy()
+    if not np.isfinite(values).all():
+        bad = ~np.isfinite(values)
+        named = [c for c, b in zip(clip_ids, bad, strict=True) if b]
+        raise fail(f"returned {int(bad.sum())} non-finite values (at {', '.join(named[:8])})")
+    if prob:
+        out_of_range = (values < 0.0) | (values > 1.0)
+        if out_of_range.any():
+            named = [c for c, b in zip(clip_ids, out_of_range, strict=True) if b]
+            raise fail(
+                f"returned {int(out_of_range.sum())} values outside [0, 1] "
+                f"(at {', '.join(named[:8])})"
+            )
+    return values
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
+
+
+def _run_model(
+    fn: Any, args: tuple[Batch, ...], what: str, fingerprint: str, clip_ids: Sequence[str]
+) -> Any:
+    try:
+        return fn(*args)
+    except SubmissionError:
+        raise  # a sandboxed model's failure already says what and where
+    except Exception as exc:
+        shown = ", ".join(clip_ids[:8]) + (", ..." if len(clip_ids) > 8 else "")
+        hint = ""
+        if "out of memory" in str(exc).lower():
+            hint = " (lower ScoringConfig.max_batch_samples or max_batch_size)"
+        raise SubmissionError(
+            f"model {fingerprint}: {what} raised {_short(exc)} on clips {shown}{hint}"
+        ) from exc
+
+
+def _progress(total: int, desc: str, unit: str, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled)
+
+
+def _bar_desc(verb: str, label: str | None) -> str:
+    """The progress bar's description: "scoring <submission>", never the fingerprint.
+
+    The fingerprint keys the cache but means nothing to a reader watching several submissions
+    run; the label is the caller's display-safe name (a submission's `spec.name`).
+    """
+    if not label:
+        return verb
+    from benchmark.escape import display_name
+
+    return f"{verb} {display_name(label, 60)}"
+
+
+def _autocast(device: torch.device, bf16: bool) -> Any:
+    import torch
+
+    if bf16 and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _run_units(
+    units: Sequence[tuple[int, ...]],
+    todo: list[int],
+    info: _ClipInfo,
+    sample_rate: int,
+    config: ScoringConfig,
+    step: Callable[[list[Batch], list[int]], list[tuple[Any, Any]]],
+    put: Callable[[list[tuple[Any, Any]]], None],
+    have: dict[Any, Any],
+    desc: str,
+    unit_name: str,
+    elsewhere: bool = False,
+) -> None:
+    """The loop both entry points share: bucket the `todo` units (a clip, or a pair of clips in
+    presentation order) by length, in the order `send_order` gives them, decode each bucket once,
+    run `step` on its batches (on the device, under autocast when asked), and commit each bucket's
+    results to the cache before the next one starts."""
+    import torch
+
+    device = resolve_device(config)
+    bf16 = config.bf16 and device.type == "cuda"
+    clip_lengths: dict[int, int] = {}
+    for u in todo:
+        for c in units[u]:
+            if c not in clip_lengths:
+                clip_lengths[c] = _length(info, c, sample_rate)
+    unit_length = {u: max(clip_lengths[c] for c in units[u]) for u in todo}
+    # the send order is a function of the audio alone (`send_order`); length_buckets keeps it
+    # within a length, as its ties go by index
+    todo = send_order(todo, unit_length, [_audio_key(info, units[u]) for u in todo])
+    lengths = [unit_length[u] for u in todo]
+    buckets = [
+        [todo[j] for j in b]
+        for b in length_buckets(lengths, config.max_batch_size, config.max_batch_samples)
+    ]
+    from benchmark.scoring.sharding import active
+
+    group = active()  # torchrun: ranks share out these very batches (benchmark.scoring.sharding)
+    if group is not None and group.batches is None:
+        size = dict(zip(todo, lengths, strict=True))
+
+        def part(share: list[int], record: Callable[[list[tuple[Any, Any]]], None]) -> None:
+            _run_units(
+                units, share, info, sample_rate, config, step, record, have, desc, unit_name,
+                elsewhere,
+            )  # fmt: skip
+
+        group.run(buckets, [sum(size[u] for u in b) for b in buckets], part, have, put)
+        return
+    if group is not None:
+        buckets = group.batches
+    # padding reuses memory: inline, batch k is done with before batch k + 1 is padded; with the
+    # reader thread, one batch is in the model's hands while `ahead` wait and one more is being
+    # padded (DataLoader workers pad in their own memory)
+    in_process = config.num_workers == 0
+    ahead = _read_ahead(config, device, elsewhere)
+    with pad_buffers(ahead + 2 if ahead else 1) if in_process else nullcontext() as buffers:
+        dataset = _BucketDataset(
+            info.paths, info.ids, units, buckets, sample_rate, info.store, buffers
+        )
+        bar = _progress(len(todo), desc, unit_name, config.progress)
+        try:
+            pin = device.type == "cuda"
+            loaded_buckets = _iter_buckets(dataset, config.num_workers, ahead, pin)
+            # closing: a model error stops and joins the prefetch thread before it propagates
+            with torch.inference_mode(), closing(loaded_buckets):
+                for loaded in loaded_buckets:
+                    assert loaded.batches is not None
+                    batches = [b.to(device) for b in loaded.batches]
+                    with _autocast(device, bf16):
+                        items = step(batches, buckets[loaded.bucket])
+                    put(items)
+                    have.update(items)
+                    bar.update(len(items))
+        finally:
+            bar.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# public entry points
+
+
+def score_clips(
+    model: Any,
+    clips: pa.Table,
+    data_root: Path,
+    *,
+    fingerprint: str,
+    config: ScoringConfig = ScoringConfig(),
+    cache_path: Path | None = None,
+    label: str | None = None,
+) -> dict[str, float]:
+    """Score every clip of `clips` with a scalar model, reusing and filling the score cache.
+
+    Returns {clip_id: score} in table order. Only clips missing from the cache reach the model.
+    `label` names the model in the progress bar (e.g. the submission's name).
+    """
+    if not fingerprint:
+        raise ValueError("a model fingerprint is required (it keys the score cache)")
+    with open_cache(cache_path) as cache:
+        info = _clip_info(clips, data_root, cache)
+        if not info.ids:
+            return {}
+        sr = _sample_rate(model, fingerprint)
+        if not callable(getattr(model, "score", None)):
+            raise SubmissionError(f"model {fingerprint}: scalar model has no score()")
+        prep = _cache_prep(sr, _bf16(config))
+        have = cache.get_clips(fingerprint, prep, info.keys)
+        _agree_cached(
+            f"clips {fingerprint} {prep}",
+            info.keys,
+            have,
+            lambda items: cache.put_clips(fingerprint, prep, items),
+        )
+        todo = [i for i, k in enumerate(info.keys) if k not in have]
+        _count("clip", len(info.keys), len(todo))
+        if todo:
+            model, _ = _prepare_model(model, resolve_device(config), fingerprint)
+
+            def step(batches: list[Batch], members: list[int]) -> list[tuple[ClipKey, float]]:
+                (batch,) = batches
+                ids = list(batch.clip_ids)
+                out = _run_model(model.score, (batch,), "score()", fingerprint, ids)
+                values = _validate(out, len(ids), "score()", fingerprint, ids)
+                keys = info.keys
+                return [(keys[i], v) for i, v in zip(members, values.tolist(), strict=True)]
+
+            _run_units(
+                [(i,) for i in range(len(info.ids))],
+                todo,
+                info,
+                sr,
+                config,
+                step,
+                lambda items: cache.put_clips(fingerprint, prep, items),
+                have,
+                _bar_desc("scoring", label),
+                "clip",
+                _elsewhere(model),
+            )
+        return {cid: have[key] for cid, key in zip(info.ids, info.keys, strict=True)}
+
+
+@dataclass(frozen=True)
+class PairJudgements:
+    """A pairwise judge's answers per row (pair (a, b)), float64 arrays of equal length.
+
+    `p` is the harness's decision value, P(a better) averaged over both presentation orders;
+    `a_first` = prefer(a, b) and `b_first` = prefer(b, a) are the raw answers it was built from.
+    """
+
+    p: np.ndarray
+    a_first: np.ndarray
+    b_first: np.ndarray
+
+
+def order_average(p_lo_hi: float, p_hi_lo: float) -> float:
+    """P(lo better) from prefer(lo, hi) and prefer(hi, lo): THE order-averaging expression.
+
+    Written once so that a cached pair and a freshly judged one give the same float64.
+    """
+    return (p_lo_hi + 1.0 - p_hi_lo) / 2.0
+
+
+def score_pairs(
+    model: Any,
+    pairs: pa.Table,
+    clips: pa.Table,
+    data_root: Path,
+    *,
+    fingerprint: str,
+    config: ScoringConfig = ScoringConfig(),
+    cache_path: Path | None = None,
+) -> np.ndarray:
+    """P(clip_a better than clip_b) per row of `pairs` from a pairwise judge, both orders averaged.
+
+    Each unordered pair is judged once and averaged as its canonical pair (lo, hi) (`judge_pairs`),
+    so P(b over a) is exactly 1 - P(a over b) and a result never depends on which order the cache
+    was filled in.
+    """
+    a_ids, b_ids = _pair_ids(pairs)
+    return judge_pairs(
+        model,
+        a_ids,
+        b_ids,
+        clips,
+        data_root,
+        fingerprint=fingerprint,
+        config=config,
+        cache_path=cache_path,
+    ).p
+
+
+def judge_pairs(
+    model: Any,
+    a_ids: Sequence[str],
+    b_ids: Sequence[str],
+    clips: pa.Table,
+    data_root: Path,
+    *,
+    fingerprint: str,
+    config: ScoringConfig = ScoringConfig(),
+    cache_path: Path | None = None,
+    label: str | None = None,
+) -> PairJudgements:
+    """Both presentation orders and their average for each pair (a_ids[i], b_ids[i]).
+
+    Each unordered pair is judged once, in both orders: first with the clip `presented_first`
+    picks (a hash of both clips' audio) shown first, then swapped. The answers are stored and
+    averaged as those of the canonical pair (lo, hi), lo the smaller (clip id, audio sha256):
+    (prefer(lo, hi), prefer(hi, lo)), whichever was asked first, and P(lo better) is their
+    `order_average`. The cache holds both answers, so pairs judged for any purpose (the pair
+    table, the diagnostics' triplets) are never judged twice. `label` names the model in the
+    progress bar.
+    """
+
+    if not fingerprint:
+        raise ValueError("a model fingerprint is required (it keys the score cache)")
+    if len(a_ids) != len(b_ids):
+        raise ValueError(f"{len(a_ids)} clip_a ids but {len(b_ids)} clip_b ids")
+    a_ids, b_ids = [str(c) for c in a_ids], [str(c) for c in b_ids]
+    if not a_ids:
+        empty = np.zeros(0, dtype=np.float64)
+        return PairJudgements(empty, empty.copy(), empty.copy())
+    used = _used_clips(clips, a_ids + b_ids)
+    with open_cache(cache_path) as cache:
+        info = _clip_info(used, data_root, cache)
+        sr = _sample_rate(model, fingerprint)
+        if not callable(getattr(model, "prefer", None)):
+            raise SubmissionError(f"model {fingerprint}: pairwise model has no prefer()")
+        prep = _cache_prep(sr, _bf16(config))
+        index = {cid: i for i, cid in enumerate(info.ids)}
+        units: list[tuple[int, int]] = []
+        unit_of: dict[tuple[int, int], int] = {}
+        row_unit: list[tuple[int, bool]] = []  # (unit, clip_a is the canonical "lo")
+        for a, b in zip(a_ids, b_ids, strict=True):
+            ia, ib = index[a], index[b]
+            a_lo = info.keys[ia] <= info.keys[ib]
+            unit = (ia, ib) if a_lo else (ib, ia)
+            if unit not in unit_of:
+                unit_of[unit] = len(units)
+                units.append(unit)
+            row_unit.append((unit_of[unit], a_lo))
+        pkeys = [(info.keys[lo], info.keys[hi]) for lo, hi in units]
+        # what the judge is shown: each unit with its hash-chosen clip first (`presented_first`)
+        shown = [(lo, hi) if presented_first(info, lo, hi) else (hi, lo) for lo, hi in units]
+        have = cache.get_pairs(fingerprint, prep, pkeys)
+        _agree_cached(
+            f"pairs {fingerprint} {prep}",
+            pkeys,
+            have,
+            lambda items: cache.put_pairs(fingerprint, prep, items),
+        )
+        todo = [u for u, k in enumerate(pkeys) if k not in have]
+        _count("pair", len(pkeys), len(todo))
+        if todo:
+            model, _ = _prepare_model(model, resolve_device(config), fingerprint)
+
+            def step(batches: list[Batch], members: list[int]) -> list[tuple[Any, Any]]:
+                first, second = batches  # per unit, its hash-chosen clip first (`shown`)
+                ids = [f"{x}|{y}" for x, y in zip(first.clip_ids, second.clip_ids, strict=True)]
+                n = len(ids)
+                fwd = _run_model(model.prefer, (first, second), "prefer(a, b)", fingerprint, ids)
+                rev = _run_model(model.prefer, (second, first), "prefer(b, a)", fingerprint, ids)
+                p_fwd = _validate(fwd, n, "prefer(a, b)", fingerprint, ids, prob=True)
+                p_rev = _validate(rev, n, "prefer(b, a)", fingerprint, ids, prob=True)
+                # the cache's (prefer(lo, hi), prefer(hi, lo)), whichever was presented first
+                return [
+                    (
+                        pkeys[u],
+                        (float(f), float(r)) if shown[u] == units[u] else (float(r), float(f)),
+                    )
+                    for u, f, r in zip(members, p_fwd, p_rev, strict=True)
+                ]
+
+            _run_units(
+                shown,
+                todo,
+                info,
+                sr,
+                config,
+                step,
+                lambda items: cache.put_pairs(fingerprint, prep, items),
+                have,
+                _bar_desc("judging", label),
+                "pair",
+                _elsewhere(model),
+            )
+        m = len(row_unit)
+        p, a_first, b_first = (np.empty(m, dtype=np.float64) for _ in range(3))
+        for r, (u, a_lo) in enumerate(row_unit):
+            p_lo_hi, p_hi_lo = have[pkeys[u]]
+            p_lo = order_average(p_lo_hi, p_hi_lo)
+            p[r] = p_lo if a_lo else 1.0 - p_lo
+            a_first[r], b_first[r] = (p_lo_hi, p_hi_lo) if a_lo else (p_hi_lo, p_lo_hi)
+        return PairJudgements(p, a_first, b_first)
+
+
+def predict(
+    submission: Submission,
+    pairs: pa.Table,
+    clips: pa.Table,
+    data_root: Path,
+    *,
+    config: ScoringConfig = ScoringConfig(),
+    cache_path: Path | None = None,
+) -> pa.Table:
+    """`pairs` plus float64 `score_a`, `score_b`: clip scores (scalar, implicit) or P(A), 1 - P(A).
+
+    A pairwise judge's table also has `p_a_first` = prefer(a, b) and `p_b_first` = prefer(b, a),
+    its raw answers in each presentation order (`with_orders`); P(A) is their order average.
+    Only the clips the pairs use are scored.
+    """
+    a_ids, b_ids = _pair_ids(pairs)
+    if submission.spec.kind == "pairwise":
+        judged = judge_pairs(
+            submission.model,
+            a_ids,
+            b_ids,
+            clips,
+            data_root,
+            fingerprint=submission.fingerprint,
+            config=config,
+            cache_path=cache_path,
+            label=submission.spec.name,
+        )
+        return with_orders(
+            with_scores(pairs, judged.p, 1.0 - judged.p), judged.a_first, judged.b_first
+        )
+    else:
+        scores = (
+            score_clips(
+                submission.model,
+                _used_clips(clips, a_ids + b_ids),
+                data_root,
+                fingerprint=submission.fingerprint,
+                config=config,
+                cache_path=cache_path,
+                label=submission.spec.name,
+            )
+            if a_ids
+            else {}
+        )
+        score_a = np.array([scores[c] for c in a_ids], dtype=np.float64)
+        score_b = np.array([scores[c] for c in b_ids], dtype=np.float64)
+    return with_scores(pairs, score_a, score_b)
+
+
+def with_scores(pairs: pa.Table, score_a: np.ndarray, score_b: np.ndarray) -> pa.Table:
+    """The predictions table: `pairs` plus non-null float64 `score_a` and `score_b`.
+
+    Shared by the scoring loop and predictions-only submissions, so the same scores give the
+    same bytes whichever way they arrive.
+    """
+    out = pairs
+    for name, values in (("score_a", score_a), ("score_b", score_b)):
+        col = pa.array(values, type=pa.float64())
+        if name in out.column_names:
+            out = out.set_column(out.column_names.index(name), name, col)
+        else:
+            out = out.append_column(pa.field(name, pa.float64(), nullable=False), col)
+    return out
+
+
+def with_orders(pred: pa.Table, a_first: np.ndarray, b_first: np.ndarray) -> pa.Table:
+    """`pred` plus non-null float64 `p_a_first` = prefer(a, b) and `p_b_first` = prefer(b, a).
+
+    Only pairwise judges have them; scalar, implicit and predictions-file tables do not, so their
+    bytes are what they were before the columns existed.
+    """
+    from benchmark.data.tables import ORDER_COLUMNS  # checked in stats.metrics
+
+    out = pred
+    for name, values in zip(ORDER_COLUMNS, (a_first, b_first), strict=True):
+        col = pa.array(values, type=pa.float64())
+        if name in out.column_names:
+            out = out.set_column(out.column_names.index(name), name, col)
+        else:
+            out = out.append_column(pa.field(name, pa.float64(), nullable=False), col)
+    return out
+
+
+def _agree_cached(
+    what: str, keys: Sequence[Any], have: dict[Any, Any], put: Callable[[list[Any]], None]
+) -> None:
+    """Under torchrun, pool the ranks' cache hits so all compute the same units (no-op alone)."""
+    from benchmark.scoring.sharding import active
+
+    group = active()
+    if group is not None:
+        group.agree_cached(what, keys, have, put)
+
+
+def _pair_ids(pairs: pa.Table) -> tuple[list[str], list[str]]:
+    for col in ("clip_a", "clip_b"):
+        if col not in pairs.column_names:
+            raise DataError(f"pair table has no '{col}' column")
+    return (
+        [str(c) for c in pairs.column("clip_a").to_pylist()],
+        [str(c) for c in pairs.column("clip_b").to_pylist()],
+    )
+
+
+def _used_clips(clips: pa.Table, ids: Sequence[str]) -> pa.Table:
+    """The rows of `clips` the pairs use (each once), or DataError naming unknown clip ids."""
+    import pyarrow.compute as pc
+
+    wanted = sorted(set(ids))
+    known = set(clips.column("clip_id").to_pylist())
+    missing = [c for c in wanted if c not in known]
+    if missing:
+        raise DataError(
+            f"pairs use {len(missing)} clip ids absent from the clip table, "
+            f"e.g. {', '.join(missing[:5])}"
+        )
+    mask = pc.is_in(clips.column("clip_id"), value_set=pa.array(wanted, type=pa.string()))
+    return clips.filter(mask)

@@ -1,0 +1,5 @@
+"""Running untrusted submission code: a bubblewrap-confined child process (see `host`)."""
+
+from benchmark.scoring.sandbox.host import SandboxedModel, SandboxLimits, bubblewrap
+
+__all__ = ["SandboxLimits", "SandboxedModel", "bubblewrap"]

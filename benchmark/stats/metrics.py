@@ -1,0 +1,626 @@
+"""Pairwise accuracy, its uncertainty, and the one aggregation function every result goes through.
+
+Input: a *predictions table*, i.e. a pair table (`benchmark.data.tables.PAIR_SCHEMA`) plus two float64
+columns `score_a` and `score_b`, the model's scores of clip A and clip B (`PREDICTION_SCHEMA`). For a
+pairwise judge, `score_a` = P(A is better) and `score_b` = 1 - `score_a`. A pyarrow Table or a pandas
+DataFrame is accepted. Rows are pairs; row order never matters.
+
+Definitions (the only place they are written down; the leaderboard and papers cite these):
+
+strict accuracy (the main score, the paper's rule)
+    A pair is correct iff score(chosen) > score(rejected). Ties are wrong. Overall accuracy is
+    micro: correct pairs / all pairs.
+tie rate
+    Fraction of pairs with score(chosen) == score(rejected) (exact float equality; a judge that says
+    P(A better) = 0.5 ties). Reported beside every accuracy, because a model that ties a lot is
+    punished by the strict rule and that should be visible, not hidden.
+tie-half accuracy
+    (correct + 0.5 * ties) / n: what a fair coin breaking the ties would score in expectation.
+    Secondary; use it to see how much of a gap to another model is ties.
+NaN scores
+    Raise `PredictionError` (a `ValueError`) naming the pair ids. A NaN compares false to everything,
+    so it would silently count as wrong; a model that fails on some clips must be fixed, not scored.
+interval (primary)
+    Every cell carries a clip-aware interval (95% by default): pairs share clips, so pairs are
+    not independent; the estimator and why are in `benchmark.stats.uncertainty`. `design_effect` says
+    how much wider than a pair-level binomial interval it is, `n_clips` how many clips the cell
+    rests on. `iid_pairs_ci_low`/`iid_pairs_ci_high` is the pair-level Wilson interval, kept for
+    reference only: it assumes independent pairs and is too narrow.
+cell
+    `{"accuracy", "ci_low", "ci_high", "n", "n_clips", "correct", "ties", "tie_rate",
+    "tie_half_accuracy", "design_effect", "iid_pairs_ci_low", "iid_pairs_ci_high"}`. Counts are
+    ints; rates are floats rounded to 6 decimals (`DIGITS`) so results JSON is byte-stable. An
+    empty cell (n = 0) has n = n_clips = correct = ties = 0 and *None* (JSON null) for every rate
+    and bound: "no evidence" must not look like 0% or 50%.
+micro vs macro
+    `overall` pools all pairs given (micro, the paper's overall). `macro` is the unweighted mean of
+    the per-task strict accuracies, so a big task cannot drown a small one. Both are reported, each
+    with its interval (tasks share no clips, so macro's variance is the mean of the per-task ones
+    over the number of tasks).
+ΔMOS bins
+    `delta_bin` is a percentile band of ΔMOS *within each (task, split)*, 0 = smallest gaps. Only
+    `by_bin` of a single task has a ΔMOS range; `by_bin` over several tasks pools bin i of every
+    task ("the i-th ΔMOS percentile band of each task"), which is meaningful as difficulty, not as a
+    ΔMOS range.
+presentation orders (pairwise judges only)
+    Optional float64 columns `p_a_first` = prefer(a, b) and `p_b_first` = prefer(b, a), the
+    judge's raw answers in each order. No metric here reads them (position bias cannot move the
+    order-averaged accuracy); `benchmark.stats.diagnostics` does. Where present they are checked: both
+    or neither, every value finite and in [0, 1] (a column that is entirely null, as after
+    concatenating a judge's table with a scalar model's, counts as absent), and `score_a` must be
+    their order average (prefer(a, b) + 1 - prefer(b, a)) / 2 to within 1e-9, so that the two
+    answers really are the ones the accuracy was computed from.
+fixed subsets
+    `by_subset` uses the pair table's boolean columns of `benchmark.data.tables.FIXED_SUBSETS`
+    (ΔMOS < 0.2, ΔMOS <= 0.5, ΔMOS > 1.5); a pair may belong to several.
+splits
+    `aggregate` pools whatever rows it is given; filter to one split first if that is what you
+    report (`by_split` shows the split breakdown).
+
+Paired comparison (`compare`): two models on the same pairs; per cell the difference of strict
+accuracies A - B, its clip-aware interval and two-sided p-value (`uncertainty.difference_test`),
+and the p-value Holm-adjusted over the family of every non-empty cell reported together (overall,
+per task when there are several, per relation when there are several, per ΔMOS bin, per fixed
+subset, per group subset). `a_only`/`b_only` count the pairs only A / only B gets right. Rates
+are rounded to 6 decimals, p-values to 6 significant digits.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from benchmark.data.tables import FIXED_SUBSETS, ORDER_COLUMNS, PAIR_SCHEMA, PAIR_SCHEMA_VERSION
+from benchmark.errors import DataError
+from benchmark.stats.uncertainty import (
+    ESTIMATOR,
+    ClipDesign,
+    accuracy_interval,
+    difference_test,
+    holm,
+    wilson,
+    z_value,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+METRICS_VERSION = 2
+"""Bumped when a reported number changes meaning (2: clip-aware intervals, Holm-adjusted tests)."""
+
+DIGITS = 6
+"""Decimals kept for every rate in results, so that results JSON is byte-stable."""
+
+P_VALUE_DIGITS = 6
+"""Significant digits kept for p-values (decimals would flatten small p-values to 0)."""
+
+PREDICTION_SCHEMA = pa.schema(
+    [*PAIR_SCHEMA, pa.field("score_a", pa.float64()), pa.field("score_b", pa.float64())],
+    metadata={"mosrm.table": "predictions", "mosrm.schema_version": str(PAIR_SCHEMA_VERSION)},
+)
+"""A pair table plus the model's scores of clip A and clip B: the input of every metric."""
+
+CELL_KEYS = (
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "n",
+    "n_clips",
+    "correct",
+    "ties",
+    "tie_rate",
+    "tie_half_accuracy",
+    "design_effect",
+    "iid_pairs_ci_low",
+    "iid_pairs_ci_high",
+)
+
+_STRING_COLUMNS = ("pair_id", "task", "split", "relation", "chosen", "clip_a", "clip_b")
+_REQUIRED = (*_STRING_COLUMNS, "delta_bin", *FIXED_SUBSETS, "score_a", "score_b")
+
+
+def interval_spec(confidence: float = 0.95) -> dict[str, Any]:
+    """What results record about their intervals, so a reader knows what `ci_low` means."""
+    return {"estimator": ESTIMATOR, "unit": "clip", "confidence": confidence}
+
+
+class PredictionError(DataError, ValueError):
+    """A predictions table that cannot be scored (missing columns, NaN scores, mismatched pairs).
+
+    A `DataError` so the CLI prints one line; a `ValueError` because it is bad input to a function.
+    """
+
+
+@dataclass(frozen=True)
+class _Preds:
+    """The columns the metrics need, as numpy arrays sorted by pair_id, checked once."""
+
+    pair_id: np.ndarray  # object (str)
+    task: np.ndarray
+    split: np.ndarray
+    relation: np.ndarray
+    chosen: np.ndarray
+    subset: np.ndarray  # object (str or None)
+    clip_a: np.ndarray
+    clip_b: np.ndarray
+    delta_bin: np.ndarray  # int64
+    flags: dict[str, np.ndarray]  # bool
+    score_a: np.ndarray  # float64
+    score_b: np.ndarray
+    p_a_first: np.ndarray | None = None  # float64, pairwise judges only (module doc)
+    p_b_first: np.ndarray | None = None
+
+    def design(self) -> ClipDesign:
+        """Clips keyed by (task, clip_id): pairs never cross tasks, ids may repeat across them."""
+        a = np.char.add(np.char.add(self.task.astype(str), "\x1f"), self.clip_a.astype(str))
+        b = np.char.add(np.char.add(self.task.astype(str), "\x1f"), self.clip_b.astype(str))
+        return ClipDesign.of(a, b)
+
+
+def _examples(ids: Sequence[Any], limit: int = 5) -> str:
+    shown = ", ".join(str(i) for i in list(ids)[:limit])
+    more = f" (+{len(ids) - limit} more)" if len(ids) > limit else ""
+    return shown + more
+
+
+def _as_table(pred: pa.Table | pd.DataFrame) -> pa.Table:
+    if isinstance(pred, pa.Table):
+        return pred
+    # a DataFrame exists only once pandas is imported, which a run given Tables never pays for
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(pred, pandas.DataFrame):
+        return pa.Table.from_pandas(pred, preserve_index=False)
+    raise TypeError(
+        f"predictions must be a pyarrow Table or a pandas DataFrame, not {type(pred).__name__}"
+    )
+
+
+def _strings(table: pa.Table, name: str, nullable: bool = False) -> np.ndarray:
+    values = table.column(name).to_pylist()
+    if not nullable and any(v is None for v in values):
+        raise PredictionError(f"predictions column '{name}' has missing values")
+    return np.array([None if v is None else str(v) for v in values], dtype=object)
+
+
+def _load(pred: pa.Table | pd.DataFrame) -> _Preds:
+    table = _as_table(pred)
+    missing = [c for c in _REQUIRED if c not in table.column_names]
+    if missing:
+        raise PredictionError(f"predictions table lacks required columns: {', '.join(missing)}")
+    pair_id = _strings(table, "pair_id")
+    uniq, counts = np.unique(pair_id.astype(str), return_counts=True)
+    if (counts > 1).any():
+        dup = uniq[counts > 1].tolist()
+        raise PredictionError(f"duplicate pair_id in predictions: {_examples(dup)}")
+    chosen = _strings(table, "chosen")
+    bad = sorted({str(c) for c in chosen if c not in ("a", "b")})
+    if bad:
+        raise PredictionError(f"column 'chosen' must be 'a' or 'b', found {_examples(bad)}")
+
+    def numeric(name: str, dtype: pa.DataType) -> np.ndarray:
+        col = table.column(name)
+        try:
+            col = col.cast(dtype)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise PredictionError(f"column '{name}' cannot be read as {dtype}: {exc}") from None
+        if col.null_count and not pa.types.is_floating(dtype):
+            raise PredictionError(f"predictions column '{name}' has missing values")
+        # Nulls in float columns become NaN here and are reported by the NaN check.
+        return col.to_numpy(zero_copy_only=False)
+
+    score_a = numeric("score_a", pa.float64()).astype(np.float64)
+    score_b = numeric("score_b", pa.float64()).astype(np.float64)
+    nan = np.isnan(score_a) | np.isnan(score_b)
+    if nan.any():
+        ids = sorted(pair_id[nan].tolist())
+        raise PredictionError(
+            f"NaN (or missing) score in {len(ids)} pairs: {_examples(ids)}; "
+            "a pair the model could not score must be fixed, not counted"
+        )
+    clip_a, clip_b = _strings(table, "clip_a"), _strings(table, "clip_b")
+    same = clip_a == clip_b
+    if same.any():
+        raise PredictionError(
+            f"pairs with the same clip on both sides: {_examples(sorted(pair_id[same].tolist()))}"
+        )
+    # Sorted by pair_id so that no number depends on row order (float sums included).
+    order = np.argsort(pair_id.astype(str), kind="stable")
+    subset = (
+        _strings(table, "subset", nullable=True)
+        if "subset" in table.column_names
+        else np.full(table.num_rows, None, dtype=object)
+    )
+    a_first, b_first = _orders(table, pair_id, score_a)
+    return _Preds(
+        p_a_first=None if a_first is None else a_first[order],
+        p_b_first=None if b_first is None else b_first[order],
+        pair_id=pair_id[order],
+        task=_strings(table, "task")[order],
+        split=_strings(table, "split")[order],
+        relation=_strings(table, "relation")[order],
+        chosen=chosen[order],
+        subset=subset[order],
+        clip_a=clip_a[order],
+        clip_b=clip_b[order],
+        delta_bin=numeric("delta_bin", pa.int64()).astype(np.int64)[order],
+        flags={k: numeric(k, pa.bool_()).astype(bool)[order] for k in FIXED_SUBSETS},
+        score_a=score_a[order],
+        score_b=score_b[order],
+    )
+
+
+ORDER_AVERAGE_TOLERANCE = 1e-9
+
+
+def _orders(
+    table: pa.Table, pair_id: np.ndarray, score_a: np.ndarray
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The checked order columns in row order, or (None, None) where the table has none."""
+    present = [
+        c
+        for c in ORDER_COLUMNS
+        if c in table.column_names and table.column(c).null_count < len(table)
+    ]
+    if not present or table.num_rows == 0:
+        return None, None
+    if len(present) == 1:
+        other = next(c for c in ORDER_COLUMNS if c not in present)
+        raise PredictionError(
+            f"predictions column '{present[0]}' given without '{other}': a judge's answers "
+            "come in both presentation orders or not at all"
+        )
+    values = []
+    for name in ORDER_COLUMNS:
+        col = table.column(name)
+        try:
+            arr = col.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise PredictionError(f"column '{name}' cannot be read as float64: {exc}") from None
+        bad = ~np.isfinite(arr) | (arr < 0.0) | (arr > 1.0)
+        if bad.any():
+            raise PredictionError(
+                f"predictions column '{name}' must be a probability in [0, 1] for every pair; "
+                f"missing or out of range in {_examples(sorted(pair_id[bad].tolist()))}"
+            )
+        values.append(arr)
+    a_first, b_first = values
+    off = np.abs(score_a - (a_first + 1.0 - b_first) / 2.0) > ORDER_AVERAGE_TOLERANCE
+    if off.any():
+        raise PredictionError(
+            "score_a is not the order average (p_a_first + 1 - p_b_first) / 2 for pairs "
+            f"{_examples(sorted(pair_id[off].tolist()))}: not the same judge's answers"
+        )
+    return a_first, b_first
+
+
+def load_predictions(pred: pa.Table | pd.DataFrame) -> _Preds:
+    """A predictions table checked once, as arrays sorted by pair_id (what every metric reads)."""
+    return _load(pred)
+
+
+def _correctness(p: _Preds) -> tuple[np.ndarray, np.ndarray]:
+    is_a = p.chosen == "a"
+    s_chosen = np.where(is_a, p.score_a, p.score_b)
+    s_rejected = np.where(is_a, p.score_b, p.score_a)
+    return s_chosen > s_rejected, s_chosen == s_rejected
+
+
+def correctness(pred: pa.Table | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pair (strict_correct, tie) booleans in row order, the raw material of every metric.
+
+    Exposed so that callers can build their own breakdowns without re-deriving the tie rule.
+    """
+    table = _as_table(pred)
+    p = _load(table)
+    correct, ties = _correctness(p)
+    # back to the caller's row order
+    inverse = np.empty(p.pair_id.size, dtype=np.int64)
+    inverse[np.argsort(_strings(table, "pair_id").astype(str), kind="stable")] = np.arange(
+        p.pair_id.size
+    )
+    return correct[inverse], ties[inverse]
+
+
+def _round(x: float) -> float:
+    return round(float(x), DIGITS)
+
+
+def _round_p(p: float) -> float:
+    return float(f"{float(p):.{P_VALUE_DIGITS}g}")
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Pair-level Wilson score interval for k successes in n trials (unrounded).
+
+    Assumes independent trials: for pairs sharing clips it is too narrow (reference only).
+    n = 0 raises: an interval without data is undefined, and `cell` reports None instead.
+    """
+    if n <= 0:
+        raise ValueError(f"Wilson interval needs n > 0, got n={n}")
+    if not 0 <= k <= n:
+        raise ValueError(f"Wilson interval needs 0 <= k <= n, got k={k}, n={n}")
+    low, high = wilson(np.float64(k / n), np.float64(n), z_value(confidence))
+    return float(low), float(high)
+
+
+def _empty_cell() -> dict[str, Any]:
+    out: dict[str, Any] = dict.fromkeys(CELL_KEYS)
+    out.update(n=0, n_clips=0, correct=0, ties=0)
+    return out
+
+
+def cell(
+    correct: np.ndarray, ties: np.ndarray, design: ClipDesign, confidence: float = 0.95
+) -> dict[str, Any]:
+    """One result cell from per-pair correctness, tie flags and the pairs' clips (module doc)."""
+    correct = np.asarray(correct, dtype=bool)
+    ties = np.asarray(ties, dtype=bool)
+    if correct.shape != ties.shape or correct.ndim != 1:
+        raise ValueError(
+            f"correct and ties must be 1-d of equal length: {correct.shape}, {ties.shape}"
+        )
+    if correct.size != design.n_pairs:
+        raise ValueError(f"{correct.size} pairs but the clip design has {design.n_pairs}")
+    if (correct & ties).any():
+        raise ValueError("a pair cannot be both correct and tied")
+    n = int(correct.size)
+    if n == 0:
+        return _empty_cell()
+    k = int(correct.sum())
+    t = int(ties.sum())
+    est = accuracy_interval(correct, design, confidence)
+    iid_low, iid_high = wilson_interval(k, n, confidence)
+    return {
+        "accuracy": _round(k / n),
+        "ci_low": _round(est["low"]),
+        "ci_high": _round(est["high"]),
+        "n": n,
+        "n_clips": design.n_clips,
+        "correct": k,
+        "ties": t,
+        "tie_rate": _round(t / n),
+        "tie_half_accuracy": _round((k + 0.5 * t) / n),
+        "design_effect": _round(n / float(est["n_eff"])),
+        "iid_pairs_ci_low": _round(iid_low),
+        "iid_pairs_ci_high": _round(iid_high),
+    }
+
+
+class _Cells:
+    """Cells of one predictions table: masks over the sorted pairs, one clip design shared."""
+
+    def __init__(self, p: _Preds, confidence: float) -> None:
+        self.correct, self.ties = _correctness(p)
+        self.design = p.design()
+        self.confidence = confidence
+
+    def of(self, mask: np.ndarray) -> dict[str, Any]:
+        if not mask.any():
+            return _empty_cell()
+        return cell(self.correct[mask], self.ties[mask], self.design.subset(mask), self.confidence)
+
+    def by(
+        self,
+        keys: np.ndarray,
+        all_keys: Sequence[Any] | None = None,
+        name: Callable[[Any], str] = str,
+        within: np.ndarray | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Cells per key value, in sorted key order (so insertion order is deterministic too)."""
+        inside = np.ones(keys.size, dtype=bool) if within is None else within
+        values = sorted(set(keys[inside].tolist()) | set(all_keys or ()))
+        return {name(v): self.of(inside & (keys == v)) for v in values}
+
+
+def _bin_keys(p: _Preds, bins: int | None) -> list[int] | None:
+    if bins is None:
+        return None
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1, got {bins}")
+    out = p.delta_bin[(p.delta_bin < 0) | (p.delta_bin >= bins)]
+    if out.size:
+        raise PredictionError(
+            f"delta_bin values outside 0..{bins - 1}: {_examples(sorted(set(out.tolist())))}"
+        )
+    return list(range(bins))
+
+
+def macro_cell(task_cells: Sequence[dict[str, Any]], confidence: float = 0.95) -> dict[str, Any]:
+    """Unweighted mean of per-task accuracies with its interval (tasks share no clips).
+
+    Each task contributes the variance its own interval implies, p(1 - p) / n_eff with n_eff =
+    n / design_effect; the mean's variance is their sum over T^2, and the interval is Wilson's at
+    the matching effective n (the summed n_eff where the variance is 0).
+    """
+    cells = [c for c in task_cells if c.get("n")]
+    if not cells:
+        return {"accuracy": None, "ci_low": None, "ci_high": None, "n_tasks": 0}
+    acc = np.array([c["correct"] / c["n"] for c in cells])
+    n_eff = np.array([c["n"] / c["design_effect"] for c in cells])
+    m = float(acc.mean())
+    var = float((acc * (1 - acc) / n_eff).sum()) / len(cells) ** 2
+    n_macro = m * (1 - m) / var if var > 0 and 0 < m < 1 else float(n_eff.sum())
+    low, high = wilson(np.float64(m), np.float64(n_macro), z_value(confidence))
+    return {
+        "accuracy": _round(m),
+        "ci_low": _round(low),
+        "ci_high": _round(high),
+        "n_tasks": len(cells),
+    }
+
+
+def aggregate(
+    pred: pa.Table | pd.DataFrame, *, bins: int | None = None, confidence: float = 0.95
+) -> dict[str, Any]:
+    """Every reported number of one model on one predictions table: THE aggregation function.
+
+    `bins` is the task's ΔMOS bin count; when given, every bin 0..bins-1 appears (empty ones as
+    n = 0 cells) so tables line up across models, and a delta_bin outside that range raises.
+    """
+    p = _load(pred)
+    cells = _Cells(p, confidence)
+    bin_keys = _bin_keys(p, bins)
+    by_task = cells.by(p.task)
+    by_relation_bin = {
+        rel: cells.by(p.delta_bin, bin_keys, within=p.relation == rel)
+        for rel in sorted(set(p.relation.tolist()))
+    }
+    result: dict[str, Any] = {
+        "overall": cells.of(np.ones(p.pair_id.size, dtype=bool)),
+        "macro": macro_cell(list(by_task.values()), confidence),
+        "by_task": by_task,
+        "by_split": cells.by(p.split),
+        "by_relation": cells.by(p.relation),
+        "by_bin": cells.by(p.delta_bin, bin_keys),
+        "by_subset": {name: cells.of(p.flags[name]) for name in sorted(FIXED_SUBSETS)},
+        "by_relation_bin": by_relation_bin,
+    }
+    has_subset = np.array([s is not None for s in p.subset], dtype=bool)
+    if has_subset.any():
+        # Pairs without a subset are left out here; they are all still in `overall`.
+        result["by_group_subset"] = cells.by(p.subset, within=has_subset)
+    return dict(sorted(result.items()))
+
+
+def _paired(
+    ca: np.ndarray, cb: np.ndarray, design: ClipDesign, confidence: float
+) -> dict[str, Any]:
+    n = int(ca.size)
+    a_only = int((ca & ~cb).sum())
+    b_only = int((~ca & cb).sum())
+    if n == 0:
+        return {
+            "n": 0,
+            "n_clips": 0,
+            "accuracy_a": None,
+            "accuracy_b": None,
+            "difference": None,
+            "ci_low": None,
+            "ci_high": None,
+            "p_value": None,
+            "a_only": 0,
+            "b_only": 0,
+        }
+    test = difference_test(ca.astype(np.int8) - cb.astype(np.int8), design, confidence)
+    return {
+        "n": n,
+        "n_clips": design.n_clips,
+        "accuracy_a": _round(int(ca.sum()) / n),
+        "accuracy_b": _round(int(cb.sum()) / n),
+        "difference": _round((a_only - b_only) / n),
+        "ci_low": _round(test["low"]),
+        "ci_high": _round(test["high"]),
+        "p_value": _round_p(test["p"]),
+        "a_only": a_only,
+        "b_only": b_only,
+    }
+
+
+def _check_same_pairs(pa_: _Preds, pb_: _Preds) -> None:
+    ids_a, ids_b = set(pa_.pair_id.tolist()), set(pb_.pair_id.tolist())
+    if ids_a != ids_b:
+        only_a, only_b = sorted(ids_a - ids_b), sorted(ids_b - ids_a)
+        raise PredictionError(
+            "the two predictions tables cover different pairs: "
+            f"{len(only_a)} only in A ({_examples(only_a, 3)}), "
+            f"{len(only_b)} only in B ({_examples(only_b, 3)})"
+        )
+    checks = [
+        ("chosen", pa_.chosen, pb_.chosen),
+        ("delta_bin", pa_.delta_bin, pb_.delta_bin),
+        ("clip_a", pa_.clip_a, pb_.clip_a),
+        ("clip_b", pa_.clip_b, pb_.clip_b),
+        ("relation", pa_.relation, pb_.relation),
+    ]
+    for name, xa, xb in checks:
+        differ = xa != xb  # both sorted by pair_id in _load
+        if differ.any():
+            raise PredictionError(
+                f"the two predictions tables disagree on '{name}' for pairs "
+                f"{_examples(sorted(pa_.pair_id[differ].tolist()), 3)}: not the same pair file"
+            )
+
+
+def compare(
+    pred_a: pa.Table | pd.DataFrame,
+    pred_b: pa.Table | pd.DataFrame,
+    *,
+    relation: str | None = None,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """Paired comparison of model A and model B on the same pairs (difference = A - B).
+
+    Paired tests are far more sensitive than comparing two overlapping intervals, because both
+    models face the same hard pairs. The pair sets must be identical (same pair ids, same chosen
+    side and clips); anything else is a comparison on different data and raises. `relation`
+    restricts every cell (and the Holm family) to that relation's pairs.
+    """
+    pa_, pb_ = _load(pred_a), _load(pred_b)
+    _check_same_pairs(pa_, pb_)
+    ca, _ = _correctness(pa_)
+    cb, _ = _correctness(pb_)
+    keep = np.ones(ca.size, dtype=bool)
+    if relation is not None:
+        present = sorted(set(pa_.relation.tolist()))
+        if relation not in present:
+            raise PredictionError(
+                f"no '{relation}' pairs to compare (relations present: {', '.join(present)})"
+            )
+        keep = pa_.relation == relation
+    design = pa_.design()
+    masks: list[tuple[dict[str, Any], np.ndarray]] = []
+
+    def paired(mask: np.ndarray) -> dict[str, Any]:
+        mask = mask & keep
+        out = _paired(ca[mask], cb[mask], design.subset(mask), confidence)
+        masks.append((out, mask))
+        return out
+
+    def by(keys: np.ndarray, name: Callable[[Any], str] = str) -> dict[str, dict[str, Any]]:
+        return {name(v): paired(keys == v) for v in sorted(set(keys[keep].tolist()))}
+
+    has_subset = np.array([s is not None for s in pa_.subset], dtype=bool)
+    result: dict[str, Any] = {
+        "overall": paired(np.ones(ca.size, dtype=bool)),
+        "by_task": by(pa_.task),
+        "by_relation": by(pa_.relation),
+        "by_bin": by(pa_.delta_bin),
+        "by_subset": {k: paired(pa_.flags[k]) for k in sorted(FIXED_SUBSETS)},
+    }
+    if (has_subset & keep).any():
+        result["by_group_subset"] = {
+            str(v): paired(has_subset & (pa_.subset == v))
+            for v in sorted({s for s in pa_.subset[has_subset & keep].tolist()})
+        }
+    family = _holm_in_place(masks)
+    return {
+        "interval": interval_spec(confidence),
+        "correction": "holm",
+        "family_size": family,
+        "relation": relation,
+        **result,
+    }
+
+
+def _holm_in_place(cells: list[tuple[dict[str, Any], np.ndarray]]) -> int:
+    """Set `p_holm` on every tested cell; returns the family size.
+
+    Cells holding exactly the same pairs (a lone task or relation repeats `overall`; on a 1/8-step
+    scale the top bin may equal ΔMOS > 1.5) are one test, counted once and given one answer:
+    testing the same pairs twice would only cost power.
+    """
+    tests: dict[bytes, list[dict[str, Any]]] = {}
+    for cell_, mask in cells:
+        cell_["p_holm"] = None
+        if cell_["p_value"] is not None:
+            tests.setdefault(np.packbits(mask).tobytes(), []).append(cell_)
+    groups = list(tests.values())
+    for group, adj in zip(groups, holm([g[0]["p_value"] for g in groups]), strict=True):
+        for cell_ in group:
+            cell_["p_holm"] = _round_p(adj)
+    return len(groups)
