@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -137,7 +136,7 @@ def _repo(repo: str | Path | None) -> Path:
 
 def evaluate(
     model: Any,
-    tasks: Sequence[str] = ("demo",),
+    tasks: Any = ("demo",),
     *,
     name: str | None = None,
     kind: str | None = None,
@@ -153,7 +152,10 @@ def evaluate(
     repo: str | Path | None = None,
 ) -> list[TaskResult]:
     """Evaluate an object with `score(batch)` (scalar), `prefer(a, b)` (pairwise) or an implicit
-    model's methods, plus `sample_rate`, on each named task; one `TaskResult` per task, in order.
+    model's methods, plus `sample_rate`, on each task; one `TaskResult` per task, in order.
+
+    A task is a name (a YAML under `<repo>/tasks/`), a path to a task YAML anywhere, a
+    `TaskSpec` (or the mapping a task YAML holds) or a `Task`; one task or a list of them.
 
     The results are written as by `mosrm evaluate` under `results_dir` (default
     `<repo>/leaderboard/results`, repo = `$MOSRM_REPO` or the current directory); `limit` is a
@@ -161,31 +163,25 @@ def evaluate(
     whose label reliability reaches it (`<task>.min-rel-<t>.json`, never on the board). The data root is `data_root`, else the task's own, else the
     one it was last prepared from; a task without data is an error naming where it looked.
     """
-    from benchmark.data.tasks import load_tasks
     from benchmark.orchestrate import default_results
     from benchmark.pipeline import evaluate as run_task
     from benchmark.results.schema import TaskResult
     from benchmark.scoring.loop import ScoringConfig
 
-    if isinstance(tasks, str):
-        tasks = [tasks]
     if min_reliability is not None:
         from benchmark.stats.ceiling import check_min_reliability
 
         min_reliability = check_min_reliability(min_reliability)  # before any task is prepared
     repo_path = _repo(repo)
-    known = load_tasks(repo_path / "tasks")
-    unknown = [t for t in tasks if t not in known]
-    if unknown:
-        raise MosrmError(f"unknown task(s): {', '.join(unknown)} (known: {', '.join(known)})")
+    resolved = resolve_tasks(tasks, repo_path)
     submission = in_memory_submission(
         model, name=name, kind=kind, version=version, fingerprint=fingerprint, meta=meta
     )
     results_root = Path(results_dir) if results_dir is not None else default_results(repo_path)
     config = config if config is not None else ScoringConfig(progress=False)
     out: list[TaskResult] = []
-    for task_name in tasks:
-        prepared = _prepare(known[task_name], data_root)
+    for task in resolved:
+        prepared = _prepare(task, data_root)
         record = run_task(
             submission,
             prepared,
@@ -196,6 +192,42 @@ def evaluate(
             min_reliability=min_reliability,
         )
         out.append(TaskResult.model_validate(record))
+    return out
+
+
+def resolve_tasks(tasks: Any, repo: Path) -> list[Any]:
+    """`evaluate`'s tasks as `Task` objects: names looked up under `repo/tasks/`, YAML paths
+    loaded, `TaskSpec`s and mappings validated (one-line errors naming the field)."""
+    from pydantic import ValidationError
+
+    from benchmark.data.tasks import Task, TaskSpec, load_task_file, load_tasks
+    from benchmark.errors import TaskSpecError, describe_validation_error
+
+    items = [tasks] if isinstance(tasks, str | Path | Task | TaskSpec | dict) else list(tasks)
+    known: dict[str, Task] | None = None
+    out: list[Task] = []
+    for item in items:
+        if isinstance(item, Task):
+            out.append(item)
+        elif isinstance(item, TaskSpec):
+            out.append(Task(item, None))
+        elif isinstance(item, dict):
+            try:
+                out.append(Task(TaskSpec.model_validate(item), None))
+            except ValidationError as exc:
+                raise TaskSpecError(f"task spec: {describe_validation_error(exc)}") from None
+        elif isinstance(item, Path) or str(item).endswith((".yaml", ".yml")):
+            out.append(load_task_file(item))
+        elif isinstance(item, str):
+            known = known if known is not None else load_tasks(repo / "tasks")
+            if item not in known:
+                names = ", ".join(known)
+                raise MosrmError(f"unknown task '{item}' (known: {names}; or pass a YAML path)")
+            out.append(known[item])
+        else:
+            raise MosrmError(
+                f"a task is a name, a YAML path, a TaskSpec or a Task, got {type(item).__name__}"
+            )
     return out
 
 

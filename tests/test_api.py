@@ -16,7 +16,7 @@ import benchmark as mb
 from benchmark.api import in_memory_submission
 from benchmark.baselines.shortcuts import LoudnessModel
 from benchmark.cli import main
-from benchmark.errors import DataError, SubmissionError
+from benchmark.errors import DataError, MosrmError, SubmissionError
 from benchmark.results.schema import TaskResult
 from benchmark.scoring.models import Batch, read_spec
 from tests.toy_task import REPO, write_toy_repo
@@ -183,3 +183,35 @@ def test_import_benchmark_stays_light():
         "assert mb.TaskResult.__module__ == 'benchmark.results.schema'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_a_task_is_a_name_a_yaml_path_a_spec_or_a_mapping(repo, tmp_path):
+    """`evaluate` takes a task from anywhere, not only the repository's tasks/ folder; the same
+    task gives the same results file however it was named."""
+    import yaml
+
+    from benchmark.data.tasks import TaskSpec
+    from benchmark.errors import TaskSpecError
+
+    elsewhere = tmp_path / "mine" / "toy.yaml"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text((repo / "tasks" / "toy.yaml").read_text())
+    raw = yaml.safe_load(elsewhere.read_text())
+    outs = {}
+    for label, task in {
+        "name": "toy",
+        "path": elsewhere,
+        "path-str": str(elsewhere),
+        "spec": TaskSpec.model_validate(raw),
+        "mapping": raw,
+    }.items():
+        out = tmp_path / label
+        (r,) = mb.evaluate(LoudnessModel(), task, name="loud", repo=repo, results_dir=out)
+        assert r.task == "toy"
+        outs[label] = (out / "loud" / "toy.json").read_bytes()
+    assert len(set(outs.values())) == 1
+    with pytest.raises(TaskSpecError, match=r"^task spec: .*bins") as err:
+        mb.evaluate(LoudnessModel(), [{**raw, "bins": "many"}], repo=repo)
+    assert "\n" not in str(err.value)
+    with pytest.raises(MosrmError, match=r"unknown task 'nope' \(known: toy"):
+        mb.evaluate(LoudnessModel(), ["nope"], repo=repo)

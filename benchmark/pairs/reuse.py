@@ -126,6 +126,20 @@ def code_sha256() -> str:
     return h.hexdigest()
 
 
+def reader_sha256(name: str) -> str | None:
+    """SHA-256 of a reader's source from another package (`corpora.reader_code`); None for a
+    built-in reader (`code_sha256` covers it): an edited third-party reader rebuilds the pairs."""
+    from benchmark.data.corpora import reader_code
+
+    files = reader_code(name)
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def inputs(
     task: Task,
     root: Path,
@@ -161,6 +175,7 @@ def inputs(
         "task_spec_sha256": canonical_sha256(task.spec.model_dump(mode="json")),
         "harness_version": HARNESS_VERSION,
         "code_sha256": code_sha256(),
+        "reader_code_sha256": reader_sha256(task.spec.reader),
         "clip_schema_version": CLIP_SCHEMA_VERSION,
         "pair_schema_version": PAIR_SCHEMA_VERSION,
         "relation_definitions_sha256": RELATION_DEFINITIONS_SHA256,
