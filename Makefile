@@ -37,6 +37,7 @@ bench: setup
 lint: setup
 	$(VENV)/bin/ruff check benchmark tests benchmarks
 	$(VENV)/bin/ruff format --check benchmark tests benchmarks
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .mosrm-cache build *.egg-info

@@ -41,7 +41,11 @@ _RESERVED_META = frozenset({"name", "kind", "entry", "weights", "params", "predi
 
 
 def _infer_kind(model: Any, kind: str | None) -> str:
-    from benchmark.scoring.models import ImplicitRewardModel, PairwiseRewardModel, ScalarRewardModel
+    from benchmark.scoring.interfaces import (
+        ImplicitRewardModel,
+        PairwiseRewardModel,
+        ScalarRewardModel,
+    )
 
     found = [
         k
@@ -93,12 +97,9 @@ def in_memory_submission(
 
     from benchmark import HARNESS_VERSION
     from benchmark.errors import describe_validation_error
-    from benchmark.scoring.models import (
-        MODEL_API_VERSION,
-        ImplicitAsScalar,
-        Submission,
-        SubmissionSpec,
-    )
+    from benchmark.scoring.interfaces import MODEL_API_VERSION, ImplicitAsScalar
+    from benchmark.scoring.models import Submission
+    from benchmark.scoring.spec import SubmissionSpec
 
     meta = dict(meta or {})
     reserved = sorted(_RESERVED_META & set(meta))

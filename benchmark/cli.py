@@ -74,14 +74,15 @@ def _parse_counts(items: list[str] | None, full_pool: bool, task: Any) -> dict[s
                 f"--pairs {item}: relation '{rel}' is not one of the task's relations "
                 f"({', '.join(task.spec.relations)})"
             )
+        count: int | str = value
         if value != "all":
             try:
-                value = int(value)
+                count = int(value)
             except ValueError:
                 raise MosrmError(f"--pairs {item}: count must be an integer or 'all'") from None
-            if value < 0:
+            if count < 0:
                 raise MosrmError(f"--pairs {item}: count must be >= 0")
-        out.setdefault(split, {})[rel] = value
+        out.setdefault(split, {})[rel] = count
     return out
 
 

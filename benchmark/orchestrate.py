@@ -100,7 +100,7 @@ def find_data_root(task: Task, data_root: str | Path | None) -> tuple[Path | Non
 
 def submission_folders(repo: Path, names: Sequence[str] | None) -> list[Path]:
     """The named submissions (names under `repo/submissions`, or folders), else all of them."""
-    from benchmark.scoring.models import discover_submissions
+    from benchmark.scoring.spec import discover_submissions
 
     root = repo / "submissions"
     if not names:

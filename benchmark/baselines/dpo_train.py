@@ -150,7 +150,7 @@ def training_frames(run: Run, tokenizer: Any, store: AudioStore, fit: FitSetting
     for k, t in enumerate(run.tasks):
         pick = rng_for(seed, "units", t.name).permutation(t.train_clips.size)[: fit.clips]
         items.extend((k, str(t.train_clips[i])) for i in sorted(pick.tolist()))
-    chunks = []
+    chunks: list[np.ndarray] = []
     with torch.inference_mode():
         for i in range(0, len(items), 32):
             batch = store.batch(items[i : i + 32])

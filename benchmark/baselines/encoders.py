@@ -136,6 +136,9 @@ class LogMelEncoder(Encoder):
     226,624 parameters and reduces 100 frames/s to 25 frames/s of 128-dim features.
     """
 
+    window: torch.Tensor
+    mel: torch.Tensor
+
     TYPE = "logmel"
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "sample_rate": 16000,
@@ -224,6 +227,7 @@ class LogMelEncoder(Encoder):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x, frames = self.log_mel(waveforms, lengths)
         for block in self.blocks:
+            assert isinstance(block, _ConvBlock)
             x = block(x)
             frames = block.out_lengths(frames)
             x = x * frame_mask(frames, x.shape[-1])[:, None, :]
@@ -264,7 +268,7 @@ def confined_source(source: str, base: Path, what: str) -> str:
     return str(resolved)
 
 
-def load_pretrained(source: str) -> nn.Module:
+def load_pretrained(source: str) -> Any:
     """`AutoModel.from_pretrained` on a local folder or a hub id, with a one-line error.
 
     A local folder is loaded with `local_files_only`, so no network is touched; a hub id goes

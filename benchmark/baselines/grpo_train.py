@@ -181,7 +181,9 @@ def run(run: Run) -> Path | None:
     return _write_submissions(run, s, data, sft_state, state)
 
 
-def _waves(a: Any, b: Any, device: torch.device) -> tuple[torch.Tensor, ...]:
+def _waves(
+    a: Any, b: Any, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     return (
         a.waveforms.to(device),
         a.lengths.to(device),

@@ -67,7 +67,7 @@ class HubScalar(nn.Module):
         return logits[:, self.output].double()
 
 
-def _load(source: str) -> nn.Module:
+def _load(source: str) -> Any:
     from transformers import AutoModelForAudioClassification
 
     path = Path(source).expanduser()

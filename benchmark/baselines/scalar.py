@@ -20,7 +20,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -32,7 +32,20 @@ from benchmark.errors import SubmissionError
 CONFIG_VERSION = 1
 METADATA_KEY = "mosrm_config"
 
-M = TypeVar("M", bound=nn.Module)
+
+class ConfiguredModule(Protocol):
+    """What `load_configured` builds: a module with its resolved config and its saved tensors."""
+
+    config: dict[str, Any]
+
+    def saved_state(self) -> dict[str, torch.Tensor]: ...
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = ...) -> Any: ...
+
+    def eval(self) -> Any: ...
+
+
+M = TypeVar("M", bound=ConfiguredModule)
 """The one safetensors metadata key: the model config as sorted-key JSON. One key only, so the
 header (and so the file) is byte-identical from save to save."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from benchmark.baselines.train import (
     Run,
@@ -45,7 +45,7 @@ def run(run: Run) -> Path | None:
 
         return dev_pairs_accuracy(run, margin, config.batch_size)
 
-    unit = "pair" if config.loss == "bt" else "clip"
+    unit: Literal["pair", "clip"] = "pair" if config.loss == "bt" else "clip"
     stage = main_stage(config, name="main", unit=unit, loss=loss, dev=dev)
     state = fit(run, stage, model, save_best=lambda m, p: save(m, p))
     if state is None or not run.dist.main:

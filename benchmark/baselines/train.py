@@ -326,7 +326,7 @@ def fit(
     stage: Stage,
     model: Any,
     *,
-    save_best: Callable[[Any, Path], None] = save_weights,
+    save_best: Callable[[Any, Path], object] = save_weights,
 ) -> dict[str, Any] | None:
     """Train `model` through `stage` (or resume it, or skip it when its checkpoint says finished).
 
@@ -469,7 +469,7 @@ def _end_epoch(
     state: dict[str, Any],
     best_path: Path,
     dist: Dist,
-    save_best: Callable[[Any, Path], None],
+    save_best: Callable[[Any, Path], object],
 ) -> None:
     """Dev accuracy (rank 0 computes, everyone learns it) and the best weights so far.
 

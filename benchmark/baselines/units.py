@@ -82,6 +82,9 @@ class UnitTokenizer(nn.Module):
     a buffer (saved with the tokenizer); an SSL backbone is frozen and reloaded from its source.
     """
 
+    codebook: torch.Tensor
+    frontend: Any
+
     def __init__(self, config: Mapping[str, Any] | None, codebook: torch.Tensor | None = None):
         super().__init__()
         from benchmark.baselines.encoders import build_encoder

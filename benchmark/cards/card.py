@@ -450,18 +450,18 @@ def _pairs_split(task: Task, split: str, p: PairStats, clips: ClipStats | None) 
     lines += ["", "Fixed ΔMOS subsets (pairs, share of the relation):", ""]
     header = ["relation", *(_fixed_label(f) for f in FIXED_SUBSETS), "pairs"]
     rows = []
-    for rel in [*p.relations, None]:
+    for which in [*p.relations, None]:
         counts = (
-            p.fixed[rel]
-            if rel is not None
+            p.fixed[which]
+            if which is not None
             else {f: sum(p.fixed[r][f] for r in p.relations) for f in FIXED_SUBSETS}
         )
-        total = p.by_relation[rel] if rel is not None else p.n
+        total = p.by_relation[which] if which is not None else p.n
         cells = [
             f"{_int(counts[f])} ({100 * counts[f] / total:.1f} %)" if total else "0"
             for f in FIXED_SUBSETS
         ]
-        rows.append(["**all**" if rel is None else f"`{rel}`", *cells, _int(total)])
+        rows.append(["**all**" if which is None else f"`{which}`", *cells, _int(total)])
     lines += _table(header, rows)
 
     subsets = sorted(p.by_subset, key=lambda s: (s is not None, s or ""))

@@ -86,7 +86,7 @@ def histogram_svg(task: Task, data: CardData) -> str:
         f'<text x="{_W / 2:g}" y="20" text-anchor="middle" font-size="14" '
         f'font-weight="bold">{escape_xml(title)}</text>',
     ]
-    x = _LEFT
+    x: float = _LEFT
     for rel in relations:
         out.append(
             f'<rect x="{_n(x)}" y="32" width="10" height="10" fill="{RELATION_COLOURS[rel]}"/>'

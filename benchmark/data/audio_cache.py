@@ -164,7 +164,11 @@ def build_cache(
     for i, (cid, src, name) in enumerate(zip(ids, sources, names, strict=True)):
         entry = entries.get(cid)
         dst = folder / name
-        if _fresh(entry, src, dst) and not (verify and sha256_file(dst) != entry["sha256"]):
+        if (
+            entry is not None
+            and _fresh(entry, src, dst)
+            and not (verify and sha256_file(dst) != entry["sha256"])
+        ):
             continue
         todo.append(i)
     if echo and todo:

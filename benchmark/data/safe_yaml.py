@@ -67,7 +67,7 @@ class _Loader(yaml.SafeLoader):
                 "is this an alias bomb?"
             )
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             if event.anchor in self.anchors:
@@ -91,8 +91,9 @@ class _Loader(yaml.SafeLoader):
             self._sizes[event.anchor] = (self._nodes - nodes, self._chars - chars)
         return node
 
-    def compose_mapping_node(self, anchor: str | None) -> MappingNode:
-        node = super().compose_mapping_node(anchor)
+    # PyYAML passes the anchor here; types-PyYAML's stub says a dict of nodes
+    def compose_mapping_node(self, anchor: str | None) -> MappingNode:  # type: ignore[override]
+        node = super().compose_mapping_node(anchor)  # type: ignore[arg-type]
         first: dict[Any, int] = {}
         for key_node, _ in node.value:
             if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
@@ -112,7 +113,9 @@ class _Loader(yaml.SafeLoader):
 
 
 def _line_of(data: bytes | str, offset: int) -> int:
-    return data[:offset].count(b"\n" if isinstance(data, bytes) else "\n") + 1
+    if isinstance(data, bytes):
+        return data[:offset].count(b"\n") + 1
+    return data[:offset].count("\n") + 1
 
 
 def _describe(exc: yaml.YAMLError, text: str) -> str:
@@ -130,7 +133,7 @@ def _describe(exc: yaml.YAMLError, text: str) -> str:
         problem = display_name(str(exc.problem or "error"), 200)  # tags may carry %1B escapes
         context = ""
         if exc.context:
-            at = f" at line {cmark.line + 1}" if cmark and cmark.line != mark.line else ""
+            at = f" at line {cmark.line + 1}" if cmark and mark and cmark.line != mark.line else ""
             context = f" ({display_name(exc.context, 200)}{at})"
         return f"not valid YAML: {where}{problem}{context}"
     return f"not valid YAML: {display_name(str(exc), 200)}"

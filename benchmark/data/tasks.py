@@ -14,13 +14,16 @@ download, and the board groups tasks by `TaskSpec.label_dimension`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from benchmark.data.safe_yaml import load_yaml
 from benchmark.data.tables import RELATIONS
 from benchmark.errors import TaskSpecError, describe_validation_error
+
+if TYPE_CHECKING:
+    from benchmark.data.corpora import Reader
 
 Relation = Literal["same_content", "same_system", "cross", "any"]
 Count = int | Literal["all"]
@@ -190,7 +193,7 @@ class TaskSpec(BaseModel):
         return self
 
 
-assert set(RELATIONS) == set(Relation.__args__)  # one list of relations, two spellings
+assert set(RELATIONS) == set(get_args(Relation))  # one list of relations, two spellings
 
 
 class Task:
@@ -221,7 +224,7 @@ class Task:
         """The corpus folder this task reads (`data.corpus`, default the task's name)."""
         return self.spec.data.corpus or self.name
 
-    def reader(self):  # noqa: ANN201 - returns a corpora.Reader; imported lazily
+    def reader(self) -> Reader:
         from benchmark.data.corpora import get_reader
 
         return get_reader(self.spec.reader)

@@ -553,7 +553,10 @@ def board_data(results_root: str | Path, submissions_root: str | Path | None = N
 
     records = load_results(results_root)
     failures = load_failures(results_root)
-    literature = {"literature": list(LITERATURE), "literature_source": LITERATURE_SOURCE}
+    literature: dict[str, Any] = {
+        "literature": list(LITERATURE),
+        "literature_source": LITERATURE_SOURCE,
+    }
     if not records and not failures:
         return Board([], [], [], {}, [], **literature)
     failed = {(f["submission"], f["task"]): f for f in failures}

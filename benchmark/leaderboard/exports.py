@@ -90,13 +90,13 @@ def board_csv(board: Board) -> str:
             row += [""] * (len(SUBSETS) + len(relations))
             out.append([*row, "", csv_cell(f"{f.stage}: {f.reason}")])
     for s in board.summaries:
-        for r in s.rows:
-            row = ["tasks", csv_cell("+".join(s.tasks)), csv_cell(s.dimension), str(r.rank)]
-            row += [csv_cell(r.submission), csv_cell(r.name), "ranked"]
-            row += [_num(r.tier), csv_cell(r.tier_leader), _num(r.tier_p_holm)]
-            row += [_flag(r.shortcut), _flag(r.in_domain), "false"]
-            row += cell(r.micro) + [_num(r.macro.accuracy), _num(r.macro.ci_low)]
-            row += [_num(r.macro.ci_high)] + binned(r.by_bin)
+        for sr in s.rows:
+            row = ["tasks", csv_cell("+".join(s.tasks)), csv_cell(s.dimension), str(sr.rank)]
+            row += [csv_cell(sr.submission), csv_cell(sr.name), "ranked"]
+            row += [_num(sr.tier), csv_cell(sr.tier_leader), _num(sr.tier_p_holm)]
+            row += [_flag(sr.shortcut), _flag(sr.in_domain), "false"]
+            row += cell(sr.micro) + [_num(sr.macro.accuracy), _num(sr.macro.ci_low)]
+            row += [_num(sr.macro.ci_high)] + binned(sr.by_bin)
             row += [""] * (len(SUBSETS) + len(relations))
             out.append([*row, "", ""])
     buf = io.StringIO()

@@ -177,6 +177,6 @@ def _without_orders(table: Any) -> Any:
     """Predictions (a pyarrow Table) minus the presentation-order columns, which feed only the per-task judge
     diagnostics: results written before those columns existed lack them, and pooling old and new
     tables would leave a partly-null column that the metrics refuse."""
-    from benchmark.stats.metrics import ORDER_COLUMNS
+    from benchmark.data.tables import ORDER_COLUMNS
 
     return table.drop_columns([c for c in ORDER_COLUMNS if c in table.column_names])

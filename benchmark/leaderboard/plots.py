@@ -38,7 +38,7 @@ PALETTE = (
 SHORTCUT_COLOURS = ("#7f7f7f", "#a5a5a5", "#5a5a5a", "#c0c0c0")
 SHORTCUT_MARKERS = ("s", "^", "v", "D")
 
-RC = {
+RC: dict[Any, Any] = {  # matplotlib types its keys as a Literal of every rc name
     "svg.hashsalt": "mosrm-board",
     "svg.fonttype": "none",
     "font.family": "DejaVu Sans",
@@ -83,7 +83,7 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), dpi=72)
 
 
-def _style(rows: Sequence[Row]) -> list[dict[str, object]]:
+def _style(rows: Sequence[Row]) -> list[dict[str, Any]]:
     out = []
     models = shortcuts = 0
     for r in rows:

@@ -150,7 +150,8 @@ def results_license(task_names: set[str], task_licenses: Mapping[str, str]) -> s
     from benchmark.results.export import hub_license
 
     ids = {hub_license(task_licenses[t]) if t in task_licenses else None for t in task_names}
-    return ids.pop() if len(ids) == 1 and None not in ids else "other"
+    only = ids.pop() if len(ids) == 1 else None
+    return only if only is not None else "other"
 
 
 def default_readme(leaderboard_dir: Path, results_root: Path) -> Path:

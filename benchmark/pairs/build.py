@@ -316,7 +316,7 @@ def _available(c: _Clips, relation: str, md_q: int) -> int:
 
 def _same_key(key: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ka = key[a]
-    return (ka >= 0) & (ka == key[b])
+    return np.asarray((ka >= 0) & (ka == key[b]))
 
 
 def _valid(c: _Clips, relation: str, a: np.ndarray, b: np.ndarray, md_q: int) -> np.ndarray:
@@ -326,7 +326,7 @@ def _valid(c: _Clips, relation: str, a: np.ndarray, b: np.ndarray, md_q: int) ->
         ok &= ~_same_key(c.system, a, b)
     if relation in ("same_system", "cross"):
         ok &= ~_same_key(c.content, a, b)
-    return ok
+    return np.asarray(ok)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,12 +431,13 @@ def _draw_by_enumeration(
     ranks = None
     if not take_all and available >= _HYPERGEOMETRIC_MAX:
         ranks = np.sort(rng.choice(available, size=target, replace=False, shuffle=False))
-    need = 0 if take_all else int(target)
+    need = 0 if take_all or target is None else int(target)
     remaining = available
     found = 0
     for a, b in _enumerate(u):
         m = _valid(c, relation, a, b, md_q)
         k = int(np.count_nonzero(m))
+        keep: np.ndarray | Chosen
         if take_all:
             keep = m
         elif ranks is not None:
@@ -512,7 +513,7 @@ def _fresh(keys: np.ndarray, accepted: np.ndarray, limit: int) -> np.ndarray:
     keys = keys[np.sort(order[first])]  # distinct, in draw order
     pos = np.minimum(np.searchsorted(accepted, keys), max(accepted.size - 1, 0))
     seen = accepted[pos] == keys if accepted.size else np.zeros(keys.size, dtype=bool)
-    return keys[~seen][:limit]
+    return np.asarray(keys[~seen][:limit])
 
 
 def _rejection_pays(candidates: int, available: int, target: int) -> bool:
@@ -586,7 +587,7 @@ def build_pair_sets(
     balance_subsets: bool = False,
     workdir: str | Path | None = None,
     reliability: str = "closed_form",
-) -> dict[str, tuple[SplitRows, dict]]:
+) -> dict[str, tuple[SplitRows, dict[str, Any]]]:
     """Sample each split's pairs per relation; returns split -> (rows to write, metadata).
 
     `clips` must already be a validated clip table. `counts[split][relation]` is a target count or
@@ -607,7 +608,7 @@ def build_pair_sets(
         )
     noise = clip_noise(clips)
     md_q = int(round(float(min_delta) * NANO))
-    out: dict[str, tuple[SplitRows, dict]] = {}
+    out: dict[str, tuple[SplitRows, dict[str, Any]]] = {}
     try:
         for split in sorted(counts):
             if split not in present:
@@ -648,7 +649,7 @@ def build_pairs(
     bins: int = 5,
     balance_subsets: bool = False,
     reliability: str = "closed_form",
-) -> dict[str, tuple[pa.Table, dict]]:
+) -> dict[str, tuple[pa.Table, dict[str, Any]]]:
     """`build_pair_sets` with every split's rows as an in-memory table (small pair sets, tests)."""
     built = build_pair_sets(
         clips,
@@ -661,7 +662,7 @@ def build_pairs(
         balance_subsets=balance_subsets,
         reliability=reliability,
     )
-    out: dict[str, tuple[pa.Table, dict]] = {}
+    out: dict[str, tuple[pa.Table, dict[str, Any]]] = {}
     for split, (rows, meta) in built.items():
         try:
             out[split] = (rows.table(), meta)
@@ -891,7 +892,9 @@ class LabelPriors:
 
         out = np.full(self.d2.shape, np.nan)
         for i, j in np.ndindex(out.shape):
-            out[i, j] = prior_var(self.d2[i, j], self.se2[i, j], int(self.count[i, j]))
+            out[i, j] = prior_var(
+                float(self.d2[i, j]), float(self.se2[i, j]), int(self.count[i, j])
+            )
         return out
 
     def reliability(
@@ -952,7 +955,7 @@ def _build_split(
     balance_subsets: bool = False,
     workdir: str | Path | None = None,
     reliability: str = "closed_form",
-) -> tuple[SplitRows, dict]:
+) -> tuple[SplitRows, dict[str, Any]]:
     per_rel: dict[str, dict[str, Any]] = {}
     priors = LabelPriors(c, rels=len(rels))
     shortfall: dict[str, str] = {}
@@ -1029,7 +1032,7 @@ def _build_split(
     return rows, meta
 
 
-def write_pairs(table: pa.Table, meta: dict, path: str | Path) -> str:
+def write_pairs(table: pa.Table, meta: dict[str, Any], path: str | Path) -> str:
     """Write a pair file (metadata stored in the file) and return its SHA-256, the pair set's id."""
     path = Path(path)
     write_parquet(conform(table, PAIR_SCHEMA, path), path, meta)

@@ -66,7 +66,7 @@ def _fmix_array(x: np.ndarray) -> np.ndarray:
     x = x * np.uint64(_M1)  # uint64 array arithmetic wraps modulo 2^64, as the reference masks
     x = x ^ (x >> np.uint64(33))
     x = x * np.uint64(_M2)
-    return x ^ (x >> np.uint64(33))
+    return np.asarray(x ^ (x >> np.uint64(33)))
 
 
 def pair_ids(salt_value: int, lower: np.ndarray, higher: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ corpus files, written deterministically (same inputs, byte-identical pair files)
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,7 +120,7 @@ def probe_audio(clips: pa.Table, data_root: Path) -> pa.Table:
 
 
 def merge_counts(
-    pairs: dict[str, dict[str, Any]], overrides: dict[str, dict[str, Any]] | None
+    pairs: Mapping[str, Mapping[Any, Any]], overrides: dict[str, dict[str, Any]] | None
 ) -> dict[str, dict[str, Any]]:
     """The task's pair counts with per (split, relation) overrides applied on top."""
     merged = {split: dict(per_rel) for split, per_rel in pairs.items()}

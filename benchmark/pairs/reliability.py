@@ -95,7 +95,7 @@ class ClipNoise:
 
     @property
     def known(self) -> np.ndarray:
-        return np.isfinite(self.var)
+        return np.asarray(np.isfinite(self.var))
 
 
 def _column(clips: pa.Table, name: str) -> list[Any]:
@@ -184,7 +184,7 @@ def _pool(residuals: np.ndarray, s0: float) -> np.ndarray:
 
 def se2(noise: ClipNoise, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Squared standard error of each pair's MOS difference (NaN where unknown)."""
-    return noise.var[a] / noise.n[a] + noise.var[b] / noise.n[b]
+    return np.asarray(noise.var[a] / noise.n[a] + noise.var[b] / noise.n[b])
 
 
 def prior_var(delta2_sum: float, se2_sum: float, count: int) -> float:
@@ -208,7 +208,7 @@ def _shrink(u: np.ndarray, tau2: np.ndarray | float | None) -> np.ndarray:
     zero = u == 0
     if zero.any():
         k = np.where(zero, 1.0, k)
-    return k
+    return np.asarray(k)
 
 
 def t_cdf(nu: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -234,7 +234,7 @@ def t_cdf(nu: np.ndarray, t: np.ndarray) -> np.ndarray:
     inf = np.isinf(nu)
     if inf.any():
         z = np.where(inf, t, z)
-    return ndtr(z)
+    return np.asarray(ndtr(z))
 
 
 def closed_form(
@@ -411,12 +411,12 @@ def ceiling_cells(
             correct = np.where(rated[sl, None], (d > 0) + 0.5 * (d == 0), 0.0)
             sums += correct.T @ weights[sl]
     alpha = (1.0 - confidence) / 2.0
-    for k, name in enumerate(names):
-        if counts[k] == 0:
+    for col, name in enumerate(names):
+        if counts[col] == 0:
             out[name] = None
             continue
-        acc = sums[:, k] / counts[k]
-        value = float(reliability[cols[:, k]].mean())
+        acc = sums[:, col] / counts[col]
+        value = float(reliability[cols[:, col]].mean())
         # the draws give the spread; the centre is the estimate's (per-clip t draws are a little
         # wider than the Welch t of the estimate, which would pull the range below it)
         shift = value - float(acc.mean())
@@ -425,7 +425,7 @@ def ceiling_cells(
             "ci_low": round(min(max(float(np.quantile(acc, alpha)) + shift, 0.0), value), 6),
             "ci_high": round(max(min(float(np.quantile(acc, 1.0 - alpha)) + shift, 1.0), value), 6),
             "n": int(np.asarray(masks[name], dtype=bool).sum()),
-            "n_rated": int(counts[k]),
+            "n_rated": int(counts[col]),
         }
     return out
 

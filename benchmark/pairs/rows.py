@@ -50,17 +50,35 @@ NANO = 1_000_000_000
 
 
 class ClipArrays(Protocol):
-    """What rows are made from: one split's clips sorted by id, as `pairs._Clips` holds them."""
+    """What rows are made from: one split's clips sorted by id, as `pairs._Clips` holds them
+    (read-only: a frozen dataclass satisfies it)."""
 
-    ids: np.ndarray
-    mos: np.ndarray
-    q: np.ndarray
-    subset: np.ndarray
-    subset_names: np.ndarray
-    system: np.ndarray
-    system_names: np.ndarray
-    content: np.ndarray
-    content_names: np.ndarray
+    @property
+    def ids(self) -> np.ndarray: ...
+
+    @property
+    def mos(self) -> np.ndarray: ...
+
+    @property
+    def q(self) -> np.ndarray: ...
+
+    @property
+    def subset(self) -> np.ndarray: ...
+
+    @property
+    def subset_names(self) -> np.ndarray: ...
+
+    @property
+    def system(self) -> np.ndarray: ...
+
+    @property
+    def system_names(self) -> np.ndarray: ...
+
+    @property
+    def content(self) -> np.ndarray: ...
+
+    @property
+    def content_names(self) -> np.ndarray: ...
 
 
 class _Histogram:

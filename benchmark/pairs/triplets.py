@@ -231,7 +231,9 @@ def _sample(
 def _triplet_valid(c: _Clips, rel: str, t: np.ndarray, md_q: int) -> np.ndarray:
     """All three pairs of each triplet valid under `rel` (pairs._valid, the builder's rule)."""
     x, y, z = t[:, 0], t[:, 1], t[:, 2]
-    return _valid(c, rel, x, y, md_q) & _valid(c, rel, y, z, md_q) & _valid(c, rel, x, z, md_q)
+    return np.asarray(
+        _valid(c, rel, x, y, md_q) & _valid(c, rel, y, z, md_q) & _valid(c, rel, x, z, md_q)
+    )
 
 
 def _enumerate(u: _Universe) -> Iterator[np.ndarray]:

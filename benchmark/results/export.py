@@ -42,8 +42,13 @@ CLIPS_SPLIT = "clips"
 _SPLIT_NAME = re.compile(r"^\w+$")
 _HUB_LICENSES = {"apache-2.0": "apache-2.0", "cc-by-4.0": "cc-by-4.0", "cc0": "cc0-1.0"}
 """Leading words of a task's `license` that name one Hub licence id; any other text is `other`."""
-_SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"))
-_SIZE_CATEGORIES += ((1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"))
+_SIZE_CATEGORIES: tuple[tuple[int, str], ...] = (
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+)
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,12 @@ Path = tuple[str, ...]
 """Where a cell sits in a metrics-shaped block: ("overall",), ("by_bin", "0"), …"""
 
 
-def _cells(metrics: dict[str, Any], edges: Sequence[float] | None) -> list[tuple[str, dict, Path]]:
+def _cells(
+    metrics: dict[str, Any], edges: Sequence[float] | None
+) -> list[tuple[str, dict[str, Any], Path]]:
     """The labelled cells shown for one result or comparison: overall, relations, bins, subsets,
     each with its place in the block (to find the matching ceiling cell)."""
-    out: list[tuple[str, dict, Path]] = [("overall", metrics["overall"], ("overall",))]
+    out: list[tuple[str, dict[str, Any], Path]] = [("overall", metrics["overall"], ("overall",))]
     for group in ("by_relation", "by_bin", "by_subset", "by_group_subset"):
         for key, c in metrics.get(group, {}).items():
             if group == "by_bin":

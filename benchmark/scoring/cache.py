@@ -183,7 +183,7 @@ class ScoreCache:
             try:
                 self._journal.clear()
             except OSError as exc:
-                raise _journal_error(self._journal.path, exc) from None
+                raise _journal_error(self._journal.path or self.path, exc) from None
             self._pending = {table: [] for table in self._pending}
         self._flushed_at = time.monotonic()
 

@@ -53,7 +53,7 @@ import math
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -243,7 +243,7 @@ def _decoded(dataset: _BucketDataset, num_workers: int, pin: bool) -> Iterator[_
             batch_size=None,
             shuffle=False,
             num_workers=num_workers,
-            collate_fn=_identity,
+            collate_fn=_identity,  # type: ignore[arg-type]  # batch_size=None: items, not lists
         )
     else:
         source = (dataset[k] for k in range(len(dataset)))
@@ -253,7 +253,7 @@ def _decoded(dataset: _BucketDataset, num_workers: int, pin: bool) -> Iterator[_
 
 def _iter_buckets(
     dataset: _BucketDataset, num_workers: int, prefetch: int = 0, pin: bool = False
-) -> Iterator[_Loaded]:
+) -> Generator[_Loaded, None, None]:
     """Decoded buckets in order, made `prefetch` ahead in a background thread; a bucket that
     failed to decode raises its one-line `DataError` here, in the loop's thread."""
     from benchmark.scoring.prefetch import prefetched
@@ -349,7 +349,8 @@ def _cache_prep(sample_rate: int, bf16: bool) -> str:
 def effective_preprocessing(sample_rate: int, config: ScoringConfig) -> dict[str, Any]:
     """The preprocessing a run records in its results: the cache-key config, bf16 included when
     autocast will really be in effect (CUDA only)."""
-    return json.loads(_cache_prep(sample_rate, _bf16(config)))
+    out: dict[str, Any] = json.loads(_cache_prep(sample_rate, _bf16(config)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -591,6 +592,7 @@ def _run_units(
         group.run(buckets, [sum(size[u] for u in b) for b in buckets], part, have, put)
         return
     if group is not None:
+        assert group.batches is not None  # this rank's share, set by group.run above
         buckets = group.batches
     # padding reuses memory: inline, batch k is done with before batch k + 1 is padded; with the
     # reader thread, one batch is in the model's hands while `ahead` wait and one more is being

@@ -59,7 +59,9 @@ def recorded(fingerprint: str) -> ModelFacts | None:
     if not isinstance(raw, dict) or raw.get("fingerprint") != fingerprint:
         return None
     rate, params = raw.get("sample_rate"), raw.get("parameters")
-    if not _is_count(rate, 1) or not (params is None or _is_count(params, 0)):
+    if not isinstance(rate, int) or not _is_count(rate, 1):
+        return None
+    if not (params is None or _is_count(params, 0)):
         return None
     return ModelFacts(sample_rate=rate, parameters=params)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -39,7 +39,9 @@ class _Failed:
         self.exc = exc
 
 
-def prefetched(items: Iterable[T], depth: int, *, name: str = "mosrm-prefetch") -> Iterator[T]:
+def prefetched(
+    items: Iterable[T], depth: int, *, name: str = "mosrm-prefetch"
+) -> Generator[T, None, None]:
     """Yield the items of `items`, made up to `depth` ahead in a background thread (0: inline)."""
     if depth < 0:
         raise ValueError(f"prefetch depth must be >= 0, got {depth}")

@@ -301,12 +301,12 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     sys.stdout.flush()
     rc = subprocess.run(cmd, env=env, check=False).returncode
     if rc != 0:
-        print(
-            f"error: sharded run over {nproc} processes failed (torchrun exit {rc}; the cause is "
-            "above); scores finished so far are cached: rerun to resume",
-            file=sys.stderr,
+        from benchmark.errors import MosrmError
+
+        raise MosrmError(
+            f"sharded run over {nproc} processes failed (torchrun exit {rc}; the cause is "
+            "above); scores finished so far are cached: rerun to resume"
         )
-        return 2
     return 0
 
 

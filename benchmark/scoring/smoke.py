@@ -13,7 +13,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -55,7 +55,7 @@ def mock_task(folder: Path, n: int = N_CLIPS, seed: int = 0) -> tuple[pa.Table, 
     from benchmark.data.tables import CLIP_SCHEMA, PAIR_SCHEMA, from_rows
 
     rng = np.random.default_rng(seed)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in range(n):
         seconds = 0.2 + 1.3 * i / (n - 1)
         t = np.arange(int(seconds * RATE)) / RATE

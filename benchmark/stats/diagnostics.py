@@ -53,7 +53,7 @@ the pairs of an accuracy).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import numpy as np
 
@@ -107,7 +107,7 @@ def decisions(p: np.ndarray) -> np.ndarray:
     return np.sign(p - 0.5).astype(np.int8)
 
 
-def _round(x: float) -> float:
+def _round(x: SupportsFloat) -> float:
     return round(float(x), DIGITS) + 0.0  # + 0.0: never "-0.0" in results
 
 
@@ -116,7 +116,7 @@ BIAS_QUANTUM_DIGITS = 9
 is ~1e-8, not 0) is not a position bias, and the test of "no bias" should not test it."""
 
 
-def _round_p(x: float) -> float:
+def _round_p(x: SupportsFloat) -> float:
     return float(f"{float(x):.{P_VALUE_DIGITS}g}")
 
 

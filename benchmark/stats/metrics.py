@@ -70,7 +70,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import numpy as np
 import pyarrow as pa
@@ -211,7 +211,7 @@ def _load(pred: pa.Table | pd.DataFrame) -> _Preds:
         if col.null_count and not pa.types.is_floating(dtype):
             raise PredictionError(f"predictions column '{name}' has missing values")
         # Nulls in float columns become NaN here and are reported by the NaN check.
-        return col.to_numpy(zero_copy_only=False)
+        return np.asarray(col.to_numpy(zero_copy_only=False))
 
     score_a = numeric("score_a", pa.float64()).astype(np.float64)
     score_b = numeric("score_b", pa.float64()).astype(np.float64)
@@ -326,11 +326,11 @@ def correctness(pred: pa.Table | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return correct[inverse], ties[inverse]
 
 
-def _round(x: float) -> float:
+def _round(x: SupportsFloat) -> float:
     return round(float(x), DIGITS)
 
 
-def _round_p(p: float) -> float:
+def _round_p(p: SupportsFloat) -> float:
     return float(f"{float(p):.{P_VALUE_DIGITS}g}")
 
 

@@ -44,8 +44,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 ESTIMATOR = "clip-clustered (dyadic-robust, CR1)"
 """Name recorded in results next to every interval."""
@@ -148,12 +150,12 @@ def clip_variance(values: np.ndarray, design: ClipDesign) -> np.ndarray:
         raise ValueError(f"values have {v2.shape[-1]} pairs, the design {n}")
     if n == 0:
         out = np.full(v2.shape[0], np.nan)
-        return out[0] if one else out
+        return cast(np.ndarray, out[0]) if one else out  # shape (): a NumPy scalar
     e = v2 - v2.mean(axis=1, keepdims=True)
     per_clip = clip_sums(e, design)  # (S, g): S_i
     shared = (per_clip * per_clip).sum(axis=1) - (e * e).sum(axis=1)
     var = g / (g - 1) * shared / (n * n)
-    return var[0] if one else var
+    return cast(np.ndarray, var[0]) if one else var  # shape (): a NumPy scalar
 
 
 def fallback_units(n_pairs: int, n_clips: int, clips_per_unit: int = 2) -> float:
@@ -162,7 +164,7 @@ def fallback_units(n_pairs: int, n_clips: int, clips_per_unit: int = 2) -> float
     return float(max(1.0, min(n_pairs, n_clips / clips_per_unit)))
 
 
-def wilson(p: np.ndarray, n_eff: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+def wilson(p: npt.ArrayLike, n_eff: npt.ArrayLike, z: float) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval for proportion p at a (possibly non-integer) sample size n_eff."""
     p = np.asarray(p, dtype=np.float64)
     n_eff = np.asarray(n_eff, dtype=np.float64)
@@ -176,7 +178,7 @@ def wilson(p: np.ndarray, n_eff: np.ndarray, z: float) -> tuple[np.ndarray, np.n
 
 
 def effective_n(
-    p: np.ndarray, var: np.ndarray, n_pairs: int, n_clips: int, clips_per_unit: int = 2
+    p: npt.ArrayLike, var: npt.ArrayLike, n_pairs: int, n_clips: int, clips_per_unit: int = 2
 ) -> np.ndarray:
     """N / deff, deff = max(1, var / binomial var); the fallback where the variance is silent.
 

@@ -19,7 +19,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import pyarrow as pa
 
@@ -101,6 +101,32 @@ def require_file(root: Path, rel: str | Path, corpus: str, layout: str, what: st
             f"{path}: missing metadata file{purpose}{hint}; {layout_hint(corpus, layout)}"
         )
     return path
+
+
+@overload
+def read_rows(
+    path: Path,
+    *,
+    corpus: str,
+    layout: str,
+    header: Sequence[str],
+    required: Sequence[str] | None = None,
+    delimiter: str = ",",
+    skip_blank: bool = True,
+) -> Iterator[tuple[int, dict[str, str]]]: ...
+
+
+@overload
+def read_rows(
+    path: Path,
+    *,
+    corpus: str,
+    layout: str,
+    header: None,
+    required: Sequence[str] | None = None,
+    delimiter: str = ",",
+    skip_blank: bool = True,
+) -> Iterator[tuple[int, list[str]]]: ...
 
 
 def read_rows(

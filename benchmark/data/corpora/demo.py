@@ -483,8 +483,8 @@ def _tool_versions(tools: Sequence[str]) -> dict[str, str]:
         out = _run_tool(["espeak-ng", "--version"]).decode(errors="replace")
         versions["espeak-ng"] = out.split("Data at")[0].strip()
     if "ffmpeg" in tools:
-        out = _run_tool(["ffmpeg", "-version"]).decode(errors="replace").splitlines()
-        versions["ffmpeg"] = out[0].split(" Copyright")[0].strip() if out else "unknown"
+        lines = _run_tool(["ffmpeg", "-version"]).decode(errors="replace").splitlines()
+        versions["ffmpeg"] = lines[0].split(" Copyright")[0].strip() if lines else "unknown"
     for package in ("numpy", "soxr", "soundfile"):
         with contextlib.suppress(importlib_metadata.PackageNotFoundError):
             versions[package] = importlib_metadata.version(package)

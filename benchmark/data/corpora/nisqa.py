@@ -229,9 +229,10 @@ def _read_db(
         con = raw["con"].strip()
         if _missing(con):
             raise DataError(f"{path}:{line}: field 'con' (condition number) is empty")
-        ref = raw["filename_ref"].strip()
+        ref_text = raw["filename_ref"].strip()
         clip_id = f"{db}/{stem}"
-        if _missing(ref):
+        ref: str | None = ref_text
+        if _missing(ref_text):
             ref = None
             no_ref.append(clip_id)
         rows.append(

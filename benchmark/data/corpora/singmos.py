@@ -449,10 +449,10 @@ def _read_hf(root: Path, opts: _Options) -> pa.Table:
     for utt, names in unmapped.items():
         if utt not in mapped:
             by_names.setdefault(tuple(sorted(names)), []).append(utt)
-    for names, ids in sorted(by_names.items()):
+    for split_names, ids in sorted(by_names.items()):
         skips.append(
             Skip.of(
-                f"listed in {SPLIT_JSON} only under split(s) {', '.join(names)}, which option "
+                f"listed in {SPLIT_JSON} only under split(s) {', '.join(split_names)}, which option "
                 f"'splits' does not map to train/dev/test",
                 ids,
             )

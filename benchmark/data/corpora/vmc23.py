@@ -288,20 +288,20 @@ def _listener_ratings(
         ratings.setdefault(sid, []).append(_score(row["score"], path, line, "score"))
     missing: list[str] = []
     rounding = 0.0
-    for row in rows:
-        sid = row["clip_id"]
+    for clip in rows:
+        sid = clip["clip_id"]
         if sid not in ratings:
             missing.append(sid)
             continue
         mean, n, std = rating_stats(ratings[sid])
-        if not mean_agrees(mean, row["mos"], written[sid]):
+        if not mean_agrees(mean, clip["mos"], written[sid]):
             raise DataError(
                 f"{path}: the {n} rating(s) of '{sid}' average {mean:.6f}, but {answers} gives "
                 f"MOS {written[sid]}: the two files disagree"
             )
-        row["n_ratings"] = n
-        row["rating_std"] = std
-        row["ratings"] = ratings[sid]
+        clip["n_ratings"] = n
+        clip["rating_std"] = std
+        clip["ratings"] = ratings[sid]
         rounding = max(rounding, printed_tolerance(written[sid]))
     return Skip.of(NO_LISTENER_ROWS.format(path.name), missing, kept=True), rounding
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import io
 import os
 import sys
 import traceback
@@ -35,7 +36,7 @@ from benchmark.scoring.sandbox.protocol import (
 )
 
 
-def _read_exact(stream: BinaryIO, n: int) -> bytearray:
+def _read_exact(stream: io.RawIOBase, n: int) -> bytearray:
     data = bytearray(n)
     view = memoryview(data)
     got = 0
@@ -48,7 +49,7 @@ def _read_exact(stream: BinaryIO, n: int) -> bytearray:
 
 
 def _receive(
-    stream: BinaryIO, *, setup: bool = False, shared: tuple[int, int] | None = None
+    stream: io.RawIOBase, *, setup: bool = False, shared: tuple[int, int] | None = None
 ) -> tuple[dict[str, Any], list[np.ndarray]]:
     """The next request (or, with `setup`, the start-up header), checked before its body is read
     (`protocol.check_request`): the harness is trusted, but a check costs nothing. A request
@@ -105,7 +106,7 @@ def build(setup: dict[str, Any]) -> Any:
     for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
         os.environ[key] = "1"
     from benchmark.scoring.interfaces import ImplicitAsScalar
-    from benchmark.scoring.trust import is_module_entry
+    from benchmark.scoring.spec import is_module_entry
 
     folder = Path(setup["folder"])
     target, _, attr = str(setup["entry"]).partition(":")
@@ -193,7 +194,7 @@ class _Runner:
             else:
                 raise ValueError(f"unknown request {op!r}")
         if isinstance(out, torch.Tensor):
-            return out.detach().to("cpu", torch.float64).numpy()
+            return np.asarray(out.detach().to("cpu", torch.float64).numpy())
         return np.asarray(out, dtype=np.float64)
 
 

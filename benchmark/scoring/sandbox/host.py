@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     import torch
 
     from benchmark.data.batch import Batch
-    from benchmark.scoring.models import SubmissionSpec
+    from benchmark.scoring.spec import SubmissionSpec
 
 
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)

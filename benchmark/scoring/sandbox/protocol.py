@@ -66,7 +66,7 @@ def frames(header: dict[str, Any], *arrays: np.ndarray) -> list[bytes | memoryvi
     head = json.dumps({**header, "arrays": meta, "nbytes": nbytes}).encode("utf-8")
     return [
         struct.pack(">Q", len(head)) + head,
-        *(memoryview(a).cast("B") for a in parts if a.size),
+        *(memoryview(a.data).cast("B") for a in parts if a.size),
     ]
 
 
@@ -137,6 +137,7 @@ def check_reply(head: dict[str, Any], shape: tuple[int, ...] | None) -> tuple[st
     ok = head.get("ok")
     if type(ok) is not bool:
         raise ProtocolError(f"'ok' must be true or false, got {_show(ok)}")
+    allowed: tuple[str, ...]
     if not ok:
         allowed = ("ok", "stage", "error", "arrays", "nbytes")
     elif shape is None:
@@ -256,7 +257,7 @@ def check_setup(head: dict[str, Any]) -> None:
 
 
 def decode_arrays(
-    metas: list[tuple[str, tuple[int, ...]]], body: bytes | bytearray
+    metas: list[tuple[str, tuple[int, ...]]], body: bytes | bytearray | memoryview
 ) -> list[np.ndarray]:
     """The arrays of a checked message (`check_request`) in its body, whose size it matches.
 

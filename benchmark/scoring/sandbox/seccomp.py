@@ -114,7 +114,7 @@ def program(machine: str | None = None) -> bytes | None:
     if found is None:
         return None
     column, audit_arch = found
-    denied = sorted({nrs[column] for nrs in DENIED.values() if nrs[column] is not None})
+    denied = sorted({nr for nrs in DENIED.values() if (nr := nrs[column]) is not None})
     # layout: the checks, clone's flags test, then the returns (classic BPF jumps forward only)
     body: list[tuple[int, int | str, int | str, int]] = []
     body.append((_LD_W_ABS, 0, 0, _ARCH_OFFSET))
