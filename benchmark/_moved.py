@@ -59,10 +59,17 @@ MOVED = {
 """Old module (under `benchmark.`) -> the module it became; a package's submodules follow it."""
 
 SAME_NAME = {
-    "benchmark.pairs": "benchmark.pairs.build",
-    "benchmark.scoring": "benchmark.scoring.loop",
-    "benchmark.results": "benchmark.results.schema",
-    "benchmark.cards": "benchmark.cards.card",
+    "benchmark.pairs": ("benchmark.pairs.build",),
+    "benchmark.scoring": (
+        "benchmark.scoring.loop",
+        "benchmark.scoring.predictions",
+        "benchmark.scoring.config",
+        "benchmark.scoring.counts",
+        "benchmark.scoring.order",
+        "benchmark.scoring.buckets",
+    ),
+    "benchmark.results": ("benchmark.results.schema",),
+    "benchmark.cards": ("benchmark.cards.card",),
 }
 """Old modules that are now packages of the same name: their names live on in these modules."""
 
@@ -153,8 +160,10 @@ def old_attribute(package: str, name: str) -> Any:
     """`package.name` where `package` was a module before it became a package (`SAME_NAME`):
     the name from the module that holds it now, with a warning; AttributeError otherwise (so
     `from package import submodule` still finds the submodule)."""
-    module = importlib.import_module(SAME_NAME[package])
-    if name.startswith("__") or not hasattr(module, name):
-        raise AttributeError(f"module {package!r} has no attribute {name!r}")
-    _warn(f"{package}.{name}", f"{SAME_NAME[package]}.{name}")
-    return getattr(module, name)
+    if not name.startswith("__"):
+        for where in SAME_NAME[package]:
+            module = importlib.import_module(where)
+            if hasattr(module, name):
+                _warn(f"{package}.{name}", f"{where}.{name}")
+                return getattr(module, name)
+    raise AttributeError(f"module {package!r} has no attribute {name!r}")

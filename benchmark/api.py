@@ -30,7 +30,7 @@ from benchmark.errors import MosrmError, SubmissionError
 
 if TYPE_CHECKING:
     from benchmark.results.schema import TaskResult
-    from benchmark.scoring.loop import ScoringConfig
+    from benchmark.scoring.config import ScoringConfig
     from benchmark.scoring.models import Submission
 
 IN_MEMORY_ENTRY = "in-memory.py:model"
@@ -167,7 +167,7 @@ def evaluate(
     from benchmark.orchestrate import default_results
     from benchmark.pipeline import evaluate as run_task
     from benchmark.results.schema import TaskResult
-    from benchmark.scoring.loop import ScoringConfig
+    from benchmark.scoring.config import ScoringConfig
 
     if min_reliability is not None:
         from benchmark.stats.ceiling import check_min_reliability

@@ -21,7 +21,7 @@ def _repo(args: argparse.Namespace) -> Path:
 
 
 def _scoring_config(args: argparse.Namespace) -> Any:
-    from benchmark.scoring.loop import ScoringConfig
+    from benchmark.scoring.config import ScoringConfig
 
     return ScoringConfig(
         max_batch_size=args.batch_size,

@@ -21,7 +21,7 @@ from benchmark.errors import MachineError, MosrmError
 if TYPE_CHECKING:
     from benchmark.data.tasks import Task
     from benchmark.pairs.prepare import PreparedTask
-    from benchmark.scoring.loop import ScoringConfig
+    from benchmark.scoring.config import ScoringConfig
     from benchmark.scoring.sandbox import SandboxLimits
 
 Echo = Callable[[str], None]

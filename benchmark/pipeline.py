@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
     from benchmark.data.tasks import Task
     from benchmark.results.schema import RunRecord
-    from benchmark.scoring.loop import CacheCounts, ScoringConfig
+    from benchmark.scoring.config import ScoringConfig
+    from benchmark.scoring.counts import CacheCounts
     from benchmark.scoring.models import Submission
 
 
@@ -78,13 +79,10 @@ def evaluate(
     from benchmark.data.tables import write_parquet
     from benchmark.results.failures import clear_failure
     from benchmark.results.schema import SCHEMA_VERSION
-    from benchmark.scoring.loop import (
-        ScoringConfig,
-        count_cache_use,
-        effective_preprocessing,
-        predict,
-    )
+    from benchmark.scoring.config import ScoringConfig, effective_preprocessing
+    from benchmark.scoring.counts import count_cache_use
     from benchmark.scoring.models import model_info
+    from benchmark.scoring.predictions import predict
     from benchmark.stats.ceiling import ceiling_report, filter_pairs, filtered_suffix
     from benchmark.stats.diagnostics import diagnose
     from benchmark.stats.metrics import METRICS_VERSION, aggregate, interval_spec
@@ -300,7 +298,7 @@ def _run_record(
 
     from benchmark.results.hardware import describe_machine
     from benchmark.results.schema import SCHEMA_VERSION, RunRecord
-    from benchmark.scoring.loop import resolve_device
+    from benchmark.scoring.config import resolve_device
 
     n_pairs = pairs.num_rows
     clip_ids = set(pairs.column("clip_a").to_pylist()) | set(pairs.column("clip_b").to_pylist())

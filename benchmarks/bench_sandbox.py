@@ -16,7 +16,8 @@ import pytest
 import torch
 import yaml
 
-from benchmark.scoring.loop import ScoringConfig, score_clips
+from benchmark.scoring.config import ScoringConfig
+from benchmark.scoring.loop import score_clips
 from benchmark.scoring.models import Batch, load_submission
 from benchmark.scoring.sandbox import bubblewrap
 from benchmarks.bench_scoring import N_CLIPS, corpus  # noqa: F401 - the shared clip fixture

@@ -39,8 +39,10 @@ from benchmark.data.audio_cache import build_cache
 from benchmark.data.batch import Batch
 from benchmark.data.packed_audio import open_store
 from benchmark.data.tables import CLIP_SCHEMA, PAIR_SCHEMA, from_rows
-from benchmark.scoring.loop import ScoringConfig, predict, score_clips
+from benchmark.scoring.config import ScoringConfig
+from benchmark.scoring.loop import score_clips
 from benchmark.scoring.models import Submission, SubmissionSpec
+from benchmark.scoring.predictions import predict
 
 P2_CLIPS = 256
 P1_CLIPS = 32  # x 11.7 pairs each: ~375 pairs, ~750 single-clip forwards for the naive loop

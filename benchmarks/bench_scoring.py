@@ -18,7 +18,8 @@ import soundfile as sf
 import torch
 
 from benchmark.data.tables import CLIP_SCHEMA, from_rows
-from benchmark.scoring.loop import ScoringConfig, score_clips
+from benchmark.scoring.config import ScoringConfig
+from benchmark.scoring.loop import score_clips
 from benchmark.scoring.models import Batch
 
 N_CLIPS = 200

@@ -24,7 +24,8 @@ import pytest
 import soundfile as sf
 
 from benchmark.data.tables import CLIP_SCHEMA, from_rows
-from benchmark.scoring.loop import ScoringConfig, score_clips
+from benchmark.scoring.config import ScoringConfig
+from benchmark.scoring.loop import score_clips
 
 N_CLIPS = 60
 RATE = 16000

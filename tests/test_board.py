@@ -233,7 +233,7 @@ def test_models_table_shows_metadata_as_inert_text(tmp_path: Path) -> None:
 def test_a_judge_with_old_and_new_predictions_still_pools(tmp_path: Path) -> None:
     """Results of one pairwise judge written before and after the presentation-order columns
     existed: pooling them must not leave a partly-null column that the metrics refuse."""
-    from benchmark.scoring.loop import with_orders
+    from benchmark.scoring.predictions import with_orders
 
     root = tmp_path / "results"
     _result(root, "judge", "alpha", 0.8)  # old layout: no order columns

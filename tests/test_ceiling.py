@@ -24,7 +24,7 @@ from benchmark.pairs.reliability import CEILING_DRAWS, clip_noise, closed_form, 
 from benchmark.pipeline import evaluate
 from benchmark.results.report import format_result
 from benchmark.results.schema import TaskResult
-from benchmark.scoring.loop import ScoringConfig
+from benchmark.scoring.config import ScoringConfig
 from benchmark.scoring.models import load_submission
 from benchmark.stats.ceiling import ceiling_report, check_min_reliability, filter_pairs
 from benchmark.stats.metrics import aggregate

@@ -27,7 +27,8 @@ from benchmark.pairs.prepare import PreparedTask, prepare
 from benchmark.pairs.triplets import sample_triplets, triplets_sha256
 from benchmark.pipeline import evaluate
 from benchmark.results.report import format_result
-from benchmark.scoring.loop import ScoreCache, ScoringConfig
+from benchmark.scoring.cache import ScoreCache
+from benchmark.scoring.config import ScoringConfig
 from benchmark.scoring.models import Batch, Submission, SubmissionSpec
 from benchmark.stats.metrics import PredictionError, aggregate, load_predictions
 from tests.toy_task import write_toy_repo

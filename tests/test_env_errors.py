@@ -15,7 +15,7 @@ from benchmark.atomic import atomic_write_text
 from benchmark.cli import main
 from benchmark.data import tasks
 from benchmark.errors import MachineError
-from benchmark.scoring.loop import ScoreCache
+from benchmark.scoring.cache import ScoreCache
 from tests.toy_task import write_toy_repo
 
 

@@ -17,7 +17,7 @@ from benchmark.errors import SubmissionError
 from benchmark.pairs.prepare import prepare
 from benchmark.pipeline import evaluate
 from benchmark.scoring import model_facts
-from benchmark.scoring.loop import ScoringConfig
+from benchmark.scoring.config import ScoringConfig
 from benchmark.scoring.model_facts import ModelFacts
 from benchmark.scoring.models import load_submission, model_info
 from benchmark.scoring.sandbox import SandboxedModel, bubblewrap

@@ -19,7 +19,7 @@ from benchmark.orchestrate import (
     prepare_tasks,
     submission_folders,
 )
-from benchmark.scoring.loop import ScoringConfig
+from benchmark.scoring.config import ScoringConfig
 from tests.toy_task import write_toy_repo
 
 

@@ -40,14 +40,10 @@ import benchmark.scoring.loop as scoring
 from benchmark.data.batch import Batch
 from benchmark.data.tasks import Task, load_task_file
 from benchmark.pairs.prepare import PreparedTask, prepare
-from benchmark.scoring.loop import (
-    ScoringConfig,
-    judge_pairs,
-    predict,
-    score_clips,
-    with_scores,
-)
+from benchmark.scoring.config import ScoringConfig
+from benchmark.scoring.loop import judge_pairs, score_clips
 from benchmark.scoring.models import Submission, SubmissionSpec
+from benchmark.scoring.predictions import predict, with_scores
 from benchmark.stats.diagnostics import diagnose
 from benchmark.stats.metrics import aggregate
 

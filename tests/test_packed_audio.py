@@ -16,6 +16,8 @@ import pyarrow as pa
 import pytest
 import torch
 
+import benchmark.scoring.buckets as scoring_buckets
+import benchmark.scoring.config as scoring_config
 import benchmark.scoring.loop as scoring
 from benchmark.data import audio_cache, packed_audio
 from benchmark.data.audio import load_audio
@@ -25,7 +27,8 @@ from benchmark.data.packed_audio import STORE_FILE, open_store, store_current
 from benchmark.data.tables import CLIP_SCHEMA, from_rows
 from benchmark.errors import DataError
 from benchmark.hashing import sha256_file
-from benchmark.scoring.loop import ScoringConfig, judge_pairs, score_clips
+from benchmark.scoring.config import ScoringConfig
+from benchmark.scoring.loop import judge_pairs, score_clips
 from benchmark.scoring.prefetch import prefetched
 
 # ---------------------------------------------------------------- models that see every sample
@@ -61,7 +64,7 @@ class SumJudge:
 def _reader_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """The background reader runs even where the model's threads take every core (where the
     loop reads inline, `scoring._read_ahead`): these tests are about that thread."""
-    monkeypatch.setattr(scoring, "_usable_cpus", lambda: 1 << 20)
+    monkeypatch.setattr(scoring_config, "_usable_cpus", lambda: 1 << 20)
 
 
 @pytest.fixture
@@ -111,7 +114,7 @@ def _no_files(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a file was decoded or hashed although the store is current")
 
-    monkeypatch.setattr(scoring, "load_audio", refuse)
+    monkeypatch.setattr(scoring_buckets, "load_audio", refuse)
     monkeypatch.setattr(scoring.ScoreCache, "hashes", refuse)
 
 

@@ -18,7 +18,7 @@ from benchmark.data.tasks import load_task_file
 from benchmark.errors import DataError
 from benchmark.pairs.prepare import prepare
 from benchmark.pipeline import evaluate
-from benchmark.scoring.loop import ScoringConfig
+from benchmark.scoring.config import ScoringConfig
 from benchmark.scoring.models import load_submission
 from tests.toy_task import write_toy_repo
 

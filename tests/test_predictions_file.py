@@ -15,7 +15,7 @@ from benchmark.data.tasks import get_task
 from benchmark.errors import SubmissionError
 from benchmark.pairs.prepare import prepare
 from benchmark.pipeline import evaluate
-from benchmark.scoring.loop import ScoringConfig
+from benchmark.scoring.config import ScoringConfig
 from benchmark.scoring.models import load_submission, read_spec
 from tests.toy_task import write_toy_repo
 

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
+import benchmark.scoring.config as scoring_config
 import benchmark.scoring.loop as scoring
 from benchmark.data.batch import Batch
 from benchmark.data.tables import CLIP_SCHEMA, from_rows
-from benchmark.scoring.loop import ScoringConfig, score_clips
+from benchmark.scoring.config import ScoringConfig
+from benchmark.scoring.loop import score_clips
 
 
 class ThreadCounter:
@@ -66,7 +68,7 @@ def test_read_ahead_only_with_a_core_to_spare(
     ahead: int,
 ) -> None:
     monkeypatch.setattr(torch, "get_num_threads", lambda: torch_threads)
-    monkeypatch.setattr(scoring, "_usable_cpus", lambda: cpus)
+    monkeypatch.setattr(scoring_config, "_usable_cpus", lambda: cpus)
     config = ScoringConfig(prefetch=prefetch, progress=False)
     assert scoring._read_ahead(config, torch.device(device)) == ahead
 
@@ -78,7 +80,7 @@ def test_no_thread_where_none_helps_and_the_same_scores(
     config = ScoringConfig(max_batch_size=2, progress=False, device="cpu", prefetch=2)
     runs = {}
     for cpus in (torch.get_num_threads(), 1 << 20):  # every core busy / cores to spare
-        monkeypatch.setattr(scoring, "_usable_cpus", lambda cpus=cpus: cpus)
+        monkeypatch.setattr(scoring_config, "_usable_cpus", lambda cpus=cpus: cpus)
         model = ThreadCounter()
         scores = score_clips(
             model, table, root, fingerprint="t", config=config, cache_path=tmp_path / f"{cpus}"
@@ -103,7 +105,7 @@ def test_a_model_in_another_process_gets_read_ahead(
     from benchmark.scoring.sandbox.host import SandboxedModel
 
     assert SandboxedModel.runs_elsewhere is True
-    monkeypatch.setattr(scoring, "_usable_cpus", torch.get_num_threads)
+    monkeypatch.setattr(scoring_config, "_usable_cpus", torch.get_num_threads)
     config = ScoringConfig(max_batch_size=2, progress=False, device="cpu", prefetch=2)
     assert scoring._read_ahead(config, torch.device("cpu"), elsewhere=True) == 2
     assert scoring._read_ahead(config, torch.device("cpu")) == 0

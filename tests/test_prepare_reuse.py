@@ -20,7 +20,7 @@ from benchmark.pairs.prepare import PreparedTask, prepare
 from benchmark.pairs.reuse import RACY_NS, tree_signature
 from benchmark.paths import audio_cache_dir, prepared_dir
 from benchmark.pipeline import evaluate
-from benchmark.scoring.loop import ScoringConfig
+from benchmark.scoring.config import ScoringConfig
 from benchmark.scoring.models import load_submission
 from tests.layouts import singmos
 from tests.toy_task import REPO, settle, write_toy_repo

@@ -17,7 +17,8 @@ from benchmark.errors import MosrmError
 from benchmark.leaderboard.board import render_markdown
 from benchmark.pairs.prepare import PreparedTask, limit_pairs, prepare
 from benchmark.pipeline import evaluate
-from benchmark.scoring.loop import ScoringConfig, judge_pairs, score_clips
+from benchmark.scoring.config import ScoringConfig
+from benchmark.scoring.loop import judge_pairs, score_clips
 from benchmark.scoring.models import Batch, Submission, SubmissionSpec, load_submission
 from tests.toy_task import write_toy_repo
 

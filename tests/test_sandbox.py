@@ -223,7 +223,8 @@ def test_command_binds_only_what_the_child_needs(tmp_path):
 
 def test_editing_any_file_of_the_folder_means_rescoring(tmp_path):
     """A sibling module the model imports: edit it, and the next evaluation scores anew."""
-    from benchmark.scoring.loop import ScoringConfig, score_clips
+    from benchmark.scoring.config import ScoringConfig
+    from benchmark.scoring.loop import score_clips
     from benchmark.scoring.smoke import mock_task
 
     folder = tmp_path / "sub"

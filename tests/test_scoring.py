@@ -14,8 +14,11 @@ import torch
 
 from benchmark.data.tables import CLIP_SCHEMA, PAIR_SCHEMA, from_rows
 from benchmark.errors import DataError, SubmissionError
-from benchmark.scoring.loop import ScoreCache, ScoringConfig, predict, score_clips, score_pairs
+from benchmark.scoring.cache import ScoreCache
+from benchmark.scoring.config import ScoringConfig
+from benchmark.scoring.loop import score_clips, score_pairs
 from benchmark.scoring.models import Batch, Submission, SubmissionSpec
+from benchmark.scoring.predictions import predict
 
 QUIET = ScoringConfig(progress=False)
 BS1 = ScoringConfig(max_batch_size=1, progress=False)
@@ -540,7 +543,8 @@ _KILL_SCRIPT = """
 import os, sys
 from pathlib import Path
 import pyarrow.parquet as pq
-from benchmark.scoring.loop import ScoringConfig, score_clips
+from benchmark.scoring.config import ScoringConfig
+from benchmark.scoring.loop import score_clips
 from tests.test_scoring import RmsModel
 
 class DieAfter(RmsModel):
@@ -633,7 +637,7 @@ def test_torch_modules_run_in_eval_mode_on_the_chosen_device(tmp_path, corpus):
 
 def test_effective_preprocessing_records_bf16_only_where_it_applies():
     from benchmark.data.audio import preprocessing_config
-    from benchmark.scoring.loop import ScoringConfig, effective_preprocessing
+    from benchmark.scoring.config import ScoringConfig, effective_preprocessing
 
     assert effective_preprocessing(16000, ScoringConfig(device="cpu")) == preprocessing_config(
         16000

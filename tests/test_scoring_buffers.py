@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 import torch
 
+import benchmark.scoring.config as scoring_config
 import benchmark.scoring.loop as scoring
 from benchmark.data import packed_audio
 from benchmark.data.audio import pad_batch
@@ -21,14 +22,15 @@ from benchmark.data.batch import Batch, PadBuffers, pad_buffers
 from benchmark.data.packed_audio import STORE_FILE, open_store
 from benchmark.data.tables import CLIP_SCHEMA, from_rows
 from benchmark.errors import DataError
-from benchmark.scoring.loop import ScoringConfig, score_clips
+from benchmark.scoring.config import ScoringConfig
+from benchmark.scoring.loop import score_clips
 
 
 @pytest.fixture(autouse=True)
 def _reader_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """The background reader runs even where the model's threads take every core (where the
     loop reads inline, `scoring._read_ahead`): these tests are about that thread."""
-    monkeypatch.setattr(scoring, "_usable_cpus", lambda: 1 << 20)
+    monkeypatch.setattr(scoring_config, "_usable_cpus", lambda: 1 << 20)
 
 
 def _waves(rng: np.random.Generator, lengths: list[int]) -> list[np.ndarray]:

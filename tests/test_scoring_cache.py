@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import benchmark.scoring.cache as score_cache
-from benchmark.scoring.loop import CACHE_SCHEMA_VERSION, ScoreCache
+from benchmark.scoring.cache import CACHE_SCHEMA_VERSION, ScoreCache
 
 
 def _one_by_one(path: Path, fingerprint: str, prep: str, keys: list[tuple[str, str]]) -> dict:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from benchmark.scoring import journal as score_journal
+from benchmark.scoring.cache import ScoreCache
 from benchmark.scoring.journal import Journal, read, replay
-from benchmark.scoring.loop import ScoreCache
 
 ODD = [0.1 + 0.2, 1e-300, 2.0**-1074, 1 / 3, 123456789.123456789, -7.25e17]
 """Floats whose decimal forms are easy to get wrong."""
@@ -37,7 +37,7 @@ def _clip_rows(path: Path) -> list[tuple]:
 _WRITER = """
 import os, sys
 from pathlib import Path
-from benchmark.scoring.loop import ScoreCache
+from benchmark.scoring.cache import ScoreCache
 odd = [0.1 + 0.2, 1e-300, 2.0**-1074, 1 / 3, 123456789.123456789, -7.25e17]
 cache = ScoreCache(Path(sys.argv[1]))
 cache.put_clips("fp", "p", [((f"c{i}", f"s{i}"), v) for i, v in enumerate(odd)])

@@ -128,7 +128,7 @@ def length_buckets(
     """Group indices into batches of similar length so padding stays small.
 
     Indices are sorted by length (ties by index, so the result is deterministic; the scoring loop
-    passes its units already in `scoring.send_order`, so that order holds within a length) and
+    passes its units already in `scoring.order.send_order`, so that order holds within a length) and
     cut greedily: a batch never holds more than `max_batch_size` items, and batch size times its
     longest item stays within `max_batch_samples`, except that an item longer than the budget
     gets a batch of its own rather than being dropped.

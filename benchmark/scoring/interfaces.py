@@ -15,7 +15,7 @@ Three kinds of reward model are evaluated:
 Models must mask padding: a batch is zero-padded to its longest clip and carries the true lengths.
 The harness checks that batch size does not change scores (see tests/test_scoring.py). Which clip
 of a pair is shown first is picked by a hash of both clips' audio, and clips and pairs arrive
-ordered by length, then by audio SHA-256 (`scoring.loop.send_order`, `scoring.loop.presented_first`), so
+ordered by length, then by audio SHA-256 (`scoring.order.send_order`, `scoring.order.presented_first`), so
 neither the order nor the count of calls tells a model anything the audio does not.
 """
 

@@ -43,19 +43,19 @@ what makes results trustworthy and cheap:
 How many units came from the cache and how many the model computed is told to whoever opened a
 `count_cache_use()` block (the pipeline, for the run record): a cached rerun's throughput measures
 the cache, not the model.
+
+This module is the loop itself (`score_clips`, `score_pairs`, `judge_pairs`, `_run_units`); its
+parts live beside it, each with one job: the run's config and device (`scoring.config`), the
+order units are sent in (`scoring.order`), batches read ahead (`scoring.buckets`), the cache-use
+counts (`scoring.counts`), and the predictions table built from the scores
+(`scoring.predictions.predict`, which the pipeline calls).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import os
 import sys
-from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager, nullcontext
-from contextvars import ContextVar
+from collections.abc import Callable, Sequence
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,15 +64,11 @@ import numpy as np
 import pyarrow as pa
 
 from benchmark.data.audio import (
-    audio_num_frames,
     length_buckets,
-    load_audio,
-    pad_batch,
-    preprocessing_config,
-    resolve_audio_path,
 )
-from benchmark.data.batch import Batch, PadBuffers, pad_buffers
-from benchmark.errors import DataError, MosrmError, SubmissionError
+from benchmark.data.batch import Batch, pad_buffers
+from benchmark.errors import DataError, SubmissionError
+from benchmark.scoring.buckets import _BucketDataset, _iter_buckets
 from benchmark.scoring.cache import (  # noqa: F401  (CACHE_SCHEMA_VERSION, cache_error: re-exported)
     CACHE_SCHEMA_VERSION,
     ClipKey,
@@ -80,232 +76,27 @@ from benchmark.scoring.cache import (  # noqa: F401  (CACHE_SCHEMA_VERSION, cach
     cache_error,
     open_cache,
 )
-from benchmark.scoring.models import Submission
+from benchmark.scoring.config import (  # noqa: F401 - ScoringConfig & co. keep this path too
+    ScoringConfig,
+    _bf16,
+    _cache_prep,
+    _elsewhere,
+    _read_ahead,
+    effective_preprocessing,
+    resolve_device,
+)
+from benchmark.scoring.counts import CacheCounts, _count, count_cache_use  # noqa: F401
+from benchmark.scoring.order import (
+    _audio_key,
+    _clip_info,
+    _ClipInfo,
+    _length,
+    presented_first,
+    send_order,
+)
 
 if TYPE_CHECKING:
     import torch
-
-    from benchmark.data.packed_audio import PackedClips
-
-
-@dataclass(frozen=True)
-class ScoringConfig:
-    """How to run the loop; none of these may change a masked model's scores beyond device noise."""
-
-    max_batch_size: int = 16
-    max_batch_samples: int = 16000 * 160  # padded samples per batch
-    num_workers: int = 0  # DataLoader workers that decode (0 = in-process)
-    prefetch: int = 2  # batches read ahead in a background thread, if a core is free (0 = never)
-    device: str = "auto"  # "auto" -> cuda if available else cpu
-    bf16: bool = False  # optional autocast on CUDA only
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
-        if self.max_batch_samples < 1:
-            raise ValueError(f"max_batch_samples must be >= 1, got {self.max_batch_samples}")
-        if self.num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
-        if self.prefetch < 0:
-            raise ValueError(f"prefetch must be >= 0, got {self.prefetch}")
-
-
-@dataclass
-class CacheCounts:
-    """Units found in the score cache vs computed by the model, summed over a `count_cache_use`
-    block: clips (scalar and implicit models) and unordered pairs (pairwise judges)."""
-
-    clips_from_cache: int = 0
-    clips_computed: int = 0
-    pairs_from_cache: int = 0
-    pairs_computed: int = 0
-
-
-_COUNTS: ContextVar[CacheCounts | None] = ContextVar("mosrm_cache_counts", default=None)
-
-
-@contextmanager
-def count_cache_use() -> Iterator[CacheCounts]:
-    """Count every `score_clips`/`judge_pairs` call inside the block (nested blocks: the inner)."""
-    counts = CacheCounts()
-    token = _COUNTS.set(counts)
-    try:
-        yield counts
-    finally:
-        _COUNTS.reset(token)
-
-
-def _count(unit: str, total: int, computed: int) -> None:
-    counts = _COUNTS.get()
-    if counts is None:
-        return
-    if unit == "clip":
-        counts.clips_from_cache += total - computed
-        counts.clips_computed += computed
-    else:
-        counts.pairs_from_cache += total - computed
-        counts.pairs_computed += computed
-
-
-# ---------------------------------------------------------------------------------------------
-# decoding in a DataLoader
-
-
-@dataclass(frozen=True)
-class _Loaded:
-    """One bucket decoded: a Batch per position (1 for clips, 2 for pairs), or the DataError text.
-
-    Errors travel as values because the DataLoader would re-raise a worker's exception with the
-    worker's traceback pasted into the message.
-    """
-
-    bucket: int
-    batches: tuple[Batch, ...] | None
-    error: str | None
-
-
-class _BucketDataset:
-    """Item k = bucket k, decoded and padded; each clip decoded once per bucket.
-
-    Clip i comes from the packed store when there is one (`store`), else from its file.
-    """
-
-    def __init__(
-        self,
-        paths: Sequence[Path],
-        clip_ids: Sequence[str],
-        units: Sequence[tuple[int, ...]],
-        buckets: Sequence[Sequence[int]],
-        sample_rate: int,
-        store: PackedClips | None = None,
-        buffers: PadBuffers | None = None,
-    ) -> None:
-        self.paths = list(paths)
-        self.clip_ids = list(clip_ids)
-        self.units = list(units)
-        self.buckets = [list(b) for b in buckets]
-        self.sample_rate = sample_rate
-        self.store = store
-        self.buffers = buffers  # in-process only: bucket k reuses the memory of bucket k - slots
-
-    def _wave(self, c: int) -> np.ndarray:
-        if self.store is not None:
-            return self.store.wave(c, self.sample_rate)
-        return load_audio(self.paths[c], self.sample_rate)
-
-    def __len__(self) -> int:
-        return len(self.buckets)
-
-    def __getitem__(self, k: int) -> _Loaded:
-        members = [self.units[u] for u in self.buckets[k]]
-        waves: dict[int, np.ndarray] = {}
-        try:
-            for unit in members:
-                for c in unit:
-                    if c not in waves:
-                        waves[c] = self._wave(c)
-        except DataError as exc:
-            return _Loaded(k, None, str(exc))
-        batches = []
-        for pos in range(len(members[0])):
-            column = [waves[unit[pos]] for unit in members]
-            ids = [self.clip_ids[unit[pos]] for unit in members]
-            if self.buffers is None:
-                batches.append(pad_batch(column, self.sample_rate, ids))
-            else:
-                batches.append(self.buffers.pad(k, column, self.sample_rate, ids, part=pos))
-        return _Loaded(k, tuple(batches), None)
-
-
-def _identity(x: _Loaded) -> _Loaded:
-    return x
-
-
-def _pinned(loaded: _Loaded) -> _Loaded:
-    """`loaded` in page-locked memory, so the copy to the GPU can overlap the model's work."""
-    if loaded.batches is None:
-        return loaded
-    batches = tuple(
-        Batch(b.waveforms.pin_memory(), b.lengths.pin_memory(), b.sample_rate, b.clip_ids)
-        for b in loaded.batches
-    )
-    return _Loaded(loaded.bucket, batches, None)
-
-
-def _decoded(dataset: _BucketDataset, num_workers: int, pin: bool) -> Iterator[_Loaded]:
-    """The buckets in order: in this thread, or from `num_workers` DataLoader processes."""
-    if num_workers > 0:
-        from torch.utils.data import DataLoader
-
-        source: Iterable[_Loaded] = DataLoader(
-            dataset,  # type: ignore[arg-type]
-            batch_size=None,
-            shuffle=False,
-            num_workers=num_workers,
-            collate_fn=_identity,  # type: ignore[arg-type]  # batch_size=None: items, not lists
-        )
-    else:
-        source = (dataset[k] for k in range(len(dataset)))
-    for loaded in source:
-        yield _pinned(loaded) if pin else loaded
-
-
-def _iter_buckets(
-    dataset: _BucketDataset, num_workers: int, prefetch: int = 0, pin: bool = False
-) -> Generator[_Loaded, None, None]:
-    """Decoded buckets in order, made `prefetch` ahead in a background thread; a bucket that
-    failed to decode raises its one-line `DataError` here, in the loop's thread."""
-    from benchmark.scoring.prefetch import prefetched
-
-    with closing(prefetched(_decoded(dataset, num_workers, pin), prefetch)) as loaded_buckets:
-        for loaded in loaded_buckets:
-            if loaded.error is not None:
-                raise DataError(loaded.error)
-            yield loaded
-
-
-# ---------------------------------------------------------------------------------------------
-# shared plumbing
-
-
-def resolve_device(config: ScoringConfig) -> torch.device:
-    import torch
-
-    if config.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(config.device)
-    except RuntimeError as exc:
-        raise MosrmError(f"scoring device '{config.device}': {exc}") from None
-
-
-def _read_ahead(config: ScoringConfig, device: torch.device, elsewhere: bool = False) -> int:
-    """How many batches the background thread reads ahead: `config.prefetch` when a core is free
-    for it, else 0 (read in the loop).
-
-    A core is free when the model runs on an accelerator or in another process (a sandboxed
-    submission: this process only reads, pads and waits), or when torch computes on fewer
-    threads than this process may use. Otherwise the thread takes cores and the GIL from the
-    model's own threads: on 2 cores, the reference CNN's P2 was 1.084x with it and 1.065x
-    without (31 paired rounds)."""
-    import torch
-
-    if config.prefetch == 0 or device.type != "cpu" or elsewhere:
-        return config.prefetch
-    return config.prefetch if torch.get_num_threads() < _usable_cpus() else 0
-
-
-def _elsewhere(model: Any) -> bool:
-    """Whether the model computes in another process (`SandboxedModel.runs_elsewhere`)."""
-    return getattr(type(model), "runs_elsewhere", False) is True
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _sample_rate(model: Any, fingerprint: str) -> int:
@@ -316,11 +107,6 @@ def _sample_rate(model: Any, fingerprint: str) -> int:
             f"model {fingerprint}: sample_rate must be a positive int, got {sr!r}"
         )
     return int(sr)
-
-
-def _bf16(config: ScoringConfig) -> bool:
-    """Whether bf16 autocast will be in effect; finds the device (importing torch) only if asked."""
-    return config.bf16 and resolve_device(config).type == "cuda"
 
 
 def _prepare_model(model: Any, device: torch.device, fingerprint: str) -> tuple[Any, int]:
@@ -337,119 +123,6 @@ def _prepare_model(model: Any, device: torch.device, fingerprint: str) -> tuple[
     if isinstance(model, torch.nn.Module):
         model.eval()  # dropout on would make scores random
     return model, sr
-
-
-def _cache_prep(sample_rate: int, bf16: bool) -> str:
-    cfg: dict[str, Any] = dict(preprocessing_config(sample_rate))
-    if bf16:
-        cfg["autocast"] = "bf16"
-    return json.dumps(cfg, sort_keys=True, separators=(",", ":"))
-
-
-def effective_preprocessing(sample_rate: int, config: ScoringConfig) -> dict[str, Any]:
-    """The preprocessing a run records in its results: the cache-key config, bf16 included when
-    autocast will really be in effect (CUDA only)."""
-    out: dict[str, Any] = json.loads(_cache_prep(sample_rate, _bf16(config)))
-    return out
-
-
-@dataclass(frozen=True)
-class _ClipInfo:
-    ids: list[str]
-    paths: list[Path]  # empty when the store serves the clips: no file is touched then
-    durations: list[float | None]
-    keys: list[ClipKey]
-    store: PackedClips | None = None
-    """The packed store's slice of these clips, when current (`benchmark.data.packed_audio`)."""
-
-
-def _clip_info(clips: pa.Table, data_root: Path, cache: ScoreCache) -> _ClipInfo:
-    for col in ("clip_id", "audio_path"):
-        if col not in clips.column_names:
-            raise DataError(f"clip table has no '{col}' column")
-    ids = [str(c) for c in clips.column("clip_id").to_pylist()]
-    dup = sorted(c for c, n in Counter(ids).items() if n > 1)
-    if dup:
-        raise DataError(f"clip table has duplicate clip_id ({len(dup)}, e.g. {', '.join(dup[:3])})")
-    root = Path(data_root)
-    rels = [str(rel) for rel in clips.column("audio_path").to_pylist()]
-    if "duration" in clips.column_names:
-        durations = clips.column("duration").to_pylist()
-    else:
-        durations = [None] * len(ids)
-    from benchmark.data.packed_audio import open_store
-
-    store = open_store(root, ids, rels)
-    if store is not None:  # the manifest vouches for the audio: no file to stat, read or hash
-        return _ClipInfo(ids, [], durations, list(zip(ids, store.shas, strict=True)), store)
-    paths = [resolve_audio_path(root, rel) for rel in rels]
-    missing = [(c, p) for c, p in zip(ids, paths, strict=True) if not p.is_file()]
-    if missing:
-        examples = "; ".join(f"{p} (clip {c})" for c, p in missing[:3])
-        raise DataError(f"{len(missing)} audio files not found under {root}, e.g. {examples}")
-    shas = cache.hashes(paths)
-    keys = list(zip(ids, shas, strict=True))
-    return _ClipInfo(ids, paths, durations, keys)
-
-
-def _length(info: _ClipInfo, i: int, sample_rate: int) -> int:
-    d = info.durations[i]
-    if d is not None and math.isfinite(d) and d >= 0:
-        return max(1, round(d * sample_rate))
-    if info.store is not None:
-        return max(1, info.store.num_frames(i, sample_rate))
-    return max(1, audio_num_frames(info.paths[i], sample_rate))
-
-
-# ---------------------------------------------------------------------------------------------
-# the order a model is sent its units in: a function of the audio alone (issue 20)
-
-
-def _tie(clip_id: str) -> str:
-    """What orders two clips of identical audio: a hash of the clip id, so that the order says
-    nothing about the id, its system or its label (a model sees the same input twice)."""
-    return hashlib.sha256(clip_id.encode()).hexdigest()
-
-
-def _audio_key(info: _ClipInfo, unit: tuple[int, ...]) -> tuple[tuple[str, str], ...]:
-    """A unit's place among units of one length: its audio SHA-256s (then `_tie`), sorted, so
-    it is the same whichever clip of a pair is presented first."""
-    return tuple(sorted((info.keys[c][1], _tie(info.ids[c])) for c in unit))
-
-
-def send_order(
-    units: Sequence[int], lengths: dict[int, int], audio_keys: Sequence[Any]
-) -> list[int]:
-    """`units` in the order the model is sent them: by length, then by the audio
-    (`audio_keys[i]` belongs to `units[i]`).
-
-    A submission sees every clip it is sent, in order, so the order must tell it nothing the
-    audio does not: not the clip table's order (clips sorted by id come in system order, and a
-    model that mapped each clip's arrival position to a system's mean training MOS beat DNSMOS on
-    the demo), not the pair table's, not clip ids. Sorting by length, then by audio SHA-256,
-    makes the order a function of the audio alone; it is the same in every run, and the same
-    batches are cut from it whatever the process count (`benchmark.scoring.sharding` deals them out).
-    """
-    keyed = sorted(zip(units, audio_keys, strict=True), key=lambda t: (lengths[t[0]], t[1]))
-    return [u for u, _ in keyed]
-
-
-def presented_first(info: _ClipInfo, x: int, y: int) -> bool:
-    """Whether clip `x` is presented first when a judge is asked about clips x and y.
-
-    Picked by a hash of both clips' audio SHA-256s, sorted: symmetric in (x, y), the same for
-    every clip id holding that audio, and a coin flip with respect to the canonical (lo, hi) order,
-    so the units of one batch come in both orientations and its first call carries no fixed role.
-    (While lo came first, a judge answering 1 on odd calls and 0 on even ones won every pair
-    whose smaller clip id was the better clip: 57.2% on the demo, and "consistent, unbiased,
-    acyclic".) Identical audio: by `_tie`.
-    """
-    (ix, sx), (iy, sy) = info.keys[x], info.keys[y]
-    if sx == sy:
-        return _tie(ix) <= _tie(iy)
-    low, high = sorted((sx, sy))
-    flip = hashlib.sha256(f"{low}:{high}".encode()).digest()[0] & 1
-    return sx == (high if flip else low)
 
 
 def _validate(
@@ -839,90 +512,6 @@ def judge_pairs(
             p[r] = p_lo if a_lo else 1.0 - p_lo
             a_first[r], b_first[r] = (p_lo_hi, p_hi_lo) if a_lo else (p_hi_lo, p_lo_hi)
         return PairJudgements(p, a_first, b_first)
-
-
-def predict(
-    submission: Submission,
-    pairs: pa.Table,
-    clips: pa.Table,
-    data_root: Path,
-    *,
-    config: ScoringConfig = ScoringConfig(),
-    cache_path: Path | None = None,
-) -> pa.Table:
-    """`pairs` plus float64 `score_a`, `score_b`: clip scores (scalar, implicit) or P(A), 1 - P(A).
-
-    A pairwise judge's table also has `p_a_first` = prefer(a, b) and `p_b_first` = prefer(b, a),
-    its raw answers in each presentation order (`with_orders`); P(A) is their order average.
-    Only the clips the pairs use are scored.
-    """
-    a_ids, b_ids = _pair_ids(pairs)
-    if submission.spec.kind == "pairwise":
-        judged = judge_pairs(
-            submission.model,
-            a_ids,
-            b_ids,
-            clips,
-            data_root,
-            fingerprint=submission.fingerprint,
-            config=config,
-            cache_path=cache_path,
-            label=submission.spec.name,
-        )
-        return with_orders(
-            with_scores(pairs, judged.p, 1.0 - judged.p), judged.a_first, judged.b_first
-        )
-    else:
-        scores = (
-            score_clips(
-                submission.model,
-                _used_clips(clips, a_ids + b_ids),
-                data_root,
-                fingerprint=submission.fingerprint,
-                config=config,
-                cache_path=cache_path,
-                label=submission.spec.name,
-            )
-            if a_ids
-            else {}
-        )
-        score_a = np.array([scores[c] for c in a_ids], dtype=np.float64)
-        score_b = np.array([scores[c] for c in b_ids], dtype=np.float64)
-    return with_scores(pairs, score_a, score_b)
-
-
-def with_scores(pairs: pa.Table, score_a: np.ndarray, score_b: np.ndarray) -> pa.Table:
-    """The predictions table: `pairs` plus non-null float64 `score_a` and `score_b`.
-
-    Shared by the scoring loop and predictions-only submissions, so the same scores give the
-    same bytes whichever way they arrive.
-    """
-    out = pairs
-    for name, values in (("score_a", score_a), ("score_b", score_b)):
-        col = pa.array(values, type=pa.float64())
-        if name in out.column_names:
-            out = out.set_column(out.column_names.index(name), name, col)
-        else:
-            out = out.append_column(pa.field(name, pa.float64(), nullable=False), col)
-    return out
-
-
-def with_orders(pred: pa.Table, a_first: np.ndarray, b_first: np.ndarray) -> pa.Table:
-    """`pred` plus non-null float64 `p_a_first` = prefer(a, b) and `p_b_first` = prefer(b, a).
-
-    Only pairwise judges have them; scalar, implicit and predictions-file tables do not, so their
-    bytes are what they were before the columns existed.
-    """
-    from benchmark.data.tables import ORDER_COLUMNS  # checked in stats.metrics
-
-    out = pred
-    for name, values in zip(ORDER_COLUMNS, (a_first, b_first), strict=True):
-        col = pa.array(values, type=pa.float64())
-        if name in out.column_names:
-            out = out.set_column(out.column_names.index(name), name, col)
-        else:
-            out = out.append_column(pa.field(name, pa.float64(), nullable=False), col)
-    return out
 
 
 def _agree_cached(

@@ -119,6 +119,6 @@ def predictions_from_file(
     else:
         score_a = np.array([lookup[p] for p in pid], dtype=np.float64)
         score_b = 1.0 - score_a
-    from benchmark.scoring.loop import with_scores
+    from benchmark.scoring.predictions import with_scores
 
     return with_scores(pairs, score_a, score_b)

@@ -101,7 +101,8 @@ def mock_task(folder: Path, n: int = N_CLIPS, seed: int = 0) -> tuple[pa.Table, 
 
 def smoke_run(submission: Submission, *, batch_size: int = 8) -> SmokeReport:
     """Score the mock task at batch 1 and `batch_size`; SubmissionError naming the folder if bad."""
-    from benchmark.scoring.loop import ScoringConfig, score_clips, score_pairs
+    from benchmark.scoring.config import ScoringConfig
+    from benchmark.scoring.loop import score_clips, score_pairs
 
     with tempfile.TemporaryDirectory(prefix="mosrm-smoke-") as tmp:
         root = Path(tmp)

@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from scipy import sparse
 
-    from benchmark.scoring.loop import ScoringConfig
+    from benchmark.scoring.config import ScoringConfig
     from benchmark.scoring.models import Submission
 
 DIAGNOSTICS_VERSION = 1
@@ -296,7 +296,8 @@ def diagnose(
     beyond = {frozenset(e) for e in zip(a_ids, b_ids, strict=True)} - set(in_table)
     judged: pa.Table | None = None
     if kind == "pairwise":
-        from benchmark.scoring.loop import ScoringConfig, judge_pairs
+        from benchmark.scoring.config import ScoringConfig
+        from benchmark.scoring.loop import judge_pairs
 
         p = judge_pairs(
             submission.model,

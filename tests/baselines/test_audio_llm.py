@@ -12,7 +12,8 @@ import yaml
 from benchmark.baselines.audio_llm import build
 from benchmark.cli import main
 from benchmark.errors import SubmissionError
-from benchmark.scoring.loop import ScoringConfig, score_pairs
+from benchmark.scoring.config import ScoringConfig
+from benchmark.scoring.loop import score_pairs
 from benchmark.scoring.models import Batch, load_submission
 from benchmark.scoring.smoke import mock_task
 from tests.baselines.tiny_hf import save_tiny_qwen2_audio

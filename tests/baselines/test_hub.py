@@ -10,7 +10,8 @@ import yaml
 
 from benchmark.cli import main
 from benchmark.errors import SubmissionError
-from benchmark.scoring.loop import ScoringConfig, score_clips
+from benchmark.scoring.config import ScoringConfig
+from benchmark.scoring.loop import score_clips
 from benchmark.scoring.models import load_submission
 from benchmark.scoring.smoke import mock_task
 from tests.baselines.tiny_hf import tiny_wav2vec2_config

@@ -24,7 +24,8 @@ from benchmark.baselines.scalar import (
 )
 from benchmark.data.tables import CLIP_SCHEMA, from_rows
 from benchmark.errors import SubmissionError
-from benchmark.scoring.loop import ScoringConfig, score_clips
+from benchmark.scoring.config import ScoringConfig
+from benchmark.scoring.loop import score_clips
 from benchmark.scoring.models import Batch, load_submission, model_info
 from tests.baselines.test_encoders import save_tiny
 
