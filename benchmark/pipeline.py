@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,37 +77,132 @@ def evaluate(
     counts them, and everything goes under the `<task>.min-rel-<threshold>.*` names, which the
     board skips like quick runs (`ceiling.filtered_suffix`).
     """
-    from benchmark.data.tables import write_parquet
-    from benchmark.results.failures import clear_failure
-    from benchmark.results.schema import SCHEMA_VERSION
-    from benchmark.scoring.config import ScoringConfig, effective_preprocessing
-    from benchmark.scoring.counts import count_cache_use
-    from benchmark.scoring.models import model_info
-    from benchmark.scoring.predictions import predict
-    from benchmark.stats.ceiling import ceiling_report, filter_pairs, filtered_suffix
-    from benchmark.stats.diagnostics import diagnose
-    from benchmark.stats.metrics import METRICS_VERSION, aggregate, interval_spec
+    from benchmark.scoring.config import ScoringConfig
+    from benchmark.scoring.sharding import writes_results
 
     started = time.perf_counter()
     spec = prepared.task.spec
     split = split or spec.eval_split
-    pairs = prepared.pairs(split)
-    filtered: dict[str, Any] | None = None
-    if min_reliability is not None:
-        source = str(prepared.pair_files[split])
-        pairs, filtered = filter_pairs(pairs, min_reliability, source=source)
-    partial: dict[str, Any] | None = None
-    if limit is not None:
-        from benchmark.pairs.triplets import requested_triplets
-
-        pairs, partial = limit_pairs(pairs, limit, seed=spec.seed, task=spec.name, split=split)
-        # a smoke check: the judge's triplet sample shrinks with the pairs (recorded below)
-        triplets = min(requested_triplets(triplets), limit)
-        partial["triplets"] = triplets
     config = config or ScoringConfig()
+    chosen = _choose_pairs(prepared, split, limit=limit, min_reliability=min_reliability)
+    triplets = chosen.triplets(triplets)
     if on_stage is not None:
         on_stage("score")
-    score_started = time.perf_counter()
+    scored = _score(submission, prepared, chosen.pairs, split, config, triplets)
+    numbers = _numbers(prepared, split, scored.pred)
+    if on_stage is not None:
+        on_stage("write")
+    result = _result(submission, prepared, split, chosen, scored, numbers)
+    if not writes_results():  # a rank other than 0 of a sharded run: rank 0 writes it all
+        return result
+    suffix = chosen.suffix(split, spec.eval_split)
+    _write_tables(
+        Path(results_root) / submission.name, spec.name, suffix, split, submission, scored
+    )
+    path = Path(results_root) / submission.name / f"{spec.name}{suffix}.json"
+    text = json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def run_record(results_sha256: str) -> RunRecord:
+        return _run_record(
+            result,
+            results_sha256,
+            chosen.pairs,
+            config,
+            scored.preprocessing,
+            scored.cache_use,
+            score_s=scored.seconds,
+            total_s=time.perf_counter() - started,
+            sandbox=submission.model.describe() if submission.sandboxed else None,
+        )
+
+    write_results(path, text, run_record)
+    if not suffix:  # a quick run proves too little to clear a failure
+        from benchmark.results.failures import clear_failure
+
+        clear_failure(results_root, submission.name, spec.name)
+    return result
+
+
+@dataclass
+class _Chosen:
+    """The pairs a run scores: the split's, maybe filtered by label reliability, maybe cut to a
+    quick run's seeded subset; with the blocks that say so in the results."""
+
+    pairs: pa.Table
+    filtered: dict[str, Any] | None = None
+    partial: dict[str, Any] | None = None
+
+    def triplets(self, requested: int | None) -> int | None:
+        """A quick run's judge triplet sample shrinks with its pairs (recorded in `partial`)."""
+        if self.partial is None:
+            return requested
+        from benchmark.pairs.triplets import requested_triplets
+
+        n = min(requested_triplets(requested), int(self.partial["limit"]))
+        self.partial["triplets"] = n
+        return n
+
+    def suffix(self, split: str, eval_split: str) -> str:
+        """`@split`, `.min-rel-<t>`, `.partial`: results of another split, a filtered set or a
+        quick run never take a full result's file names."""
+        from benchmark.stats.ceiling import filtered_suffix
+
+        out = "" if split == eval_split else f"@{split}"
+        if self.filtered is not None:
+            out += filtered_suffix(self.filtered["min"])
+        if self.partial is not None:
+            out += ".partial"
+        return out
+
+
+def _choose_pairs(
+    prepared: PreparedTask, split: str, *, limit: int | None, min_reliability: float | None
+) -> _Chosen:
+    """Step 1: the pairs to score (reliability filter first, then a quick run's subset)."""
+    from benchmark.stats.ceiling import filter_pairs
+
+    spec = prepared.task.spec
+    chosen = _Chosen(prepared.pairs(split))
+    if min_reliability is not None:
+        source = str(prepared.pair_files[split])
+        chosen.pairs, chosen.filtered = filter_pairs(chosen.pairs, min_reliability, source=source)
+    if limit is not None:
+        chosen.pairs, chosen.partial = limit_pairs(
+            chosen.pairs, limit, seed=spec.seed, task=spec.name, split=split
+        )
+    return chosen
+
+
+@dataclass
+class _Scored:
+    """What the model (or its predictions file) gave for the pairs, and how the scoring went."""
+
+    pred: pa.Table
+    preprocessing: dict[str, Any] | None
+    diagnostics: dict[str, Any]
+    judged_triplets: pa.Table | None
+    cache_use: CacheCounts
+    seconds: float
+
+
+def _score(
+    submission: Submission,
+    prepared: PreparedTask,
+    pairs: pa.Table,
+    split: str,
+    config: ScoringConfig,
+    triplets: int | None,
+) -> _Scored:
+    """Step 2: predictions for the pairs (cached scores, then the model for the rest, within the
+    sandbox's time budget) and the judge diagnostics on their triplet sample."""
+    from benchmark.scoring.config import effective_preprocessing
+    from benchmark.scoring.counts import count_cache_use
+    from benchmark.scoring.predictions import predict
+    from benchmark.stats.diagnostics import diagnose
+
+    spec = prepared.task.spec
+    began = time.perf_counter()
+    preprocessing: dict[str, Any] | None
     with count_cache_use() as cache_use, _budget(submission, spec.name, pairs, triplets):
         if submission.spec.kind == "predictions":
             from benchmark.scoring.predictions_file import predictions_from_file
@@ -116,7 +212,7 @@ def evaluate(
         else:
             pred = predict(submission, pairs, prepared.clips, prepared.audio_base, config=config)
             preprocessing = effective_preprocessing(int(submission.model.sample_rate), config)
-        diagnostics, judged_triplets = diagnose(
+        diagnostics, judged = diagnose(
             submission,
             pred,
             prepared.clips,
@@ -129,20 +225,40 @@ def evaluate(
             n_triplets=triplets,
             config=config,
         )
-    score_s = time.perf_counter() - score_started
+    return _Scored(pred, preprocessing, diagnostics, judged, cache_use, time.perf_counter() - began)
+
+
+def _numbers(prepared: PreparedTask, split: str, pred: pa.Table) -> dict[str, Any]:
+    """Step 3: the numbers: accuracy by cell with intervals, and the noise ceiling per cell."""
+    from benchmark.stats.ceiling import ceiling_report
+    from benchmark.stats.metrics import aggregate
+
+    spec = prepared.task.spec
     meta = prepared.pair_meta.get(split, {})
     # tied ΔMOS may have merged percentile bins: the pair file says how many were made
     bins = int(meta.get("bins", spec.bins))
-    metrics = aggregate(pred, bins=bins)
-    ceiling = ceiling_report(pred, prepared.clips, meta, bins=bins, seed=spec.seed)
-    suffix = "" if split == spec.eval_split else f"@{split}"
-    if filtered is not None:
-        suffix += filtered_suffix(filtered["min"])
-    if partial is not None:
-        suffix += ".partial"
-    if on_stage is not None:
-        on_stage("write")
-    out = Path(results_root) / submission.name
+    return {
+        "bins": bins,
+        "metrics": aggregate(pred, bins=bins),
+        "ceiling": ceiling_report(pred, prepared.clips, meta, bins=bins, seed=spec.seed),
+    }
+
+
+def _result(
+    submission: Submission,
+    prepared: PreparedTask,
+    split: str,
+    chosen: _Chosen,
+    scored: _Scored,
+    numbers: dict[str, Any],
+) -> dict[str, Any]:
+    """Step 4: the results record: the numbers with what they are about and how they were made."""
+    from benchmark.results.schema import SCHEMA_VERSION
+    from benchmark.scoring.models import model_info
+    from benchmark.stats.metrics import METRICS_VERSION, interval_spec
+
+    spec = prepared.task.spec
+    meta = prepared.pair_meta.get(split, {})
     result = {
         "schema_version": SCHEMA_VERSION,
         "submission": submission.name,
@@ -164,62 +280,41 @@ def evaluate(
         "harness_version": HARNESS_VERSION,
         "pair_file_sha256": prepared.pair_sha256[split],
         "pair_count_overrides": meta.get("count_overrides"),
-        "n_pairs": pairs.num_rows,
+        "n_pairs": chosen.pairs.num_rows,
         "seed": spec.seed,
-        "bins": bins,
+        "bins": numbers["bins"],
         "bins_requested": spec.bins,
         "bin_edges": meta.get("bin_edges"),
         "metrics_version": METRICS_VERSION,
         "interval": interval_spec(),
-        "preprocessing": preprocessing,
+        "preprocessing": scored.preprocessing,
         "model": model_info(submission),
-        "metrics": metrics,
-        "ceiling": ceiling,
-        "diagnostics": diagnostics,
+        "metrics": numbers["metrics"],
+        "ceiling": numbers["ceiling"],
+        "diagnostics": scored.diagnostics,
     }
-    if filtered is not None:
-        result["reliability_filter"] = filtered
-    if partial is not None:
-        result["partial"] = partial
-    from benchmark.scoring.sharding import writes_results
+    if chosen.filtered is not None:
+        result["reliability_filter"] = chosen.filtered
+    if chosen.partial is not None:
+        result["partial"] = chosen.partial
+    return result
 
-    if not writes_results():  # a rank other than 0 of a sharded run: rank 0 writes it all
-        return result
+
+def _write_tables(
+    out: Path, task: str, suffix: str, split: str, submission: Submission, scored: _Scored
+) -> None:
+    """Step 5: the per-pair predictions (and a judge's triplet answers) beside the results, so
+    paired comparisons and the board recompute without rescoring."""
+    from benchmark.data.tables import write_parquet
+
     out.mkdir(parents=True, exist_ok=True)
-    write_parquet(
-        pred,
-        out / f"{spec.name}{suffix}.predictions.parquet",
-        {"submission": submission.name, "task": spec.name, "split": split},
-    )
-    triplets_path = out / f"{spec.name}{suffix}.triplets.parquet"
-    if judged_triplets is not None:
-        write_parquet(
-            judged_triplets,
-            triplets_path,
-            {"submission": submission.name, "task": spec.name, "split": split},
-        )
+    meta = {"submission": submission.name, "task": task, "split": split}
+    write_parquet(scored.pred, out / f"{task}{suffix}.predictions.parquet", meta)
+    triplets_path = out / f"{task}{suffix}.triplets.parquet"
+    if scored.judged_triplets is not None:
+        write_parquet(scored.judged_triplets, triplets_path, meta)
     else:
         triplets_path.unlink(missing_ok=True)  # an earlier pairwise entry of that name
-    path = out / f"{spec.name}{suffix}.json"
-    text = json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-    def run_record(results_sha256: str) -> RunRecord:
-        return _run_record(
-            result,
-            results_sha256,
-            pairs,
-            config,
-            preprocessing,
-            cache_use,
-            score_s=score_s,
-            total_s=time.perf_counter() - started,
-            sandbox=submission.model.describe() if submission.sandboxed else None,
-        )
-
-    write_results(path, text, run_record)
-    if not suffix:  # a quick run proves too little to clear a failure
-        clear_failure(results_root, submission.name, spec.name)
-    return result
 
 
 def _budget(
