@@ -6,6 +6,7 @@ Errors the user can fix (`MosrmError`) print one line naming the file/field and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -635,6 +636,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--repo", help="checkout with tasks/, submissions/, leaderboard/ (default: cwd)"
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="more detail on stderr (debug messages of the package)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def scoring_flags(p: argparse.ArgumentParser) -> None:
@@ -852,11 +859,25 @@ def main(argv: list[str] | None = None) -> int:
             cache.release()
 
 
+def _logging(*, verbose: bool, quiet: bool) -> contextlib.AbstractContextManager[None]:
+    """Where the package's messages go while a command runs (`benchmark.progress`): stderr, a
+    step's start and end as lines where stderr is not a terminal (bars where it is); `--quiet`
+    keeps warnings only and silences the bars of the libraries underneath too; `-v` adds debug
+    messages."""
+    import logging
+
+    from benchmark import progress
+
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    return progress.to_terminal(level, silent=quiet)
+
+
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for `evaluate --nproc` (torchrun)
     try:
-        return int(args.func(args))
+        with _logging(verbose=args.verbose, quiet=bool(getattr(args, "quiet", False))):
+            return int(args.func(args))
     except MosrmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,10 @@ from benchmark._moved import new_name
 PACKAGE = Path(__file__).resolve().parents[1] / "benchmark"
 
 LAYERS = (
-    ("bottom", ("benchmark", "_moved", "errors", "paths", "atomic", "hashing", "escape")),
+    (
+        "bottom",
+        ("benchmark", "_moved", "errors", "paths", "atomic", "hashing", "escape", "progress"),
+    ),
     ("data", ("data",)),
     ("pairs", ("pairs",)),
     ("scoring", ("scoring",)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -210,7 +211,10 @@ def test_cli_limit_reports_partial_and_refuses_bad_values(toy, capsys):
         assert "argument --limit" in err and len(err.strip().splitlines()[-1]) < 120
 
 
-def test_progress_bars_name_the_submission_not_its_fingerprint(tmp_path, write_wav, capsys):
+def test_progress_bars_name_the_submission_not_its_fingerprint(tmp_path, write_wav, caplog):
+    """What the progress says (`benchmark.progress`: a bar on a terminal, these log lines
+    elsewhere) names the submission, never its fingerprint."""
+    caplog.set_level(logging.INFO, logger="benchmark.progress")
     from benchmark.data.tables import CLIP_SCHEMA, from_rows
 
     rows = []
@@ -235,18 +239,20 @@ def test_progress_bars_name_the_submission_not_its_fingerprint(tmp_path, write_w
     judge_pairs(
         judge, ["c0"], ["c1"], clips, tmp_path, fingerprint=fp, config=loud, label="my-judge"
     )
-    err = capsys.readouterr().err
+    err = caplog.text
     assert "scoring my-model" in err and "judging my-judge" in err
     assert FINGERPRINT[:12] not in err
     # without a label (older callers) the bar still says what it does, never the fingerprint
+    caplog.clear()
     score_clips(CountingRms(), clips, tmp_path, fingerprint="other-fp", config=loud)
-    err = capsys.readouterr().err
+    err = caplog.text
     assert "scoring" in err and "other-fp" not in err
 
 
-def test_evaluate_labels_the_bar_with_the_submission_name(toy, tmp_path, capsys):
+def test_evaluate_labels_the_bar_with_the_submission_name(toy, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="benchmark.progress")
     _, prepared = toy
     sub = _submission(tmp_path, CountingRms(), "named-sub")
     evaluate(sub, prepared, results_root=tmp_path / "r", config=ScoringConfig(), limit=3)
-    err = capsys.readouterr().err
+    err = caplog.text
     assert "scoring named-sub" in err and FINGERPRINT[:12] not in err

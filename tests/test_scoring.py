@@ -3,6 +3,7 @@ order-averaged pairwise judging, and worker-count invariance."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from pathlib import Path
@@ -494,7 +495,10 @@ def test_workers_do_not_change_scores(tmp_path, corpus):
 # ---------------------------------------------------------------- odds and ends
 
 
-def test_progress_bar_goes_to_stderr(tmp_path, corpus, capsys):
+def test_progress_is_logged_not_printed(tmp_path, corpus, capsys, caplog):
+    """Without a terminal, the library reports progress through `logging` (`benchmark.progress`),
+    never by writing to stdout or stderr itself; the CLI decides where it goes."""
+    caplog.set_level(logging.INFO, logger="benchmark.progress")
     root, clips, _ = corpus
     score_clips(
         RmsModel(),
@@ -505,7 +509,8 @@ def test_progress_bar_goes_to_stderr(tmp_path, corpus, capsys):
         cache_path=tmp_path / "c.db",
     )
     captured = capsys.readouterr()
-    assert captured.out == "" and "scoring" in captured.err
+    assert captured.out == "" and captured.err == ""
+    assert "scoring" in caplog.text and "started" in caplog.text and "done (" in caplog.text
 
 
 def test_scores_round_trip_exactly_through_sqlite(tmp_path, corpus):

@@ -28,6 +28,7 @@ import numpy as np
 from benchmark.baselines.train_config import TrainConfig
 from benchmark.baselines.train_data import TaskData, epoch_plan
 from benchmark.errors import MosrmError
+from benchmark.progress import bar as progress_bar
 
 if TYPE_CHECKING:
     import torch
@@ -334,7 +335,6 @@ def fit(
     stop early (as a kill would). The model ends holding the stage's best weights.
     """
     import torch
-    from tqdm import tqdm
 
     dist, device = run.dist, run.device
     ckpt = run.checkpoint_dir(stage.name if stage.name != "main" else None)
@@ -384,12 +384,12 @@ def fit(
             unit=stage.unit,
             per_task=stage.per_task,
         )
-        bar = tqdm(
-            total=len(plan),
+        bar = progress_bar(
+            len(plan),
+            f"{stage.name} epoch {state['epoch'] + 1}/{stage.epochs}",
+            "step",
+            enabled=run.progress and dist.main,
             initial=state["step_in_epoch"],
-            disable=not (run.progress and dist.main),
-            desc=f"{stage.name} epoch {state['epoch'] + 1}/{stage.epochs}",
-            unit="step",
         )
         net.train()
         for step in range(state["step_in_epoch"], len(plan)):

@@ -184,9 +184,9 @@ def build_cache(
     last = time.monotonic()
     bar = None
     if progress and todo:
-        from tqdm import tqdm
+        from benchmark.progress import bar as progress_bar
 
-        bar = tqdm(total=len(todo), unit="clip", desc="resample", leave=False)
+        bar = progress_bar(len(todo), "resample", "clip", leave=False)
     n_workers = workers if workers is not None else max(1, min(8, os.cpu_count() or 1))
     try:
         with ThreadPoolExecutor(max_workers=n_workers) as pool:

@@ -53,7 +53,6 @@ counts (`scoring.counts`), and the predictions table built from the scores
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from contextlib import closing, nullcontext
 from dataclasses import dataclass
@@ -189,9 +188,9 @@ def _run_model(
 
 
 def _progress(total: int, desc: str, unit: str, enabled: bool) -> Any:
-    from tqdm import tqdm
+    from benchmark.progress import bar
 
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled)
+    return bar(total, desc, unit, enabled=enabled)
 
 
 def _bar_desc(verb: str, label: str | None) -> str:

@@ -264,16 +264,16 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
 
 
 def _progress_bar(name: str, total: int | None, initial: int, enabled: bool) -> Any:
-    from tqdm import tqdm
+    from benchmark.progress import bar
 
-    return tqdm(
-        total=total,
+    return bar(
+        total,
+        name,
+        "B",
+        enabled=enabled,
         initial=initial,
-        unit="B",
         unit_scale=True,
         unit_divisor=1024,
-        desc=name,
-        disable=not enabled,
         leave=False,
     )
 
