@@ -440,26 +440,20 @@ def _sandbox_limits(args: argparse.Namespace) -> Any:
     )
 
 
-def _seconds(text: str) -> float:
-    """An argparse `type`: a positive number of seconds."""
+def _seconds(text: str, *, zero: bool = False) -> float:
+    """An argparse `type`: a positive (with `zero`, non-negative) number of seconds."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, got '{text}'") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    if not (value >= 0 if zero else value > 0):
+        raise argparse.ArgumentTypeError(f"must be {'>=' if zero else '>'} 0, got {text}")
     return value
 
 
 def _seconds_or_zero(text: str) -> float:
     """An argparse `type`: a number of seconds, zero allowed."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got '{text}'") from None
-    if not (value >= 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+    return _seconds(text, zero=True)
 
 
 def sandbox_flags(p: argparse.ArgumentParser) -> None:

@@ -1,5 +1,24 @@
-"""Source text that hostile test submissions share: pasted into the `model.py` they write, since a
-sandboxed submission can import nothing of the tests."""
+"""What the hostile-submission tests share: source text pasted into the `model.py` they write
+(a sandboxed submission can import nothing of the tests), and the harness's order before issue 20,
+put back to show that the order cheats had a channel then."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def old_order(monkeypatch: Any) -> None:
+    """The harness before issue 20: by length, then clip-table order; judges see the smaller
+    (clip id, audio sha256) first (the loop's names, where it looks them up)."""
+    import benchmark.scoring.loop as loop
+
+    monkeypatch.setattr(
+        loop,
+        "send_order",
+        lambda units, lengths, keys: sorted(units, key=lambda u: (lengths[u], u)),
+    )
+    monkeypatch.setattr(loop, "presented_first", lambda info, x, y: info.keys[x] <= info.keys[y])
+
 
 PROTOCOL_FD = r'''
 def protocol_fd():

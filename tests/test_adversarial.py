@@ -29,7 +29,7 @@ import yaml
 
 from benchmark.cli import main
 from benchmark.paths import prepared_dir, score_cache_path
-from tests.hostile import HOLD_MEMORY, PROTOCOL_FD
+from tests.hostile import HOLD_MEMORY, PROTOCOL_FD, old_order
 from tests.sandbox_required import sandbox_needed
 from tests.toy_task import write_toy_repo
 
@@ -272,14 +272,7 @@ def _order_leaks(results: Path) -> dict[str, list[str]]:
 def test_the_order_cheats_had_a_channel_before_issue_20(tmp_path, monkeypatch):
     """The same cheats against the harness's old order (by length, then clip-table order; the
     judge shown the smaller clip id first): `_order_leaks` finds them, so it has teeth."""
-    import benchmark.scoring.loop as scoring
-
-    monkeypatch.setattr(
-        scoring,
-        "send_order",
-        lambda units, lengths, keys: sorted(units, key=lambda u: (lengths[u], u)),
-    )
-    monkeypatch.setattr(scoring, "presented_first", lambda info, x, y: info.keys[x] <= info.keys[y])
+    old_order(monkeypatch)
     repo = write_toy_repo(tmp_path)
     paths = {"victim": tmp_path / "v", "labels": tmp_path / "l", "cache": tmp_path / "c"}
     for mode in ("order", "oddeven"):

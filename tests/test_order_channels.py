@@ -46,6 +46,7 @@ from benchmark.scoring.models import Submission, SubmissionSpec
 from benchmark.scoring.predictions import predict, with_scores
 from benchmark.stats.diagnostics import diagnose
 from benchmark.stats.metrics import aggregate
+from tests.hostile import old_order
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = ScoringConfig(progress=False)
@@ -214,14 +215,8 @@ def _position_cheat(prepared: PreparedTask, tmp_path: Path) -> PositionCheat:
 
 
 def _old_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The harness before issue 20: by length, then clip-table order; judges see the smaller
-    (clip id, audio sha256) first."""
-    monkeypatch.setattr(
-        scoring,
-        "send_order",
-        lambda units, lengths, keys: sorted(units, key=lambda u: (lengths[u], u)),
-    )
-    monkeypatch.setattr(scoring, "presented_first", lambda info, x, y: info.keys[x] <= info.keys[y])
+    """The harness before issue 20 (`tests.hostile.old_order`)."""
+    old_order(monkeypatch)
 
 
 # ---------------------------------------------------------------- the cheats on the demo

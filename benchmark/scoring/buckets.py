@@ -19,13 +19,6 @@ from benchmark.data.audio import (
 )
 from benchmark.data.batch import Batch, PadBuffers
 from benchmark.errors import DataError
-from benchmark.scoring.cache import (  # noqa: F401  (CACHE_SCHEMA_VERSION, cache_error: re-exported)
-    CACHE_SCHEMA_VERSION,
-    ClipKey,
-    ScoreCache,
-    cache_error,
-    open_cache,
-)
 
 if TYPE_CHECKING:
     from benchmark.data.packed_audio import PackedClips

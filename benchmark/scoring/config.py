@@ -14,13 +14,6 @@ from benchmark.data.audio import (
     preprocessing_config,
 )
 from benchmark.errors import MosrmError
-from benchmark.scoring.cache import (  # noqa: F401  (CACHE_SCHEMA_VERSION, cache_error: re-exported)
-    CACHE_SCHEMA_VERSION,
-    ClipKey,
-    ScoreCache,
-    cache_error,
-    open_cache,
-)
 
 if TYPE_CHECKING:
     import torch

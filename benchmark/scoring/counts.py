@@ -9,18 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from benchmark.scoring.cache import (  # noqa: F401  (CACHE_SCHEMA_VERSION, cache_error: re-exported)
-    CACHE_SCHEMA_VERSION,
-    ClipKey,
-    ScoreCache,
-    cache_error,
-    open_cache,
-)
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass

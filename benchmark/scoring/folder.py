@@ -21,16 +21,12 @@ import importlib.util
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from benchmark.errors import SubmissionError
 from benchmark.hashing import sha256_file
 from benchmark.scoring.interfaces import MODEL_API_VERSION
 from benchmark.scoring.spec import SubmissionSpec
-
-if TYPE_CHECKING:
-    pass
-
 
 COMPILED_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd", ".dylib", ".dll")
 """Bytecode and native-code file names refused in a submission folder (with every suffix of

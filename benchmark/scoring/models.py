@@ -35,8 +35,6 @@ from benchmark.errors import SubmissionError
 from benchmark.scoring.folder import (  # noqa: F401 - benchmark.models keeps these names
     COMPILED_SUFFIXES,
     NATIVE_MAGIC,
-    _check_link,
-    _compiled_name,
     _digest,
     _fingerprint,
     check_not_compiled,

@@ -21,13 +21,7 @@ from benchmark.data.audio import (
     resolve_audio_path,
 )
 from benchmark.errors import DataError
-from benchmark.scoring.cache import (  # noqa: F401  (CACHE_SCHEMA_VERSION, cache_error: re-exported)
-    CACHE_SCHEMA_VERSION,
-    ClipKey,
-    ScoreCache,
-    cache_error,
-    open_cache,
-)
+from benchmark.scoring.cache import ClipKey, ScoreCache
 
 if TYPE_CHECKING:
     from benchmark.data.packed_audio import PackedClips

@@ -6,24 +6,13 @@ point the pipeline calls to get a model's predictions for a pair table (`predict
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from benchmark.scoring.cache import (  # noqa: F401  (CACHE_SCHEMA_VERSION, cache_error: re-exported)
-    CACHE_SCHEMA_VERSION,
-    ClipKey,
-    ScoreCache,
-    cache_error,
-    open_cache,
-)
 from benchmark.scoring.config import ScoringConfig
 from benchmark.scoring.loop import _pair_ids, _used_clips, judge_pairs, score_clips
 from benchmark.scoring.models import Submission
-
-if TYPE_CHECKING:
-    pass
 
 
 def predict(

@@ -10,16 +10,12 @@ from __future__ import annotations
 import datetime
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from benchmark.data.safe_yaml import load_yaml
 from benchmark.errors import SubmissionError, describe_validation_error
-
-if TYPE_CHECKING:
-    pass
-
 
 TRUSTED_PACKAGE = "benchmark.baselines"
 """Where module entries live: the harness's own reference adapters."""

@@ -41,6 +41,7 @@ from benchmark.scoring.sandbox.command import (  # noqa: F401 - part of this mod
     python_roots,
 )
 from benchmark.scoring.sandbox.confine import Launch, plan
+from benchmark.scoring.sandbox.procs import descendants, stat
 from benchmark.scoring.sandbox.protocol import (
     MAX_REPLY_HEADER,
     REPLY_DEPTH,
@@ -94,35 +95,10 @@ def _stderr_line(raw: bytes) -> str:
     return raw.decode("utf-8", "replace").rstrip()[:STDERR_LINE_CHARS]
 
 
-def _stat(pid: int) -> tuple[int, str, int] | None:
-    """(parent pid, state, start time) of a process, from /proc; None if there is none."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        return int(fields[1]), fields[0].decode(), int(fields[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _descendants(root: int) -> list[tuple[int, int]]:
-    """(pid, start time) of every process below `root`, parents before children."""
-    children: dict[int, list[tuple[int, int]]] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit() and (stat := _stat(int(name))) is not None:
-            children.setdefault(stat[0], []).append((int(name), stat[2]))
-    found, todo = [], [root]
-    while todo:
-        kids = children.get(todo.pop(), [])
-        found += kids
-        todo += [pid for pid, _ in kids]
-    return found
-
-
 def _running(pid: int, started: int) -> bool:
     """Whether that process (not another that reused its pid) exists and is not a zombie."""
-    stat = _stat(pid)
-    return stat is not None and stat[2] == started and stat[1] not in ("Z", "X")
+    st = stat(pid)
+    return st is not None and st.start == started and st.state not in ("Z", "X")
 
 
 def _end(proc: subprocess.Popen[bytes], known: Sequence[tuple[int, int]] = ()) -> None:
@@ -135,7 +111,7 @@ def _end(proc: subprocess.Popen[bytes], known: Sequence[tuple[int, int]] = ()) -
     adds the tree as it was seen earlier, should `proc` be dead already (each process checked by
     its start time, so a reused pid is never killed). Killing bubblewrap's init in the sandbox's
     PID namespace ends every process in it, and it exits only once they are gone."""
-    tree = _descendants(proc.pid) if proc.poll() is None else []
+    tree = descendants(proc.pid) if proc.poll() is None else []
     tree += [p for p in known if p not in tree]
     for pid, started in tree:
         if _running(pid, started):
@@ -582,7 +558,7 @@ class SandboxedModel:
             prefix = self._read(8, deadline, what)
             if shape is None:  # the child runs and writes: its processes are all there to see
                 assert self._proc is not None
-                self._tree = _descendants(self._proc.pid)
+                self._tree = descendants(self._proc.pid)
             size = header_length(prefix, MAX_REPLY_HEADER)
             head = parse_header(self._read(size, deadline, what), REPLY_DEPTH)
             dtype, nbytes = check_reply(head, shape)

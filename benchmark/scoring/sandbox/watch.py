@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from benchmark.scoring.sandbox.procs import descendants, stat
+
 if TYPE_CHECKING:
     from benchmark.scoring.sandbox.cgroups import SandboxCgroup
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -39,47 +40,18 @@ class Usage:
     memory_bytes: int
 
 
-def _stat(pid: int) -> tuple[int, float] | None:
-    """(parent pid, CPU seconds of the process and its reaped children) from /proc/PID/stat."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rfind(")") + 2 :].split()
-    try:
-        ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
-        return int(fields[1]), ticks / _TICK
-    except (IndexError, ValueError):
-        return None
-
-
 def process_tree(root: int) -> list[int]:
-    """`root` and every process descended from it (orphans inside a PID namespace are re-parented
-    to its init, which is a descendant of the launcher, so none escapes the sum)."""
-    parent: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            st = _stat(int(entry.name))
-            if st is not None:
-                parent[int(entry.name)] = st[0]
-    children: dict[int, list[int]] = {}
-    for pid, ppid in parent.items():
-        children.setdefault(ppid, []).append(pid)
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
+    """`root` and every process descended from it (`procs.descendants`)."""
+    return [root, *(pid for pid, _ in descendants(root))]
 
 
 def tree_usage(root: int) -> Usage:
     """CPU time and memory of the processes under `root`, plus what its private /tmp holds."""
     cpu, memory, tmp_seen = 0.0, 0, False
     for pid in process_tree(root):
-        st = _stat(pid)
+        st = stat(pid)
         if st is not None:
-            cpu += st[1]
+            cpu += st.cpu_seconds
         with contextlib.suppress(OSError, ValueError, IndexError):
             memory += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
         if not tmp_seen and pid != root:
