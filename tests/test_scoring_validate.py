@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmark.errors import SubmissionError
-from benchmark.scoring.loop import _validate
+from benchmark.scoring.calls import _validate
 
 IDS = [f"c{i}" for i in range(4)]
 

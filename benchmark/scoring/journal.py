@@ -6,7 +6,7 @@ dropped), 2% of the reference CNN's forward pass at batch 16; a line appended to
 few microseconds. Both survive the process being killed (the data is in the kernel's page cache)
 and neither survives a power cut before the kernel writes it out (the cache runs WAL with
 synchronous=NORMAL), so the guarantee is the one per-batch commits gave: a killed run keeps every
-finished batch. `benchmark.scoring.loop.ScoreCache` appends each batch here and moves the journal into
+finished batch. `benchmark.scoring.cache.ScoreCache` appends each batch here and moves the journal into
 SQLite in one transaction every `FLUSH_S` seconds and when it closes.
 
 Layout: `<cache>.pending-<pid>-<random>`, one JSON line per batch, ["clip" or "pair",

@@ -44,11 +44,16 @@ How many units came from the cache and how many the model computed is told to wh
 `count_cache_use()` block (the pipeline, for the run record): a cached rerun's throughput measures
 the cache, not the model.
 
-This module is the loop itself (`score_clips`, `score_pairs`, `judge_pairs`, `_run_units`); its
-parts live beside it, each with one job: the run's config and device (`scoring.config`), the
-order units are sent in (`scoring.order`), batches read ahead (`scoring.buckets`), the cache-use
-counts (`scoring.counts`), and the predictions table built from the scores
-(`scoring.predictions.predict`, which the pipeline calls).
+This module is the loop itself, as named steps: plan the units (`_plan_pairs` for a judge, one
+unit per clip otherwise) → read the cache (`_Stored.read`: the cache, the journal and the torchrun
+ranks' agreement behind one interface) → load the model only if something is missing
+(`calls._prepare_model`) → plan batches (`_plan_batches`) → run the missing units
+(`_run_batches`, shared between ranks under torchrun) → persist each batch (`_Stored.write`) →
+assemble the answer in the caller's order (`_judgements` for a judge). Its parts live beside it,
+each with one job: calling the model and checking what it returns (`scoring.calls`), the run's
+config and device (`scoring.config`), the order units are sent in (`scoring.order`), batches read
+ahead (`scoring.buckets`), the cache-use counts (`scoring.counts`), and the predictions table
+built from the scores (`scoring.predictions.predict`, which the pipeline calls).
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ from benchmark.scoring.cache import (  # noqa: F401  (CACHE_SCHEMA_VERSION, cach
     cache_error,
     open_cache,
 )
+from benchmark.scoring.calls import _prepare_model, _run_model, _sample_rate, _validate
 from benchmark.scoring.config import (  # noqa: F401 - ScoringConfig & co. keep this path too
     ScoringConfig,
     _bf16,
@@ -96,95 +102,6 @@ from benchmark.scoring.order import (
 
 if TYPE_CHECKING:
     import torch
-
-
-def _sample_rate(model: Any, fingerprint: str) -> int:
-    """The model's sample rate, checked: with the model fingerprint, all a cache lookup needs."""
-    sr = getattr(model, "sample_rate", None)
-    if not isinstance(sr, int | np.integer) or isinstance(sr, bool) or sr <= 0:
-        raise SubmissionError(
-            f"model {fingerprint}: sample_rate must be a positive int, got {sr!r}"
-        )
-    return int(sr)
-
-
-def _prepare_model(model: Any, device: torch.device, fingerprint: str) -> tuple[Any, int]:
-    """Move the model to `device`, put torch modules in eval mode, read its sample rate.
-
-    Called only when some unit is not in the cache: a fully cached run never imports torch."""
-    import torch
-
-    sr = _sample_rate(model, fingerprint)
-    if hasattr(model, "to"):
-        moved = model.to(device)
-        if moved is not None:
-            model = moved
-    if isinstance(model, torch.nn.Module):
-        model.eval()  # dropout on would make scores random
-    return model, sr
-
-
-def _validate(
-    out: Any, n: int, what: str, fingerprint: str, clip_ids: Sequence[str], *, prob: bool = False
-) -> np.ndarray:
-    """Model output as float64 [n] (in [0, 1] if `prob`), or SubmissionError naming the clips.
-
-    Runs before anything is cached, so a bad score can never be reused by a later run.
-    """
-    import torch
-
-    def fail(reason: str) -> SubmissionError:
-        shown = ", ".join(clip_ids[:8]) + (f", ... ({len(clip_ids)} clips)" if n > 8 else "")
-        return SubmissionError(f"model {fingerprint}: {what} {reason} for clips {shown}")
-
-    try:
-        t = out if isinstance(out, torch.Tensor) else torch.as_tensor(out)
-    except Exception as exc:
-        raise fail(f"returned {type(out).__name__}, not a tensor ({_short(exc)})") from None
-    if t.is_complex() or t.dtype == torch.bool:
-        raise fail(f"returned dtype {t.dtype}, expected a real number per clip")
-    if t.shape != (n,):
-        raise fail(f"returned shape {list(t.shape)}, expected [{n}]")
-    # a copy, never the model's memory; the common case (float on the CPU) in one numpy call,
-    # because each call here runs on caches the forward pass has just evicted (~0.1 ms a batch)
-    if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64, torch.float16):
-        values = t.detach().numpy().astype(np.float64)
-    else:
-        values = t.detach().to("cpu", torch.float64, copy=True).numpy()
-    if not np.isfinite(values).all():
-        bad = ~np.isfinite(values)
-        named = [c for c, b in zip(clip_ids, bad, strict=True) if b]
-        raise fail(f"returned {int(bad.sum())} non-finite values (at {', '.join(named[:8])})")
-    if prob:
-        out_of_range = (values < 0.0) | (values > 1.0)
-        if out_of_range.any():
-            named = [c for c, b in zip(clip_ids, out_of_range, strict=True) if b]
-            raise fail(
-                f"returned {int(out_of_range.sum())} values outside [0, 1] "
-                f"(at {', '.join(named[:8])})"
-            )
-    return values
-
-
-def _short(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
-
-
-def _run_model(
-    fn: Any, args: tuple[Batch, ...], what: str, fingerprint: str, clip_ids: Sequence[str]
-) -> Any:
-    try:
-        return fn(*args)
-    except SubmissionError:
-        raise  # a sandboxed model's failure already says what and where
-    except Exception as exc:
-        shown = ", ".join(clip_ids[:8]) + (", ..." if len(clip_ids) > 8 else "")
-        hint = ""
-        if "out of memory" in str(exc).lower():
-            hint = " (lower ScoringConfig.max_batch_samples or max_batch_size)"
-        raise SubmissionError(
-            f"model {fingerprint}: {what} raised {_short(exc)} on clips {shown}{hint}"
-        ) from exc
 
 
 def _progress(total: int, desc: str, unit: str, enabled: bool) -> Any:
@@ -214,6 +131,31 @@ def _autocast(device: torch.device, bf16: bool) -> Any:
     return nullcontext()
 
 
+def _plan_batches(
+    units: Sequence[tuple[int, ...]],
+    todo: list[int],
+    info: _ClipInfo,
+    sample_rate: int,
+    config: ScoringConfig,
+) -> tuple[list[int], list[int], list[list[int]]]:
+    """The `todo` units in `send_order` (a function of their audio alone), their lengths in
+    samples (a pair's: its longer clip), and the length buckets they are batched in
+    (`length_buckets` keeps the send order within a length, as its ties go by index)."""
+    clip_lengths: dict[int, int] = {}
+    for u in todo:
+        for c in units[u]:
+            if c not in clip_lengths:
+                clip_lengths[c] = _length(info, c, sample_rate)
+    unit_length = {u: max(clip_lengths[c] for c in units[u]) for u in todo}
+    todo = send_order(todo, unit_length, [_audio_key(info, units[u]) for u in todo])
+    lengths = [unit_length[u] for u in todo]
+    buckets = [
+        [todo[j] for j in b]
+        for b in length_buckets(lengths, config.max_batch_size, config.max_batch_samples)
+    ]
+    return todo, lengths, buckets
+
+
 def _run_units(
     units: Sequence[tuple[int, ...]],
     todo: list[int],
@@ -227,28 +169,11 @@ def _run_units(
     unit_name: str,
     elsewhere: bool = False,
 ) -> None:
-    """The loop both entry points share: bucket the `todo` units (a clip, or a pair of clips in
-    presentation order) by length, in the order `send_order` gives them, decode each bucket once,
-    run `step` on its batches (on the device, under autocast when asked), and commit each bucket's
-    results to the cache before the next one starts."""
-    import torch
-
-    device = resolve_device(config)
-    bf16 = config.bf16 and device.type == "cuda"
-    clip_lengths: dict[int, int] = {}
-    for u in todo:
-        for c in units[u]:
-            if c not in clip_lengths:
-                clip_lengths[c] = _length(info, c, sample_rate)
-    unit_length = {u: max(clip_lengths[c] for c in units[u]) for u in todo}
-    # the send order is a function of the audio alone (`send_order`); length_buckets keeps it
-    # within a length, as its ties go by index
-    todo = send_order(todo, unit_length, [_audio_key(info, units[u]) for u in todo])
-    lengths = [unit_length[u] for u in todo]
-    buckets = [
-        [todo[j] for j in b]
-        for b in length_buckets(lengths, config.max_batch_size, config.max_batch_samples)
-    ]
+    """Run the `todo` units (a clip, or a pair of clips in presentation order) through `step`:
+    plan their batches (`_plan_batches`), share them out between torchrun ranks if any
+    (`benchmark.scoring.sharding`), then run this process's batches (`_run_batches`), each
+    bucket's results `put` (persisted) before the next one starts."""
+    todo, lengths, buckets = _plan_batches(units, todo, info, sample_rate, config)
     from benchmark.scoring.sharding import active
 
     group = active()  # torchrun: ranks share out these very batches (benchmark.scoring.sharding)
@@ -266,6 +191,31 @@ def _run_units(
     if group is not None:
         assert group.batches is not None  # this rank's share, set by group.run above
         buckets = group.batches
+    _run_batches(units, buckets, len(todo), info, sample_rate, config, step, put, have,
+                 desc, unit_name, elsewhere)  # fmt: skip
+
+
+def _run_batches(
+    units: Sequence[tuple[int, ...]],
+    buckets: list[list[int]],
+    total: int,
+    info: _ClipInfo,
+    sample_rate: int,
+    config: ScoringConfig,
+    step: Callable[[list[Batch], list[int]], list[tuple[Any, Any]]],
+    put: Callable[[list[tuple[Any, Any]]], None],
+    have: dict[Any, Any],
+    desc: str,
+    unit_name: str,
+    elsewhere: bool,
+) -> None:
+    """Decode and pad each bucket once (read ahead in a thread when a core is free), run `step`
+    on its batches on the device (under autocast when asked), `put` its results and add them to
+    `have`."""
+    import torch
+
+    device = resolve_device(config)
+    bf16 = config.bf16 and device.type == "cuda"
     # padding reuses memory: inline, batch k is done with before batch k + 1 is padded; with the
     # reader thread, one batch is in the model's hands while `ahead` wait and one more is being
     # padded (DataLoader workers pad in their own memory)
@@ -275,7 +225,7 @@ def _run_units(
         dataset = _BucketDataset(
             info.paths, info.ids, units, buckets, sample_rate, info.store, buffers
         )
-        bar = _progress(len(todo), desc, unit_name, config.progress)
+        bar = _progress(total, desc, unit_name, config.progress)
         try:
             pin = device.type == "cuda"
             loaded_buckets = _iter_buckets(dataset, config.num_workers, ahead, pin)
@@ -291,6 +241,54 @@ def _run_units(
                     bar.update(len(items))
         finally:
             bar.close()
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """The score cache as one scoring call sees it: one (fingerprint, preprocessing) and one kind
+    of unit. Reading pools the torchrun ranks' hits so all compute the same units and counts
+    what was found for the run record; writing journals then commits (`ScoreCache`)."""
+
+    cache: ScoreCache
+    fingerprint: str
+    prep: str
+    kind: str  # "clip" or "pair"
+
+    def read(self, keys: Sequence[Any]) -> dict[Any, Any]:
+        get = self.cache.get_clips if self.kind == "clip" else self.cache.get_pairs
+        have: dict[Any, Any] = get(self.fingerprint, self.prep, keys)
+        _agree_cached(f"{self.kind}s {self.fingerprint} {self.prep}", keys, have, self.write)
+        _count(self.kind, len(keys), sum(1 for k in keys if k not in have))
+        return have
+
+    def write(self, items: list[Any]) -> None:
+        if self.kind == "clip":
+            self.cache.put_clips(self.fingerprint, self.prep, items)
+        else:
+            self.cache.put_pairs(self.fingerprint, self.prep, items)
+
+
+def _score_missing(
+    model: Any,
+    units: Sequence[tuple[int, ...]],
+    keys: Sequence[Any],
+    info: _ClipInfo,
+    sample_rate: int,
+    config: ScoringConfig,
+    store: _Stored,
+    make_step: Callable[[Any], Callable[[list[Batch], list[int]], list[tuple[Any, Any]]]],
+    desc: str,
+) -> dict[Any, Any]:
+    """Read the cache → load the model (only if something is missing) → run the missing units →
+    persist them; returns every unit's value by cache key. Shared by clips and pairs."""
+    have = store.read(keys)
+    todo = [u for u, k in enumerate(keys) if k not in have]
+    if todo:
+        fingerprint = store.fingerprint
+        model, _ = _prepare_model(model, resolve_device(config), fingerprint)
+        _run_units(units, todo, info, sample_rate, config, make_step(model), store.write, have,
+                   desc, store.kind, _elsewhere(model))  # fmt: skip
+    return have
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,41 +319,23 @@ def score_clips(
         sr = _sample_rate(model, fingerprint)
         if not callable(getattr(model, "score", None)):
             raise SubmissionError(f"model {fingerprint}: scalar model has no score()")
-        prep = _cache_prep(sr, _bf16(config))
-        have = cache.get_clips(fingerprint, prep, info.keys)
-        _agree_cached(
-            f"clips {fingerprint} {prep}",
-            info.keys,
-            have,
-            lambda items: cache.put_clips(fingerprint, prep, items),
-        )
-        todo = [i for i, k in enumerate(info.keys) if k not in have]
-        _count("clip", len(info.keys), len(todo))
-        if todo:
-            model, _ = _prepare_model(model, resolve_device(config), fingerprint)
+        keys = info.keys
 
-            def step(batches: list[Batch], members: list[int]) -> list[tuple[ClipKey, float]]:
+        def make_step(model: Any) -> Callable[[list[Batch], list[int]], list[tuple[Any, Any]]]:
+            def step(batches: list[Batch], members: list[int]) -> list[tuple[Any, Any]]:
                 (batch,) = batches
                 ids = list(batch.clip_ids)
                 out = _run_model(model.score, (batch,), "score()", fingerprint, ids)
                 values = _validate(out, len(ids), "score()", fingerprint, ids)
-                keys = info.keys
                 return [(keys[i], v) for i, v in zip(members, values.tolist(), strict=True)]
 
-            _run_units(
-                [(i,) for i in range(len(info.ids))],
-                todo,
-                info,
-                sr,
-                config,
-                step,
-                lambda items: cache.put_clips(fingerprint, prep, items),
-                have,
-                _bar_desc("scoring", label),
-                "clip",
-                _elsewhere(model),
-            )
-        return {cid: have[key] for cid, key in zip(info.ids, info.keys, strict=True)}
+            return step
+
+        store = _Stored(cache, fingerprint, _cache_prep(sr, _bf16(config)), "clip")
+        units = [(i,) for i in range(len(info.ids))]
+        desc = _bar_desc("scoring", label)
+        have = _score_missing(model, units, keys, info, sr, config, store, make_step, desc)
+        return {cid: have[key] for cid, key in zip(info.ids, keys, strict=True)}
 
 
 @dataclass(frozen=True)
@@ -408,6 +388,48 @@ def score_pairs(
     ).p
 
 
+@dataclass(frozen=True)
+class _PairUnits:
+    """The unordered pairs a judge is asked about, planned from the rows: each once, as its
+    canonical (lo, hi), lo the smaller (clip id, audio sha256)."""
+
+    units: list[tuple[int, int]]  # canonical (lo, hi) clip indices
+    keys: list[tuple[Any, Any]]  # their cache keys
+    shown: list[tuple[int, int]]  # as presented first: the clip `presented_first` picks, first
+    rows: list[tuple[int, bool]]  # per row: (unit, clip_a is the canonical lo)
+
+
+def _plan_pairs(info: _ClipInfo, a_ids: Sequence[str], b_ids: Sequence[str]) -> _PairUnits:
+    index = {cid: i for i, cid in enumerate(info.ids)}
+    units: list[tuple[int, int]] = []
+    unit_of: dict[tuple[int, int], int] = {}
+    rows: list[tuple[int, bool]] = []
+    for a, b in zip(a_ids, b_ids, strict=True):
+        ia, ib = index[a], index[b]
+        a_lo = info.keys[ia] <= info.keys[ib]
+        unit = (ia, ib) if a_lo else (ib, ia)
+        if unit not in unit_of:
+            unit_of[unit] = len(units)
+            units.append(unit)
+        rows.append((unit_of[unit], a_lo))
+    keys = [(info.keys[lo], info.keys[hi]) for lo, hi in units]
+    shown = [(lo, hi) if presented_first(info, lo, hi) else (hi, lo) for lo, hi in units]
+    return _PairUnits(units, keys, shown, rows)
+
+
+def _judgements(plan: _PairUnits, have: dict[Any, Any]) -> PairJudgements:
+    """Per row, P(a better) (the `order_average` of the canonical pair, flipped when a is hi) and
+    the two raw answers in the row's own orientation."""
+    m = len(plan.rows)
+    p, a_first, b_first = (np.empty(m, dtype=np.float64) for _ in range(3))
+    for r, (u, a_lo) in enumerate(plan.rows):
+        p_lo_hi, p_hi_lo = have[plan.keys[u]]
+        p_lo = order_average(p_lo_hi, p_hi_lo)
+        p[r] = p_lo if a_lo else 1.0 - p_lo
+        a_first[r], b_first[r] = (p_lo_hi, p_hi_lo) if a_lo else (p_hi_lo, p_lo_hi)
+    return PairJudgements(p, a_first, b_first)
+
+
 def judge_pairs(
     model: Any,
     a_ids: Sequence[str],
@@ -445,36 +467,11 @@ def judge_pairs(
         sr = _sample_rate(model, fingerprint)
         if not callable(getattr(model, "prefer", None)):
             raise SubmissionError(f"model {fingerprint}: pairwise model has no prefer()")
-        prep = _cache_prep(sr, _bf16(config))
-        index = {cid: i for i, cid in enumerate(info.ids)}
-        units: list[tuple[int, int]] = []
-        unit_of: dict[tuple[int, int], int] = {}
-        row_unit: list[tuple[int, bool]] = []  # (unit, clip_a is the canonical "lo")
-        for a, b in zip(a_ids, b_ids, strict=True):
-            ia, ib = index[a], index[b]
-            a_lo = info.keys[ia] <= info.keys[ib]
-            unit = (ia, ib) if a_lo else (ib, ia)
-            if unit not in unit_of:
-                unit_of[unit] = len(units)
-                units.append(unit)
-            row_unit.append((unit_of[unit], a_lo))
-        pkeys = [(info.keys[lo], info.keys[hi]) for lo, hi in units]
-        # what the judge is shown: each unit with its hash-chosen clip first (`presented_first`)
-        shown = [(lo, hi) if presented_first(info, lo, hi) else (hi, lo) for lo, hi in units]
-        have = cache.get_pairs(fingerprint, prep, pkeys)
-        _agree_cached(
-            f"pairs {fingerprint} {prep}",
-            pkeys,
-            have,
-            lambda items: cache.put_pairs(fingerprint, prep, items),
-        )
-        todo = [u for u, k in enumerate(pkeys) if k not in have]
-        _count("pair", len(pkeys), len(todo))
-        if todo:
-            model, _ = _prepare_model(model, resolve_device(config), fingerprint)
+        plan = _plan_pairs(info, a_ids, b_ids)
 
+        def make_step(model: Any) -> Callable[[list[Batch], list[int]], list[tuple[Any, Any]]]:
             def step(batches: list[Batch], members: list[int]) -> list[tuple[Any, Any]]:
-                first, second = batches  # per unit, its hash-chosen clip first (`shown`)
+                first, second = batches  # per unit, its hash-chosen clip first (`plan.shown`)
                 ids = [f"{x}|{y}" for x, y in zip(first.clip_ids, second.clip_ids, strict=True)]
                 n = len(ids)
                 fwd = _run_model(model.prefer, (first, second), "prefer(a, b)", fingerprint, ids)
@@ -484,33 +481,21 @@ def judge_pairs(
                 # the cache's (prefer(lo, hi), prefer(hi, lo)), whichever was presented first
                 return [
                     (
-                        pkeys[u],
-                        (float(f), float(r)) if shown[u] == units[u] else (float(r), float(f)),
+                        plan.keys[u],
+                        (float(f), float(r))
+                        if plan.shown[u] == plan.units[u]
+                        else (float(r), float(f)),
                     )
                     for u, f, r in zip(members, p_fwd, p_rev, strict=True)
                 ]
 
-            _run_units(
-                shown,
-                todo,
-                info,
-                sr,
-                config,
-                step,
-                lambda items: cache.put_pairs(fingerprint, prep, items),
-                have,
-                _bar_desc("judging", label),
-                "pair",
-                _elsewhere(model),
-            )
-        m = len(row_unit)
-        p, a_first, b_first = (np.empty(m, dtype=np.float64) for _ in range(3))
-        for r, (u, a_lo) in enumerate(row_unit):
-            p_lo_hi, p_hi_lo = have[pkeys[u]]
-            p_lo = order_average(p_lo_hi, p_hi_lo)
-            p[r] = p_lo if a_lo else 1.0 - p_lo
-            a_first[r], b_first[r] = (p_lo_hi, p_hi_lo) if a_lo else (p_hi_lo, p_lo_hi)
-        return PairJudgements(p, a_first, b_first)
+            return step
+
+        store = _Stored(cache, fingerprint, _cache_prep(sr, _bf16(config)), "pair")
+        desc = _bar_desc("judging", label)
+        have = _score_missing(model, plan.shown, plan.keys, info, sr, config, store, make_step,
+                              desc)  # fmt: skip
+        return _judgements(plan, have)
 
 
 def _agree_cached(
