@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from benchmark.pairs.build import Chosen, kept
+from benchmark.pairs.draw import Chosen, kept
 from benchmark.pairs.rows import SplitRows, _Histogram, bin_values, hex_ids
 
 

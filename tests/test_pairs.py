@@ -17,6 +17,8 @@ import pytest
 from benchmark.data.tables import CLIP_SCHEMA, PAIR_SCHEMA, RELATIONS, from_rows, read_meta
 from benchmark.errors import DataError
 from benchmark.pairs import build as pairs_mod
+from benchmark.pairs import draw as draw_mod
+from benchmark.pairs import pools as pools_mod
 from benchmark.pairs.build import RELATION_DEFINITIONS, build_pairs, write_pairs
 
 GROUPED = ("same_content", "same_system", "cross", "any")
@@ -346,8 +348,8 @@ def test_errors() -> None:
 
 
 def test_chunk_boundaries_and_overflow_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pairs_mod, "CHUNK", 7)
-    monkeypatch.setattr(pairs_mod, "_SPAN_LIMIT", 0)  # force the per-group counting path
+    monkeypatch.setattr(draw_mod, "CHUNK", 7)
+    monkeypatch.setattr(pools_mod, "_SPAN_LIMIT", 0)  # force the per-group counting path
     rows = make_rows(11, n=50)
     for min_delta in (0.0, 0.4):
         built = build(rows, {"train": dict.fromkeys(RELATIONS, "all")}, min_delta=min_delta)
@@ -362,13 +364,13 @@ def test_chunk_boundaries_and_overflow_fallback(monkeypatch: pytest.MonkeyPatch)
 def test_subsampling_is_uniform_and_valid(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     method = "rejection" if path == "rejection" else "enumerate"
     if path == "ranks":  # the pre-drawn-ranks branch used for pools of >= 1e9 pairs
-        monkeypatch.setattr(pairs_mod, "_HYPERGEOMETRIC_MAX", 0)
-        monkeypatch.setattr(pairs_mod, "CHUNK", 5)
+        monkeypatch.setattr(draw_mod, "_HYPERGEOMETRIC_MAX", 0)
+        monkeypatch.setattr(draw_mod, "CHUNK", 5)
     elif path == "rejection":
-        monkeypatch.setattr(pairs_mod, "ENUMERATE_BELOW", 0)
-        monkeypatch.setattr(pairs_mod, "_rejection_pays", lambda c, v, t: t < v)
+        monkeypatch.setattr(draw_mod, "ENUMERATE_BELOW", 0)
+        monkeypatch.setattr(draw_mod, "_rejection_pays", lambda c, v, t: t < v)
     else:
-        monkeypatch.setattr(pairs_mod, "CHUNK", 5)  # several hypergeometric chunk draws
+        monkeypatch.setattr(draw_mod, "CHUNK", 5)  # several hypergeometric chunk draws
     rows = make_rows(2, n=16, splits=("train",))
     rel = "cross"
     pool = brute_pool(rows, rel, "train")
@@ -500,8 +502,8 @@ def test_whole_pools_stream_past_the_memory_guard(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(pairs_mod, "SPILL_ABOVE", 0)
     t, meta = build(rows, {"test": {"any": "all"}})["test"]
     assert set(as_pairs(t, "any")) == pool and meta["relations"]["any"]["method"] == "all"
-    monkeypatch.setattr(pairs_mod, "ENUMERATE_BELOW", 0)
-    monkeypatch.setattr(pairs_mod, "_rejection_pays", lambda c, v, t: t < v)
+    monkeypatch.setattr(draw_mod, "ENUMERATE_BELOW", 0)
+    monkeypatch.setattr(draw_mod, "_rejection_pays", lambda c, v, t: t < v)
     target = len(pool) // 2
     with pytest.raises(DataError, match=rf"pairs\.test\.any: a sample of {target:,} pairs"):
         build(rows, {"test": {"any": target}})

@@ -159,7 +159,7 @@ def _pair_stats(task: Task, prepared: PreparedTask, split: str) -> PairStats:
     import pyarrow.parquet as pq
 
     from benchmark.hashing import sha256_file
-    from benchmark.pairs.build import NANO
+    from benchmark.pairs.pools import NANO
 
     path = prepared.pair_files[split]
     meta = prepared.pair_meta.get(split)

@@ -24,16 +24,11 @@ quantised value, so downstream threshold comparisons on the column agree with th
 
 Sampling, per (split, relation): the target count is drawn uniformly without replacement from the
 exact valid pool, or the whole pool for "all" (and, with a recorded `shortfall`, when the pool is
-smaller than the target). Pools are large (TMHINT-QI train: ~69M cross candidates), so no stage
-materialises every candidate pair:
-
-- the pool size is counted, not enumerated: pairs per group minus pairs sharing the other key minus
-  pairs with ΔMOS <= min_delta, plus their overlap (inclusion-exclusion over sorted group keys);
-- small candidate universes, or targets that are a large fraction of the pool, are enumerated in
-  bounded chunks and subsampled by sequential hypergeometric draws (exact, memory O(chunk));
-- otherwise rejection sampling: a group with probability ∝ C(n_g, 2), then a uniform pair inside
-  it (for cross/any the "group" is the subset), rejecting invalid and already-drawn pairs. The
-  first `target` distinct accepted pairs are a uniform sample of the valid pool.
+smaller than the target). No stage materialises every candidate pair (TMHINT-QI train: ~69M cross
+candidates): pools are counted by inclusion–exclusion (`benchmark.pairs.pools`) and drawn by
+chunked enumeration or rejection (`benchmark.pairs.draw`); the label-reliability prior is summed
+as pairs are drawn (`benchmark.pairs.priors`). This module chooses targets, runs those per split
+and subset, and writes the rows and metadata.
 
 Everything random comes from numpy Generators seeded by a SHA-256 of (seed, task, split, relation,
 purpose), so results never depend on Python's per-process `hash()` nor on the input row order
@@ -62,10 +57,9 @@ import json
 import logging
 import math
 import shutil
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -80,8 +74,20 @@ from benchmark.data.tables import (
 )
 from benchmark.errors import DataError
 from benchmark.hashing import sha256_file
+from benchmark.pairs import draw  # by module: CHUNK and the draw policy are read at call time
+from benchmark.pairs.draw import (
+    Keep,
+    Sink,
+    _draw_by_enumeration,
+    _draw_by_rejection,
+    _rng,
+    _universe,
+    kept,
+)
 from benchmark.pairs.ids import PAIR_ID_VERSION, clip_hashes, salt
-from benchmark.pairs.reliability import ESTIMATORS, ClipNoise, clip_noise
+from benchmark.pairs.pools import NANO, _available, _Clips, _split_clips, _universe_gid
+from benchmark.pairs.priors import LabelPriors
+from benchmark.pairs.reliability import ESTIMATORS, clip_noise
 from benchmark.pairs.rows import (
     SPILL_ABOVE,
     RelationPairs,
@@ -129,14 +135,6 @@ RELATION_DEFINITIONS_SHA256 = hashlib.sha256(
     ).encode()
 ).hexdigest()
 
-NANO = 1_000_000_000
-"""MOS quantum: ΔMOS is compared in integer units of 1e-9 so float noise never flips a threshold."""
-
-ENUMERATE_BELOW = 2_000_000
-"""Candidate universes up to this size are always enumerated: cheaper than any bookkeeping."""
-
-CHUNK = 1 << 20
-"""Candidate pairs per enumeration chunk / rejection batch; bounds memory to tens of MB."""
 
 MAX_PAIRS_ENV = "MOSRM_MAX_PAIRS"
 MAX_PAIRS_DEFAULT = 20_000_000
@@ -155,378 +153,6 @@ def max_pairs() -> int:
         return max(1, int(raw))
     except ValueError:
         raise DataError(f"{MAX_PAIRS_ENV}={raw!r}: expected an integer") from None
-
-
-_HYPERGEOMETRIC_MAX = 10**9  # numpy's limit on ngood / nbad
-_NO_KEY = -1
-_SPAN_LIMIT = 1 << 62
-
-
-# ---------------------------------------------------------------------------------------------
-# clip arrays
-
-
-@dataclass(frozen=True)
-class _Clips:
-    """One split's clips as integer codes, sorted by clip_id so row order never matters."""
-
-    ids: np.ndarray  # object (str), sorted ascending
-    mos: np.ndarray  # float64
-    q: np.ndarray  # int64, mos in nano-units
-    subset: np.ndarray  # int64 codes; null subset is its own code
-    subset_names: np.ndarray  # object, index by code
-    system: np.ndarray  # int64 codes, -1 = unknown
-    system_names: np.ndarray
-    content: np.ndarray  # int64 codes, -1 = unknown
-    content_names: np.ndarray
-    noise: ClipNoise | None = None  # rating noise, for the label reliability (not on subset views)
-
-    @property
-    def n(self) -> int:
-        return int(self.ids.size)
-
-
-def _factorize(values: np.ndarray, *, null_is_value: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Dense codes in sorted-name order, so codes (and thus sampling) depend only on content."""
-    mask = np.array([v is not None for v in values], dtype=bool)
-    codes = np.full(values.size, _NO_KEY, dtype=np.int64)
-    names, inverse = np.unique(values[mask].astype(str), return_inverse=True)
-    codes[mask] = inverse
-    names = names.astype(object)
-    if null_is_value:
-        codes = codes + 1  # null -> 0
-        names = np.concatenate([np.array([None], dtype=object), names])
-    return codes, names
-
-
-def _split_clips(clips: pa.Table, split: str, noise: ClipNoise | None = None) -> _Clips:
-    """One split's clips sorted by id; `noise` (of the whole table, row-aligned) is carried along."""
-    rows = np.flatnonzero(clips.column("split").to_numpy(zero_copy_only=False) == split)
-    table = clips.take(rows)
-    order = pc.sort_indices(table, sort_keys=[("clip_id", "ascending")]).to_numpy()
-    table = table.take(order)
-    rows = rows[order]
-    mos = table.column("mos").to_numpy().astype(np.float64)
-    subset, subset_names = _factorize(
-        np.asarray(table.column("subset").to_pylist(), dtype=object), null_is_value=True
-    )
-    system, system_names = _factorize(
-        np.asarray(table.column("system_id").to_pylist(), dtype=object), null_is_value=False
-    )
-    content, content_names = _factorize(
-        np.asarray(table.column("content_id").to_pylist(), dtype=object), null_is_value=False
-    )
-    return _Clips(
-        ids=np.asarray(table.column("clip_id").to_pylist(), dtype=object),
-        mos=mos,
-        q=np.rint(mos * NANO).astype(np.int64),
-        subset=subset,
-        subset_names=subset_names,
-        system=system,
-        system_names=system_names,
-        content=content,
-        content_names=content_names,
-        noise=None if noise is None else noise.take(rows),
-    )
-
-
-def _combine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Group codes for the key pair (a, b); -1 when either is unknown."""
-    known = (a >= 0) & (b >= 0)
-    out = np.full(a.size, _NO_KEY, dtype=np.int64)
-    if known.any():
-        width = int(b[known].max()) + 1
-        _, inverse = np.unique(a[known] * width + b[known], return_inverse=True)
-        out[known] = inverse
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# counting the valid pool exactly
-
-
-def _pairs_within(gid: np.ndarray) -> int:
-    """Number of unordered pairs sharing a known group code."""
-    sizes = np.bincount(gid[gid >= 0]).astype(np.int64)
-    return int((sizes * (sizes - 1) // 2).sum())
-
-
-def _close_within(gid: np.ndarray, q: np.ndarray, md_q: int) -> int:
-    """Number of unordered pairs sharing a known group code whose ΔMOS is <= md_q nano-units."""
-    keep = gid >= 0
-    g = gid[keep].astype(np.int64)
-    v = q[keep]
-    if g.size < 2:
-        return 0
-    v = v - v.min()
-    span = int(v.max()) + md_q + 1
-    if (int(g.max()) + 1) * span < _SPAN_LIMIT:
-        key = np.sort(g * span + v)
-        hi = np.searchsorted(key, key + md_q, side="right")
-        return int((hi - np.arange(key.size) - 1).sum())
-    total = 0  # composite key would overflow int64: count group by group
-    order = np.lexsort((v, g))
-    g, v = g[order], v[order]
-    bounds = np.flatnonzero(np.diff(g)) + 1
-    for seg in np.split(v, bounds):
-        hi = np.searchsorted(seg, seg + md_q, side="right")
-        total += int((hi - np.arange(seg.size) - 1).sum())
-    return total
-
-
-def _universe_gid(c: _Clips, relation: str) -> np.ndarray:
-    """Group codes whose within-group pairs are the candidates (a superset of the valid pool)."""
-    if relation == "same_content":
-        return _combine(c.subset, c.content)
-    if relation == "same_system":
-        return _combine(c.subset, c.system)
-    return c.subset
-
-
-def _available(c: _Clips, relation: str, md_q: int) -> int:
-    """Exact size of the valid pool, by inclusion-exclusion over group counts."""
-    s = c.subset
-    if relation == "any":
-        return _pairs_within(s) - _close_within(s, c.q, md_q)
-    if relation in ("same_content", "same_system"):
-        other = c.system if relation == "same_content" else c.content
-        u = _universe_gid(c, relation)
-        ub = _combine(u, other)
-        return (
-            _pairs_within(u)
-            - _pairs_within(ub)
-            - _close_within(u, c.q, md_q)
-            + _close_within(ub, c.q, md_q)
-        )
-    # cross: all pairs minus |same system ∪ same content ∪ close ΔMOS|
-    a = _combine(s, c.system)
-    b = _combine(s, c.content)
-    ab = _combine(a, c.content)
-    union = (
-        _pairs_within(a)
-        + _pairs_within(b)
-        + _close_within(s, c.q, md_q)
-        - _pairs_within(ab)
-        - _close_within(a, c.q, md_q)
-        - _close_within(b, c.q, md_q)
-        + _close_within(ab, c.q, md_q)
-    )
-    return _pairs_within(s) - union
-
-
-def _same_key(key: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ka = key[a]
-    return np.asarray((ka >= 0) & (ka == key[b]))
-
-
-def _valid(c: _Clips, relation: str, a: np.ndarray, b: np.ndarray, md_q: int) -> np.ndarray:
-    """Validity of candidate pairs already drawn from the relation's universe."""
-    ok = np.abs(c.q[a] - c.q[b]) > md_q
-    if relation in ("same_content", "cross"):
-        ok &= ~_same_key(c.system, a, b)
-    if relation in ("same_system", "cross"):
-        ok &= ~_same_key(c.content, a, b)
-    return np.asarray(ok)
-
-
-# ---------------------------------------------------------------------------------------------
-# sampling
-
-
-@dataclass(frozen=True)
-class Chosen:
-    """The `picks`-th valid pairs of a chunk whose validity mask is `valid`."""
-
-    valid: np.ndarray
-    picks: np.ndarray
-
-    def mask(self) -> np.ndarray:
-        """The chosen pairs as a mask: kept in the chunk's (canonical) order, no sort of picks."""
-        keep = np.zeros(self.valid.size, dtype=bool)
-        keep[np.flatnonzero(self.valid)[self.picks]] = True
-        return keep
-
-
-Keep = np.ndarray | Chosen | None
-"""Which pairs of a chunk a sink keeps: a mask, the chosen valid ones, or all (None)."""
-
-
-def kept(a: np.ndarray, b: np.ndarray, keep: Keep) -> tuple[np.ndarray, np.ndarray]:
-    if keep is None:
-        return a, b
-    mask = keep.mask() if isinstance(keep, Chosen) else keep
-    return a[mask], b[mask]
-
-
-class Sink(Protocol):
-    """Where drawn pairs go, chunk by chunk in draw order: the pairs (a[k], b[k]) that `keep`
-    keeps. The sink applies `keep`, so that a sink on another thread takes that work off the
-    draw's (`_Behind`)."""
-
-    def __call__(self, a: np.ndarray, b: np.ndarray, keep: Keep = None) -> None: ...
-
-
-@dataclass(frozen=True)
-class _Universe:
-    """Candidate groups: members[starts[g] : starts[g] + sizes[g]] in ascending clip index."""
-
-    members: np.ndarray
-    starts: np.ndarray
-    sizes: np.ndarray
-
-    @property
-    def candidates(self) -> int:
-        return int((self.sizes * (self.sizes - 1) // 2).sum())
-
-
-def _universe(gid: np.ndarray) -> _Universe:
-    idx = np.flatnonzero(gid >= 0)
-    order = idx[np.argsort(gid[idx], kind="stable")]
-    g = gid[order]
-    if g.size == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return _Universe(empty, empty, empty)
-    bounds = np.concatenate([[0], np.flatnonzero(np.diff(g)) + 1, [g.size]])
-    sizes = np.diff(bounds)
-    keep = sizes >= 2  # a lone clip has no partner and must never be proposed
-    members = order[np.repeat(keep, sizes)]
-    sizes = sizes[keep]
-    new_starts = (np.cumsum(sizes) - sizes).astype(np.int64)
-    return _Universe(members.astype(np.int64), new_starts, sizes.astype(np.int64))
-
-
-def _enumerate(u: _Universe) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """All candidate pairs (a < b by clip index) in canonical order, about CHUNK at a time."""
-    n = u.members.size
-    if n == 0:
-        return
-    ends = np.repeat(u.starts + u.sizes, u.sizes)
-    partners = ends - np.arange(n) - 1
-    cum = np.cumsum(partners)
-    p0 = 0
-    while p0 < n:
-        base = int(cum[p0 - 1]) if p0 else 0
-        p1 = max(int(np.searchsorted(cum, base + CHUNK, side="right")), p0 + 1)
-        cnt = partners[p0:p1]
-        total = int(cnt.sum())
-        if total:
-            rows = np.repeat(np.arange(p0, p1), cnt)
-            offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-            yield u.members[rows], u.members[rows + 1 + offs]
-        p0 = p1
-
-
-def _draw_by_enumeration(
-    c: _Clips,
-    relation: str,
-    u: _Universe,
-    md_q: int,
-    target: int | None,
-    available: int,
-    rng: np.random.Generator,
-    sink: Sink,
-) -> None:
-    """Stream the pool in canonical order into `sink`: all of it or an exact uniform subsample."""
-    take_all = target is None or target >= available
-    ranks = None
-    if not take_all and available >= _HYPERGEOMETRIC_MAX:
-        ranks = np.sort(rng.choice(available, size=target, replace=False, shuffle=False))
-    need = 0 if take_all or target is None else int(target)
-    remaining = available
-    found = 0
-    for a, b in _enumerate(u):
-        m = _valid(c, relation, a, b, md_q)
-        k = int(np.count_nonzero(m))
-        keep: np.ndarray | Chosen
-        if take_all:
-            keep = m
-        elif ranks is not None:
-            lo, hi = np.searchsorted(ranks, [found, found + k])
-            keep = Chosen(m, ranks[lo:hi] - found)
-        else:
-            rest = remaining - k
-            if need == 0 or k == 0:
-                s = 0
-            elif rest == 0:
-                s = need
-            else:
-                s = int(rng.hypergeometric(k, rest, need))
-            keep = Chosen(m, rng.choice(k, size=s, replace=False))
-            need -= s
-        sink(a, b, keep)  # masked on the sink's thread: the draw is this thread's whole job
-        found += k
-        remaining -= k
-        if not take_all and ranks is None and need == 0:
-            break
-    else:
-        if found != available:
-            raise RuntimeError(
-                f"pair builder bug: {relation} pool counted {available} but enumerated {found}"
-            )
-
-
-def _draw_by_rejection(
-    c: _Clips,
-    relation: str,
-    u: _Universe,
-    md_q: int,
-    target: int,
-    available: int,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Uniform proposals over the candidate universe; keep the first `target` distinct valid ones."""
-    weights = u.sizes * (u.sizes - 1) // 2
-    cum = np.cumsum(weights)
-    total = int(cum[-1])
-    n = np.int64(c.n)
-    accepted = np.empty(0, dtype=np.int64)  # sorted, for duplicate checks
-    batches: list[np.ndarray] = []
-    have = 0
-    while have < target:
-        need = target - have
-        expected = need * total / max(available - have, 1)
-        size = int(min(max(expected * 1.2 + 256, 4096), CHUNK))
-        g = np.searchsorted(cum, rng.integers(0, total, size), side="right")
-        gs, start = u.sizes[g], u.starts[g]
-        i = rng.integers(0, gs)
-        j = rng.integers(0, gs - 1)
-        j += j >= i
-        a, b = u.members[start + i], u.members[start + j]
-        lo, hi = np.minimum(a, b), np.maximum(a, b)
-        m = _valid(c, relation, lo, hi, md_q)
-        keys = lo[m] * n + hi[m]
-        keys = _fresh(keys, accepted, need)
-        batches.append(keys)
-        accepted = np.sort(np.concatenate([accepted, keys]))
-        have += int(keys.size)
-    keys = np.concatenate(batches)
-    return keys // n, keys % n
-
-
-def _fresh(keys: np.ndarray, accepted: np.ndarray, limit: int) -> np.ndarray:
-    """The first `limit` of `keys` that are distinct and not in the sorted `accepted`, in draw
-    order: what one round of rejection sampling adds (pairs here, triplets in `triplets`)."""
-    order = np.argsort(keys, kind="stable")
-    ranked = keys[order]
-    first = np.ones(ranked.size, dtype=bool)
-    first[1:] = ranked[1:] != ranked[:-1]
-    keys = keys[np.sort(order[first])]  # distinct, in draw order
-    pos = np.minimum(np.searchsorted(accepted, keys), max(accepted.size - 1, 0))
-    seen = accepted[pos] == keys if accepted.size else np.zeros(keys.size, dtype=bool)
-    return np.asarray(keys[~seen][:limit])
-
-
-def _rejection_pays(candidates: int, available: int, target: int) -> bool:
-    """Rejection costs ~candidates/valid draws per new pair (more as duplicates pile up)."""
-    if candidates <= ENUMERATE_BELOW or target >= available:
-        return False
-    expected_draws = -candidates * math.log1p(-target / available)
-    return 4 * expected_draws < candidates
-
-
-def _rng(seed: int, task: str, split: str, relation: str, purpose: str) -> np.random.Generator:
-    material = json.dumps(["mosrm.pairs", int(seed), task, split, relation, purpose]).encode()
-    return np.random.default_rng(int.from_bytes(hashlib.sha256(material).digest()[:16], "big"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -701,7 +327,7 @@ def _sample(
     elif target is None or target >= available:
         method = "all"
         _draw_by_enumeration(c, rel, u, md_q, None, available, rng, sink)
-    elif _rejection_pays(u.candidates, available, target):
+    elif draw._rejection_pays(u.candidates, available, target):
         limit = max_pairs()
         if target > limit:
             raise DataError(
@@ -711,8 +337,8 @@ def _sample(
             )
         method = "rejection"
         a, b = _draw_by_rejection(c, rel, u, md_q, target, available, rng)
-        for lo in range(0, int(a.size), CHUNK):
-            sink(a[lo : lo + CHUNK], b[lo : lo + CHUNK])
+        for lo in range(0, int(a.size), draw.CHUNK):
+            sink(a[lo : lo + draw.CHUNK], b[lo : lo + draw.CHUNK])
     else:
         method = "enumerate"
         _draw_by_enumeration(c, rel, u, md_q, target, available, rng, sink)
@@ -847,99 +473,6 @@ class _Behind:
                 self._pending.popleft().result()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-class LabelPriors:
-    """Per (relation, subset): the sums behind the prior variance τ² of true differences.
-
-    Filled as pairs are drawn (every pair of a relation is seen once, whichever way it is stored),
-    so the prior never needs a second pass over a spilled pool.
-    """
-
-    def __init__(self, c: _Clips, rels: int) -> None:
-        self.c = c
-        size = (rels, int(c.subset_names.size))
-        self.d2, self.se2, self.count = np.zeros(size), np.zeros(size), np.zeros(size, np.int64)
-        # per clip, once: its mean's variance (NaN unknown); the hot path below only gathers
-        self._u = None if c.noise is None else c.noise.var / c.noise.n
-        self._all_known = self._u is not None and bool(np.isfinite(self._u).all())
-        self._one_subset = np.unique(c.subset).size <= 1
-
-    def add(self, code: int, a: np.ndarray, b: np.ndarray) -> None:
-        if self._u is None or not a.size:
-            return
-        mos = self.c.mos
-        u = self._u[a] + self._u[b]
-        d = mos[a] - mos[b]
-        if self._all_known and self._one_subset:  # the common case: plain sums
-            j = int(self.c.subset[a[0]])
-            self.d2[code, j] += float(np.dot(d, d))
-            self.se2[code, j] += float(u.sum())
-            self.count[code, j] += int(a.size)
-            return
-        known = np.isfinite(u)
-        if not known.any():
-            return
-        sub = self.c.subset[a[known]]
-        width = self.d2.shape[1]
-        d = d[known]
-        self.d2[code] += np.bincount(sub, weights=d * d, minlength=width)
-        self.se2[code] += np.bincount(sub, weights=u[known], minlength=width)
-        self.count[code] += np.bincount(sub, minlength=width)
-
-    def tau2(self) -> np.ndarray:
-        from benchmark.pairs.reliability import prior_var
-
-        out = np.full(self.d2.shape, np.nan)
-        for i, j in np.ndindex(out.shape):
-            out[i, j] = prior_var(
-                float(self.d2[i, j]), float(self.se2[i, j]), int(self.count[i, j])
-            )
-        return out
-
-    def reliability(
-        self, estimator: str, seed: int
-    ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
-        """The column's values for rows (a, b, relation code); None when no clip has a count."""
-        noise = self.c.noise
-        if noise is None or not int(self.count.sum()):
-            return None
-        from benchmark.pairs.reliability import bootstrap, bootstrap_means, closed_form
-
-        tau2 = self.tau2()
-        means: list[np.ndarray] = []
-
-        def values(a: np.ndarray, b: np.ndarray, rel: np.ndarray) -> np.ndarray:
-            prior = tau2[rel, self.c.subset[a]]
-            if estimator == "closed_form":
-                return closed_form(noise, a, b, prior)
-            if not means:
-                means.append(bootstrap_means(noise, seed=seed))
-            return bootstrap(noise, a, b, prior, means=means[0])
-
-        return values
-
-    def describe(self, estimator: str, rel_names: Sequence[str]) -> dict[str, Any]:
-        from benchmark.pairs.reliability import describe
-
-        noise = self.c.noise
-        if noise is None or not int(self.count.sum()):
-            return {
-                "estimator": None,
-                "note": "no clip of this split has both a rating count and a spread",
-            }
-        tau2 = self.tau2()
-        prior: dict[str, dict[str, float]] = {}
-        for i, rel in enumerate(rel_names):
-            for j, name in enumerate(self.c.subset_names.tolist()):
-                if self.count[i, j]:
-                    label = "null" if name is None else str(name)
-                    prior.setdefault(rel, {})[label] = round(float(np.sqrt(tau2[i, j])), 6)
-        return {
-            **describe(noise, estimator),
-            "pairs_rated": int(self.count.sum()),
-            "prior_sd": prior,
-        }
 
 
 def _build_split(

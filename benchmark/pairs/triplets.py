@@ -52,17 +52,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from benchmark.errors import DataError
-from benchmark.pairs.build import (
-    NANO,
-    _Clips,
-    _fresh,
-    _rng,
-    _split_clips,
-    _Universe,
-    _universe,
-    _universe_gid,
-    _valid,
-)
+from benchmark.pairs.draw import _fresh, _rng, _Universe, _universe
+from benchmark.pairs.pools import NANO, _Clips, _split_clips, _universe_gid, _valid
 
 TRIPLET_SAMPLER_VERSION = 1
 
