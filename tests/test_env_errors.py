@@ -235,7 +235,7 @@ def test_a_closed_pipe_is_a_quiet_exit(
 ) -> None:
     """`mosrm compare … | head`: the reader leaving is not an error (BrokenPipeError is an
     OSError, so its clause must come first)."""
-    import benchmark.cli as cli
+    import benchmark.cli.commands as cli
 
     def closed(args: object) -> int:
         raise BrokenPipeError(errno.EPIPE, "Broken pipe")

@@ -1,0 +1,234 @@
+"""The `mosrm` argument parser: every command, its flags and its help, in one declarative table.
+
+Why its own module: the parser is the CLI's documentation (`mosrm CMD --help`), read top to
+bottom; the commands it dispatches to are in `benchmark.cli.commands`, the shared flags in
+`benchmark.cli.flags`. Building it imports nothing heavy, so `mosrm --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmark import __version__
+from benchmark.cli import commands  # by module: a command is looked up when the parser is built
+from benchmark.cli.flags import _at_least, min_reliability_flag, sandbox_flags
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mosrm",
+        description="Pairwise, ΔMOS-stratified benchmark of speech-quality reward models.",
+    )
+    parser.add_argument("--version", action="version", version=f"mosrm-bench {__version__}")
+    parser.add_argument(
+        "--repo", help="checkout with tasks/, submissions/, leaderboard/ (default: cwd)"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="more detail on stderr (debug messages of the package)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def scoring_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--batch-size", type=_at_least(1), default=16, help="max clips per batch (default 16)"
+        )
+        p.add_argument(
+            "--workers", type=_at_least(0), default=0, help="decoding workers (default 0)"
+        )
+        p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
+        p.add_argument("--bf16", action="store_true", help="bf16 autocast on CUDA")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument("--results", help="results folder (default leaderboard/results)")
+        sandbox_flags(p)
+
+    p = sub.add_parser("tasks", help="list tasks and whether their data is present")
+    p.add_argument("--data-root", help="check this data root instead of each task's own")
+    p.set_defaults(func=commands.cmd_tasks)
+
+    p = sub.add_parser("relations", help="print the exact pair-relation definitions")
+    p.set_defaults(func=commands.cmd_relations)
+
+    p = sub.add_parser(
+        "prepare", help="read, validate, resample to 16 kHz once and build the pair files"
+    )
+    p.add_argument("task")
+    p.add_argument("--data-root", help="corpus folder (default: the task's data.root)")
+    p.add_argument(
+        "--labels-only", action="store_true", help="pairs from metadata alone (no audio needed)"
+    )
+    p.add_argument(
+        "--pairs",
+        action="append",
+        metavar="SPLIT.RELATION=N|all",
+        help="override a pair count (repeatable); custom pair sets go to their own folder",
+    )
+    p.add_argument(
+        "--full-pool", action="store_true", help="every valid pair of every split and relation"
+    )
+    p.add_argument("--out", help="folder for the pair files (default: the task's prepared folder)")
+    p.add_argument("--workers", type=_at_least(1), default=None, help="resampling threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=commands.cmd_prepare)
+
+    p = sub.add_parser("download", help="fetch a corpus (or print the manual steps) into a root")
+    p.add_argument("corpus", help="bvcc | nisqa | singmos | somos | tmhint_qi | vmc23")
+    p.add_argument("--data-root", help="where the corpus goes (default: the task's data root)")
+    p.add_argument(
+        "--mirror", help="base URL replacing every source's origin: <mirror>/<corpus>/<file>"
+    )
+    p.add_argument(
+        "--instructions", action="store_true", help="print the manual steps and layout only"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=commands.cmd_download)
+
+    p = sub.add_parser("card", help="write data_cards/<task>.md (+ ΔMOS histogram SVG)")
+    p.add_argument("task", nargs="?")
+    p.add_argument("--all", action="store_true", help="every task")
+    p.add_argument("--data-root", help="corpus folder (default: the task's data.root)")
+    p.add_argument("--labels-only", action="store_true", help="from metadata alone")
+    p.add_argument("--out", help="folder for the cards (default: data_cards/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=commands.cmd_card)
+
+    p = sub.add_parser("evaluate", help="evaluate submissions on one task")
+    p.add_argument("submissions", nargs="*", help="submission names or folders (default: all)")
+    p.add_argument("--task", required=True)
+    p.add_argument(
+        "--data-root", help="corpus folder (default: the task's, else the last prepared)"
+    )
+    p.add_argument(
+        "--limit",
+        type=_at_least(1),
+        metavar="N",
+        help="quick run: a seeded subset of N pairs, written as <task>.partial.json, never on "
+        "the board",
+    )
+    p.add_argument(
+        "--nproc",
+        type=_at_least(1),
+        default=1,
+        metavar="N",
+        help="score with N processes on this machine (torchrun; one per GPU): same results",
+    )
+    min_reliability_flag(
+        p,
+        "evaluate only pairs whose label reliability is at least P, in (0.5, 1]; "
+        "written as <task>.min-rel-P.json, never on the board",
+    )
+    scoring_flags(p)
+    p.set_defaults(func=commands.cmd_evaluate)
+
+    p = sub.add_parser("run", help="prepare every task with data, evaluate every submission, table")
+    p.add_argument("--tasks", nargs="*", help="restrict to these tasks")
+    p.add_argument("--submissions", nargs="*", help="restrict to these submissions")
+    p.add_argument(
+        "--no-train",
+        action="store_true",
+        help="do not train (or evaluate) the reference baselines of training/",
+    )
+    scoring_flags(p)
+    p.set_defaults(func=commands.cmd_run)
+
+    p = sub.add_parser(
+        "train",
+        help="train a reference baseline from a config (BT or MSE scalar reward model, DPO "
+        "implicit reward, GRPO pairwise judge)",
+    )
+    p.add_argument("config", help="training config YAML (e.g. training/demo-bt.yaml)")
+    p.add_argument("--out", help="submission folder to write (default submissions/<name>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=commands.cmd_train)
+
+    p = sub.add_parser(
+        "board",
+        help="rebuild the board from the results folder: Markdown, static site, CSV and JSON",
+    )
+    p.add_argument("--results", help="results folder (default leaderboard/results)")
+    p.add_argument(
+        "--out",
+        help="board folder: README.md and site/ (default leaderboard/, or <results>-board/ "
+        "beside a --results folder)",
+    )
+    p.set_defaults(func=commands.cmd_board)
+
+    p = sub.add_parser(
+        "export-pairs",
+        help="write prepared pair indices and clip metadata (never audio) as a Parquet dataset "
+        "with a dataset card, loadable with `datasets`",
+    )
+    p.add_argument("task", nargs="?", help="task to export (or --all)")
+    p.add_argument("dir", help="export folder (README.md card + <task>/<split>.parquet)")
+    p.add_argument("--all", action="store_true", help="every prepared task")
+    p.set_defaults(func=commands.cmd_export_pairs)
+
+    p = sub.add_parser(
+        "publish",
+        help="upload the results and the site (as on disk; run `mosrm board` first) to a "
+        "Hugging Face dataset or Space repo, in one commit",
+    )
+    p.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="an existing Hub repo")
+    p.add_argument("--repo-type", choices=("dataset", "space"), default="dataset")
+    p.add_argument("--results", help="results folder (default leaderboard/results)")
+    p.add_argument("--site", help="site folder (default leaderboard/site)")
+    p.add_argument(
+        "--readme",
+        help="board Markdown for the repo's README.md (default leaderboard/README.md, else "
+        "<results>/summary.md)",
+    )
+    p.add_argument("--revision", help="branch to commit to (default main)")
+    p.add_argument("--message", help="commit message")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the repo and every file; no network"
+    )
+    p.set_defaults(func=commands.cmd_publish)
+
+    p = sub.add_parser(
+        "validate", help="validate a task YAML, or a submission with a sandboxed smoke run"
+    )
+    p.add_argument("path")
+    p.add_argument(
+        "--batch-size", type=_at_least(1), default=8, help="smoke run batch size (default 8)"
+    )
+    sandbox_flags(p)
+    p.set_defaults(func=commands.cmd_validate)
+
+    p = sub.add_parser(
+        "validate-results",
+        help="check a results folder (a results PR): schema, run records, predictions against "
+        "the metrics and pair files, fingerprints, pair-file hashes",
+    )
+    p.add_argument("results_dir", nargs="?", help="results folder (default leaderboard/results)")
+    p.add_argument("--submissions", help="submission folders (default submissions/)")
+    p.add_argument(
+        "--data-root",
+        action="append",
+        metavar="[TASK=]DIR",
+        help="a task's data root (repeatable; without TASK= for every task)",
+    )
+    p.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="pass files whose fingerprint or pair file cannot be checked here",
+    )
+    p.add_argument(
+        "--update-lock",
+        action="store_true",
+        help="maintainers: rewrite tasks/pair-files.lock.json for the tasks with data here",
+    )
+    p.set_defaults(func=commands.cmd_validate_results)
+
+    p = sub.add_parser("compare", help="paired comparison of two submissions on one task")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--task", required=True)
+    p.add_argument("--relation", help="compare on this relation's pairs only (e.g. same_content)")
+    p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--json", action="store_true", help="print the machine-readable comparison")
+    p.add_argument("--results", help="results folder (default leaderboard/results)")
+    min_reliability_flag(p, "compare the two results filtered at this label reliability")
+    p.set_defaults(func=commands.cmd_compare)
+    return parser
