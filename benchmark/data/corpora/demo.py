@@ -16,6 +16,12 @@ Layout of the data root after generation:
                     the manifest's votes: a list does not fit a CSV cell, and the file predates it)
     wav/<clip_id>.wav   16 kHz mono PCM-16
 
+The systems (degradation chains and their impairments) are `data.corpora.demo_systems`, the
+operations `data.degrade`; this module is the generator around them: options, tools, rendering in
+worker processes, the listener panel, the atomic build and the reader, each a short section (about
+630 lines together, kept in one file because each section is read with the others when the corpus
+changes).
+
 Generation is deterministic: degradation parameters, votes and MOS depend only on the options, so
 they are the same everywhere; audio bytes (and so durations) are identical wherever the espeak-ng
 and ffmpeg versions match (both are recorded in the manifest).
@@ -28,12 +34,11 @@ import csv
 import hashlib
 import io
 import json
-import math
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
@@ -49,6 +54,12 @@ import soxr
 
 from benchmark.atomic import file_lock, temp_sibling
 from benchmark.data.corpora._native import split_label
+from benchmark.data.corpora.demo_systems import _SYSTEM_BY_NAME, SYSTEMS, expected_quality
+from benchmark.data.degrade import (
+    Codec,
+    ffmpeg_round_trips,
+    rms,
+)
 from benchmark.data.tables import CLIP_SCHEMA, conform
 from benchmark.errors import DataError
 
@@ -117,8 +128,6 @@ VOICES: tuple[tuple[str, int], ...] = (
 )
 """(espeak-ng voice, words per minute). Voice `v2` is `VOICES[2]`; the voice name is the speaker id."""
 
-Q_CLEAN = 4.3
-"""Expected quality of an undegraded clip (espeak-ng is intelligible but clearly synthetic)."""
 CONTENT_EFFECT_SD = 0.15
 VOICE_EFFECT_SD = 0.10
 RATER_BIAS_SD = 0.3
@@ -138,122 +147,8 @@ _STREAM_SPLIT = 5
 
 
 # --------------------------------------------------------------------------------------------
-# Degradations
+# Tools
 # --------------------------------------------------------------------------------------------
-
-
-def _lerp(value: float, worst: float, best: float) -> float:
-    """Where `value` lies between the mildest (`best`, 0) and harshest (`worst`, 1) setting."""
-    return float(np.clip((value - best) / (worst - best), 0.0, 1.0))
-
-
-def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
-
-
-def _add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator, pink: bool) -> np.ndarray:
-    noise = rng.standard_normal(x.size)
-    if pink:
-        spec = np.fft.rfft(noise)
-        freqs = np.fft.rfftfreq(x.size, 1.0 / SAMPLE_RATE)
-        shape = np.zeros_like(freqs)
-        shape[1:] = 1.0 / np.sqrt(freqs[1:])
-        noise = np.fft.irfft(spec * shape, n=x.size)
-    noise *= _rms(x) / max(_rms(noise), 1e-12) * 10 ** (-snr_db / 20)
-    return x + noise
-
-
-def _bandlimit(x: np.ndarray, low_hz: float, high_hz: float, order: int = 8) -> np.ndarray:
-    """Zero-phase Butterworth-magnitude band-pass applied in the FFT domain.
-
-    Done with numpy alone so worker processes skip importing scipy.signal (about a second each).
-    """
-    n = _fft_size(2 * x.size)
-    freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
-    with np.errstate(divide="ignore"):
-        high = 1.0 / np.sqrt(1.0 + (freqs / high_hz) ** (2 * order))
-        low = 1.0 / np.sqrt(1.0 + (low_hz / freqs) ** (2 * order))
-    return np.fft.irfft(np.fft.rfft(x, n) * high * low, n)[: x.size]
-
-
-def _fft_size(n: int) -> int:
-    """The power of two >= n: FFT lengths that are fast and, given enough padding, never wrap around."""
-    return 1 << max(0, (n - 1).bit_length())
-
-
-def _clip(x: np.ndarray, level: float) -> np.ndarray:
-    peak = float(np.max(np.abs(x))) or 1.0
-    threshold = level * peak
-    return np.clip(x, -threshold, threshold)
-
-
-def _drop_packets(x: np.ndarray, loss: float, rng: np.random.Generator) -> np.ndarray:
-    frame = SAMPLE_RATE // 50  # 20 ms, the usual VoIP packet
-    n_frames = math.ceil(x.size / frame)
-    lost = rng.random(n_frames) < loss
-    y = x.copy()
-    for i in np.flatnonzero(lost):
-        y[i * frame : (i + 1) * frame] = 0.0
-    return y
-
-
-def _reverb(x: np.ndarray, rt60: float, rng: np.random.Generator) -> np.ndarray:
-    """Convolve with exponentially decaying noise: a cheap stand-in for a room impulse response."""
-    n = int(rt60 * SAMPLE_RATE)
-    t = np.arange(n) / SAMPLE_RATE
-    ir = rng.standard_normal(n) * np.exp(-6.908 * t / rt60)  # -60 dB at rt60
-    # Reverberant-to-direct energy ratio grows with rt60 (about -2 dB at 0.3 s, +4 dB at 1.2 s).
-    ir *= math.sqrt(2.0 * rt60) / max(_rms(ir) * math.sqrt(n), 1e-12)
-    ir[0] = 1.0
-    tail = int(min(rt60, 0.5) * SAMPLE_RATE)
-    size = _fft_size(x.size + n - 1)
-    wet = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(ir, size), size)
-    return wet[: x.size + tail]
-
-
-@dataclass(frozen=True)
-class Codec:
-    """One ffmpeg encode/decode round trip: encoder, container and bitrate in bit/s."""
-
-    encoder: str
-    container: str
-    bitrate: int
-
-
-def _ffmpeg_round_trips(
-    items: Sequence[tuple[np.ndarray, Codec]], workdir: Path
-) -> list[np.ndarray]:
-    """Encode every item and decode it back, using one ffmpeg process for each direction.
-
-    ffmpeg's start-up costs more than coding a short sentence, so batching all round trips of a job
-    into two processes roughly halves generation time. Outputs keep their input length, so
-    durations stay comparable across systems.
-    """
-    if not items:
-        return []
-    base = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y"]
-    exact = ["-flags", "+bitexact", "-fflags", "+bitexact"]
-    encode, decode = list(base), list(base)
-    for i, (x, _) in enumerate(items):
-        sf.write(workdir / f"in{i}.wav", x.astype(np.float32), SAMPLE_RATE, subtype="FLOAT")
-        encode += ["-i", str(workdir / f"in{i}.wav")]
-    for i, (_, codec) in enumerate(items):
-        coded = workdir / f"coded{i}.{codec.container}"
-        encode += ["-map", f"{i}:a", "-threads", "1", "-ac", "1", "-ar", str(SAMPLE_RATE)]
-        encode += ["-c:a", codec.encoder, "-b:a", str(codec.bitrate), *exact, str(coded)]
-        decode += ["-i", str(coded)]
-    for i in range(len(items)):
-        decode += ["-map", f"{i}:a", "-threads", "1", "-ac", "1", "-ar", str(SAMPLE_RATE)]
-        decode += [*exact, "-f", "f32le", str(workdir / f"decoded{i}.raw")]
-    _run_tool(encode)
-    _run_tool(decode)
-    out = []
-    for i, (x, _) in enumerate(items):
-        pcm = np.fromfile(workdir / f"decoded{i}.raw", dtype="<f4").astype(np.float64)
-        y = np.zeros(x.size)
-        y[: min(x.size, pcm.size)] = pcm[: x.size]
-        out.append(y)
-    return out
 
 
 def _run_tool(cmd: list[str], stdin: bytes | None = None) -> bytes:
@@ -265,139 +160,6 @@ def _run_tool(cmd: list[str], stdin: bytes | None = None) -> bytes:
         err = proc.stderr.decode(errors="replace").strip()
         raise DataError(f"demo corpus: `{' '.join(cmd[:3])} ...` failed ({proc.returncode}): {err}")
     return proc.stdout
-
-
-Params = Mapping[str, float]
-Stage = Callable[[np.ndarray, Params, np.random.Generator], np.ndarray]
-
-
-def _identity(x: np.ndarray, p: Params, rng: np.random.Generator) -> np.ndarray:
-    return x
-
-
-@dataclass(frozen=True)
-class System:
-    """One degradation chain: how a clip draws its parameters, is processed and is impaired.
-
-    Processing is `pre`, then the optional ffmpeg `codec` round trip, then `post`; the split exists
-    only so that all codec round trips of a job can share ffmpeg processes. `impairment` maps the
-    drawn parameters to the D term of the listener model (0 = transparent); it is linear in where
-    each parameter lies inside its documented range.
-    """
-
-    index: int
-    name: str
-    description: str
-    draw: Callable[[np.random.Generator], dict[str, float]]
-    impairment: Callable[[Params], float]
-    pre: Stage = _identity
-    codec: Callable[[Params], Codec] | None = None
-    post: Stage = _identity
-
-    @property
-    def system_id(self) -> str:
-        return f"sys{self.index}-{self.name}"
-
-    @property
-    def needs_ffmpeg(self) -> bool:
-        return self.codec is not None
-
-
-def _u(rng: np.random.Generator, lo: float, hi: float, digits: int) -> float:
-    """A uniform draw rounded so the parameter prints exactly in the manifest."""
-    return round(float(rng.uniform(lo, hi)), digits)
-
-
-SYSTEMS: tuple[System, ...] = (
-    System(
-        0,
-        "clean",
-        "no degradation",
-        draw=lambda rng: {},
-        impairment=lambda p: 0.0,
-    ),
-    System(
-        1,
-        "noise",
-        "additive white noise, SNR uniform in [5, 20] dB",
-        draw=lambda rng: {"snr_db": _u(rng, 5.0, 20.0, 2)},
-        impairment=lambda p: 0.25 + 1.15 * _lerp(p["snr_db"], 5.0, 20.0),
-        pre=lambda x, p, rng: _add_noise(x, p["snr_db"], rng, pink=False),
-    ),
-    System(
-        2,
-        "narrowband",
-        "zero-phase 8th-order Butterworth-magnitude band-pass from 300 Hz to an upper edge "
-        "uniform in [2400, 3600] Hz",
-        draw=lambda rng: {"high_hz": _u(rng, 2400.0, 3600.0, 0)},
-        impairment=lambda p: 0.3 + 0.5 * _lerp(p["high_hz"], 2400.0, 3600.0),
-        pre=lambda x, p, rng: _bandlimit(x, 300.0, p["high_hz"]),
-    ),
-    System(
-        3,
-        "codec",
-        "Opus (libopus) encode/decode at a bitrate uniform in [6, 14] kbps",
-        draw=lambda rng: {"kbps": _u(rng, 6.0, 14.0, 1)},
-        impairment=lambda p: 0.25 + 0.85 * _lerp(p["kbps"], 6.0, 14.0),
-        codec=lambda p: Codec("libopus", "ogg", int(round(p["kbps"] * 1000))),
-    ),
-    System(
-        4,
-        "clipping",
-        "hard clipping at a level uniform in [0.03, 0.3] of the peak",
-        draw=lambda rng: {"level": _u(rng, 0.03, 0.3, 4)},
-        impairment=lambda p: (
-            0.2 + 1.0 * _lerp(math.log10(p["level"]), math.log10(0.03), math.log10(0.3))
-        ),
-        pre=lambda x, p, rng: _clip(x, p["level"]),
-    ),
-    System(
-        5,
-        "packetloss",
-        "20 ms frames zeroed independently at a loss rate uniform in [3, 25] %",
-        draw=lambda rng: {"loss": _u(rng, 0.03, 0.25, 4)},
-        impairment=lambda p: 0.2 + 1.2 * _lerp(p["loss"], 0.25, 0.03),
-        pre=lambda x, p, rng: _drop_packets(x, p["loss"], rng),
-    ),
-    System(
-        6,
-        "reverb",
-        "convolution with a decaying-noise room response, RT60 uniform in [0.3, 1.2] s",
-        draw=lambda rng: {"rt60": _u(rng, 0.3, 1.2, 3)},
-        impairment=lambda p: 0.15 + 0.85 * _lerp(p["rt60"], 1.2, 0.3),
-        pre=lambda x, p, rng: _reverb(x, p["rt60"], rng),
-    ),
-    System(
-        7,
-        "combo",
-        "pink noise (SNR uniform in [5, 15] dB), then MP3 (libmp3lame) at 8 kbps, "
-        "then 20 ms packet loss uniform in [2, 10] %",
-        draw=lambda rng: {
-            "snr_db": _u(rng, 5.0, 15.0, 2),
-            "kbps": 8.0,
-            "loss": _u(rng, 0.02, 0.1, 4),
-        },
-        impairment=lambda p: (
-            (0.4 + 0.8 * _lerp(p["snr_db"], 5.0, 15.0))
-            + 0.6
-            + (0.1 + 0.6 * _lerp(p["loss"], 0.1, 0.02))
-        ),
-        pre=lambda x, p, rng: _add_noise(x, p["snr_db"], rng, pink=True),
-        codec=lambda p: Codec("libmp3lame", "mp3", int(round(p["kbps"] * 1000))),
-        post=lambda x, p, rng: _drop_packets(x, p["loss"], rng),
-    ),
-)
-"""The systems; `sys0-clean` is transparent and `sys7-combo` the heaviest on average."""
-
-_SYSTEM_BY_NAME = {s.name: s for s in SYSTEMS} | {s.system_id: s for s in SYSTEMS}
-
-
-def expected_quality(impairment: float) -> float:
-    """Listener-model expected MOS before content effects: 4.3 when clean, ~1.5 at D ~ 1.8.
-
-    The exponential keeps stacked impairments from driving the score below the ACR floor of 1.
-    """
-    return 1.0 + (Q_CLEAN - 1.0) * math.exp(-impairment)
 
 
 # --------------------------------------------------------------------------------------------
@@ -518,9 +280,9 @@ def _rng(seed: int, stream: int, *key: int) -> np.random.Generator:
 
 def _normalize_level(x: np.ndarray) -> np.ndarray:
     """Same loudness for every clip, so level is not a shortcut to quality; never clips."""
-    rms = _rms(x)
-    if rms > 0:
-        x = x * (10 ** (TARGET_RMS_DBFS / 20) / rms)
+    level = rms(x)
+    if level > 0:
+        x = x * (10 ** (TARGET_RMS_DBFS / 20) / level)
     peak = float(np.max(np.abs(x))) if x.size else 0.0
     if peak > PEAK_LIMIT:
         x = x * (PEAK_LIMIT / peak)
@@ -559,7 +321,7 @@ def _render(job: _Job) -> list[dict[str, Any]]:
             if make_codec is not None:
                 coded.append(clip)
                 items.append((clip["audio"], make_codec(clip["params"])))
-        for clip, audio in zip(coded, _ffmpeg_round_trips(items, workdir), strict=True):
+        for clip, audio in zip(coded, ffmpeg_round_trips(items, workdir, _run_tool), strict=True):
             clip["audio"] = audio
     return [_finish(job, c) for c in clips]
 
