@@ -2,7 +2,9 @@
 
 Markdown renderers pass inline HTML through and honour link, image and emphasis syntax, so a name
 like `![x](http://host/pixel)` or `<script>` would render as something else, and a `|` or a line
-break would split a table row. The cards and the board both go through `markdown_cell`.
+break would split a table row. The cards and the board both go through `markdown_cell`; prose
+written in a task's YAML (descriptions, notes) keeps its Markdown but not raw HTML
+(`markdown_prose`).
 A submitter's display name is also normalised first (`display_name`): control, zero-width and
 bidi-override characters can make one name look like another or reorder the row around it, and a
 name thousands of characters long would push every number off the screen.
@@ -75,3 +77,47 @@ def csv_cell(text: object) -> str:
     formula (quoting and line breaks are the `csv` module's job)."""
     out = str(text)
     return "'" + out if out.startswith(_FORMULA_START) else out
+
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
+_AUTOLINK = re.compile(r"<(?:https?://|mailto:)[^<>\s]*>")
+
+
+def _escape_lt(text: str) -> str:
+    out, pos = [], 0
+    for m in _AUTOLINK.finditer(text):
+        out += [text[pos : m.start()].replace("<", "&lt;"), m.group(0)]
+        pos = m.end()
+    return "".join([*out, text[pos:].replace("<", "&lt;")])
+
+
+def markdown_prose(text: object) -> str:
+    """Prose from a YAML file (a data card's description, notes) for Markdown: its formatting is
+    kept, raw HTML is not.
+
+    Every `<` that could open a tag becomes `&lt;`, except inside code spans and fenced code blocks
+    (where GitHub shows text literally, so `&lt;` would appear as such) and in `<https://…>`
+    autolinks. That is enough to stop `<script>` or `<img onerror=…>` in a description or a note.
+    """
+    out: list[str] = []
+    fence: str | None = None
+    for line in str(text).split("\n"):
+        m = _FENCE.match(line)
+        if fence is not None:
+            out.append(line)
+            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
+                fence = None if not line.strip().strip(fence[0]) else fence
+            continue
+        if m:
+            fence = m.group(1)
+            out.append(_escape_lt(line))
+            continue
+        parts, pos = [], 0
+        for span in _CODE_SPAN.finditer(line):
+            parts += [_escape_lt(line[pos : span.start()]), span.group(0)]
+            pos = span.end()
+        out.append("".join([*parts, _escape_lt(line[pos:])]))
+    if fence is not None:  # an unclosed fence would turn the rest of the card into code
+        out.append(fence)
+    return "\n".join(out)

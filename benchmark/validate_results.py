@@ -16,9 +16,8 @@ fingerprint  where `submissions/<submission>/` exists here, or a reference basel
              is `model_fingerprint`;
 pair file    `pair_file_sha256` is the task version's pair file: built here when the task's data
              is present (the embedded demo always is), else read from the committed lock file
-             `tasks/pair-files.lock.json` ({task: {"version": v, "splits": {split: sha256}}}),
-             which `update_lock` (`mosrm validate-results --update-lock`) rewrites for the tasks
-             whose data a maintainer has.
+             `tasks/pair-files.lock.json` (`benchmark.pairs.lock`), which `mosrm
+             validate-results --update-lock` rewrites for the tasks whose data a maintainer has.
 
 A check that cannot be made here (no submission folder, no data and no lock entry) is reported
 as "unverified (why)", which fails unless the caller allows it: a results PR passes on what was
@@ -37,16 +36,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import MosrmError
+from benchmark.pairs.lock import LOCK_FILE, _Pairs, _PairSource, read_lock
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from benchmark.data.tasks import Task
-    from benchmark.pairs.prepare import PreparedTask
     from benchmark.results.schema import TaskResult
-
-LOCK_FILE = Path("tasks") / "pair-files.lock.json"
-"""The pair-file lock, relative to the checkout."""
 
 
 @dataclass
@@ -93,175 +89,6 @@ class Validation:
             how = "allowed" if self.allow_unverified else "pass --allow-unverified to accept"
             tail += f", {unverified} unverified ({how})"
         yield tail
-
-
-# ---------------------------------------------------------------------------------------------
-# the task's pair files: built here, or from the lock
-
-
-@dataclass
-class _PairSource:
-    """A task's pair files as known here: built (sha256 and table per split), or only the lock's
-    hashes, or nothing (with why)."""
-
-    sha256: dict[str, str] = field(default_factory=dict)
-    tables: dict[str, Path] = field(default_factory=dict)
-    from_lock: bool = False
-    why_not: str | None = None
-    prepared: PreparedTask | None = None  # clips and pair metadata, for the ceiling
-
-    def pairs(self, split: str) -> pa.Table | None:
-        import pyarrow.parquet as pq
-
-        path = self.tables.get(split)
-        return pq.read_table(path) if path is not None else None
-
-
-def _data_root(task: Task, overrides: Mapping[str | None, str | Path]) -> Path | None:
-    """Where the task's data is (as `mosrm evaluate` looks: override, own root, last prepared)."""
-    from benchmark.pairs.prepare import last_data_root
-
-    given = overrides.get(task.name, overrides.get(None))
-    candidates = [task.data_root(given)]
-    last = last_data_root(task) if given is None else None
-    if last is not None and last not in candidates:
-        candidates.append(last)
-    for root in candidates:
-        try:
-            if task.available(root):
-                return root
-        except MosrmError:
-            continue
-    return None
-
-
-def build_pair_files(
-    task: Task, data_root: Path, scratch: Path, echo: Callable[[str], None] | None = None
-) -> PreparedTask:
-    """The task's standard pair files (`pair_sha256`, `pair_files`, with the clip table and pair
-    metadata): the prepared folder's when it is current (`benchmark.pairs.reuse`), else built from
-    labels alone in `scratch` (pairs depend on labels only, so no audio is probed or resampled and
-    the user's prepared folder is untouched)."""
-    from benchmark.pairs.prepare import prepare
-    from benchmark.pairs.reuse import load_current
-    from benchmark.paths import prepared_dir
-
-    for labels_only in (False, True):
-        found = load_current(
-            task,
-            data_root,
-            prepared_dir(task.name),
-            labels_only=labels_only,
-            resample=True,
-            overrides={},
-        )
-        if found is not None:
-            return found
-    if echo is not None:
-        echo(f"building the pair files of '{task.name}' from its labels …")
-    return prepare(task, data_root, labels_only=True, out_dir=scratch / task.name)
-
-
-def read_lock(path: Path) -> dict[str, Any]:
-    """The lock file's entries ({} when absent); a malformed one is an error naming the file."""
-    if not path.is_file():
-        return {}
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise MosrmError(f"{path}: unreadable pair-file lock ({exc})") from None
-    if not isinstance(raw, dict):
-        raise MosrmError(f"{path}: expected a JSON object {{task: {{version, splits}}}}")
-    for task, entry in raw.items():
-        ok = (
-            isinstance(entry, dict)
-            and set(entry) == {"version", "splits"}
-            and type(entry["version"]) is int
-            and isinstance(entry["splits"], dict)
-            and all(isinstance(v, str) for v in entry["splits"].values())
-        )
-        if not ok:
-            raise MosrmError(
-                f'{path}: entry \'{task}\' must be {{"version": int, "splits": {{split: sha256}}}}'
-            )
-    return raw
-
-
-def lock_text(entries: Mapping[str, Any]) -> str:
-    """The lock file's text: sorted keys, two-space indent, a final newline (deterministic)."""
-    return json.dumps(dict(entries), indent=2, sort_keys=True) + "\n"
-
-
-class _Pairs:
-    """Each task's pair files, found once per run (building one may take a while)."""
-
-    def __init__(
-        self,
-        tasks: Mapping[str, Task],
-        lock: Mapping[str, Any],
-        lock_path: Path,
-        data_roots: Mapping[str | None, str | Path],
-        scratch: Path,
-        echo: Callable[[str], None] | None,
-    ) -> None:
-        self.tasks, self.lock, self.lock_path = tasks, lock, lock_path
-        self.data_roots, self.scratch, self.echo = data_roots, scratch, echo
-        self.found: dict[str, _PairSource] = {}
-
-    def source(self, task: Task) -> _PairSource:
-        if task.name not in self.found:
-            self.found[task.name] = self._find(task)
-        return self.found[task.name]
-
-    def _find(self, task: Task) -> _PairSource:
-        root = _data_root(task, self.data_roots)
-        built_error = None
-        if root is not None:
-            try:
-                built = build_pair_files(task, root, self.scratch, self.echo)
-                return _PairSource(
-                    sha256=dict(built.pair_sha256), tables=dict(built.pair_files), prepared=built
-                )
-            except MosrmError as exc:
-                built_error = f"building its pair files failed: {exc}"
-        entry = self.lock.get(task.name)
-        if entry is not None and entry["version"] == task.spec.version:
-            return _PairSource(sha256=dict(entry["splits"]), from_lock=True)
-        lock_says = (
-            f"{self.lock_path.name} has it at version {entry['version']}"
-            if entry is not None
-            else f"no entry in {self.lock_path.name}"
-        )
-        data = built_error or f"no '{task.name}' data here"
-        return _PairSource(why_not=f"{data}, {lock_says}")
-
-
-def update_lock(
-    repo: Path,
-    data_roots: Mapping[str | None, str | Path] | None = None,
-    echo: Callable[[str], None] | None = None,
-) -> tuple[Path, list[str]]:
-    """(Re)write the lock entries of every task whose data is present here (the other entries are
-    kept as they are); returns the lock's path and the tasks written."""
-    from benchmark.atomic import atomic_write_text
-    from benchmark.data.tasks import load_tasks
-
-    path = repo / LOCK_FILE
-    entries = read_lock(path)
-    written = []
-    with tempfile.TemporaryDirectory(prefix="mosrm-lock-") as scratch:
-        for name, task in load_tasks(repo / "tasks").items():
-            root = _data_root(task, data_roots or {})
-            if root is None:
-                if echo is not None:
-                    echo(f"skip {name}: no data here (its entry, if any, is kept)")
-                continue
-            sha = dict(build_pair_files(task, root, Path(scratch), echo).pair_sha256)
-            entries[name] = {"version": task.spec.version, "splits": dict(sorted(sha.items()))}
-            written.append(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, lock_text(entries))
-    return path, written
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,12 +21,12 @@ from benchmark.cli import main
 from benchmark.data.tasks import load_task_file
 from benchmark.errors import DataError, MosrmError
 from benchmark.leaderboard.board import load_results
+from benchmark.pairs.lock import LOCK_FILE, read_lock
 from benchmark.pairs.prepare import PreparedTask, prepare
 from benchmark.pipeline import evaluate
 from benchmark.results.schema import SCHEMA_VERSION, RunRecord, TaskResult, run_record_path
 from benchmark.scoring.config import ScoringConfig
 from benchmark.scoring.models import Batch, Submission, SubmissionSpec
-from benchmark.validate_results import LOCK_FILE, read_lock
 from tests.toy_task import REPO, write_toy_repo
 
 QUIET = ScoringConfig(progress=False)

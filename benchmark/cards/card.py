@@ -20,7 +20,7 @@ YAML says and marks each computed section as not computed, with the commands tha
 All text that comes from a corpus or a YAML is escaped, so a clip id, split name or skip reason can
 neither break a table nor inject markup: XML-escaped in the SVG; in Markdown table cells HTML- and
 Markdown-escaped with pipes and newlines neutralised; in YAML prose (description, source, notes)
-Markdown is kept but every `<` that could open an HTML tag is escaped (see `escape_text`).
+Markdown is kept but every `<` that could open an HTML tag is escaped (see `benchmark.escape.markdown_prose`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from benchmark.cards.stats import (
 )
 from benchmark.cards.svg import histogram_svg
 from benchmark.data.tables import FIXED_SUBSETS
-from benchmark.escape import markdown_cell
+from benchmark.escape import markdown_cell, markdown_prose
 from benchmark.pairs.prepare import CANONICAL_RANGE
 
 if TYPE_CHECKING:
@@ -78,49 +78,6 @@ def svg_filename(task_name: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Markdown
-
-
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
-_AUTOLINK = re.compile(r"<(?:https?://|mailto:)[^<>\s]*>")
-
-
-def _escape_lt(text: str) -> str:
-    out, pos = [], 0
-    for m in _AUTOLINK.finditer(text):
-        out += [text[pos : m.start()].replace("<", "&lt;"), m.group(0)]
-        pos = m.end()
-    return "".join([*out, text[pos:].replace("<", "&lt;")])
-
-
-def escape_text(text: object) -> str:
-    """YAML prose for the Markdown: Markdown formatting is kept, raw HTML is not.
-
-    Every `<` that could open a tag becomes `&lt;`, except inside code spans and fenced code blocks
-    (where GitHub shows text literally, so `&lt;` would appear as such) and in `<https://…>`
-    autolinks. That is enough to stop `<script>` or `<img onerror=…>` in a description or a note.
-    """
-    out: list[str] = []
-    fence: str | None = None
-    for line in str(text).split("\n"):
-        m = _FENCE.match(line)
-        if fence is not None:
-            out.append(line)
-            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
-                fence = None if not line.strip().strip(fence[0]) else fence
-            continue
-        if m:
-            fence = m.group(1)
-            out.append(_escape_lt(line))
-            continue
-        parts, pos = [], 0
-        for span in _CODE_SPAN.finditer(line):
-            parts += [_escape_lt(line[pos : span.start()]), span.group(0)]
-            pos = span.end()
-        out.append("".join([*parts, _escape_lt(line[pos:])]))
-    if fence is not None:  # an unclosed fence would turn the rest of the card into code
-        out.append(fence)
-    return "\n".join(out)
 
 
 escape_cell = markdown_cell
@@ -199,7 +156,7 @@ def _data_root(task: Task) -> str:
 
 def _not_computed(task: Task, reason: str) -> str:
     return (
-        f"not computed: {escape_text(reason)}. To compute it, get the data "
+        f"not computed: {markdown_prose(reason)}. To compute it, get the data "
         f"(`mosrm download {task.corpus}`) and run `mosrm card {task.name}`, or build it from the "
         f"metadata alone with `mosrm card {task.name} --labels-only`."
     )
@@ -216,7 +173,7 @@ def _header(task: Task, data: CardData | None) -> list[str]:
             "> measured on it say nothing about real listeners and must not support research claims.",
             "",
         ]
-    lines += [escape_text(spec.description).strip(), ""]
+    lines += [markdown_prose(spec.description).strip(), ""]
     if data is None:
         basis = "the task YAML only (the data was not available when it was generated)"
     elif data.labels_only:
@@ -255,13 +212,13 @@ def _static(task: Task) -> list[str]:
     card = task.spec.card
     lines = ["", "## Source", ""]
     lines.append(
-        escape_text(card.source).strip() if card else "Not documented (no `card` section)."
+        markdown_prose(card.source).strip() if card else "Not documented (no `card` section)."
     )
     lines += ["", "## Licence and redistribution", ""]
-    lines.append(f"Licence: {escape_text(task.spec.license)}")
+    lines.append(f"Licence: {markdown_prose(task.spec.license)}")
     lines.append("")
     if card:
-        lines.append(f"Redistribution: {escape_text(card.redistribution).strip()}")
+        lines.append(f"Redistribution: {markdown_prose(card.redistribution).strip()}")
     else:
         lines.append("Redistribution: not documented (the task YAML has no `card` section).")
     lines += ["", "## Citation", "", _fence(task.spec.citation)]
@@ -605,7 +562,7 @@ def _notes(task: Task) -> list[str]:
     card = task.spec.card
     if card is None or not card.notes:
         return []
-    return ["", "## Notes", "", escape_text(card.notes).strip()]
+    return ["", "## Notes", "", markdown_prose(card.notes).strip()]
 
 
 def _markdown(task: Task, data: CardData | None, reason: str) -> str:

@@ -403,7 +403,8 @@ def _data_roots(items: list[str] | None) -> dict[str | None, str]:
 def cmd_validate_results(args: argparse.Namespace) -> int:
     """Check a results folder for a results PR (`benchmark.validate_results`); exit 1 on failure."""
     from benchmark.orchestrate import default_results
-    from benchmark.validate_results import update_lock, validate_results
+    from benchmark.pairs.lock import update_lock
+    from benchmark.validate_results import validate_results
 
     repo = _repo(args)
     roots = _data_roots(args.data_root)

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from benchmark.errors import MosrmError
-from benchmark.stats.metrics import _correctness, load_predictions
+from benchmark.stats.prediction_table import _correctness, load_predictions
 from benchmark.stats.uncertainty import ClipDesign, difference_test, holm
 
 ALPHA = 0.05

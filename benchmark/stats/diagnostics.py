@@ -142,7 +142,7 @@ def by_construction(n_pairs: int) -> dict[str, Any]:
 
 def position(pred: pa.Table, confidence: float = 0.95) -> dict[str, Any]:
     """Consistency and first-position bias from a judge's `p_a_first`/`p_b_first` (module doc)."""
-    from benchmark.stats.metrics import PredictionError, load_predictions
+    from benchmark.stats.prediction_table import PredictionError, load_predictions
 
     p = load_predictions(pred)
     n = int(p.pair_id.size)

@@ -216,7 +216,8 @@ def test_every_rank_resumes_its_own_random_stream(tmp_path):
     (not rank 0's for all), tied to the checkpoint's step count; older files are cleared."""
     import torch
 
-    from benchmark.baselines.train import Dist, _checkpoint, _load_checkpoint
+    from benchmark.baselines.checkpoints import _load_checkpoint
+    from benchmark.baselines.train import Dist, _checkpoint
 
     class Alone(Dist):  # a rank of a two-process job, without a process group
         def barrier(self) -> None:
@@ -250,7 +251,7 @@ def test_a_kill_between_the_tensor_and_record_writes_keeps_the_last_checkpoint(
     import torch
 
     import benchmark.atomic as atomic
-    from benchmark.baselines.train import _load_checkpoint, _save_checkpoint
+    from benchmark.baselines.checkpoints import _load_checkpoint, _save_checkpoint
 
     model = torch.nn.Linear(2, 1)
     opt = torch.optim.AdamW(model.parameters())
