@@ -21,6 +21,10 @@ All text that comes from a corpus or a YAML is escaped, so a clip id, split name
 neither break a table nor inject markup: XML-escaped in the SVG; in Markdown table cells HTML- and
 Markdown-escaped with pipes and newlines neutralised; in YAML prose (description, source, notes)
 Markdown is kept but every `<` that could open an HTML tag is escaped (see `benchmark.escape.markdown_prose`).
+
+Why one file of ~630 lines: it is the card's template, section by section in the order a reader
+meets them; each section is a short function and reads no file, so splitting it would only
+scatter one document's layout.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ only this, so the four outputs cannot disagree, and each does its own escaping.
 Strings here are plain, unescaped text (display names already made one plain line by
 `escape.display_name`); numbers are the results' fractions, never rounded for display. Nothing
 depends on paths, time or dict order: the same results folder gives the same `Board`.
+
+Why one file of ~600 lines: every rule of the board (what is pooled with what, who is ranked,
+which cells are shown) is applied here and nowhere else, so a reader checks them in one place;
+loading is `leaderboard.load`, tiers `leaderboard.tiers`, formatting the renderers'.
 """
 
 from __future__ import annotations

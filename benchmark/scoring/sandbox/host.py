@@ -12,6 +12,11 @@ sandbox as a whole (`cgroups`, else rlimits and the `watch`), every call has a d
 all of a (submission, task)'s calls share a time budget (`budget`). Any misbehaviour ends the
 child and everything it started, and raises one `SubmissionError` line naming the folder and
 the reason.
+
+Why one file of ~610 lines: the child's life (start, every call, each limit, the end) is one
+state machine with one lock, and what may happen between a deadline, a budget charge and a kill is
+only checkable when read in one place; the pieces that stand alone (command line, confinement,
+seccomp, cgroups, watch, budget, protocol) are already their own modules.
 """
 
 from __future__ import annotations
