@@ -165,8 +165,7 @@ def evaluate(
     one it was last prepared from; a task without data is an error naming where it looked.
     """
     from benchmark.orchestrate import default_results
-    from benchmark.pipeline import evaluate as run_task
-    from benchmark.results.schema import TaskResult
+    from benchmark.pipeline import evaluate_task
     from benchmark.scoring.config import ScoringConfig
 
     if min_reliability is not None:
@@ -183,7 +182,7 @@ def evaluate(
     out: list[TaskResult] = []
     for task in resolved:
         prepared = _prepare(task, data_root)
-        record = run_task(
+        result = evaluate_task(
             submission,
             prepared,
             results_root=results_root,
@@ -192,7 +191,7 @@ def evaluate(
             limit=limit,
             min_reliability=min_reliability,
         )
-        out.append(TaskResult.model_validate(record))
+        out.append(result)
     return out
 
 

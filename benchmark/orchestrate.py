@@ -6,17 +6,20 @@ others. It is printed at once, naming its folder, and recorded as
 `<results>/<submission>/<task>.failed.json` (`benchmark.results.failures`) for the board; a task whose
 data is broken is set aside the same way when the caller collects `failures`. What is not a
 submission's fault stops the run: `MachineError` (a full disk, a broken cache) and
-KeyboardInterrupt. Progress goes to `echo` (`say` by default), failures to stderr.
+KeyboardInterrupt. Progress goes to `echo` (a log line by default, stdout from the CLI), failures to the log
+(`benchmark.orchestrate`, level ERROR; the CLI shows them on stderr).
 """
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import MachineError, MosrmError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from benchmark.data.tasks import Task
@@ -28,8 +31,9 @@ Echo = Callable[[str], None]
 
 
 def say(text: str) -> None:
-    """Progress on stdout, flushed: it interleaves with the bars and errors on stderr in a log."""
-    print(text, flush=True)
+    """The default `echo`: a log line (`benchmark.orchestrate`, level INFO), so an API user or a
+    notebook silences or redirects it like any other; the CLI hands its own echo (stdout)."""
+    log.info(text)
 
 
 def default_results(repo: Path) -> Path:
@@ -82,7 +86,7 @@ def prepare_tasks(
             if failures is None:
                 raise
             failures[name] = str(exc)
-            print(f"error: {name}: {exc}\n  (going on with the other tasks)", file=sys.stderr)
+            log.error("error: %s: %s\n  (going on with the other tasks)", name, exc)
     return prepared
 
 
@@ -131,7 +135,6 @@ def evaluate_submissions(
     """Evaluate every folder on every prepared task; returns one line per failure (module doc),
     for the summary the caller prints. With `limit`, quick runs on a seeded subset of pairs; with
     `min_reliability`, only the pairs whose label reliability reaches it (`pipeline.evaluate`)."""
-    import traceback
 
     from benchmark.results.failures import record_failure
     from benchmark.scoring.models import load_submission
@@ -149,9 +152,8 @@ def evaluate_submissions(
             failed.append(reason)
             return
         where = f"{label} (fingerprint {fp[:12]}…)" if fp else label
-        if not isinstance(exc, MosrmError | SystemExit):  # a bug somewhere: keep the trace
-            traceback.print_exception(exc, file=sys.stderr)
-        print(f"error: {where}: {reason}", file=sys.stderr, flush=True)
+        bug = not isinstance(exc, MosrmError | SystemExit)  # a bug somewhere: keep the trace
+        log.error("error: %s: %s", where, reason, exc_info=exc if bug else None)
         for task in tasks:
             try:
                 record_failure(
@@ -164,7 +166,7 @@ def evaluate_submissions(
                     fingerprint=fp,
                 )
             except OSError as write_exc:
-                print(f"  (could not record the failure: {write_exc})", file=sys.stderr)
+                log.error("  (could not record the failure: %s)", write_exc)
         on = f" on {', '.join(tasks)}" if tasks else ""
         failed.append(f"{label}{on} ({stage}): {reason}")
 
@@ -246,7 +248,7 @@ def trained_baselines(
         raise
     except MosrmError as exc:
         failures["training"] = str(exc)
-        print(f"error: training the reference baselines: {exc}", file=sys.stderr)
+        log.error("error: training the reference baselines: %s", exc)
         return []
     if names:
         folders = [f for f in folders if f.name in names]

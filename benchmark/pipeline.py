@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from benchmark.data.tasks import Task
-    from benchmark.results.schema import RunRecord
+    from benchmark.results.schema import RunRecord, TaskResult
     from benchmark.scoring.config import ScoringConfig
     from benchmark.scoring.counts import CacheCounts
     from benchmark.scoring.models import Submission
@@ -48,7 +47,36 @@ def evaluate(
     limit: int | None = None,
     min_reliability: float | None = None,
 ) -> dict[str, Any]:
+    """`evaluate_task`, returning the results JSON as written (a dict) rather than the record."""
+    return evaluate_task(
+        submission,
+        prepared,
+        results_root=results_root,
+        config=config,
+        split=split,
+        on_stage=on_stage,
+        triplets=triplets,
+        limit=limit,
+        min_reliability=min_reliability,
+    ).as_json()
+
+
+def evaluate_task(
+    submission: Submission,
+    prepared: PreparedTask,
+    *,
+    results_root: str | Path,
+    config: ScoringConfig | None = None,
+    split: str | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    triplets: int | None = None,
+    limit: int | None = None,
+    min_reliability: float | None = None,
+) -> TaskResult:
     """Score the task's evaluation split and write `<results_root>/<submission>/<task>.json`.
+
+    The record is typed from birth (`results.TaskResult`, validated as it is built) and the file
+    is its `json_text()`, so what is returned is exactly what was written.
 
     The per-pair predictions are written beside it as `<task>.predictions.parquet` so that paired
     comparisons and the board can be recomputed without rescoring. A success on the evaluation split
@@ -100,7 +128,7 @@ def evaluate(
         Path(results_root) / submission.name, spec.name, suffix, split, submission, scored
     )
     path = Path(results_root) / submission.name / f"{spec.name}{suffix}.json"
-    text = json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    text = result.json_text()
 
     def run_record(results_sha256: str) -> RunRecord:
         return _run_record(
@@ -251,53 +279,66 @@ def _result(
     chosen: _Chosen,
     scored: _Scored,
     numbers: dict[str, Any],
-) -> dict[str, Any]:
-    """Step 4: the results record: the numbers with what they are about and how they were made."""
-    from benchmark.results.schema import SCHEMA_VERSION
+) -> TaskResult:
+    """Step 4: the results record: the numbers with what they are about and how they were made,
+    validated as it is built (a block left out, such as `partial` on a full run, stays out of the
+    file: `TaskResult.as_json`)."""
+    from benchmark.results.schema import (
+        SCHEMA_VERSION,
+        Diagnostics,
+        IntervalSpec,
+        Label,
+        ModelInfo,
+        Preprocessing,
+        TaskResult,
+    )
     from benchmark.scoring.models import model_info
     from benchmark.stats.metrics import METRICS_VERSION, interval_spec
 
     spec = prepared.task.spec
     meta = prepared.pair_meta.get(split, {})
-    result = {
-        "schema_version": SCHEMA_VERSION,
-        "submission": submission.name,
-        "display_name": submission.spec.display_name,
-        "kind": submission.spec.kind,
-        "baseline": submission.spec.baseline,
-        "shortcut": submission.spec.shortcut,
-        "model_fingerprint": submission.fingerprint,
-        "training_data": list(submission.spec.training_data),
-        "zero_shot": _zero_shot(submission, prepared.task),
-        "task": spec.name,
-        "task_version": spec.version,
-        "synthetic": spec.synthetic,
-        "label": {
-            "dimension": spec.label_dimension,
-            "column": None if spec.label is None else spec.label.column,
-        },
-        "split": split,
-        "harness_version": HARNESS_VERSION,
-        "pair_file_sha256": prepared.pair_sha256[split],
-        "pair_count_overrides": meta.get("count_overrides"),
-        "n_pairs": chosen.pairs.num_rows,
-        "seed": spec.seed,
-        "bins": numbers["bins"],
-        "bins_requested": spec.bins,
-        "bin_edges": meta.get("bin_edges"),
-        "metrics_version": METRICS_VERSION,
-        "interval": interval_spec(),
-        "preprocessing": scored.preprocessing,
-        "model": model_info(submission),
-        "metrics": numbers["metrics"],
-        "ceiling": numbers["ceiling"],
-        "diagnostics": scored.diagnostics,
-    }
+    optional: dict[str, Any] = {}  # blocks a full, unfiltered run leaves out of the file
     if chosen.filtered is not None:
-        result["reliability_filter"] = chosen.filtered
+        optional["reliability_filter"] = chosen.filtered
     if chosen.partial is not None:
-        result["partial"] = chosen.partial
-    return result
+        optional["partial"] = chosen.partial
+    return TaskResult(
+        schema_version=SCHEMA_VERSION,
+        submission=submission.name,
+        display_name=submission.spec.display_name,
+        kind=submission.spec.kind,
+        baseline=submission.spec.baseline,
+        shortcut=submission.spec.shortcut,
+        model_fingerprint=submission.fingerprint,
+        training_data=list(submission.spec.training_data),
+        zero_shot=_zero_shot(submission, prepared.task),
+        task=spec.name,
+        task_version=spec.version,
+        synthetic=spec.synthetic,
+        label=Label(
+            dimension=spec.label_dimension,
+            column=None if spec.label is None else spec.label.column,
+        ),
+        split=split,
+        harness_version=HARNESS_VERSION,
+        pair_file_sha256=prepared.pair_sha256[split],
+        pair_count_overrides=meta.get("count_overrides"),
+        n_pairs=chosen.pairs.num_rows,
+        seed=spec.seed,
+        bins=numbers["bins"],
+        bins_requested=spec.bins,
+        bin_edges=meta.get("bin_edges"),
+        metrics_version=METRICS_VERSION,
+        interval=IntervalSpec.model_validate(interval_spec()),
+        preprocessing=None
+        if scored.preprocessing is None
+        else Preprocessing.model_validate(scored.preprocessing),
+        model=ModelInfo.model_validate(model_info(submission)),
+        metrics=numbers["metrics"],
+        ceiling=numbers["ceiling"],
+        diagnostics=Diagnostics.model_validate(scored.diagnostics),
+        **optional,
+    )
 
 
 def _write_tables(
@@ -376,7 +417,7 @@ def _describes(record_path: Path, sha: str) -> bool:
 
 
 def _run_record(
-    result: dict[str, Any],
+    result: TaskResult,
     results_sha256: str,
     pairs: pa.Table,
     config: ScoringConfig,
@@ -405,9 +446,9 @@ def _run_record(
     return RunRecord.model_validate(
         {
             "schema_version": SCHEMA_VERSION,
-            "submission": result["submission"],
-            "task": result["task"],
-            "split": result["split"],
+            "submission": result.submission,
+            "task": result.task,
+            "split": result.split,
             "results_sha256": results_sha256,
             "harness_version": HARNESS_VERSION,
             "finished_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -119,6 +119,39 @@ def test_schema_version_is_written_and_a_real_result_round_trips(run):
     assert record.results_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+OFFICIAL = sorted(
+    p
+    for p in (REPO / "leaderboard" / "results").rglob("*.json")
+    if not p.name.endswith((".run.json", ".failure.json"))
+)
+
+
+@pytest.mark.parametrize("path", OFFICIAL, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_the_typed_record_is_the_file_byte_for_byte(path: Path) -> None:
+    """`evaluate` builds the `TaskResult` and writes its `json_text()`: that must be the committed
+    file exactly, or a typed record would silently change what results say."""
+    assert TaskResult.load(path).json_text() == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("limit", [None, 7])
+def test_evaluate_returns_the_record_it_wrote(toy, tmp_path, limit):
+    """The typed record is built before the file and the file is its text: a full run leaves the
+    quick-run block out, a quick run has it."""
+    from benchmark.pipeline import evaluate_task
+
+    _, prepared = toy
+    out = tmp_path / "r"
+    record = evaluate_task(
+        _submission(CountingRms()), prepared, results_root=out, config=QUIET, limit=limit
+    )
+    name = "toy.json" if limit is None else "toy.partial.json"
+    assert record.json_text().encode() == (out / "counting" / name).read_bytes()
+    assert ("partial" in record.as_json()) == (limit is not None)
+    assert "reliability_filter" not in record.as_json()
+    assert evaluate(_submission(CountingRms()), prepared, results_root=out, config=QUIET,
+                    limit=limit) == record.as_json()  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("value", "shown", "todo"),
     [

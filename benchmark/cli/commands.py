@@ -17,6 +17,12 @@ from benchmark.cli.flags import _sandbox_limits
 from benchmark.errors import MosrmError
 
 
+def say(text: str) -> None:
+    """What a command tells the user as it goes, on stdout, flushed: it interleaves with the
+    bars and the log lines on stderr in a log file."""
+    print(text, flush=True)
+
+
 def _repo(args: argparse.Namespace) -> Path:
     from benchmark.paths import repo_root
 
@@ -238,6 +244,7 @@ def _evaluate_all(args: argparse.Namespace, prepared: list[Any], folders: list[P
         unsandboxed=args.unsafe_no_sandbox,
         limit=getattr(args, "limit", None),
         min_reliability=getattr(args, "min_reliability", None),
+        echo=say,
     )
 
 
@@ -245,7 +252,7 @@ def _evaluate_task(args: argparse.Namespace) -> int:
     from benchmark.orchestrate import prepare_tasks, submission_folders
 
     repo = _repo(args)
-    prepared = prepare_tasks(repo, [args.task], args.data_root, progress=not args.quiet)
+    prepared = prepare_tasks(repo, [args.task], args.data_root, progress=not args.quiet, echo=say)
     if not prepared:
         raise MosrmError(f"task '{args.task}' has no data; run `mosrm prepare {args.task}` first")
     folders = submission_folders(repo, args.submissions)
@@ -270,7 +277,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     repo = _repo(args)
     failures: dict[str, str] = {}
-    prepared = prepare_tasks(repo, args.tasks, failures=failures, progress=not args.quiet)
+    prepared = prepare_tasks(repo, args.tasks, failures=failures, progress=not args.quiet, echo=say)
     folders = submission_folders(repo, args.submissions)
     if not args.no_train:
         folders += trained_baselines(
@@ -278,7 +285,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     failed = _evaluate_all(args, prepared, folders)
     results_root = _results_root(args)
-    board = write_board(results_root, _board_out(args, results_root), repo / "submissions")
+    board = write_board(
+        results_root, _board_out(args, results_root), repo / "submissions", echo=say
+    )
     print(f"results: {results_root}/<submission>/<task>.json (+ .predictions.parquet)")
     print(f"table:   {board}")
     if failures:
@@ -294,7 +303,7 @@ def cmd_board(args: argparse.Namespace) -> int:
     from benchmark.orchestrate import write_board
 
     results_root = _results_root(args)
-    write_board(results_root, _board_out(args, results_root), _repo(args) / "submissions")
+    write_board(results_root, _board_out(args, results_root), _repo(args) / "submissions", echo=say)
     return 0
 
 

@@ -365,6 +365,16 @@ class TaskResult(BaseModel):
         except ValidationError as exc:
             raise DataError(f"{path}: {describe_validation_error(exc)}") from None
 
+    def as_json(self) -> dict[str, Any]:
+        """The results JSON as written: the fields that were given (an optional block left out
+        stays out), under their JSON names."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+    def json_text(self) -> str:
+        """The results file's bytes: sorted keys, two-space indent, one final newline. A pure
+        function of the record, so the same run gives the same file everywhere."""
+        return json.dumps(self.as_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
     @property
     def accuracy(self) -> float | None:
         """Overall pairwise accuracy (ties count as wrong; see `tie_half_accuracy`)."""
