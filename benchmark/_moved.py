@@ -59,7 +59,12 @@ MOVED = {
 """Old module (under `benchmark.`) -> the module it became; a package's submodules follow it."""
 
 SAME_NAME = {
-    "benchmark.pairs": ("benchmark.pairs.build",),
+    "benchmark.pairs": (
+        "benchmark.pairs.build",
+        "benchmark.pairs.pools",
+        "benchmark.pairs.draw",
+        "benchmark.pairs.priors",
+    ),
     "benchmark.scoring": (
         "benchmark.scoring.loop",
         "benchmark.scoring.predictions",
@@ -67,6 +72,7 @@ SAME_NAME = {
         "benchmark.scoring.counts",
         "benchmark.scoring.order",
         "benchmark.scoring.buckets",
+        "benchmark.scoring.calls",
     ),
     "benchmark.results": ("benchmark.results.schema",),
     "benchmark.cards": ("benchmark.cards.card",),
@@ -76,6 +82,9 @@ SAME_NAME = {
 PERMANENT = {"benchmark.models", "benchmark.batch"}
 
 MOVED_NAMES = {
+    "benchmark.validate_results": dict.fromkeys(
+        ("build_pair_files", "lock_text", "update_lock"), "benchmark.pairs.lock"
+    ),
     "benchmark.pipeline": {
         **dict.fromkeys(
             (

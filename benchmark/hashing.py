@@ -1,4 +1,8 @@
-"""The one file hasher: pair files, submission code and weights, audio all go through it."""
+"""The one file hasher: pair files, submission code and weights, audio all go through it.
+
+One function, so that every SHA-256 the harness records (in results, manifests, locks) is made
+the same way, in bounded memory; it never hashes a path's name or metadata, only its bytes.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 Everything a run produces is derived from the task YAML, the corpus and the submission, and written
 deterministically: the same inputs give byte-identical pair files, predictions and results JSON.
+`evaluate_task` is its named steps (`_choose_pairs` → `_score` → `_numbers` → `_result` →
+`_write_tables` → `write_results`); it never computes a number itself (stats does) and never
+prints (it logs; the CLI shows).
 """
 
 from __future__ import annotations

@@ -447,3 +447,11 @@ def validate_results(
             for path in files
         ]
     return Validation(root, reports, allow_unverified)
+
+
+def __getattr__(name: str) -> object:
+    """The pair-file lock's functions, moved to `benchmark.pairs.lock`, for one release, with a
+    warning."""
+    from benchmark._moved import moved_attribute
+
+    return moved_attribute(__name__, name)
