@@ -8,7 +8,7 @@ STAMP := $(VENV)/.setup-stamp
 APT_COMMANDS := espeak-ng:espeak-ng ffmpeg:ffmpeg bwrap:bubblewrap chromium:chromium chromedriver:chromium-driver
 TORCH_VERSION := 2.13.0
 
-.PHONY: setup run test bench lint clean
+.PHONY: setup run train test bench lint clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,16 @@ $(STAMP): pyproject.toml Makefile
 
 run: setup
 	$(VENV)/bin/mosrm run
+
+# re-create the committed reference models from training/ (byte for byte on the same machine and
+# software), then the trust manifest that lets exactly those folders run in-process
+REFERENCE := benchmark/baselines/reference
+train: setup
+	@set -e; for config in training/demo-*.yaml; do \
+	  name=$$(basename $$config .yaml); rm -rf $(REFERENCE)/$$name $(REFERENCE)/$$name-*; \
+	  $(VENV)/bin/mosrm train $$config --out $(REFERENCE)/$$name; \
+	done
+	$(PY) -m benchmark.scoring.trust --write
 
 test: setup
 	MOSRM_REQUIRE_SANDBOX=1 $(PY) -m pytest -q

@@ -230,26 +230,33 @@ def _evaluate_one(
         echo(textwrap.indent(format_result(r), "  "))
 
 
-def trained_baselines(
+def reference_baselines(
     repo: Path,
     prepared: Sequence[PreparedTask],
     failures: dict[str, str],
     names: Sequence[str] | None = None,
     *,
+    train: bool = False,
     progress: bool = True,
+    echo: Echo = say,
 ) -> list[Path]:
-    """The reference baselines of `training/`, trained here once (`benchmark.baselines.trained`);
-    with `names`, only those named. A training failure is recorded in `failures["training"]`."""
-    from benchmark.baselines.trained import ensure_trained
+    """The reference baselines to score beside the submissions, with `names` only those named:
+    the committed official folders whose tasks are prepared (`baselines.trained.REFERENCE`), or
+    with `train`, copies trained here from `repo/training/` (`ensure_trained`; a training failure
+    is recorded in `failures["training"]`)."""
+    from benchmark.baselines.trained import ensure_trained, reference_folders
 
-    try:
-        folders = ensure_trained(repo, list(prepared), progress=progress)
-    except MachineError:
-        raise
-    except MosrmError as exc:
-        failures["training"] = str(exc)
-        log.error("error: training the reference baselines: %s", exc)
-        return []
+    if train:
+        try:
+            folders = ensure_trained(repo, list(prepared), progress=progress, echo=echo)
+        except MachineError:
+            raise
+        except MosrmError as exc:
+            failures["training"] = str(exc)
+            log.error("error: training the reference baselines: %s", exc)
+            return []
+    else:
+        folders = reference_folders({p.task.name for p in prepared})
     if names:
         folders = [f for f in folders if f.name in names]
     return folders

@@ -10,8 +10,9 @@ schema       it validates as `results.TaskResult` of a schema version this harne
 predictions  the predictions file is there, holds the task's pairs row for row (where the task's
              pair file can be built here), and `metrics.aggregate` over it gives exactly the
              JSON's `metrics` block: every number must follow from the predictions;
-fingerprint  where `submissions/<submission>/` exists here, or a reference baseline of that name
-             was trained here (`$MOSRM_HOME/trained/*/<submission>/`, by `mosrm run`), its
+fingerprint  where `submissions/<submission>/` or the committed reference model of that name
+             (`benchmark/baselines/reference/<submission>/`) exists here, or one was trained
+             here (`$MOSRM_HOME/trained/*/<submission>/`, by `mosrm run --train`), its
              current fingerprint (`models.current_fingerprint`, which runs no submitted code)
              is `model_fingerprint`;
 pair file    `pair_file_sha256` is the task version's pair file: built here when the task's data
@@ -271,15 +272,19 @@ def _check_fingerprint(
     result: TaskResult, submissions: Path | None, report: FileReport, cache: dict[Path, str]
 ) -> None:
     from benchmark.scoring.models import current_fingerprint
+    from benchmark.scoring.trust import REFERENCE
 
-    folder = submissions / result.submission if submissions is not None else None
+    candidates = [] if submissions is None else [submissions / result.submission]
+    candidates.append(REFERENCE / result.submission)  # a committed reference model
+    found = [c for c in candidates if (c / "submission.yaml").is_file()]
+    folder = found[0] if found else (candidates[0] if submissions is not None else None)
     if folder is None or not (folder / "submission.yaml").is_file():
         if _check_trained(result, report, cache):
             return
         where = f"{folder}" if folder is not None else "no submissions folder given"
         report.unverified.append(
-            f"fingerprint: no submission folder here ({where}) and no trained reference "
-            "baseline of that name (`make run` trains them)"
+            f"fingerprint: no submission folder here ({where}), no committed reference model "
+            "and no trained copy of that name (`mosrm run --train` trains them)"
         )
         return
     if folder not in cache:
@@ -293,7 +298,7 @@ def _check_fingerprint(
     elif now != result.model_fingerprint:
         report.problems.append(
             f"field 'model_fingerprint' is {result.model_fingerprint[:12]}… but "
-            f"submissions/{folder.name}/ now fingerprints as {now[:12]}…: the folder changed "
+            f"{folder.parent.name}/{folder.name}/ now fingerprints as {now[:12]}…: the folder changed "
             "after the run (rerun, or submit the folder that was run)"
         )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import platform
 import time
@@ -36,6 +37,8 @@ from benchmark.baselines.checkpoints import (
 from benchmark.baselines.train_config import TrainConfig
 from benchmark.baselines.train_data import TaskData, epoch_plan
 from benchmark.progress import bar as progress_bar
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import torch
@@ -503,14 +506,20 @@ def write_common(run: Run, spec: dict[str, Any], card: list[str]) -> None:
         run.out / "train-config.json",
         json.dumps(config.model_dump(mode="json"), indent=2, sort_keys=True) + "\n",
     )
+    import torch
+
     seconds = sum(run.seconds.values())
+    # the card is part of the folder's fingerprint: it says what the run was made on and with,
+    # never how long it took (that is logged), so retraining on the same machine and software
+    # re-creates the folder byte for byte
+    log.info("%s: trained in %.1f s on %s", config.name, seconds, hardware())
     lines = [
         *card,
         f"- Trained on: {', '.join(f'{t}:{config.train_split}' for t in config.tasks)} "
         f"({json.dumps(describe(run.tasks), sort_keys=True)})",
         f"- Config sha256: `{config.sha256()}`"
         + (f" (from `{run.config_path}`)" if run.config_path else ""),
-        f"- Wall time {seconds:.1f} s on {hardware()}, {run.dist.world} process(es)",
+        f"- Trained on {hardware()}, {run.dist.world} process(es), torch {torch.__version__}",
     ]
     atomic_write_text(run.out / "card.md", "\n".join(lines) + "\n")
 

@@ -1,7 +1,16 @@
-"""The trained reference baselines that `mosrm run` evaluates beside the shipped submissions.
+"""The reference baselines that `mosrm run` evaluates beside the shipped submissions: artefacts,
+not recipes.
 
-Trained weights are not committed: every machine trains them from the configs in `training/`,
-once, and keeps them under `$MOSRM_HOME/trained/<key>/<name>/`. The key hashes the config and the
+The official ones are committed as ordinary submission folders under `REFERENCE`
+(`benchmark/baselines/reference/<name>/`: weights as safetensors, `submission.yaml`, the
+training config, a model card and the training curve), inside the package so that a pip
+installation ships them too. `mosrm run` scores exactly those files on any machine, so the
+official board re-derives anywhere; it never trains them. Re-creating them is `make train`
+(`mosrm train training/<name>.yaml --out benchmark/baselines/reference/<name>`): byte for byte on
+the same machine and software, close in metrics elsewhere (README, "Reference baselines").
+
+`mosrm run --train` instead trains every config in `training/` here, once, under
+`$MOSRM_HOME/trained/<key>/<name>/`, and scores those copies: the key hashes the config and the
 exact data it trains on (the tasks' prepared clip tables and pair files), so a changed config or
 corpus trains a new copy and an unchanged one is reused. An interrupted training resumes from its
 checkpoint on the next run.
@@ -11,14 +20,33 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from benchmark.baselines.train_config import TrainConfig
     from benchmark.pairs.prepare import PreparedTask
+
+
+from benchmark.scoring.trust import REFERENCE
+
+
+def reference_folders(prepared: Collection[str] | None = None) -> list[Path]:
+    """The committed reference submission folders, by name; with `prepared` (task names), only
+    those whose training tasks (their `train-config.json`) are all prepared, as a board can only
+    hold a baseline next to the tasks it was made for."""
+    out = []
+    for spec in sorted(REFERENCE.glob("*/submission.yaml")):
+        folder = spec.parent
+        if prepared is not None:
+            tasks = json.loads((folder / "train-config.json").read_text(encoding="utf-8"))["tasks"]
+            if not set(tasks) <= set(prepared):
+                continue
+        out.append(folder)
+    return out
 
 
 def training_key(config: TrainConfig, prepared: dict[str, PreparedTask]) -> str:
@@ -45,7 +73,7 @@ def ensure_trained(
     prepared: list[PreparedTask],
     *,
     progress: bool = True,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Submission folders of every config in `repo/training/` whose tasks are all prepared,
     training those without a finished copy."""
@@ -53,6 +81,8 @@ def ensure_trained(
     from benchmark.baselines.train import train
     from benchmark.baselines.train_config import load_train_config
 
+    if echo is None:
+        echo = logging.getLogger(__name__).info
     by_name = {p.task.name: p for p in prepared}
     folders = []
     for path in sorted((repo / "training").glob("*.yaml")):

@@ -270,8 +270,8 @@ def _evaluate_task(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.orchestrate import (
         prepare_tasks,
+        reference_baselines,
         submission_folders,
-        trained_baselines,
         write_board,
     )
 
@@ -279,9 +279,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     failures: dict[str, str] = {}
     prepared = prepare_tasks(repo, args.tasks, failures=failures, progress=not args.quiet, echo=say)
     folders = submission_folders(repo, args.submissions)
-    if not args.no_train:
-        folders += trained_baselines(
-            repo, prepared, failures, args.submissions, progress=not args.quiet
+    if not args.no_reference:
+        folders += reference_baselines(
+            repo,
+            prepared,
+            failures,
+            args.submissions,
+            train=args.train,
+            progress=not args.quiet,
+            echo=say,
         )
     failed = _evaluate_all(args, prepared, folders)
     results_root = _results_root(args)
@@ -489,8 +495,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else repo / "submissions" / config.name
     folder = train(config, out, repo=repo, config_path=args.config, progress=not args.quiet)
     if folder is not None:
+        import shutil
+
         from benchmark.baselines.trained import submission_folders
 
+        # finished: nothing left to resume, and a submission folder holds only what it ships
+        shutil.rmtree(folder / "checkpoint", ignore_errors=True)
         for written in submission_folders(folder):
             print(f"trained {written.name}: {written} (card: {written / 'card.md'})")
     return 0

@@ -125,10 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="prepare every task with data, evaluate every submission, table")
     p.add_argument("--tasks", nargs="*", help="restrict to these tasks")
     p.add_argument("--submissions", nargs="*", help="restrict to these submissions")
-    p.add_argument(
-        "--no-train",
+    ref = p.add_mutually_exclusive_group()
+    ref.add_argument(
+        "--no-reference",
+        "--no-train",  # its name before the reference models were committed
+        dest="no_reference",
         action="store_true",
-        help="do not train (or evaluate) the reference baselines of training/",
+        help="leave the reference baselines out (the committed ones and any trained here)",
+    )
+    ref.add_argument(
+        "--train",
+        action="store_true",
+        help="train the reference baselines of training/ here (once per config and data, under "
+        "$MOSRM_HOME/trained/) and score those copies instead of the committed ones",
     )
     scoring_flags(p)
     p.set_defaults(func=commands.cmd_run)

@@ -32,6 +32,9 @@ from benchmark.scoring.spec import TRUSTED_PACKAGE, is_module_entry  # noqa: F40
 MANIFEST = Path(__file__).resolve().parents[1] / "baselines" / "official.json"
 """{folder name: sha256 of its file listing} for the repository's own baseline folders."""
 
+REFERENCE = Path(__file__).resolve().parents[1] / "baselines" / "reference"
+"""The committed official reference models, one submission folder each (`baselines.trained`)."""
+
 
 def files_digest(files: Sequence[tuple[str, str]]) -> str:
     """sha256 of a folder's `folder_files` listing ((relative path, sha256) pairs, sorted)."""
@@ -61,25 +64,35 @@ def trusted_reason(entry: str | None, folder: Path, files: Sequence[tuple[str, s
     return None
 
 
-def compute_manifest(submissions: Path) -> dict[str, str]:
-    """The manifest for the folders under `submissions` that are module-entry baselines."""
+def compute_manifest(*roots: Path) -> dict[str, str]:
+    """The manifest for the folders under `roots` that are module-entry baselines; a name found
+    under two roots is an error (the manifest is keyed by name)."""
     from benchmark.scoring.folder import folder_files
     from benchmark.scoring.spec import discover_submissions, read_spec
 
-    out = {}
-    for folder in discover_submissions(submissions):
-        spec = read_spec(folder)
-        if spec.baseline and is_module_entry(spec.entry):
-            out[folder.name] = files_digest(folder_files(folder))
+    out: dict[str, str] = {}
+    for root in roots:
+        for folder in discover_submissions(root):
+            spec = read_spec(folder)
+            if spec.baseline and is_module_entry(spec.entry):
+                if folder.name in out:
+                    raise ValueError(f"two official baseline folders named {folder.name!r}")
+                out[folder.name] = files_digest(folder_files(folder))
     return out
+
+
+def official_roots() -> tuple[Path, ...]:
+    """Where the repository's own baseline folders are: `submissions/` beside the package and
+    the committed reference models (`benchmark.baselines.trained.REFERENCE`)."""
+    return (Path(__file__).resolve().parents[2] / "submissions", REFERENCE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m benchmark.scoring.trust [--write]`: print (or write) the manifest of the repository's
-    `submissions/` (the folder beside the `benchmark` package)."""
+    `submissions/` (the folder beside the `benchmark` package) and of the committed reference
+    models."""
     args = list(sys.argv[1:] if argv is None else argv)
-    repo = Path(__file__).resolve().parents[2]
-    now = compute_manifest(repo / "submissions")
+    now = compute_manifest(*official_roots())
     old = official_manifest()
     for name in sorted(set(now) | set(old)):
         if now.get(name) != old.get(name):

@@ -42,6 +42,7 @@ Nothing here touches the network at import time.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -347,7 +348,7 @@ def download(
     *,
     mirror: str | None = None,
     progress: bool = True,
-    echo: Echo = print,
+    echo: Echo | None = None,
 ) -> DownloadResult:
     """Fetch what can be fetched, verify it, unpack it, and say what is left to do by hand.
 
@@ -355,6 +356,8 @@ def download(
     partial download resumes, and manual steps done since are picked up. `echo` receives every
     message, including the closing summary (complete, or the manual steps).
     """
+    if echo is None:  # a library call logs; the CLI hands its own echo (stdout)
+        echo = logging.getLogger(__name__).info
     recipe = get_recipe(corpus)
     mirror = mirror or os.environ.get(MIRROR_ENV) or None
     if mirror is not None:
