@@ -69,7 +69,9 @@ def test_a_fresh_clone_scores_the_committed_results_byte_for_byte(tmp_path: Path
         record = json.loads((out / name / "demo.run.json").read_text(encoding="utf-8"))
         cache = record["score_cache"]
         assert cache["clips_computed"] + cache["pairs_computed"] > 0, name
-        if json.loads(made)["kind"] != "pairwise":  # a judge's triplets reuse its own pairs
+        if (
+            json.loads((out / name / "demo.json").read_text(encoding="utf-8"))["kind"] != "pairwise"
+        ):  # a judge's triplets reuse its own pairs
             assert cache["clips_from_cache"] == 0, name
 
     again = _mosrm(clone, home, "run", "--tasks", "demo", "--quiet")
