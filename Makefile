@@ -12,7 +12,7 @@ TORCH_VERSION := 2.13.0
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile constraints.txt
 	@missing=""; for pair in $(APT_COMMANDS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
 	@# torch first: letting pip resolve it pulls a multi-GB CUDA build
 	$(PY) -m pip install -q torch==$(TORCH_VERSION)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev]' -c constraints.txt
 	@touch $(STAMP)
 
 run: setup

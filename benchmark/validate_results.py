@@ -38,11 +38,13 @@ from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import MosrmError
 from benchmark.pairs.lock import LOCK_FILE, _Pairs, _PairSource, read_lock
+from benchmark.results.ledger import LEDGER
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from benchmark.data.tasks import Task
+    from benchmark.results.provenance import Rescore
     from benchmark.results.schema import TaskResult
 
 
@@ -54,6 +56,7 @@ class FileReport:
     problems: list[str] = field(default_factory=list)
     unverified: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    rescored: Rescore | None = None  # with --rescore: what re-running the submission found
 
     def passed(self, allow_unverified: bool) -> bool:
         return not self.problems and (allow_unverified or not self.unverified)
@@ -268,23 +271,30 @@ def _check_predictions(
         _check_ceiling(pred, result, raw, source, report)
 
 
+def _folder(result: TaskResult, submissions: Path | None) -> Path | None:
+    """The submission's folder here: `submissions/<name>/`, else the committed reference model
+    of that name; None when neither exists."""
+    from benchmark.scoring.trust import REFERENCE
+
+    candidates = [] if submissions is None else [submissions / result.submission]
+    candidates.append(REFERENCE / result.submission)
+    return next((c for c in candidates if (c / "submission.yaml").is_file()), None)
+
+
 def _check_fingerprint(
     result: TaskResult, submissions: Path | None, report: FileReport, cache: dict[Path, str]
 ) -> None:
     from benchmark.scoring.models import current_fingerprint
-    from benchmark.scoring.trust import REFERENCE
 
-    candidates = [] if submissions is None else [submissions / result.submission]
-    candidates.append(REFERENCE / result.submission)  # a committed reference model
-    found = [c for c in candidates if (c / "submission.yaml").is_file()]
-    folder = found[0] if found else (candidates[0] if submissions is not None else None)
-    if folder is None or not (folder / "submission.yaml").is_file():
+    found = _folder(result, submissions)
+    folder = found or (submissions / result.submission if submissions is not None else None)
+    if folder is None or found is None:
         if _check_trained(result, report, cache):
             return
         where = f"{folder}" if folder is not None else "no submissions folder given"
         report.unverified.append(
             f"fingerprint: no submission folder here ({where}), no committed reference model "
-            "and no trained copy of that name (`mosrm run --train` trains them)"
+            "and no trained reference baseline of that name (`mosrm run --train` trains them)"
         )
         return
     if folder not in cache:
@@ -362,12 +372,118 @@ def _check_pair_file(
     return source.pairs(result.split)
 
 
+@dataclass
+class _Provenance:
+    """What the metadata and re-score checks need, found once per validation."""
+
+    baseline_names: dict[str, str]  # the repository's own baselines: submission -> display name
+    rescore: bool = False
+    sample: int = 64
+    tolerance: float = 1e-6
+    seed: int | None = None
+    prepared: dict[str, Any] = field(default_factory=dict)  # task -> PreparedTask (with audio)
+
+
+def _official(folder: Path) -> bool:
+    from benchmark.scoring.folder import folder_files
+    from benchmark.scoring.trust import files_digest, official_manifest
+
+    try:
+        return official_manifest().get(folder.name) == files_digest(folder_files(folder))
+    except MosrmError:
+        return False
+
+
+def _check_metadata(
+    result: TaskResult,
+    task: Task | None,
+    folder: Path | None,
+    prov: _Provenance,
+    report: FileReport,
+) -> None:
+    from benchmark.results.provenance import metadata_problems
+    from benchmark.scoring.spec import read_spec
+
+    if task is None:
+        return
+    spec = None
+    if folder is not None:
+        try:
+            spec = read_spec(folder)
+        except MosrmError as exc:
+            report.problems.append(f"{folder.name}/submission.yaml: {exc}")
+            return
+    # one of the repository's own: listed in its manifest, and (where its folder is here) that
+    # very folder; a listed name whose folder is absent is left to the fingerprint check
+    official = result.submission in prov.baseline_names and (folder is None or _official(folder))
+    report.problems += metadata_problems(result, task, spec, official, prov.baseline_names)
+
+
+def _rescore(
+    path: Path,
+    result: TaskResult,
+    task: Task,
+    folder: Path | None,
+    pair_files: _Pairs,
+    prov: _Provenance,
+    report: FileReport,
+) -> None:
+    """Run the submission again on a secret sample of its pairs (`provenance.rescore`)."""
+    import pyarrow.parquet as pq
+
+    from benchmark.leaderboard.load import predictions_path
+    from benchmark.pairs.lock import _data_root
+    from benchmark.results.provenance import rescore
+
+    if result.kind == "predictions":
+        report.notes.append("self-reported: predictions-only results cannot be re-scored")
+        return
+    if folder is None:
+        report.unverified.append("re-score: no submission folder here")
+        return
+    if task.name not in prov.prepared:
+        from benchmark.pairs.prepare import prepare
+
+        root = _data_root(task, pair_files.data_roots)
+        prov.prepared[task.name] = (
+            None if root is None else prepare(task, root, reuse=True, progress=False)
+        )
+    prepared = prov.prepared[task.name]
+    if prepared is None:
+        report.unverified.append(f"re-score: no '{task.name}' data here")
+        return
+    try:
+        outcome = rescore(
+            folder,
+            pq.read_table(predictions_path(path)),
+            prepared,
+            sample=prov.sample,
+            tolerance=prov.tolerance,
+            seed=prov.seed,
+        )
+    except MosrmError as exc:
+        report.problems.append(f"re-score: {exc}")
+        return
+    report.rescored = outcome
+    if not outcome.agrees:
+        report.problems.append(
+            f"re-score: {outcome.differing} of {outcome.sampled} sampled pairs differ from what "
+            f"{folder.name}/ computes now (e.g. {'; '.join(outcome.examples)}): the predictions "
+            "are not this submission's"
+        )
+    else:
+        report.notes.append(
+            f"re-scored {outcome.sampled} pairs: agree (max |Δ| {outcome.max_abs_diff:.2g})"
+        )
+
+
 def _check_file(
     path: Path,
     tasks: Mapping[str, Task],
     pair_files: _Pairs,
     submissions: Path | None,
     fingerprints: dict[Path, str],
+    prov: _Provenance | None = None,
 ) -> FileReport:
     from benchmark.results.schema import PARTIAL_SUFFIX
     from benchmark.stats.ceiling import is_filtered_name
@@ -403,7 +519,26 @@ def _check_file(
     source = pair_files.source(task) if task is not None and pairs is not None else None
     _check_predictions(path, result, raw, pairs, report, source)
     _check_fingerprint(result, submissions, report, fingerprints)
+    prov = prov or _Provenance(_baseline_names())
+    folder = _folder(result, submissions)
+    _check_metadata(result, task, folder, prov, report)
+    if prov.rescore and task is not None and not report.problems:
+        _rescore(path, result, task, folder, pair_files, prov, report)
     return report
+
+
+def _baseline_names() -> dict[str, str]:
+    """The display names of the repository's own baselines, which no other result may wear."""
+    from benchmark.scoring.spec import discover_submissions, read_spec
+    from benchmark.scoring.trust import official_manifest, official_roots
+
+    listed = official_manifest()
+    out = {}
+    for root in official_roots():
+        for folder in discover_submissions(root):
+            if folder.name in listed:
+                out[folder.name] = read_spec(folder).display_name
+    return out
 
 
 def results_files(root: Path) -> list[Path]:
@@ -427,10 +562,21 @@ def validate_results(
     data_roots: Mapping[str | None, str | Path] | None = None,
     allow_unverified: bool = False,
     echo: Callable[[str], None] | None = None,
+    rescore: bool = False,
+    sample: int | None = None,
+    tolerance: float | None = None,
+    ledger: str | Path | None = None,
+    seed: int | None = None,
 ) -> Validation:
     """Check every results file under `results_root` (module doc). `submissions` defaults to
-    `<repo>/submissions`; `data_roots` maps a task name (or None: every task) to its data root."""
+    `<repo>/submissions`; `data_roots` maps a task name (or None: every task) to its data root.
+
+    With `rescore`, each submission is also run again on a secret sample of `sample` pairs of
+    each results file (`results.provenance`), and every file that passes everything is entered
+    in the re-score ledger (`ledger`, default `<repo>/leaderboard/verified.json`): the only way a
+    row becomes "verified" on the board. `seed` fixes the sample (tests only)."""
     from benchmark.data.tasks import load_tasks
+    from benchmark.results import provenance
 
     root = Path(results_root)
     if not root.is_dir():
@@ -444,14 +590,44 @@ def validate_results(
     lock_path = repo / LOCK_FILE
     lock = read_lock(lock_path)
     fingerprints: dict[Path, str] = {}
+    prov = _Provenance(
+        _baseline_names(),
+        rescore=rescore,
+        sample=provenance.DEFAULT_SAMPLE if sample is None else sample,
+        tolerance=provenance.DEFAULT_TOLERANCE if tolerance is None else tolerance,
+        seed=seed,
+    )
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mosrm-validate-")))
         pair_files = _Pairs(tasks, lock, lock_path, data_roots or {}, scratch, echo)
         reports = [
-            _check_file(path, tasks, pair_files, subs if subs.is_dir() else None, fingerprints)
+            _check_file(
+                path, tasks, pair_files, subs if subs.is_dir() else None, fingerprints, prov
+            )
             for path in files
         ]
+    if rescore:
+        _record(reports, Path(ledger) if ledger is not None else repo / LEDGER, allow_unverified)
     return Validation(root, reports, allow_unverified)
+
+
+def _record(reports: list[FileReport], path: Path, allow_unverified: bool) -> None:
+    """Enter every file that passed and was re-scored in the ledger (others are left as
+    they were: a failing re-score never removes an earlier file's entry, it is another file)."""
+    from benchmark.results.ledger import entry, read_ledger, write_ledger
+    from benchmark.results.schema import TaskResult
+
+    entries = read_ledger(path)
+    for r in reports:
+        if r.rescored is None or not r.rescored.agrees or not r.passed(allow_unverified):
+            continue
+        result = TaskResult.load(r.path)
+        sha = hashlib.sha256(r.path.read_bytes()).hexdigest()
+        entries[sha] = entry(
+            result.submission, result.task, result.split, r.rescored.sampled,
+            r.rescored.max_abs_diff,
+        )  # fmt: skip
+    write_ledger(path, entries)
 
 
 def __getattr__(name: str) -> object:

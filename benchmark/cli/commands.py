@@ -435,6 +435,9 @@ def cmd_validate_results(args: argparse.Namespace) -> int:
         data_roots=roots,
         allow_unverified=args.allow_unverified,
         echo=print,
+        rescore=args.rescore,
+        sample=args.sample,
+        tolerance=args.tolerance,
     )
     for line in report.lines():
         print(line)

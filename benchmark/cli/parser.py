@@ -228,6 +228,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="maintainers: rewrite tasks/pair-files.lock.json for the tasks with data here",
     )
+    p.add_argument(
+        "--rescore",
+        action="store_true",
+        help="also run each submission again (sandboxed) on a secret random sample of its pairs "
+        "and compare with its predictions; files that pass everything enter the re-score "
+        "ledger leaderboard/verified.json, the board's 'verified'",
+    )
+    p.add_argument(
+        "--sample",
+        type=_at_least(1),
+        metavar="N",
+        help="with --rescore: pairs re-scored per results file (default 64)",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        help="with --rescore: |re-scored - submitted| allowed per score, absolute and relative "
+        "(default 1e-6)",
+    )
     p.set_defaults(func=commands.cmd_validate_results)
 
     p = sub.add_parser("compare", help="paired comparison of two submissions on one task")
