@@ -263,14 +263,19 @@ def reference_baselines(
 
 
 def write_board(
-    results_root: Path, out: Path, submissions_root: Path | None = None, echo: Echo = say
+    results_root: Path,
+    out: Path,
+    submissions_root: Path | None = None,
+    echo: Echo = say,
+    repo: Path | None = None,
 ) -> Path:
     """The board (`leaderboard.build`: README.md, site/ with CSV and JSON) under `out`, and its
-    Markdown also as `<results>/summary.md`; echoes the Markdown. Returns the summary's path."""
+    Markdown also as `<results>/summary.md`; echoes the Markdown. Returns the summary's path.
+    With `repo`, the board follows its rules (re-score ledger, official tasks)."""
     from benchmark.atomic import atomic_write_text
     from benchmark.leaderboard.build import build_board
 
-    built = build_board(results_root, out, submissions_root)
+    built = build_board(results_root, out, submissions_root, repo=repo)
     summary = results_root / "summary.md"
     summary.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(summary, built.markdown)

@@ -40,8 +40,8 @@ def _predictions(task: str, skill: float, seed: int) -> pa.Table:
                 "task": task,
                 "split": "test",
                 "relation": ("same_content", "same_system", "cross")[i % 3],
-                "clip_a": f"c{a}",
-                "clip_b": f"c{b}",
+                "clip_a": f"{task}-c{a}",  # each task its own clips, as corpora have
+                "clip_b": f"{task}-c{b}",
                 "mos_a": 3.0,
                 "mos_b": 2.0,
                 "delta_mos": 1.0,
@@ -202,8 +202,10 @@ def test_user_strings_are_escaped(tmp_path: Path) -> None:
     md = render_markdown(root)
     assert "![x]" not in md and "<i>" not in md and "a|b" not in md
     assert "a\\|b !\\[x\\](http://e/p.png)&lt;i&gt;" in md
-    rows = [line for line in md.splitlines() if "evil" in line or "a\\|b" in line]
+    lines = [line for line in md.splitlines() if "evil" in line or "a\\|b" in line]
+    rows = [line for line in lines if not line.startswith("- ")]  # the provenance notes
     assert rows and all(line.startswith("|") and line.endswith("|") for line in rows)
+    assert all("a\\|b !\\[x\\](http://e/p.png)&lt;i&gt;" in line for line in lines)
 
 
 def test_models_table_shows_metadata_as_inert_text(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ def test_official_results_are_committed() -> None:
 
 
 def test_the_committed_board_rebuilds_byte_for_byte(tmp_path: Path) -> None:
-    built = build_board(RESULTS, tmp_path, REPO / "submissions")
+    built = build_board(RESULTS, tmp_path, REPO / "submissions", repo=REPO)  # its rules too
     rebuilt = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
     committed = {"README.md"} | {
         p.relative_to(BOARD).as_posix() for p in (BOARD / "site").rglob("*") if p.is_file()
@@ -50,6 +50,8 @@ def test_the_committed_board_rebuilds_byte_for_byte(tmp_path: Path) -> None:
         )
     assert (RESULTS / "summary.md").read_text(encoding="utf-8") == built.markdown
     assert "Not ranked:" not in built.markdown  # none stale: computed by the committed folders
+    # every official result was re-scored by the board's builder (leaderboard/verified.json)
+    assert all(r.verified for t in built.board.tasks for r in t.rows)
 
 
 @pytest.mark.parametrize("path", RESULT_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")

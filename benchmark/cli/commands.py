@@ -292,7 +292,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = _evaluate_all(args, prepared, folders)
     results_root = _results_root(args)
     board = write_board(
-        results_root, _board_out(args, results_root), repo / "submissions", echo=say
+        results_root, _board_out(args, results_root), repo / "submissions", echo=say, repo=repo
     )
     print(f"results: {results_root}/<submission>/<task>.json (+ .predictions.parquet)")
     print(f"table:   {board}")
@@ -309,7 +309,8 @@ def cmd_board(args: argparse.Namespace) -> int:
     from benchmark.orchestrate import write_board
 
     results_root = _results_root(args)
-    write_board(results_root, _board_out(args, results_root), _repo(args) / "submissions", echo=say)
+    repo = _repo(args)
+    write_board(results_root, _board_out(args, results_root), repo / "submissions", say, repo)
     return 0
 
 

@@ -55,10 +55,23 @@ def render(board: Board) -> dict[str, str]:
 
 
 def build_board(
-    results_root: str | Path, out: str | Path, submissions_root: str | Path | None = None
+    results_root: str | Path,
+    out: str | Path,
+    submissions_root: str | Path | None = None,
+    *,
+    repo: str | Path | None = None,
 ) -> Built:
-    """Compute the board from `results_root` and write it under `out` (see module doc)."""
-    board = board_data(results_root, submissions_root)
+    """Compute the board from `results_root` and write it under `out` (see module doc). With
+    `repo`, its rules: the re-score ledger (`results.ledger`) says which rows are verified, and
+    only its official tasks (`load.official_tasks`) are pooled in "All tasks"."""
+    ledger, official = None, None
+    if repo is not None:
+        from benchmark.leaderboard.load import official_tasks
+        from benchmark.results.ledger import LEDGER, read_ledger
+
+        ledger = read_ledger(Path(repo) / LEDGER)
+        official = official_tasks(Path(repo))
+    board = board_data(results_root, submissions_root, ledger=ledger, official_tasks=official)
     files = render(board)
     out = Path(out)
     written = []

@@ -18,7 +18,7 @@ loading is `leaderboard.load`, tiers `leaderboard.tiers`, formatting the rendere
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +156,12 @@ class Row:
     judged: bool
     diagnostics: dict[str, Any] | None
     gap_closed: float | None = None
+    verified: str | None = None
+    """"re-scored <date> on <hardware>" when the re-score ledger holds this very file (the
+    board's builder ran the submission again), else None: self-reported."""
+    above_ceiling: tuple[str, ...] = ()
+    """Cells whose interval lies entirely above the noise ceiling's: more agreement with the labels
+    than the labels allow, so likely label leakage; such a row is never ranked."""
 
 
 @dataclass(frozen=True)
@@ -219,6 +225,33 @@ class TaskBoard:
     dimension: str = "quality"
 
 
+def ranking_groups(t: TaskBoard) -> list[tuple[str, TaskBoard]]:
+    """A task's tables, each ranked on its own: the verified rows, then the self-reported ones
+    (never ranked beside verified rows); the unranked rows (stale, above the ceiling) close the
+    last table. One table when every ranked row shares a status."""
+    from dataclasses import replace
+
+    ranked = [r for r in t.rows if not r.stale and not r.above_ceiling]
+    unranked = [r for r in t.rows if r.stale or r.above_ceiling]
+    verified = [r for r in ranked if r.verified]
+    reported = [r for r in ranked if not r.verified]
+    if verified and reported:
+        return [
+            ("verified", replace(t, rows=verified)),
+            ("self-reported", replace(t, rows=reported + unranked)),
+        ]
+    return [("verified" if verified else "self-reported", replace(t, rows=ranked + unranked))]
+
+
+def provenance_lines(t: TaskBoard) -> list[tuple[str, list[str]]]:
+    """(what, the plain names it applies to): each distinct re-score record ("re-scored <date>
+    on <hardware> (<n> pairs)"), then "self-reported"."""
+    out: dict[str, list[str]] = {}
+    for r in t.rows:
+        out.setdefault(r.verified or "self-reported", []).append(r.name)
+    return sorted(out.items(), key=lambda kv: (kv[0] == "self-reported", kv[0]))
+
+
 @dataclass(frozen=True)
 class SummaryRow:
     rank: int
@@ -243,6 +276,9 @@ class Summary:
     tasks: list[str]
     rows: list[SummaryRow]
     dimension: str = "quality"
+    verified: bool = False
+    """Every row re-scored by the board's builder; self-reported rows are ranked in a table of
+    their own, never beside verified ones."""
 
 
 @dataclass(frozen=True)
@@ -278,6 +314,9 @@ class Board:
     models: list[Model]
     literature: list[Reported] = field(default_factory=list)
     literature_source: str = ""
+    not_pooled: dict[str, str] = field(default_factory=dict)
+    """Real tasks kept out of "All tasks", with why: not declared official, or the same pairs or
+    clips as a task already pooled."""
 
     @property
     def empty(self) -> bool:
@@ -330,7 +369,49 @@ def _row(r: dict[str, Any], bins: int, stale: bool, tier: Any, ceiling: Ceiling 
         judged=_judged(r),
         diagnostics=r.get("diagnostics"),
         gap_closed=gap_closed(cells["overall"], None if ceiling is None else ceiling.overall),
+        verified=r.get("_verified"),
+        above_ceiling=tuple(r.get("_above_ceiling", ())),
     )
+
+
+def _verified(record: dict[str, Any], ledger: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """ "re-scored <date> on <hardware>" when the ledger holds this very file, else None.
+    Predictions-only results cannot be re-scored: always self-reported."""
+    import hashlib
+
+    if record.get("kind") == "predictions" or not ledger:
+        return None
+    sha = hashlib.sha256(Path(record["_path"]).read_bytes()).hexdigest()
+    entry = ledger.get(sha)
+    if entry is None or entry.get("submission") != record["submission"]:
+        return None
+    day = str(entry.get("rescored_utc", ""))[:10]
+    return f"re-scored {day} on {entry.get('hardware')} ({entry.get('pairs_rescored')} pairs)"
+
+
+_CEILING_CELLS = ("by_bin", "by_relation", "by_subset")
+
+
+def above_ceiling(record: dict[str, Any]) -> list[str]:
+    """The cells whose accuracy interval lies entirely above the noise ceiling's interval
+    ("overall", "bin <i>", a relation or a subset key): agreement with the labels beyond what
+    their own noise allows, which only knowing the labels gives."""
+    ceiling = record.get("ceiling") or {}
+    metrics = record.get("metrics") or {}
+    pairs = [("overall", metrics.get("overall"), ceiling.get("overall"))]
+    for block in _CEILING_CELLS:
+        mine, top = metrics.get(block) or {}, ceiling.get(block) or {}
+        for key in sorted(mine):
+            label = f"bin {key}" if block == "by_bin" else str(key)
+            pairs.append((label, mine[key], top.get(key)))
+    out = []
+    for label, cell, top in pairs:
+        if not cell or not top:
+            continue
+        low, high = cell.get("ci_low"), top.get("ci_high")
+        if low is not None and high is not None and top.get("ceiling") is not None and low > high:
+            out.append(label)
+    return out
 
 
 def _by_accuracy(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -382,10 +463,12 @@ def _task_board(
     had_result: set[tuple[str, str]],
     now: dict[str, tuple[str | None, str | None]],
     preds: _Predictions,
+    flagged: list[dict[str, Any]] | None = None,
 ) -> TaskBoard:
     from benchmark.leaderboard.load import _check_task
 
-    shown = recs + stale
+    flagged = sorted(flagged or [], key=lambda r: r["submission"])
+    shown = recs + stale + flagged
     failed_notes = [
         Failed(
             submission=str(f["submission"]),
@@ -423,11 +506,17 @@ def _task_board(
         rel: max(r["metrics"]["by_relation"].get(rel, {}).get("n", 0) for r in shown)
         for rel in relations
     }
-    tier_of = _task_tiers(task, recs, preds)
+    # verified and self-reported results are ranked apart (tiers within each group)
+    verified = _by_accuracy([r for r in recs if r.get("_verified")])
+    reported = _by_accuracy([r for r in recs if not r.get("_verified")])
+    tier_of = {**_task_tiers(task, verified, preds), **_task_tiers(task, reported, preds)}
     # the pairs decide the ceiling: any current result that carries one (all agree: same pairs)
-    ceiling = next((c for r in recs + stale_sorted if (c := _ceiling(r, bins))), None)
-    rows = [_row(r, bins, False, tier_of.get(r["submission"]), ceiling) for r in _by_accuracy(recs)]
+    ceiling = next((c for r in recs + stale_sorted + flagged if (c := _ceiling(r, bins))), None)
+    rows = [
+        _row(r, bins, False, tier_of.get(r["submission"]), ceiling) for r in verified + reported
+    ]
     rows += [_row(r, bins, True, None, ceiling) for r in stale_sorted]
+    rows += [_row(r, bins, False, None, ceiling) for r in flagged]
     return TaskBoard(
         name=task,
         version=first.get("task_version"),
@@ -449,14 +538,60 @@ def _task_board(
     )
 
 
-def _summaries(records: list[dict[str, Any]], preds: _Predictions) -> list[Summary]:
-    """Micro and macro over the real tasks, one ranked table per preference dimension and set
-    of tasks evaluated."""
-    out = []
-    dims = sorted({dimension(r) for r in records}, key=lambda d: (d != "quality", d))
+def _summaries(
+    records: list[dict[str, Any]], preds: _Predictions, official: Collection[str] | None
+) -> tuple[list[Summary], dict[str, str]]:
+    """Micro and macro over the real tasks that may be pooled (`_poolable`), one ranked table per
+    preference dimension, set of tasks evaluated and verification status; and the real tasks
+    kept out, with why."""
+    real = [r for r in records if not r.get("synthetic")]
+    out: list[Summary] = []
+    not_pooled: dict[str, str] = {}
+    dims = sorted({dimension(r) for r in real}, key=lambda d: (d != "quality", d))
     for dim in dims:
-        out += _dimension_summaries(dim, [r for r in records if dimension(r) == dim], preds)
-    return out
+        # per dimension: one corpus's clips under two label columns are two dimensions, never
+        # pooled together, so sharing clips there is no double count
+        of_dim = [r for r in real if dimension(r) == dim]
+        keep, why = _poolable(of_dim, preds, official)
+        not_pooled.update(why)
+        pooled = [r for r in of_dim if r["task"] in keep]
+        if pooled:
+            out += _dimension_summaries(dim, pooled, preds)
+    return out, dict(sorted(not_pooled.items()))
+
+
+def _poolable(
+    records: list[dict[str, Any]], preds: _Predictions, official: Collection[str] | None
+) -> tuple[set[str], dict[str, str]]:
+    """The tasks "All tasks" may pool: declared official (when a list is given), and none with
+    the pair file of, or a clip shared with, a task pooled before it (by name): the same pairs
+    counted twice would make the pooled interval too narrow. Clips are compared by id within
+    the predictions tables."""
+    by_task: dict[str, dict[str, Any]] = {}
+    for r in sorted(records, key=lambda r: (r["task"], r["submission"])):
+        by_task.setdefault(r["task"], r)
+    keep: set[str] = set()
+    why: dict[str, str] = {}
+    seen_pairs: dict[str, str] = {}
+    seen_clips: dict[str, set[str]] = {}
+    for task, r in sorted(by_task.items()):
+        if official is not None and task not in official:
+            why[task] = "not one of the official tasks (leaderboard/official-tasks.json)"
+            continue
+        sha = str(r.get("pair_file_sha256"))
+        if sha in seen_pairs:
+            why[task] = f"the same pair file as {seen_pairs[sha]}"
+            continue
+        table = preds.table(r)
+        clips = set(table.column("clip_a").to_pylist()) | set(table.column("clip_b").to_pylist())
+        shared = next(((t, len(clips & c)) for t, c in seen_clips.items() if clips & c), None)
+        if shared is not None:
+            why[task] = f"{shared[1]} clip(s) in common with {shared[0]}"
+            continue
+        keep.add(task)
+        seen_pairs[sha] = task
+        seen_clips[task] = clips
+    return keep, why
 
 
 def _dimension_summaries(
@@ -471,15 +606,16 @@ def _dimension_summaries(
 
     by_sub: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
-        if not r.get("synthetic"):
-            by_sub[r["submission"]].append(r)
-    coverage: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        by_sub[r["submission"]].append(r)
+    coverage: dict[tuple[tuple[str, ...], bool], list[str]] = defaultdict(list)
     for sub, recs in sorted(by_sub.items()):
-        coverage[tuple(sorted(r["task"] for r in recs))].append(sub)
+        verified = all(r.get("_verified") for r in recs)
+        coverage[(tuple(sorted(r["task"] for r in recs)), verified)].append(sub)
     out = []
-    for tasks in sorted(coverage, key=lambda t: (-len(t), t)):
+    for key in sorted(coverage, key=lambda k: (-len(k[0]), not k[1], k[0])):
+        tasks, verified = key
         info = []
-        for sub in coverage[tasks]:
+        for sub in coverage[key]:
             recs = sorted(by_sub[sub], key=lambda r: r["task"])
             tables = [preds.table(r) for r in recs]
             agg = aggregate(pa.concat_tables(tables, promote_options="default"))
@@ -490,7 +626,7 @@ def _dimension_summaries(
                 tiers.pooled(sub, agg["overall"]["accuracy"] or 0, [preds.scored(r) for r in recs])
                 for sub, recs, agg, _ in info
             ],
-            f"tasks {', '.join(tasks)}",
+            f"tasks {', '.join(tasks)}" + ("" if verified else " (self-reported)"),
         )
         info.sort(key=lambda x: (-(x[2]["overall"]["accuracy"] or 0), x[0]))
         rows = []
@@ -513,7 +649,7 @@ def _dimension_summaries(
                     pairs=int(agg["overall"]["n"]),
                 )
             )
-        out.append(Summary(tasks=list(tasks), rows=rows, dimension=dim))
+        out.append(Summary(tasks=list(tasks), rows=rows, dimension=dim, verified=verified))
     return out
 
 
@@ -549,9 +685,20 @@ def _models(records: list[dict[str, Any]]) -> list[Model]:
     return out
 
 
-def board_data(results_root: str | Path, submissions_root: str | Path | None = None) -> Board:
+def board_data(
+    results_root: str | Path,
+    submissions_root: str | Path | None = None,
+    *,
+    ledger: Mapping[str, Mapping[str, Any]] | None = None,
+    official_tasks: Collection[str] | None = None,
+) -> Board:
     """Every table of the board from the results folder (and, with `submissions_root`, each
-    result's fingerprint checked against its folder: a mismatch is stale)."""
+    result's fingerprint checked against its folder: a mismatch is stale).
+
+    `ledger` (`results.ledger`): the results files the board's builder re-scored, by sha256;
+    every other row is self-reported and ranked apart. `official_tasks`: the real tasks "All
+    tasks" may pool (None: every real task). A cell whose interval lies above its noise ceiling's
+    is flagged and never ranked."""
     from benchmark.leaderboard.load import current_fingerprints, load_results
     from benchmark.results.failures import load_failures
 
@@ -570,13 +717,21 @@ def board_data(results_root: str | Path, submissions_root: str | Path | None = N
     unranked: dict[str, list[str]] = defaultdict(list)
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     stale_by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    flagged_by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
+        r["_verified"] = _verified(r, ledger or {})
+        leak = above_ceiling(r)
+        if leak:
+            r["_above_ceiling"] = leak
         if (r["submission"], r["task"]) in failed:
             continue
         fp = now.get(r["submission"])
         if fp is not None and (fp[0] is None or fp[0] != r.get("model_fingerprint")):
             stale_by_task[r["task"]].append(r)
             unranked[r["submission"]].append(f"stale on {r['task']}")
+        elif leak:
+            flagged_by_task[r["task"]].append(r)
+            unranked[r["submission"]].append(f"above the noise ceiling on {r['task']}")
         else:
             by_task[r["task"]].append(r)
     failed_by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -594,16 +749,21 @@ def board_data(results_root: str | Path, submissions_root: str | Path | None = N
             had_result,
             now,
             preds,
+            flagged_by_task.get(task, []),
         )
-        for task in sorted(set(by_task) | set(stale_by_task) | set(failed_by_task))
+        for task in sorted(
+            set(by_task) | set(stale_by_task) | set(failed_by_task) | set(flagged_by_task)
+        )
     ]
     current = [r for rs in by_task.values() for r in rs]
     ranked = [r for r in current if r["submission"] not in unranked]
+    summaries, not_pooled = _summaries(ranked, preds, official_tasks)
     return Board(
         tasks=tasks,
-        summaries=_summaries(ranked, preds),
+        summaries=summaries,
+        not_pooled=not_pooled,
         synthetic_tasks=sorted({r["task"] for r in ranked if r.get("synthetic")}),
         unranked={sub: sorted(why) for sub, why in sorted(unranked.items())},
-        models=_models(current),
+        models=_models(current + [r for rs in flagged_by_task.values() for r in rs]),
         **literature,
     )

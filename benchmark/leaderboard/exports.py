@@ -13,10 +13,11 @@ import csv
 import dataclasses
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 from benchmark.escape import csv_cell
-from benchmark.leaderboard.data import SUBSETS, Board, Cell
+from benchmark.leaderboard.data import SUBSETS, Board, Cell, Row, TaskBoard, ranking_groups
 
 BOARD_FORMAT = 2  # 2: noise-ceiling rows (status "ceiling"), gap_closed, dimension
 """Version of the layout of board.json and board.csv; bumped when a field changes meaning."""
@@ -36,8 +37,10 @@ def _flag(x: bool) -> str:
 
 
 def board_csv(board: Board) -> str:
-    """Rows: scope `task` (one task; stale and failed entries included, marked) and `tasks` (a
-    cross-task table: accuracy is micro, macro beside it)."""
+    """Rows: scope `task` (one task; stale, above-ceiling and failed entries included, marked) and
+    `tasks` (a cross-task table: accuracy is micro, macro beside it). `status` is `verified` or
+    `self-reported` for a ranked row (each ranked apart, `rank` within its status), else `stale`,
+    `above-ceiling`, `failed`; `note` holds the re-score record or the cells above the ceiling."""
     bins = max([t.bins for t in board.tasks] + [len(r.by_bin) for s in board.summaries for r in s.rows] + [0])  # fmt: skip
     relations = sorted({rel for t in board.tasks for rel in t.relations})
     head = ["scope", "task", "dimension", "rank", "submission", "name", "status", "tier"]
@@ -64,7 +67,6 @@ def board_csv(board: Board) -> str:
         return row
 
     for t in board.tasks:
-        rank = 0
         dim = csv_cell(t.dimension)
         c = t.ceiling
         if c is not None and t.rows:  # the pairs' noise ceiling: an oracle, not a submission
@@ -74,16 +76,11 @@ def board_csv(board: Board) -> str:
             row += [_num(c.by_subset[k].accuracy) for k in SUBSETS]
             row += [_num((c.by_relation.get(rel) or Cell(None)).accuracy) for rel in relations]
             out.append([*row, "", csv_cell(f"estimator: {c.estimator}")])
-        for r in t.rows:
-            rank += 0 if r.stale else 1
-            row = ["task", csv_cell(t.name), dim, "" if r.stale else str(rank)]
-            row += [csv_cell(r.submission), csv_cell(r.name), "stale" if r.stale else "ranked"]
-            row += [_num(r.tier), csv_cell(r.tier_leader or ""), _num(r.tier_p_holm)]
-            row += [_flag(r.shortcut), _flag(r.in_domain), _flag(t.synthetic)]
-            row += cell(r.overall) + ["", "", ""] + binned(r.by_bin)
-            row += [_num(r.by_subset[k].accuracy) for k in SUBSETS]
-            row += [_num((r.by_relation.get(rel) or Cell(None)).accuracy) for rel in relations]
-            out.append([*row, _num(r.gap_closed), ""])
+        for _, group in ranking_groups(t):
+            rank = 0
+            for r in group.rows:
+                rank += 0 if r.stale or r.above_ceiling else 1
+                out.append(_task_row(t, r, rank, cell, binned, relations))
         for f in t.failed:
             row = ["task", csv_cell(t.name), dim, "", csv_cell(f.submission), "", "failed", ""]
             row += ["", "", "", "", _flag(t.synthetic)] + [""] * 8 + binned([])
@@ -92,7 +89,8 @@ def board_csv(board: Board) -> str:
     for s in board.summaries:
         for sr in s.rows:
             row = ["tasks", csv_cell("+".join(s.tasks)), csv_cell(s.dimension), str(sr.rank)]
-            row += [csv_cell(sr.submission), csv_cell(sr.name), "ranked"]
+            status = "verified" if s.verified else "self-reported"
+            row += [csv_cell(sr.submission), csv_cell(sr.name), status]
             row += [_num(sr.tier), csv_cell(sr.tier_leader), _num(sr.tier_p_holm)]
             row += [_flag(sr.shortcut), _flag(sr.in_domain), "false"]
             row += cell(sr.micro) + [_num(sr.macro.accuracy), _num(sr.macro.ci_low)]
@@ -102,6 +100,32 @@ def board_csv(board: Board) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(out)
     return buf.getvalue()
+
+
+def _task_row(
+    t: TaskBoard,
+    r: Row,
+    rank: int,
+    cell: Callable[[Cell | None], list[str]],
+    binned: Callable[[list[Cell]], list[str]],
+    relations: list[str],
+) -> list[str]:
+    unranked = r.stale or bool(r.above_ceiling)
+    status = (
+        "stale" if r.stale else "above-ceiling" if r.above_ceiling else
+        "verified" if r.verified else "self-reported"
+    )  # fmt: skip
+    note = r.verified or (
+        "above the ceiling: " + ", ".join(r.above_ceiling) if r.above_ceiling else ""
+    )
+    row = ["task", csv_cell(t.name), csv_cell(t.dimension), "" if unranked else str(rank)]
+    row += [csv_cell(r.submission), csv_cell(r.name), status]
+    row += [_num(r.tier), csv_cell(r.tier_leader or ""), _num(r.tier_p_holm)]
+    row += [_flag(r.shortcut), _flag(r.in_domain), _flag(t.synthetic)]
+    row += cell(r.overall) + ["", "", ""] + binned(r.by_bin)
+    row += [_num(r.by_subset[k].accuracy) for k in SUBSETS]
+    row += [_num((r.by_relation.get(rel) or Cell(None)).accuracy) for rel in relations]
+    return [*row, _num(r.gap_closed), csv_cell(note)]
 
 
 def as_records(text: str) -> list[dict[str, Any]]:

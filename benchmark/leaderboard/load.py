@@ -100,6 +100,27 @@ def load_results(results_root: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+OFFICIAL_TASKS = Path("leaderboard") / "official-tasks.json"
+"""The tasks the repository declares official, relative to the checkout: the only ones "All
+tasks" pools ({"version": 1, "tasks": [...]}; a user's own task never enters the ranking meant
+for the corpora of the benchmark)."""
+
+
+def official_tasks(repo: Path) -> list[str]:
+    """The repository's official tasks ([] when it declares none: nothing is pooled)."""
+    path = repo / OFFICIAL_TASKS
+    if not path.is_file():
+        return []
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MosrmError(f"{path}: unreadable ({exc})") from None
+    tasks = raw.get("tasks") if isinstance(raw, dict) else None
+    if raw.get("version") != 1 or not isinstance(tasks, list):
+        raise MosrmError(f'{path}: expected {{"version": 1, "tasks": [task names]}}')
+    return [str(t) for t in tasks]
+
+
 def predictions_path(result_json: str | Path) -> Path:
     return Path(result_json).with_suffix(".predictions.parquet")
 

@@ -19,6 +19,8 @@ from benchmark.leaderboard.data import (
     Summary,
     TaskBoard,
     failed_text,
+    provenance_lines,
+    ranking_groups,
     stale_why,
     summaries_by_dimension,
 )
@@ -31,7 +33,11 @@ INTRO = (
     "per-task ΔMOS percentile bins (bin 0 = smallest gaps). "
     "‡ shortcut heuristic, † trained on this task's corpus (in-domain). "
     "✗ failed: the latest attempt failed, so no numbers are shown; ⚠ stale: computed by "
-    "other code than the submission folder now holds. Neither is ranked. "
+    "other code than the submission folder now holds; ⚑ above the ceiling: a cell more in "
+    "agreement with the labels than their own noise allows (check for label leakage). None of "
+    "these is ranked. ✓ verified: the board's builder ran the submission again on a secret "
+    "sample of its pairs and got its scores (`mosrm validate-results --rescore`); every other row "
+    "is self-reported and ranked apart. "
     "⊤ noise ceiling: the strict accuracy an oracle that knew the true (infinite-panel) means "
     "would score against these labels, i.e. the pairs' mean label reliability, with the 95% "
     "range of that oracle's accuracy (README, 'How good can a model be?'); not a model, never "
@@ -78,7 +84,8 @@ def _name(name: str, shortcut: bool, in_domain: bool) -> str:
 
 
 def _row_name(r: Row) -> str:
-    return _name(r.name, r.shortcut, r.in_domain) + (" ⚠ stale" if r.stale else "")
+    out = _name(r.name, r.shortcut, r.in_domain) + (" ⚠ stale" if r.stale else "")
+    return out + (" ⚑ above the ceiling" if r.above_ceiling else "")
 
 
 def _line(cells: list[str]) -> str:
@@ -109,6 +116,23 @@ def ceiling_note(t: TaskBoard, esc: Callable[[str], str] = markdown_cell) -> str
     if c.partial:
         out += f"; only the {c.overall.n} pairs with rating counts are in it"
     return out + "."
+
+
+GROUP_CAPTIONS = {
+    "verified": "✓ Verified (re-scored by the board's builder):",
+    "self-reported": "Self-reported (not re-scored by the board's builder; ranked apart):",
+}
+
+
+def task_tables(t: TaskBoard) -> str:
+    """The task's tables (`ranking_groups`), each under its caption, then who re-scored what."""
+    parts = []
+    for what, group in ranking_groups(t):
+        parts += [GROUP_CAPTIONS[what], "", task_table(group), ""]
+    for what, names in provenance_lines(t):
+        mark = "" if what == "self-reported" else "✓ "
+        parts.append(f"- {mark}{markdown_cell(what)}: {'; '.join(map(markdown_cell, names))}")
+    return "\n".join(parts)
 
 
 def task_table(t: TaskBoard) -> str:
@@ -217,6 +241,13 @@ def diagnostics_table(t: TaskBoard) -> str:
 
 def not_ranked(t: TaskBoard) -> list[str]:
     lines = [f"- ✗ {failed_text(f, markdown_cell, markdown_cell(f.submission))}" for f in t.failed]
+    for r in t.rows:
+        if r.above_ceiling:
+            cells = ", ".join(markdown_cell(c) for c in r.above_ceiling)
+            lines.append(
+                f"- ⚑ {markdown_cell(r.name)}: above what the labels allow ({cells}: interval "
+                "entirely above the noise ceiling's): check for label leakage; never ranked"
+            )
     for s in t.stale:
         name = markdown_cell(s.submission)
         lines.append(
@@ -271,7 +302,8 @@ SUMMARY_INTRO = (
 
 def summary_table(s: Summary) -> str:
     listed = ", ".join(markdown_cell(t) for t in s.tasks)
-    lines = [f"Evaluated on {len(s.tasks)} task(s): {listed}", ""]
+    status = "✓ verified" if s.verified else "self-reported, ranked apart"
+    lines = [f"Evaluated on {len(s.tasks)} task(s): {listed} ({status})", ""]
     head = ["#", "model", "micro [95% CI]", "macro [95% CI]", "tier"]
     lines += _head([*head, *(markdown_cell(t) for t in s.tasks), "pairs"])
     for r in s.rows:
@@ -287,9 +319,19 @@ DIMENSIONS_NOTE = (
 )
 
 
+def not_pooled(board: Board) -> str:
+    if not board.not_pooled:
+        return ""
+    listed = "; ".join(
+        f"{markdown_cell(t)} ({markdown_cell(w)})" for t, w in board.not_pooled.items()
+    )
+    return f"Not pooled here: {listed}."
+
+
 def summary(board: Board) -> str:
     if not board.summaries:
-        return ("No results on real (non-synthetic) tasks yet. " + kept_out(board)).strip()
+        text = "No results on real (non-synthetic) tasks yet. " + kept_out(board)
+        return (text + " " + not_pooled(board)).strip()
     groups = summaries_by_dimension(board.summaries)
     several = len(groups) > 1 or groups[0][0] != "quality"
     parts = [SUMMARY_INTRO + (DIMENSIONS_NOTE if several else "") + kept_out(board)]
@@ -297,6 +339,8 @@ def summary(board: Board) -> str:
         if several:
             parts.append(f"### {markdown_cell(dimension_title(dim)).capitalize()}")
         parts += [summary_table(s) for s in summaries]
+    if board.not_pooled:
+        parts.append(not_pooled(board))
     return "\n\n".join(parts)
 
 
@@ -343,7 +387,7 @@ def markdown(board: Board) -> str:
         if not t.rows:
             out += ["", f"## {markdown_cell(t.name)}", "", "No current results."]
         else:
-            out += ["", f"## {task_heading(t)}", "", task_table(t)]
+            out += ["", f"## {task_heading(t)}", "", task_tables(t)]
             for note in (ceiling_note(t), merged_bins_note(t)):
                 if note:
                     out += ["", note]

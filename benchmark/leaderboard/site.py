@@ -24,6 +24,8 @@ from benchmark.leaderboard.data import (
     Summary,
     TaskBoard,
     failed_text,
+    provenance_lines,
+    ranking_groups,
     stale_why,
     summaries_by_dimension,
 )
@@ -31,6 +33,7 @@ from benchmark.leaderboard.markdown import (
     CEILING_NAME,
     DIAGNOSTICS_NOTE,
     DIMENSIONS_NOTE,
+    GROUP_CAPTIONS,
     INTRO,
     SUMMARY_INTRO,
     TIER_RULE,
@@ -216,7 +219,8 @@ def _tier(tier: int | None, leader: str | None, p_holm: float | None) -> str:
 
 
 def _row_class(r: Row) -> str:
-    return " ".join(c for c in ("shortcut" if r.shortcut else "", "stale" if r.stale else "") if c)
+    flags = ("shortcut" if r.shortcut else "", "stale" if r.stale or r.above_ceiling else "")
+    return " ".join(c for c in flags if c)
 
 
 def _gap(value: float | None) -> str:
@@ -245,9 +249,17 @@ def task_table(t: TaskBoard) -> str:
     cols += [Col(SUBSET_LABELS[k]) for k in SUBSETS]
     rows = []
     for i, r in enumerate(t.rows, start=1):
+        ranked = not r.stale and not r.above_ceiling
+        name = _name(r.name, r.shortcut, r.in_domain, r.stale)
+        if r.above_ceiling:
+            badge = (
+                ' <span class="badge stale" title="interval above the noise ceiling: check for '
+                'label leakage">⚑ above the ceiling</span>'
+            )
+            name = name.replace("</td>", badge + "</td>", 1)
         cells = [
-            _td(str(i) if not r.stale else "–", i if not r.stale else ""),
-            _name(r.name, r.shortcut, r.in_domain, r.stale),
+            _td(str(i) if ranked else "–", i if ranked else ""),
+            name,
             _tier(r.tier, r.tier_leader, r.tier_p_holm),
             _acc(r.overall),
             _gap(r.gap_closed),
@@ -323,6 +335,13 @@ def _lead_number(text: str) -> str:
 
 def not_ranked(t: TaskBoard) -> str:
     items = [f"✗ {failed_text(f, esc, f'<b>{esc(f.submission)}</b>')}" for f in t.failed]
+    for r in t.rows:
+        if r.above_ceiling:
+            items.append(
+                f"⚑ <b>{esc(r.name)}</b>: above what the labels allow "
+                f"({esc(', '.join(r.above_ceiling))}: interval entirely above the noise "
+                "ceiling's): check for label leakage; never ranked"
+            )
     for s in t.stale:
         items.append(
             f"⚠ <b>{esc(s.submission)}</b>: stale, {stale_why(s, esc)}; rerun it "
@@ -379,7 +398,14 @@ def task_section(i: int, t: TaskBoard, figures: dict[str, str]) -> str:
         caption += " Thick black line and grey band: the noise ceiling with its 95% range."
     if left:
         caption += f" The {plots.TOP} best models are drawn; {left} more are in the table above."
-    out = [f'<section id="{anchor(i)}">', head, task_table(t)]
+    out = [f'<section id="{anchor(i)}">', head]
+    for what, group in ranking_groups(t):
+        out += [f'<p class="note">{esc(GROUP_CAPTIONS[what])}</p>', task_table(group)]
+    marks = [
+        f"<li>{'' if what == 'self-reported' else '✓ '}{esc(what)}: {esc('; '.join(names))}</li>"
+        for what, names in provenance_lines(t)
+    ]
+    out.append('<ul class="notes">' + "".join(marks) + "</ul>")
     if note:
         out.append(f'<p class="note">{esc(note)}</p>')
     if shown:
@@ -421,7 +447,8 @@ def summary_table(s: Summary) -> str:
         ]
         rows.append(("shortcut" if r.shortcut else "", cells))
     listed = ", ".join(s.tasks)
-    return f"<h3>Evaluated on {len(s.tasks)} task(s): {esc(listed)}</h3>" + _table(
+    status = "✓ verified" if s.verified else "self-reported, ranked apart"
+    return f"<h3>Evaluated on {len(s.tasks)} task(s): {esc(listed)} ({status})</h3>" + _table(
         cols, rows, f"all tasks: {listed}"
     )
 
@@ -444,6 +471,9 @@ def summary_section(board: Board, heatmap: str) -> str:
             if several:
                 out.append(f"<h3>{esc(dimension_title(dim).capitalize())}</h3>")
             out += [summary_table(s) for s in summaries]
+    if board.not_pooled:
+        listed = "; ".join(f"{t} ({why})" for t, why in board.not_pooled.items())
+        out.append(f'<p class="note">Not pooled here: {esc(listed)}.</p>')
     if board.unranked:
         listed = "; ".join(f"{sub} ({', '.join(why)})" for sub, why in board.unranked.items())
         out.append(f'<p class="note">Left out of this ranking until rerun: {esc(listed)}.</p>')
