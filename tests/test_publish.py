@@ -6,6 +6,7 @@ socket and HTTP client send raises."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import socket
@@ -459,3 +460,26 @@ def test_a_bug_keeps_its_traceback(
     Recorder(error=TypeError("create_commit() got an unexpected keyword")).install(monkeypatch)
     with pytest.raises(TypeError, match="unexpected keyword"):
         publish(_manifest(tmp_path), "org/board", "dataset")
+
+
+def test_only_and_exclude_choose_submissions_and_list_the_rest(tmp_path: Path) -> None:
+    results, site, readme = _board(tmp_path)
+    m = publish_manifest(results, site, readme, exclude=["beta"])
+    uploaded = {e.path_in_repo for e in m.entries}
+    assert "results/alpha/demo.json" in uploaded
+    assert not any(p.startswith("results/beta/") for p in uploaded)
+    skipped = {p: why for p, why in m.skipped}
+    for rel in ("beta/demo.json", "beta/demo.predictions.parquet"):
+        assert "not selected (--only / --exclude)" in skipped[results / rel]
+    assert any("not uploaded" in line for line in m.describe("org/board"))
+    assert {
+        e.path_in_repo for e in publish_manifest(results, site, readme, only=["alpha"]).entries
+    } == uploaded
+    with pytest.raises(MosrmError, match=r"--only: no submission gamma in"):
+        publish_manifest(results, site, readme, only=["gamma"])
+    # a board that still shows a left-out submission is not the board of what is published
+    board = {"tasks": [{"rows": [{"submission": "alpha"}, {"submission": "beta"}]}]}
+    _write(site / "board.json", json.dumps(board), T0 + 10)
+    with pytest.raises(MosrmError, match=r"the board shows beta, whose results are left out"):
+        publish_manifest(results, site, readme, exclude=["beta"])
+    assert publish_manifest(results, site, readme).entries  # all of them: the board fits

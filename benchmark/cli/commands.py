@@ -360,7 +360,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
     except MosrmError:
         licenses = {}  # the card then says `license: other`
     manifest = publish_manifest(
-        results_root, site, readme, repo_type=args.repo_type, task_licenses=licenses
+        results_root,
+        site,
+        readme,
+        repo_type=args.repo_type,
+        task_licenses=licenses,
+        only=args.only,
+        exclude=args.exclude,
     )
     for line in manifest.describe(args.repo_id, args.revision):
         print(line)

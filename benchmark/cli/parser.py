@@ -193,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", action="store_true", help="list the repo and every file; no network"
     )
+    p.add_argument(
+        "--only", nargs="+", metavar="SUB", help="publish only these submissions' results"
+    )
+    p.add_argument(
+        "--exclude", nargs="+", metavar="SUB", help="publish every submission's but these"
+    )
     p.set_defaults(func=commands.cmd_publish)
 
     p = sub.add_parser(

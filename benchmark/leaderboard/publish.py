@@ -28,7 +28,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,8 +170,14 @@ def publish_manifest(
     *,
     repo_type: str = "dataset",
     task_licenses: Mapping[str, str] | None = None,
+    only: Collection[str] | None = None,
+    exclude: Collection[str] | None = None,
 ) -> Manifest:
     """Every file one publish uploads (see the module docstring), checked and hashed, no network.
+
+    `only` / `exclude` choose the submissions (folders of the results) to upload; the others are
+    listed as left out. The site and Markdown must then be the board of exactly those: one that
+    still shows a left-out submission is refused, with the command that rebuilds it.
 
     Refused with one line: a symlink, audio or non-plain file in either folder; a `<task>.json`
     marked partial; no results; a missing site or Markdown, or one older than a result it should
@@ -188,7 +194,8 @@ def publish_manifest(
             "each its own folder (--site, --results)"
         )
     skipped: list[tuple[Path, str]] = []
-    results = _result_files(results_root, skipped)
+    chosen = _chooser(results_root, only, exclude)
+    results = _result_files(results_root, skipped, chosen)
     if not results:
         raise MosrmError(f"{results_root}: no results to publish (run `mosrm run` or `evaluate`)")
     if not (site_dir / SITE_INDEX).is_file():
@@ -197,6 +204,7 @@ def publish_manifest(
         raise MosrmError(f"{readme}: no board Markdown to publish: run `mosrm board` first")
     site = _site_files(site_dir, skipped)
     _check_fresh(results, [site_dir / SITE_INDEX, readme])
+    _check_board_shows_only(site_dir, {p.parent.name for p in results}, results_root)
 
     site_prefix = f"{SITE_DIR}/" if repo_type == "dataset" else ""
     placed = [(f"{RESULTS_DIR}/{_posix(p, results_root)}", p) for p in results]
@@ -273,9 +281,48 @@ def _walk(root: Path, what: str) -> list[tuple[Path, bool]]:
     return sorted(out)
 
 
-def _result_files(root: Path, skipped: list[tuple[Path, str]]) -> list[Path]:
+def _chooser(
+    root: Path, only: Collection[str] | None, exclude: Collection[str] | None
+) -> Callable[[str], bool]:
+    """Whether a submission folder is published; a name that is no folder of `root` is an error
+    (a typo must not publish everything)."""
+    present = {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
+    for flag, names in (("--only", only), ("--exclude", exclude)):
+        unknown = sorted(set(names or ()) - present)
+        if unknown:
+            raise MosrmError(f"{flag}: no submission {', '.join(unknown)} in {root}")
+    return lambda name: (only is None or name in only) and name not in (exclude or ())
+
+
+def _check_board_shows_only(site_dir: Path, published: set[str], results_root: Path) -> None:
+    """The board uploaded must not show a submission whose results are left out."""
+    path = site_dir / "board.json"
+    if not path.is_file():
+        return
+    try:
+        board = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # `_site_files` uploads it as it is; the board is the site's business
+    shown = {
+        str(r.get("submission"))
+        for t in board.get("tasks", [])
+        for r in t.get("rows", []) + t.get("failed", [])
+    }
+    extra = sorted(shown - published)
+    if extra:
+        raise MosrmError(
+            f"{site_dir}: the board shows {', '.join(extra)}, whose results are left out of this "
+            f"publish: build the board from the published results only (copy those folders of "
+            f"{results_root} to a new folder and run `mosrm board --results NEW`), then publish "
+            "with --results NEW"
+        )
+
+
+def _result_files(
+    root: Path, skipped: list[tuple[Path, str]], chosen: Callable[[str], bool] | None = None
+) -> list[Path]:
     """The board's inputs in `root`: `<submission>/<task>.json` and its companions, failure records.
-    Everything else goes to `skipped` with the reason."""
+    Everything else goes to `skipped` with the reason, as do submissions not `chosen`."""
     from benchmark.stats.ceiling import is_filtered_name
 
     kept: list[Path] = []
@@ -284,6 +331,8 @@ def _result_files(root: Path, skipped: list[tuple[Path, str]]) -> list[Path]:
         name = path.name
         if hidden:
             skipped.append((path, "hidden (temporary file or cache)"))
+        elif len(rel) == 2 and chosen is not None and not chosen(rel[0]):
+            skipped.append((path, "submission not selected (--only / --exclude)"))
         elif len(rel) != 2:
             skipped.append((path, "not a <submission>/<task> file the board reads"))
         elif ".partial." in name:
