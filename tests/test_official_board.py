@@ -68,3 +68,17 @@ def test_official_results_validate_and_follow_from_their_predictions(path: Path)
     recomputed = json.loads(json.dumps(aggregate(pred, bins=result.bins)))
     stored = json.loads(path.read_text(encoding="utf-8"))["metrics"]
     assert recomputed == stored
+
+
+def test_the_readme_states_the_ledgers_largest_rescore_difference() -> None:
+    import re
+
+    from benchmark.results.ledger import LEDGER, read_ledger
+
+    entries = read_ledger(REPO / LEDGER)
+    official = {p.parent.name for p in RESULT_FILES}
+    assert {e["submission"] for e in entries.values()} >= official
+    worst = max(e["max_abs_diff"] for e in entries.values())
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    stated = re.search(r"all agree \(max \|Δ\| ([0-9.e-]+)\)", readme)
+    assert stated is not None and float(stated.group(1)) == float(f"{worst:.2g}")
