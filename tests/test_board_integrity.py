@@ -80,6 +80,13 @@ def test_a_result_above_its_noise_ceiling_is_flagged_and_never_ranked(results):
     assert "check for label leakage" in text
     status = {r["submission"]: (r["status"], r["rank"]) for r in as_records(board_csv(board))}
     assert status["cheat"] == ("above-ceiling", "")
+    # the harness's own report says so too, above and below the table
+    from benchmark.results.report import format_result
+
+    report = format_result(json.loads((results / "cheat" / "toy.json").read_text()))
+    assert report.count("*** above what the labels allow (bin 0") == 2
+    honest = format_result(json.loads((results / "shortcut-random" / "toy.json").read_text()))
+    assert "above what the labels allow" not in honest
 
 
 def test_predictions_only_results_are_always_self_reported(results):

@@ -74,6 +74,10 @@ def test_a_fresh_clone_scores_the_committed_results_byte_for_byte(tmp_path: Path
         ):  # a judge's triplets reuse its own pairs
             assert cache["clips_from_cache"] == 0, name
 
+    checked = _mosrm(clone, home, "validate-results")  # anywhere, not only where it was made
+    assert checked.returncode == 0, checked.stdout[-3000:]
+    assert "11 results file(s): 11 passed, 0 failed" in checked.stdout
+
     again = _mosrm(clone, home, "run", "--tasks", "demo", "--quiet")
     assert again.returncode == 0, again.stderr[-3000:]
     status = subprocess.run(

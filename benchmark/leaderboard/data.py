@@ -25,6 +25,7 @@ from typing import Any
 
 from benchmark.escape import display_name
 from benchmark.results.report import bin_label
+from benchmark.stats.ceiling import above_ceiling
 
 SUBSETS = ("dmos_lt_0_2", "dmos_le_0_5", "dmos_gt_1_5")
 """Fixed ΔMOS subsets shown, in column order (`tables.FIXED_SUBSETS`)."""
@@ -387,31 +388,6 @@ def _verified(record: dict[str, Any], ledger: Mapping[str, Mapping[str, Any]]) -
         return None
     day = str(entry.get("rescored_utc", ""))[:10]
     return f"re-scored {day} on {entry.get('hardware')} ({entry.get('pairs_rescored')} pairs)"
-
-
-_CEILING_CELLS = ("by_bin", "by_relation", "by_subset")
-
-
-def above_ceiling(record: dict[str, Any]) -> list[str]:
-    """The cells whose accuracy interval lies entirely above the noise ceiling's interval
-    ("overall", "bin <i>", a relation or a subset key): agreement with the labels beyond what
-    their own noise allows, which only knowing the labels gives."""
-    ceiling = record.get("ceiling") or {}
-    metrics = record.get("metrics") or {}
-    pairs = [("overall", metrics.get("overall"), ceiling.get("overall"))]
-    for block in _CEILING_CELLS:
-        mine, top = metrics.get(block) or {}, ceiling.get(block) or {}
-        for key in sorted(mine):
-            label = f"bin {key}" if block == "by_bin" else str(key)
-            pairs.append((label, mine[key], top.get(key)))
-    out = []
-    for label, cell, top in pairs:
-        if not cell or not top:
-            continue
-        low, high = cell.get("ci_low"), top.get("ci_high")
-        if low is not None and high is not None and top.get("ceiling") is not None and low > high:
-            out.append(label)
-    return out
 
 
 def _by_accuracy(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

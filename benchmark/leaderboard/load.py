@@ -106,11 +106,12 @@ tasks" pools ({"version": 1, "tasks": [...]}; a user's own task never enters the
 for the corpora of the benchmark)."""
 
 
-def official_tasks(repo: Path) -> list[str]:
-    """The repository's official tasks ([] when it declares none: nothing is pooled)."""
+def official_tasks(repo: Path) -> list[str] | None:
+    """The repository's official tasks; None when a checkout declares no list (a stripped-down
+    one, e.g. a test's): then every real task may be pooled, as before the list existed."""
     path = repo / OFFICIAL_TASKS
     if not path.is_file():
-        return []
+        return None
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -137,8 +137,23 @@ def format_result(result: dict[str, Any]) -> str:
         text += "\n" + ceiling_note(ceiling)
     diagnostics = format_diagnostics(result)
     text += f"\n{diagnostics}" if diagnostics else ""
-    banner = "\n".join(b for b in (partial_banner(result), filter_banner(result)) if b)
+    leak = ceiling_banner(result)
+    banner = "\n".join(b for b in (partial_banner(result), filter_banner(result), leak) if b)
     return f"{banner}\n{text}\n{banner}" if banner else text
+
+
+def ceiling_banner(result: dict[str, Any]) -> str:
+    """For a result with a cell whose interval lies above its noise ceiling's: the line saying
+    so, above and below its table (the board flags it and never ranks it); else ""."""
+    from benchmark.stats.ceiling import above_ceiling
+
+    cells = above_ceiling(result)
+    if not cells:
+        return ""
+    return (
+        f"*** above what the labels allow ({', '.join(cells)}: interval entirely above the "
+        "noise ceiling's): check for label leakage; never ranked on the board ***"
+    )
 
 
 def filter_banner(result: dict[str, Any]) -> str:

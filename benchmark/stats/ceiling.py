@@ -18,6 +18,7 @@ the ceiling is the mean of the very `label_reliability` values in the pair file.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -223,3 +224,28 @@ def ceiling_report(
         "confidence": confidence,
         **{k: place(v) for k, v in sorted(layout.items())},
     }
+
+
+_CEILING_CELLS = ("by_bin", "by_relation", "by_subset")
+
+
+def above_ceiling(record: Mapping[str, Any]) -> list[str]:
+    """The cells whose accuracy interval lies entirely above the noise ceiling's interval
+    ("overall", "bin <i>", a relation or a subset key): agreement with the labels beyond what
+    their own noise allows, which only knowing the labels gives."""
+    ceiling = record.get("ceiling") or {}
+    metrics = record.get("metrics") or {}
+    pairs = [("overall", metrics.get("overall"), ceiling.get("overall"))]
+    for block in _CEILING_CELLS:
+        mine, top = metrics.get(block) or {}, ceiling.get(block) or {}
+        for key in sorted(mine):
+            label = f"bin {key}" if block == "by_bin" else str(key)
+            pairs.append((label, mine[key], top.get(key)))
+    out = []
+    for label, cell, top in pairs:
+        if not cell or not top:
+            continue
+        low, high = cell.get("ci_low"), top.get("ci_high")
+        if low is not None and high is not None and top.get("ceiling") is not None and low > high:
+            out.append(label)
+    return out

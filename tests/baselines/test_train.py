@@ -103,10 +103,12 @@ def test_a_task_without_train_pairs_is_a_one_line_error(tmp_path, capsys):
     assert err == "error: task 'toy' has no 'train' pairs to train on (splits: test)", err
 
 
-def test_run_trains_the_configs_of_training_once_and_evaluates_them(repo, tmp_path, capsys):
+def test_run_train_trains_the_configs_of_training_once_and_evaluates_them(repo, tmp_path, capsys):
+    """`mosrm run --train` (a plain `mosrm run` scores the committed reference models and trains
+    nothing: tests/test_official_rederive.py)."""
     config_file(repo)  # training/toy-bt.yaml in the checkout
     results = tmp_path / "results"
-    args = ["--repo", str(repo), "run", "--quiet", "--results", str(results)]
+    args = ["--repo", str(repo), "run", "--train", "--quiet", "--results", str(results)]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "train toy-bt (training/toy-bt.yaml)" in out
@@ -117,8 +119,10 @@ def test_run_trains_the_configs_of_training_once_and_evaluates_them(repo, tmp_pa
     assert main(args) == 0  # unchanged config and data: the trained copy is reused
     assert "trained toy-bt: up to date" in capsys.readouterr().out
     assert (results / "toy-bt" / "toy.predictions.parquet").read_bytes() == first
-    assert main([*args, "--no-train", "--results", str(tmp_path / "r2")]) == 0
+    plain = ["--repo", str(repo), "run", "--quiet", "--results", str(tmp_path / "r2")]
+    assert main(plain) == 0  # no --train: nothing trained, and toy-bt is no committed model
     assert not (tmp_path / "r2" / "toy-bt").exists()
+    assert main([*plain[:-1], str(tmp_path / "r3"), "--no-train"]) == 0  # the old flag
 
 
 def test_ssl_encoder_end_to_end_and_portable(repo, tmp_path, monkeypatch):
