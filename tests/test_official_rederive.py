@@ -84,3 +84,14 @@ def test_a_fresh_clone_scores_the_committed_results_byte_for_byte(tmp_path: Path
         ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True
     )
     assert status.stdout == "", f"mosrm run changed committed files:\n{status.stdout}"
+
+
+def test_a_pip_installation_ships_the_reference_models() -> None:
+    """pyproject's package data ships `reference/*/*`: every committed file must sit there."""
+    import tomllib
+
+    data = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    globs = data["tool"]["setuptools"]["package-data"]["benchmark.baselines"]
+    assert "reference/*/*" in globs
+    files = [p for p in REFERENCE.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert files and all(len(p.relative_to(REFERENCE).parts) == 2 for p in files)
