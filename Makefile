@@ -8,7 +8,7 @@ STAMP := $(VENV)/.setup-stamp
 APT_COMMANDS := espeak-ng:espeak-ng ffmpeg:ffmpeg bwrap:bubblewrap chromium:chromium chromedriver:chromium-driver
 TORCH_VERSION := 2.13.0
 
-.PHONY: setup run train test bench lint clean
+.PHONY: setup run train test bench calibrate lint clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,11 @@ train: setup
 
 test: setup
 	MOSRM_REQUIRE_SANDBOX=1 $(PY) -m pytest -q
+
+# coverage of the intervals by simulation with known truth (issue 23; minutes, not in make test)
+calibrate: setup
+	$(PY) benchmarks/calibrate.py --replicates 1000 --shapes demo bvcc --noise 0.2 0.45 1.2
+	$(PY) benchmarks/calibrate.py --replicates 1000 --shapes demo bvcc --noise 0.45 --biased
 
 bench: setup
 	$(PY) -m pytest -q benchmarks --benchmark-enable --benchmark-only
