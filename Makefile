@@ -45,6 +45,7 @@ test: setup
 calibrate: setup
 	$(PY) benchmarks/calibrate.py --replicates 1000 --shapes demo bvcc --noise 0.2 0.45 1.2
 	$(PY) benchmarks/calibrate.py --replicates 1000 --shapes demo bvcc --noise 0.45 --biased
+	$(PY) benchmarks/calibrate.py --replicates 1000 --shapes demo bvcc --noise 0.45 --biased --own-biases
 
 bench: setup
 	$(PY) -m pytest -q benchmarks --benchmark-enable --benchmark-only

@@ -87,6 +87,7 @@ def simulate_clips(
 def one_replicate(
     shape: Shape, seed: int, systems: np.ndarray, bias: np.ndarray, noise: float
 ) -> dict[str, Any]:
+    """`bias` is (2, systems): each of the two models' per-system score offsets."""
     rng = np.random.default_rng(seed)
     clips, q = simulate_clips(shape, rng, systems)
     counts = {"test": dict.fromkeys(RELATIONS, shape.pairs_per_relation)}
@@ -98,8 +99,8 @@ def one_replicate(
     sys_of = np.repeat(np.arange(shape.systems), shape.contents)
     out: dict[str, Any] = {}
     corrects = []
-    for _model in range(2):  # two equally good models: the paired test's null
-        score = q + bias[sys_of] + rng.normal(0.0, noise, q.size)
+    for model in range(2):  # two equally good models: the paired test's null
+        score = q + bias[model][sys_of] + rng.normal(0.0, noise, q.size)
         a_wins = score[a] > score[b]
         corrects.append(a_wins == a_chosen)
     relation = np.array(table.column("relation").to_pylist())
@@ -116,16 +117,32 @@ def one_replicate(
 
 
 def run_setting(
-    shape: Shape, scenario: str, noise: float, biased: bool, replicates: int, seed: int
+    shape: Shape,
+    scenario: str,
+    noise: float,
+    biased: bool,
+    replicates: int,
+    seed: int,
+    own_biases: bool = False,
 ) -> dict[str, Any]:
+    """`biased`: per-system score offsets (SD 0.3), shared by the two models unless
+    `own_biases` (then each model has its own: in scenario B both are still equally good on
+    average, so the paired test's null holds over new systems)."""
     master = np.random.default_rng(seed)
+
+    def biases() -> np.ndarray:
+        if not biased:
+            return np.zeros((2, shape.systems))
+        one = master.normal(0.0, 0.3, shape.systems)
+        return np.stack([one, master.normal(0.0, 0.3, shape.systems) if own_biases else one])
+
     fixed_systems = master.normal(0.0, 0.6, shape.systems)
-    fixed_bias = master.normal(0.0, 0.3, shape.systems) if biased else np.zeros(shape.systems)
+    fixed_bias = biases()
     reps = []
     for r in range(replicates):
         if scenario == "B":
             systems = master.normal(0.0, 0.6, shape.systems)
-            bias = master.normal(0.0, 0.3, shape.systems) if biased else np.zeros(shape.systems)
+            bias = biases()
         else:
             systems, bias = fixed_systems, fixed_bias
         reps.append(one_replicate(shape, seed * 100_003 + r, systems, bias, noise))
@@ -159,15 +176,25 @@ def main() -> None:
     ap.add_argument("--scenarios", nargs="+", default=["A", "B"], choices=["A", "B"])
     ap.add_argument("--noise", nargs="+", type=float, default=[0.45], help="model noise SD(s)")
     ap.add_argument("--biased", action="store_true", help="per-system model biases (SD 0.3)")
+    ap.add_argument(
+        "--own-biases", action="store_true", help="with --biased: each model its own biases"
+    )
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     for shape in args.shapes:
         for scenario in args.scenarios:
             for noise in args.noise:
                 result = run_setting(
-                    SHAPES[shape], scenario, noise, args.biased, args.replicates, args.seed
+                    SHAPES[shape],
+                    scenario,
+                    noise,
+                    args.biased,
+                    args.replicates,
+                    args.seed,
+                    args.own_biases,
                 )
                 head = {"shape": shape, "scenario": scenario, "noise": noise, "biased": args.biased}
+                head["own_biases"] = args.own_biases
                 print(json.dumps({**head, "replicates": args.replicates, **result}), flush=True)
 
 
