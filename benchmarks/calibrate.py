@@ -32,7 +32,13 @@ import pyarrow as pa
 
 from benchmark.data.tables import CLIP_SCHEMA, conform
 from benchmark.pairs.build import build_pairs
-from benchmark.stats.uncertainty import ClipDesign, accuracy_interval, difference_test
+from benchmark.stats.multiway import UnitDesign, multiway_variance
+from benchmark.stats.uncertainty import (
+    ClipDesign,
+    accuracy_interval,
+    clip_variance,
+    difference_test,
+)
 
 RELATIONS = ("same_content", "same_system", "cross")
 
@@ -85,7 +91,12 @@ def simulate_clips(
 
 
 def one_replicate(
-    shape: Shape, seed: int, systems: np.ndarray, bias: np.ndarray, noise: float
+    shape: Shape,
+    seed: int,
+    systems: np.ndarray,
+    bias: np.ndarray,
+    noise: float,
+    multiway: bool = False,
 ) -> dict[str, Any]:
     """`bias` is (2, systems): each of the two models' per-system score offsets."""
     rng = np.random.default_rng(seed)
@@ -110,10 +121,33 @@ def one_replicate(
         design = ClipDesign.of(a[mask].astype(str), b[mask].astype(str))
         iv = accuracy_interval(corrects[0][mask], design)
         out[name] = (float(iv["p"]), float(iv["low"]), float(iv["high"]))
+        if multiway:
+            out[f"{name}:multiway"] = _multiway_interval(corrects[0][mask], a[mask], b[mask], shape)
     design = ClipDesign.of(a.astype(str), b.astype(str))
     test = difference_test(corrects[0].astype(float) - corrects[1].astype(float), design)
     out["null_p"] = float(test["p"])
     return out
+
+
+def _multiway_interval(
+    correct: np.ndarray, a: np.ndarray, b: np.ndarray, shape: Shape
+) -> tuple[float, float, float]:
+    """The candidate: clip + system + content dyadic variance (never below the clip-level one),
+    t interval with (fewest clusters − 1) degrees of freedom."""
+    from scipy import special
+
+    sys_a, sys_b = a // shape.contents, b // shape.contents
+    con_a, con_b = a % shape.contents, b % shape.contents
+    units = {"clip": (a.tolist(), b.tolist()), "system": (sys_a.tolist(), sys_b.tolist())}
+    units["content"] = (con_a.tolist(), con_b.tolist())
+    design = UnitDesign.of(units)
+    v = correct.astype(np.float64)
+    clip = float(clip_variance(v, ClipDesign.of(a.astype(str), b.astype(str))))
+    var = max(multiway_variance(v, design), clip, 0.0)
+    df = max(1, design.fewest_clusters - 1)
+    half = float(special.stdtrit(df, 0.975)) * math.sqrt(var)
+    p = float(v.mean())
+    return p, p - half, p + half
 
 
 def run_setting(
@@ -124,6 +158,7 @@ def run_setting(
     replicates: int,
     seed: int,
     own_biases: bool = False,
+    multiway: bool = False,
 ) -> dict[str, Any]:
     """`biased`: per-system score offsets (SD 0.3), shared by the two models unless
     `own_biases` (then each model has its own: in scenario B both are still equally good on
@@ -145,9 +180,12 @@ def run_setting(
             bias = biases()
         else:
             systems, bias = fixed_systems, fixed_bias
-        reps.append(one_replicate(shape, seed * 100_003 + r, systems, bias, noise))
+        reps.append(one_replicate(shape, seed * 100_003 + r, systems, bias, noise, multiway))
     summary: dict[str, Any] = {}
-    for cell in ("overall", *RELATIONS):
+    cells = [*("overall", *RELATIONS)]
+    if multiway:
+        cells += [f"{c}:multiway" for c in ("overall", *RELATIONS)]
+    for cell in cells:
         p = np.array([rep[cell][0] for rep in reps])
         low = np.array([rep[cell][1] for rep in reps])
         high = np.array([rep[cell][2] for rep in reps])
@@ -179,6 +217,9 @@ def main() -> None:
     ap.add_argument(
         "--own-biases", action="store_true", help="with --biased: each model its own biases"
     )
+    ap.add_argument(
+        "--multiway", action="store_true", help="also the clip+system+content candidate"
+    )
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     for shape in args.shapes:
@@ -192,6 +233,7 @@ def main() -> None:
                     args.replicates,
                     args.seed,
                     args.own_biases,
+                    args.multiway,
                 )
                 head = {"shape": shape, "scenario": scenario, "noise": noise, "biased": args.biased}
                 head["own_biases"] = args.own_biases
