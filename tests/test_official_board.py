@@ -82,3 +82,21 @@ def test_the_readme_states_the_ledgers_largest_rescore_difference() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     stated = re.search(r"all agree \(max \|Δ\| ([0-9.e-]+)\)", readme)
     assert stated is not None and float(stated.group(1)) == float(f"{worst:.2g}")
+
+
+def test_the_readme_states_bt_against_mse_minimum_detectable_difference() -> None:
+    import re
+
+    from benchmark.data.tables import read_parquet
+    from benchmark.stats.metrics import compare
+
+    bt = read_parquet(RESULTS / "demo-bt" / "demo.predictions.parquet")
+    mse = read_parquet(RESULTS / "demo-mse" / "demo.predictions.parquet")
+    res = compare(bt, mse)
+    mdd = res["minimum_detectable_difference"]["value"]
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    stated = re.search(r"on these pairs, here ±([0-9.]+) points", readme)
+    assert stated is not None and stated.group(1) == f"{100 * mdd:.1f}"
+    o = res["overall"]
+    pct = f"{100 * o['difference']:+.1f} [{100 * o['ci_low']:+.1f}, {100 * o['ci_high']:+.1f}]"
+    assert f"BT against MSE is {pct.replace('-', '−')} (p = {o['p_value']:.2f})" in readme

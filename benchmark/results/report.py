@@ -279,4 +279,12 @@ def format_comparison(
     lines.append(_table(head, rows))
     if ceiling:
         lines.append(ceiling_note(ceiling).split("\n")[0])
+    mdd = comp.get("minimum_detectable_difference") or {}
+    if mdd.get("value") is not None:
+        lines.append(
+            f"minimum detectable difference, overall: ±{100 * mdd['value']:.1f} points "
+            f"(power {int(round(100 * mdd['power']))}% at α = {mdd['alpha']:g}, these pairs); a "
+            "smaller true difference may well go undetected, so no significance is no evidence "
+            "of no difference"
+        )
     return "\n".join(lines)

@@ -401,13 +401,37 @@ def compare(
             for v in sorted({s for s in pa_.subset[has_subset & keep].tolist()})
         }
     family = _holm_in_place(masks)
+    overall = keep if keep.any() else np.ones(ca.size, dtype=bool)
     return {
         "interval": interval_spec(confidence),
         "correction": "holm",
         "family_size": family,
         "relation": relation,
+        "minimum_detectable_difference": _detectable(
+            ca[overall], cb[overall], design.subset(overall), confidence
+        ),
         **result,
     }
+
+
+POWER = 0.8
+"""The power at which `compare` states the smallest difference its overall test would detect."""
+
+
+def _detectable(
+    ca: np.ndarray, cb: np.ndarray, design: ClipDesign, confidence: float
+) -> dict[str, Any]:
+    """The smallest true difference the overall paired test detects with `POWER` at the same
+    pairs and standard error: (t(1 − α/2) + t(power)) × SE on the test's degrees of freedom, so
+    a reader sees whether "not significant" means "no difference" or "too few pairs to tell"."""
+    from scipy import special
+
+    if ca.size == 0:
+        return {"power": POWER, "alpha": _round(1 - confidence), "value": None}
+    test = difference_test(ca.astype(np.int8) - cb.astype(np.int8), design, confidence)
+    df = max(1, design.n_clips - 1)
+    t = float(special.stdtrit(df, 0.5 + confidence / 2.0)) + float(special.stdtrit(df, POWER))
+    return {"power": POWER, "alpha": _round(1 - confidence), "value": _round(t * float(test["se"]))}
 
 
 def _holm_in_place(cells: list[tuple[dict[str, Any], np.ndarray]]) -> int:
