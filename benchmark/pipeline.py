@@ -25,17 +25,10 @@ from benchmark.pairs.prepare import PreparedTask, limit_pairs
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from benchmark.data.tasks import Task
     from benchmark.results.schema import RunRecord, TaskResult
     from benchmark.scoring.config import ScoringConfig
     from benchmark.scoring.counts import CacheCounts
     from benchmark.scoring.models import Submission
-
-
-def _zero_shot(submission: Submission, task: Task) -> bool:
-    """A model is zero-shot on a task unless its declared training data names the task/corpus."""
-    names = {task.name}
-    return not any(entry.split(":", 1)[0] in names for entry in submission.spec.training_data)
 
 
 def evaluate(
@@ -286,6 +279,7 @@ def _result(
     """Step 4: the results record: the numbers with what they are about and how they were made,
     validated as it is built (a block left out, such as `partial` on a full run, stays out of the
     file: `TaskResult.as_json`)."""
+    from benchmark.results.provenance import zero_shot
     from benchmark.results.schema import (
         SCHEMA_VERSION,
         Diagnostics,
@@ -314,7 +308,7 @@ def _result(
         shortcut=submission.spec.shortcut,
         model_fingerprint=submission.fingerprint,
         training_data=list(submission.spec.training_data),
-        zero_shot=_zero_shot(submission, prepared.task),
+        zero_shot=zero_shot(list(submission.spec.training_data), prepared.task.name),
         task=spec.name,
         task_version=spec.version,
         synthetic=spec.synthetic,

@@ -386,10 +386,10 @@ class _Provenance:
 
 def _official(folder: Path) -> bool:
     from benchmark.scoring.folder import folder_files
-    from benchmark.scoring.trust import files_digest, official_manifest
+    from benchmark.scoring.trust import is_official
 
     try:
-        return official_manifest().get(folder.name) == files_digest(folder_files(folder))
+        return is_official(folder, folder_files(folder))
     except MosrmError:
         return False
 

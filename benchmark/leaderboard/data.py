@@ -378,12 +378,9 @@ def _row(r: dict[str, Any], bins: int, stale: bool, tier: Any, ceiling: Ceiling 
 def _verified(record: dict[str, Any], ledger: Mapping[str, Mapping[str, Any]]) -> str | None:
     """ "re-scored <date> on <hardware>" when the ledger holds this very file, else None.
     Predictions-only results cannot be re-scored: always self-reported."""
-    import hashlib
-
     if record.get("kind") == "predictions" or not ledger:
         return None
-    sha = hashlib.sha256(Path(record["_path"]).read_bytes()).hexdigest()
-    entry = ledger.get(sha)
+    entry = ledger.get(record["_sha256"])
     if entry is None or entry.get("submission") != record["submission"]:
         return None
     day = str(entry.get("rescored_utc", ""))[:10]

@@ -24,6 +24,7 @@ tiers), and `leaderboard.markdown`, `leaderboard.site` and `leaderboard.exports`
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -62,7 +63,8 @@ def load_results(results_root: str | Path) -> list[dict[str, Any]]:
         if is_filtered_name(path.name):
             continue
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
+            data = path.read_bytes()
+            record = json.loads(data.decode("utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise MosrmError(f"{path}: unreadable results file ({exc})") from None
         if not isinstance(record, dict):
@@ -95,6 +97,7 @@ def load_results(results_root: str | Path) -> list[dict[str, Any]]:
             )
         TaskResult.from_raw(record, path)
         record["_path"] = str(path)
+        record["_sha256"] = hashlib.sha256(data).hexdigest()  # the re-score ledger's key
         records.append(record)
     _unique_names(records)
     return records

@@ -43,7 +43,8 @@ different CPU's reduction order. A score edited by hand moves far more."""
 
 
 def zero_shot(training_data: list[str], task: str) -> bool:
-    """A model is zero-shot on a task unless its declared training data names the task."""
+    """A model is zero-shot on a task unless its declared training data names the task: the one
+    rule, applied when a result is written (`pipeline`) and when it is checked (here)."""
     return not any(entry.split(":", 1)[0] == task for entry in training_data)
 
 

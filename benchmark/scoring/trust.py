@@ -59,9 +59,15 @@ def trusted_reason(entry: str | None, folder: Path, files: Sequence[tuple[str, s
 
     if folder.resolve().is_relative_to((home() / "trained").resolve()):
         return "trained"
-    if official_manifest().get(folder.name) == files_digest(files):
+    if is_official(folder, files):
         return "official"
     return None
+
+
+def is_official(folder: Path, files: Sequence[tuple[str, str]]) -> bool:
+    """`folder` (its `folder_files` listing `files`) is byte-identical to the repository's own
+    baseline folder of that name."""
+    return official_manifest().get(folder.name) == files_digest(files)
 
 
 def compute_manifest(*roots: Path) -> dict[str, str]:
