@@ -43,9 +43,12 @@ test: setup
 
 # coverage of the intervals by simulation with known truth (issue 23; minutes, not in make test)
 calibrate: setup
-	$(PY) benchmarks/calibrate.py --replicates 1000 --shapes demo bvcc --noise 0.2 0.45 1.2
-	$(PY) benchmarks/calibrate.py --replicates 1000 --shapes demo bvcc --noise 0.45 --biased
-	$(PY) benchmarks/calibrate.py --replicates 1000 --shapes demo bvcc --noise 0.45 --biased --own-biases
+	rm -f benchmarks/calibration.jsonl.part
+	$(PY) benchmarks/calibrate.py --replicates 1000 --shapes demo --out benchmarks/calibration.jsonl.part & \
+	$(PY) benchmarks/calibrate.py --replicates 1000 --shapes bvcc --out benchmarks/calibration.jsonl.part.bvcc; wait
+	cat benchmarks/calibration.jsonl.part.bvcc >> benchmarks/calibration.jsonl.part
+	rm benchmarks/calibration.jsonl.part.bvcc
+	mv benchmarks/calibration.jsonl.part benchmarks/calibration.jsonl
 
 bench: setup
 	$(PY) -m pytest -q benchmarks --benchmark-enable --benchmark-only

@@ -1,7 +1,7 @@
 """Cost of `mosrm board` at leaderboard scale: 50 submissions × 7 tasks (6 real + the synthetic
 demo) of paper-sized test sets (1,248 pairs on 400 clips each, 5 ΔMOS bins, three relations).
 
-Everything the command writes is built: tiers (paired tests, up to 49 per task and task set),
+Everything the command writes is built: rank intervals (paired tests, up to 49 per task and task set),
 the cross-task pooling, Markdown, the page with its 15 SVG figures, CSV and JSON. Goal: < 10 s.
 """
 
@@ -118,7 +118,7 @@ def test_board_50_models_7_tasks(benchmark, tmp_path) -> None:
     built = benchmark.pedantic(build_board, args=(results, tmp_path / "out"), rounds=1)
     took = time.perf_counter() - start
     assert len(built.board.tasks) == len(TASKS) and len(built.board.tasks[0].rows) == MODELS
-    assert built.board.summaries[0].rows[0].tier == 1
+    assert built.board.summaries[0].rows[0].rank_low == 1
     benchmark.extra_info.update(seconds=took)
     print(f"\nmosrm board, {MODELS} submissions × {len(TASKS)} tasks: {took:.2f} s")
     assert took < GOAL_S

@@ -4,6 +4,8 @@ score column summarised apart from overall quality."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,8 @@ def test_ceiling_row_and_gap_in_every_output(results: Path, tmp_path: Path) -> N
     assert '<tr class="ceiling">' in head  # pinned under the titles: sorting never moves it
     assert "<b>closed_form</b>|x" not in html and "&lt;b&gt;closed_form&lt;/b&gt;|x" in html
 
+    raw = list(csv.reader(io.StringIO((out / "site" / "board.csv").read_text())))
+    assert {len(r) for r in raw} == {len(raw[0])}  # every row, the ceiling's too, fills the header
     rows = as_records((out / "site" / "board.csv").read_text())
     ceiling = [r for r in rows if r["status"] == "ceiling"]
     assert [r["task"] for r in ceiling] == ["alpha"]

@@ -351,7 +351,7 @@ def test_cli_shows_the_ceiling_filters_and_compares(rated, capsys) -> None:
         line = next(x for x in out.splitlines() if x.strip().startswith(f"bin {b} "))
         want = f"{100 * top['ceiling']:.1f} [{100 * top['ci_low']:.1f}, {100 * top['ci_high']:.1f}]"
         assert want in line
-        share = gap_closed(acc, top["ceiling"])
+        share = gap_closed(acc, top["ceiling"], top["ci_low"])
         assert line.rstrip().endswith("–" if share is None else f"{100 * share:.0f}%")
     assert "ceiling: accuracy of an oracle knowing the true means" in out
     assert "ceiling" not in format_result({**record, "ceiling": None})  # e.g. a version 1 file
@@ -366,7 +366,7 @@ def test_cli_shows_the_ceiling_filters_and_compares(rated, capsys) -> None:
     assert main(cmp) == 0
     out = capsys.readouterr().out
     head = next(x for x in out.splitlines() if x.rstrip().endswith("ceiling [95% CI]"))
-    assert "p (Holm)" in head
+    assert "p (adj.)" in head
     top = ceiling["by_bin"]["0"]
     line = next(x for x in out.splitlines() if x.strip().startswith("bin 0 "))
     assert line.rstrip().endswith(
@@ -426,3 +426,14 @@ def test_the_prior_is_the_pair_files_per_relation_and_subset(subsets, monkeypatc
     again = closed_form(seen["noise"], seen["a"], seen["b"], seen["tau2"])
     np.testing.assert_allclose(again, df["label_reliability"], atol=2e-5)
     np.testing.assert_allclose(seen["rel"], df["label_reliability"], atol=0)
+
+
+def test_of_gap_needs_a_ceiling_clear_of_chance() -> None:
+    """The "of gap" share only where the ceiling's lower bound clears 50% by `GAP_MARGIN` (issue 23: a
+    one-pair quick run printed 104% and -224%)."""
+    from benchmark.pairs.reliability import GAP_MARGIN
+
+    assert gap_closed(0.7, 0.8, 0.6) == pytest.approx(2 / 3, abs=1e-6)
+    assert gap_closed(0.7, 0.8, 0.5 + GAP_MARGIN) == pytest.approx(2 / 3, abs=1e-6)
+    assert gap_closed(0.7, 0.8, 0.5 + GAP_MARGIN - 1e-9) is None
+    assert gap_closed(0.52, 0.51, 0.40) is None and gap_closed(0.9, 0.6, None) is None

@@ -195,12 +195,13 @@ def test_cli_validate_and_compare(toy_repo, capsys):
     ]
     assert main([*args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["overall"]["n"] > 0 and out["correction"] == "holm"  # the rest: test_metrics.py
-    # the default is a readable table: overall, per relation, per bin, with the Holm p column
+    assert out["overall"]["n"] > 0 and out["correction"].startswith("gatekeeping")
+    assert out["primary"] == "overall"  # the rest: test_metrics.py
+    # the default is a readable table: overall, per relation, per bin, with the adjusted p column
     assert main(args) == 0
     text = capsys.readouterr().out
     lines = text.splitlines()
-    assert "A = shortcut-loudness" in lines[0] and "p (Holm)" in text
+    assert "A = shortcut-loudness" in lines[0] and "p (adj.)" in text
     row = next(line for line in lines if line.startswith("overall"))
     o = out["overall"]
     assert f"{100 * o['difference']:+.1f}" in row and str(o["n"]) in row

@@ -101,8 +101,8 @@ def test_prior_var_and_gap_closed() -> None:
     assert prior_var(10.0, 4.0, 4) == pytest.approx(1.5)
     assert prior_var(1.0, 4.0, 4) == 1e-6  # all noise: floored, not negative
     assert math.isnan(prior_var(0.0, 0.0, 0))
-    assert gap_closed(0.75, 1.0) == 0.5 and gap_closed(0.9, 0.9) == 1.0
-    assert gap_closed(0.6, 0.5) is None
+    assert gap_closed(0.75, 1.0, 0.9) == 0.5 and gap_closed(0.9, 0.9, 0.8) == 1.0
+    assert gap_closed(0.6, 0.5, 0.45) is None
 
 
 def _panel(seed: int, n_ratings: int, clips: int = 300, sd: float = 0.9):

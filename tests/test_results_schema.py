@@ -109,13 +109,13 @@ def test_schema_version_is_written_and_a_real_result_round_trips(run):
     _, results = run
     path = results / "shortcut-loudness" / "toy.json"
     raw = json.loads(path.read_text())
-    assert raw["schema_version"] == SCHEMA_VERSION == 2
+    assert raw["schema_version"] == SCHEMA_VERSION == 3
     assert raw["ceiling"] is None  # the toy corpus gives no rating counts
     loaded = TaskResult.load(path)
-    assert loaded.schema_version == 2
+    assert loaded.schema_version == 3
     assert loaded.model_dump(mode="json", by_alias=True, exclude_unset=True) == raw
     record = RunRecord.load(run_record_path(path))
-    assert record.schema_version == 2 and record.submission == "shortcut-loudness"
+    assert record.schema_version == 3 and record.submission == "shortcut-loudness"
     assert record.results_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -156,7 +156,7 @@ def test_evaluate_returns_the_record_it_wrote(toy, tmp_path, limit):
     ("value", "shown", "todo"),
     [
         (None, "missing", "rerun `mosrm evaluate shortcut-loudness --task toy`"),
-        (3, "3", "upgrade mosrm-bench"),
+        (4, "4", "upgrade mosrm-bench"),
         (0, "0", "rerun `mosrm evaluate shortcut-loudness --task toy`"),
         ("1", '"1"', "rerun"),
     ],
@@ -172,7 +172,9 @@ def test_a_missing_or_unknown_schema_version_is_refused_by_every_reader(run, val
             raw["schema_version"] = value
 
     _edit(path, change)
-    pattern = rf"{path}: field 'schema_version' is {shown}.*this harness reads results schema version 1, 2: "
+    pattern = (
+        rf"{path}: field 'schema_version' is {shown}.*this harness reads results schema version 3: "
+    )
     readers = [(TaskResult.load, path), (load_results, results), (mb.load_results, results)]
     for read, arg in readers:
         with pytest.raises(MosrmError, match=pattern) as caught:
@@ -182,21 +184,14 @@ def test_a_missing_or_unknown_schema_version_is_refused_by_every_reader(run, val
         TaskResult.model_validate(json.loads(path.read_text()))  # no way round it
 
 
-def test_a_version_1_result_still_reads_without_the_new_fields(run):
+def test_a_version_2_result_is_refused_in_one_line(run):
+    """Version 2 intervals generalise over clips only: never read beside version 3's."""
     _, results = run
     path = results / "shortcut-loudness" / "toy.json"
-
-    def downgrade(raw: dict) -> None:
-        del raw["ceiling"]
-        raw["schema_version"] = 1
-
-    _edit(path, downgrade)
-    assert TaskResult.load(path).ceiling is None
-    assert [r.task for r in mb.load_results(results)] == ["toy"] * len(mb.load_results(results))
-    assert any(r["submission"] == "shortcut-loudness" for r in load_results(results))
-    _edit(path, lambda raw: raw.update(ceiling=None))
-    with pytest.raises(DataError, match="'ceiling' is not a field of schema version 1"):
-        TaskResult.load(path)
+    _edit(path, lambda raw: raw.update(schema_version=2))
+    for read, arg in [(TaskResult.load, path), (load_results, results), (mb.load_results, results)]:
+        with pytest.raises(MosrmError, match=rf"{path}: field 'schema_version' is 2.*version 3: "):
+            read(arg)
 
 
 def test_a_run_record_of_an_unknown_version_is_refused(run):

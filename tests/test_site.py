@@ -1,5 +1,5 @@
 """`mosrm board`: the site, Markdown, CSV and JSON from one computed board (results written by hand,
-as in tests/test_board.py): byte-identical rebuilds, significance tiers, escaping, the literature
+as in tests/test_board.py): byte-identical rebuilds, rank intervals, escaping, the literature
 kept apart, and exports that carry the Markdown's numbers."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from benchmark.escape import csv_cell, safe_url
 from benchmark.leaderboard.build import build_board
 from benchmark.leaderboard.data import LITERATURE
 from benchmark.leaderboard.exports import as_records
-from benchmark.leaderboard.tiers import assign, scored
+from benchmark.leaderboard.markdown import rank_range
+from benchmark.leaderboard.ranking import assign, scored
 from benchmark.stats.metrics import compare
 from benchmark.stats.uncertainty import holm
 from tests.test_board import _result
@@ -96,9 +97,10 @@ def test_cli_board_writes_every_output_and_summary(tmp_path):
     assert _files(tmp_path / "o") == _files(default)
 
 
-def test_tiers_follow_the_paired_test_with_holm(tmp_path):
-    """A model with the leader's very predictions shares its tier; a clearly worse one does not;
-    the Holm-adjusted p-values are those of `metrics.compare` over the family."""
+def test_rank_intervals_follow_the_paired_tests_with_holm(tmp_path):
+    """A model with the leader's very predictions shares its ranks; a clearly worse one does not;
+    the decisions are those of `metrics.compare`'s overall test, Holm-adjusted over every pair of
+    models, and the board shows the same intervals in Markdown, CSV and JSON."""
     root = tmp_path / "results"
     _result(root, "best", "alpha", 0.95)
     _result(root, "worse", "alpha", 0.15)
@@ -113,24 +115,28 @@ def test_tiers_follow_the_paired_test_with_holm(tmp_path):
     acc["worse"] = json.loads((root / "worse" / "alpha.json").read_text())["metrics"]["overall"][
         "accuracy"
     ]
-    tiers = assign([scored(s, acc[s], t) for s, t in tables.items()], "t")
-    # the leader is "best" (equal accuracy to "twin", first by name)
-    assert tiers["best"].tier == tiers["twin"].tier == 1 and tiers["best"].p_holm is None
-    assert tiers["worse"].tier == 2
-    raw = [compare(tables["best"], tables[s])["overall"]["p_value"] for s in ("twin", "worse")]
-    adjusted = holm(raw)
-    assert tiers["twin"].p_holm == pytest.approx(adjusted[0], rel=1e-5) == 1.0
-    assert adjusted[1] < 0.05
-    # and the board shows them: same tier column in Markdown, CSV and JSON
+    ranks = assign([scored(s, acc[s], t) for s, t in tables.items()], "t")
+    raw = {
+        (x, y): compare(tables[x], tables[y])["overall"]["p_value"]
+        for x, y in (("best", "twin"), ("best", "worse"), ("twin", "worse"))
+    }
+    adjusted = dict(zip(raw, holm(list(raw.values())), strict=True))
+    assert adjusted["best", "twin"] == 1.0
+    assert adjusted["best", "worse"] < 0.05 and adjusted["twin", "worse"] < 0.05
+    assert {k: (v.low, v.high) for k, v in ranks.items()} == {
+        "best": (1, 2), "twin": (1, 2), "worse": (3, 3)
+    }  # fmt: skip
     out = build_board(root, tmp_path / "out")
     rows = {r["submission"]: r for r in as_records((tmp_path / "out/site/board.csv").read_text())}
-    assert [rows[s]["tier"] for s in ("best", "twin", "worse")] == ["1", "1", "2"]
+    got = [(rows[s]["rank_low"], rows[s]["rank_high"]) for s in ("best", "twin", "worse")]
+    assert got == [("1", "2"), ("1", "2"), ("3", "3")]
     md_rows = [line for line in out.markdown.splitlines() if line.startswith("| twin ")]
-    assert md_rows[0].endswith("| 1 |")
+    assert md_rows[0].endswith("| 1–2 |")
+    assert "not distinguishable at this power" in out.markdown and "equivalent" not in out.markdown
 
 
-def test_tiers_from_scratch_on_clear_differences():
-    """Hand-worked: on 400 pairs over 200 disjoint clip pairs, 90% vs 50% correct is separated,
+def test_rank_intervals_from_scratch_on_clear_differences():
+    """Hand-worked: on 400 pairs over 400 disjoint clip pairs, 90% vs 50% correct is separated,
     and two models differing on one pair are not."""
     import pyarrow as pa
 
@@ -157,8 +163,8 @@ def test_tiers_from_scratch_on_clear_differences():
     coin = np.arange(n) % 2 == 0  # 50%
     models = [scored("good", 0.9, table(good)), scored("close", 0.8975, table(close)),
               scored("coin", 0.5, table(coin))]  # fmt: skip
-    tiers = assign(models, "t")
-    assert {k: v.tier for k, v in tiers.items()} == {"good": 1, "close": 1, "coin": 2}
+    ranks = assign(models, "t")
+    assert {k: v.label for k, v in ranks.items()} == {"good": "1–2", "close": "1–2", "coin": "3"}
 
 
 def test_hostile_names_are_inert_in_every_output(built):
@@ -233,13 +239,15 @@ def test_csv_and_json_carry_the_markdown_numbers(built):
         cells = _md_row(md, f"## {r['task']} ", r["name"])
         acc, low, high = (100 * float(r[k]) for k in ("accuracy", "ci_low", "ci_high"))
         assert cells[1] == f"{acc:.1f} [{low:.1f}, {high:.1f}]"
-        assert cells[-1] == r["tier"] and cells[-2] == r["n"]
+        assert cells[-1] == rank_range(int(r["rank_low"]), int(r["rank_high"]))
+        assert cells[-2] == r["n"]
         assert cells[2] == "–" and r["gap_closed"] == ""  # these results carry no ceiling
         for i in range(3):
             assert cells[3 + i].startswith(f"{100 * float(r[f'bin_{i}_accuracy']):.1f}")
         j = next(t for t in board["tasks"] if t["name"] == r["task"])
         row = next(x for x in j["rows"] if x["submission"] == r["submission"])
-        assert row["overall"]["accuracy"] == float(r["accuracy"]) and row["tier"] == int(r["tier"])
+        assert row["overall"]["accuracy"] == float(r["accuracy"])
+        assert (row["rank_low"], row["rank_high"]) == (int(r["rank_low"]), int(r["rank_high"]))
     summary = [r for r in rows if r["scope"] == "tasks"]
     assert {r["task"] for r in summary} == {"alpha+beta", "alpha"}
     for r in summary:
@@ -247,10 +255,11 @@ def test_csv_and_json_carry_the_markdown_numbers(built):
             continue
         line = next(x for x in md.splitlines() if re.match(rf"\| \d+ \| {r['name']}\b", x))
         cells = [c.strip() for c in line.strip("|").split("|")]
-        assert cells[0] == r["rank"] and cells[4] == r["tier"] and cells[-1] == r["n"]
+        assert cells[0] == r["rank"] and cells[-1] == r["n"]
+        assert cells[4] == rank_range(int(r["rank_low"]), int(r["rank_high"]))
         assert cells[2].startswith(f"{100 * float(r['accuracy']):.1f} [")
         assert cells[3].startswith(f"{100 * float(r['macro_accuracy']):.1f} [")
-    assert board["board_format"] == 2 and board["synthetic_tasks"] == ["demo"]
+    assert board["board_format"] == 3 and board["synthetic_tasks"] == ["demo"]
     assert "demo" not in {t for r in summary for t in r["task"].split("+")}
 
 

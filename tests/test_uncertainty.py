@@ -72,43 +72,106 @@ def test_closed_form_equals_the_double_sum(seed: int) -> None:
     )
 
 
+def _kg(p: float, n: int, var: float, df: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Korn & Graubard's interval written independently: statsmodels' Wilson at n* = (N / deff)
+    (z / t_df)^2."""
+    binom = p * (1 - p) / n
+    deff = max(1.0, var / binom) if binom > 0 else 1.0
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    n_star = n / deff * (z / stats.t.ppf(0.5 + confidence / 2, df)) ** 2
+    return proportion_confint(p * n_star, n_star, alpha=1 - confidence, method="wilson")
+
+
 def test_disjoint_pairs_reduce_to_the_binomial_variance() -> None:
-    """No clip shared: var = g/(g-1) * p(1-p)/N with g = 2N, i.e. the iid variance up to 2N/(2N-1)."""
+    """No clip shared: var = g/(g-1) * p(1-p)/N with g = 2N, i.e. the iid variance up to 2N/(2N-1);
+    the interval's variance is the unbiased iid one, p(1-p)/(N-1), on N - 1 df."""
     n = 40
     a, b = np.arange(n), np.arange(n, 2 * n)
     c = np.arange(n) % 4 != 0  # p = 0.75
     var = float(clip_variance(c, ClipDesign.of(a, b)))
     assert var == pytest.approx(2 * n / (2 * n - 1) * 0.75 * 0.25 / n, rel=1e-12)
     est = accuracy_interval(c, ClipDesign.of(a, b))
-    lo, hi = proportion_confint(30 * 79 / 80, 40 * 79 / 80, method="wilson")
-    assert (float(est["low"]), float(est["high"])) == pytest.approx((lo, hi), abs=1e-12)
+    assert est.variance == pytest.approx(0.75 * 0.25 / (n - 1), rel=1e-9)
+    assert est.df == n - 1 and est.estimand.label == "clips"
+    assert (est.low, est.high) == pytest.approx(_kg(0.75, n, est.variance, n - 1), abs=1e-12)
 
 
-def test_interval_is_wilson_at_the_effective_n() -> None:
+def test_interval_is_korn_graubard_wilson() -> None:
     rng = np.random.default_rng(3)
     a, b = random_design(rng, n_clips=15, n_pairs=60)
     design = ClipDesign.of(a, b)
     c = rng.random(60) < 0.7
     est = accuracy_interval(c, design)
     p = c.mean()
-    var = brute_variance(c.astype(float), a, b)
-    n_eff = 60 / max(1.0, var / (p * (1 - p) / 60))
-    lo, hi = proportion_confint(p * n_eff, n_eff, method="wilson")
-    assert float(est["n_eff"]) == pytest.approx(n_eff, rel=1e-12)
-    assert (float(est["low"]), float(est["high"])) == pytest.approx((lo, hi), abs=1e-12)
+    assert est.p == p and est.design_effect == max(1.0, est.variance / (p * (1 - p) / 60))
+    assert (est.low, est.high) == pytest.approx(_kg(p, 60, est.variance, est.df), abs=1e-12)
 
 
-def test_silent_variance_falls_back_to_disjoint_pairs() -> None:
-    # every pair right: no variance to estimate; 9 clips hold at most 4 disjoint pairs
-    a, b = np.array([0, 0, 1, 2, 3, 5, 6, 7]), np.array([1, 2, 3, 4, 5, 6, 7, 8])
-    est = accuracy_interval(np.ones(8, bool), ClipDesign.of(a, b))
-    assert float(est["n_eff"]) == 4.5
-    assert float(est["high"]) == 1.0
-    assert float(est["low"]) == pytest.approx(4.5 / (4.5 + stats.norm.ppf(0.975) ** 2), abs=1e-12)
-    # a star (one clip in every pair): the estimate is 0 and the fallback applies too
-    star = ClipDesign.of(np.zeros(6, int), np.arange(1, 7))
-    est = accuracy_interval(np.array([1, 1, 0, 1, 0, 1], bool), star)
-    assert float(est["n_eff"]) == 3.5
+def test_score_interval_is_monotone_for_every_k() -> None:
+    """For a fixed design effect and df, every k = 0..N: bounds nondecreasing in k, inside [0, 1],
+    of positive width, holding k / N (issue 23 item 4)."""
+    from benchmark.stats.uncertainty import score_interval
+
+    for n, deff, df in ((600, 1.0, 599.0), (600, 3.7, 7.0), (3000, 2.2, 31.0), (25, 1.4, 9.0)):
+        bounds = np.array([score_interval(k / n, n, deff, df) for k in range(n + 1)])
+        low, high = bounds[:, 0], bounds[:, 1]
+        assert (np.diff(low) > 0).all() and (np.diff(high) > 0).all()
+        assert low[0] == 0.0 and high[-1] == 1.0 and (high - low > 0).all()
+        k = np.arange(n + 1) / n
+        assert (low <= k).all() and (k <= high).all()
+        assert (low, high) == (pytest.approx(low[::-1] * 0 + 1 - high[::-1]), pytest.approx(high))
+
+
+def test_a_perfect_cell_is_never_bounded_below_one_error() -> None:
+    """Where the outcome says nothing about clustering (p = 0 or 1) deff = 1 and df = N - 1
+    (Korn & Graubard), the most a cell of N pairs can claim, so N/N never gets a lower bound below
+    (N-1)/N's wherever the one error falls (issue 23: 600/600 gave 0.963, 599/600 gave 0.991;
+    3000/3000 gave [0.971, 1] and 2999/3000 [0.998, 0.9999])."""
+    rng = np.random.default_rng(5)
+    for n_pairs, n_clips in ((600, 120), (3000, 256)):
+        a, b = random_design(rng, n_clips, n_pairs)
+        system = ((a % 8).tolist(), (b % 8).tolist())
+        content = ((a // 8).tolist(), (b // 8).tolist())
+        design = ClipDesign.of(a, b, system, content)
+        every = accuracy_interval(np.ones(n_pairs, bool), design)
+        assert every.high == 1.0 and every.df == n_pairs - 1 and every.design_effect == 1.0
+        assert (every.low, every.high) == pytest.approx(
+            _kg(1.0, n_pairs, 0.0, n_pairs - 1), abs=1e-12
+        )
+        none = accuracy_interval(np.zeros(n_pairs, bool), design)
+        assert none.low == 0.0 and none.high == pytest.approx(1 - every.low, abs=1e-12)
+        for wrong in rng.choice(n_pairs, 60, replace=False):
+            c = np.ones(n_pairs, bool)
+            c[wrong] = False
+            iv = accuracy_interval(c, design)
+            assert iv.low < every.low and 0 < iv.high - iv.low and iv.low < iv.p < iv.high
+            c = ~c
+            iv = accuracy_interval(c, design)
+            assert iv.high > none.high and iv.low < iv.p < iv.high
+
+
+def test_a_star_design_gets_no_interval_never_a_zero_variance() -> None:
+    """Every pair holds clip 0: that clip's effect is in every pair and no cell-level estimate
+    can include it (the old estimator reported 0 and covered 0.41-0.49)."""
+    star = ClipDesign.of(np.zeros(500, int), np.arange(1, 501))
+    rng = np.random.default_rng(1)
+    iv = accuracy_interval(rng.random(500) < 0.7, star)
+    assert iv.low is None and iv.high is None
+    assert iv.estimand.dominated is not None and "one clip holds 500 of the 500 pairs" in (
+        iv.estimand.dominated
+    )
+    test = difference_test((rng.random(500) < 0.5).astype(int) - 0, star)
+    assert test.p is None and test.low is None
+    # a hub system (one system in 60% of the pairs) is refused the same way
+    a, b = np.arange(100), np.arange(100, 200)
+    sys_a = ["hub"] * 60 + [f"s{i}" for i in range(40)]
+    sys_b = [f"t{i % 9}" for i in range(100)]
+    hub = ClipDesign.of(a, b, (sys_a, sys_b), None)
+    iv = accuracy_interval(rng.random(100) < 0.7, hub)
+    assert iv.low is None and "one system holds 60 of the 100 pairs" in str(iv.estimand.dominated)
+    # just under the share: an interval
+    sys_a = ["hub"] * 50 + [f"s{i}" for i in range(50)]
+    assert accuracy_interval(rng.random(100) < 0.7, ClipDesign.of(a, b, (sys_a, sys_b), None)).low
 
 
 def test_difference_test_against_scipy() -> None:
@@ -117,41 +180,56 @@ def test_difference_test_against_scipy() -> None:
     design = ClipDesign.of(a, b)
     d = (rng.random(80) < 0.7).astype(int) - (rng.random(80) < 0.5).astype(int)
     res = difference_test(d, design)
-    var = max(brute_variance(d.astype(float), a, b), d.var() / 80)
-    se = np.sqrt(var)
-    t = d.mean() / se
-    assert float(res["se"]) == pytest.approx(se, rel=1e-12)
-    assert float(res["p"]) == pytest.approx(2 * stats.t.sf(abs(t), 19), rel=1e-10)
-    q = stats.t.ppf(0.975, 19)
-    assert float(res["low"]) == pytest.approx(d.mean() - q * se, abs=1e-12)
-    # identical models: no difference, p = 1; one model wins every pair: sign test over units
+    iv = accuracy_interval(d, design)  # the same variance machinery (values need not be 0/1)
+    k_plus, k_minus = (d > 0).sum() + 0.5, (d < 0).sum() + 0.5
+    floor = ((k_plus + k_minus) - (k_plus - k_minus) ** 2 / 82) / 82**2
+    se = np.sqrt(max(iv.variance, floor))
+    assert res.se == pytest.approx(se, rel=1e-12) and res.df == iv.df
+    assert res.p == pytest.approx(2 * stats.t.sf(abs(d.mean()) / se, res.df), rel=1e-10)
+    q = stats.t.ppf(0.975, res.df)
+    assert res.low == pytest.approx(d.mean() - q * se, abs=1e-12)
+
+
+def test_paired_boundaries_are_finite_and_agree_with_their_p() -> None:
+    """Identical models: p = 1 with an interval around 0; one model winning every pair: a
+    finite, non-degenerate interval whose exclusion of 0 agrees with its p-value (issue 23: it
+    was [1.000, 1.000] with p = 0.0625)."""
+    rng = np.random.default_rng(8)
+    a, b = random_design(rng, n_clips=20, n_pairs=80)
+    design = ClipDesign.of(a, b)
     zero = difference_test(np.zeros(80), design)
-    assert float(zero["p"]) == 1.0 and float(zero["low"]) == float(zero["high"]) == 0.0
-    won = difference_test(np.ones(80), design)
-    assert float(won["p"]) == 2.0 ** (1 - 10)  # 20 clips: 10 disjoint pairs
+    assert zero.p == 1.0 and zero.low < 0 < zero.high
+    for n in (5, 80):
+        won = difference_test(np.ones(n), ClipDesign.of(np.arange(n), np.arange(n, 2 * n)))
+        assert won.low < 1.0 and won.high == 1.0 and won.se > 0
+        assert (won.low > 0) == (won.p < 0.05)
+    # Agresti & Min's pseudo-counts, by hand for 5 wins out of 5: b' = 5.5, c' = 0.5, n' = 7
+    won = difference_test(np.ones(5), ClipDesign.of(np.arange(5), np.arange(5, 10)))
+    assert won.se == pytest.approx(np.sqrt((6 - 25 / 7) / 49), rel=1e-12)
 
 
 def test_quantiles_are_scipy_stats_bit_for_bit() -> None:
-    """`uncertainty` calls scipy.special (a far lighter import); scipy.stats is the reference."""
-    from benchmark.stats.uncertainty import z_value
+    """`uncertainty`'s own t quantile (whole df: an evaluation imports no scipy) and the paired
+    test's scipy.special p-values, against scipy.stats."""
+    from benchmark.stats.uncertainty import t_value, z_value
 
     rng = np.random.default_rng(3)
     for confidence in [0.5, 0.8, 0.9, 0.95, 0.99, 0.999, *rng.uniform(0.01, 0.999, 50)]:
         assert z_value(confidence) == float(stats.norm.ppf(0.5 + confidence / 2.0))
-    for n_clips in (2, 3, 7, 40, 300):
+        for df in (1.0, 3.0, 7.0, 30.5, 255.0):
+            want = float(stats.t.ppf(0.5 + confidence / 2.0, df))
+            assert t_value(df, confidence) == pytest.approx(want, rel=1e-10)
+    for n_clips in (5, 7, 40, 300):
         a, b = random_design(rng, n_clips, n_pairs=min(3 * n_clips, n_clips * (n_clips - 1) // 2))
         design = ClipDesign.of(a, b)
-        d = (rng.random((40, a.size)) < 0.6).astype(int) - (rng.random((40, a.size)) < 0.5)
-        res = difference_test(d, design, confidence=0.9)
-        df = max(1, design.n_clips - 1)
-        se = res["se"]
-        t = np.abs(res["mean"]) / np.where(se > 0, se, 1.0)
-        want_p = np.where(se > 0, 2.0 * stats.t.sf(t, df), 1.0)
-        constant = (se <= 0) & (res["mean"] != 0)
-        assert np.array_equal(res["p"][~constant], np.minimum(want_p, 1.0)[~constant])
-        q = stats.t.ppf(0.95, df)
-        assert np.array_equal(res["low"], np.clip(res["mean"] - q * se, -1.0, 1.0))
-        assert np.array_equal(res["high"], np.clip(res["mean"] + q * se, -1.0, 1.0))
+        for _ in range(10):
+            d = (rng.random(a.size) < 0.6).astype(int) - (rng.random(a.size) < 0.5)
+            res = difference_test(d, design, confidence=0.9)
+            want_p = 2.0 * stats.t.sf(abs(res.mean) / res.se, res.df)
+            assert res.p == pytest.approx(min(float(want_p), 1.0), rel=1e-9)
+            q = stats.t.ppf(0.95, res.df)
+            assert res.low == pytest.approx(max(-1.0, res.mean - q * res.se), rel=1e-12)
+            assert res.high == pytest.approx(min(1.0, res.mean + q * res.se), rel=1e-12)
 
 
 def test_known_z_is_scipy_to_the_last_bit() -> None:
@@ -259,8 +337,11 @@ def _random_correct(shape: dict[str, np.ndarray], offset: int) -> np.ndarray:
 
 
 def _coverage(correct: np.ndarray, design: ClipDesign) -> float:
-    est = accuracy_interval(correct, design)
-    return float(((est["low"] <= 0.5) & (est["high"] >= 0.5)).mean())
+    hits = [
+        (iv.low is not None and iv.high is not None and iv.low <= 0.5 <= iv.high)
+        for iv in (accuracy_interval(row, design) for row in correct)
+    ]
+    return float(np.mean(hits))
 
 
 def test_interval_covers_chance_for_a_random_scorer(demo_shaped) -> None:
@@ -285,14 +366,18 @@ def test_paired_test_holds_its_level_for_two_random_scorers(demo_shaped) -> None
     d = _random_correct(demo_shaped, offset=0).astype(np.int8) - _random_correct(
         demo_shaped, offset=SEEDS
     ).astype(np.int8)
-    p = difference_test(d, design)["p"]
+    p = np.array([difference_test(row, design).p for row in d], dtype=float)
     assert (p < 0.05).mean() <= 0.065
     # and Holm over the cells `compare` reports (overall, 3 relations, 5 bins) keeps the family
     # error near 5%: a model is not "better on some bin" by chance
     cells = [np.ones(d.shape[1], bool)]
     cells += [demo_shaped["relation"] == r for r in np.unique(demo_shaped["relation"])]
     cells += [demo_shaped["bin"] == k for k in np.unique(demo_shaped["bin"])]
-    ps = np.stack([difference_test(d[:, m], design.subset(m))["p"] for m in cells], axis=1)
+    subs = [design.subset(m) for m in cells]
+    ps = np.array(
+        [[difference_test(row[m], sub).p for m, sub in zip(cells, subs, strict=True)] for row in d],
+        dtype=float,
+    )
     any_holm = np.array([min(holm(row.tolist())) < 0.05 for row in ps])
     assert any_holm.mean() <= 0.065
     assert (ps < 0.05).any(axis=1).mean() > 0.15  # unadjusted, some cell "wins" far too often

@@ -381,7 +381,8 @@ def _pairs_split(task: Task, split: str, p: PairStats, clips: ClipStats | None) 
     bins = len(edges) - 1
     lines += [
         "",
-        "ΔMOS percentile bins (computed over all relations of this split; bin i holds "
+        "ΔMOS percentile bins (percentiles of every valid pair of this split's relations, the "
+        "candidate pool, so the sample drawn never moves an edge; bin i holds "
         "edge[i] ≤ ΔMOS < edge[i+1], the last bin closed): edges "
         + ", ".join(edge_text(e) for e in edges)
         + ".",
@@ -399,6 +400,13 @@ def _pairs_split(task: Task, split: str, p: PairStats, clips: ClipStats | None) 
     rows.append(["**all**", *(_int(c) for c in totals), _int(p.n)])
     lines += _table(header, rows)
     requested = int(meta.get("bins_requested", bins))
+    empty = [i for i, c in enumerate(totals) if c == 0]
+    if empty:
+        lines += [
+            "",
+            f"**Empty in this sample:** bin(s) {', '.join(map(str, empty))}: the pool has pairs "
+            "there, the sample drew none; their cells say n = 0.",
+        ]
     if bins < requested:
         lines += [
             "",

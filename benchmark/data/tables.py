@@ -43,7 +43,7 @@ from benchmark.atomic import atomic_path
 from benchmark.errors import DataError
 
 CLIP_SCHEMA_VERSION = 2  # 2: `ratings`
-PAIR_SCHEMA_VERSION = 2  # 2: `label_reliability`
+PAIR_SCHEMA_VERSION = 3  # 2: `label_reliability`; 3: system_a/_b, content_a/_b
 
 CLIP_SCHEMA = pa.schema(
     [
@@ -87,6 +87,10 @@ PAIR_SCHEMA = pa.schema(
         pa.field("group_key", pa.string()),
         pa.field("clip_a", pa.string(), nullable=False),
         pa.field("clip_b", pa.string(), nullable=False),
+        pa.field("system_a", pa.string()),
+        pa.field("system_b", pa.string()),
+        pa.field("content_a", pa.string()),
+        pa.field("content_b", pa.string()),
         pa.field("mos_a", pa.float64(), nullable=False),
         pa.field("mos_b", pa.float64(), nullable=False),
         pa.field("delta_mos", pa.float64(), nullable=False),
@@ -109,6 +113,10 @@ PAIR_COLUMNS_DOC: dict[str, str] = {
     "group_key": "the shared content id (same_content) or system id (same_system); null otherwise",
     "clip_a": "clip presented first (A/B order randomised by the seed)",
     "clip_b": "clip presented second",
+    "system_a": "system id of clip A (null when the corpus has none): intervals generalise over systems",
+    "system_b": "system id of clip B",
+    "content_a": "content id of clip A (null when the corpus has none)",
+    "content_b": "content id of clip B",
     "mos_a": "MOS of clip A",
     "mos_b": "MOS of clip B",
     "delta_mos": "|mos_a - mos_b| (always > min_delta >= 0)",

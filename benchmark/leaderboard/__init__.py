@@ -1,5 +1,5 @@
 """The board, a pure function of a results folder: loaded and checked (`load`), every table
-computed once (`data`, significance `tiers`), then only formatted (`markdown`, `site`, `exports`,
+computed once (`data`, rank intervals `ranking`), then only formatted (`markdown`, `site`, `exports`,
 `plots`) and, on request, published (`publish`).
 
 Never scores a model and never recomputes a pair file: what is not in the results is not on the

@@ -3,7 +3,7 @@
 `board_data` reads `board.load_results` and the failure records, applies the board's rules
 (module doc of `benchmark.leaderboard.load`: synthetic tasks never pooled with real ones, ranking
 only among submissions evaluated on the same task set, failed and stale results unranked) and adds
-significance tiers (`benchmark.leaderboard.tiers`). The Markdown, HTML, CSV and JSON renderers read
+rank intervals (`benchmark.leaderboard.ranking`). The Markdown, HTML, CSV and JSON renderers read
 only this, so the four outputs cannot disagree, and each does its own escaping.
 
 Strings here are plain, unescaped text (display names already made one plain line by
@@ -12,7 +12,7 @@ depends on paths, time or dict order: the same results folder gives the same `Bo
 
 Why one file of ~600 lines: every rule of the board (what is pooled with what, who is ranked,
 which cells are shown) is applied here and nowhere else, so a reader checks them in one place;
-loading is `leaderboard.load`, tiers `leaderboard.tiers`, formatting the renderers'.
+loading is `leaderboard.load`, rank intervals `leaderboard.ranking`, formatting the renderers'.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def gap_closed(acc: Cell, ceiling: Cell | None) -> float | None:
 
     if ceiling is None or ceiling.accuracy is None or acc.accuracy is None:
         return None
-    return closed(acc.accuracy, ceiling.accuracy)
+    return closed(acc.accuracy, ceiling.accuracy, ceiling.ci_low)
 
 
 def summaries_by_dimension(summaries: list[Summary]) -> list[tuple[str, list[Summary]]]:
@@ -145,9 +145,8 @@ class Row:
     shortcut: bool
     in_domain: bool
     stale: bool
-    tier: int | None
-    tier_leader: str | None
-    tier_p_holm: float | None
+    rank_low: int | None  # simultaneous 95% rank interval (`leaderboard.ranking`)
+    rank_high: int | None
     overall: Cell
     by_bin: list[Cell]
     by_subset: dict[str, Cell]
@@ -224,6 +223,13 @@ class TaskBoard:
     stale: list[Stale]
     ceiling: Ceiling | None = None
     dimension: str = "quality"
+    interval_scope: str = ""  # what the intervals generalise over (`report.interval_scope`)
+
+
+def _scope(record: dict[str, Any]) -> str:
+    from benchmark.results.report import interval_scope
+
+    return interval_scope(record["metrics"], record.get("bin_edges")).split("\n")[0]
 
 
 def ranking_groups(t: TaskBoard) -> list[tuple[str, TaskBoard]]:
@@ -260,9 +266,8 @@ class SummaryRow:
     name: str
     shortcut: bool
     in_domain: bool
-    tier: int
-    tier_leader: str
-    tier_p_holm: float | None
+    rank_low: int
+    rank_high: int
     micro: Cell
     macro: Cell
     per_task: dict[str, Cell]
@@ -354,7 +359,7 @@ def _judged(record: dict[str, Any]) -> bool:
     return not d.get("by_construction")
 
 
-def _row(r: dict[str, Any], bins: int, stale: bool, tier: Any, ceiling: Ceiling | None) -> Row:
+def _row(r: dict[str, Any], bins: int, stale: bool, rank: Any, ceiling: Ceiling | None) -> Row:
     cells = _cells(r["metrics"], bins, Cell.of)
     return Row(
         submission=str(r["submission"]),
@@ -363,9 +368,8 @@ def _row(r: dict[str, Any], bins: int, stale: bool, tier: Any, ceiling: Ceiling 
         shortcut=bool(r.get("shortcut")),
         in_domain=not r.get("zero_shot", True),
         stale=stale,
-        tier=None if tier is None else tier.tier,
-        tier_leader=None if tier is None else tier.leader,
-        tier_p_holm=None if tier is None else tier.p_holm,
+        rank_low=None if rank is None else rank.low,
+        rank_high=None if rank is None else rank.high,
         **cells,
         judged=_judged(r),
         diagnostics=r.get("diagnostics"),
@@ -395,7 +399,7 @@ def _by_accuracy(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 class _Predictions:
     """Each result's predictions read once (minus the presentation-order columns, which feed only
-    the judge diagnostics) and scored once for the tiers, shared by the per-task and the
+    the judge diagnostics) and scored once for the rank intervals, shared by the per-task and the
     cross-task tables."""
 
     def __init__(self) -> None:
@@ -413,19 +417,19 @@ class _Predictions:
         return self._tables[path]
 
     def scored(self, record: dict[str, Any]) -> Any:
-        from benchmark.leaderboard import tiers
+        from benchmark.leaderboard import ranking
 
         path = record["_path"]
         if path not in self._scored:
             acc = record["metrics"]["overall"].get("accuracy") or 0
-            self._scored[path] = tiers.scored(record["submission"], acc, self.table(record))
+            self._scored[path] = ranking.scored(record["submission"], acc, self.table(record))
         return self._scored[path]
 
 
-def _task_tiers(task: str, records: list[dict[str, Any]], preds: _Predictions) -> dict[str, Any]:
-    from benchmark.leaderboard import tiers
+def _task_ranks(task: str, records: list[dict[str, Any]], preds: _Predictions) -> dict[str, Any]:
+    from benchmark.leaderboard import ranking
 
-    return tiers.assign([preds.scored(r) for r in records], f"task '{task}'")
+    return ranking.assign([preds.scored(r) for r in records], f"task '{task}'")
 
 
 def _task_board(
@@ -479,14 +483,14 @@ def _task_board(
         rel: max(r["metrics"]["by_relation"].get(rel, {}).get("n", 0) for r in shown)
         for rel in relations
     }
-    # verified and self-reported results are ranked apart (tiers within each group)
+    # verified and self-reported results are ranked apart (rank intervals within each group)
     verified = _by_accuracy([r for r in recs if r.get("_verified")])
     reported = _by_accuracy([r for r in recs if not r.get("_verified")])
-    tier_of = {**_task_tiers(task, verified, preds), **_task_tiers(task, reported, preds)}
+    rank_of = {**_task_ranks(task, verified, preds), **_task_ranks(task, reported, preds)}
     # the pairs decide the ceiling: any current result that carries one (all agree: same pairs)
     ceiling = next((c for r in recs + stale_sorted + flagged if (c := _ceiling(r, bins))), None)
     rows = [
-        _row(r, bins, False, tier_of.get(r["submission"]), ceiling) for r in verified + reported
+        _row(r, bins, False, rank_of.get(r["submission"]), ceiling) for r in verified + reported
     ]
     rows += [_row(r, bins, True, None, ceiling) for r in stale_sorted]
     rows += [_row(r, bins, False, None, ceiling) for r in flagged]
@@ -508,6 +512,7 @@ def _task_board(
         stale=stale_notes,
         ceiling=ceiling,
         dimension=dimension(first),
+        interval_scope=_scope(first),
     )
 
 
@@ -574,7 +579,7 @@ def _dimension_summaries(
     intelligibility) are never pooled with overall quality, nor with each other."""
     import pyarrow as pa
 
-    from benchmark.leaderboard import tiers
+    from benchmark.leaderboard import ranking
     from benchmark.stats.metrics import aggregate
 
     by_sub: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -594,9 +599,11 @@ def _dimension_summaries(
             agg = aggregate(pa.concat_tables(tables, promote_options="default"))
             bins = max(int(r.get("bins") or 0) for r in recs) or None
             info.append((sub, recs, agg, bins))
-        tier_of = tiers.assign(
+        rank_of = ranking.assign(
             [
-                tiers.pooled(sub, agg["overall"]["accuracy"] or 0, [preds.scored(r) for r in recs])
+                ranking.pooled(
+                    sub, agg["overall"]["accuracy"] or 0, [preds.scored(r) for r in recs]
+                )
                 for sub, recs, agg, _ in info
             ],
             f"tasks {', '.join(tasks)}" + ("" if verified else " (self-reported)"),
@@ -604,7 +611,7 @@ def _dimension_summaries(
         info.sort(key=lambda x: (-(x[2]["overall"]["accuracy"] or 0), x[0]))
         rows = []
         for rank, (sub, recs, agg, bins) in enumerate(info, start=1):
-            t = tier_of[sub]
+            t = rank_of[sub]
             rows.append(
                 SummaryRow(
                     rank=rank,
@@ -612,9 +619,8 @@ def _dimension_summaries(
                     name=shown_name(recs[0]),
                     shortcut=bool(recs[0].get("shortcut")),
                     in_domain=any(not r.get("zero_shot", True) for r in recs),
-                    tier=t.tier,
-                    tier_leader=t.leader,
-                    tier_p_holm=t.p_holm,
+                    rank_low=t.low,
+                    rank_high=t.high,
                     micro=Cell.of(agg["overall"]),
                     macro=Cell.of(agg["macro"], n_key="n_tasks"),
                     per_task={r["task"]: Cell.of(r["metrics"]["overall"]) for r in recs},

@@ -19,7 +19,7 @@ from typing import Any
 from benchmark.escape import csv_cell
 from benchmark.leaderboard.data import SUBSETS, Board, Cell, Row, TaskBoard, ranking_groups
 
-BOARD_FORMAT = 2  # 2: noise-ceiling rows (status "ceiling"), gap_closed, dimension
+BOARD_FORMAT = 3  # 2: noise-ceiling rows (status "ceiling"), gap_closed, dimension; 3: rank_low/rank_high replace the tiers
 """Version of the layout of board.json and board.csv; bumped when a field changes meaning."""
 
 
@@ -43,9 +43,9 @@ def board_csv(board: Board) -> str:
     `above-ceiling`, `failed`; `note` holds the re-score record or the cells above the ceiling."""
     bins = max([t.bins for t in board.tasks] + [len(r.by_bin) for s in board.summaries for r in s.rows] + [0])  # fmt: skip
     relations = sorted({rel for t in board.tasks for rel in t.relations})
-    head = ["scope", "task", "dimension", "rank", "submission", "name", "status", "tier"]
-    head += ["tier_leader"]
-    head += ["tier_p_holm", "shortcut", "in_domain", "synthetic"]
+    head = ["scope", "task", "dimension", "rank", "submission", "name", "status", "rank_low"]
+    head += ["rank_high"]
+    head += ["shortcut", "in_domain", "synthetic"]
     head += ["accuracy", "ci_low", "ci_high", "tie_rate", "n"]
     head += ["macro_accuracy", "macro_ci_low", "macro_ci_high"]
     for i in range(bins):
@@ -71,7 +71,7 @@ def board_csv(board: Board) -> str:
         c = t.ceiling
         if c is not None and t.rows:  # the pairs' noise ceiling: an oracle, not a submission
             row = ["task", csv_cell(t.name), dim, "", "", "noise ceiling", "ceiling", "", ""]
-            row += ["", "false", "false", _flag(t.synthetic)]
+            row += ["false", "false", _flag(t.synthetic)]
             row += cell(c.overall) + ["", "", ""] + binned(c.by_bin)
             row += [_num(c.by_subset[k].accuracy) for k in SUBSETS]
             row += [_num((c.by_relation.get(rel) or Cell(None)).accuracy) for rel in relations]
@@ -83,7 +83,7 @@ def board_csv(board: Board) -> str:
                 out.append(_task_row(t, r, rank, cell, binned, relations))
         for f in t.failed:
             row = ["task", csv_cell(t.name), dim, "", csv_cell(f.submission), "", "failed", ""]
-            row += ["", "", "", "", _flag(t.synthetic)] + [""] * 8 + binned([])
+            row += ["", "", "", _flag(t.synthetic)] + [""] * 8 + binned([])
             row += [""] * (len(SUBSETS) + len(relations))
             out.append([*row, "", csv_cell(f"{f.stage}: {f.reason}")])
     for s in board.summaries:
@@ -91,7 +91,7 @@ def board_csv(board: Board) -> str:
             row = ["tasks", csv_cell("+".join(s.tasks)), csv_cell(s.dimension), str(sr.rank)]
             status = "verified" if s.verified else "self-reported"
             row += [csv_cell(sr.submission), csv_cell(sr.name), status]
-            row += [_num(sr.tier), csv_cell(sr.tier_leader), _num(sr.tier_p_holm)]
+            row += [_num(sr.rank_low), _num(sr.rank_high)]
             row += [_flag(sr.shortcut), _flag(sr.in_domain), "false"]
             row += cell(sr.micro) + [_num(sr.macro.accuracy), _num(sr.macro.ci_low)]
             row += [_num(sr.macro.ci_high)] + binned(sr.by_bin)
@@ -120,7 +120,7 @@ def _task_row(
     )
     row = ["task", csv_cell(t.name), csv_cell(t.dimension), "" if unranked else str(rank)]
     row += [csv_cell(r.submission), csv_cell(r.name), status]
-    row += [_num(r.tier), csv_cell(r.tier_leader or ""), _num(r.tier_p_holm)]
+    row += [_num(r.rank_low), _num(r.rank_high)]
     row += [_flag(r.shortcut), _flag(r.in_domain), _flag(t.synthetic)]
     row += cell(r.overall) + ["", "", ""] + binned(r.by_bin)
     row += [_num(r.by_subset[k].accuracy) for k in SUBSETS]

@@ -18,7 +18,7 @@ reliability-filtered results (`mosrm evaluate --min-reliability`, `<task>.min-re
 they rest on the pairs with trustworthy labels only.
 
 This module loads and checks; `leaderboard.data` computes every table once (with significance
-tiers), and `leaderboard.markdown`, `leaderboard.site` and `leaderboard.exports` format it
+rank intervals), and `leaderboard.markdown`, `leaderboard.site` and `leaderboard.exports` format it
 (`leaderboard.board` puts the Markdown together).
 """
 
@@ -86,7 +86,7 @@ def load_results(results_root: str | Path) -> list[dict[str, Any]]:
         if record["metrics_version"] != METRICS_VERSION:
             raise MosrmError(
                 f"{path}: field 'metrics_version' is {record['metrics_version']!r}, this harness "
-                f"writes {METRICS_VERSION} (clip-aware intervals); rerun `mosrm evaluate "
+                f"writes {METRICS_VERSION} (intervals over new clips, systems and contents); rerun `mosrm evaluate "
                 f"{record['submission']} --task {record['task']}`"
             )
         pred = predictions_path(path)

@@ -24,7 +24,7 @@ from benchmark.leaderboard.data import (
     stale_why,
     summaries_by_dimension,
 )
-from benchmark.leaderboard.tiers import ALPHA
+from benchmark.leaderboard.ranking import ALPHA
 from benchmark.results.report import SUBSET_LABELS
 
 INTRO = (
@@ -45,12 +45,13 @@ INTRO = (
     "chance."
 )
 
-TIER_RULE = (
-    "Tier: models sharing a tier are not separated by the paired test. Tier 1 is the leader "
-    "and every model whose paired, clip-clustered test against it (`mosrm compare`, overall, "
-    f"same pairs) is not significant at {ALPHA} after Holm's correction over all the models "
-    "compared with that leader; the next tier starts from the best model left, and so on. "
-    "Across tasks the test runs on the pooled (micro) pairs."
+RANK_RULE = (
+    f"Rank (95%): the ranks the data allow each model, all at once with {1 - ALPHA:.0%} "
+    "confidence: every two models are compared by the paired test of `mosrm compare` (overall, "
+    f"same pairs), Holm-adjusted over all the pairs of models, and a model's interval runs from "
+    "1 + the models significantly better to the number of models − those significantly worse. "
+    "Models whose intervals overlap are not distinguishable at this power, which is not the same "
+    "as equally good. Across tasks the tests run on the pooled (micro) pairs."
 )
 
 
@@ -96,8 +97,11 @@ def _head(cells: list[str]) -> list[str]:
     return [_line(cells), "|" + "---|" * len(cells)]
 
 
-def _tier(tier: int | None) -> str:
-    return "–" if tier is None else str(tier)
+def rank_range(low: int | None, high: int | None) -> str:
+    """ "1–3" (or "2" when the data pin it down); "–" for an unranked row."""
+    if low is None or high is None:
+        return "–"
+    return str(low) if low == high else f"{low}–{high}"
 
 
 CEILING_NAME = "⊤ noise ceiling"
@@ -140,7 +144,7 @@ def task_table(t: TaskBoard) -> str:
     head += [markdown_cell(g) for g in t.groups]
     head += t.bin_labels
     head += [SUBSET_LABELS[k] for k in SUBSETS]
-    head += ["ties", "n", "tier"]
+    head += ["ties", "n", "rank (95%)"]
     lines = _head(head)
     c = t.ceiling
     if c is not None:
@@ -155,7 +159,11 @@ def task_table(t: TaskBoard) -> str:
         row += [pct(r.by_group.get(g)) for g in t.groups]
         row += [pct(c) for c in r.by_bin]
         row += [pct(r.by_subset.get(k)) for k in SUBSETS]
-        row += [f"{100 * (r.overall.tie_rate or 0):.1f}%", str(r.overall.n), _tier(r.tier)]
+        row += [
+            f"{100 * (r.overall.tie_rate or 0):.1f}%",
+            str(r.overall.n),
+            rank_range(r.rank_low, r.rank_high),
+        ]
         lines.append(_line(row))
     return "\n".join(lines)
 
@@ -304,11 +312,12 @@ def summary_table(s: Summary) -> str:
     listed = ", ".join(markdown_cell(t) for t in s.tasks)
     status = "✓ verified" if s.verified else "self-reported, ranked apart"
     lines = [f"Evaluated on {len(s.tasks)} task(s): {listed} ({status})", ""]
-    head = ["#", "model", "micro [95% CI]", "macro [95% CI]", "tier"]
+    head = ["#", "model", "micro [95% CI]", "macro [95% CI]", "rank (95%)"]
     lines += _head([*head, *(markdown_cell(t) for t in s.tasks), "pairs"])
     for r in s.rows:
         cells = [str(r.rank), _name(r.name, r.shortcut, r.in_domain), pct(r.micro), pct(r.macro)]
-        cells += [str(r.tier), *(pct(r.per_task.get(t), with_ci=False) for t in s.tasks)]
+        cells += [rank_range(r.rank_low, r.rank_high)]
+        cells += [pct(r.per_task.get(t), with_ci=False) for t in s.tasks]
         lines.append(_line([*cells, str(r.pairs)]))
     return "\n".join(lines)
 
@@ -382,13 +391,13 @@ def markdown(board: Board) -> str:
     then the literature, apart."""
     if board.empty:
         return "No results yet: run `mosrm run` (or `make run`).\n"
-    out = ["# mosrm-bench results", "", INTRO, "", TIER_RULE]
+    out = ["# mosrm-bench results", "", INTRO, "", RANK_RULE]
     for t in by_dimension(board.tasks):
         if not t.rows:
             out += ["", f"## {markdown_cell(t.name)}", "", "No current results."]
         else:
             out += ["", f"## {task_heading(t)}", "", task_tables(t)]
-            for note in (ceiling_note(t), merged_bins_note(t)):
+            for note in (t.interval_scope, ceiling_note(t), merged_bins_note(t)):
                 if note:
                     out += ["", note]
             out += ["", "By relation:", "", relation_table(t)]

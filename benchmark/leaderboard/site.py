@@ -35,14 +35,15 @@ from benchmark.leaderboard.markdown import (
     DIMENSIONS_NOTE,
     GROUP_CAPTIONS,
     INTRO,
+    RANK_RULE,
     SUMMARY_INTRO,
-    TIER_RULE,
     by_dimension,
     ceiling_note,
     diagnostics_cells,
     dimension_title,
     merged_bins_note,
     pct,
+    rank_range,
 )
 from benchmark.results.report import SUBSET_LABELS
 
@@ -209,12 +210,16 @@ def _name(name: str, shortcut: bool, in_domain: bool, stale: bool = False) -> st
     return _td(out, name, "name")
 
 
-def _tier(tier: int | None, leader: str | None, p_holm: float | None) -> str:
-    if tier is None:
+def _rank(low: int | None, high: int | None) -> str:
+    if low is None or high is None:
         return _td("–", "")
-    title = "tier leader" if p_holm is None else f"vs {leader}: Holm p = {p_holm:g}"
+    text = rank_range(low, high)
+    title = f"with 95% confidence, rank {text} (simultaneous over all models)"
+    top = " t1" if low == 1 else ""
     return _td(
-        f'<span class="tier t{tier}" title="{esc(title)}">{tier}</span>', str(tier), "tiercell"
+        f'<span class="tier{top}" title="{esc(title)}">{esc(text)}</span>',
+        low * 1000 + high,
+        "tiercell",
     )
 
 
@@ -241,7 +246,7 @@ def _ceiling_row(t: TaskBoard) -> list[str] | None:
 
 
 def task_table(t: TaskBoard) -> str:
-    cols = [Col("#"), Col("model", numeric=False, name=True), Col("tier")]
+    cols = [Col("#"), Col("model", numeric=False, name=True), Col("rank (95%)")]
     cols += [Col("overall [95% CI]"), Col("of gap"), Col("ties (%)"), Col("n")]
     cols += [Col("training", numeric=False)]
     cols += [Col(g) for g in t.groups]
@@ -260,7 +265,7 @@ def task_table(t: TaskBoard) -> str:
         cells = [
             _td(str(i) if ranked else "–", i if ranked else ""),
             name,
-            _tier(r.tier, r.tier_leader, r.tier_p_holm),
+            _rank(r.rank_low, r.rank_high),
             _acc(r.overall),
             _gap(r.gap_closed),
             _td(f"{100 * (r.overall.tie_rate or 0):.1f}", f"{100 * (r.overall.tie_rate or 0):.4f}"),
@@ -388,7 +393,9 @@ def task_section(i: int, t: TaskBoard, figures: dict[str, str]) -> str:
         f"{esc(t.split)} split, {esc(t.n_pairs)} pairs on {esc(t.n_clips)} clips, "
         f"{t.bins} ΔMOS bins{label}</p>"
     )
-    note = " ".join(x for x in (ceiling_note(t, str), merged_bins_note(t)) if x)
+    note = " ".join(
+        x for x in (esc(t.interval_scope), ceiling_note(t, str), merged_bins_note(t)) if x
+    )
     shown, left = plots.shown_rows(t)
     caption = (
         "Strict accuracy per ΔMOS percentile bin with 95% clip-clustered bands; dotted: chance. "
@@ -430,7 +437,7 @@ def task_section(i: int, t: TaskBoard, figures: dict[str, str]) -> str:
 
 
 def summary_table(s: Summary) -> str:
-    cols = [Col("#"), Col("model", numeric=False, name=True), Col("tier")]
+    cols = [Col("#"), Col("model", numeric=False, name=True), Col("rank (95%)")]
     cols += [Col("micro [95% CI]"), Col("macro [95% CI]"), Col("training", numeric=False)]
     cols += [Col(t) for t in s.tasks] + [Col("pairs")]
     rows = []
@@ -438,7 +445,7 @@ def summary_table(s: Summary) -> str:
         cells = [
             _td(str(r.rank), r.rank),
             _name(r.name, r.shortcut, r.in_domain),
-            _tier(r.tier, r.tier_leader, r.tier_p_holm),
+            _rank(r.rank_low, r.rank_high),
             _acc(r.micro),
             _acc(r.macro),
             _td("in-domain" if r.in_domain else "zero-shot"),
@@ -549,7 +556,8 @@ def about_section() -> str:
         "independent, so the interval is wider than a binomial one over pairs.</li>"
         "<li><b>Bins</b> are ΔMOS percentile bands within each task: bin 0 holds the smallest "
         "MOS gaps (the hard pairs), the last bin the largest.</li>"
-        f"<li><b>Tiers</b>. {esc(TIER_RULE.removeprefix('Tier: ').replace('`', ''))}</li>"
+        f"<li><b>Rank (95%)</b>. "
+        f"{esc(RANK_RULE.removeprefix('Rank (95%): ').replace('`', ''))}</li>"
         "<li><b>Across tasks</b> only real corpora are pooled, and a model is ranked only "
         "against models evaluated on the same set of tasks.</li>"
         "<li>Click a column header to sort a table (again to reverse).</li>"

@@ -38,14 +38,19 @@ a pure position bias scores exactly chance. Rows are sorted by (relation, pair_i
 inputs and seed give a byte-identical Parquet file. Pair ids (`pair_ids`), the A/B draw, bins and
 rows are made by `pair_rows`, which streams pools too large for memory through bucket files.
 
-ΔMOS bins: per task and split, over all relations of the split, by rank: a pair whose ΔMOS exceeds
-r of the split's n pairs' ΔMOS goes to band floor(r * bins / n), so with distinct ΔMOS the bins are equal to ±1 pair. Tied ΔMOS share r, so a tie is never split
-across bins (the same ΔMOS is the same difficulty). Discrete rating scales tie many Δ values
-(TMHINT-QI train: 1–2 ratings per clip) and a tie may cover a whole band, leaving it empty: empty
-bands are dropped and the rest renumbered 0, 1, …, so a split may get fewer bins than requested
-(all Δ equal: one bin) and no bin is ever empty. `bin_edges[i]` is the smallest ΔMOS of bin i and
-the last edge the largest ΔMOS: bin i holds edges[i] <= Δ < edges[i+1], the last bin closed.
-`bins` in the metadata is the number made, `bins_requested` the task's; the card and results say
+ΔMOS bins: per task and split, over all relations of the split, by rank in the split's *candidate
+pool* (every valid pair of the relations built, counted exactly by `pools.PoolRanks`, never
+enumerated): a ΔMOS with r pool pairs below it out of n goes to band floor(r * bins / n), so the
+pool's bins are equal to ±1 pair and the sample drawn from it never moves an edge (ranks of the
+sampled pairs did: redrawing pairs moved the edges, and that randomness was not in any interval).
+Tied ΔMOS share r, so a tie is never split across bins (the same ΔMOS is the same difficulty).
+Discrete rating scales tie many Δ values (TMHINT-QI train: 1–2 ratings per clip) and a tie may cover
+a whole band, leaving it empty in the pool: such bands are dropped and the rest renumbered 0, 1, …,
+so a split may get fewer bins than requested (all Δ equal: one bin). A sample smaller than its pool
+may leave a bin with few or no pairs; its cells then say n = 0 rather than move the edges.
+`bin_edges[i]` is the smallest pool ΔMOS of bin i and the last edge the largest pool ΔMOS: bin i
+holds edges[i] <= Δ < edges[i+1], the last bin closed. `bins` in the metadata is the number made,
+`bins_requested` the task's, `bin_edges_from` "candidate pool"; the card and results say
 so. A split with no pairs has `bin_edges` = null.
 """
 
@@ -85,7 +90,14 @@ from benchmark.pairs.draw import (
     kept,
 )
 from benchmark.pairs.ids import PAIR_ID_VERSION, clip_hashes, salt
-from benchmark.pairs.pools import NANO, _available, _Clips, _split_clips, _universe_gid
+from benchmark.pairs.pools import (
+    NANO,
+    _available,
+    _Clips,
+    _split_clips,
+    _universe_gid,
+    pool_band_starts,
+)
 from benchmark.pairs.priors import LabelPriors
 from benchmark.pairs.reliability import ESTIMATORS, clip_noise
 from benchmark.pairs.rows import (
@@ -528,7 +540,10 @@ def _build_split(
             per_rel[rel] = info
         ab = [functools.partial(_rng, seed, task, split, rel, "ab") for rel in rel_names]
         label = priors.reliability(reliability, seed)
-        rows = SplitRows(c, task, split, relations, ab, bins, spill, label)
+        pool_bins = pool_band_starts(c, rel_names, md_q, bins)
+        if pool_bins is None and any(rp.n for rp in relations):
+            raise RuntimeError(f"pair builder bug: {split} drew pairs from an empty pool")
+        rows = SplitRows(c, task, split, relations, ab, bins, spill, label, pool_bins)
     except BaseException:
         for rp in relations:
             rp.close()
@@ -548,6 +563,7 @@ def _build_split(
         "bins": made,
         "bins_requested": bins,
         "bin_edges": rows.edges,
+        "bin_edges_from": "candidate pool",
         "bin_counts": rows.bin_counts if rows.edges is not None else [0] * bins,
         "n_clips": c.n,
         "n_pairs": rows.n,

@@ -191,3 +191,115 @@ def _valid(c: _Clips, relation: str, a: np.ndarray, b: np.ndarray, md_q: int) ->
     if relation in ("same_system", "cross"):
         ok &= ~_same_key(c.content, a, b)
     return np.asarray(ok)
+
+
+# ---------------------------------------------------------------------------------------------
+# the pool's ΔMOS ranks: where the bins start
+
+
+class _SortedGroups:
+    """One grouping's clips sorted by (group, MOS) once, so that the pairs within a group whose
+    ΔMOS is <= t can be counted for many t without sorting again."""
+
+    def __init__(self, gid: np.ndarray, q: np.ndarray) -> None:
+        keep = gid >= 0
+        g = gid[keep].astype(np.int64)
+        v = q[keep].astype(np.int64)
+        self.segments: list[np.ndarray] = []
+        self.range = 0
+        if g.size < 2:
+            return
+        v = v - v.min()
+        self.range = int(v.max())
+        span = 2 * self.range + 1  # t is clipped to the range, so keys of groups never meet
+        if (int(g.max()) + 1) * span < _SPAN_LIMIT:
+            self.segments = [np.sort(g * span + v)]
+            return
+        order = np.lexsort((v, g))
+        g, v = g[order], v[order]
+        self.segments = np.split(v, np.flatnonzero(np.diff(g)) + 1)
+
+    def close(self, t: int) -> int:
+        """Pairs within a group with ΔMOS <= t (what `_close_within` counts, for any t)."""
+        total = 0
+        t = min(t, self.range)
+        for key in self.segments:
+            hi = np.searchsorted(key, key + t, side="right")
+            total += int((hi - np.arange(key.size) - 1).sum())
+        return total
+
+
+class PoolRanks:
+    """How many of a split's candidate pairs (the valid pools of the given relations, pooled)
+    have ΔMOS <= t, exactly, by the same inclusion–exclusion as `_available`."""
+
+    def __init__(self, c: _Clips, relations: list[str], md_q: int) -> None:
+        self.md_q = md_q
+        groups: dict[str, np.ndarray] = {"s": c.subset}
+        terms: list[tuple[int, str]] = []
+        for relation in relations:
+            if relation == "any":
+                terms.append((1, "s"))
+            elif relation in ("same_content", "same_system"):
+                other = c.system if relation == "same_content" else c.content
+                u = _universe_gid(c, relation)
+                groups[f"{relation}:u"] = u
+                groups[f"{relation}:ub"] = _combine(u, other)
+                terms += [(1, f"{relation}:u"), (-1, f"{relation}:ub")]
+            else:
+                a = _combine(c.subset, c.system)
+                b = _combine(c.subset, c.content)
+                groups.update({"a": a, "b": b, "ab": _combine(a, c.content)})
+                terms += [(1, "s"), (-1, "a"), (-1, "b"), (1, "ab")]
+        self._sorted = {k: _SortedGroups(v, c.q) for k, v in groups.items()}
+        self._terms = terms
+        self.total = sum(_available(c, r, md_q) for r in relations)
+        self._above_md = self._close(md_q)
+        span = int(c.q.max() - c.q.min()) if c.q.size else 0
+        self.max_delta = max(span, md_q)
+
+    def _close(self, t: int) -> int:
+        return sum(sign * self._sorted[k].close(t) for sign, k in self._terms)
+
+    def at_most(self, t: int) -> int:
+        """Candidate pairs with ΔMOS <= t (t >= min_delta; 0 at min_delta itself)."""
+        return self._close(max(t, self.md_q)) - self._above_md
+
+    def first_reaching(self, m: int) -> int | None:
+        """The smallest ΔMOS t with at_most(t) >= m: a ΔMOS of the pool (None past its size)."""
+        if m > self.total:
+            return None
+        lo, hi = self.md_q + 1, self.max_delta
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.at_most(mid) >= m:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+
+def pool_band_starts(
+    c: _Clips, relations: list[str], md_q: int, bins: int
+) -> tuple[list[int], int, int] | None:
+    """The ΔMOS bins of a split by rank in its candidate pool (`benchmark.pairs` module doc):
+    band k starts at the first pool ΔMOS with at least ceil(k * n / bins) pool pairs below it;
+    bands a tie leaves empty are dropped. Returns (starts of bands 1.., smallest, largest pool
+    ΔMOS) in nano-MOS, or None for an empty pool. The sample never moves them."""
+    ranks = PoolRanks(c, relations, md_q)
+    n = ranks.total
+    if n == 0:
+        return None
+    smallest = ranks.first_reaching(1)
+    largest = ranks.first_reaching(n)
+    assert smallest is not None and largest is not None
+    starts: list[int] = []
+    for k in range(1, bins):
+        need = -(-k * n // bins)  # ceil
+        reached = ranks.first_reaching(need)  # the value whose pairs bring the count to `need`
+        if reached is None:
+            continue
+        begin = ranks.first_reaching(ranks.at_most(reached) + 1)  # the next pool ΔMOS
+        if begin is not None and (not starts or begin > starts[-1]):
+            starts.append(begin)
+    return starts, smallest, largest

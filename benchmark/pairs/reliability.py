@@ -430,8 +430,15 @@ def ceiling_cells(
     return out
 
 
-def gap_closed(accuracy: float, ceiling: float) -> float | None:
-    """(accuracy - chance) / (ceiling - chance): the share of the reachable gain above chance."""
-    if not ceiling > 0.5:
+GAP_MARGIN = 0.05
+""""Of gap" is shown only where the ceiling's lower bound is at least this far above chance: a
+ceiling whose range reaches 50% makes the share's denominator anything from 0 up, and one pair
+gave "104%" and "-224%" (issue 23)."""
+
+
+def gap_closed(accuracy: float, ceiling: float, ceiling_low: float | None) -> float | None:
+    """(accuracy - chance) / (ceiling - chance): the share of the reachable gain above chance;
+    None unless the ceiling's lower bound clears chance by `GAP_MARGIN`."""
+    if ceiling_low is None or not ceiling_low >= 0.5 + GAP_MARGIN or not ceiling > 0.5:
         return None
     return round((accuracy - 0.5) / (ceiling - 0.5), 6)

@@ -81,6 +81,11 @@ class ClipArrays(Protocol):
     def content_names(self) -> np.ndarray: ...
 
 
+def _names(names: np.ndarray, codes: np.ndarray) -> pa.Array:
+    """Unit names per pair side; code -1 (no id) is null."""
+    return pa.array(names, pa.string()).take(pa.array(codes, pa.int64(), mask=codes < 0))
+
+
 class _Histogram:
     """Exact counts of integer ΔMOS values, merged lazily so adding a chunk stays cheap.
 
@@ -261,7 +266,10 @@ class SplitRows:
         bins: int,
         workdir: Path | None,
         reliability: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+        pool_bins: tuple[list[int], int, int] | None = None,
     ) -> None:
+        """`pool_bins` (`pools.pool_band_starts`): the bins of the split's candidate pool; each
+        pair goes to the band of its ΔMOS there, so the sample never moves the edges."""
         self.c, self.task, self.split = c, task, split
         self._reliability = reliability
         self.relations = list(relations)
@@ -270,7 +278,16 @@ class SplitRows:
         for rp in self.relations:
             hist.extend(rp.histogram)
         self._values, counts = hist.counts()
-        self.edges, self._band = bin_values(self._values, counts, bins)
+        if pool_bins is None:  # the sample's own ranks (no pool given: tests, old callers)
+            self.edges, self._band = bin_values(self._values, counts, bins)
+            self._band_starts = self._values[np.flatnonzero(np.diff(self._band)) + 1]
+        else:
+            starts, smallest, largest = pool_bins
+            self._band_starts = np.asarray(starts, dtype=np.int64)
+            self.edges = [v / NANO for v in (smallest, *starts, largest)]
+            self._band = np.searchsorted(self._band_starts, self._values, side="right").astype(
+                np.int16
+            )
         self.bin_counts = (
             np.bincount(self._band, weights=counts, minlength=len(self.edges) - 1)
             .astype(np.int64)
@@ -280,10 +297,6 @@ class SplitRows:
         )
         self.n = sum(rp.n for rp in self.relations)
         self._workdir = workdir
-        # bands are runs of the sorted values, numbered 0, 1, 2, ...: a pair's band is how many
-        # runs after the first begin at or below its ΔMOS (a few compares per pair instead of a
-        # binary search over every distinct value)
-        self._band_starts = self._values[np.flatnonzero(np.diff(self._band)) + 1]
 
     def _ordered(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """(pid, a, b, relation code) in file order with the A/B order applied.
@@ -355,6 +368,10 @@ class SplitRows:
             "group_key": group_names.take(pa.array(group_idx, mask=group_idx < 0)),
             "clip_a": ids.take(a),
             "clip_b": ids.take(b),
+            "system_a": _names(c.system_names, c.system[a]),
+            "system_b": _names(c.system_names, c.system[b]),
+            "content_a": _names(c.content_names, c.content[a]),
+            "content_b": _names(c.content_names, c.content[b]),
             "mos_a": pa.array(c.mos[a], pa.float64()),
             "mos_b": pa.array(c.mos[b], pa.float64()),
             "delta_mos": pa.array(dq / NANO, pa.float64()),

@@ -100,7 +100,11 @@ def _ceiling_text(c: dict[str, Any] | None) -> str:
 def _gap_text(accuracy: float | None, c: dict[str, Any] | None) -> str:
     from benchmark.pairs.reliability import gap_closed
 
-    share = None if accuracy is None or c is None else gap_closed(accuracy, c["ceiling"])
+    share = (
+        None
+        if accuracy is None or c is None
+        else gap_closed(accuracy, c["ceiling"], c.get("ci_low"))
+    )
     return "–" if share is None else f"{100 * share:.0f}%"
 
 
@@ -133,6 +137,8 @@ def format_result(result: dict[str, Any]) -> str:
             row += [_ceiling_text(top), _gap_text(c.get("accuracy"), top)]
         rows.append(row)
     text = _table(head, rows)
+    scope = interval_scope(m, result.get("bin_edges"))
+    text += f"\n{scope}" if scope else ""
     if ceiling:
         text += "\n" + ceiling_note(ceiling)
     diagnostics = format_diagnostics(result)
@@ -140,6 +146,32 @@ def format_result(result: dict[str, Any]) -> str:
     leak = ceiling_banner(result)
     banner = "\n".join(b for b in (partial_banner(result), filter_banner(result), leak) if b)
     return f"{banner}\n{text}\n{banner}" if banner else text
+
+
+FEW_SYSTEMS = 20
+"""Below this many systems a cell's interval over new systems is called wide by design."""
+
+
+def interval_scope(m: dict[str, Any], edges: Sequence[float] | None = None) -> str:
+    """What the 95% intervals generalise over (the overall cell's estimand), and every cell that
+    generalises over less or has no interval, with why; "" for results without the record."""
+    o = m.get("overall") or {}
+    over = o.get("generalises_over")
+    if not over:
+        return ""
+    counts = f"{o.get('n_clips', 0)} clips, {o.get('n_systems', 0)} systems, "
+    counts += f"{o.get('n_contents', 0)} contents"
+    line = f"95% CI: generalises over new {over} ({counts})"
+    if "systems" in over and 0 < int(o.get("n_systems") or 0) < FEW_SYSTEMS:
+        line += f"; {o['n_systems']} systems: the interval is wide by design"
+    notes: dict[str, list[str]] = {}
+    for label, c, _ in _cells(m, edges):
+        note = c.get("interval_note")
+        if c.get("n") and note and (label == "overall" or c.get("generalises_over") != over
+                                     or c.get("ci_low") is None):  # fmt: skip
+            notes.setdefault(note, []).append(label)
+    lines = [line] + [f"  {', '.join(cells)}: {note}" for note, cells in notes.items()]
+    return "\n".join(lines)
 
 
 def ceiling_banner(result: dict[str, Any]) -> str:
@@ -248,11 +280,13 @@ def format_comparison(
     conf = int(round(100 * comp["interval"]["confidence"]))
     lines = [
         f"A = {name_a}   B = {name_b}   task {task}{rel}: {o['n']} pairs on {o['n_clips']} clips",
-        f"A−B = difference of strict accuracies (points); {conf}% interval and p-values are "
-        f"clip-aware; p (Holm) adjusted over the {comp['family_size']} cells tested together",
+        f"A−B = difference of strict accuracies (points); {conf}% interval and p-values "
+        f"generalise over {o.get('generalises_over') or 'clips'}; p (adj.): overall is the "
+        f"primary test at α = {comp.get('alpha', 0.05):g}, the other {comp['family_size']} cells "
+        "are Holm-adjusted among themselves and count only if overall is significant",
         "",
     ]
-    head = ["", "n", "A", "B", "A−B", f"{conf}% CI", "p", "p (Holm)"]
+    head = ["", "n", "A", "B", "A−B", f"{conf}% CI", "p", "p (adj.)"]
     if ceiling:
         head.append(f"ceiling [{int(round(100 * ceiling['confidence']))}% CI]")
     rows = []

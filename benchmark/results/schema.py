@@ -32,19 +32,20 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from benchmark.errors import DataError, describe_validation_error
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """1: the first versioned schema (results JSON + run record); 2: the noise ceiling (`ceiling`,
 always written, null without label reliabilities), reliability-filtered results
-(`reliability_filter`) and the label's score column (`label`)."""
+(`reliability_filter`) and the label's score column (`label`); 3: intervals over new systems and
+contents (each cell's `generalises_over`, `interval_note`, `df`, systems-fixed interval,
+`n_systems`, `n_contents`; `interval` records the rule)."""
 
-READABLE_SCHEMA_VERSIONS: tuple[int, ...] = (1, SCHEMA_VERSION)
-"""The schema versions this harness reads (it writes `SCHEMA_VERSION`); a version 1 file reads
-as one without a ceiling."""
+READABLE_SCHEMA_VERSIONS: tuple[int, ...] = (SCHEMA_VERSION,)
+"""The schema versions this harness reads (it writes `SCHEMA_VERSION`): older files hold
+intervals over clips only, which the board must not show beside intervals over systems."""
 
 RUN_SUFFIX = ".run.json"
 """`<task>.json` -> `<task>.run.json` (also `<task>@split.run.json`, `<task>.partial.run.json`,
@@ -123,9 +124,16 @@ class Cell(BaseModel):
     n_clips: int
     correct: int
     ties: int
+    n_systems: int
+    n_contents: int
     accuracy: float | None
     ci_low: float | None
     ci_high: float | None
+    generalises_over: str | None
+    interval_note: str | None
+    df: float | None
+    ci_low_systems_fixed: float | None
+    ci_high_systems_fixed: float | None
     tie_rate: float | None
     tie_half_accuracy: float | None
     design_effect: float | None
@@ -197,7 +205,9 @@ class IntervalSpec(BaseModel):
 
     confidence: float
     estimator: str
-    unit: str
+    generalises_over: str
+    min_clusters: int
+    dominant_share: float
 
 
 class Preprocessing(BaseModel):
@@ -330,9 +340,9 @@ class TaskResult(BaseModel):
     model: ModelInfo
     metrics: Metrics
     ceiling: Ceiling | None = None
-    """Absent in schema version 1 files; null where no pair has a label reliability."""
+    """Null where no pair has a label reliability."""
     label: Label | None = None
-    """Which score the preference labels come from; absent in version 1 files (overall MOS)."""
+    """Which score the preference labels come from (absent: overall MOS)."""
     diagnostics: Diagnostics
     reliability_filter: ReliabilityFilter | None = None
     partial: Partial | None = None
@@ -341,14 +351,6 @@ class TaskResult(BaseModel):
     @classmethod
     def _known_version(cls, value: int) -> int:
         return _check_version_field(value)
-
-    @model_validator(mode="after")
-    def _fields_of_version(self) -> TaskResult:
-        """Version 1 knew neither the ceiling nor filtered results: such a file was edited."""
-        new = {"ceiling", "reliability_filter"} & self.model_fields_set
-        if self.schema_version == 1 and new:
-            raise ValueError(f"'{sorted(new)[0]}' is not a field of schema version 1")
-        return self
 
     @classmethod
     def load(cls, path: str | Path) -> TaskResult:

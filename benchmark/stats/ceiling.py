@@ -4,7 +4,7 @@
 (overall, ΔMOS bin, relation, relation × bin, fixed subset, group subset, same keys), the accuracy
 an oracle knowing the true means would reach against the observed labels, with its interval
 (`reliability.ceiling_cells`). Metrics stay untouched: "the share of the gap above chance a model
-closes" is `reliability.gap_closed(accuracy, ceiling)`, computed by whoever shows both.
+closes" is `reliability.gap_closed(accuracy, ceiling, ceiling_low)`, computed by whoever shows both.
 
 The noise model is rebuilt from the whole clip table, exactly as the pair builder built it, and the
 prior variance τ² of each pair is the one the pair file recorded for its relation and subset, so

@@ -116,6 +116,10 @@ BIAS_QUANTUM_DIGITS = 9
 is ~1e-8, not 0) is not a position bias, and the test of "no bias" should not test it."""
 
 
+def _bound(x: float | None) -> float | None:
+    return None if x is None else _round(x)
+
+
 def _round_p(x: SupportsFloat) -> float:
     return float(f"{float(x):.{P_VALUE_DIGITS}g}")
 
@@ -160,12 +164,12 @@ def position(pred: pa.Table, confidence: float = 0.95) -> dict[str, Any]:
     test = difference_test(bias, design, confidence)
     out.update(
         position_consistency=_round(consistent.mean()),
-        position_consistency_ci=[_round(est["low"]), _round(est["high"])],
+        position_consistency_ci=[_bound(est.low), _bound(est.high)],
         n_consistent=int(consistent.sum()),
         n_tied_both_orders=int(((first == 0) & (second == 0)).sum()),
         first_position_bias=_round(bias.mean()),
-        first_position_bias_ci=[_round(test["low"]), _round(test["high"])],
-        first_position_bias_p=_round_p(test["p"]),
+        first_position_bias_ci=[_bound(test.low), _bound(test.high)],
+        first_position_bias_p=None if test.p is None else _round_p(test.p),
         n_pair_clips=design.n_clips,
     )
     return out

@@ -57,12 +57,29 @@ class _Preds:
     score_b: np.ndarray
     p_a_first: np.ndarray | None = None  # float64, pairwise judges only (module doc)
     p_b_first: np.ndarray | None = None
+    units: dict[str, np.ndarray] | None = None  # system_a/_b, content_a/_b (object, None unknown)
 
     def design(self) -> ClipDesign:
-        """Clips keyed by (task, clip_id): pairs never cross tasks, ids may repeat across them."""
-        a = np.char.add(np.char.add(self.task.astype(str), "\x1f"), self.clip_a.astype(str))
-        b = np.char.add(np.char.add(self.task.astype(str), "\x1f"), self.clip_b.astype(str))
-        return ClipDesign.of(a, b)
+        """Units keyed by task (pairs never cross tasks, ids may repeat across them): clips, and
+        their systems and contents where the table has them."""
+        task = np.char.add(self.task.astype(str), "\x1f")
+        a = np.char.add(task, self.clip_a.astype(str))
+        b = np.char.add(task, self.clip_b.astype(str))
+        units = self.units or {}
+
+        def keyed(side: np.ndarray) -> list[object]:
+            return [
+                None if x is None else f"{t}{x}"
+                for t, x in zip(task.tolist(), side.tolist(), strict=True)
+            ]
+
+        def labels(kind: str) -> tuple[list[object], list[object]] | None:
+            a_side, b_side = units.get(f"{kind}_a"), units.get(f"{kind}_b")
+            if a_side is None or b_side is None:
+                return None
+            return keyed(a_side), keyed(b_side)
+
+        return ClipDesign.of(a, b, labels("system"), labels("content"))
 
 
 def _examples(ids: Sequence[Any], limit: int = 5) -> str:
@@ -154,7 +171,16 @@ def _load(pred: pa.Table | pd.DataFrame) -> _Preds:
         flags={k: numeric(k, pa.bool_()).astype(bool)[order] for k in FIXED_SUBSETS},
         score_a=score_a[order],
         score_b=score_b[order],
+        units={
+            k: _strings(table, k, nullable=True)[order]
+            for k in UNIT_COLUMNS
+            if k in table.column_names
+        },
     )
+
+
+UNIT_COLUMNS = ("system_a", "system_b", "content_a", "content_b")
+"""The pair table's unit columns: what lets an interval generalise over systems and contents."""
 
 
 ORDER_AVERAGE_TOLERANCE = 1e-9
