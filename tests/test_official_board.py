@@ -100,3 +100,112 @@ def test_the_readme_states_bt_against_mse_minimum_detectable_difference() -> Non
     o = res["overall"]
     pct = f"{100 * o['difference']:+.1f} [{100 * o['ci_low']:+.1f}, {100 * o['ci_high']:+.1f}]"
     assert f"BT against MSE is {pct.replace('-', '−')} (p = {o['p_value']:.2f})" in readme
+
+
+DEMO_TABLE_ORDER = (
+    "demo-bt", "demo-mse", "demo-dpo", "demo-dpo-norm", "demo-grpo", "demo-grpo-sft",
+    "dnsmos", "plcmos", "shortcut-random", "shortcut-loudness", "shortcut-duration",
+)  # fmt: skip
+
+
+def demo_table() -> str:
+    """The README's demo table, from the committed results (the test below checks that the README
+    holds exactly this text; print it with `python -c "from tests.test_official_board import
+    demo_table; print(demo_table())"` after `make run`)."""
+    from benchmark.leaderboard.data import bin_label
+
+    def pct(c: dict) -> str:
+        if c.get("accuracy") is None:
+            return "–"
+        acc = f"{100 * c['accuracy']:.1f}"
+        if c.get("ci_low") is None:
+            return acc
+        return f"{acc} [{100 * c['ci_low']:.1f}, {100 * c['ci_high']:.1f}]"
+
+    records = {s: json.loads((RESULTS / s / "demo.json").read_text()) for s in DEMO_TABLE_ORDER}
+    edges = records["demo-bt"]["bin_edges"]
+    bins = [0, 2, 4]
+    head = ["model", "overall", *(bin_label(i, edges) for i in bins)]
+    head += ["same_content", "same_system", "cross"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in records.values():
+        m = r["metrics"]
+        row = [r["display_name"], pct(m["overall"])]
+        row += [pct(m["by_bin"][str(i)]) for i in bins]
+        row += [pct(m["by_relation"][rel]) for rel in ("same_content", "same_system", "cross")]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def test_the_readme_demo_table_is_the_committed_results() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert demo_table() in readme
+
+
+def families_table() -> str:
+    """The README's "three families, bin by bin" table from the committed predictions: `compare`
+    of BT, DPO (summed) and the GRPO judge, each difference with its interval and its gatekept
+    adjusted p-value."""
+    from benchmark.data.tables import read_parquet
+    from benchmark.leaderboard.data import bin_label
+    from benchmark.stats.metrics import compare
+
+    subs = {"BT": "demo-bt", "DPO": "demo-dpo", "GRPO": "demo-grpo"}
+    preds = {k: read_parquet(RESULTS / s / "demo.predictions.parquet") for k, s in subs.items()}
+    edges = json.loads((RESULTS / "demo-bt" / "demo.json").read_text())["bin_edges"]
+    pairs = [("BT", "DPO"), ("BT", "GRPO"), ("DPO", "GRPO")]
+    comps = {p: compare(preds[p[0]], preds[p[1]]) for p in pairs}
+
+    def diff(c: dict) -> str:
+        d = f"{100 * c['difference']:+.1f}".replace("-", "−")
+        if c["ci_low"] is None:
+            return f"{d}, no test"
+        lo = f"{100 * c['ci_low']:+.1f}".replace("-", "−")
+        hi = f"{100 * c['ci_high']:+.1f}".replace("-", "−")
+        p = c["p_holm"]
+        return f"{d} [{lo}, {hi}], p {'< 1e-4' if p < 1e-4 else f'{p:.2g}'}"
+
+    cells = [("overall", lambda c: c["overall"])]
+    cells += [(bin_label(i, edges), lambda c, i=i: c["by_bin"][str(i)]) for i in range(5)]
+    cells += [("ΔMOS ≤ 0.5", lambda c: c["by_subset"]["dmos_le_0_5"])]
+    cells += [("ΔMOS < 0.2", lambda c: c["by_subset"]["dmos_lt_0_2"])]
+    head = "| cell | n | BT | DPO | GRPO | BT − DPO | BT − GRPO | DPO − GRPO |"
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    for label, get in cells:
+        bd, bg, dg = (get(comps[p]) for p in pairs)
+        accs = [bd["accuracy_a"], bd["accuracy_b"], bg["accuracy_b"]]
+        row = [label, str(bd["n"]), *(f"{100 * a:.1f}" for a in accs)]
+        row += [diff(bd), diff(bg), diff(dg)]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def test_the_readme_families_table_is_the_committed_predictions() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert families_table() in readme
+
+
+def test_the_readme_compare_excerpt_is_a_real_run() -> None:
+    """The excerpt under "Comparing two models": every line of it is a line `mosrm compare`
+    prints for the committed predictions."""
+    from benchmark.data.tables import read_parquet
+    from benchmark.results.report import format_comparison
+    from benchmark.stats.metrics import compare
+
+    a = read_parquet(RESULTS / "shortcut-random" / "demo.predictions.parquet")
+    b = read_parquet(RESULTS / "shortcut-loudness" / "demo.predictions.parquet")
+    record = json.loads((RESULTS / "shortcut-random" / "demo.json").read_text())
+    printed = format_comparison(
+        "shortcut-random",
+        "shortcut-loudness",
+        "demo",
+        compare(a, b),
+        record["bin_edges"],
+        record["ceiling"],
+    ).splitlines()
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start = readme.index("  A = shortcut-random   B = shortcut-loudness")
+    excerpt = readme[start : readme.index("```", start)].splitlines()
+    assert len(excerpt) >= 5
+    for line in excerpt:
+        assert line.removeprefix("  ") in printed, line

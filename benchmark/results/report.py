@@ -169,7 +169,7 @@ def interval_scope(m: dict[str, Any], edges: Sequence[float] | None = None) -> s
         note = c.get("interval_note")
         if c.get("n") and note and (label == "overall" or c.get("generalises_over") != over
                                      or c.get("ci_low") is None):  # fmt: skip
-            notes.setdefault(note, []).append(label)
+            notes.setdefault(note, []).append(label.strip())
     lines = [line] + [f"  {', '.join(cells)}: {note}" for note, cells in notes.items()]
     return "\n".join(lines)
 
@@ -311,6 +311,11 @@ def format_comparison(
         if ceiling:
             rows[-1].append(_ceiling_text(_ceiling_at(ceiling, path, comp.get("relation"))))
     lines.append(_table(head, rows))
+    notes: dict[str, list[str]] = {}
+    for label, c, _ in _cells(comp, edges):
+        if c.get("n") and c.get("p_value") is None and c.get("interval_note"):
+            notes.setdefault(c["interval_note"], []).append(label.strip())
+    lines += [f"no test in {', '.join(cells)}: {note}" for note, cells in notes.items()]
     if ceiling:
         lines.append(ceiling_note(ceiling).split("\n")[0])
     mdd = comp.get("minimum_detectable_difference") or {}

@@ -2,14 +2,15 @@
 
 Why: a reward-model board is read as "ranks new systems' speech better", so its intervals must
 generalise over new systems and contents, not only new clips of the same ones. Pairs share clips,
-systems and contents at once, and the demo has only 8 systems: the cluster-robust sandwich over
-every kind of unit (`stats.multiway`) is unbiased only with many clusters of each kind and covered
-0.89 (demo shape, systems redrawn) where 0.95 was promised. This estimator is exact for any number
-of clusters under its working model, so what is left to calibrate is the degrees of freedom.
+systems and contents at once, and the demo has only 8 systems: the multi-way cluster-robust
+sandwich over every kind of unit (Cameron, Gelbach & Miller 2011, dyadic at each level) is unbiased
+only with many clusters of each kind and covered 0.89 (demo shape, systems redrawn) where 0.95 was
+promised. This estimator is unbiased for any number of clusters under its working model, so what
+is left to calibrate is the degrees of freedom (and, in `uncertainty`, a jackknife floor).
 
 Working model (the Hájek projection of a pair's outcome on its units, as in generalisability
 theory and crossed random-effects models, Owen 2007): for pair p with unit set M_p (its clips, their
-systems, their contents; a unit on both sides counts once),
+systems, their contents, and the dyads `uncertainty` adds; a unit on both sides counts once),
 
     v_p = mu + sum over u in M_p of a_u + eps_p,   a_u ~ (0, s_k^2) for a unit of kind k, eps ~ (0, s_0^2),
 
@@ -26,10 +27,11 @@ O(pairs): each pair has at most two units of a kind, so every Gram term is a cou
 Degrees of freedom: (G − 1) for the kind with the fewest clusters G among those whose component is
 positive (pairs − 1 when only the residual is), the few-cluster rule of Cameron & Miller (2015);
 the interval uses t on them (`benchmark.stats.uncertainty`), which is what makes 8 systems give an
-honestly wide interval. Satterthwaite's df over the components was measured too and rejected:
-with 8 systems it gave ~10 df and covered 0.90 in the same-content cell (1,000 simulated tests,
-demo shape, systems redrawn), against 0.92 with G − 1. Calibrated by `benchmarks/calibrate.py`;
-the numbers are in the README.
+honestly wide interval; a dyad kind carries the df of the units it pairs (`CrossedDesign.of`'s
+`df`). Satterthwaite's df over the components was measured too and rejected: with 8 systems it gave
+~10 df and covered 0.90 in the same-content cell (1,000 simulated tests, demo shape, systems
+redrawn), against 0.92 with G − 1. Calibrated by `benchmarks/calibrate.py`; the numbers are in the
+README.
 """
 
 from __future__ import annotations

@@ -87,6 +87,7 @@ from benchmark.stats.uncertainty import (
     ESTIMATOR,
     MIN_CLUSTERS,
     ClipDesign,
+    Estimand,
     Interval,
     accuracy_interval,
     difference_test,
@@ -182,9 +183,15 @@ def _bound(x: float | None) -> float | None:
 
 
 def _note(iv: Interval) -> str | None:
-    parts = [*iv.estimand.notes]
-    if iv.estimand.dominated is not None:
-        parts.append(iv.estimand.dominated)
+    return _estimand_note(iv.estimand)
+
+
+def _estimand_note(target: Estimand) -> str | None:
+    """Why a cell's interval generalises over less than clips, systems and contents, or why it
+    has none; None when it has nothing to say."""
+    parts = [*target.notes]
+    if target.dominated is not None:
+        parts.append(target.dominated)
     return "; ".join(parts) or None
 
 
@@ -349,6 +356,7 @@ def _paired(
             "ci_low": None,
             "ci_high": None,
             "generalises_over": None,
+            "interval_note": None,
             "df": None,
             "p_value": None,
             "a_only": 0,
@@ -364,6 +372,7 @@ def _paired(
         "ci_low": _bound(test.low),
         "ci_high": _bound(test.high),
         "generalises_over": test.estimand.label,
+        "interval_note": _estimand_note(test.estimand),
         "df": _round(test.df),
         "p_value": None if test.p is None else _round_p(test.p),
         "a_only": a_only,

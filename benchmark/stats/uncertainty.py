@@ -1,42 +1,46 @@
-"""Uncertainty that knows pairs share clips: a clip-clustered variance and what is built on it.
+"""Uncertainty that says what it generalises over: intervals and paired tests over new clips,
+systems and contents, and the rules for when they cannot be.
 
-Why not a binomial (Wilson) interval over pairs: the demo's 3,000 test pairs come from 256 clips, so
-each clip sits in ~23 pairs and a model's verdicts on them move together (a clip it over-scores wins
-most of its pairs). A pair-level interval is ~2.5x too narrow there: a seeded *random* scorer
-"beats" chance. We generalise to new clips, so the clip is the unit of resampling.
+Why: pairs share clips (the demo's 3,000 test pairs come from 256 clips, each in ~23 pairs), and
+clips share systems and contents; a reader of a reward-model board takes "82.6 [74.4, 88.6]" to be
+about new speech from new systems. An interval over new clips of the same 8 systems covered that
+truth 0.56–0.77 of the time in simulation (`benchmarks/calibrate.py`, scenario B).
 
-Estimator, for every statistic that is a mean over the N pairs of a cell (accuracy, or a paired
-difference of two models): residuals e_p = v_p - mean(v), S_i = sum of e_p over the pairs holding
-clip i, and
-    var = g / (g - 1) * (sum_i S_i^2 - sum_p e_p^2) / N^2      (g = clips in the cell),
-i.e. the sum of e_p * e_q over all ordered (p, q) that share a clip, p = q included once: the
-cluster-robust variance for dyadic data (Fafchamps & Gubert 2007; Cameron & Miller 2014; Aronow,
-Samii & Assenova 2015) with the usual g/(g-1) small-sample factor. O(pairs + clips).
-The delete-one-clip jackknife was measured too and rejected: a pair belongs to two clips, so it
-counts pair-level noise twice (1.9x the variance in the smallest-ΔMOS bin of the demo, 99% coverage
-for a nominal 95%). `tests/test_uncertainty.py` checks the closed form against the explicit double
-sum, and calibration over 1,000 seeds of a random scorer on demo-shaped pair sets.
+Estimand of a cell (`estimand`): clips always; systems and contents when the pairs carry their ids
+and the cell has at least `MIN_CLUSTERS` of them, else held fixed, with a note saying so (the
+interval is then about new clips of *these* systems); none at all where one unit holds more than
+`DOMINANT_SHARE` of the pairs (`_dominated`: its effect is in every pair, no estimate can see it,
+and a star design's variance would read 0). `fixed=("system",)` gives the systems-fixed interval
+each cell also records.
 
-Accuracy interval: Wilson's score interval at the effective sample size n_eff = N / deff, with design
-effect deff = max(1, var / (p(1 - p) / N)) (Kish; Korn & Graubard 1998), so it stays inside [0, 1]
-and is never narrower than the pair-level Wilson. Where the variance says nothing (p is 0 or 1, or
-it is not positive) n_eff = min(N, g / 2): as many pairs as could be disjoint among the g clips.
+Variance of a mean over the pairs (accuracy, or a paired difference), `spread`: the crossed
+variance components of `stats.crossed` over the estimand's kinds and the system and content dyads
+(a pair of systems is its own unit: whether a model orders two systems right is not the sum of
+what it does with each), on t with (fewest clusters − 1) df; where a kind has fewer than
+`JACKKNIFE_BELOW` units, never below the delete-one-unit jackknife over that kind, because with
+8 systems accuracy is a U-statistic of their spacing, far from normal. Calibrated by simulation
+(the README's tables, from `benchmarks/calibration.jsonl`).
 
-Paired difference (two models, same pairs): v = correct_A - correct_B in {-1, 0, 1}; variance as
-above but never below the pair-level one (var(v) / N); t interval and two-sided p-value with g - 1
-degrees of freedom. If both are zero: all v = 0 gives p = 1, and a constant non-zero v (one model
-wins every pair) gets the sign test over n_eff = min(N, g / 2) units, p = 2^(1 - floor(n_eff)).
+Accuracy interval (`accuracy_interval`, `score_interval`): Wilson's score interval at Korn &
+Graubard's (1998) effective n* = (N / deff) (z / t_df)^2, deff = max(1, var / (p(1 − p) / N)), so
+it stays inside [0, 1], is never narrower than the pair-level Wilson at the same df, and for a given
+design effect its bounds are monotone in the count correct. Where the outcome says nothing about
+clustering (p is 0 or 1): deff = 1, df = N − 1, so N/N never gets a lower bound below (N−1)/N's.
 
-Multiplicity: `holm` adjusts a family of p-values (Holm 1979 step-down, family-wise error control);
-`metrics.compare` applies it across every cell it reports together.
+Paired difference (`difference_test`): v = correct_A − correct_B in {−1, 0, 1}; the same variance,
+never below Agresti & Min's (2005) pair-level one (half a pair added to each discordant count), so
+it is positive even when one model wins every pair; t interval and two-sided p on the same df.
 
-Imports, for a fast start. Quantiles and tail probabilities come from `scipy.special` (ndtri,
-stdtrit, stdtr): the very functions `scipy.stats`' norm.ppf, t.ppf and t.sf evaluate, so the
-numbers are bit-identical (`tests/test_uncertainty.py` checks them against scipy.stats), without
-importing scipy.stats, which alone took longer than the rest of a cached `mosrm evaluate`. Even
-scipy.special is imported only by the paired test: the 95% z is a checked constant (`_Z`), and the
-clip sums are numpy's, added in the order scipy.sparse added them (`clip_sums`), so an evaluation
-imports no scipy at all.
+Clip-only tools kept for the triplets of judges' diagnostics (three clips per unit, no systems):
+`clip_variance` (the dyadic cluster-robust form, g/(g−1) Σ_{p,q share a clip} e_p e_q / N²) and
+`effective_n`.
+
+Multiplicity: `holm` (Holm 1979); `metrics.compare` gatekeeps with it, `stats.ranks` uses it over
+every pair of models.
+
+Imports, for a fast start: an evaluation imports no scipy. The 95% z is a checked constant (`_Z`),
+t quantiles of whole df come from the exact finite series of the t distribution (`t_value`), and
+scipy.special is imported only for p-values (compare, rank intervals, judges' diagnostics).
 """
 
 from __future__ import annotations
@@ -52,7 +56,10 @@ import numpy.typing as npt
 
 from benchmark.stats.crossed import ABSENT, UNKNOWN, CrossedDesign, crossed_variance
 
-ESTIMATOR = "crossed variance components (clips, systems, contents), Korn-Graubard Wilson at t(G-1)"
+ESTIMATOR = (
+    "crossed variance components over clips, systems, contents and their dyads, jackknife floor "
+    "below 20 units; Wilson at Korn-Graubard n* on t(fewest clusters - 1)"
+)
 """Name recorded in results next to every interval."""
 
 _Z = {0.95: 1.959963984540054}
