@@ -49,6 +49,8 @@ calibrate: setup
 	cat benchmarks/calibration.jsonl.part.bvcc >> benchmarks/calibration.jsonl.part
 	rm benchmarks/calibration.jsonl.part.bvcc
 	mv benchmarks/calibration.jsonl.part benchmarks/calibration.jsonl
+	rm -f benchmarks/calibration-ceiling.jsonl
+	$(PY) benchmarks/calibrate.py --ceiling --replicates 1000 --shapes demo bvcc --out benchmarks/calibration-ceiling.jsonl
 
 bench: setup
 	$(PY) -m pytest -q benchmarks --benchmark-enable --benchmark-only

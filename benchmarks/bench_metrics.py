@@ -45,6 +45,7 @@ def _iid_only(pred: pa.Table) -> dict:
             "correct": k,
             "ties": int(t.sum()),
             "design_effect": 1.0,
+            "df": max(1, n - 1),
         }
 
     saved = metrics._Cells.of, metrics._Preds.design

@@ -267,6 +267,63 @@ def run_setting(
     return out
 
 
+def ceiling_setting(shape: Shape, replicates: int, seed: int) -> dict[str, Any]:
+    """Coverage of the noise ceiling's range (`stats.ceiling`): the truth a replicate's range
+    should hold is the realised strict accuracy, on that replicate's pairs and labels, of the
+    oracle that knows every clip's true quality (ties half right, as the ceiling counts them).
+    Systems are redrawn; no model is involved."""
+    import pyarrow.compute as pc
+
+    from benchmark.stats.ceiling import ceiling_report
+
+    master = np.random.default_rng(seed)
+    contents0 = master.normal(0.0, 0.3, shape.contents)
+    hits: dict[str, list[bool]] = {c: [] for c in CELLS}
+    widths: dict[str, list[float]] = {c: [] for c in CELLS}
+    for r in range(replicates):
+        systems = master.normal(0.0, 0.6, shape.systems)
+        contents = (
+            contents0 if shape.contents < MIN_CLUSTERS else master.normal(0, 0.3, shape.contents)
+        )
+        rng = np.random.default_rng(seed * 100_003 + r)
+        clips, q = simulate_clips(shape, rng, systems, contents)
+        counts = {"test": dict.fromkeys(RELATIONS, shape.pairs_per_relation)}
+        built = build_pairs(clips, task="sim", relations=RELATIONS, counts=counts, seed=r)
+        table, meta = built["test"]
+        index = {cid: i for i, cid in enumerate(clips.column("clip_id").to_pylist())}
+        a = np.array([index[c] for c in table.column("clip_a").to_pylist()])
+        b = np.array([index[c] for c in table.column("clip_b").to_pylist()])
+        sign = np.where(np.array(table.column("chosen").to_pylist()) == "a", 1.0, -1.0)
+        d = (q[a] - q[b]) * sign
+        oracle = (d > 0) + 0.5 * (d == 0)
+        pred = table.append_column("score_a", pa.array(q[a])).append_column(
+            "score_b", pa.array(q[b])
+        )
+        report = ceiling_report(pred, clips, meta, bins=int(meta["bins"]), seed=r)
+        assert report is not None
+        relation = np.array(table.column("relation").to_pylist())
+        masks = {"overall": np.ones(relation.size, dtype=bool)}
+        masks.update({rel: relation == rel for rel in RELATIONS})
+        masks["bin 0"] = pc.equal(table.column("delta_bin"), 0).to_numpy(zero_copy_only=False)
+        tops = {"overall": report["overall"], **{r_: report["by_relation"][r_] for r_ in RELATIONS}}
+        tops["bin 0"] = report["by_bin"]["0"]
+        for cell, mask in masks.items():
+            truth = float(oracle[mask].mean())
+            top = tops[cell]
+            hits[cell].append(top["ci_low"] <= truth <= top["ci_high"])
+            widths[cell].append(top["ci_high"] - top["ci_low"])
+    out: dict[str, Any] = {"shape": shape.name, "what": "ceiling", "replicates": replicates}
+    out["seed"] = seed
+    for cell in CELLS:
+        cov = float(np.mean(hits[cell]))
+        out[cell] = {
+            "coverage": round(cov, 3),
+            "coverage_mc_error": round(math.sqrt(cov * (1 - cov) / replicates), 3),
+            "mean_width": round(float(np.mean(widths[cell])), 4),
+        }
+    return out
+
+
 def _range(values: list[float], digits: int = 3) -> str:
     lo, hi = min(values), max(values)
     return f"{lo:.{digits}f}" if lo == hi else f"{lo:.{digits}f}–{hi:.{digits}f}"
@@ -319,7 +376,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", type=Path, help="also write every setting here (JSON lines)")
     ap.add_argument("--table", type=Path, help="print the README tables of a JSON-lines file")
+    ap.add_argument("--ceiling", action="store_true", help="the noise ceiling's range instead")
     args = ap.parse_args()
+    if args.ceiling:
+        for shape in args.shapes:
+            line = json.dumps(ceiling_setting(SHAPES[shape], args.replicates, args.seed))
+            print(line, flush=True)
+            if args.out:
+                with args.out.open("a") as sink:
+                    sink.write(line + "\n")
+        return
     if args.table:
         print(readme_tables([json.loads(x) for x in args.table.read_text().splitlines() if x]))
         return

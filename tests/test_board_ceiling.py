@@ -38,6 +38,7 @@ def _ceiling_of(metrics: dict[str, Any], top: float, estimator: str) -> dict[str
         "reliability_version": 1,
         "draws": 1000,
         "confidence": 0.95,
+        "measured_coverage": [0.92, 0.95],
         "overall": cell(metrics["overall"], 0),
         "by_bin": group(metrics["by_bin"]),
         "by_relation": group(metrics["by_relation"]),

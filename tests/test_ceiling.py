@@ -344,7 +344,7 @@ def test_cli_shows_the_ceiling_filters_and_compares(rated, capsys) -> None:
     results = repo / "leaderboard" / "results"
     record = json.loads((results / "shortcut-loudness" / "toy.json").read_text())
     ceiling = record["ceiling"]
-    assert "ceiling [95% CI]" in out and "of gap" in out
+    assert "ceiling [95% range]" in out and "of gap" in out
     # each row shows its own cell's ceiling and the share of the gap the model closes
     for b, top in ceiling["by_bin"].items():
         acc = record["metrics"]["by_bin"][b]["accuracy"]
@@ -365,7 +365,7 @@ def test_cli_shows_the_ceiling_filters_and_compares(rated, capsys) -> None:
     cmp = ["--repo", str(repo), "compare", "shortcut-loudness", "shortcut-random", "--task", "toy"]
     assert main(cmp) == 0
     out = capsys.readouterr().out
-    head = next(x for x in out.splitlines() if x.rstrip().endswith("ceiling [95% CI]"))
+    head = next(x for x in out.splitlines() if x.rstrip().endswith("ceiling [95% range]"))
     assert "p (adj.)" in head
     top = ceiling["by_bin"]["0"]
     line = next(x for x in out.splitlines() if x.strip().startswith("bin 0 "))

@@ -209,3 +209,20 @@ def test_the_readme_compare_excerpt_is_a_real_run() -> None:
     assert len(excerpt) >= 5
     for line in excerpt:
         assert line.removeprefix("  ") in printed, line
+
+
+def test_the_readme_states_the_reference_models_rank_intervals() -> None:
+    """ "BT, MSE, DPO and the GRPO judge share ranks 1–9 of 11": from the committed board."""
+    import re
+
+    board = (RESULTS / "summary.md").read_text(encoding="utf-8")
+    ranks = {}
+    for name in ("BT reward model", "MSE regressor", "DPO implicit reward (unit LM, demo) †",
+                 "GRPO judge, MOS-aware reward (log-mel CNN, demo) †"):  # fmt: skip
+        line = next(x for x in board.splitlines() if x.startswith(f"| {name}"))
+        ranks[name] = line.rstrip(" |").rsplit("|", 1)[1].strip()
+    assert len(set(ranks.values())) == 1, ranks
+    shown = next(iter(ranks.values()))
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    stated = re.search(r"GRPO judge share ranks (\S+) of (\d+) on the board", readme)
+    assert stated is not None and stated.group(1) == shown and stated.group(2) == "11"

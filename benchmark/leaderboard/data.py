@@ -33,7 +33,8 @@ SUBSETS = ("dmos_lt_0_2", "dmos_le_0_5", "dmos_gt_1_5")
 
 @dataclass(frozen=True)
 class Cell:
-    """Strict accuracy with its clip-clustered 95% interval; None where there is no evidence."""
+    """Strict accuracy with its 95% interval (over new clips, systems and contents, as the
+    result's cell says); None where there is no evidence or no interval."""
 
     accuracy: float | None
     ci_low: float | None = None

@@ -26,11 +26,13 @@ from benchmark.leaderboard.data import (
 )
 from benchmark.leaderboard.ranking import ALPHA
 from benchmark.results.report import SUBSET_LABELS
+from benchmark.stats.ceiling import MEASURED_COVERAGE
 
 INTRO = (
-    "Strict pairwise accuracy in % (ties count as wrong) with 95% intervals that account for "
-    "pairs sharing clips (clip-clustered; see the README, 'What a result means'); bins are "
-    "per-task ΔMOS percentile bins (bin 0 = smallest gaps). "
+    "Strict pairwise accuracy in % (ties count as wrong) with 95% intervals over new clips, "
+    "systems and contents (pairs share all three; under each table: what the task's intervals "
+    "generalise over, and README, 'What a result means'); bins are per-task ΔMOS percentile "
+    "bins of the candidate pool (bin 0 = smallest gaps). "
     "‡ shortcut heuristic, † trained on this task's corpus (in-domain). "
     "✗ failed: the latest attempt failed, so no numbers are shown; ⚠ stale: computed by "
     "other code than the submission folder now holds; ⚑ above the ceiling: a cell more in "
@@ -39,8 +41,10 @@ INTRO = (
     "sample of its pairs and got its scores (`mosrm validate-results --rescore`); every other row "
     "is self-reported and ranked apart. "
     "⊤ noise ceiling: the strict accuracy an oracle that knew the true (infinite-panel) means "
-    "would score against these labels, i.e. the pairs' mean label reliability, with the 95% "
-    "range of that oracle's accuracy (README, 'How good can a model be?'); not a model, never "
+    "would score against these labels, i.e. the pairs' mean label reliability, with the nominal "
+    f"95% range of that oracle's accuracy (in simulation it held the oracle in "
+    f"{MEASURED_COVERAGE[0]:.2f}–{MEASURED_COVERAGE[1]:.2f} of tests; README, 'How good can a "
+    "model be?'); not a model, never "
     "ranked. 'of gap': (accuracy − 50) / (ceiling − 50), the share of the reachable gain above "
     "chance."
 )

@@ -398,7 +398,8 @@ def task_section(i: int, t: TaskBoard, figures: dict[str, str]) -> str:
     )
     shown, left = plots.shown_rows(t)
     caption = (
-        "Strict accuracy per ΔMOS percentile bin with 95% clip-clustered bands; dotted: chance. "
+        "Strict accuracy per ΔMOS percentile bin with 95% bands over new clips, systems and "
+        "contents; dotted: chance. "
         "Shortcuts dashed grey."
     )
     if t.ceiling is not None:
@@ -552,8 +553,9 @@ def about_section() -> str:
         "<li><b>Pairs</b>: two clips of one corpus with different MOS; the model is right if it "
         "scores the higher-MOS clip strictly higher. A tie (equal scores) is wrong; the tie rate "
         "is shown beside every accuracy.</li>"
-        "<li><b>Intervals</b> are 95% and clip-clustered: pairs sharing a clip are not "
-        "independent, so the interval is wider than a binomial one over pairs.</li>"
+        "<li><b>Intervals</b> are 95% and generalise over new clips, systems and contents: "
+        "pairs share all three, so the interval is wider than a binomial one over pairs, and "
+        "wide by design with few systems (each task says what its intervals rest on).</li>"
         "<li><b>Bins</b> are ΔMOS percentile bands within each task: bin 0 holds the smallest "
         "MOS gaps (the hard pairs), the last bin the largest.</li>"
         f"<li><b>Rank (95%)</b>. "

@@ -111,22 +111,25 @@ def _gap_text(accuracy: float | None, c: dict[str, Any] | None) -> str:
 def ceiling_note(ceiling: dict[str, Any]) -> str:
     """What the ceiling columns mean, in two lines under the table."""
     conf = int(round(100 * ceiling["confidence"]))
+    lo, hi = ceiling.get("measured_coverage") or (None, None)
+    measured = f", which held the oracle in {lo:.2f}–{hi:.2f} of simulated tests" if lo else ""
     return (
         "ceiling: accuracy of an oracle knowing the true means (mean label reliability, "
-        f"{ceiling['estimator']}; {conf}% interval)\n"
+        f"{ceiling['estimator']}; nominal {conf}% range{measured})\n"
         "of gap: (accuracy − 50) / (ceiling − 50), the share of the gain above chance reached"
     )
 
 
 def format_result(result: dict[str, Any]) -> str:
-    """One model on one task: accuracy with its clip-aware interval per relation, bin and subset,
-    the noise ceiling of each cell and the share of its gap above chance the model closes (where
-    the pair file has label reliabilities), then a pairwise judge's diagnostics."""
+    """One model on one task: accuracy with its interval per relation, bin and subset (what the
+    intervals generalise over, under the table), the noise ceiling of each cell and the share of
+    its gap above chance the model closes (where the pair file has label reliabilities), then a
+    pairwise judge's diagnostics."""
     m = result["metrics"]
     ceiling = result.get("ceiling")
     head = ["", "accuracy", "95% CI", "ties", "n", "clips"]
     if ceiling:
-        head += ["ceiling [95% CI]", "of gap"]
+        head += [f"ceiling [{int(round(100 * ceiling['confidence']))}% range]", "of gap"]
     rows = []
     for label, c, path in _cells(m, result.get("bin_edges")):
         ci = "–" if c.get("ci_low") is None else f"[{_pct(c['ci_low'])}, {_pct(c['ci_high'])}]"
@@ -288,7 +291,7 @@ def format_comparison(
     ]
     head = ["", "n", "A", "B", "A−B", f"{conf}% CI", "p", "p (adj.)"]
     if ceiling:
-        head.append(f"ceiling [{int(round(100 * ceiling['confidence']))}% CI]")
+        head.append(f"ceiling [{int(round(100 * ceiling['confidence']))}% range]")
     rows = []
     for label, c, path in _cells(comp, edges):
         ci = (

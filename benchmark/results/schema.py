@@ -287,6 +287,8 @@ class Ceiling(BaseModel):
     reliability_version: int
     draws: int
     confidence: float
+    measured_coverage: tuple[float, float]
+    """The range's coverage in simulation (`stats.ceiling.MEASURED_COVERAGE`), below nominal."""
     overall: CeilingCell | None
     by_bin: dict[str, CeilingCell | None]
     by_relation: dict[str, CeilingCell | None]

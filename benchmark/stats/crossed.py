@@ -50,6 +50,7 @@ class _Kind:
     rows: np.ndarray  # int64: pair of each (pair, unit) membership
     cols: np.ndarray  # int64: unit of each membership
     g: int  # distinct units
+    both: np.ndarray  # (N, 2) int64: each pair's units, -1 where it has fewer than two
 
     @property
     def counts(self) -> np.ndarray:
@@ -78,10 +79,12 @@ def _kind(codes: np.ndarray) -> _Kind:
     rows = np.arange(n, dtype=np.int64)
     first = pair[:, 0] >= 0
     second = (pair[:, 1] >= 0) & (pair[:, 1] != pair[:, 0])
+    both = np.stack([np.where(first, pair[:, 0], -1), np.where(second, pair[:, 1], -1)], axis=1)
     return _Kind(
         rows=np.concatenate([rows[first], rows[second]]),
         cols=np.concatenate([pair[first, 0], pair[second, 1]]),
         g=g_known + int(unknown.sum()),
+        both=both,
     )
 
 
@@ -143,33 +146,40 @@ class CrossedDesign:
     def clusters(self) -> dict[str, int]:
         return {k: m.g for k, m in zip(self.kinds, self.members, strict=True)}
 
+    def restrict(self, kinds: tuple[str, ...]) -> CrossedDesign:
+        """The design over some of its kinds: each moment's coefficient involves two kinds only,
+        so this is a sub-matrix, not a recount (the systems-fixed interval reuses the cell's)."""
+        keep = [0] + [1 + self.kinds.index(k) for k in kinds]
+        idx = np.ix_(keep, keep)
+        return CrossedDesign(
+            n_pairs=self.n_pairs,
+            kinds=tuple(kinds),
+            members=tuple(self.members[i - 1] for i in keep[1:]),
+            coef=self.coef[idx],
+            target=self.target[keep],
+            dfs=self.dfs[keep],
+        )
+
+
+_DENSE_CELLS = 1 << 22
+"""Up to this many (unit, unit) cells the co-occurrence counts go through one `np.bincount`;
+beyond (clips × clips on a large task) through a sort."""
+
 
 def _gram_frobenius(a: _Kind, b: _Kind, n: int) -> float:
-    """||Z_a' Z_b||_F^2: the sum over (unit of a, unit of b) of (pairs holding both)^2."""
-    order_a = np.argsort(a.rows, kind="stable")
-    order_b = np.argsort(b.rows, kind="stable")
-    ra, ca = a.rows[order_a], a.cols[order_a]
-    rb, cb = b.rows[order_b], b.cols[order_b]
-    # every pair has 1 or 2 memberships per kind: pad to 2 and take the 4 combinations
-    pa = _two_per_pair(ra, ca, n)
-    pb = _two_per_pair(rb, cb, n)
+    """||Z_a' Z_b||_F^2: the sum over (unit of a, unit of b) of (pairs holding both)^2. Each pair
+    holds at most two units of a kind, so its (at most 4) combinations are all there is."""
     keys = []
     for i in range(2):
         for j in range(2):
-            ok = (pa[:, i] >= 0) & (pb[:, j] >= 0)
-            keys.append(pa[ok, i] * b.g + pb[ok, j])
-    _, counts = np.unique(np.concatenate(keys), return_counts=True)
+            ok = (a.both[:, i] >= 0) & (b.both[:, j] >= 0)
+            keys.append(a.both[ok, i] * b.g + b.both[ok, j])
+    flat = np.concatenate(keys)
+    if a.g * b.g <= _DENSE_CELLS:
+        counts = np.bincount(flat, minlength=0)
+    else:
+        _, counts = np.unique(flat, return_counts=True)
     return float((counts.astype(np.float64) ** 2).sum())
-
-
-def _two_per_pair(rows: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
-    out = np.full((n, 2), -1, dtype=np.int64)
-    first = np.ones(rows.size, dtype=bool)
-    first[1:] = rows[1:] != rows[:-1]
-    out[rows[first], 0] = cols[first]
-    out[rows[~first], 1] = cols[~first]
-    # a pair with only a second membership cannot occur: rows are sorted, first comes first
-    return out
 
 
 @dataclass(frozen=True)

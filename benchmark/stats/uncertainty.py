@@ -264,22 +264,29 @@ def _dominated(design: ClipDesign, kinds: Sequence[str]) -> str | None:
 
 
 def _crossed(design: ClipDesign, kinds: Sequence[str]) -> CrossedDesign:
+    """The crossed design of a cell over `kinds` (and their dyads): built once over every kind the
+    cell knows, then restricted, so the default and the systems-fixed interval share the work."""
     key = ("crossed", *kinds)
     known = design._memo.get(key)
     if isinstance(known, CrossedDesign):
         return known
-    units: dict[str, np.ndarray] = {"clip": design.codes}
-    df: dict[str, float] = {}
-    for kind in kinds:
-        codes = getattr(design, kind) if kind != "clip" else None
-        if codes is None:
-            continue
-        units[kind] = codes
-        dyads = _dyads(codes)
-        if dyads is not None:
-            units[f"{kind}_pair"] = dyads
-            df[f"{kind}_pair"] = design.distinct(kind) - 1.0
-    out = CrossedDesign.of(units, df)
+    full = design._memo.get(("crossed-all",))
+    if not isinstance(full, CrossedDesign):
+        units: dict[str, np.ndarray] = {"clip": design.codes}
+        df: dict[str, float] = {}
+        for kind in ("system", "content"):
+            codes = getattr(design, kind)
+            if codes is None or design.distinct(kind) < 2:
+                continue
+            units[kind] = codes
+            dyads = _dyads(codes)
+            if dyads is not None:
+                units[f"{kind}_pair"] = dyads
+                df[f"{kind}_pair"] = design.distinct(kind) - 1.0
+        full = CrossedDesign.of(units, df)
+        design._memo[("crossed-all",)] = full
+    wanted = [k for k in full.kinds if k.removesuffix("_pair") in kinds]
+    out = full.restrict(tuple(wanted))
     design._memo[key] = out
     return out
 
