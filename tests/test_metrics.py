@@ -588,3 +588,45 @@ def test_results_byte_stable() -> None:
         v is None or isinstance(v, str) or isinstance(v, int | float) and math.isfinite(v)
         for v in parsed["overall"].values()
     )
+
+
+def _units_table(systems: int, contents: int, seed: int = 0) -> pa.Table:
+    """Pairs of a systems × contents listening test with their unit ids, a noisy model."""
+    rng = np.random.default_rng(seed)
+    clips = [(s, c) for s in range(systems) for c in range(contents)]
+    quality = {k: rng.normal() for k in clips}
+    rows = []
+    for i, (x, y) in enumerate(itertools.combinations(clips, 2)):
+        if rng.random() > 0.5:
+            continue
+        chosen = "a" if quality[x] > quality[y] else "b"
+        r = row(
+            f"p{i:05d}", chosen, quality[x] + rng.normal(0, 0.5), quality[y] + rng.normal(0, 0.5)
+        )
+        r.update(clip_a=f"s{x[0]}c{x[1]}", clip_b=f"s{y[0]}c{y[1]}")
+        r.update(
+            system_a=f"s{x[0]}", system_b=f"s{y[0]}", content_a=f"c{x[1]}", content_b=f"c{y[1]}"
+        )
+        rows.append(r)
+    return table(rows)
+
+
+def test_each_cell_says_what_its_interval_generalises_over() -> None:
+    """8 systems: over clips, systems and contents; 4: systems held fixed, and the cell says so
+    in its note and the report's scope line; the systems-fixed interval is always there."""
+    from benchmark.results.report import interval_scope
+
+    many = aggregate(_units_table(8, 10))["overall"]
+    assert many["generalises_over"] == "clips, systems, contents" and many["interval_note"] is None
+    assert (many["n_systems"], many["n_contents"], many["df"]) == (8, 10, many["df"])
+    assert many["ci_low_systems_fixed"] is not None
+    few = aggregate(_units_table(4, 10))
+    o = few["overall"]
+    assert o["generalises_over"] == "clips, contents"
+    assert o["interval_note"] == (
+        "4 systems: too few to generalise over new systems (fewer than 8), held fixed"
+    )
+    scope = interval_scope(aggregate(_units_table(8, 10)))
+    assert scope.startswith("95% CI: generalises over new clips, systems, contents (80 clips, ")
+    assert "8 systems: the interval is wide by design" in scope
+    assert "4 systems: too few" in interval_scope(few)
