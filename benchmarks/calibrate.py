@@ -124,13 +124,25 @@ class Listening:
     cells: dict[str, np.ndarray]  # boolean masks
     design: ClipDesign
     system_of: np.ndarray  # per clip
+    clips: pa.Table
+    pairs: pa.Table
+    meta: dict[str, Any]  # the pair file's metadata
 
 
-def listening_test(shape: Shape, seed: int, systems: np.ndarray, contents: np.ndarray) -> Listening:
+def listening_test(
+    shape: Shape,
+    seed: int,
+    systems: np.ndarray,
+    contents: np.ndarray,
+    pair_seed: int | None = None,
+) -> Listening:
+    """`seed` draws the clips and ratings, `pair_seed` (default `seed`) the pairs."""
     rng = np.random.default_rng(seed)
     clips, q = simulate_clips(shape, rng, systems, contents)
     counts = {"test": dict.fromkeys(RELATIONS, shape.pairs_per_relation)}
-    table, _ = build_pairs(clips, task="sim", relations=RELATIONS, counts=counts, seed=seed)["test"]
+    draw = seed if pair_seed is None else pair_seed
+    built = build_pairs(clips, task="sim", relations=RELATIONS, counts=counts, seed=draw)
+    table, meta = built["test"]
     ids = clips.column("clip_id").to_pylist()
     index = {cid: i for i, cid in enumerate(ids)}
     a = np.array([index[c] for c in table.column("clip_a").to_pylist()])
@@ -154,6 +166,9 @@ def listening_test(shape: Shape, seed: int, systems: np.ndarray, contents: np.nd
         cells=cells,
         design=design,
         system_of=np.repeat(np.arange(shape.systems), shape.contents),
+        clips=clips,
+        pairs=table,
+        meta=meta,
     )
 
 
@@ -272,8 +287,6 @@ def ceiling_setting(shape: Shape, replicates: int, seed: int) -> dict[str, Any]:
     should hold is the realised strict accuracy, on that replicate's pairs and labels, of the
     oracle that knows every clip's true quality (ties half right, as the ceiling counts them).
     Systems are redrawn; no model is involved."""
-    import pyarrow.compute as pc
-
     from benchmark.stats.ceiling import ceiling_report
 
     master = np.random.default_rng(seed)
@@ -285,26 +298,17 @@ def ceiling_setting(shape: Shape, replicates: int, seed: int) -> dict[str, Any]:
         contents = (
             contents0 if shape.contents < MIN_CLUSTERS else master.normal(0, 0.3, shape.contents)
         )
-        rng = np.random.default_rng(seed * 100_003 + r)
-        clips, q = simulate_clips(shape, rng, systems, contents)
-        counts = {"test": dict.fromkeys(RELATIONS, shape.pairs_per_relation)}
-        built = build_pairs(clips, task="sim", relations=RELATIONS, counts=counts, seed=r)
-        table, meta = built["test"]
-        index = {cid: i for i, cid in enumerate(clips.column("clip_id").to_pylist())}
-        a = np.array([index[c] for c in table.column("clip_a").to_pylist()])
-        b = np.array([index[c] for c in table.column("clip_b").to_pylist()])
-        sign = np.where(np.array(table.column("chosen").to_pylist()) == "a", 1.0, -1.0)
-        d = (q[a] - q[b]) * sign
+        test = listening_test(shape, seed * 100_003 + r, systems, contents, pair_seed=r)
+        table, meta = test.pairs, test.meta
+        sign = np.where(test.a_chosen, 1.0, -1.0)
+        d = (test.q[test.a] - test.q[test.b]) * sign
         oracle = (d > 0) + 0.5 * (d == 0)
-        pred = table.append_column("score_a", pa.array(q[a])).append_column(
-            "score_b", pa.array(q[b])
+        pred = table.append_column("score_a", pa.array(test.q[test.a])).append_column(
+            "score_b", pa.array(test.q[test.b])
         )
-        report = ceiling_report(pred, clips, meta, bins=int(meta["bins"]), seed=r)
+        report = ceiling_report(pred, test.clips, meta, bins=int(meta["bins"]), seed=r)
         assert report is not None
-        relation = np.array(table.column("relation").to_pylist())
-        masks = {"overall": np.ones(relation.size, dtype=bool)}
-        masks.update({rel: relation == rel for rel in RELATIONS})
-        masks["bin 0"] = pc.equal(table.column("delta_bin"), 0).to_numpy(zero_copy_only=False)
+        masks = test.cells
         tops = {"overall": report["overall"], **{r_: report["by_relation"][r_] for r_ in RELATIONS}}
         tops["bin 0"] = report["by_bin"]["0"]
         for cell, mask in masks.items():

@@ -137,9 +137,12 @@ def demo_table() -> str:
     return "\n".join(lines)
 
 
+def _readme() -> str:
+    return (REPO / "README.md").read_text(encoding="utf-8")
+
+
 def test_the_readme_demo_table_is_the_committed_results() -> None:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert demo_table() in readme
+    assert demo_table() in _readme()
 
 
 def families_table() -> str:
@@ -181,8 +184,7 @@ def families_table() -> str:
 
 
 def test_the_readme_families_table_is_the_committed_predictions() -> None:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert families_table() in readme
+    assert families_table() in _readme()
 
 
 def test_the_readme_compare_excerpt_is_a_real_run() -> None:
@@ -203,7 +205,7 @@ def test_the_readme_compare_excerpt_is_a_real_run() -> None:
         record["bin_edges"],
         record["ceiling"],
     ).splitlines()
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = _readme()
     start = readme.index("  A = shortcut-random   B = shortcut-loudness")
     excerpt = readme[start : readme.index("```", start)].splitlines()
     assert len(excerpt) >= 5

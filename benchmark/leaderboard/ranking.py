@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from benchmark.errors import MosrmError
-from benchmark.stats.prediction_table import _correctness, load_predictions
+from benchmark.stats.prediction_table import _correctness, design_of, load_predictions
 from benchmark.stats.ranks import ALPHA as RANK_ALPHA
 from benchmark.stats.ranks import RankInterval, rank_intervals
 from benchmark.stats.uncertainty import ClipDesign
@@ -32,22 +32,16 @@ ALPHA = RANK_ALPHA
 @dataclass(frozen=True)
 class Scored:
     """One model's strict correctness on its pairs, with what identifies the pairs (id, clips,
-    chosen side) and the pairs' clips keyed by task (the clip design of the test)."""
+    chosen side) and the pairs' units keyed by task (`prediction_table._Preds.keyed`)."""
 
     key: str
     accuracy: float
     correct: np.ndarray
     pairs: np.ndarray
-    clip_a: np.ndarray
-    clip_b: np.ndarray
-    units: dict[str, np.ndarray]  # system_a/_b, content_a/_b keyed by task, where known
+    units: dict[str, np.ndarray]  # clip_a/_b, and system_a/_b, content_a/_b where known
 
     def design(self) -> ClipDesign:
-        def sides(kind: str) -> tuple[list[object], list[object]] | None:
-            a, b = self.units.get(f"{kind}_a"), self.units.get(f"{kind}_b")
-            return None if a is None or b is None else (a.tolist(), b.tolist())
-
-        return ClipDesign.of(self.clip_a, self.clip_b, sides("system"), sides("content"))
+        return design_of(self.units)
 
 
 def scored(key: str, accuracy: float, predictions: pa.Table) -> Scored:
@@ -58,45 +52,19 @@ def scored(key: str, accuracy: float, predictions: pa.Table) -> Scored:
         ["\x1f".join(x) for x in zip(p.pair_id, p.clip_a, p.clip_b, p.chosen, strict=True)],
         dtype=object,
     )
-    task = p.task.astype(str)
-    keyed = {
-        k: np.array(
-            [
-                None if x is None else f"{t}\x1f{x}"
-                for t, x in zip(task.tolist(), v.tolist(), strict=True)
-            ],
-            dtype=object,
-        )
-        for k, v in (p.units or {}).items()
-    }
-    return Scored(
-        key,
-        accuracy,
-        correct,
-        pairs,
-        np.char.add(np.char.add(task, "\x1f"), p.clip_a.astype(str)),
-        np.char.add(np.char.add(task, "\x1f"), p.clip_b.astype(str)),
-        keyed,
-    )
+    return Scored(key, accuracy, correct, pairs, p.keyed())
 
 
 def pooled(key: str, accuracy: float, parts: Sequence[Scored]) -> Scored:
     """One model on several tasks' pairs at once (the micro pool), from its per-task `scored`."""
     cat = np.concatenate
+    kinds = [k for k in parts[0].units if all(k in p.units for p in parts)] if parts else []
     return Scored(
         key,
         accuracy,
         cat([p.correct for p in parts]),
         cat([p.pairs for p in parts]),
-        cat([p.clip_a for p in parts]),
-        cat([p.clip_b for p in parts]),
-        {
-            k: cat([p.units[k] for p in parts])
-            for k in parts[0].units
-            if all(k in p.units for p in parts)
-        }
-        if parts
-        else {},
+        {k: cat([p.units[k] for p in parts]) for k in kinds},
     )
 
 

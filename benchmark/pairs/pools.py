@@ -117,25 +117,7 @@ def _pairs_within(gid: np.ndarray) -> int:
 
 def _close_within(gid: np.ndarray, q: np.ndarray, md_q: int) -> int:
     """Number of unordered pairs sharing a known group code whose ΔMOS is <= md_q nano-units."""
-    keep = gid >= 0
-    g = gid[keep].astype(np.int64)
-    v = q[keep]
-    if g.size < 2:
-        return 0
-    v = v - v.min()
-    span = int(v.max()) + md_q + 1
-    if (int(g.max()) + 1) * span < _SPAN_LIMIT:
-        key = np.sort(g * span + v)
-        hi = np.searchsorted(key, key + md_q, side="right")
-        return int((hi - np.arange(key.size) - 1).sum())
-    total = 0  # composite key would overflow int64: count group by group
-    order = np.lexsort((v, g))
-    g, v = g[order], v[order]
-    bounds = np.flatnonzero(np.diff(g)) + 1
-    for seg in np.split(v, bounds):
-        hi = np.searchsorted(seg, seg + md_q, side="right")
-        total += int((hi - np.arange(seg.size) - 1).sum())
-    return total
+    return _SortedGroups(gid, q).close(md_q)
 
 
 def _universe_gid(c: _Clips, relation: str) -> np.ndarray:
@@ -220,7 +202,7 @@ class _SortedGroups:
         self.segments = np.split(v, np.flatnonzero(np.diff(g)) + 1)
 
     def close(self, t: int) -> int:
-        """Pairs within a group with ΔMOS <= t (what `_close_within` counts, for any t)."""
+        """Pairs within a group with ΔMOS <= t."""
         total = 0
         t = min(t, self.range)
         for key in self.segments:

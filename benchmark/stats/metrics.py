@@ -88,7 +88,6 @@ from benchmark.stats.uncertainty import (
     MIN_CLUSTERS,
     ClipDesign,
     Estimand,
-    Interval,
     accuracy_interval,
     difference_test,
     holm,
@@ -182,10 +181,6 @@ def _bound(x: float | None) -> float | None:
     return None if x is None else _round(x)
 
 
-def _note(iv: Interval) -> str | None:
-    return _estimand_note(iv.estimand)
-
-
 def _estimand_note(target: Estimand) -> str | None:
     """Why a cell's interval generalises over less than clips, systems and contents, or why it
     has none; None when it has nothing to say."""
@@ -222,7 +217,7 @@ def cell(
         "ci_low": _bound(est.low),
         "ci_high": _bound(est.high),
         "generalises_over": est.estimand.label,
-        "interval_note": _note(est),
+        "interval_note": _estimand_note(est.estimand),
         "df": _round(est.df),
         "ci_low_systems_fixed": _bound(fixed.low),
         "ci_high_systems_fixed": _bound(fixed.high),

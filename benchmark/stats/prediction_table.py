@@ -59,27 +59,35 @@ class _Preds:
     p_b_first: np.ndarray | None = None
     units: dict[str, np.ndarray] | None = None  # system_a/_b, content_a/_b (object, None unknown)
 
+    def keyed(self) -> dict[str, np.ndarray]:
+        """Clip ids and, where the table has them, system and content ids, prefixed by the task
+        (pairs never cross tasks, ids may repeat across them): `clip_a`, `clip_b`, `system_a`,
+        ... as object arrays, None where a unit is unknown."""
+        task = [f"{t}\x1f" for t in self.task.astype(str).tolist()]
+        columns = {"clip_a": self.clip_a, "clip_b": self.clip_b, **(self.units or {})}
+        return {
+            k: np.array(
+                [None if x is None else f"{t}{x}" for t, x in zip(task, v.tolist(), strict=True)],
+                dtype=object,
+            )
+            for k, v in columns.items()
+        }
+
     def design(self) -> ClipDesign:
-        """Units keyed by task (pairs never cross tasks, ids may repeat across them): clips, and
-        their systems and contents where the table has them."""
-        task = np.char.add(self.task.astype(str), "\x1f")
-        a = np.char.add(task, self.clip_a.astype(str))
-        b = np.char.add(task, self.clip_b.astype(str))
-        units = self.units or {}
+        """The pairs' units keyed by task (`keyed`): clips, systems and contents."""
+        return design_of(self.keyed())
 
-        def keyed(side: np.ndarray) -> list[object]:
-            return [
-                None if x is None else f"{t}{x}"
-                for t, x in zip(task.tolist(), side.tolist(), strict=True)
-            ]
 
-        def labels(kind: str) -> tuple[list[object], list[object]] | None:
-            a_side, b_side = units.get(f"{kind}_a"), units.get(f"{kind}_b")
-            if a_side is None or b_side is None:
-                return None
-            return keyed(a_side), keyed(b_side)
+def design_of(keyed: dict[str, np.ndarray]) -> ClipDesign:
+    """The clip design of `_Preds.keyed` columns (also of several tables' concatenated)."""
 
-        return ClipDesign.of(a, b, labels("system"), labels("content"))
+    def sides(kind: str) -> tuple[list[object], list[object]] | None:
+        a, b = keyed.get(f"{kind}_a"), keyed.get(f"{kind}_b")
+        return None if a is None or b is None else (a.tolist(), b.tolist())
+
+    return ClipDesign.of(
+        keyed["clip_a"].astype(str), keyed["clip_b"].astype(str), sides("system"), sides("content")
+    )
 
 
 def _examples(ids: Sequence[Any], limit: int = 5) -> str:

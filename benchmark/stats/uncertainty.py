@@ -249,18 +249,27 @@ def _dominated(design: ClipDesign, kinds: Sequence[str]) -> str | None:
         codes = design.codes if kind == "clip" else getattr(design, kind)
         if codes is None:
             continue
-        one = codes[:, 0]
-        other = np.where(codes[:, 1] != codes[:, 0], codes[:, 1], -1)
-        flat = np.concatenate([one[one >= 0], other[other >= 0]])
-        if flat.size == 0:
+        units, _ = _held(codes)
+        if units.size == 0:
             continue
-        top = int(np.bincount(flat).max())
+        top = int(np.bincount(units).max())
         if top > DOMINANT_SHARE * n:
             return (
                 f"one {kind} holds {top} of the {n} pairs (more than {DOMINANT_SHARE:.0%}): "
                 "its effect cannot be told apart from the model's, so no interval"
             )
     return None
+
+
+def _held(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unit, pair) of every known membership of (N, 2) unit codes; a unit on both sides of a
+    pair is held once (as `stats.crossed` counts it)."""
+    one = codes[:, 0]
+    other = np.where(codes[:, 1] != codes[:, 0], codes[:, 1], -1)
+    held = np.concatenate([one, other])
+    pair = np.tile(np.arange(codes.shape[0]), 2)
+    keep = held >= 0
+    return held[keep], pair[keep]
 
 
 def _crossed(design: ClipDesign, kinds: Sequence[str]) -> CrossedDesign:
@@ -344,16 +353,12 @@ def delete_one_jackknife(values: np.ndarray, codes: np.ndarray) -> float:
     the known units that leave some pairs behind; O(pairs)."""
     v = np.asarray(values, dtype=np.float64)
     n = v.size
-    one = codes[:, 0]
-    other = np.where(codes[:, 1] != codes[:, 0], codes[:, 1], -1)
-    g = int(max(one.max(initial=-1), other.max(initial=-1))) + 1
+    units, pairs = _held(codes)
+    g = int(units.max(initial=-1)) + 1
     if g < 2:
         return 0.0
-    held = np.concatenate([one, other])
-    keep = held >= 0
-    weights = np.concatenate([v, v])[keep]
-    sums = np.bincount(held[keep], weights=weights, minlength=g)
-    counts = np.bincount(held[keep], minlength=g).astype(np.float64)
+    sums = np.bincount(units, weights=v[pairs], minlength=g)
+    counts = np.bincount(units, minlength=g).astype(np.float64)
     left = n - counts
     usable = (counts > 0) & (left > 0)
     if usable.sum() < 2:
