@@ -151,10 +151,6 @@ def format_result(result: dict[str, Any]) -> str:
     return f"{banner}\n{text}\n{banner}" if banner else text
 
 
-FEW_SYSTEMS = 20
-"""Below this many systems a cell's interval over new systems is called wide by design."""
-
-
 def interval_scope(m: dict[str, Any], edges: Sequence[float] | None = None) -> str:
     """What the 95% intervals generalise over (the overall cell's estimand), and every cell that
     generalises over less or has no interval, with why; "" for results without the record."""
@@ -165,7 +161,9 @@ def interval_scope(m: dict[str, Any], edges: Sequence[float] | None = None) -> s
     counts = f"{o.get('n_clips', 0)} clips, {o.get('n_systems', 0)} systems, "
     counts += f"{o.get('n_contents', 0)} contents"
     line = f"95% CI: generalises over new {over} ({counts})"
-    if "systems" in over and 0 < int(o.get("n_systems") or 0) < FEW_SYSTEMS:
+    from benchmark.stats.uncertainty import JACKKNIFE_BELOW  # few units: the jackknife floor
+
+    if "systems" in over and 0 < int(o.get("n_systems") or 0) < JACKKNIFE_BELOW:
         line += f"; {o['n_systems']} systems: the interval is wide by design"
     notes: dict[str, list[str]] = {}
     for label, c, _ in _cells(m, edges):
