@@ -314,23 +314,37 @@ class SSLEncoder(Encoder):
     `finetune=False` (default) freezes the backbone: it stays in eval mode (no dropout, no
     SpecAugment), runs without gradients, and is not saved with the head (it is reloaded from
     `source`). `finetune=True` trains the transformer, keeping the CNN feature extractor frozen as
-    the usual fine-tuning recipes do, and the whole backbone is saved. `normalize=True` applies the
-    per-clip zero-mean/unit-variance normalisation (masked) that some checkpoints expect
-    (`do_normalize` in their preprocessor_config.json, e.g. wav2vec2-base).
+    the usual fine-tuning recipes do, and the whole backbone is saved. `normalize` applies the
+    per-clip zero-mean/unit-variance normalisation (masked) that some checkpoints were trained on;
+    "auto" (default) reads it from the model's own feature extractor (`do_normalize` in its
+    preprocessor_config.json: true for wav2vec2-base, false for WavLM), False where it ships none.
     """
 
     TYPE = "ssl"
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "source": _REQUIRED,
         "finetune": False,
-        "normalize": False,
+        "normalize": "auto",
         "sample_rate": 16000,
     }
 
     def __init__(
-        self, source: str, finetune: bool = False, normalize: bool = False, sample_rate: int = 16000
+        self,
+        source: str,
+        finetune: bool = False,
+        normalize: bool | str = "auto",
+        sample_rate: int = 16000,
     ) -> None:
         super().__init__()
+        if normalize == "auto":
+            from benchmark.baselines.hub import load_feature_extractor
+
+            extractor = load_feature_extractor(source, "SSL encoder")
+            normalize = bool(getattr(extractor, "do_normalize", False))
+        elif not isinstance(normalize, bool):
+            raise SubmissionError(
+                f"encoder config: normalize must be true, false or 'auto', got {normalize!r}"
+            )
         self.config = self.resolve(
             {
                 "source": source,

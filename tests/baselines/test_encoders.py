@@ -206,6 +206,27 @@ def test_ssl_normalize_is_masked(tmp_path):
     assert bool((y[1, 2000:] == 0).all())
 
 
+@pytest.mark.parametrize("do_normalize", [True, False])
+def test_ssl_normalize_auto_follows_the_models_feature_extractor(tmp_path, do_normalize):
+    """`normalize: auto` (the default) is what the checkpoint's preprocessor_config.json says, and
+    the normalised input is its feature extractor's, to 1e-5, on the valid samples of a batch."""
+    from transformers import Wav2Vec2FeatureExtractor
+
+    folder = save_tiny(tmp_path / "m")
+    fe = Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=do_normalize)
+    fe.save_pretrained(folder)
+    enc = SSLEncoder(folder)
+    assert enc.normalize is do_normalize and enc.config["normalize"] is do_normalize
+    x, n = _batch([4000, 2000])
+    x = 0.2 * x + 0.3  # a DC offset and scale the normalisation must remove
+    y = enc._normalize(x, n) if enc.normalize else x
+    for i, k in enumerate(n.tolist()):
+        want = fe(x[i, :k].numpy(), sampling_rate=16000, return_tensors="pt").input_values[0]
+        assert (y[i, :k] - want).abs().max() <= 1e-5
+    with pytest.raises(SubmissionError, match="normalize must be true, false or 'auto'"):
+        SSLEncoder(folder, normalize="yes")
+
+
 def test_ssl_frozen_trains_only_layer_weights(tmp_path):
     enc = SSLEncoder(save_tiny(tmp_path / "m"))
     enc.train()

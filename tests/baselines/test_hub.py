@@ -18,12 +18,26 @@ from tests.baselines.tiny_hf import tiny_wav2vec2_config
 from tests.toy_task import write_toy_repo
 
 
-def _tiny(folder, norm: str = "layer", labels: int = 1) -> None:
-    from transformers import Wav2Vec2ForSequenceClassification
+def _tiny(
+    folder, norm: str = "layer", labels: int = 1, normalize: bool | None = None, gain: float = 1.0
+) -> None:
+    """A tiny classifier; with `normalize` not None, also its feature extractor (as hub MOS
+    predictors ship: `do_normalize`, and an attention mask only for LayerNorm CNNs). `gain`
+    scales the last layer, so that its logits are of order 1 rather than 1e-4."""
+    from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
 
     cfg = tiny_wav2vec2_config(norm, num_labels=labels, classifier_proj_size=8)
     torch.manual_seed(0)
-    Wav2Vec2ForSequenceClassification(cfg).save_pretrained(folder)
+    model = Wav2Vec2ForSequenceClassification(cfg)
+    with torch.no_grad():
+        model.classifier.weight.mul_(gain)
+    model.save_pretrained(folder)
+    if normalize is not None:
+        Wav2Vec2FeatureExtractor(
+            sampling_rate=16000,
+            do_normalize=normalize,
+            return_attention_mask=norm == "layer",
+        ).save_pretrained(folder)
 
 
 def _trusted_root():
@@ -37,7 +51,12 @@ def _trusted_root():
 def _submission(root, name: str, **params) -> object:
     folder = root / name
     folder.mkdir(parents=True)
-    _tiny(folder / "model", norm=params.pop("norm", "layer"), labels=params.pop("labels", 1))
+    _tiny(
+        folder / "model",
+        norm=params.pop("norm", "layer"),
+        labels=params.pop("labels", 1),
+        normalize=params.pop("normalize", None),
+    )
     spec = {
         "name": name,
         "display_name": name,
@@ -94,3 +113,75 @@ def test_bad_params_are_one_line_errors(tmp_path, monkeypatch):
     (folder / "submission.yaml").write_text(yaml.safe_dump(spec))
     with pytest.raises(SubmissionError, match="local folder .*gone' not found"):
         load_submission(folder)
+
+
+@pytest.mark.parametrize("norm", ["layer", "group"])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_scores_are_the_models_own_feature_extractor_then_its_raw_logits(
+    tmp_path, monkeypatch, norm, normalize
+):
+    """The reference is what the model's authors run: its feature extractor on each clip, then the
+    model, then the raw logit (no softmax). A batch of clips of different lengths through the
+    adapter gives the same numbers to 1e-5; with do_normalize the raw waveform would not."""
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    from benchmark.baselines.hub import HubScalar
+    from benchmark.data.batch import Batch
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = tmp_path / "m"
+    _tiny(folder, norm=norm, normalize=normalize, gain=1000.0)
+    adapter = HubScalar(str(folder))
+    fe = AutoFeatureExtractor.from_pretrained(str(folder), local_files_only=True)
+    model = AutoModelForAudioClassification.from_pretrained(str(folder), local_files_only=True)
+    model.eval()
+    g = torch.Generator().manual_seed(1)
+    lengths = [4000, 2500, 3300]  # speech-like, quiet with a DC offset, quiet
+    clips = [
+        s * torch.randn(n, generator=g) + o
+        for n, s, o in zip(lengths, (0.3, 0.001, 0.01), (0.05, 0.5, 0.0), strict=True)
+    ]
+    wav = torch.zeros(len(clips), max(lengths))
+    for i, c in enumerate(clips):
+        wav[i, : c.numel()] = c
+    batch = Batch(
+        waveforms=wav,
+        lengths=torch.tensor(lengths),
+        sample_rate=16000,
+        clip_ids=tuple(f"c{i}" for i in range(len(clips))),
+    )
+    with torch.no_grad():
+        got = adapter.score(batch)
+        want = torch.stack(
+            [
+                model(**fe(c.numpy(), sampling_rate=16000, return_tensors="pt")).logits[0, 0]
+                for c in clips
+            ]
+        )
+        raw = torch.stack([model(c[None, :]).logits[0, 0] for c in clips])
+    assert want.abs().min() > 0.01  # logits of order 1e-1: 1e-5 is a real test
+    assert (got.float() - want).abs().max() <= 1e-5, (got, want)
+    assert adapter.sample_rate == 16000
+    if normalize:  # the bug this guards against: raw waveforms score differently
+        assert (raw - want).abs().max() > 0.05
+
+
+def test_the_fingerprint_covers_the_feature_extractor(tmp_path, monkeypatch):
+    from benchmark.baselines.hub import HubScalar
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    prints = []
+    for normalize in (True, False, None):
+        folder = tmp_path / str(normalize)
+        _tiny(folder, normalize=normalize)
+        prints.append(HubScalar(str(folder)).fingerprint())
+    assert len(set(prints)) == 3
+
+
+def test_a_sample_rate_against_the_feature_extractor_is_a_one_line_error(tmp_path, monkeypatch):
+    from benchmark.baselines.hub import HubScalar
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _tiny(tmp_path / "m", normalize=True)
+    with pytest.raises(SubmissionError, match="params.sample_rate 8000 but its feature extractor"):
+        HubScalar(str(tmp_path / "m"), sample_rate=8000)
