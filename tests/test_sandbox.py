@@ -97,6 +97,8 @@ class Model:
             return torch.full((n,), float("nan"))
         if m == "shape":
             return torch.zeros(n, 1)
+        if m == "list":  # B numbers, but not the Tensor[B] of the contract
+            return [float(x) for x in batch.lengths]
         raise AssertionError(m)
 
 
@@ -191,6 +193,7 @@ def test_no_network_not_even_loopback(tmp_path):
         ("hard_exit", None, r"exited with status 0"),
         ("raise", None, r"score\(\) raised ValueError: bad clip \(model.py:\d+\)"),
         ("exit_at_build", None, r"building the model failed: SystemExit: 3"),
+        ("list", None, r"score\(\) returned list, not a torch.Tensor of shape \[B\]"),
     ],
 )
 def test_misbehaviour_is_a_named_failure(tmp_path, mode, limits, reason):

@@ -26,10 +26,14 @@ def test_every_real_dtype_gives_a_float64_copy(dtype: torch.dtype) -> None:
     np.testing.assert_array_equal(got, torch.tensor([0.5, 1.0, 2.0, 3.0]).to(dtype).double())
 
 
-def test_lists_and_arrays_are_accepted() -> None:
-    want = np.array([0.0, 1.0, 2.0, 3.0])
-    np.testing.assert_array_equal(_validate([0.0, 1.0, 2.0, 3.0], 4, "s", "fp", IDS), want)
-    np.testing.assert_array_equal(_validate(want.copy(), 4, "s", "fp", IDS), want)
+@pytest.mark.parametrize("out", [[0.0, 1.0, 2.0, 3.0], np.arange(4.0), (0.0, 1.0, 2.0, 3.0)])
+def test_lists_and_arrays_are_refused(out: object) -> None:
+    """The contract is `Tensor[B]`: a list that happens to have B numbers is a model that does
+    not do what its author thinks (a list of per-clip tensors, a batch of one), so it is named."""
+    with pytest.raises(SubmissionError) as err:
+        _validate(out, 4, "score()", "fp", IDS)
+    assert f"returned {type(out).__name__}, not a torch.Tensor of shape [4]" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize(
@@ -40,7 +44,7 @@ def test_lists_and_arrays_are_accepted() -> None:
         (torch.tensor([0.0, float("nan"), 1.0, float("inf")]), "2 non-finite values (at c1, c3)"),
         (torch.zeros(4, dtype=torch.bool), "dtype torch.bool"),
         (torch.zeros(4, dtype=torch.complex64), "dtype torch.complex64"),
-        ("four", "returned str, not a tensor"),
+        ("four", "returned str, not a torch.Tensor"),
     ],
 )
 def test_bad_output_is_one_error_naming_the_clips(out: object, message: str) -> None:

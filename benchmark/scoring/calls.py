@@ -59,10 +59,9 @@ def _validate(
         shown = ", ".join(clip_ids[:8]) + (f", ... ({len(clip_ids)} clips)" if n > 8 else "")
         return SubmissionError(f"model {fingerprint}: {what} {reason} for clips {shown}")
 
-    try:
-        t = out if isinstance(out, torch.Tensor) else torch.as_tensor(out)
-    except Exception as exc:
-        raise fail(f"returned {type(out).__name__}, not a tensor ({_short(exc)})") from None
+    if not isinstance(out, torch.Tensor):  # the contract is Tensor[B]: a list is a mistake
+        raise fail(f"returned {type(out).__name__}, not a torch.Tensor of shape [{n}]")
+    t = out
     if t.is_complex() or t.dtype == torch.bool:
         raise fail(f"returned dtype {t.dtype}, expected a real number per clip")
     if t.shape != (n,):

@@ -193,9 +193,11 @@ class _Runner:
                 out = self.model.prefer(a, b)
             else:
                 raise ValueError(f"unknown request {op!r}")
-        if isinstance(out, torch.Tensor):
-            return np.asarray(out.detach().to("cpu", torch.float64).numpy())
-        return np.asarray(out, dtype=np.float64)
+        if not isinstance(out, torch.Tensor):  # the contract is Tensor[B]; say so, do not guess
+            raise TypeError(
+                f"{op}() returned {type(out).__name__}, not a torch.Tensor of shape [B]"
+            )
+        return np.asarray(out.detach().to("cpu", torch.float64).numpy())
 
 
 def _parameters(model: Any) -> int | None:
