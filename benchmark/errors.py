@@ -8,6 +8,7 @@ deep inside a library.
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from benchmark.escape import display_name
@@ -57,3 +58,13 @@ def describe_validation_error(exc: ValidationError) -> str:
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         parts.append(f"field '{loc}': {msg}")
     return "; ".join(parts)
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """' (did you mean 'demo'?)' for a close known name, else '': a typo should cost one glance."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=2, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(f"'{c}'" for c in close) + "?)"

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmark.errors import MachineError, MosrmError
+from benchmark.errors import MachineError, MosrmError, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,10 @@ def prepare_tasks(
         known = sorted(p.stem for p in folder.glob("*.yaml"))
         unknown = sorted(set(names) - set(known))
         if unknown:
-            raise MosrmError(f"unknown task(s): {', '.join(unknown)} (known: {', '.join(known)})")
+            hint = did_you_mean(unknown[0], known) if len(unknown) == 1 else ""
+            raise MosrmError(
+                f"unknown task(s): {', '.join(unknown)}{hint} (known: {', '.join(known)})"
+            )
         tasks = {n: load_task_file(folder / f"{n}.yaml") for n in known if n in names}
     else:
         tasks = load_tasks(folder)
@@ -114,7 +117,10 @@ def submission_folders(repo: Path, names: Sequence[str] | None) -> list[Path]:
         p = Path(n)
         folder = p if p.is_dir() else root / n
         if not (folder / "submission.yaml").is_file():
-            raise MosrmError(f"no submission '{n}' (looked for {folder}/submission.yaml)")
+            known = [f.name for f in discover_submissions(root)] if root.is_dir() else []
+            raise MosrmError(
+                f"no submission '{n}'{did_you_mean(n, known)} (looked for {folder}/submission.yaml)"
+            )
         chosen.append(folder)
     return chosen
 

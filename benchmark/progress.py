@@ -21,27 +21,51 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-_THIRD_PARTY_QUIET = {
+QUIET_ENV = {
     "TQDM_DISABLE": "1",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "TRANSFORMERS_VERBOSITY": "error",
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
 }
+"""What silences the bars and advice of the libraries underneath, read when they are imported."""
 
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """No bars from here or from the libraries underneath while the block runs."""
-    saved = {key: os.environ.get(key) for key in _THIRD_PARTY_QUIET}
-    os.environ.update(_THIRD_PARTY_QUIET)
+    """No bars from here or from the libraries underneath while the block runs: the environment
+    they read when imported (and a sandboxed child inherits, `scoring.sandbox.command`), and the
+    switches of those already imported, which read it once ("Loading weights" of transformers)."""
+    saved = {key: os.environ.get(key) for key in QUIET_ENV}
+    os.environ.update(QUIET_ENV)
+    restore = _silence_imported()
     try:
         yield
     finally:
+        restore()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _silence_imported() -> Any:
+    """Turn off the bars of Hugging Face libraries already imported; returns the undo."""
+    undo = []
+    hub = sys.modules.get("huggingface_hub.utils")
+    if hub is not None and not hub.are_progress_bars_disabled():
+        hub.disable_progress_bars()
+        undo.append(hub.enable_progress_bars)
+    tf = sys.modules.get("transformers.utils.logging")
+    if tf is not None and tf.is_progress_bar_enabled():
+        tf.disable_progress_bar()
+        undo.append(tf.enable_progress_bar)
+
+    def restore() -> None:
+        for fn in undo:
+            fn()
+
+    return restore
 
 
 class _Null:

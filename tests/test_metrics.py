@@ -630,3 +630,46 @@ def test_each_cell_says_what_its_interval_generalises_over() -> None:
     assert scope.startswith("95% CI: generalises over new clips, systems, contents (80 clips, ")
     assert "8 systems: the interval is wide by design" in scope
     assert "4 systems: too few" in interval_scope(few)
+
+
+def _comp(diff: float, low: float, high: float, p: float | None, cells: dict | None = None) -> dict:
+    overall = {"n": 900, "difference": diff, "ci_low": low, "ci_high": high, "p_value": p}
+    if p is None:
+        overall |= {"ci_low": None, "ci_high": None, "interval_note": "system s1 in 60% of pairs"}
+    return {
+        "interval": {"confidence": 0.95},
+        "alpha": 0.05,
+        "overall": overall,
+        "by_relation": cells or {},
+        "minimum_detectable_difference": {"value": 0.061, "power": 0.8, "alpha": 0.05},
+    }
+
+
+def test_the_comparison_verdict_says_who_wins_or_that_no_one_does() -> None:
+    """`mosrm compare`'s last line, by hand: the primary test decides; a secondary cell is named
+    only when its gatekept Holm p holds; no significance prints the detectable difference."""
+    from benchmark.results.report import comparison_verdict
+
+    won = _comp(
+        0.062,
+        0.021,
+        0.103,
+        0.003,
+        {"cross": {"p_holm": 0.01}, "same_system": {"p_holm": 0.2}},
+    )
+    assert comparison_verdict("A", "B", won) == (
+        "verdict: A better than B overall: A−B = +6.2 [+2.1, +10.3] points (95% CI), "
+        "p = 0.003; also in cross (Holm, gatekept)"
+    )
+    lost = _comp(-0.05, -0.08, -0.02, 0.00001)
+    assert comparison_verdict("A", "B", lost) == (
+        "verdict: B better than A overall: A−B = -5.0 [-8.0, -2.0] points (95% CI), p < 0.0001"
+    )
+    tie = _comp(0.02, -0.01, 0.05, 0.21)
+    assert comparison_verdict("A", "B", tie) == (
+        "verdict: A and B not distinguishable overall: +2.0 [-1.0, +5.0] points (95% CI), "
+        "p = 0.21; this test detects ±6.1 points with 80% power"
+    )
+    assert comparison_verdict("A", "B", _comp(0.1, 0, 0, None)) == (
+        "verdict: no test overall (system s1 in 60% of pairs)"
+    )

@@ -77,6 +77,11 @@ def test_unknown_names_are_one_line_errors(tmp_path: Path) -> None:
         prepare_tasks(repo, ["nope"], progress=False)
     with pytest.raises(MosrmError, match="no submission 'nope'"):
         submission_folders(repo, ["nope"])
+    # a typo costs one glance: the close name is offered
+    with pytest.raises(MosrmError, match=r"unknown task\(s\): tyo \(did you mean 'toy'\?\)"):
+        prepare_tasks(repo, ["tyo"], progress=False)
+    with pytest.raises(MosrmError, match=r"'shortcut-loudnes' \(did you mean 'shortcut-loudness'"):
+        submission_folders(repo, ["shortcut-loudnes"])
     assert {f.name for f in submission_folders(repo, None)} >= {"shortcut-loudness"}
 
 

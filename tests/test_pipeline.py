@@ -207,6 +207,8 @@ def test_cli_validate_and_compare(toy_repo, capsys):
     assert f"{100 * o['difference']:+.1f}" in row and str(o["n"]) in row
     assert any(line.strip().startswith("same_content") for line in lines)
     assert any(line.strip().startswith("bin 0 (Δ") for line in lines)
+    assert lines[-1].startswith("verdict: ")  # the one line to quote, last
+    assert f"{100 * o['difference']:+.1f} [" in lines[-1]
     assert main([*args, "--relation", "same_system", "--json"]) == 0
     filtered = json.loads(capsys.readouterr().out)
     assert filtered["relation"] == "same_system"
@@ -242,3 +244,22 @@ def test_run_goes_on_past_a_broken_task_and_fails_at_the_end(toy_repo, tmp_path,
     assert "1 task(s) could not be prepared" in err and "bvcc:" in err and "DATA/wav" in err
     assert (results / "shortcut-duration" / "toy.json").is_file()
     assert not (results / "shortcut-duration" / "bvcc.json").exists()
+
+
+def test_evaluate_takes_several_tasks(toy_repo, capsys):
+    """`--task` repeats: each task's result is written; a task without data stops the command
+    before anything is scored, naming it."""
+    text = (toy_repo / "tasks" / "toy.yaml").read_text().replace("name: toy", "name: toy2")
+    (toy_repo / "tasks" / "toy2.yaml").write_text(text)
+    results = toy_repo / "out"
+    base = ["--repo", str(toy_repo), "evaluate", "shortcut-random", "--quiet"]
+    assert main([*base, "--task", "toy", "--task", "toy2", "--results", str(results)]) == 0
+    written = {p.name for p in (results / "shortcut-random").glob("*.json")}
+    assert {"toy.json", "toy2.json"} <= written
+    spec = yaml.safe_load(text)
+    spec["name"], spec["data"]["root"] = "toy3", str(toy_repo / "nowhere")
+    (toy_repo / "tasks" / "toy3.yaml").write_text(yaml.safe_dump(spec))
+    capsys.readouterr()
+    assert main([*base, "--task", "toy", "--task", "toy3", "--results", str(toy_repo / "o2")]) == 2
+    assert "task 'toy3' has no data" in capsys.readouterr().err
+    assert not (toy_repo / "o2").exists()

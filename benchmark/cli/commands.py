@@ -252,9 +252,11 @@ def _evaluate_task(args: argparse.Namespace) -> int:
     from benchmark.orchestrate import prepare_tasks, submission_folders
 
     repo = _repo(args)
-    prepared = prepare_tasks(repo, [args.task], args.data_root, progress=not args.quiet, echo=say)
-    if not prepared:
-        raise MosrmError(f"task '{args.task}' has no data; run `mosrm prepare {args.task}` first")
+    names = list(dict.fromkeys(args.task))  # repeatable, in the order given, once each
+    prepared = prepare_tasks(repo, names, args.data_root, progress=not args.quiet, echo=say)
+    missing = [n for n in names if n not in {p.task.name for p in prepared}]
+    if missing:
+        raise MosrmError(f"task '{missing[0]}' has no data; run `mosrm prepare {missing[0]}` first")
     folders = submission_folders(repo, args.submissions)
     failed = _evaluate_all(args, prepared, folders)
     print(f"results in {_results_root(args)}")

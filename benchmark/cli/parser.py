@@ -94,9 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=commands.cmd_card)
 
-    p = sub.add_parser("evaluate", help="evaluate submissions on one task")
+    p = sub.add_parser("evaluate", help="evaluate submissions on tasks")
     p.add_argument("submissions", nargs="*", help="submission names or folders (default: all)")
-    p.add_argument("--task", required=True)
+    p.add_argument(
+        "--task", action="append", required=True, help="a task (repeatable: --task T --task U)"
+    )
     p.add_argument(
         "--data-root", help="corpus folder (default: the task's, else the last prepared)"
     )

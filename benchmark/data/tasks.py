@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from benchmark.data.safe_yaml import load_yaml
 from benchmark.data.tables import RELATIONS
-from benchmark.errors import TaskSpecError, describe_validation_error
+from benchmark.errors import TaskSpecError, describe_validation_error, did_you_mean
 
 if TYPE_CHECKING:
     from benchmark.data.corpora import Reader
@@ -281,6 +281,9 @@ def load_tasks(folder: str | Path) -> dict[str, Task]:
 def get_task(folder: str | Path, name: str) -> Task:
     path = Path(folder) / f"{name}.yaml"
     if not path.is_file():
-        known = ", ".join(sorted(load_tasks(folder))) or "none"
-        raise TaskSpecError(f"no task '{name}' in {folder} (known tasks: {known})")
+        names = sorted(p.stem for p in Path(folder).glob("*.yaml"))
+        hint = did_you_mean(name, names)
+        raise TaskSpecError(
+            f"no task '{name}' in {folder}{hint} (known tasks: {', '.join(names) or 'none'})"
+        )
     return load_task_file(path)

@@ -327,4 +327,39 @@ def format_comparison(
             "smaller true difference may well go undetected, so no significance is no evidence "
             "of no difference"
         )
+    lines.append(comparison_verdict(name_a, name_b, comp, edges))
     return "\n".join(lines)
+
+
+def comparison_verdict(
+    name_a: str, name_b: str, comp: dict[str, Any], edges: Sequence[float] | None = None
+) -> str:
+    """One line a paper can quote: which model is better overall (the primary test), by how much
+    with its interval and p, and which other cells hold after gatekeeping; or that this test could
+    not tell them apart, with the difference it could have detected."""
+    o = comp["overall"]
+    alpha = float(comp.get("alpha", 0.05))
+    conf = int(round(100 * comp["interval"]["confidence"]))
+    if o.get("p_value") is None or o.get("ci_low") is None:
+        return f"verdict: no test overall ({o.get('interval_note') or 'no pairs'})"
+    diff = f"{_pct(o['difference'], True)} [{_pct(o['ci_low'], True)}, {_pct(o['ci_high'], True)}]"
+    stats = f"{diff} points ({conf}% CI), {_p_short(o['p_value'])}"
+    if o["p_value"] >= alpha:
+        mdd = (comp.get("minimum_detectable_difference") or {}).get("value")
+        tail = f"; this test detects ±{100 * mdd:.1f} points with 80% power" if mdd else ""
+        return f"verdict: {name_a} and {name_b} not distinguishable overall: {stats}{tail}"
+    better, worse = (name_a, name_b) if o["difference"] > 0 else (name_b, name_a)
+    held = [
+        label.strip()
+        for label, c, path in _cells(comp, edges)
+        if path != ("overall",) and c.get("p_holm") is not None and c["p_holm"] < alpha
+    ]
+    also = f"; also in {', '.join(held)} (Holm, gatekept)" if held else ""
+    return f"verdict: {better} better than {worse} overall: A−B = {stats}{also}"
+
+
+def _p_short(x: float) -> str:
+    """ "p = 0.21", "p = 0.003", "p = 0.00012", "p < 0.0001"."""
+    if x < 1e-4:
+        return "p < 0.0001"
+    return f"p = {x:.2g}" if x < 0.01 else f"p = {x:.3f}".rstrip("0").rstrip(".")

@@ -185,3 +185,19 @@ def test_a_sample_rate_against_the_feature_extractor_is_a_one_line_error(tmp_pat
     _tiny(tmp_path / "m", normalize=True)
     with pytest.raises(SubmissionError, match="params.sample_rate 8000 but its feature extractor"):
         HubScalar(str(tmp_path / "m"), sample_rate=8000)
+
+
+def test_quiet_silences_the_loading_bars_of_an_in_process_model(tmp_path, monkeypatch, capfd):
+    """A trusted hub folder loads in this process, where transformers was imported before the
+    command (as in a notebook, or here by earlier tests) and read its progress switch then:
+    `--quiet` still silences its "Loading weights" bar."""
+    import transformers  # noqa: F401
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    repo = write_toy_repo(tmp_path)
+    folder = _submission(_trusted_root(), "hub-quiet")
+    args = ["--repo", str(repo), "evaluate", str(folder), "--task", "toy", "--quiet"]
+    capfd.readouterr()
+    assert main([*args, "--results", str(tmp_path / "results")]) == 0
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "it/s]" not in err, err

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmark.progress import QUIET_ENV
+
 
 @dataclass(frozen=True)
 class SandboxLimits:
@@ -86,7 +88,13 @@ def bwrap_command(
         cmd += ["--ro-bind-try", "/proc/driver/nvidia", "/proc/driver/nvidia"]
         cmd += ["--ro-bind", "/sys", "/sys"]
     env = {"HOME": "/tmp", "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
-    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "LANG"):
+    for key in (
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "CUDA_VISIBLE_DEVICES",
+        "LANG",
+        *QUIET_ENV,  # `--quiet`: the child's libraries stay quiet too (`benchmark.progress`)
+    ):
         if key in os.environ:
             env[key] = os.environ[key]
     cmd += ["--clearenv"]
