@@ -20,7 +20,8 @@ def incidence(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def dense_crossed(v: np.ndarray, kinds: list[np.ndarray]) -> tuple[float, float]:
     """(variance of the mean, df) under the additive working model, by the method of moments:
     E[v' M Z_j Z_j' M v] = sum_k s_k^2 ||Z_j' M Z_k||_F^2, solved with the most negative component
-    dropped until none is negative; df = (units − 1) of the smallest kind carrying variance."""
+    dropped until none is negative; df = Satterthwaite's over the parts carrying variance, each on
+    (units − 1) of its kind, rounded down, at most n − 1."""
     v = np.asarray(v, dtype=float)
     n = v.size
     m = np.eye(n) - 1.0 / n
@@ -38,5 +39,9 @@ def dense_crossed(v: np.ndarray, kinds: list[np.ndarray]) -> tuple[float, float]
     target = np.array([1.0 / n] + [float(z.sum(axis=0) @ z.sum(axis=0)) / n**2 for z in kinds])
     parts = target * s
     dfs = np.array([n - 1.0] + [max(1.0, z.shape[1] - 1.0) for z in kinds])
-    df = float(dfs[parts > 0].min()) if (parts > 0).any() else float(dfs.min())
+    on = parts > 0
+    df = float(dfs.min())
+    if on.any():
+        satt = parts[on].sum() ** 2 / np.sum(parts[on] ** 2 / dfs[on])
+        df = max(1.0, min(n - 1.0, float(np.floor(satt + 1e-9))))
     return float(parts.sum()), df

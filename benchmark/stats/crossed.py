@@ -24,18 +24,19 @@ component is set to 0 and the rest re-solved: the usual truncation, slightly con
 the CR2 idea (Bell & McCaffrey 2002: unbiased under a working model) for crossed clusters. Cost
 O(pairs): each pair has at most two units of a kind, so every Gram term is a count over pairs.
 
-Degrees of freedom: (G − 1) for the kind with the fewest clusters G among those whose component is
-positive (pairs − 1 when only the residual is), the few-cluster rule of Cameron & Miller (2015);
-the interval uses t on them (`benchmark.stats.uncertainty`), which is what makes 8 systems give an
-honestly wide interval; a dyad kind carries the df of the units it pairs (`CrossedDesign.of`'s
-`df`). Satterthwaite's df over the components was measured too and rejected: with 8 systems it gave
-~10 df and covered 0.90 in the same-content cell (1,000 simulated tests, demo shape, systems
-redrawn), against 0.92 with G − 1. Calibrated by `benchmarks/calibrate.py`; the numbers are in the
-README.
+Degrees of freedom: Satterthwaite's (1946) over the components, each resting on its own kind's
+(G − 1) (pairs − 1 for the residual; a dyad kind on the units it pairs, `CrossedDesign.of`'s
+`df`), rounded down to a whole number and at most pairs − 1: df = V^2 / sum_k (V_k^2 / df_k), V_k the part of the
+variance kind k carries. Where the clips carry most of it (the BVCC shape, bin 0 of the demo) that
+is hundreds of df, not the 7 of the fewest clusters; where 8 systems carry it, close to 7. Alone
+it undercovered (0.89–0.91 in the demo shape's cells, systems redrawn): `uncertainty` adds the
+jackknife floor where systems or contents carry much of the variance. Calibrated by
+`benchmarks/calibrate.py`; the numbers are in the README.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -186,7 +187,8 @@ def _gram_frobenius(a: _Kind, b: _Kind, n: int) -> float:
 class CrossedVariance:
     variance: float
     components: dict[str, float]  # s_k^2 per kind, "pair" for the residual
-    df: float  # fewest clusters − 1 among the kinds that carry variance
+    shares: dict[str, float]  # the fraction of the variance each kind carries
+    df: float  # Satterthwaite's, rounded down (module doc)
 
 
 def crossed_variance(values: np.ndarray, design: CrossedDesign) -> CrossedVariance:
@@ -202,11 +204,26 @@ def crossed_variance(values: np.ndarray, design: CrossedDesign) -> CrossedVarian
     s2 = _nonnegative_solve(design.coef, np.asarray(q))
     parts = design.target * s2
     var = float(parts.sum())
-    dfs = design.dfs
-    carrying = parts > 0
-    df = float(dfs[carrying].min()) if carrying.any() else float(dfs.min())
     names = ("pair", *design.kinds)
-    return CrossedVariance(var, {k: float(x) for k, x in zip(names, s2, strict=True)}, df)
+    return CrossedVariance(
+        var,
+        {k: float(x) for k, x in zip(names, s2, strict=True)},
+        {k: float(x / var) if var > 0 else 0.0 for k, x in zip(names, parts, strict=True)},
+        satterthwaite(parts, design.dfs),
+    )
+
+
+def satterthwaite(parts: np.ndarray, dfs: np.ndarray) -> float:
+    """V^2 / sum(V_k^2 / df_k) over the parts that carry variance, rounded down to a whole number
+    (the t quantiles of whole df need no scipy; rounding down only widens) and at most the
+    residual's pairs − 1 (`dfs[0]`: components estimated from N pairs rest on no more); the
+    fewest df when no part does."""
+    carrying = parts > 0
+    if not carrying.any():
+        return float(dfs.min())
+    p, d = parts[carrying], dfs[carrying]
+    df = float(p.sum()) ** 2 / float((p**2 / d).sum())
+    return float(max(1.0, min(float(dfs[0]), math.floor(df * (1 + 1e-12)))))
 
 
 def _nonnegative_solve(coef: np.ndarray, q: np.ndarray) -> np.ndarray:

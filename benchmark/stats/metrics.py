@@ -99,9 +99,11 @@ from benchmark.stats.uncertainty import (
 if TYPE_CHECKING:
     import pandas as pd
 
-METRICS_VERSION = 3
+METRICS_VERSION = 4
 """Bumped when a reported number changes meaning (2: clip-aware intervals, Holm-adjusted tests;
-3: intervals and tests generalise over new systems and contents as well as clips)."""
+3: intervals and tests generalise over new systems and contents as well as clips; 4: their df are
+Satterthwaite's, and the few-unit jackknife floor applies only where systems or contents carry
+much of the variance)."""
 
 DIGITS = 6
 """Decimals kept for every rate in results, so that results JSON is byte-stable."""
