@@ -219,7 +219,7 @@ def run_setting(
         c1 = correct(test, rng, bias[1], model)  # equally good: the paired test's null
         row: dict[str, Any] = {}
         for name, mask in test.cells.items():
-            sub = test.design.subset(mask)
+            sub = test.design.subset(mask, by_label=name.startswith("bin"))  # as metrics does
             iv = accuracy_interval(c0[mask], sub, fixed=fixed)
             row[name] = (iv.p, iv.low, iv.high, iv.estimand.label)
         d_null = c0.astype(np.int8) - c1.astype(np.int8)

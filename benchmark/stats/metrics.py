@@ -103,7 +103,7 @@ METRICS_VERSION = 4
 """Bumped when a reported number changes meaning (2: clip-aware intervals, Holm-adjusted tests;
 3: intervals and tests generalise over new systems and contents as well as clips; 4: their df are
 Satterthwaite's, and the few-unit jackknife floor applies only where systems or contents carry
-much of the variance)."""
+much of the variance or the pairs were selected by their labels)."""
 
 DIGITS = 6
 """Decimals kept for every rate in results, so that results JSON is byte-stable."""
@@ -245,10 +245,11 @@ class _Cells:
         self.design = p.design()
         self.confidence = confidence
 
-    def of(self, mask: np.ndarray) -> dict[str, Any]:
+    def of(self, mask: np.ndarray, by_label: bool = False) -> dict[str, Any]:
         if not mask.any():
             return _empty_cell()
-        return cell(self.correct[mask], self.ties[mask], self.design.subset(mask), self.confidence)
+        design = self.design.subset(mask, by_label=by_label)
+        return cell(self.correct[mask], self.ties[mask], design, self.confidence)
 
     def by(
         self,
@@ -256,11 +257,13 @@ class _Cells:
         all_keys: Sequence[Any] | None = None,
         name: Callable[[Any], str] = str,
         within: np.ndarray | None = None,
+        by_label: bool = False,
     ) -> dict[str, dict[str, Any]]:
-        """Cells per key value, in sorted key order (so insertion order is deterministic too)."""
+        """Cells per key value, in sorted key order (so insertion order is deterministic too);
+        `by_label` where the keys come from the pairs' labels (ΔMOS bins)."""
         inside = np.ones(keys.size, dtype=bool) if within is None else within
         values = sorted(set(keys[inside].tolist()) | set(all_keys or ()))
-        return {name(v): self.of(inside & (keys == v)) for v in values}
+        return {name(v): self.of(inside & (keys == v), by_label) for v in values}
 
 
 def _bin_keys(p: _Preds, bins: int | None) -> list[int] | None:
@@ -317,7 +320,7 @@ def aggregate(
     bin_keys = _bin_keys(p, bins)
     by_task = cells.by(p.task)
     by_relation_bin = {
-        rel: cells.by(p.delta_bin, bin_keys, within=p.relation == rel)
+        rel: cells.by(p.delta_bin, bin_keys, within=p.relation == rel, by_label=True)
         for rel in sorted(set(p.relation.tolist()))
     }
     result: dict[str, Any] = {
@@ -326,8 +329,8 @@ def aggregate(
         "by_task": by_task,
         "by_split": cells.by(p.split),
         "by_relation": cells.by(p.relation),
-        "by_bin": cells.by(p.delta_bin, bin_keys),
-        "by_subset": {name: cells.of(p.flags[name]) for name in sorted(FIXED_SUBSETS)},
+        "by_bin": cells.by(p.delta_bin, bin_keys, by_label=True),
+        "by_subset": {name: cells.of(p.flags[name], True) for name in sorted(FIXED_SUBSETS)},
         "by_relation_bin": by_relation_bin,
     }
     has_subset = np.array([s is not None for s in p.subset], dtype=bool)
@@ -431,22 +434,22 @@ def compare(
     design = pa_.design()
     masks: list[tuple[dict[str, Any], np.ndarray]] = []
 
-    def paired(mask: np.ndarray) -> dict[str, Any]:
+    def paired(mask: np.ndarray, by_label: bool = False) -> dict[str, Any]:
         mask = mask & keep
-        out = _paired(ca[mask], cb[mask], design.subset(mask), confidence)
+        out = _paired(ca[mask], cb[mask], design.subset(mask, by_label=by_label), confidence)
         masks.append((out, mask))
         return out
 
-    def by(keys: np.ndarray, name: Callable[[Any], str] = str) -> dict[str, dict[str, Any]]:
-        return {name(v): paired(keys == v) for v in sorted(set(keys[keep].tolist()))}
+    def by(keys: np.ndarray, by_label: bool = False) -> dict[str, dict[str, Any]]:
+        return {str(v): paired(keys == v, by_label) for v in sorted(set(keys[keep].tolist()))}
 
     has_subset = np.array([s is not None for s in pa_.subset], dtype=bool)
     result: dict[str, Any] = {
         "overall": paired(np.ones(ca.size, dtype=bool)),
         "by_task": by(pa_.task),
         "by_relation": by(pa_.relation),
-        "by_bin": by(pa_.delta_bin),
-        "by_subset": {k: paired(pa_.flags[k]) for k in sorted(FIXED_SUBSETS)},
+        "by_bin": by(pa_.delta_bin, by_label=True),
+        "by_subset": {k: paired(pa_.flags[k], True) for k in sorted(FIXED_SUBSETS)},
     }
     if (has_subset & keep).any():
         result["by_group_subset"] = {
