@@ -130,9 +130,10 @@ def in_memory_submission(
 
 
 def _repo(repo: str | Path | None) -> Path:
-    from benchmark.paths import repo_root
+    """The workspace (`benchmark.workspace`): `repo` when given."""
+    from benchmark.workspace import workspace
 
-    return Path(repo).resolve() if repo is not None else repo_root()
+    return workspace(repo).root
 
 
 def evaluate(
@@ -155,11 +156,13 @@ def evaluate(
     """Evaluate an object with `score(batch)` (scalar), `prefer(a, b)` (pairwise) or an implicit
     model's methods, plus `sample_rate`, on each task; one `TaskResult` per task, in order.
 
-    A task is a name (a YAML under `<repo>/tasks/`), a path to a task YAML anywhere, a
-    `TaskSpec` (or the mapping a task YAML holds) or a `Task`; one task or a list of them.
+    A task is a name (the package's, or a YAML under the workspace's `tasks/`), a path to a task
+    YAML anywhere, a `TaskSpec` (or the mapping a task YAML holds) or a `Task`; one task or a list
+    of them.
 
-    The results are written as by `mosrm evaluate` under `results_dir` (default
-    `<repo>/leaderboard/results`, repo = `$MOSRM_REPO` or the current directory); `limit` is a
+    The results are written as by `mosrm evaluate` under `results_dir` (default the workspace's
+    `results/`: `repo`, else `$MOSRM_WORKSPACE`, else the current folder if it has
+    `submissions/` or `tasks/`, else `~/mosrm`; never the checkout's board); `limit` is a
     quick run (`<task>.partial.json`); `min_reliability` (in (0.5, 1]) scores only the pairs
     whose label reliability reaches it (`<task>.min-rel-<t>.json`, never on the board). The data root is `data_root`, else the task's own, else the
     one it was last prepared from; a task without data is an error naming where it looked.
@@ -200,11 +203,11 @@ def resolve_tasks(tasks: Any, repo: Path) -> list[Any]:
     loaded, `TaskSpec`s and mappings validated (one-line errors naming the field)."""
     from pydantic import ValidationError
 
-    from benchmark.data.tasks import Task, TaskSpec, load_task_file, load_tasks
-    from benchmark.errors import TaskSpecError, describe_validation_error
+    from benchmark.data.tasks import Task, TaskSpec, load_task_file, task_files
+    from benchmark.errors import TaskSpecError, describe_validation_error, did_you_mean
 
     items = [tasks] if isinstance(tasks, str | Path | Task | TaskSpec | dict) else list(tasks)
-    known: dict[str, Task] | None = None
+    known: dict[str, Path] | None = None
     out: list[Task] = []
     for item in items:
         if isinstance(item, Task):
@@ -219,11 +222,14 @@ def resolve_tasks(tasks: Any, repo: Path) -> list[Any]:
         elif isinstance(item, Path) or str(item).endswith((".yaml", ".yml")):
             out.append(load_task_file(item))
         elif isinstance(item, str):
-            known = known if known is not None else load_tasks(repo / "tasks")
+            known = known if known is not None else task_files(repo)
             if item not in known:
                 names = ", ".join(known)
-                raise MosrmError(f"unknown task '{item}' (known: {names}; or pass a YAML path)")
-            out.append(known[item])
+                hint = did_you_mean(item, known)
+                raise MosrmError(
+                    f"unknown task '{item}'{hint} (known: {names}; or pass a YAML path)"
+                )
+            out.append(load_task_file(known[item]))
         else:
             raise MosrmError(
                 f"a task is a name, a YAML path, a TaskSpec or a Task, got {type(item).__name__}"
@@ -250,10 +256,10 @@ def get_tasks(
 ) -> dict[str, dict[str, Any]]:
     """{task name: {"version", "reader", "present", "data_root"}} like `mosrm tasks`; `present` is
     True, False, or the error text when the data root cannot be checked."""
-    from benchmark.data.tasks import load_tasks
+    from benchmark.data.tasks import workspace_tasks
 
     out: dict[str, dict[str, Any]] = {}
-    for name, task in load_tasks(_repo(repo) / "tasks").items():
+    for name, task in workspace_tasks(_repo(repo)).items():
         root = task.data_root(data_root)
         try:
             present: bool | str = bool(task.available(root))

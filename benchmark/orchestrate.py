@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmark.errors import MachineError, MosrmError, did_you_mean
+from benchmark.errors import MachineError, MosrmError, TaskSpecError, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,9 @@ def say(text: str) -> None:
 
 
 def default_results(repo: Path) -> Path:
-    """The checkout's own results folder (what the board and `validate-results` read)."""
-    return repo / "leaderboard" / "results"
+    """The workspace's results folder (what its board and `validate-results` read): never the
+    checkout's tracked `leaderboard/results` unless named (`benchmark.workspace`)."""
+    return repo / "results"
 
 
 def prepare_tasks(
@@ -50,30 +51,25 @@ def prepare_tasks(
     progress: bool = True,
     echo: Echo = say,
 ) -> list[PreparedTask]:
-    """Prepare each named task of `repo/tasks` (all by default) whose data is found.
+    """Prepare each named task the workspace `repo` sees (its own and the package's; by default
+    `_default_tasks`) whose data is found.
 
     The data root is `data_root` when given, else the task's own root, else the root the task was
     last prepared from (so `mosrm prepare T --data-root D` once is enough for later runs). A task
     prepared before from unchanged inputs is reused, not rebuilt.
     With `failures` given, a task whose data is broken is recorded there and the others go on.
     """
-    from benchmark.data.tasks import load_task_file, load_tasks
+    from benchmark.data.tasks import workspace_tasks
     from benchmark.pairs.prepare import prepare
 
-    folder = repo / "tasks"
-    if names:
-        # only the named tasks' files are read: parsing every task was a noticeable share of a
-        # cached `evaluate`, and an unrelated task file cannot get in the way
-        known = sorted(p.stem for p in folder.glob("*.yaml"))
-        unknown = sorted(set(names) - set(known))
-        if unknown:
-            hint = did_you_mean(unknown[0], known) if len(unknown) == 1 else ""
-            raise MosrmError(
-                f"unknown task(s): {', '.join(unknown)}{hint} (known: {', '.join(known)})"
-            )
-        tasks = {n: load_task_file(folder / f"{n}.yaml") for n in known if n in names}
-    else:
-        tasks = load_tasks(folder)
+    # only the named tasks' files are read: parsing every task was a noticeable share of a
+    # cached `evaluate`, and an unrelated task file cannot get in the way
+    try:
+        tasks = workspace_tasks(repo, names or _default_tasks(repo))
+    except TaskSpecError as exc:
+        if names:
+            raise MosrmError(str(exc)) from None
+        raise
     prepared = []
     for name, task in tasks.items():
         root, candidates = find_data_root(task, data_root)
@@ -93,6 +89,18 @@ def prepare_tasks(
     return prepared
 
 
+def _default_tasks(repo: Path) -> list[str]:
+    """The tasks a run takes when none is named: the workspace's own if it has any, else the
+    package's (a fresh workspace gets the demo board; a user's listening test is not run beside
+    every corpus of the benchmark unless named)."""
+    from benchmark.data.tasks import task_files
+    from benchmark.workspace import SHIPPED_TASKS
+
+    files = task_files(repo)
+    own = [n for n, p in files.items() if p.parent.resolve() != SHIPPED_TASKS.resolve()]
+    return own or list(files)
+
+
 def find_data_root(task: Task, data_root: str | Path | None) -> tuple[Path | None, list[Path]]:
     """(the root `task`'s data is found at, or None; the roots looked at): `data_root` when given,
     else the task's own root, then the root it was last prepared from."""
@@ -106,23 +114,42 @@ def find_data_root(task: Task, data_root: str | Path | None) -> tuple[Path | Non
 
 
 def submission_folders(repo: Path, names: Sequence[str] | None) -> list[Path]:
-    """The named submissions (names under `repo/submissions`, or folders), else all of them."""
+    """The named submissions (a folder, or a name in the workspace's `submissions/`, then the
+    package's), else all of the workspace's own."""
     from benchmark.scoring.spec import discover_submissions
+    from benchmark.workspace import submission_roots
 
-    root = repo / "submissions"
+    roots = submission_roots(repo)
     if not names:
-        return discover_submissions(root)
+        return discover_submissions(roots[0]) if roots[0].is_dir() else []
     chosen = []
     for n in names:
         p = Path(n)
-        folder = p if p.is_dir() else root / n
-        if not (folder / "submission.yaml").is_file():
-            known = [f.name for f in discover_submissions(root)] if root.is_dir() else []
+        found = (
+            p
+            if p.is_dir()
+            else next((r / n for r in roots if (r / n / "submission.yaml").is_file()), roots[0] / n)
+        )
+        if not (found / "submission.yaml").is_file():
+            known = sorted({f.name for r in roots if r.is_dir() for f in discover_submissions(r)})
             raise MosrmError(
-                f"no submission '{n}'{did_you_mean(n, known)} (looked for {folder}/submission.yaml)"
+                f"no submission '{n}'{did_you_mean(n, known)} (looked for {found}/submission.yaml"
+                f"{' and the package' + chr(39) + 's' if not p.is_dir() else ''})"
             )
-        chosen.append(folder)
+        chosen.append(found)
     return chosen
+
+
+def shipped_submissions(prepared: Sequence[PreparedTask]) -> list[Path]:
+    """The package's own submissions (shortcuts, DNSMOS, PLCMOS) where a prepared task is one of
+    the package's: they are the official board's baselines, not a user's task's."""
+    from benchmark.scoring.spec import discover_submissions
+    from benchmark.workspace import SHIPPED_SUBMISSIONS, SHIPPED_TASKS
+
+    shipped = SHIPPED_TASKS.resolve()
+    if not any(p.task.path is not None and p.task.path.parent == shipped for p in prepared):
+        return []
+    return discover_submissions(SHIPPED_SUBMISSIONS)
 
 
 def evaluate_submissions(
@@ -215,7 +242,12 @@ def _evaluate_one(
     from benchmark.pipeline import evaluate
     from benchmark.results.report import format_result
 
+    covered = submission.spec.predictions if submission.spec.kind == "predictions" else None
     for p in prepared:
+        if covered is not None and p.task.name not in covered:
+            # a predictions file covers the tasks it names: the others are not its failures
+            echo(f"skip {submission.name} on {p.task.name}: it has no predictions for that task")
+            continue
         echo(f"evaluate {submission.name} on {p.task.name} …")
         stages = ["score"]
         try:
@@ -247,9 +279,28 @@ def reference_baselines(
     echo: Echo = say,
 ) -> list[Path]:
     """The reference baselines to score beside the submissions, with `names` only those named:
-    the committed official folders whose tasks are prepared (`baselines.trained.REFERENCE`), or
-    with `train`, copies trained here from `repo/training/` (`ensure_trained`; a training failure
+    the package's shipped submissions where a package task is prepared (`shipped_submissions`),
+    and the committed official models whose tasks are prepared (`baselines.trained.REFERENCE`),
+    or with `train`, copies trained here from `training/` (`ensure_trained`; a training failure
     is recorded in `failures["training"]`)."""
+    shipped = shipped_submissions(prepared)
+    if names:
+        shipped = [f for f in shipped if f.name in names]
+    return shipped + _reference_models(
+        repo, prepared, failures, names, train=train, progress=progress, echo=echo
+    )
+
+
+def _reference_models(
+    repo: Path,
+    prepared: Sequence[PreparedTask],
+    failures: dict[str, str],
+    names: Sequence[str] | None,
+    *,
+    train: bool,
+    progress: bool,
+    echo: Echo,
+) -> list[Path]:
     from benchmark.baselines.trained import ensure_trained, reference_folders
 
     if train:
@@ -271,22 +322,24 @@ def reference_baselines(
 def write_board(
     results_root: Path,
     out: Path,
-    submissions_root: Path | None = None,
+    submissions_root: Path | Sequence[Path] | None = None,
     echo: Echo = say,
     repo: Path | None = None,
 ) -> Path:
     """The board (`leaderboard.build`: README.md, site/ with CSV and JSON) under `out`, and its
-    Markdown also as `<results>/summary.md`; echoes the Markdown. Returns the summary's path.
-    With `repo`, the board follows its rules (re-score ledger, official tasks)."""
+    Markdown also as `<results>/summary.md`; echoes a short summary and the paths (the tables are
+    in the files). Returns the summary's path. With `repo`, the board follows its rules
+    (re-score ledger, official tasks)."""
     from benchmark.atomic import atomic_write_text
-    from benchmark.leaderboard.build import build_board
+    from benchmark.leaderboard.build import build_board, short_summary
 
     built = build_board(results_root, out, submissions_root, repo=repo)
     summary = results_root / "summary.md"
     summary.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(summary, built.markdown)
     echo("")
-    echo(built.markdown)
+    echo(short_summary(built.board))
+    echo(f"board:   {out / 'README.md'} (Markdown, every table)")
     echo(f"site:    {out / 'site' / 'index.html'} (+ board.csv, board.json, plots/)")
     return summary
 

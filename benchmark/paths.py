@@ -39,12 +39,3 @@ def audio_cache_dir(task: str) -> Path:
 
 def score_cache_path() -> Path:
     return home() / "scores.sqlite"
-
-
-def repo_root() -> Path:
-    """The checkout holding tasks/, submissions/ and leaderboard/ (the current directory by default).
-
-    `MOSRM_REPO` overrides it, so the CLI works from any directory.
-    """
-    env = os.environ.get("MOSRM_REPO")
-    return Path(env).expanduser().resolve() if env else Path.cwd().resolve()

@@ -16,9 +16,10 @@ fingerprint  where `submissions/<submission>/` or the committed reference model 
              current fingerprint (`models.current_fingerprint`, which runs no submitted code)
              is `model_fingerprint`;
 pair file    `pair_file_sha256` is the task version's pair file: built here when the task's data
-             is present (the embedded demo always is), else read from the committed lock file
-             `tasks/pair-files.lock.json` (`benchmark.pairs.lock`), which `mosrm
-             validate-results --update-lock` rewrites for the tasks whose data a maintainer has.
+             is present (the embedded demo always is), else read from the lock file
+             `pair-files.lock.json` beside the task YAMLs (`benchmark.pairs.lock`), which `mosrm
+             validate-results --update-lock` (--update-shipped-lock for the package's tasks)
+             rewrites for the tasks whose data the writer has.
 
 A check that cannot be made here (no submission folder, no data and no lock entry) is reported
 as "unverified (why)", which fails unless the caller allows it: a results PR passes on what was
@@ -30,15 +31,15 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import MosrmError
-from benchmark.pairs.lock import LOCK_FILE, _Pairs, _PairSource, read_lock
-from benchmark.results.ledger import LEDGER
+from benchmark.pairs.lock import LOCK_NAME, _Pairs, _PairSource, read_locks
+from benchmark.results.ledger import ledger_path
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -271,23 +272,24 @@ def _check_predictions(
         _check_ceiling(pred, result, raw, source, report)
 
 
-def _folder(result: TaskResult, submissions: Path | None) -> Path | None:
-    """The submission's folder here: `submissions/<name>/`, else the committed reference model
-    of that name; None when neither exists."""
+def _folder(result: TaskResult, submissions: Sequence[Path]) -> Path | None:
+    """The submission's folder here: `<root>/<name>/` of the first of `submissions` (the
+    workspace's, then the package's) that has it, else the committed reference model of that
+    name; None when none exists."""
     from benchmark.scoring.trust import REFERENCE
 
-    candidates = [] if submissions is None else [submissions / result.submission]
+    candidates = [root / result.submission for root in submissions]
     candidates.append(REFERENCE / result.submission)
     return next((c for c in candidates if (c / "submission.yaml").is_file()), None)
 
 
 def _check_fingerprint(
-    result: TaskResult, submissions: Path | None, report: FileReport, cache: dict[Path, str]
+    result: TaskResult, submissions: Sequence[Path], report: FileReport, cache: dict[Path, str]
 ) -> None:
     from benchmark.scoring.models import current_fingerprint
 
     found = _folder(result, submissions)
-    folder = found or (submissions / result.submission if submissions is not None else None)
+    folder = found or (submissions[0] / result.submission if submissions else None)
     if folder is None or found is None:
         if _check_trained(result, report, cache):
             return
@@ -481,7 +483,7 @@ def _check_file(
     path: Path,
     tasks: Mapping[str, Task],
     pair_files: _Pairs,
-    submissions: Path | None,
+    submissions: Sequence[Path],
     fingerprints: dict[Path, str],
     prov: _Provenance | None = None,
 ) -> FileReport:
@@ -573,10 +575,11 @@ def validate_results(
 
     With `rescore`, each submission is also run again on a secret sample of `sample` pairs of
     each results file (`results.provenance`), and every file that passes everything is entered
-    in the re-score ledger (`ledger`, default `<repo>/leaderboard/verified.json`): the only way a
+    in the re-score ledger (`ledger`, default `verified.json` beside the results folder): the only way a
     row becomes "verified" on the board. `seed` fixes the sample (tests only)."""
-    from benchmark.data.tasks import load_tasks
+    from benchmark.data.tasks import workspace_tasks
     from benchmark.results import provenance
+    from benchmark.workspace import submission_roots
 
     root = Path(results_root)
     if not root.is_dir():
@@ -585,10 +588,10 @@ def validate_results(
     if not files:
         raise MosrmError(f"{root}: no results files (<submission>/<task>.json) to validate")
     repo = Path(repo)
-    subs = Path(submissions) if submissions is not None else repo / "submissions"
-    tasks = load_tasks(repo / "tasks")
-    lock_path = repo / LOCK_FILE
-    lock = read_lock(lock_path)
+    subs = [Path(submissions)] if submissions is not None else submission_roots(repo)
+    tasks = workspace_tasks(repo)
+    lock_path = Path(LOCK_NAME)  # named in messages; entries from the package's and the workspace's
+    lock = read_locks(repo)
     fingerprints: dict[Path, str] = {}
     prov = _Provenance(
         _baseline_names(),
@@ -602,12 +605,14 @@ def validate_results(
         pair_files = _Pairs(tasks, lock, lock_path, data_roots or {}, scratch, echo)
         reports = [
             _check_file(
-                path, tasks, pair_files, subs if subs.is_dir() else None, fingerprints, prov
+                path, tasks, pair_files, [p for p in subs if p.is_dir()], fingerprints, prov
             )
             for path in files
         ]
     if rescore:
-        _record(reports, Path(ledger) if ledger is not None else repo / LEDGER, allow_unverified)
+        _record(
+            reports, Path(ledger) if ledger is not None else ledger_path(root), allow_unverified
+        )
     return Validation(root, reports, allow_unverified)
 
 

@@ -1,4 +1,6 @@
-"""Shared fixtures: an isolated MOSRM_HOME per test and a tiny generated corpus of sine-ish clips."""
+"""Shared fixtures: an isolated MOSRM_HOME and workspace per test and a tiny generated corpus of
+sine-ish clips. The suite never reads the user's own workspace (their submissions, tasks and
+results in the current folder or ~/mosrm): a test that wants one makes it."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ def _isolated_home(
 ) -> Path:
     home = tmp_path_factory.mktemp("mosrm-home")
     monkeypatch.setenv("MOSRM_HOME", str(home))
+    monkeypatch.setenv("MOSRM_WORKSPACE", str(tmp_path_factory.mktemp("mosrm-workspace")))
+    monkeypatch.delenv("MOSRM_REPO", raising=False)
     return home
 
 

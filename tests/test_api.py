@@ -213,5 +213,5 @@ def test_a_task_is_a_name_a_yaml_path_a_spec_or_a_mapping(repo, tmp_path):
     with pytest.raises(TaskSpecError, match=r"^task spec: .*bins") as err:
         mb.evaluate(LoudnessModel(), [{**raw, "bins": "many"}], repo=repo)
     assert "\n" not in str(err.value)
-    with pytest.raises(MosrmError, match=r"unknown task 'nope' \(known: toy"):
+    with pytest.raises(MosrmError, match=r"unknown task 'nope' \(known: bvcc, .*toy"):
         mb.evaluate(LoudnessModel(), ["nope"], repo=repo)

@@ -341,7 +341,7 @@ def test_cli_shows_the_ceiling_filters_and_compares(rated, capsys) -> None:
     args += ["--task", "toy", "--quiet"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    results = repo / "leaderboard" / "results"
+    results = repo / "results"  # the workspace's
     record = json.loads((results / "shortcut-loudness" / "toy.json").read_text())
     ceiling = record["ceiling"]
     assert "ceiling [95% range]" in out and "of gap" in out

@@ -30,12 +30,14 @@ def test_download_manual_corpus_prints_steps_and_exits_3(
 def test_card_without_data_has_static_parts_only(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--repo", str(REPO), "card", "somos", "--out", str(tmp_path)]) == 0
+    assert main(["--repo", str(tmp_path / "ws"), "card", "somos", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "somos.md").read_text()
     assert "Zenodo record 7378801" in text and "Maniati" in text
     assert "not computed" in text and "14,100" in text
     assert not (tmp_path / "somos-delta-mos.svg").exists()
-    assert main(["--repo", str(REPO), "card", "--all", "--data-root", str(tmp_path)]) == 2
+    assert (
+        main(["--repo", str(tmp_path / "ws"), "card", "--all", "--data-root", str(tmp_path)]) == 2
+    )
     assert "--data-root names one corpus" in capsys.readouterr().err
 
 
@@ -44,7 +46,7 @@ def test_card_with_fixture_data_describes_the_prepared_pairs(tmp_path: Path) -> 
 
     somos.write(tmp_path / "data", audio=False)
     out = tmp_path / "cards"
-    args = ["--repo", str(REPO), "card", "somos", "--data-root", str(tmp_path / "data")]
+    args = ["--repo", str(tmp_path / "ws"), "card", "somos", "--data-root", str(tmp_path / "data")]
     assert main([*args, "--labels-only", "--out", str(out), "--quiet"]) == 0
     text = (out / "somos.md").read_text()
     manifest = json.loads((prepared_dir("somos") / "manifest.json").read_text())
@@ -59,7 +61,14 @@ def test_prepare_count_overrides_go_to_their_own_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     somos.write(tmp_path / "data", audio=False)
-    base = ["--repo", str(REPO), "prepare", "somos", "--data-root", str(tmp_path / "data")]
+    base = [
+        "--repo",
+        str(tmp_path / "ws"),
+        "prepare",
+        "somos",
+        "--data-root",
+        str(tmp_path / "data"),
+    ]
     assert main([*base, "--labels-only", "--quiet"]) == 0
     canonical = capsys.readouterr().out
     assert main([*base, "--labels-only", "--quiet", "--pairs", "test.cross=2"]) == 0
@@ -84,6 +93,6 @@ def test_committed_cards_are_up_to_date_with_the_task_yaml(task: str) -> None:
     from benchmark.cards.card import render_card
     from benchmark.data.tasks import get_task
 
-    card = render_card(get_task(REPO / "tasks", task), None)
+    card = render_card(get_task(REPO / "benchmark" / "shipped" / "tasks", task), None)
     committed = (REPO / "data_cards" / f"{task}.md").read_text(encoding="utf-8")
     assert card.markdown == committed, f"run `mosrm card {task}` and commit data_cards/{task}.md"

@@ -59,7 +59,7 @@ def test_full_pool_counts_match_an_independent_count(
     corpus: str, variant: dict, tmp_path: Path
 ) -> None:
     expected = _layout(corpus).write(tmp_path / "data", audio=False, **variant)
-    task = get_task(REPO / "tasks", corpus)
+    task = get_task(REPO / "benchmark" / "shipped" / "tasks", corpus)
     splits = sorted({c["split"] for c in expected})
     assert set(splits) == set(task.spec.pairs), "the fixture must cover every split of the task"
     counts = {s: dict.fromkeys(task.spec.relations, "all") for s in splits}
@@ -87,23 +87,39 @@ def test_cli_prepare_labels_only_and_with_audio(
 ) -> None:
     labels = _layout(corpus).write(tmp_path / "labels", audio=False)
     assert not [p for p in (tmp_path / "labels").rglob("*") if p.suffix in (".wav", ".flac")]
-    args = ["--repo", str(REPO), "prepare", corpus, "--data-root", str(tmp_path / "labels")]
+    args = [
+        "--repo",
+        str(tmp_path / "ws"),
+        "prepare",
+        corpus,
+        "--data-root",
+        str(tmp_path / "labels"),
+    ]
     assert main([*args, "--labels-only", "--quiet"]) == 0  # from the metadata files alone
     out = capsys.readouterr().out
     assert f"{corpus}: {len(labels)} clips" in out
     expected = _layout(corpus).write(tmp_path / "data", audio=True)
-    args = ["--repo", str(REPO), "prepare", corpus, "--data-root", str(tmp_path / "data")]
+    args = [
+        "--repo",
+        str(tmp_path / "ws"),
+        "prepare",
+        corpus,
+        "--data-root",
+        str(tmp_path / "data"),
+    ]
     assert main([*args, "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "resampled to 16 kHz" in out
-    prepared = prepare(get_task(REPO / "tasks", corpus), tmp_path / "data")
+    prepared = prepare(
+        get_task(REPO / "benchmark" / "shipped" / "tasks", corpus), tmp_path / "data"
+    )
     assert prepared.clips.num_rows == len(expected)
     rates = set(prepared.clips.column("sample_rate").to_pylist())
     assert 0 not in rates and None not in rates
     for rel in prepared.clips.column("audio_path").to_pylist()[:3]:
         assert (prepared.audio_base / rel).is_file()
     # with every clip's audio present, the metadata-only index is the very same pair set
-    task = get_task(REPO / "tasks", corpus)
+    task = get_task(REPO / "benchmark" / "shipped" / "tasks", corpus)
     index = prepare(task, tmp_path / "labels", labels_only=True, out_dir=tmp_path / "index")
     assert index.pair_sha256 == prepared.pair_sha256
 
@@ -111,10 +127,13 @@ def test_cli_prepare_labels_only_and_with_audio(
 def test_vmc23_results_break_down_per_track(tmp_path: Path) -> None:
     expected = _layout("vmc23").write(tmp_path / "data", audio=True)
     root = str(tmp_path / "data")
-    assert main(["--repo", str(REPO), "prepare", "vmc23", "--data-root", root, "--quiet"]) == 0
+    assert (
+        main(["--repo", str(tmp_path / "ws"), "prepare", "vmc23", "--data-root", root, "--quiet"])
+        == 0
+    )
     # later runs find the data where the task was last prepared from, without --data-root
     results = tmp_path / "results"
-    args = ["--repo", str(REPO), "evaluate", "shortcut-duration", "--task", "vmc23"]
+    args = ["--repo", str(tmp_path / "ws"), "evaluate", "shortcut-duration", "--task", "vmc23"]
     assert main([*args, "--quiet", "--results", str(results)]) == 0
     from benchmark.paths import prepared_dir
 
@@ -132,7 +151,7 @@ def test_vmc23_results_break_down_per_track(tmp_path: Path) -> None:
     assert {k: v["n"] for k, v in per_track.items()} == dict(pools)
     assert set(per_track) == {"1a", "1b", "2", "3"}
     # the board shows one column per track, each cell the track's own accuracy
-    assert main(["--repo", str(REPO), "board", "--results", str(results)]) == 0
+    assert main(["--repo", str(tmp_path / "ws"), "board", "--results", str(results)]) == 0
     table = (results / "summary.md").read_text()
     header = next(line for line in table.splitlines() if line.startswith("| model"))
     cols = [c.strip() for c in header.strip("|").split("|")]

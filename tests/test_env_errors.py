@@ -200,7 +200,7 @@ def test_a_full_disk_elsewhere_still_names_the_file(
     def full(*_: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.bin"))
 
-    monkeypatch.setattr(tasks, "load_tasks", full)
+    monkeypatch.setattr(tasks, "workspace_tasks", full)
     assert main(["--repo", str(tmp_path), "tasks"]) == 2
     assert _one_error_line(capsys).startswith(
         f"error: no space left on device while writing {tmp_path / 'x.bin'}:"
@@ -211,7 +211,7 @@ def test_other_os_errors_are_not_disguised(monkeypatch: pytest.MonkeyPatch, tmp_
     def broken(*_: object) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(tasks, "load_tasks", broken)
+    monkeypatch.setattr(tasks, "workspace_tasks", broken)
     with pytest.raises(OSError, match="Input/output"):
         main(["--repo", str(tmp_path), "tasks"])
 

@@ -36,7 +36,9 @@ def run(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _display(name: str) -> str:
-    spec = yaml.safe_load((REPO / "submissions" / name / "submission.yaml").read_text())
+    spec = yaml.safe_load(
+        (REPO / "benchmark" / "shipped" / "submissions" / name / "submission.yaml").read_text()
+    )
     return str(spec["display_name"])
 
 
@@ -101,7 +103,7 @@ def test_labels_passed_off_as_a_real_submissions_scores_fail_only_the_rescore(ru
     rc, lines = _validate(repo, results, capsys)
     # every hash and number agrees: without running the model this is self-reported only
     assert rc == 0 and lines["shortcut-random/toy.json"].startswith("✓")
-    ledger = repo / "leaderboard" / "verified.json"
+    ledger = results.parent / "verified.json"  # beside the results folder
     rc, lines = _validate(repo, results, capsys, "--rescore", "--sample", "20")
     assert rc == 1
     line = lines["shortcut-random/toy.json"]
@@ -117,7 +119,7 @@ def test_an_honest_folder_rescored_enters_the_ledger_by_its_bytes(run, capsys):
     rc, lines = _validate(repo, results, capsys, "--rescore", "--sample", "10")
     assert rc == 0, lines
     assert all("re-scored 10 pairs: agree" in line for line in lines.values()), lines
-    entries = read_ledger(repo / "leaderboard" / "verified.json")
+    entries = read_ledger(results.parent / "verified.json")
     for name in SUBS:
         path = results / name / "toy.json"
         got = entries[hashlib.sha256(path.read_bytes()).hexdigest()]

@@ -58,7 +58,7 @@ def _submission(tmp_path: Path, spec: dict, name: str = "toy", code: str = MODEL
 
 
 def test_repo_submissions_load():
-    folders = discover_submissions(REPO / "submissions")
+    folders = discover_submissions(REPO / "benchmark" / "shipped" / "submissions")
     names = {f.name for f in folders}
     assert {"shortcut-random", "shortcut-duration", "shortcut-loudness"} <= names
     for folder in folders:
@@ -287,5 +287,5 @@ def test_model_info_measures_parameters_in_the_sandbox(tmp_path):
         "abc123",
         "2026-01-31",
     )
-    shortcut = load_submission(REPO / "submissions" / "shortcut-random")
+    shortcut = load_submission(REPO / "benchmark" / "shipped" / "submissions" / "shortcut-random")
     assert model_info(shortcut)["parameters"] is None  # a heuristic has none, and says so

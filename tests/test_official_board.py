@@ -36,7 +36,9 @@ def test_official_results_are_committed() -> None:
 
 
 def test_the_committed_board_rebuilds_byte_for_byte(tmp_path: Path) -> None:
-    built = build_board(RESULTS, tmp_path, REPO / "submissions", repo=REPO)  # its rules too
+    built = build_board(
+        RESULTS, tmp_path, REPO / "benchmark" / "shipped" / "submissions", repo=REPO
+    )  # its rules too
     rebuilt = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
     committed = {"README.md"} | {
         p.relative_to(BOARD).as_posix() for p in (BOARD / "site").rglob("*") if p.is_file()
@@ -73,9 +75,9 @@ def test_official_results_validate_and_follow_from_their_predictions(path: Path)
 def test_the_readme_states_the_ledgers_largest_rescore_difference() -> None:
     import re
 
-    from benchmark.results.ledger import LEDGER, read_ledger
+    from benchmark.results.ledger import ledger_path, read_ledger
 
-    entries = read_ledger(REPO / LEDGER)
+    entries = read_ledger(ledger_path(RESULTS))
     official = {p.parent.name for p in RESULT_FILES}
     assert {e["submission"] for e in entries.values()} >= official
     worst = max(e["max_abs_diff"] for e in entries.values())

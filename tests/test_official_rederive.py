@@ -43,9 +43,11 @@ def test_the_reference_models_are_committed_trusted_and_were_the_ones_scored() -
 
 
 def _mosrm(cwd: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`mosrm` run from `cwd`'s own package (`python -m` puts `cwd` first on the path)."""
+    """`mosrm` run from `cwd`'s own package (`python -m` puts `cwd` first on the path), in the
+    official board's workspace (`leaderboard/`, as `make run`)."""
     env = {**os.environ, "MOSRM_HOME": str(home), "PYTHONPATH": str(cwd)}
-    cmd = [sys.executable, "-m", "benchmark.cli", "--repo", str(cwd), *args]
+    env.pop("MOSRM_WORKSPACE", None)
+    cmd = [sys.executable, "-m", "benchmark.cli", "--workspace", str(cwd / "leaderboard"), *args]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
 
 
@@ -78,7 +80,9 @@ def test_a_fresh_clone_scores_the_committed_results_byte_for_byte(tmp_path: Path
     assert checked.returncode == 0, checked.stdout[-3000:]
     assert "11 results file(s): 11 passed, 0 failed" in checked.stdout
 
-    again = _mosrm(clone, home, "run", "--tasks", "demo", "--quiet")
+    again = _mosrm(
+        clone, home, "run", "--tasks", "demo", "--quiet", "--out", str(clone / "leaderboard")
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     status = subprocess.run(
         ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True

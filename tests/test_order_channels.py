@@ -60,7 +60,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Task, Prepa
     """The demo task, synthesised and prepared once for the module."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MOSRM_HOME", str(tmp_path_factory.mktemp("order-home")))
-        task = load_task_file(REPO / "tasks" / "demo.yaml")
+        task = load_task_file(REPO / "benchmark" / "shipped" / "tasks" / "demo.yaml")
         yield task, prepare(task, reuse=True)
 
 

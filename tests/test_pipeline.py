@@ -155,14 +155,19 @@ def test_score_range_is_mapped_to_1_5(toy_repo):
 
 
 def test_cli_run_shows_every_shortcut_per_bin(toy_repo, capsys):
+    """`run` prints a short summary (the leaders of each task) and the paths; the board it
+    writes has every bin. The workspace's own task, not the package's, is what it runs."""
     assert main(["--repo", str(toy_repo), "run", "--quiet"]) == 0
     out = capsys.readouterr().out
     for name in ("random", "duration", "loudness"):
         assert f"Shortcut: {name}" in out
-    assert "bin 0 (Δ" in out and "bin 3 (Δ" in out
-    summary = toy_repo / "leaderboard" / "results" / "summary.md"
-    assert summary.is_file()
-    assert "## All tasks" in summary.read_text()
+    assert "toy: 3 model(s)" in out and "demo" not in out
+    assert "| model |" not in out  # a summary of the board, not its tables
+    summary = toy_repo / "results" / "summary.md"
+    assert f"board:   {toy_repo / 'board' / 'README.md'}" in out
+    text = summary.read_text()
+    assert "bin 0 (Δ" in text and "bin 3 (Δ" in text
+    assert "## All tasks" in text
 
 
 def test_cli_errors_are_one_line(toy_repo, capsys):
@@ -233,17 +238,18 @@ def test_run_goes_on_past_a_broken_task_and_fails_at_the_end(toy_repo, tmp_path,
     from tests.layouts import bvcc
 
     bvcc.write(tmp_path / "bvcc", audio=False)  # metadata only: a full prepare must fail
-    spec = yaml.safe_load((REPO / "tasks" / "bvcc.yaml").read_text())
+    spec = yaml.safe_load((REPO / "benchmark" / "shipped" / "tasks" / "bvcc.yaml").read_text())
     spec["data"]["root"] = str(tmp_path / "bvcc")
-    (toy_repo / "tasks" / "bvcc.yaml").write_text(yaml.safe_dump(spec))
+    spec["name"] = "my-bvcc"  # a workspace task may not take a shipped task's name
+    (toy_repo / "tasks" / "my-bvcc.yaml").write_text(yaml.safe_dump(spec))
     shutil.rmtree(toy_repo / "submissions" / "shortcut-loudness")
     results = tmp_path / "results"
     rc = main(["--repo", str(toy_repo), "run", "--quiet", "--results", str(results)])
     err = capsys.readouterr().err
     assert rc == 2
-    assert "1 task(s) could not be prepared" in err and "bvcc:" in err and "DATA/wav" in err
+    assert "1 task(s) could not be prepared" in err and "my-bvcc:" in err and "DATA/wav" in err
     assert (results / "shortcut-duration" / "toy.json").is_file()
-    assert not (results / "shortcut-duration" / "bvcc.json").exists()
+    assert not (results / "shortcut-duration" / "my-bvcc.json").exists()
 
 
 def test_evaluate_takes_several_tasks(toy_repo, capsys):

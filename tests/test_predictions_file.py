@@ -148,3 +148,74 @@ def test_spec_rules(tmp_path):
     )
     with pytest.raises(SubmissionError, match="outside the submission folder"):
         load_submission(folder)
+
+
+def test_validate_checks_a_predictions_folder_against_its_tasks(scored, capsys):
+    """`mosrm validate` on a predictions folder runs no code: it reads each file and, where the
+    task is prepared here, checks its ids against the pairs `evaluate` would score."""
+    from benchmark.cli import main
+
+    tmp_path, _, _, pred = scored
+    clips = sorted(set(pred.column("clip_a").to_pylist()) | set(pred.column("clip_b").to_pylist()))
+    table = pa.table({"clip_id": clips, "score": [float(i) for i in range(len(clips))]})
+    folder = _predictions_submission(tmp_path / "subs", "mine", "scores.csv", table)
+    repo = tmp_path / "repo"
+    assert main(["--repo", str(repo), "validate", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "ok: submission 'mine' (predictions, no code runs)" in out
+    assert f"toy: {len(clips)} clip scores in scores.csv cover all" in out
+    short = pa.table({"clip_id": clips[:-2], "score": [0.0] * (len(clips) - 2)})
+    bad = _predictions_submission(tmp_path / "subs", "short", "scores.csv", short)
+    assert main(["--repo", str(repo), "validate", str(bad)]) == 2
+    assert "2 clips of the pair index missing" in capsys.readouterr().err
+
+
+def test_a_predictions_submission_is_evaluated_only_on_the_tasks_it_covers(scored, capsys):
+    """Another task prepared beside it is skipped with a line, not recorded as a failure."""
+    from benchmark.cli import main
+
+    tmp_path, _, _, pred = scored
+    repo = tmp_path / "repo"
+    text = (repo / "tasks" / "toy.yaml").read_text().replace("name: toy", "name: toy2")
+    (repo / "tasks" / "toy2.yaml").write_text(text)
+    clips = sorted(set(pred.column("clip_a").to_pylist()) | set(pred.column("clip_b").to_pylist()))
+    table = pa.table({"clip_id": clips, "score": [float(i) for i in range(len(clips))]})
+    folder = _predictions_submission(tmp_path / "subs", "mine", "scores.parquet", table)
+    results = tmp_path / "out"
+    args = ["--repo", str(repo), "evaluate", str(folder), "--task", "toy", "--task", "toy2"]
+    assert main([*args, "--quiet", "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "skip mine on toy2: it has no predictions for that task" in out
+    assert (results / "mine" / "toy.json").is_file()
+    assert not list((results / "mine").glob("toy2*"))
+
+
+def test_export_clips_lists_the_scored_audio_and_round_trips_into_a_submission(scored, capsys):
+    """`mosrm export-clips` gives every clip of the eval pairs with the absolute path of the
+    16 kHz WAV the harness scores; scores written against it evaluate."""
+    import csv
+
+    import soundfile as sf
+
+    from benchmark.cli import main
+
+    tmp_path, prepared, _, pred = scored
+    repo = tmp_path / "repo"
+    out = tmp_path / "clips.csv"
+    assert main(["--repo", str(repo), "export-clips", "toy", str(out), "--quiet"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    wanted = set(pred.column("clip_a").to_pylist()) | set(pred.column("clip_b").to_pylist())
+    assert [r["clip_id"] for r in rows] == sorted(wanted)
+    for r in rows:
+        path = Path(r["audio_path"])
+        assert path.is_absolute() and sf.info(path).samplerate == int(r["sample_rate"]) == 16000
+    assert {r["system"] for r in rows} == {f"sys{i}" for i in range(4)}
+    assert "mos" not in rows[0]  # no labels
+    # a predictions author scores them (here: file size) and submits
+    table = pa.table(
+        {"clip_id": [r["clip_id"] for r in rows],
+         "score": [float(Path(r["audio_path"]).stat().st_size) for r in rows]}
+    )  # fmt: skip
+    folder = _predictions_submission(tmp_path / "subs", "by-size", "scores.csv", table)
+    assert main(["--repo", str(repo), "evaluate", str(folder), "--task", "toy", "--quiet",
+                 "--results", str(tmp_path / "out")]) == 0  # fmt: skip

@@ -79,7 +79,7 @@ def test_reuse_gives_the_same_prepared_task_and_the_same_results(
 def test_reuse_of_a_labels_only_task_keeps_its_skips(tmp_path: Path, builds: list[Path]) -> None:
     singmos.write(tmp_path / "data", audio=False)
     settle(tmp_path / "data")
-    task = get_task(REPO / "tasks", "singmos")
+    task = get_task(REPO / "benchmark" / "shipped" / "tasks", "singmos")
     fresh = prepare(task, tmp_path / "data", labels_only=True)
     assert fresh.skips and any(s.kept for s in fresh.skips) and fresh.audio_root is None
     reused = prepare(task, tmp_path / "data", labels_only=True, reuse=True)

@@ -128,7 +128,7 @@ def _write(path: Path, data: bytes | str, mtime: int = T0) -> Path:
 def _board(base: Path) -> tuple[Path, Path, Path]:
     """results/, site/ and the board Markdown as `mosrm run` + `mosrm board` leave them, with every
     kind of file publish must leave out; the site written after the results."""
-    results, site = base / "leaderboard" / "results", base / "leaderboard" / "site"
+    results, site = base / "results", base / "board" / "site"  # a workspace's defaults
     for i, rel in enumerate([*UPLOADED, *LEFT_OUT]):
         if rel == ".cache":
             _write(results / rel / "scores.sqlite", b"cache")
@@ -139,7 +139,7 @@ def _board(base: Path) -> tuple[Path, Path, Path]:
     for i, rel in enumerate(SITE):
         _write(site / rel, f"<p>{i}</p>\n", T0 + 10)
     _write(site / ".DS_Store", b"x", T0 + 10)
-    readme = _write(base / "leaderboard" / "README.md", BOARD_MD, T0 + 10)
+    readme = _write(base / "board" / "README.md", BOARD_MD, T0 + 10)
     return results, site, readme
 
 
@@ -154,12 +154,12 @@ def _sha(data: bytes) -> str:
 
 def test_manifest_is_exactly_the_board_files(tmp_path: Path) -> None:
     m = _manifest(tmp_path)
-    results, site = tmp_path / "leaderboard" / "results", tmp_path / "leaderboard" / "site"
+    results, site = tmp_path / "results", tmp_path / "board" / "site"
     expected = ["README.md", *(f"results/{r}" for r in UPLOADED), *(f"site/{s}" for s in SITE)]
     assert [e.path_in_repo for e in m.entries] == sorted(expected)
     for e in m.entries:
         if e.path_in_repo == "README.md":
-            assert e.content is not None and e.source == tmp_path / "leaderboard" / "README.md"
+            assert e.content is not None and e.source == tmp_path / "board" / "README.md"
             data = e.content
         else:
             root, prefix = (results, "results/") if e.path_in_repo[0] == "r" else (site, "site/")
@@ -196,8 +196,9 @@ def test_space_serves_the_site_from_the_root(tmp_path: Path) -> None:
     card = SpaceCard(text)
     assert (card.data.sdk, card.data.app_file) == ("static", "index.html")
     assert card.data.license == "other"  # no task licences given
-    _write(tmp_path / "leaderboard" / "site" / "README.md", "x", T0 + 10)
-    results, site, readme = (tmp_path / "leaderboard" / n for n in ("results", "site", "README.md"))
+    _write(tmp_path / "board" / "site" / "README.md", "x", T0 + 10)
+    results, site, readme = _board(tmp_path / "again")
+    _write(tmp_path / "again" / "board" / "site" / "README.md", "x", T0 + 10)
     with pytest.raises(MosrmError, match=r"site/README\.md: would be uploaded as 'README\.md'"):
         publish_manifest(results, site, readme, repo_type="space")
     assert publish_manifest(results, site, readme).entries  # a dataset keeps it under site/
@@ -224,7 +225,7 @@ def test_a_symlink_is_refused(tmp_path: Path, where: str) -> None:
 @pytest.mark.parametrize("rel", ["results/alpha/clip.wav", "site/plots/clip.flac"])
 def test_audio_is_refused(tmp_path: Path, rel: str) -> None:
     results, site, readme = _board(tmp_path)
-    path = _write(tmp_path / "leaderboard" / rel, b"RIFF", T0)
+    path = _write((results.parent if rel.startswith("results") else site.parent) / rel, b"RIFF", T0)
     with pytest.raises(
         MosrmError, match=f"^{re.escape(str(path))}: audio in the .* never published"
     ):
@@ -346,7 +347,7 @@ def test_a_changed_file_or_another_repo_type_is_refused(
     m = _manifest(tmp_path)
     with pytest.raises(MosrmError, match=r"built for a dataset repo, not a space"):
         publish(m, "org/board", "space")
-    (tmp_path / "leaderboard" / "results" / "beta" / "demo.json").write_text("{}")
+    (tmp_path / "results" / "beta" / "demo.json").write_text("{}")
     with pytest.raises(MosrmError, match=r"beta/demo\.json: changed since the manifest"):
         publish(m, "org/board", "dataset")
     assert recorder.calls == []
@@ -403,7 +404,7 @@ def test_hub_errors_become_one_line(
 def test_cli_dry_run_lists_the_repo_and_every_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], recorder: Recorder
 ) -> None:
-    _board(tmp_path)  # leaderboard/{results,site,README.md}: the defaults under --repo
+    _board(tmp_path)  # results/, board/{site,README.md}: the defaults of the workspace --repo
     args = ["--repo", str(tmp_path), "publish", "--repo-id", "org/board", "--dry-run"]
     assert main(args) == 0
     out = capsys.readouterr().out.splitlines()

@@ -199,7 +199,7 @@ def test_cli_limit_reports_partial_and_refuses_bad_values(toy, capsys):
     assert main([*args, "--limit", "1000"]) == 0
     out = capsys.readouterr().out
     assert "partial: 130 of 130 pairs" in out  # more than the pool: all pairs, still partial
-    folder = repo / "leaderboard" / "results" / "shortcut-loudness"
+    folder = repo / "results" / "shortcut-loudness"  # the workspace's
     record = json.loads((folder / "toy.partial.json").read_text())
     assert record["partial"]["limit"] == 1000 and record["partial"]["n"] == 130
     assert not (folder / "toy.json").exists()

@@ -21,7 +21,7 @@ from benchmark.cli import main
 from benchmark.data.tasks import load_task_file
 from benchmark.errors import DataError, MosrmError
 from benchmark.leaderboard.board import load_results
-from benchmark.pairs.lock import LOCK_FILE, read_lock
+from benchmark.pairs.lock import LOCK_NAME, read_lock
 from benchmark.pairs.prepare import PreparedTask, prepare
 from benchmark.pipeline import evaluate
 from benchmark.results.schema import SCHEMA_VERSION, RunRecord, TaskResult, run_record_path
@@ -437,7 +437,7 @@ def test_without_data_the_lock_file_decides(run, capsys, tmp_path):
     assert "unverified (pair file: no 'toy' data here, no entry in pair-files.lock.json)" in line
 
     assert main(["--repo", str(repo), "validate-results", "--update-lock"]) == 0
-    lock = repo / LOCK_FILE
+    lock = repo / "tasks" / LOCK_NAME  # the workspace's own lock, for its own task
     text = lock.read_text()
     sha = json.loads((results / "shortcut-loudness" / "toy.json").read_text())["pair_file_sha256"]
     assert read_lock(lock) == {"toy": {"version": 1, "splits": {"test": sha}}}
@@ -467,8 +467,9 @@ def test_without_data_the_lock_file_decides(run, capsys, tmp_path):
 
 
 def test_the_committed_lock_covers_the_demo():
-    lock = read_lock(REPO / LOCK_FILE)
-    demo = load_task_file(REPO / "tasks" / "demo.yaml")
+    shipped = REPO / "benchmark" / "shipped" / "tasks"
+    lock = read_lock(shipped / LOCK_NAME)
+    demo = load_task_file(shipped / "demo.yaml")
     assert lock["demo"]["version"] == demo.spec.version
     assert set(lock["demo"]["splits"]) == set(demo.spec.pairs)
-    assert (REPO / LOCK_FILE).read_text() == json.dumps(lock, indent=2, sort_keys=True) + "\n"
+    assert (shipped / LOCK_NAME).read_text() == json.dumps(lock, indent=2, sort_keys=True) + "\n"

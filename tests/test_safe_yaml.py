@@ -176,7 +176,7 @@ def test_validate_prints_one_line_for_each_bad_submission_yaml(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
 ) -> None:
     folder = tmp_path / "sub"
-    shutil.copytree(REPO / "submissions" / "shortcut-random", folder)
+    shutil.copytree(REPO / "benchmark" / "shipped" / "submissions" / "shortcut-random", folder)
     _write(folder, BAD[case], "submission.yaml")
     assert main(["validate", str(folder)]) == 2
     err = capsys.readouterr().err

@@ -29,7 +29,7 @@ def _write(tmp_path: Path, spec: dict, name: str = "toy") -> Path:
 
 
 def test_repo_tasks_validate():
-    tasks = load_tasks(REPO / "tasks")
+    tasks = load_tasks(REPO / "benchmark" / "shipped" / "tasks")
     assert "demo" in tasks
     assert tasks["demo"].spec.synthetic
 
@@ -90,7 +90,9 @@ def test_unknown_reader(tmp_path):
 
 
 def test_example_csv_task_validates():
-    task = load_task_file(REPO / "tasks" / "examples" / "my-listening-test.yaml")
+    task = load_task_file(
+        REPO / "benchmark" / "shipped" / "tasks" / "examples" / "my-listening-test.yaml"
+    )
     assert task.spec.reader == "csv"
 
 
@@ -111,7 +113,7 @@ def test_card_notes_file_is_inlined(tmp_path):
     "card, pattern",
     [
         (_card(notes="x", notes_file="n.md"), "either 'notes' or 'notes_file'"),
-        (_card(notes_file="../../../etc/passwd"), "outside the repository"),
+        (_card(notes_file="../../../etc/passwd"), "outside the workspace"),
         (_card(notes_file="missing.md"), r"card\.notes_file.*cannot read"),
         (_card(published_clips={"test": "many"}), r"card\.published_clips\.test"),
         ({"source": "s"}, r"card\.redistribution"),

@@ -99,7 +99,7 @@ def test_data_corpus_shares_the_default_root(tmp_path):
 
 
 def test_shipped_dimension_tasks():
-    tasks = load_tasks(REPO / "tasks")
+    tasks = load_tasks(REPO / "benchmark" / "shipped" / "tasks")
     for name, (parent, column, score_range) in NEW.items():
         task, base = tasks[name], tasks[parent]
         assert task.spec.label_dimension == column and task.spec.score_range == score_range
@@ -130,7 +130,7 @@ def test_prepare_nisqa_noi_takes_mos_from_noi(tmp_path, capsys):
     """In the shared default folder (no --data-root): mos is the noi column as written."""
     root = default_data_root("nisqa")
     expected = nisqa.write(root, audio=False, label="noi")
-    assert get_task(REPO / "tasks", "nisqa_noi").available()
+    assert get_task(REPO / "benchmark" / "shipped" / "tasks", "nisqa_noi").available()
     args = ["--repo", str(REPO), "prepare", "nisqa_noi", "--labels-only", "--quiet"]
     assert main(args) == 0
     clips = _prepared_clips("nisqa_noi")
@@ -199,8 +199,10 @@ def test_missing_label_column_is_one_line(tmp_path, capsys, task, write, file, c
     assert "\n" not in err
     assert err.startswith(f"error: {root / file}: no column '{column}'")
     with pytest.raises(DataError, match=f"no column '{column}'"):
-        get_task(REPO / "tasks", task).reader().read(
-            root, get_task(REPO / "tasks", task).reader_options(), labels_only=True
+        get_task(REPO / "benchmark" / "shipped" / "tasks", task).reader().read(
+            root,
+            get_task(REPO / "benchmark" / "shipped" / "tasks", task).reader_options(),
+            labels_only=True,
         )
 
 
@@ -226,7 +228,7 @@ def test_committed_cards_of_the_dimension_tasks(name):
     from benchmark.cards.card import render_card
 
     parent = NEW[name][0]
-    card = render_card(get_task(REPO / "tasks", name), None)
+    card = render_card(get_task(REPO / "benchmark" / "shipped" / "tasks", name), None)
     committed = (REPO / "data_cards" / f"{name}.md").read_text(encoding="utf-8")
     assert card.markdown == committed, f"run `mosrm card {name}` and commit data_cards/{name}.md"
     assert f"| Data root | `$MOSRM_HOME/data/{parent}` (the default" in committed

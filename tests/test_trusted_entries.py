@@ -23,7 +23,7 @@ from benchmark.scoring.trust import MANIFEST, compute_manifest, official_manifes
 from tests.sandbox_required import sandbox_needed
 
 REPO = Path(__file__).resolve().parents[1]
-OFFICIAL = REPO / "submissions"
+OFFICIAL = REPO / "benchmark" / "shipped" / "submissions"
 
 needs_bwrap = sandbox_needed()
 

@@ -84,7 +84,9 @@ def finish_repo(
     (repo / "tasks").mkdir(parents=True)
     (repo / "tasks" / "toy.yaml").write_text(yaml.safe_dump(spec))
     for name in SHORTCUTS:
-        shutil.copytree(REPO / "submissions" / name, repo / "submissions" / name)
+        shutil.copytree(
+            REPO / "benchmark" / "shipped" / "submissions" / name, repo / "submissions" / name
+        )
     settle(data)
     return repo
 

@@ -32,11 +32,20 @@ from benchmark.errors import SubmissionError
 
 
 class HubScalar(nn.Module):
-    def __init__(self, source: str, output: int = 0, sample_rate: int | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        output: int = 0,
+        sample_rate: int | None = None,
+        revision: str | None = None,
+    ) -> None:
         super().__init__()
         self.source = str(source)
         self.output = int(output)
-        self.extractor = load_feature_extractor(self.source, "hub model")
+        self.revision = (
+            revision  # a hub id's commit or tag; a local folder (a fetched snapshot) has none
+        )
+        self.extractor = load_feature_extractor(self.source, "hub model", revision)
         native = getattr(self.extractor, "sampling_rate", None)
         if sample_rate is not None and native is not None and int(sample_rate) != int(native):
             raise SubmissionError(
@@ -44,7 +53,7 @@ class HubScalar(nn.Module):
                 f"extractor expects {native} Hz (leave sample_rate out)"
             )
         self.sample_rate = int(native or sample_rate or 16000)
-        self.model = _load(self.source)
+        self.model = _load(self.source, revision)
         self.model.eval()
         labels = int(getattr(self.model.config, "num_labels", 1))
         if not 0 <= self.output < labels:
@@ -56,7 +65,7 @@ class HubScalar(nn.Module):
 
     def fingerprint(self) -> str:
         """The model's own weights and config, hashed (a hub id alone may point at new weights)."""
-        h = hashlib.sha256(f"{self.source}\0{self.output}\0".encode())
+        h = hashlib.sha256(f"{self.source}\0{self.output}\0{self.revision}\0".encode())
         h.update(self.model.config.to_json_string(use_diff=False).encode())
         extractor = "none" if self.extractor is None else self.extractor.to_json_string()
         h.update(f"\0extractor\0{extractor}\0".encode())
@@ -106,9 +115,10 @@ def _is_local(source: str) -> bool:
     return path.is_absolute() or path.exists() or source.startswith((".", "~"))
 
 
-def load_feature_extractor(source: str, what: str) -> Any | None:
+def load_feature_extractor(source: str, what: str, revision: str | None = None) -> Any | None:
     """The feature extractor a model ships (`preprocessor_config.json`), or None where it ships
-    none; a local folder is read offline, a hub id through the Hugging Face cache."""
+    none; a local folder is read offline, a hub id (at `revision`) through the Hugging Face
+    cache."""
     from transformers import AutoFeatureExtractor
     from transformers.utils import cached_file
 
@@ -122,11 +132,12 @@ def load_feature_extractor(source: str, what: str) -> Any | None:
         found = cached_file(
             source,
             "preprocessor_config.json",
+            revision=revision,
             _raise_exceptions_for_missing_entries=False,
         )  # offline and never looked up: an error, not a silent raw waveform
         if found is None:
             return None
-        return AutoFeatureExtractor.from_pretrained(source)
+        return AutoFeatureExtractor.from_pretrained(source, revision=revision)
     except (OSError, ValueError, KeyError) as exc:
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise SubmissionError(
@@ -135,7 +146,7 @@ def load_feature_extractor(source: str, what: str) -> Any | None:
         ) from None
 
 
-def _load(source: str) -> Any:
+def _load(source: str, revision: str | None = None) -> Any:
     from transformers import AutoModelForAudioClassification
 
     path = Path(source).expanduser()
@@ -145,7 +156,7 @@ def _load(source: str) -> Any:
     try:
         if local:
             return AutoModelForAudioClassification.from_pretrained(str(path), local_files_only=True)
-        return AutoModelForAudioClassification.from_pretrained(source)
+        return AutoModelForAudioClassification.from_pretrained(source, revision=revision)
     except (OSError, ValueError, KeyError) as exc:
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise SubmissionError(
@@ -155,8 +166,14 @@ def _load(source: str) -> Any:
 
 
 def build(
-    source: str, output: int = 0, sample_rate: int | None = None, **unknown: Any
+    source: str,
+    output: int = 0,
+    sample_rate: int | None = None,
+    revision: str | None = None,
+    **unknown: Any,
 ) -> HubScalar:
     if unknown:
         raise SubmissionError(f"hub model: unknown param(s) {', '.join(sorted(unknown))}")
-    return HubScalar(source, output=output, sample_rate=sample_rate)
+    if revision is not None and _is_local(source):
+        revision = None  # the harness fetched that revision's snapshot: `source` is its folder
+    return HubScalar(source, output=output, sample_rate=sample_rate, revision=revision)

@@ -403,12 +403,12 @@ def _end_epoch(
 
 
 def _prepare_tasks(config: TrainConfig, repo: Path) -> list[TaskData]:
-    from benchmark.data.tasks import get_task
+    from benchmark.data.tasks import workspace_task
     from benchmark.pairs.prepare import prepare
 
     out = []
     for name in config.tasks:
-        task = get_task(repo / "tasks", name)
+        task = workspace_task(repo, name)
         prepared = prepare(task, reuse=True)
         out.append(TaskData.of(prepared, config.train_split, config.dev_split))
     return out

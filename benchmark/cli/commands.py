@@ -24,9 +24,17 @@ def say(text: str) -> None:
 
 
 def _repo(args: argparse.Namespace) -> Path:
-    from benchmark.paths import repo_root
+    """The workspace's root (`benchmark.workspace`: --workspace/--repo, $MOSRM_WORKSPACE, the
+    current folder if it has submissions/ or tasks/, else ~/mosrm)."""
+    from benchmark.workspace import workspace
 
-    return Path(args.repo).resolve() if args.repo else repo_root()
+    return workspace(args.repo).root
+
+
+def _sub_roots(repo: Path) -> list[Path]:
+    from benchmark.workspace import submission_roots
+
+    return submission_roots(repo)
 
 
 def _scoring_config(args: argparse.Namespace) -> Any:
@@ -41,10 +49,25 @@ def _scoring_config(args: argparse.Namespace) -> Any:
     )
 
 
-def cmd_tasks(args: argparse.Namespace) -> int:
-    from benchmark.data.tasks import load_tasks
+def cmd_init(args: argparse.Namespace) -> int:
+    """A template submission folder (`benchmark.templates`), and what to run next."""
+    from benchmark.templates import init_submission
+    from benchmark.workspace import Workspace
 
-    tasks = load_tasks(_repo(args) / "tasks")
+    repo = _repo(args)
+    out = Path(args.out) if args.out else Workspace(repo).submissions / args.name
+    folder = init_submission(out, args.name, args.kind, repo)
+    ref = args.name if folder == Workspace(repo).submissions / args.name else str(folder)
+    print(f"wrote {folder}/ ({', '.join(sorted(p.name for p in folder.iterdir()))})")
+    print(f"next:  mosrm validate {ref}")
+    print(f"       mosrm evaluate {ref} --task demo")
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from benchmark.data.tasks import workspace_tasks
+
+    tasks = workspace_tasks(_repo(args))
     rows = [("task", "version", "reader", "data", "root")]
     for name, task in tasks.items():
         root = task.data_root(args.data_root if args.data_root else None)
@@ -114,11 +137,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     import hashlib
     import json
 
-    from benchmark.data.tasks import get_task
+    from benchmark.data.tasks import workspace_task
     from benchmark.pairs.prepare import prepare
     from benchmark.paths import prepared_dir
 
-    task = get_task(_repo(args) / "tasks", args.task)
+    task = workspace_task(_repo(args), args.task)
     counts = _parse_counts(args.pairs, args.full_pool, task)
     out = Path(args.out) if args.out else None
     if counts and out is None:
@@ -159,17 +182,17 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_card(args: argparse.Namespace) -> int:
     from benchmark.cards.card import write_card
-    from benchmark.data.tasks import get_task, load_tasks
+    from benchmark.data.tasks import workspace_task, workspace_tasks
     from benchmark.pairs.prepare import prepare
 
     repo = _repo(args)
     if args.all and args.data_root:
         raise MosrmError("--data-root names one corpus: use it with one task, not --all")
-    tasks = load_tasks(repo / "tasks") if args.all else {}
+    tasks = workspace_tasks(repo) if args.all else {}
     if not args.all:
         if not args.task:
             raise MosrmError("name a task, or give --all")
-        tasks = {args.task: get_task(repo / "tasks", args.task)}
+        tasks = {args.task: workspace_task(repo, args.task)}
     out = Path(args.out) if args.out else repo / "data_cards"
     for name, task in tasks.items():
         root = task.data_root(args.data_root)
@@ -194,12 +217,14 @@ def _print_failed(failed: list[str]) -> None:
 
 
 def _board_out(args: argparse.Namespace, results_root: Path) -> Path:
-    """Where the board goes: --out, else leaderboard/ of the checkout for its own results, else
-    `<results>-board/` beside other results (which never overwrite the checkout's board)."""
+    """Where the board goes: --out, else the workspace's board/ for its own results, else
+    `<results>-board/` beside other results (the checkout's official board: `--out leaderboard`)."""
     if getattr(args, "out", None):
         return Path(args.out)
     if not args.results:
-        return _repo(args) / "leaderboard"
+        from benchmark.workspace import Workspace
+
+        return Workspace(_repo(args)).board
     return results_root.with_name(results_root.name + "-board")
 
 
@@ -257,7 +282,16 @@ def _evaluate_task(args: argparse.Namespace) -> int:
     missing = [n for n in names if n not in {p.task.name for p in prepared}]
     if missing:
         raise MosrmError(f"task '{missing[0]}' has no data; run `mosrm prepare {missing[0]}` first")
-    folders = submission_folders(repo, args.submissions)
+    folders = (
+        submission_folders(repo, args.submissions) if args.submissions or not args.model else []
+    )
+    if args.model:
+        from benchmark.templates import hub_submission
+
+        for ref in args.model:
+            folder = hub_submission(repo, ref)
+            say(f"model {ref}: {folder}")
+            folders.append(folder)
     failed = _evaluate_all(args, prepared, folders)
     print(f"results in {_results_root(args)}")
     if failed:
@@ -294,7 +328,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = _evaluate_all(args, prepared, folders)
     results_root = _results_root(args)
     board = write_board(
-        results_root, _board_out(args, results_root), repo / "submissions", echo=say, repo=repo
+        results_root, _board_out(args, results_root), _sub_roots(repo), echo=say, repo=repo
     )
     print(f"results: {results_root}/<submission>/<task>.json (+ .predictions.parquet)")
     print(f"table:   {board}")
@@ -312,20 +346,40 @@ def cmd_board(args: argparse.Namespace) -> int:
 
     results_root = _results_root(args)
     repo = _repo(args)
-    write_board(results_root, _board_out(args, results_root), repo / "submissions", say, repo)
+    write_board(results_root, _board_out(args, results_root), _sub_roots(repo), say, repo)
+    return 0
+
+
+def cmd_export_clips(args: argparse.Namespace) -> int:
+    """The clips of a task's pairs with their audio here (`benchmark.results.clip_list`)."""
+    from benchmark.orchestrate import prepare_tasks
+    from benchmark.results.clip_list import export_clips
+
+    prepared = prepare_tasks(
+        _repo(args), [args.task], args.data_root, progress=not args.quiet, echo=say
+    )
+    if not prepared:
+        raise MosrmError(f"task '{args.task}' has no data; run `mosrm prepare {args.task}` first")
+    out = Path(args.out) if args.out else Path(f"{args.task}-clips.csv")
+    n = export_clips(prepared[0], out, args.split)
+    print(f"wrote {out} ({n} clips: clip_id, audio_path, sample_rate, system, content, split)")
+    print(
+        "score them and submit `clip_id,score` as a predictions submission "
+        "(`mosrm init NAME --kind predictions`)"
+    )
     return 0
 
 
 def cmd_export_pairs(args: argparse.Namespace) -> int:
-    from benchmark.data.tasks import get_task, load_tasks
+    from benchmark.data.tasks import workspace_task, workspace_tasks
     from benchmark.results.export import export_pairs, is_prepared
 
-    folder = _repo(args) / "tasks"
+    repo = _repo(args)
     if args.all == (args.task is not None):
         raise MosrmError("export-pairs: give either one TASK or --all, not both or neither")
     if args.all:
         tasks = []
-        for name, task in load_tasks(folder).items():
+        for name, task in workspace_tasks(repo).items():
             if is_prepared(task):
                 tasks.append(task)
             else:
@@ -333,7 +387,7 @@ def cmd_export_pairs(args: argparse.Namespace) -> int:
         if not tasks:
             raise MosrmError("export-pairs --all: no task is prepared (run `mosrm prepare TASK`)")
     else:
-        tasks = [get_task(folder, args.task)]
+        tasks = [workspace_task(repo, args.task)]
     written = export_pairs(tasks, args.dir)
     for path in written:
         print(f"wrote {path}")
@@ -342,7 +396,7 @@ def cmd_export_pairs(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """Upload the results and the site as they are on disk (`benchmark.leaderboard.publish`)."""
-    from benchmark.data.tasks import load_tasks
+    from benchmark.data.tasks import workspace_tasks
     from benchmark.leaderboard.publish import (
         check_repo_id,
         default_readme,
@@ -353,12 +407,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
     repo = _repo(args)
     check_repo_id(args.repo_id)
     results_root = _results_root(args)
-    site = Path(args.site) if args.site else repo / "leaderboard" / "site"
-    readme = (
-        Path(args.readme) if args.readme else default_readme(repo / "leaderboard", results_root)
-    )
+    board = _board_out(args, results_root)
+    site = Path(args.site) if args.site else board / "site"
+    readme = Path(args.readme) if args.readme else default_readme(board, results_root)
     try:
-        licenses = {n: t.spec.license for n, t in load_tasks(repo / "tasks").items()}
+        licenses = {n: t.spec.license for n, t in workspace_tasks(repo).items()}
     except MosrmError:
         licenses = {}  # the card then says `license: other`
     manifest = publish_manifest(
@@ -396,10 +449,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"ok: task '{task.name}' v{task.spec.version} ({target})")
         return 0
     folder = target.parent if target.name == "submission.yaml" else target
+    if not target.exists():  # a name: the workspace's submission, then the package's
+        from benchmark.orchestrate import submission_folders
+
+        folder = submission_folders(_repo(args), [args.path])[0]
     from benchmark.scoring.models import load_submission
     from benchmark.scoring.smoke import smoke_run
 
     sub = load_submission(folder, limits=_sandbox_limits(args), unsandboxed=args.unsafe_no_sandbox)
+    if sub.spec.kind == "predictions":  # no code to smoke-run: its files against the tasks
+        from benchmark.data.tasks import workspace_tasks
+        from benchmark.scoring.predictions_file import check_folder
+
+        lines = check_folder(sub, workspace_tasks(_repo(args)))
+        print(f"ok: submission '{sub.name}' (predictions, no code runs)")
+        for line in lines:
+            print(f"  {line}")
+        return 0
     try:
         report = smoke_run(sub, batch_size=args.batch_size)
     finally:
@@ -432,9 +498,10 @@ def cmd_validate_results(args: argparse.Namespace) -> int:
 
     repo = _repo(args)
     roots = _data_roots(args.data_root)
-    if args.update_lock:
-        path, written = update_lock(repo, roots, echo=print)
-        print(f"wrote {path} ({', '.join(written) or 'no task has data here'})")
+    if args.update_lock or args.update_shipped_lock:
+        paths, written = update_lock(repo, roots, echo=print, shipped=args.update_shipped_lock)
+        where = ", ".join(str(p) for p in paths) or "nothing"
+        print(f"wrote {where} ({', '.join(written) or 'no task has data here'})")
         return 0
     results = Path(args.results_dir) if args.results_dir else default_results(repo)
     report = validate_results(

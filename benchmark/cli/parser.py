@@ -21,7 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mosrm-bench {__version__}")
     parser.add_argument(
-        "--repo", help="checkout with tasks/, submissions/, leaderboard/ (default: cwd)"
+        "--workspace",
+        "--repo",  # its name while the package's tasks and submissions sat in the checkout
+        dest="repo",
+        metavar="DIR",
+        help="your folder of submissions/, tasks/, results/ (default: $MOSRM_WORKSPACE, else "
+        "the current folder if it has submissions/ or tasks/, else ~/mosrm)",
     )
     parser.add_argument(
         "-v",
@@ -41,8 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
         p.add_argument("--bf16", action="store_true", help="bf16 autocast on CUDA")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
-        p.add_argument("--results", help="results folder (default leaderboard/results)")
+        p.add_argument("--results", help="results folder (default: the workspace's results/)")
         sandbox_flags(p)
+
+    p = sub.add_parser(
+        "init",
+        help="write a commented submission template (model.py + submission.yaml) that validates "
+        "and evaluates as written",
+    )
+    p.add_argument("name", help="submission name (lower-case letters, digits, '_', '.', '-')")
+    p.add_argument(
+        "--kind",
+        choices=("scalar", "pairwise", "implicit", "predictions"),
+        default="scalar",
+        help="scalar score per clip (default), pairwise judge, DPO implicit reward, or "
+        "predictions computed elsewhere",
+    )
+    p.add_argument("--out", help="folder to write (default: the workspace's submissions/NAME)")
+    p.set_defaults(func=commands.cmd_init)
 
     p = sub.add_parser("tasks", help="list tasks and whether their data is present")
     p.add_argument("--data-root", help="check this data root instead of each task's own")
@@ -97,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate submissions on tasks")
     p.add_argument("submissions", nargs="*", help="submission names or folders (default: all)")
     p.add_argument(
+        "--model",
+        action="append",
+        metavar="hf:ORG/NAME[@REV]",
+        help="a Hugging Face audio classifier (its single logit is the score), as a submission "
+        "written into the workspace with its revision pinned; runs sandboxed (repeatable)",
+    )
+    p.add_argument(
         "--task", action="append", required=True, help="a task (repeatable: --task T --task U)"
     )
     p.add_argument(
@@ -141,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="train the reference baselines of training/ here (once per config and data, under "
         "$MOSRM_HOME/trained/) and score those copies instead of the committed ones",
     )
+    p.add_argument(
+        "--out",
+        help="board folder: README.md and site/ (default: the workspace's board/, or "
+        "<results>-board/ beside a --results folder)",
+    )
     scoring_flags(p)
     p.set_defaults(func=commands.cmd_run)
 
@@ -150,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
         "implicit reward, GRPO pairwise judge)",
     )
     p.add_argument("config", help="training config YAML (e.g. training/demo-bt.yaml)")
-    p.add_argument("--out", help="submission folder to write (default submissions/<name>)")
+    p.add_argument(
+        "--out", help="submission folder to write (default: the workspace's submissions/<name>)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=commands.cmd_train)
 
@@ -158,13 +193,27 @@ def build_parser() -> argparse.ArgumentParser:
         "board",
         help="rebuild the board from the results folder: Markdown, static site, CSV and JSON",
     )
-    p.add_argument("--results", help="results folder (default leaderboard/results)")
+    p.add_argument("--results", help="results folder (default: the workspace's results/)")
     p.add_argument(
         "--out",
-        help="board folder: README.md and site/ (default leaderboard/, or <results>-board/ "
-        "beside a --results folder)",
+        help="board folder: README.md and site/ (default: the workspace's board/, or "
+        "<results>-board/ beside a --results folder)",
     )
     p.set_defaults(func=commands.cmd_board)
+
+    p = sub.add_parser(
+        "export-clips",
+        help="write the clips a task's pairs use, with the absolute paths of the 16 kHz audio "
+        "the harness scores (CSV), for a predictions-only submission",
+    )
+    p.add_argument("task")
+    p.add_argument("out", nargs="?", help="CSV to write (default ./<task>-clips.csv)")
+    p.add_argument("--split", help="the pairs of this split (default the task's eval split)")
+    p.add_argument(
+        "--data-root", help="corpus folder (default: the task's, else the last prepared)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=commands.cmd_export_clips)
 
     p = sub.add_parser(
         "export-pairs",
@@ -183,11 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="an existing Hub repo")
     p.add_argument("--repo-type", choices=("dataset", "space"), default="dataset")
-    p.add_argument("--results", help="results folder (default leaderboard/results)")
-    p.add_argument("--site", help="site folder (default leaderboard/site)")
+    p.add_argument("--results", help="results folder (default: the workspace's results/)")
+    p.add_argument(
+        "--site", help="site folder (default: the board's site/, as `mosrm board` wrote it)"
+    )
     p.add_argument(
         "--readme",
-        help="board Markdown for the repo's README.md (default leaderboard/README.md, else "
+        help="board Markdown for the repo's README.md (default: the board's README.md, else "
         "<results>/summary.md)",
     )
     p.add_argument("--revision", help="branch to commit to (default main)")
@@ -206,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "validate", help="validate a task YAML, or a submission with a sandboxed smoke run"
     )
-    p.add_argument("path")
+    p.add_argument("path", help="a task YAML, a submission folder, or a submission's name")
     p.add_argument(
         "--batch-size", type=_at_least(1), default=8, help="smoke run batch size (default 8)"
     )
@@ -218,8 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a results folder (a results PR): schema, run records, predictions against "
         "the metrics and pair files, fingerprints, pair-file hashes",
     )
-    p.add_argument("results_dir", nargs="?", help="results folder (default leaderboard/results)")
-    p.add_argument("--submissions", help="submission folders (default submissions/)")
+    p.add_argument(
+        "results_dir", nargs="?", help="results folder (default: the workspace's results/)"
+    )
+    p.add_argument(
+        "--submissions",
+        help="submission folders (default: the workspace's submissions/, then the package's)",
+    )
     p.add_argument(
         "--data-root",
         action="append",
@@ -234,14 +290,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--update-lock",
         action="store_true",
-        help="maintainers: rewrite tasks/pair-files.lock.json for the tasks with data here",
+        help="rewrite the workspace's tasks/pair-files.lock.json for its tasks with data here",
+    )
+    p.add_argument(
+        "--update-shipped-lock",
+        action="store_true",
+        help="maintainers, in a checkout: the same for the package's own tasks",
     )
     p.add_argument(
         "--rescore",
         action="store_true",
         help="also run each submission again (sandboxed) on a secret random sample of its pairs "
         "and compare with its predictions; files that pass everything enter the re-score "
-        "ledger leaderboard/verified.json, the board's 'verified'",
+        "ledger verified.json beside the results folder, the board's 'verified'",
     )
     p.add_argument(
         "--sample",
@@ -264,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--relation", help="compare on this relation's pairs only (e.g. same_content)")
     p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--json", action="store_true", help="print the machine-readable comparison")
-    p.add_argument("--results", help="results folder (default leaderboard/results)")
+    p.add_argument("--results", help="results folder (default: the workspace's results/)")
     min_reliability_flag(p, "compare the two results filtered at this label reliability")
     p.set_defaults(func=commands.cmd_compare)
     return parser

@@ -13,6 +13,7 @@ download, and the board groups tasks by `TaskSpec.label_dimension`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -257,11 +258,12 @@ def load_task_file(path: str | Path) -> Task:
 
 
 def _read_notes(path: Path, card: CardSpec) -> CardSpec:
-    """Inline `card.notes_file`, which must stay inside the repository holding the task."""
+    """Inline `card.notes_file`, which must stay inside the folder holding the task's `tasks/`
+    (the workspace, or the package's `shipped/`)."""
     base = path.resolve().parent
     target = (base / str(card.notes_file)).resolve()
     if not target.is_relative_to(base.parent):
-        raise TaskSpecError(f"{path}: field 'card.notes_file' points outside the repository")
+        raise TaskSpecError(f"{path}: field 'card.notes_file' points outside the workspace")
     try:
         text = target.read_text(encoding="utf-8")
     except OSError as exc:
@@ -287,3 +289,43 @@ def get_task(folder: str | Path, name: str) -> Task:
             f"no task '{name}' in {folder}{hint} (known tasks: {', '.join(names) or 'none'})"
         )
     return load_task_file(path)
+
+
+def task_files(workspace: str | Path) -> dict[str, Path]:
+    """{name: YAML file} of every task a workspace sees: the package's (`workspace.SHIPPED_TASKS`)
+    and its own `tasks/*.yaml`; a workspace task named like a shipped one is an error naming both
+    files (results and the board are keyed by task name, so one name must mean one task)."""
+    from benchmark.workspace import SHIPPED_TASKS
+
+    out = {p.stem: p for p in sorted(SHIPPED_TASKS.glob("*.yaml"))}
+    own = Path(workspace) / "tasks"
+    if own.resolve() == SHIPPED_TASKS.resolve():
+        return out
+    for p in sorted(own.glob("*.yaml")):
+        if p.stem in out:
+            raise TaskSpecError(
+                f"{p}: task '{p.stem}' is also a task of the package ({out[p.stem]}); give yours "
+                "another name (results and the board are keyed by task name)"
+            )
+        out[p.stem] = p
+    return out
+
+
+def workspace_tasks(workspace: str | Path, names: Iterable[str] | None = None) -> dict[str, Task]:
+    """The workspace's tasks (`task_files`), by name, only `names` when given (an unknown name is
+    one error with the close known names)."""
+    files = task_files(workspace)
+    if names is None:
+        return {n: load_task_file(p) for n, p in files.items()}
+    wanted = list(dict.fromkeys(names))
+    unknown = [n for n in wanted if n not in files]
+    if unknown:
+        hint = did_you_mean(unknown[0], files) if len(unknown) == 1 else ""
+        raise TaskSpecError(
+            f"unknown task(s): {', '.join(unknown)}{hint} (known: {', '.join(sorted(files))})"
+        )
+    return {n: load_task_file(files[n]) for n in sorted(wanted)}
+
+
+def workspace_task(workspace: str | Path, name: str) -> Task:
+    return workspace_tasks(workspace, [name])[name]

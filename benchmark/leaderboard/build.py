@@ -10,6 +10,7 @@ give the same bytes wherever they sit.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def render(board: Board) -> dict[str, str]:
 def build_board(
     results_root: str | Path,
     out: str | Path,
-    submissions_root: str | Path | None = None,
+    submissions_root: str | Path | Sequence[Path] | None = None,
     *,
     repo: str | Path | None = None,
 ) -> Built:
@@ -67,9 +68,9 @@ def build_board(
     ledger, official = None, None
     if repo is not None:
         from benchmark.leaderboard.load import official_tasks
-        from benchmark.results.ledger import LEDGER, read_ledger
+        from benchmark.results.ledger import ledger_path, read_ledger
 
-        ledger = read_ledger(Path(repo) / LEDGER)
+        ledger = read_ledger(ledger_path(results_root))
         official = official_tasks(Path(repo))
     board = board_data(results_root, submissions_root, ledger=ledger, official_tasks=official)
     files = render(board)
@@ -86,3 +87,29 @@ def build_board(
             if old not in written:
                 old.unlink()
     return Built(board, files["README.md"], written)
+
+
+def short_summary(board: Board, top: int = 3) -> str:
+    """What `mosrm board` prints: per task its leaders (overall accuracy [95% CI], rank interval)
+    and how many more rows the full board has; the tables themselves are in the files it names."""
+    from benchmark.escape import display_name
+
+    lines = []
+    for t in board.tasks:
+        ranked = [r for r in t.rows if not r.stale and not r.above_ceiling]
+        tag = " (synthetic)" if t.synthetic else ""
+        lines.append(f"{t.name}{tag}: {len(t.rows)} model(s), {t.n_pairs or 0} pairs")
+        for r in ranked[:top]:
+            acc = "–" if r.overall.accuracy is None else f"{100 * r.overall.accuracy:.1f}"
+            ci = (
+                ""
+                if r.overall.ci_low is None or r.overall.ci_high is None
+                else f" [{100 * r.overall.ci_low:.1f}, {100 * r.overall.ci_high:.1f}]"
+            )
+            rank = "" if r.rank_low is None else f"  rank {r.rank_low}–{r.rank_high}"
+            lines.append(f"  {display_name(r.name)[:60]:<60} {acc}{ci}{rank}")
+        if len(t.rows) > top:
+            lines.append(f"  … and {len(t.rows) - min(top, len(ranked))} more")
+        if t.failed:
+            lines.append(f"  {len(t.failed)} failed (see the board)")
+    return "\n".join(lines) if lines else "no results yet"

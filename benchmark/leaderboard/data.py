@@ -18,7 +18,7 @@ loading is `leaderboard.load`, rank intervals `leaderboard.ranking`, formatting 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -667,7 +667,7 @@ def _models(records: list[dict[str, Any]]) -> list[Model]:
 
 def board_data(
     results_root: str | Path,
-    submissions_root: str | Path | None = None,
+    submissions_root: str | Path | Sequence[Path] | None = None,
     *,
     ledger: Mapping[str, Mapping[str, Any]] | None = None,
     official_tasks: Collection[str] | None = None,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,18 +104,24 @@ def load_results(results_root: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-OFFICIAL_TASKS = Path("leaderboard") / "official-tasks.json"
-"""The tasks the repository declares official, relative to the checkout: the only ones "All
-tasks" pools ({"version": 1, "tasks": [...]}; a user's own task never enters the ranking meant
-for the corpora of the benchmark)."""
+OFFICIAL_TASKS = "official-tasks.json"
+"""The tasks "All tasks" pools ({"version": 1, "tasks": [...]}): a workspace's own list if it
+has one; else, where the workspace has no tasks of its own (the official board's), the package's
+list (`workspace.SHIPPED`), so that no other task enters the ranking meant for the corpora of the
+benchmark; a workspace with its own tasks pools every real task (its board is its own)."""
 
 
 def official_tasks(repo: Path) -> list[str] | None:
-    """The repository's official tasks; None when a checkout declares no list (a stripped-down
-    one, e.g. a test's): then every real task may be pooled, as before the list existed."""
-    path = repo / OFFICIAL_TASKS
-    if not path.is_file():
+    """The pooled tasks (`OFFICIAL_TASKS`); None: every real task may be pooled."""
+    from benchmark.workspace import SHIPPED
+
+    own = Path(repo) / OFFICIAL_TASKS
+    if own.is_file():
+        path = own
+    elif any((Path(repo) / "tasks").glob("*.yaml")) or not (SHIPPED / OFFICIAL_TASKS).is_file():
         return None
+    else:
+        path = SHIPPED / OFFICIAL_TASKS
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -173,9 +180,10 @@ def _check_task(task: str, recs: list[dict[str, Any]]) -> None:
 
 
 def current_fingerprints(
-    names: set[str], submissions_root: str | Path | None
+    names: set[str], submissions_root: str | Path | Sequence[Path] | None
 ) -> dict[str, tuple[str | None, str | None]]:
-    """{submission: (fingerprint its folder has now, or None with why not)} for folders present.
+    """{submission: (fingerprint its folder has now, or None with why not)} for folders present
+    (in the first of the roots that has it: a workspace's, then the package's).
 
     Uses `benchmark.scoring.models.current_fingerprint`, which hashes the folder without running its code;
     where the harness lacks it, or no submissions folder is given, nothing is checked.
@@ -187,10 +195,15 @@ def current_fingerprints(
     if submissions_root is None or current is None:
         return {}
     out: dict[str, tuple[str | None, str | None]] = {}
+    roots = (
+        [Path(submissions_root)]
+        if isinstance(submissions_root, str | Path)
+        else [Path(r) for r in submissions_root]
+    )
     for name in sorted(names):
-        folder = Path(submissions_root) / name
-        if not (folder / "submission.yaml").is_file():
-            continue  # results of a submission this checkout does not have: nothing to compare
+        folder = next((r / name for r in roots if (r / name / "submission.yaml").is_file()), None)
+        if folder is None:
+            continue  # results of a submission this workspace does not have: nothing to compare
         try:
             out[name] = (str(current(folder)), None)
         except (Exception, SystemExit) as exc:

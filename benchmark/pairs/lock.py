@@ -1,6 +1,7 @@
 """A task's standard pair files as this machine knows them: built here from the labels, or their
-SHA-256 read from the committed lock `tasks/pair-files.lock.json` ({task: {"version": v, "splits":
-{split: sha256}}}), which `update_lock` rewrites for the tasks whose data a maintainer has.
+SHA-256 read from a lock `pair-files.lock.json` ({task: {"version": v, "splits": {split:
+sha256}}}) beside the task YAMLs (the package's, committed, and a workspace's for its own tasks),
+which `update_lock` rewrites for the tasks whose data the writer has.
 
 Why its own module: `validate-results` checks a result's `pair_file_sha256` against these, and a
 contributor without the licensed corpora still needs the check to mean something; the lock is
@@ -26,8 +27,28 @@ if TYPE_CHECKING:
     from benchmark.pairs.prepare import PreparedTask
 
 
-LOCK_FILE = Path("tasks") / "pair-files.lock.json"
-"""The pair-file lock, relative to the checkout."""
+LOCK_NAME = "pair-files.lock.json"
+"""The pair-file lock of a folder of tasks: the package's (`workspace.SHIPPED_TASKS`) for its
+tasks, a workspace's `tasks/` for the workspace's own (so a published listening test can be
+validated elsewhere too)."""
+
+
+def lock_files(repo: Path) -> list[Path]:
+    """The locks a workspace reads: the package's, then its own (which names only its tasks)."""
+    from benchmark.workspace import SHIPPED_TASKS
+
+    own = Path(repo) / "tasks" / LOCK_NAME
+    shipped = SHIPPED_TASKS / LOCK_NAME
+    return [shipped] if own.resolve() == shipped.resolve() else [shipped, own]
+
+
+def read_locks(repo: Path) -> dict[str, Any]:
+    """Every entry of `lock_files`; a task in both is the package's (a workspace task may not
+    take a shipped task's name: `data.tasks.task_files`)."""
+    out: dict[str, Any] = {}
+    for path in reversed(lock_files(repo)):
+        out.update(read_lock(path))
+    return out
 
 
 @dataclass
@@ -171,25 +192,35 @@ def update_lock(
     repo: Path,
     data_roots: Mapping[str | None, str | Path] | None = None,
     echo: Callable[[str], None] | None = None,
-) -> tuple[Path, list[str]]:
-    """(Re)write the lock entries of every task whose data is present here (the other entries are
-    kept as they are); returns the lock's path and the tasks written."""
+    *,
+    shipped: bool = False,
+) -> tuple[list[Path], list[str]]:
+    """(Re)write the lock entries of the workspace's own tasks whose data is present here, in its
+    `tasks/` lock (or with `shipped`, of the package's tasks, in the package's lock: maintainers,
+    in a checkout); the other entries are kept as they are. Returns the locks written and the
+    tasks."""
     from benchmark.atomic import atomic_write_text
-    from benchmark.data.tasks import load_tasks
+    from benchmark.data.tasks import load_task_file, task_files
+    from benchmark.workspace import SHIPPED_TASKS
 
-    path = repo / LOCK_FILE
-    entries = read_lock(path)
+    by_lock: dict[Path, dict[str, Any]] = {}
     written = []
     with tempfile.TemporaryDirectory(prefix="mosrm-lock-") as scratch:
-        for name, task in load_tasks(repo / "tasks").items():
+        for name, yaml_path in task_files(repo).items():
+            if (yaml_path.parent.resolve() == SHIPPED_TASKS.resolve()) != shipped:
+                continue
+            task = load_task_file(yaml_path)
             root = _data_root(task, data_roots or {})
             if root is None:
                 if echo is not None:
                     echo(f"skip {name}: no data here (its entry, if any, is kept)")
                 continue
+            path = yaml_path.parent / LOCK_NAME
+            entries = by_lock.setdefault(path, read_lock(path))
             sha = dict(build_pair_files(task, root, Path(scratch), echo).pair_sha256)
             entries[name] = {"version": task.spec.version, "splits": dict(sorted(sha.items()))}
             written.append(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, lock_text(entries))
-    return path, written
+    for path, entries in by_lock.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, lock_text(entries))
+    return sorted(by_lock), written

@@ -1,7 +1,8 @@
 """The re-score ledger: which results files the board's builder re-scored, when, and on what.
 
 Why its own module: "verified" on the board must not be something a submitter can write. The
-ledger (`leaderboard/verified.json`, committed) is keyed by the SHA-256 of a results file's bytes,
+ledger (`verified.json` beside the results folder: `leaderboard/verified.json`, committed, for
+the official board) is keyed by the SHA-256 of a results file's bytes,
 so an entry covers exactly those bytes (an edited file is a new key, unverified again), and it is
 written only by `mosrm validate-results --rescore` after the submission, run again on a secret
 sample of its pairs, gave the submitted scores (`results.provenance`). A results PR that touches
@@ -16,8 +17,14 @@ from typing import Any
 
 from benchmark.errors import DataError
 
-LEDGER = Path("leaderboard") / "verified.json"
-"""The ledger, relative to the checkout."""
+LEDGER_NAME = "verified.json"
+
+
+def ledger_path(results_root: str | Path) -> Path:
+    """The ledger of a results folder: beside it (`leaderboard/results` -> `leaderboard/verified.json`,
+    a workspace's `results` -> its `verified.json`)."""
+    return Path(results_root).resolve().parent / LEDGER_NAME
+
 
 VERSION = 1
 

@@ -1,8 +1,8 @@
 """Hub weights for a sandboxed module entry: fetched by the harness, read-only in the sandbox.
 
 A stranger's folder may name a reference adapter with a Hugging Face hub id
-(`benchmark.baselines.hub:build` with `params.source`, `benchmark.baselines.audio_llm:build` with
-`params.model` and `params.revision`). The sandbox has no network, so the harness (trusted code:
+(`benchmark.baselines.hub:build` with `params.source` and `params.revision`,
+`benchmark.baselines.audio_llm:build` with `params.model` and `params.revision`). The sandbox has no network, so the harness (trusted code:
 `huggingface_hub.snapshot_download` into the usual cache) fetches the snapshot beforehand; the
 child gets the snapshot's local path in place of the id, and that repository's cache folder
 (`models--org--name`: its snapshots and the blobs they link to, nothing else of the cache, no
@@ -29,7 +29,7 @@ from benchmark.errors import SubmissionError
 from benchmark.hashing import sha256_file
 
 HUB_PARAMS: dict[str, tuple[str, str | None]] = {
-    "benchmark.baselines.hub": ("source", None),
+    "benchmark.baselines.hub": ("source", "revision"),
     "benchmark.baselines.audio_llm": ("model", "revision"),
 }
 """Adapter module -> (the param naming a hub id or local folder, the param naming its revision)."""

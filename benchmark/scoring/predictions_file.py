@@ -11,7 +11,7 @@ never silently dropped.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -122,3 +122,37 @@ def predictions_from_file(
     from benchmark.scoring.predictions import with_scores
 
     return with_scores(pairs, score_a, score_b)
+
+
+def check_folder(submission: Submission, tasks: dict[str, Any]) -> list[str]:
+    """`mosrm validate` on a predictions folder: each file read and checked (layout, finite
+    values, unique ids); where its task is prepared here, checked against the pairs `evaluate`
+    would score (every id problem listed, as there). One line per task; the first problem raises
+    a `SubmissionError` naming the file."""
+    from benchmark.pairs.prepare import last_data_root, prepare
+    from benchmark.paths import prepared_dir
+
+    lines = []
+    for name, file in sorted(submission.spec.predictions.items()):
+        path = submission.folder / file
+        layout, ids, _ = read_file(path)
+        what = f"{ids.size} {'clip scores' if layout == 'clip' else 'pair probabilities'}"
+        task = tasks.get(name)
+        if task is None:
+            lines.append(f"{name}: {what} in {file}; no task of that name here (not checked)")
+            continue
+        if not (prepared_dir(name) / "manifest.json").is_file():
+            lines.append(
+                f"{name}: {what} in {file}; task not prepared here, ids not checked "
+                f"(`mosrm prepare {name}` first)"
+            )
+            continue
+        root = task.data_root()
+        if not task.available(root):
+            root = last_data_root(task) or root
+        ready = prepare(task, root, reuse=True, progress=False)
+        split = task.spec.eval_split
+        pairs = ready.pairs(split)
+        predictions_from_file(submission, name, pairs, ready.clips)  # raises on any id problem
+        lines.append(f"{name}: {what} in {file} cover all {pairs.num_rows} {split} pairs")
+    return lines

@@ -11,11 +11,11 @@ only when its module entry is in `benchmark.baselines` AND one of:
   same per-file digests the fingerprint uses). A copy with one byte changed is a stranger's folder.
   The list grows with the shipped baselines (a committed trained baseline is one more entry):
   regenerate it with `python -m benchmark.scoring.trust --write` after changing a folder under
-  `submissions/`, and review the diff (tests/test_trusted_entries.py checks it is current);
+  `benchmark/shipped/submissions/`, and review the diff (tests/test_trusted_entries.py checks it is current);
 - it lies under `$MOSRM_HOME/trained/`, where only the harness writes (`baselines.trained`): the
   sandbox never sees `$MOSRM_HOME`, and a stranger's folder is never put there.
 
-Where a folder sits in `submissions/` says nothing: that is where strangers' folders go too. Every
+Where a folder sits (a workspace's `submissions/`, even the package's) says nothing: that is where strangers' folders go too. Every
 other folder, whatever its entry, runs in the sandbox (`benchmark.scoring.models.load_submission`).
 """
 
@@ -88,15 +88,17 @@ def compute_manifest(*roots: Path) -> dict[str, str]:
 
 
 def official_roots() -> tuple[Path, ...]:
-    """Where the repository's own baseline folders are: `submissions/` beside the package and
-    the committed reference models (`benchmark.baselines.trained.REFERENCE`)."""
-    return (Path(__file__).resolve().parents[2] / "submissions", REFERENCE)
+    """Where the package's own baseline folders are: its shipped submissions
+    (`workspace.SHIPPED_SUBMISSIONS`) and the committed reference models
+    (`benchmark.baselines.trained.REFERENCE`)."""
+    from benchmark.workspace import SHIPPED_SUBMISSIONS
+
+    return (SHIPPED_SUBMISSIONS, REFERENCE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m benchmark.scoring.trust [--write]`: print (or write) the manifest of the repository's
-    `submissions/` (the folder beside the `benchmark` package) and of the committed reference
-    models."""
+    """`python -m benchmark.scoring.trust [--write]`: print (or write) the manifest of the package's
+    shipped submissions and of the committed reference models."""
     args = list(sys.argv[1:] if argv is None else argv)
     now = compute_manifest(*official_roots())
     old = official_manifest()

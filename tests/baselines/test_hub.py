@@ -15,6 +15,7 @@ from benchmark.scoring.loop import score_clips
 from benchmark.scoring.models import load_submission
 from benchmark.scoring.smoke import mock_task
 from tests.baselines.tiny_hf import tiny_wav2vec2_config
+from tests.sandbox_required import sandbox_needed
 from tests.toy_task import write_toy_repo
 
 
@@ -201,3 +202,48 @@ def test_quiet_silences_the_loading_bars_of_an_in_process_model(tmp_path, monkey
     assert main([*args, "--results", str(tmp_path / "results")]) == 0
     err = capfd.readouterr().err
     assert "Loading weights" not in err and "it/s]" not in err, err
+
+
+@sandbox_needed()
+def test_one_line_for_a_hub_model_pins_its_revision_and_runs_sandboxed(
+    tmp_path, monkeypatch, capsys
+):
+    """`mosrm evaluate --model hf:ORG/NAME --task T`, offline, from a Hugging Face cache laid out
+    as `snapshot_download` leaves it: the folder is written with the commit pinned, scored in the
+    sandbox through the model's feature extractor, and stays on that commit until @REV moves it."""
+    import yaml
+    from huggingface_hub import constants
+
+    from tests.test_trusted_entries import _fake_hub_cache
+
+    cache = tmp_path / "hf-cache"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # no test touches the network
+    _tiny(tmp_path / "w1", normalize=True)
+    _fake_hub_cache(cache, "org/tiny-mos", tmp_path / "w1", "c" * 40)
+    repo = write_toy_repo(tmp_path)
+    results = tmp_path / "results"
+    args = ["--repo", str(repo), "evaluate", "--task", "toy", "--quiet", "--results", str(results)]
+    assert main([*args, "--model", "hf:org/tiny-mos"]) == 0
+    folder = repo / "submissions" / "hf-org--tiny-mos"
+    spec = yaml.safe_load((folder / "submission.yaml").read_text())
+    assert spec["params"] == {"source": "org/tiny-mos", "revision": "c" * 40}
+    record = json.loads((results / "hf-org--tiny-mos" / "toy.json").read_text())
+    assert record["metrics"]["overall"]["n"] > 0 and record["model"]["revision"] == "c" * 40
+
+    _tiny(tmp_path / "w2", normalize=False)  # new weights on main
+    _fake_hub_cache(cache, "org/tiny-mos", tmp_path / "w2", "d" * 40)
+    assert main([*args, "--model", "hf:org/tiny-mos"]) == 0
+    spec = yaml.safe_load((folder / "submission.yaml").read_text())
+    assert spec["params"]["revision"] == "c" * 40  # pinned: the same weights as before
+    assert main([*args, "--model", "hf:org/tiny-mos@main"]) == 0
+    spec = yaml.safe_load((folder / "submission.yaml").read_text())
+    assert spec["params"]["revision"] == "d" * 40
+    moved = json.loads((results / "hf-org--tiny-mos" / "toy.json").read_text())
+    assert moved["model_fingerprint"] != record["model_fingerprint"]
+
+    capsys.readouterr()
+    assert main([*args, "--model", "hf:org/not-there"]) == 2
+    err = capsys.readouterr().err
+    assert "--model hf:org/not-there" in err and "hub model 'org/not-there'" in err
+    assert len(err.strip().splitlines()) == 1

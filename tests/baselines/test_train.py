@@ -81,7 +81,7 @@ def test_torchrun_two_processes_match_one_with_the_doubled_batch(repo, tmp_path)
 
 def test_bad_configs_are_one_line_errors(repo, capsys):
     for extra, message in [
-        ({"tasks": ["nope"]}, "no task 'nope'"),
+        ({"tasks": ["nope"]}, "unknown task(s): nope"),
         ({"loss": "hinge"}, "field 'loss'"),
         ({"colour": "red"}, "'colour': unknown key"),
     ]:

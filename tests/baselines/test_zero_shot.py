@@ -139,7 +139,9 @@ def test_bad_params_give_one_line_naming_the_field(tmp_path, name, entry, params
         home() / "trained" / "test" / name
     )  # in-process, as the harness's own (benchmark.scoring.trust)
     folder.mkdir(parents=True)
-    spec = yaml.safe_load((REPO / "submissions" / name / "submission.yaml").read_text())
+    spec = yaml.safe_load(
+        (REPO / "benchmark" / "shipped" / "submissions" / name / "submission.yaml").read_text()
+    )
     spec["params"] = params
     (folder / "submission.yaml").write_text(yaml.safe_dump(spec))
     with pytest.raises(SubmissionError) as info:
@@ -150,7 +152,7 @@ def test_bad_params_give_one_line_naming_the_field(tmp_path, name, entry, params
 
 @pytest.mark.parametrize("name", ["dnsmos", "plcmos"])
 def test_shipped_submissions_load(name):
-    sub = load_submission(REPO / "submissions" / name)
+    sub = load_submission(REPO / "benchmark" / "shipped" / "submissions" / name)
     spec = sub.spec
     assert spec.baseline and not spec.shortcut and spec.kind == "scalar"
     assert spec.license == "MIT" and spec.training_data == [] and spec.url
@@ -167,5 +169,5 @@ def test_validate_smoke_runs(capsys):
     from benchmark.cli import main
 
     for name in ("plcmos", "dnsmos"):
-        assert main(["validate", str(REPO / "submissions" / name)]) == 0
+        assert main(["validate", str(REPO / "benchmark" / "shipped" / "submissions" / name)]) == 0
         assert f"ok: submission '{name}'" in capsys.readouterr().out
