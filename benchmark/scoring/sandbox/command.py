@@ -48,6 +48,10 @@ def python_roots() -> list[Path]:
 
     roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
     roots.add(Path(benchmark.__file__).resolve().parent)  # an editable install points here
+    for entry in sys.path:  # package folders a .pth file adds (a shared or layered environment)
+        path = Path(entry or ".").resolve()
+        if path.name in ("site-packages", "dist-packages") and path.is_dir():
+            roots.add(path)
     return sorted(roots)
 
 
