@@ -140,6 +140,25 @@ def submission_folders(repo: Path, names: Sequence[str] | None) -> list[Path]:
     return chosen
 
 
+def cheapest_first(folders: Sequence[Path]) -> list[Path]:
+    """`folders` in the order a first number comes soonest: shortcuts (no model), then the
+    committed reference models (small, trained here), then the rest (zero-shot networks, the
+    user's); stable within each, and each folder once."""
+    from benchmark.scoring.spec import read_spec
+    from benchmark.scoring.trust import REFERENCE
+
+    def cost(folder: Path) -> int:
+        try:
+            if read_spec(folder).shortcut:
+                return 0
+        except MosrmError:
+            return 2  # its loading fails later, named, in its turn
+        return 1 if folder.resolve().is_relative_to(REFERENCE.resolve()) else 2
+
+    unique = list(dict.fromkeys(folders))
+    return sorted(unique, key=cost)
+
+
 def shipped_submissions(prepared: Sequence[PreparedTask]) -> list[Path]:
     """The package's own submissions (shortcuts, DNSMOS, PLCMOS) where a prepared task is one of
     the package's: they are the official board's baselines, not a user's task's."""

@@ -129,6 +129,15 @@ def test_typed_accessors_equal_the_json_numbers(repo, tmp_path):
         ("same_content/1", m["by_relation_bin"]["same_content"]["1"]),
     ]:
         assert r.cell(name).model_dump() == cell, name
+    # the labels the CLI and the board print name the same cells
+    from benchmark.results.report import bin_label
+
+    edges = raw["bin_edges"]
+    assert r.cell("bin 2") == r.cell(bin_label(2, edges)) == r.cell("2")
+    assert bin_label(2, edges).startswith("bin 2 (Δ ")
+    assert r.cell("ΔMOS < 0.2") == r.cell("dmos_lt_0_2")
+    assert r.cell("ΔMOS ≤ 0.5") == r.cell("dmos_le_0_5")
+    assert r.cell("same_content/bin 1") == r.cell("same_content/1")
     with pytest.raises(KeyError, match="no cell 'nope'"):
         r.cell("nope")
     assert r.model_dump(mode="json", by_alias=True, exclude_unset=True) == raw

@@ -80,3 +80,17 @@ def test_the_suite_runs_in_a_workspace_of_its_own(tmp_path):
     root = workspace().root
     assert root != Path.cwd().resolve() and root != (Path.home() / "mosrm").resolve()
     assert not (root / "submissions").exists() and not (root / "tasks").exists()
+
+
+def test_run_scores_the_cheapest_first():
+    """`mosrm run` prints each result as it is scored: shortcuts first (seconds), then the
+    committed reference models, then the zero-shot networks, so a first number comes soonest."""
+    from benchmark.orchestrate import cheapest_first
+    from benchmark.scoring.trust import REFERENCE
+
+    shipped = sorted(SHIPPED_SUBMISSIONS.iterdir())
+    refs = sorted(p for p in REFERENCE.iterdir() if (p / "submission.yaml").is_file())
+    order = [p.name for p in cheapest_first([*shipped, *refs, shipped[0]])]
+    assert order[:3] == ["shortcut-duration", "shortcut-loudness", "shortcut-random"]
+    assert set(order[3 : 3 + len(refs)]) == {p.name for p in refs}
+    assert order[-2:] == ["dnsmos", "plcmos"] and len(order) == len(set(order))

@@ -305,6 +305,7 @@ def _evaluate_task(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.orchestrate import (
+        cheapest_first,
         prepare_tasks,
         reference_baselines,
         submission_folders,
@@ -325,7 +326,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             echo=say,
         )
-    failed = _evaluate_all(args, prepared, folders)
+    failed = _evaluate_all(args, prepared, cheapest_first(folders))
     results_root = _results_root(args)
     board = write_board(
         results_root, _board_out(args, results_root), _sub_roots(repo), echo=say, repo=repo

@@ -391,8 +391,11 @@ class TaskResult(BaseModel):
 
     def cell(self, name: str) -> Cell:
         """A cell by name: 'overall', a relation ('cross'), a ΔMOS bin ('0'), a fixed subset
-        ('dmos_lt_0_2'), a group subset, or a relation and bin ('cross/2')."""
+        ('dmos_lt_0_2'), a group subset, or a relation and bin ('cross/2'); or by the label the
+        CLI and the board print for it ('bin 0', 'bin 0 (Δ 0.12–0.50)', 'ΔMOS < 0.2',
+        'subset LA', 'cross/bin 2')."""
         m = self.metrics
+        name = _cell_key(name)
         if name == "overall":
             return m.overall
         rel, sep, bin_ = name.partition("/")
@@ -409,6 +412,25 @@ class TaskResult(BaseModel):
         raise KeyError(
             f"{self.submission}/{self.task}: no cell '{name}' (cells: {', '.join(known)})"
         )
+
+
+def _cell_key(label: str) -> str:
+    """A cell's key from the key itself or from its printed label (`TaskResult.cell`)."""
+    import re
+
+    from benchmark.results.report import SUBSET_LABELS
+
+    text = " ".join(label.split())
+    rel, sep, rest = text.partition("/")
+    if sep:
+        return f"{rel}/{_cell_key(rest)}"
+    found = re.fullmatch(r"bin (\d+)(?: \(Δ .*\))?", text)
+    if found:
+        return found.group(1)
+    by_label = {v: k for k, v in SUBSET_LABELS.items()}
+    if text in by_label:
+        return by_label[text]
+    return text.removeprefix("subset ") if text.startswith("subset ") else text
 
 
 class WallTime(BaseModel):
