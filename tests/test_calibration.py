@@ -21,6 +21,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import calibrate  # noqa: E402
 
+from tests.docs_text import docs_text  # noqa: E402
+
 
 def _lines() -> list[dict]:
     return [json.loads(x) for x in RUN.read_text().splitlines() if x.strip()]
@@ -36,7 +38,7 @@ def test_the_committed_run_is_of_this_estimator_at_full_size() -> None:
 
 
 def test_the_readme_tables_are_the_committed_run() -> None:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = docs_text()
     assert calibrate.readme_tables(_lines()) in readme
 
 
@@ -94,7 +96,7 @@ def test_the_readme_summary_numbers_are_the_run() -> None:
     """The sentences under the table: the lowest coverage, the widest demo-shape width, the
     highest bin-0 coverage there, the BVCC-shape null rejection and power, the rank coverage."""
     lines = _lines()
-    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join(docs_text().split())
     low = min(x[c]["coverage"] for x in lines for c in calibrate.CELLS)
     assert f"covered at least {low:.3f} of the time" in readme
     demo_b = [x for x in lines if x["shape"] == "demo" and x["scenario"] == "B"]

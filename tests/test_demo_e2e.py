@@ -23,6 +23,7 @@ from benchmark.scoring.models import load_submission
 from benchmark.stats.ceiling import ceiling_report
 from benchmark.stats.metrics import aggregate
 from benchmark.stats.uncertainty import ClipDesign, accuracy_interval
+from tests.docs_text import docs_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -247,7 +248,7 @@ def _ceiling_matches_the_known_panel(task: Any) -> None:
         assert cell["ci_low"] <= actual <= cell["ci_high"], (cell, actual)
         assert abs(cell["ceiling"] - actual) < 0.015, (cell, actual)
     # the README's table is this report beside the true oracle and three committed models
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = docs_text()
     assert ceiling_table(report, oracle, band, meta) in readme
     # the rater-level bootstrap (the panel's own votes) agrees with the pair file's closed form
     from benchmark.pairs.reliability import (

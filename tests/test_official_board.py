@@ -17,6 +17,7 @@ import pytest
 
 from benchmark.leaderboard.build import build_board
 from benchmark.results.schema import SCHEMA_VERSION, RunRecord, TaskResult
+from tests.docs_text import docs_text
 
 REPO = Path(__file__).resolve().parents[1]
 BOARD = REPO / "leaderboard"
@@ -81,7 +82,7 @@ def test_the_readme_states_the_ledgers_largest_rescore_difference() -> None:
     official = {p.parent.name for p in RESULT_FILES}
     assert {e["submission"] for e in entries.values()} >= official
     worst = max(e["max_abs_diff"] for e in entries.values())
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = docs_text()
     stated = re.search(r"all agree \(max \|Δ\| ([0-9.e-]+)\)", readme)
     assert stated is not None and float(stated.group(1)) == float(f"{worst:.2g}")
 
@@ -96,7 +97,7 @@ def test_the_readme_states_bt_against_mse_minimum_detectable_difference() -> Non
     mse = read_parquet(RESULTS / "demo-mse" / "demo.predictions.parquet")
     res = compare(bt, mse)
     mdd = res["minimum_detectable_difference"]["value"]
-    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join(docs_text().split())
     stated = re.search(r"on these pairs, here ±([0-9.]+) points", readme)
     assert stated is not None and stated.group(1) == f"{100 * mdd:.1f}"
     o = res["overall"]
@@ -140,7 +141,7 @@ def demo_table() -> str:
 
 
 def _readme() -> str:
-    return (REPO / "README.md").read_text(encoding="utf-8")
+    return docs_text()
 
 
 def test_the_readme_demo_table_is_the_committed_results() -> None:
@@ -231,5 +232,5 @@ def test_the_readme_states_the_reference_models_rank_intervals() -> None:
     rows = len(RESULT_FILES)  # every official result is one ranked model on the demo board
     stated = ", ".join(f"{k} {v}" for k, v in list(ranks.items())[:-1])
     stated += f" and GRPO judge {ranks['GRPO judge']} of {rows}"
-    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join(docs_text().split())
     assert f"rank intervals on the board are {stated}." in readme, stated

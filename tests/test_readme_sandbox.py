@@ -1,4 +1,4 @@
-"""README 'Your code runs in a sandbox' states the sandbox's limits and defaults as numbers: each one
+"""The user guide's 'Your code runs in a sandbox' states the sandbox's limits and defaults as numbers: each one
 is checked here against the code, so the table cannot drift from what the harness enforces. (The
 measured numbers in that table come from the attack tests named beside them.)"""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from benchmark.scoring.sandbox import SandboxLimits, host, protocol, seccomp
 from benchmark.scoring.sandbox.watch import Watch
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "user-guide.md"
 
 
 def _section() -> str:
