@@ -11,7 +11,7 @@ name thousands of characters long would push every number off the screen.
 
 The site escapes with `html_text` (text and attribute values) and links only what `safe_url`
 passes; the CSV export guards each text cell with `csv_cell` (a spreadsheet runs a cell that
-starts with `=`, `+`, `-` or `@` as a formula).
+starts with `=`, `+`, `-` or `@` as a formula), the LaTeX tables each name with `latex_text`.
 """
 
 from __future__ import annotations
@@ -121,3 +121,30 @@ def markdown_prose(text: object) -> str:
     if fence is not None:  # an unclosed fence would turn the rest of the card into code
         out.append(fence)
     return "\n".join(out)
+
+
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "Δ": r"$\Delta$",
+    "–": "--",
+    "≤": r"$\leq$",
+    "≥": r"$\geq$",
+}
+
+
+def latex_text(text: object) -> str:
+    """`text` as LaTeX text: one line, every character LaTeX would read as markup escaped (a
+    name cannot run a macro in a paper's table)."""
+    one_line = " ".join(str(text).splitlines())
+    return "".join(_LATEX.get(ch, ch) for ch in one_line)

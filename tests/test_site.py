@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmark.cli import main
-from benchmark.escape import csv_cell, safe_url
+from benchmark.escape import csv_cell, latex_text, safe_url
 from benchmark.leaderboard.build import build_board
 from benchmark.leaderboard.data import LITERATURE
 from benchmark.leaderboard.exports import as_records
@@ -82,8 +82,9 @@ def test_same_results_give_the_same_bytes_anywhere(built, tmp_path):
     build_board(moved, tmp_path / "moved")
     assert _files(tmp_path / "again") == first
     assert _files(tmp_path / "moved") == first
-    text = b"".join(first.values()).decode("utf-8")
-    assert str(results) not in text and str(tmp_path) not in text  # no paths leak in
+    data = b"".join(first.values())  # PDFs too: a path would show up in their bytes
+    assert str(results).encode() not in data and str(tmp_path).encode() not in data
+    assert any(name.endswith(".pdf") for name in first) and any(n.endswith(".tex") for n in first)
 
 
 def test_cli_board_writes_every_output_and_summary(tmp_path):
@@ -199,6 +200,14 @@ def test_hostile_names_are_inert_in_every_output(built):
     # the site's plots: the names are SVG text, escaped
     svgs = "".join(p.read_text() for p in (out / "site" / "plots").glob("*.svg"))
     assert SCRIPT not in svgs and "&lt;script&gt;alert(1)&lt;/script&gt;" in svgs
+    # the LaTeX tables: a name cannot run a macro or break the tabular
+    tex = "".join(p.read_text() for p in (out / "site" / "tables").glob("*.tex"))
+    assert SCRIPT not in tex and r"\textless{}script\textgreater{}alert(1)" in tex
+    body = [line for line in tex.splitlines() if line.endswith("\\\\")]
+    assert body and all(line.count(" & ") == body[0].count(" & ") for line in body)
+    assert latex_text(r"a_b & {x} \ $ % # ~ ^") == (
+        r"a\_b \& \{x\} \textbackslash{} \$ \% \# \textasciitilde{} \textasciicircum{}"
+    )
 
 
 def test_literature_is_listed_apart_and_never_ranked(built):

@@ -42,7 +42,7 @@ def browser():
         "--disable-gpu",
         "--disable-dev-shm-usage",
         "--proxy-server=127.0.0.1:9",  # any request that tried the network would fail here
-        "--window-size=1400,2200",
+        "--window-size=1280,2200",  # a laptop: the board must fit it without sideways scrolling
         "--hide-scrollbars",
     ):
         options.add_argument(arg)
@@ -136,3 +136,64 @@ def test_per_bin_plots_are_drawn_and_a_screenshot_is_kept(page):
         folder = Path(os.environ["MOSRM_SCREENSHOT_DIR"])
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, folder / "board.png")
+
+
+def test_the_page_fits_1280_px_and_ranks_before_it_defines(page):
+    """Papers' board: no horizontal scroll at 1280 px (the page and every table), the ranking
+    before the definitions, names not broken inside a word."""
+    from selenium.webdriver.common.by import By
+
+    driver, _ = page
+    assert driver.execute_script("return window.innerWidth") <= 1280
+    wide = driver.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert wide <= 0, f"the page scrolls sideways by {wide} px"
+    tables = driver.execute_script(
+        """return [...document.querySelectorAll('.scroll')].filter(
+            d => d.scrollWidth > d.clientWidth + 1).map(d => d.querySelector('table')
+            .getAttribute('aria-label'));"""
+    )
+    assert tables == [], f"tables wider than the page: {tables}"
+    top = driver.execute_script(
+        "return [document.querySelector('#task-0 table.sortable'), "
+        "document.getElementById('about')].map(e => e.getBoundingClientRect().top + scrollY)"
+    )
+    assert top[0] < top[1], "the ranking must come before the definitions"
+    assert driver.find_element(By.CSS_SELECTOR, "header a[href='#about']").is_displayed()
+
+
+def test_each_figure_downloads_and_the_legend_switches_models(page):
+    from selenium.webdriver.common.by import By
+
+    driver, base = page
+    figures = driver.find_elements(By.CSS_SELECTOR, "section[id^='task-'] figure")
+    assert figures
+    for fig in figures:
+        links = [a.get_attribute("href") for a in fig.find_elements(By.CSS_SELECTOR, "a[download]")]
+        assert [h.rsplit(".", 1)[1] for h in links] == ["svg", "pdf"], links
+        for href in links:
+            assert Path(href.removeprefix("file://")).is_file(), href
+    tables = driver.find_elements(By.CSS_SELECTOR, "section[id^='task-'] p.downloads a")
+    assert any(a.get_attribute("href").endswith(".tex") for a in tables)
+    boxes = driver.find_elements(By.CSS_SELECTOR, "#task-0 .legend input")
+    off = [b for b in boxes if not b.is_selected()]
+    assert off, "more models than the default set: some start unticked"
+    box = off[0]
+    gid = f"{box.get_attribute('data-fig')}-{box.get_attribute('data-gid')}-line"
+    shown = "return getComputedStyle(document.getElementById(arguments[0])).display"
+    assert driver.execute_script(shown, gid) == "none"
+    driver.execute_script("arguments[0].click()", box)
+    assert driver.execute_script(shown, gid) != "none"
+
+
+def test_the_committed_board_fits_1280_px(browser):
+    """The official demo board as committed: no sideways scroll at 1280 px either."""
+    board = Path(__file__).resolve().parents[1] / "leaderboard" / "site" / "index.html"
+    browser.get(board.as_uri())
+    wide = browser.execute_script(
+        """return Math.max(document.documentElement.scrollWidth -
+            document.documentElement.clientWidth, ...[...document.querySelectorAll('.scroll')]
+            .map(d => d.scrollWidth - d.clientWidth))"""
+    )
+    assert wide <= 1, f"the committed board scrolls sideways by {wide} px at 1280"

@@ -1,8 +1,9 @@
 """`mosrm board`: compute the board once and write every output of it.
 
-Into `out` (default `leaderboard/`): `README.md` (Markdown), `site/index.html` (the static page),
-`site/board.csv`, `site/board.json` and `site/plots/*.svg` (the figures the page inlines, as
-files). Each file is written atomically (`benchmark.atomic`), and figures of tasks no longer on
+Into `out` (default: the workspace's `board/`): `README.md` (Markdown), `site/index.html` (the
+static page), `site/board.csv`, `site/board.json`, `site/plots/*.svg` and `*.pdf` (each figure as
+a file for a paper: the default models, with a legend) and `site/tables/<task>.csv` and `.tex`
+(each task's ranking as a paper's table). Each file is written atomically (`benchmark.atomic`), and figures of tasks no longer on
 the board are removed, so the folder is a pure function of the results folder: the same results
 give the same bytes wherever they sit.
 """
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.atomic import atomic_write_text
+from benchmark.atomic import atomic_write_bytes, atomic_write_text
 from benchmark.leaderboard.data import Board, board_data
 
 
@@ -29,23 +30,32 @@ def _slug(i: int, name: str) -> str:
     return f"{i:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)[:60]}"
 
 
-def render(board: Board) -> dict[str, str]:
-    """{relative path: text} of every file of the board, Markdown first."""
+def render(board: Board) -> dict[str, str | bytes]:
+    """{relative path: text, or bytes for a PDF} of every file of the board, Markdown first."""
     from benchmark.leaderboard import plots
-    from benchmark.leaderboard.exports import board_csv, board_json
+    from benchmark.leaderboard.exports import board_csv, board_json, task_csv, task_latex
     from benchmark.leaderboard.markdown import markdown
     from benchmark.leaderboard.site import page
 
-    files = {"README.md": markdown(board)}
+    files: dict[str, str | bytes] = {"README.md": markdown(board)}
     figures: dict[str, dict[str, str]] = {}
     for i, t in enumerate(board.tasks):
+        slug = _slug(i, t.name)
+        if t.rows:
+            files[f"site/tables/{slug}.csv"] = task_csv(t)
+            files[f"site/tables/{slug}.tex"] = task_latex(t)
         shown, _ = plots.shown_rows(t)
         if not shown:
             continue
-        figures[t.name] = {"bins": plots.bins_svg(t), "relations": plots.relations_svg(t)}
-        slug = _slug(i, t.name)
-        files[f"site/plots/{slug}-bins.svg"] = figures[t.name]["bins"]
+        figures[t.name] = {
+            "bins": plots.bins_svg(t, interactive=True),
+            "relations": plots.relations_svg(t),
+            "slug": slug,
+        }
+        files[f"site/plots/{slug}-bins.svg"] = plots.bins_svg(t)
+        files[f"site/plots/{slug}-bins.pdf"] = plots.bins_pdf(t)
         files[f"site/plots/{slug}-relations.svg"] = figures[t.name]["relations"]
+        files[f"site/plots/{slug}-relations.pdf"] = plots.relations_pdf(t)
     heatmap = plots.heatmap_svg(board) if plots.heatmap_order(board) else ""
     if heatmap:
         files["site/plots/heatmap.svg"] = heatmap
@@ -76,17 +86,21 @@ def build_board(
     files = render(board)
     out = Path(out)
     written = []
-    for rel, text in files.items():
+    for rel, data in files.items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, text)
+        if isinstance(data, bytes):
+            atomic_write_bytes(path, data)
+        else:
+            atomic_write_text(path, data)
         written.append(path)
-    plots_dir = out / "site" / "plots"
-    if plots_dir.is_dir():
-        for old in sorted(plots_dir.glob("*.svg")):
-            if old not in written:
+    for folder, pattern in (("plots", "*.*"), ("tables", "*.*")):
+        for old in sorted((out / "site" / folder).glob(pattern)):
+            if old not in written:  # a task or figure gone since the last build
                 old.unlink()
-    return Built(board, files["README.md"], written)
+    markdown = files["README.md"]
+    assert isinstance(markdown, str)
+    return Built(board, markdown, written)
 
 
 def short_summary(board: Board, top: int = 3) -> str:

@@ -1,5 +1,6 @@
 """The board as data files: `board.json` (the whole `data.Board`) and `board.csv` (one row per
-submission × task, and per submission × task set of the cross-task tables).
+submission × task, and per submission × task set of the cross-task tables), and each task's
+ranking as a paper's table (`task_csv`, `task_latex`).
 
 For people who want the numbers, not the page: the same values as the Markdown and HTML (the
 results' fractions, not rounded percentages), sorted keys, no paths, no timestamps of the build,
@@ -16,7 +17,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from benchmark.escape import csv_cell
+from benchmark.escape import csv_cell, latex_text
 from benchmark.leaderboard.data import SUBSETS, Board, Cell, Row, TaskBoard, ranking_groups
 
 BOARD_FORMAT = 3  # 2: noise-ceiling rows (status "ceiling"), gap_closed, dimension; 3: rank_low/rank_high replace the tiers
@@ -131,3 +132,51 @@ def _task_row(
 def as_records(text: str) -> list[dict[str, Any]]:
     """board.csv back as dicts (for tests and readers in Python)."""
     return list(csv.DictReader(io.StringIO(text)))
+
+
+def _ranked_table(task: TaskBoard) -> tuple[list[str], list[list[str]]]:
+    """The columns and rows of a task's ranking as a paper reports it: rank interval, model,
+    overall accuracy with its 95% interval, each ΔMOS bin (plain strings, not yet escaped)."""
+    from benchmark.leaderboard.markdown import pct, rank_range
+
+    head = ["rank (95%)", "model", "overall [95% CI]", *task.bin_labels]
+    rows = []
+    for r in task.rows:
+        if r.stale or r.above_ceiling:
+            continue
+        rank = (
+            "" if r.rank_low is None or r.rank_high is None else rank_range(r.rank_low, r.rank_high)
+        )
+        name = (
+            r.name + (" (shortcut)" if r.shortcut else "") + (" (in-domain)" if r.in_domain else "")
+        )
+        rows.append([rank, name, pct(r.overall), *(pct(c) for c in r.by_bin)])
+    return head, rows
+
+
+def task_csv(task: TaskBoard) -> str:
+    """One task's ranking as CSV (`_ranked_table`), text cells guarded against formulas."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    head, rows = _ranked_table(task)
+    writer.writerow(head)
+    for row in rows:
+        writer.writerow([csv_cell(x) for x in row])
+    return buf.getvalue()
+
+
+def task_latex(task: TaskBoard) -> str:
+    """One task's ranking as a LaTeX `tabular` (booktabs rules), every string escaped
+    (`escape.latex_text`), for a paper's table."""
+    head, rows = _ranked_table(task)
+    spec = "ll" + "r" * (len(head) - 2)
+    lines = [
+        f"% {latex_text(task.name)}: strict pairwise accuracy (%), 95% intervals; mosrm-bench",
+        f"\\begin{{tabular}}{{{spec}}}",
+        "\\toprule",
+        " & ".join(latex_text(h) for h in head) + " \\\\",
+        "\\midrule",
+    ]
+    lines += [" & ".join(latex_text(x) for x in row) + " \\\\" for row in rows]
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"

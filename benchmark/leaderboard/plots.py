@@ -6,9 +6,11 @@ Reproducible bytes: a fixed `svg.hashsalt`, no date or creator in the metadata, 
 browser); colours and order are fixed by rank. The figures use matplotlib's object API on an SVG
 canvas, never pyplot, so no global figure state or GUI backend is involved.
 
-Legibility with many models: a line plot shows the `TOP` best-ranked models plus every shortcut
-(dashed, grey); the caption says how many are left to the table. Names we did not write are
-labels here: `$` is escaped so that matplotlib never reads a name as mathtext.
+Legibility with many models: a figure file (SVG and PDF, for a paper) shows the `TOP` best-ranked
+models plus every shortcut (dashed, grey) with a legend; the page's per-bin plot draws every
+ranked model, each line and band in its own group (`gid`), with the page's own legend of full
+names to switch them on and off, the same `TOP` and shortcuts on by default. Names we did not
+write are labels here: `$` is escaped so that matplotlib never reads a name as mathtext.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from typing import Any
 
 from benchmark.leaderboard.data import Board, Cell, Row, TaskBoard
 
-TOP = 10
-"""Non-shortcut models drawn per line plot (the best by rank); the table lists all."""
+TOP = 5
+"""Non-shortcut models shown per line plot by default (the best by rank); the table lists all."""
 
 PALETTE = (
     "#1f77b4",
@@ -48,6 +50,7 @@ RC: dict[Any, Any] = {  # matplotlib types its keys as a Literal of every rc nam
     "path.simplify": False,
 }
 METADATA = {"Date": None, "Creator": None}
+PDF_METADATA = {"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None}
 
 
 def label(text: str, limit: int = 40) -> str:
@@ -75,6 +78,22 @@ def _svg(fig: Any) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="svg", metadata=METADATA, bbox_inches="tight")
     return buf.getvalue().decode("utf-8")
+
+
+def _pdf(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="pdf", metadata=PDF_METADATA, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def drawable_rows(task: TaskBoard) -> list[Row]:
+    """Every row the page's interactive plot can show (ranked: not stale)."""
+    return [r for r in task.rows if not r.stale]
+
+
+def model_gid(task: TaskBoard, row: Row) -> str:
+    """The group id of a row's line and band in the interactive plot (its place in the table)."""
+    return f"m{task.rows.index(row)}"
 
 
 def _figure(width: float, height: float) -> Any:
@@ -141,14 +160,15 @@ def _lines(
     rows: Sequence[Row],
     series: list[list[Cell]],
     ceiling: Sequence[Cell] | None = None,
+    grouped: bool = False,
 ) -> None:
     xs = list(range(task.bins))
     _ceiling(ax, ceiling)
     for r, style, cells in zip(rows, _style(rows), series, strict=True):
         acc, low, high = _series(cells)
-        ax.fill_between(xs, low, high, color=style["color"], alpha=0.10, linewidth=0)
+        band = ax.fill_between(xs, low, high, color=style["color"], alpha=0.10, linewidth=0)
         # "rank. name": a legend skips labels starting with "_", and the rank links to the table
-        ax.plot(
+        (line,) = ax.plot(
             xs,
             acc,
             label=label(f"{task.rows.index(r) + 1}. {r.name}" + (" ‡" if r.shortcut else "")),
@@ -156,6 +176,9 @@ def _lines(
             markersize=4,
             **style,
         )
+        if grouped:  # the page switches a model on and off by these ids
+            band.set_gid(f"{model_gid(task, r)}-band")
+            line.set_gid(f"{model_gid(task, r)}-line")
     ax.axhline(50, color="#444444", linewidth=0.8, linestyle=":")
     ax.set_xticks(xs)
     ax.set_xticklabels(_bin_ticks(task), fontsize=7)
@@ -163,45 +186,77 @@ def _lines(
     ax.grid(axis="y", color="#e5e5e5", linewidth=0.6)
 
 
-def bins_svg(task: TaskBoard) -> str:
-    """Accuracy per ΔMOS bin, one line per model with its 95% band; chance dotted; the noise
-    ceiling (where the pairs have label reliabilities) as the upper band."""
+def styles(task: TaskBoard) -> dict[str, dict[str, Any]]:
+    """Each drawable row's colour, line style and marker (by gid), the same in every figure."""
+    rows = drawable_rows(task)
+    return {model_gid(task, r): st for r, st in zip(rows, _style(rows), strict=True)}
+
+
+def _bins_figure(task: TaskBoard, interactive: bool) -> Any:
     import matplotlib
 
-    rows, _ = shown_rows(task)
+    rows = drawable_rows(task) if interactive else shown_rows(task)[0]
     with matplotlib.rc_context(RC):
-        fig = _figure(7.5, 3.6)
+        fig = _figure(7.5 if not interactive else 6.2, 3.6)
         ax = fig.add_subplot()
         ceiling = None if task.ceiling is None else task.ceiling.by_bin
-        _lines(ax, task, rows, [r.by_bin for r in rows], ceiling)
+        _lines(ax, task, rows, [r.by_bin for r in rows], ceiling, grouped=interactive)
         ax.set_xlabel("ΔMOS percentile bin (0 = smallest gaps)")
         ax.set_ylabel("strict accuracy (%)")
         ax.set_title(label(f"{task.name}: accuracy by ΔMOS bin", 80), loc="left")
-        if rows:
+        if rows and not interactive:
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
-        return _svg(fig)
+        return fig
+
+
+def bins_svg(task: TaskBoard, interactive: bool = False) -> str:
+    """Accuracy per ΔMOS bin, one line per model with its 95% band; chance dotted; the noise
+    ceiling (where the pairs have label reliabilities) as the upper band. `interactive`: every
+    ranked model, grouped by gid, no legend (the page's)."""
+    import matplotlib
+
+    with matplotlib.rc_context(RC):
+        return _svg(_bins_figure(task, interactive))
+
+
+def bins_pdf(task: TaskBoard) -> bytes:
+    import matplotlib
+
+    with matplotlib.rc_context(RC):
+        return _pdf(_bins_figure(task, False))
+
+
+def _relations_figure(task: TaskBoard) -> Any:
+    rows, _ = shown_rows(task)
+    rels = task.relations or ["(none)"]
+    fig = _figure(3.2 * len(rels) + 2.4, 3.2)
+    axes = fig.subplots(1, len(rels), sharey=True, squeeze=False)[0]
+    for ax, rel in zip(axes, rels, strict=True):
+        series = [r.by_relation_bin.get(rel) or [Cell(None)] * task.bins for r in rows]
+        ceiling = None if task.ceiling is None else task.ceiling.by_relation_bin.get(rel)
+        _lines(ax, task, rows, series, ceiling)
+        size = task.relation_sizes.get(rel, 0)
+        ax.set_title(label(f"{rel} ({size} pairs)", 50), loc="left", fontsize=9)
+        ax.set_xlabel("ΔMOS bin")
+    axes[0].set_ylabel("strict accuracy (%)")
+    if rows:
+        axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
+    return fig
 
 
 def relations_svg(task: TaskBoard) -> str:
     """The same per relation, one small panel each (shared y axis)."""
     import matplotlib
 
-    rows, _ = shown_rows(task)
-    rels = task.relations or ["(none)"]
     with matplotlib.rc_context(RC):
-        fig = _figure(3.2 * len(rels) + 2.4, 3.2)
-        axes = fig.subplots(1, len(rels), sharey=True, squeeze=False)[0]
-        for ax, rel in zip(axes, rels, strict=True):
-            series = [r.by_relation_bin.get(rel) or [Cell(None)] * task.bins for r in rows]
-            ceiling = None if task.ceiling is None else task.ceiling.by_relation_bin.get(rel)
-            _lines(ax, task, rows, series, ceiling)
-            size = task.relation_sizes.get(rel, 0)
-            ax.set_title(label(f"{rel} ({size} pairs)", 50), loc="left", fontsize=9)
-            ax.set_xlabel("ΔMOS bin")
-        axes[0].set_ylabel("strict accuracy (%)")
-        if rows:
-            axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
-        return _svg(fig)
+        return _svg(_relations_figure(task))
+
+
+def relations_pdf(task: TaskBoard) -> bytes:
+    import matplotlib
+
+    with matplotlib.rc_context(RC):
+        return _pdf(_relations_figure(task))
 
 
 def heatmap_order(board: Board) -> list[tuple[str, str, bool]]:

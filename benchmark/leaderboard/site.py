@@ -63,17 +63,18 @@ header h1 { margin:0 0 4px; font-size:22px; }
 header p { margin:0; color:#c9d3e6; font-size:13px; }
 nav { margin-top:10px; display:flex; flex-wrap:wrap; gap:6px 14px; font-size:13px; }
 nav a { color:#fff; text-decoration:none; border-bottom:1px dotted #9fb3d9; }
-main { padding:8px 28px 40px; max-width:1500px; }
+main { padding:8px 28px 40px; max-width:1280px; }
 h2 { margin:34px 0 8px; font-size:19px; border-bottom:2px solid var(--line); padding-bottom:4px; }
 h3 { margin:22px 0 6px; font-size:15px; }
 p, li { max-width:980px; }
 .note { color:var(--muted); font-size:13px; }
 .scroll { overflow-x:auto; margin:6px 0 10px; }
 table { border-collapse:collapse; font-size:13px; font-variant-numeric:tabular-nums; }
-th, td { padding:4px 9px; border-bottom:1px solid var(--line); text-align:right; white-space:nowrap; }
+th, td { padding:3px 6px; border-bottom:1px solid var(--line); text-align:right; white-space:nowrap; }
 th:first-child, td:first-child, td.name, th.name { text-align:left; }
-td.name { white-space:normal; min-width:160px; max-width:340px; overflow-wrap:anywhere; }
-thead th { background:var(--band); position:sticky; top:0; vertical-align:bottom; }
+td.name { white-space:normal; min-width:150px; max-width:250px; overflow-wrap:break-word; }
+thead th { background:var(--band); position:sticky; top:0; vertical-align:bottom;
+  white-space:normal; max-width:92px; }
 th button { font:inherit; font-weight:600; color:var(--fg); background:none; border:0; padding:0;
   cursor:pointer; text-align:inherit; }
 th[aria-sort="ascending"] button::after { content:" ▲"; color:var(--accent); }
@@ -83,7 +84,14 @@ tbody tr:hover { background:#eef3fb; }
 tr.shortcut td { color:#6b7280; font-style:italic; }
 tr.stale td { color:#9a6a00; }
 tr.ceiling td { background:#eef3fb; font-style:italic; border-bottom:2px solid var(--line); }
-.ci { color:var(--muted); font-size:11px; }
+.ci { color:var(--muted); font-size:10px; display:block; line-height:1.1; }
+.downloads { font-size:12px; color:var(--muted); margin:2px 0 8px; }
+.legend { display:flex; flex-wrap:wrap; gap:2px 14px; font-size:12px; max-width:1100px; margin:4px 0; }
+.legend label { cursor:pointer; }
+.swatch { display:inline-block; width:22px; height:0; border-top-width:3px; vertical-align:middle;
+  margin-right:4px; }
+details.fold summary { cursor:pointer; }
+.lede { font-size:13px; margin:6px 0 0; }
 .tier { display:inline-block; min-width:22px; padding:0 6px; border-radius:9px; font-weight:600;
   text-align:center; background:#e6ecf7; color:#2456a6; }
 .tier.t1 { background:#2456a6; color:#fff; }
@@ -133,6 +141,17 @@ SCRIPT = """
     });
     th.setAttribute("aria-sort", asc ? "ascending" : "descending");
   }
+  function show(box) {
+    ["-line", "-band"].forEach(function (part) {
+      var g = document.getElementById(box.getAttribute("data-fig") + "-" +
+        box.getAttribute("data-gid") + part);
+      if (g) { g.style.display = box.checked ? "" : "none"; }
+    });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll(".legend input"), function (box) {
+    show(box);
+    box.addEventListener("change", function () { show(box); });
+  });
   Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), function (table) {
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, col) {
       var button = th.querySelector("button");
@@ -238,7 +257,6 @@ def _ceiling_row(t: TaskBoard) -> list[str] | None:
         return None
     cells = [_td("⊤"), _td(f"<b>{esc(CEILING_NAME[2:])}</b>", cls="name"), _td("–")]
     cells += [_acc(c.overall), _td("100%" if c.overall.accuracy else "–"), _td("–")]
-    cells += [_td(str(c.overall.n)), _td("oracle")]
     cells += [_acc(c.by_group.get(g)) for g in t.groups]
     cells += [_acc(x) for x in c.by_bin]
     cells += [_acc(c.by_subset.get(k)) for k in SUBSETS]
@@ -247,8 +265,7 @@ def _ceiling_row(t: TaskBoard) -> list[str] | None:
 
 def task_table(t: TaskBoard) -> str:
     cols = [Col("#"), Col("model", numeric=False, name=True), Col("rank (95%)")]
-    cols += [Col("overall [95% CI]"), Col("of gap"), Col("ties (%)"), Col("n")]
-    cols += [Col("training", numeric=False)]
+    cols += [Col("overall [95% CI]"), Col("of gap"), Col("ties (%)")]
     cols += [Col(g) for g in t.groups]
     cols += [Col(b) for b in t.bin_labels]
     cols += [Col(SUBSET_LABELS[k]) for k in SUBSETS]
@@ -269,8 +286,6 @@ def task_table(t: TaskBoard) -> str:
             _acc(r.overall),
             _gap(r.gap_closed),
             _td(f"{100 * (r.overall.tie_rate or 0):.1f}", f"{100 * (r.overall.tie_rate or 0):.4f}"),
-            _td(str(r.overall.n), r.overall.n),
-            _td("in-domain" if r.in_domain else "zero-shot"),
         ]
         cells += [_acc(r.by_group.get(g)) for g in t.groups]
         cells += [_acc(c) for c in r.by_bin]
@@ -373,10 +388,38 @@ def inline_svg(svg: str, prefix: str, label: str) -> str:
     return body.replace("<svg ", f'<svg role="img" aria-label="{esc(label)}" ', 1)
 
 
-def _figure(svg: str, prefix: str, label: str, caption: str) -> str:
-    return (
-        f"<figure>{inline_svg(svg, prefix, label)}<figcaption>{esc(caption)}</figcaption></figure>"
+def _figure(svg: str, prefix: str, label: str, caption: str, files: str = "") -> str:
+    """An inline figure with its caption and, given the file stem under `plots/`, links to
+    download it as SVG and PDF (the default models, with a legend: for a paper)."""
+    links = (
+        f'<p class="downloads">Download: <a href="plots/{esc(files)}.svg" download>SVG</a> · '
+        f'<a href="plots/{esc(files)}.pdf" download>PDF</a></p>'
+        if files
+        else ""
     )
+    return (
+        f"<figure>{inline_svg(svg, prefix, label)}<figcaption>{esc(caption)}</figcaption>"
+        f"{links}</figure>"
+    )
+
+
+def _legend(t: TaskBoard, prefix: str) -> str:
+    """The per-bin plot's legend, as switches: every ranked model by its full name, the
+    `plots.TOP` best and the shortcuts on by default (the page's script hides the rest)."""
+    default = {id(r) for r in plots.shown_rows(t)[0]}
+    styles = plots.styles(t)
+    items = []
+    for r in plots.drawable_rows(t):
+        gid = plots.model_gid(t, r)
+        st = styles[gid]
+        line = "dashed" if st["linestyle"] == "--" else "solid"
+        checked = " checked" if id(r) in default else ""
+        items.append(
+            f'<label><input type="checkbox" data-fig="{esc(prefix)}" data-gid="{gid}"{checked}>'
+            f'<span class="swatch" style="border-top-style:{line};border-top-color:{st["color"]}">'
+            f"</span>{t.rows.index(r) + 1}. {esc(r.name)}{' ‡' if r.shortcut else ''}</label>"
+        )
+    return f'<div class="legend" aria-label="models drawn">{"".join(items)}</div>'
 
 
 def anchor(i: int) -> str:
@@ -405,10 +448,19 @@ def task_section(i: int, t: TaskBoard, figures: dict[str, str]) -> str:
     if t.ceiling is not None:
         caption += " Thick black line and grey band: the noise ceiling with its 95% range."
     if left:
-        caption += f" The {plots.TOP} best models are drawn; {left} more are in the table above."
+        caption += (
+            f" The {plots.TOP} best models and the shortcuts are drawn; tick others above to "
+            "add them."
+        )
     out = [f'<section id="{anchor(i)}">', head]
     for what, group in ranking_groups(t):
         out += [f'<p class="note">{esc(GROUP_CAPTIONS[what])}</p>', task_table(group)]
+    slug = figures.get("slug", "")
+    if slug:
+        out.append(
+            f'<p class="downloads">Table for a paper: <a href="tables/{esc(slug)}.csv" download>'
+            f'CSV</a> · <a href="tables/{esc(slug)}.tex" download>LaTeX</a></p>'
+        )
     marks = [
         f"<li>{'' if what == 'self-reported' else '✓ '}{esc(what)}: {esc('; '.join(names))}</li>"
         for what, names in provenance_lines(t)
@@ -417,9 +469,15 @@ def task_section(i: int, t: TaskBoard, figures: dict[str, str]) -> str:
     if note:
         out.append(f'<p class="note">{esc(note)}</p>')
     if shown:
+        prefix = f"{anchor(i)}-bins"
+        out.append(_legend(t, prefix))
         out.append(
             _figure(
-                figures["bins"], f"{anchor(i)}-bins", f"{t.name}: accuracy by ΔMOS bin", caption
+                figures["bins"],
+                prefix,
+                f"{t.name}: accuracy by ΔMOS bin",
+                caption,
+                f"{slug}-bins",
             )
         )
         out.append("<h3>By relation</h3>")
@@ -428,7 +486,9 @@ def task_section(i: int, t: TaskBoard, figures: dict[str, str]) -> str:
                 figures["relations"],
                 f"{anchor(i)}-rel",
                 f"{t.name}: accuracy by ΔMOS bin per relation",
-                "The same, per pair relation (same content, same system, cross).",
+                f"The same, per pair relation (same content, same system, cross); the "
+                f"{plots.TOP} best models and the shortcuts.",
+                f"{slug}-relations",
             )
         )
     else:
@@ -499,6 +559,14 @@ def summary_section(board: Board, heatmap: str) -> str:
     return "\n".join(out)
 
 
+def _fold(text: str, keep: int) -> str:
+    """Long metadata (a 40-character revision, a long URL) folded: its first `keep` characters,
+    the rest behind a click."""
+    if len(text) <= keep + 1:
+        return esc(text)
+    return f'<details class="fold"><summary>{esc(text[:keep])}…</summary>{esc(text)}</details>'
+
+
 def models_section(board: Board) -> str:
     if not board.models:
         return ""
@@ -513,14 +581,17 @@ def models_section(board: Board) -> str:
             size += " (declared)"
         url = safe_url(m.url) if m.url else None
         if url:
-            link = f'<a href="{esc(url)}" rel="nofollow noopener noreferrer">{esc(url)}</a>'
+            shown_url = _fold(url.split("://", 1)[-1], 40)
+            link = f'<a href="{esc(url)}" rel="nofollow noopener noreferrer">{shown_url}</a>'
         else:
             link = esc(m.url or "–")
         cells = [
             _name(m.name, m.shortcut, False),
             _td(esc(m.kind or "–")),
             _td(esc(size), "" if m.parameters is None else m.parameters),
-            *(_td(esc(v or "–")) for v in (m.license, m.revision, m.release_date)),
+            _td(esc(m.license or "–")),
+            _td(_fold(m.revision or "–", 12), m.revision or ""),
+            _td(esc(m.release_date or "–")),
             _td(link, cls="name"),
             _td(esc(", ".join(m.training_data) or "none declared"), cls="name"),
         ]
@@ -569,12 +640,12 @@ def about_section() -> str:
 
 def page(board: Board, figures: dict[str, dict[str, str]], heatmap: str) -> str:
     """The whole page. `figures[task]` holds that task's "bins" and "relations" SVG text."""
-    nav = ['<a href="#about">What a result means</a>', '<a href="#all-tasks">All tasks</a>']
+    nav = ['<a href="#all-tasks">All tasks</a>']
     tasks = by_dimension(board.tasks)
     nav += [f'<a href="#{anchor(i)}">{esc(t.name)}</a>' for i, t in enumerate(tasks)]
     nav += ['<a href="#models">Models</a>', '<a href="#literature">Literature</a>']
-    nav += ['<a href="#exports">Exports</a>']
-    body = [about_section()]
+    nav += ['<a href="#exports">Exports</a>', '<a href="#about">What this means</a>']
+    body = []
     if board.empty:
         body.append('<section id="all-tasks"><h2>All tasks</h2><p>No results yet: run '
                     "<code>mosrm run</code>.</p></section>")  # fmt: skip
@@ -587,9 +658,11 @@ def page(board: Board, figures: dict[str, dict[str, str]], heatmap: str) -> str:
         '<section id="exports"><h2>Exports</h2><p>The same tables as '
         '<a href="board.csv">CSV</a> (one row per submission × task, and per submission × task '
         'set) and <a href="board.json">JSON</a>, and as <a href="../README.md">Markdown</a>. '
-        "Figures as separate files: <code>plots/</code>. Everything here is rebuilt from the "
+        "Each figure as SVG and PDF (<code>plots/</code>), each task's ranking as CSV and LaTeX "
+        "(<code>tables/</code>), linked beside them. Everything here is rebuilt from the "
         "results folder by <code>mosrm board</code>, byte for byte.</p></section>"
     )
+    body.append(about_section())
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -597,7 +670,8 @@ def page(board: Board, figures: dict[str, dict[str, str]], heatmap: str) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{TITLE}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
         f"<header><h1>{TITLE}</h1><p>Pairwise, ΔMOS-stratified accuracy of speech-quality "
-        "reward models, rebuilt from the results folder.</p>"
+        "reward models, rebuilt from the results folder. "
+        '<a href="#about" style="color:#fff">What this means →</a></p>'
         f"<nav>{' '.join(nav)}</nav></header>\n<main>\n"
         + "\n".join(b for b in body if b)
         + "\n</main>\n<footer>Built by <code>mosrm board</code>; no network is used by this "
