@@ -91,3 +91,16 @@ def test_examples_hold_each_kinds_template(kind):
         if path.name == "submission.yaml":
             want = want.replace("NAME", f"example-{kind}")
         assert (example / path.name).read_text(encoding="utf-8") == want, path.name
+
+
+def test_the_documented_batch_import_is_the_class():
+    """The user guide and the templates name `benchmark.models.Batch`: that import works and is
+    the class the harness builds batches with."""
+    from benchmark.data.batch import Batch
+    from benchmark.models import Batch as Documented
+    from tests.docs_text import docs_text
+
+    assert Documented is Batch
+    assert "from benchmark.models import Batch" in docs_text()
+    for kind in ("scalar", "pairwise", "implicit"):
+        assert "from benchmark.models import Batch" in (TEMPLATES / kind / "model.py").read_text()
