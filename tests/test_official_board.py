@@ -234,3 +234,13 @@ def test_the_readme_states_the_reference_models_rank_intervals() -> None:
     stated += f" and GRPO judge {ranks['GRPO judge']} of {rows}"
     readme = " ".join(docs_text().split())
     assert f"rank intervals on the board are {stated}." in readme, stated
+
+
+def test_the_docs_state_bts_interval_over_new_systems() -> None:
+    """ "the demo has 8 systems and 8 contents, so BT's 82.6 reads [75.6, 88.0]": the result."""
+    o = json.loads((RESULTS / "demo-bt" / "demo.json").read_text())["metrics"]["overall"]
+    text = " ".join(docs_text().split())
+    want = (
+        f"BT's {100 * o['accuracy']:.1f} reads [{100 * o['ci_low']:.1f}, {100 * o['ci_high']:.1f}]"
+    )
+    assert want in text
