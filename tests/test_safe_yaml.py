@@ -56,7 +56,7 @@ def _refused_fast_and_small(path: Path) -> str:
 
 @pytest.mark.parametrize(
     "path",
-    sorted(REPO.glob("tasks/**/*.yaml")) + sorted(REPO.glob("submissions/*/submission.yaml")),
+    sorted(REPO.glob("benchmark/shipped/**/*.yaml")) + sorted(REPO.glob("examples/*/*.yaml")),
     ids=lambda p: str(p.relative_to(REPO)),
 )
 def test_committed_files_load_as_with_safe_load(path: Path) -> None:
