@@ -96,8 +96,9 @@ def test_examples_hold_each_kinds_template(kind):
 def test_the_documented_batch_import_is_the_class():
     """The user guide and the templates name `benchmark.models.Batch`: that import works and is
     the class the harness builds batches with."""
-    from benchmark.data.batch import Batch
     from benchmark.models import Batch as Documented
+
+    from benchmark.data.batch import Batch
     from tests.docs_text import docs_text
 
     assert Documented is Batch
