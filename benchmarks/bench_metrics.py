@@ -31,7 +31,7 @@ def _predictions(seed: int) -> pa.Table:
 def _iid_only(pred: pa.Table) -> dict:
     """The same aggregation with pair-level Wilson cells and no clip design (the old cost)."""
 
-    def of(self, mask):
+    def of(self, mask, by_label=False):
         c, t = self.correct[mask], self.ties[mask]
         n, k = int(c.size), int(c.sum())
         if n == 0:
