@@ -47,15 +47,17 @@ def render(board: Board) -> dict[str, str | bytes]:
         shown, _ = plots.shown_rows(t)
         if not shown:
             continue
+        bins_svg, bins_pdf = plots.bins_files(t)
+        rel_svg, rel_pdf = plots.relations_files(t)
         figures[t.name] = {
             "bins": plots.bins_svg(t, interactive=True),
-            "relations": plots.relations_svg(t),
+            "relations": rel_svg,
             "slug": slug,
         }
-        files[f"site/plots/{slug}-bins.svg"] = plots.bins_svg(t)
-        files[f"site/plots/{slug}-bins.pdf"] = plots.bins_pdf(t)
-        files[f"site/plots/{slug}-relations.svg"] = figures[t.name]["relations"]
-        files[f"site/plots/{slug}-relations.pdf"] = plots.relations_pdf(t)
+        files[f"site/plots/{slug}-bins.svg"] = bins_svg
+        files[f"site/plots/{slug}-bins.pdf"] = bins_pdf
+        files[f"site/plots/{slug}-relations.svg"] = rel_svg
+        files[f"site/plots/{slug}-relations.pdf"] = rel_pdf
     heatmap = plots.heatmap_svg(board) if plots.heatmap_order(board) else ""
     if heatmap:
         files["site/plots/heatmap.svg"] = heatmap

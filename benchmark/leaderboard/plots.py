@@ -220,10 +220,17 @@ def bins_svg(task: TaskBoard, interactive: bool = False) -> str:
 
 
 def bins_pdf(task: TaskBoard) -> bytes:
+    return bins_files(task)[1]
+
+
+def bins_files(task: TaskBoard) -> tuple[str, bytes]:
+    """The per-bin figure as files for a paper (the default models, with a legend): SVG and PDF
+    from one drawing."""
     import matplotlib
 
     with matplotlib.rc_context(RC):
-        return _pdf(_bins_figure(task, False))
+        fig = _bins_figure(task, False)
+        return _svg(fig), _pdf(fig)
 
 
 def _relations_figure(task: TaskBoard) -> Any:
@@ -253,10 +260,16 @@ def relations_svg(task: TaskBoard) -> str:
 
 
 def relations_pdf(task: TaskBoard) -> bytes:
+    return relations_files(task)[1]
+
+
+def relations_files(task: TaskBoard) -> tuple[str, bytes]:
+    """The per-relation figure as SVG (also inlined in the page) and PDF, from one drawing."""
     import matplotlib
 
     with matplotlib.rc_context(RC):
-        return _pdf(_relations_figure(task))
+        fig = _relations_figure(task)
+        return _svg(fig), _pdf(fig)
 
 
 def heatmap_order(board: Board) -> list[tuple[str, str, bool]]:
