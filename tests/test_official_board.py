@@ -244,3 +244,21 @@ def test_the_docs_state_bts_interval_over_new_systems() -> None:
         f"BT's {100 * o['accuracy']:.1f} reads [{100 * o['ci_low']:.1f}, {100 * o['ci_high']:.1f}]"
     )
     assert want in text
+
+
+def test_the_docs_state_the_judges_tie_break_effect() -> None:
+    """docs/baselines.md's tie-break numbers: the committed judges against the same judges with
+    `tie_break: expected` (`benchmarks/judge-tie-break/`, from `mosrm evaluate` on the demo)."""
+    text = " ".join(docs_text().split())
+    variants = REPO / "benchmarks" / "judge-tie-break"
+
+    def overall(path: Path) -> tuple[str, str]:
+        o = json.loads(path.read_text())["metrics"]["overall"]
+        return f"{100 * o['accuracy']:.1f}%", f"{100 * o['ties'] / o['n']:.1f}% ties"
+
+    acc, ties = overall(RESULTS / "demo-grpo-sft" / "demo.json")
+    acc2, ties2 = overall(variants / "demo-grpo-sft-tiebreak.demo.json")
+    assert f"SFT judge goes from {acc} with {ties} to {acc2} with {ties2} overall" in text
+    acc, ties = overall(RESULTS / "demo-grpo" / "demo.json")
+    assert overall(variants / "demo-grpo-tiebreak.demo.json") == (acc, ties)
+    assert f"GRPO judge is unchanged ({acc}, {ties})" in text

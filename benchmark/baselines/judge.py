@@ -11,7 +11,12 @@ smallest model with the interface GRPO needs from a text-emitting audio LM:
 - `completion_logp(a, b, tokens) -> [B, L]`: per-token log-probabilities of given completions;
 - `sample(a, b, n, temperature, ...) -> [B, n, L]`: sampled completions (temperature 0 = greedy);
 - `prefer(a, b)`: the harness's pairwise protocol, greedy decoding, 1.0 if score_A > score_B,
-  0.0 if lower, 0.5 on a tie (the harness asks both orders and averages).
+  0.0 if lower, 0.5 on a tie (the harness asks both orders and averages). With
+  `tie_break="expected"` (a build param, not part of the trained config) a tie of the greedy
+  scores is decided by the expected scores under the judge's own token distributions, E[score_A]
+  from the first step and E[score_B | the greedy score_A] from the second: the paper's protocol
+  reads the written scores, and an expectation is what they estimate. Only ties move; an exact
+  tie of the expectations stays 0.5.
 
 So `benchmark.baselines.grpo` is written over per-token log-probs of sampled completions, exactly
 as for an audio LLM; swapping this model for one is a matter of these three methods.
@@ -278,14 +283,39 @@ class PairwiseJudge(nn.Module):
         with torch.no_grad():
             return self.sample_given(self._pair(a, b), n, temperature, generator=generator)
 
+    tie_break: str = "none"
+    """'none' (a greedy tie is 0.5) or 'expected' (module doc); set by `build`."""
+
     def prefer(self, a: Batch, b: Batch) -> torch.Tensor:
-        """Greedy verdict per pair: 1.0 if score_A > score_B, 0.0 if lower, 0.5 if equal."""
+        """Greedy verdict per pair: 1.0 if score_A > score_B, 0.0 if lower, 0.5 if equal (or, with
+        `tie_break='expected'`, a tie decided by the expected scores)."""
         with torch.no_grad():
-            tokens = self.sample_given(self._pair(a, b), 1, 0.0)[:, 0]
+            h0 = self._pair(a, b)
+            if self.tie_break == "expected":
+                return self.verdict_expected(h0)
+            tokens = self.sample_given(h0, 1, 0.0)[:, 0]
         return verdict(tokens)
 
+    @torch.no_grad()
+    def verdict_expected(self, h0: torch.Tensor) -> torch.Tensor:
+        """Greedy verdicts [B], ties decided by E[score_A] against E[score_B | greedy score_A]."""
+        levels = torch.arange(self.levels, device=h0.device, dtype=torch.float64)
+        h, prev = h0, torch.full(h0.shape[:1], self.bos, dtype=torch.long, device=h0.device)
+        tokens, means = [], []
+        for _ in range(COMPLETION_LENGTH):
+            h, logits = self._step(h, prev)
+            probs = torch.softmax(logits.double(), dim=-1)
+            means.append((probs * levels).sum(-1))
+            prev = logits.argmax(-1)
+            tokens.append(prev)
+        greedy = verdict(torch.stack(tokens, dim=-1))
+        by_mean = (means[0] > means[1]).float() + 0.5 * (means[0] == means[1]).float()
+        return torch.where(greedy == 0.5, by_mean.to(greedy.dtype), greedy)
+
     def fingerprint(self) -> str:
-        return "judge-v1-" + hashlib.sha256(config_json(self.config).encode()).hexdigest()[:24]
+        extra = "" if self.tie_break == "none" else f"\0tie_break={self.tie_break}"
+        text = config_json(self.config) + extra
+        return "judge-v1-" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
     def saved_state(self) -> dict[str, torch.Tensor]:
         """Everything but a frozen pretrained backbone (reloaded from its source)."""
@@ -303,18 +333,30 @@ def new_model(config: Mapping[str, Any] | None = None) -> PairwiseJudge:
     return PairwiseJudge(config)
 
 
+TIE_BREAKS = ("none", "expected")
+
+
 def build(
-    weights_path: str | Path | None = None, config: Mapping[str, Any] | None = None
+    weights_path: str | Path | None = None,
+    config: Mapping[str, Any] | None = None,
+    tie_break: str = "none",
 ) -> PairwiseJudge:
     """A `PairwiseJudge` in eval mode, weights loaded if given; the submission entry point.
 
     Config from `config`, else the weights' metadata; both given must agree, and every tensor must
     have the shape the config implies, or a one-line `SubmissionError` names the file and where.
+    `tie_break` (`params.tie_break`): how `prefer` reads equal greedy scores (module doc).
     """
-    return load_configured(
+    if tie_break not in TIE_BREAKS:
+        raise SubmissionError(
+            f"judge: params.tie_break must be one of {', '.join(TIE_BREAKS)}, got {tie_break!r}"
+        )
+    model = load_configured(
         lambda c: PairwiseJudge(copy.deepcopy(dict(c or {}))),
         resolve_config,
         weights_path,
         config,
         "judge",
     )
+    model.tie_break = tie_break
+    return model

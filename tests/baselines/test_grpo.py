@@ -472,3 +472,39 @@ def test_a_bad_grpo_block_is_a_one_line_error(repo, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1, err
         assert "toy-bad.yaml" in err
+
+
+def test_the_expected_score_tie_break_decides_ties_only(tmp_path):
+    """Constructed logits (`_step` replaced): a greedy tie (both scores 3) is decided by the
+    expected scores, E[A] = 3.4 > E[B | A=3] = 2.8 -> A; the reverse -> B; equal -> 0.5; a greedy
+    non-tie is never moved, even against the expectations. Without the option every tie is 0.5."""
+    model = new_model({**TINY, "seed": 1, "levels": 5}).eval()
+
+    def logits_for(probs: list[float]) -> torch.Tensor:
+        return torch.log(torch.tensor(probs, dtype=torch.float64)).float()
+
+    cases = {  # (first-step p, second-step p) per row
+        "A by mean": ([0, 0, 0, 0.6, 0.4], [0, 0.1, 0.2, 0.6, 0.1]),
+        "B by mean": ([0, 0.1, 0.2, 0.6, 0.1], [0, 0, 0, 0.6, 0.4]),
+        "exact tie": ([0, 0, 0, 1.0, 0], [0, 0, 0, 1.0, 0]),
+        "no tie": ([0.55, 0, 0, 0, 0.45], [0.4, 0.6, 0, 0, 0]),  # A=0 < B=1, yet E[A] 1.8 > 0.6
+    }
+    rows = list(cases.values())
+
+    def step(h: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        first = bool((prev == model.bos).all())
+        logits = torch.stack([logits_for(r[0] if first else r[1]) for r in rows]).clamp(min=-1e4)
+        if prev.dim() == 2:  # sample_given's [B, n] states
+            logits = logits[:, None, :].expand(*prev.shape, logits.shape[-1])
+        return h, logits
+
+    model._step = step  # type: ignore[method-assign]
+    h0 = torch.zeros(len(rows), 4)
+    got = model.verdict_expected(h0).tolist()
+    assert got == [1.0, 0.0, 0.5, 0.0]
+    plain = verdict(model.sample_given(h0, 1, 0.0)[:, 0]).tolist()
+    assert plain == [0.5, 0.5, 0.5, 0.0]  # the same greedy scores, ties at 0.5
+    path = save(new_model({**TINY, "seed": 1}).eval(), tmp_path / "j.safetensors")
+    assert build(path, tie_break="expected").fingerprint() != build(path).fingerprint()
+    with pytest.raises(SubmissionError, match="params.tie_break must be one of none, expected"):
+        build(path, tie_break="coin")
