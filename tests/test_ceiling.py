@@ -354,7 +354,7 @@ def test_cli_shows_the_ceiling_filters_and_compares(rated, capsys) -> None:
         share = gap_closed(acc, top["ceiling"], top["ci_low"])
         assert line.rstrip().endswith("–" if share is None else f"{100 * share:.0f}%")
     assert "ceiling: accuracy of an oracle knowing the true means" in out
-    assert "ceiling" not in format_result({**record, "ceiling": None})  # e.g. a version 1 file
+    assert "ceiling [" not in format_result({**record, "ceiling": None})  # e.g. a version 1 file
 
     assert main([*args, "--min-reliability", "0.9"]) == 0
     out = capsys.readouterr().out
@@ -437,3 +437,17 @@ def test_of_gap_needs_a_ceiling_clear_of_chance() -> None:
     assert gap_closed(0.7, 0.8, 0.5 + GAP_MARGIN) == pytest.approx(2 / 3, abs=1e-6)
     assert gap_closed(0.7, 0.8, 0.5 + GAP_MARGIN - 1e-9) is None
     assert gap_closed(0.52, 0.51, 0.40) is None and gap_closed(0.9, 0.6, None) is None
+
+
+def test_a_result_without_a_ceiling_says_why(tmp_path, capsys) -> None:
+    """A CSV task without rating counts: no ceiling column, and one line naming the columns that
+    would give one (never a silent gap)."""
+    from benchmark.results.report import NO_CEILING
+    from tests.toy_task import write_toy_repo
+
+    repo = write_toy_repo(tmp_path)  # no votes/std columns
+    args = ["--repo", str(repo), "evaluate", "shortcut-loudness", "--task", "toy"]
+    assert main([*args, "--results", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "ceiling [" not in out and NO_CEILING in out
+    assert "`n_ratings` and `rating_std`" in NO_CEILING

@@ -144,6 +144,8 @@ def format_result(result: dict[str, Any]) -> str:
     text += f"\n{scope}" if scope else ""
     if ceiling:
         text += "\n" + ceiling_note(ceiling)
+    else:
+        text += "\n" + NO_CEILING
     diagnostics = format_diagnostics(result)
     text += f"\n{diagnostics}" if diagnostics else ""
     leak = ceiling_banner(result)
@@ -263,6 +265,13 @@ def format_diagnostics(result: dict[str, Any]) -> str:
     if shortfall:
         lines.append(f"  fewer triplets than requested: {shortfall}")
     return "\n".join(lines)
+
+
+NO_CEILING = (
+    "  no noise ceiling: the pairs carry no label reliability (a CSV task gets one from its "
+    "`n_ratings` and `rating_std` columns: docs/user-guide.md, 'Adding a task')"
+)
+"""Said under a result without a ceiling, so a missing column is never a silent gap."""
 
 
 def format_comparison(
