@@ -32,8 +32,9 @@ class Model(torch.nn.Module):
             x = torch.nn.functional.pad(x, (0, self.frame - x.shape[1]))
             mask = torch.nn.functional.pad(mask, (0, self.frame - mask.shape[1]))
         # the example: mean log energy of the 25 ms frames that lie inside the clip (a loudness
-        # heuristic, about as good as the board's loudness shortcut); frames are counted from
-        # each clip's own start and padding never enters, so the batch cannot move a score
+        # heuristic, a stand-in and no quality model: on the demo it is below chance); frames
+        # are counted from each clip's own start and padding never enters, so the batch
+        # cannot move a score
         frames = x.unfold(1, self.frame, self.frame)  # [B, F, frame]
         inside = mask.unfold(1, self.frame, self.frame).all(dim=2)  # [B, F]
         energy = frames.pow(2).mean(dim=2).clamp_min(1e-10).log()
