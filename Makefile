@@ -58,8 +58,8 @@ bench: setup
 	$(PY) -m pytest -q benchmarks --benchmark-enable --benchmark-only
 
 lint: setup
-	$(VENV)/bin/ruff check benchmark tests benchmarks
-	$(VENV)/bin/ruff format --check benchmark tests benchmarks
+	$(VENV)/bin/ruff check benchmark tests benchmarks examples
+	$(VENV)/bin/ruff format --check benchmark tests benchmarks examples
 	$(VENV)/bin/mypy
 
 clean:
