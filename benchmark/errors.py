@@ -68,3 +68,10 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     if not close:
         return ""
     return " (did you mean " + " or ".join(f"'{c}'" for c in close) + "?)"
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """`Type: the first line of its message` (cut to `limit`): what a library's multi-line
+    exception contributes to a one-line error."""
+    text = (str(exc).strip().splitlines() or [""])[0][:limit]
+    return f"{type(exc).__name__}: {text}"

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from benchmark.data.batch import Batch
-from benchmark.errors import SubmissionError
+from benchmark.errors import SubmissionError, first_line
 
 PLACEHOLDER = "<audio>"
 DEFAULT_PROMPT = (
@@ -280,9 +280,8 @@ def _load(
         model = cls.from_pretrained(where, **kwargs)
         processor = AutoProcessor.from_pretrained(where, **hub)
     except (OSError, ValueError, KeyError, ImportError) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise SubmissionError(
-            f"audio-LLM judge: cannot load '{source}': {type(exc).__name__}: {first}"
+            f"audio-LLM judge: cannot load '{source}': {first_line(exc)}"
         ) from None
     if not hasattr(processor, "tokenizer") or not hasattr(processor, "feature_extractor"):
         raise SubmissionError(

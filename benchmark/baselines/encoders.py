@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from benchmark.errors import SubmissionError
+from benchmark.errors import SubmissionError, first_line
 
 
 def frame_mask(frame_lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -288,11 +288,8 @@ def load_pretrained(source: str) -> Any:
             return AutoModel.from_pretrained(str(path), local_files_only=True)
         return AutoModel.from_pretrained(source)
     except (OSError, ValueError, KeyError) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
         where = f"local folder '{path}'" if local else f"hub model '{source}'"
-        raise SubmissionError(
-            f"SSL encoder: cannot load {where}: {type(exc).__name__}: {first}"
-        ) from None
+        raise SubmissionError(f"SSL encoder: cannot load {where}: {first_line(exc)}") from None
 
 
 class SSLEncoder(Encoder):

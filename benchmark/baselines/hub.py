@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from benchmark.data.batch import Batch
-from benchmark.errors import SubmissionError
+from benchmark.errors import SubmissionError, first_line
 
 
 class HubScalar(nn.Module):
@@ -139,10 +139,9 @@ def load_feature_extractor(source: str, what: str, revision: str | None = None) 
             return None
         return AutoFeatureExtractor.from_pretrained(source, revision=revision)
     except (OSError, ValueError, KeyError) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise SubmissionError(
             f"{what} '{source}': cannot load its feature extractor (preprocessor_config.json): "
-            f"{type(exc).__name__}: {first}"
+            f"{first_line(exc)}"
         ) from None
 
 
@@ -158,10 +157,8 @@ def _load(source: str, revision: str | None = None) -> Any:
             return AutoModelForAudioClassification.from_pretrained(str(path), local_files_only=True)
         return AutoModelForAudioClassification.from_pretrained(source, revision=revision)
     except (OSError, ValueError, KeyError) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise SubmissionError(
-            f"hub model: cannot load '{source}' as an audio classifier: {type(exc).__name__}: "
-            f"{first}"
+            f"hub model: cannot load '{source}' as an audio classifier: {first_line(exc)}"
         ) from None
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import SubmissionError
+from benchmark.errors import SubmissionError, first_line
 from benchmark.hashing import sha256_file
 
 HUB_PARAMS: dict[str, tuple[str, str | None]] = {
@@ -82,10 +82,9 @@ def _snapshot(source: str, revision: str | None, download: bool, where: str) -> 
             source, revision=revision, local_files_only=not download or constants.HF_HUB_OFFLINE
         )
     except Exception as exc:  # offline, unknown repo or revision, gated, invalid id
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
         how = "fetching" if download else "finding in the local cache"
         raise SubmissionError(
-            f"{where}: {how} hub model '{source}' failed: {type(exc).__name__}: {first}"
+            f"{where}: {how} hub model '{source}' failed: {first_line(exc)}"
         ) from None
     return Path(path)
 
