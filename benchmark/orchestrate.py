@@ -117,7 +117,7 @@ def submission_folders(repo: Path, names: Sequence[str] | None) -> list[Path]:
     """The named submissions (a folder, or a name in the workspace's `submissions/`, then the
     package's), else all of the workspace's own."""
     from benchmark.scoring.spec import discover_submissions
-    from benchmark.workspace import submission_roots
+    from benchmark.workspace import find_submission, submission_roots
 
     roots = submission_roots(repo)
     if not names:
@@ -125,11 +125,7 @@ def submission_folders(repo: Path, names: Sequence[str] | None) -> list[Path]:
     chosen = []
     for n in names:
         p = Path(n)
-        found = (
-            p
-            if p.is_dir()
-            else next((r / n for r in roots if (r / n / "submission.yaml").is_file()), roots[0] / n)
-        )
+        found = p if p.is_dir() else find_submission(roots, n) or roots[0] / n
         if not (found / "submission.yaml").is_file():
             known = sorted({f.name for r in roots if r.is_dir() for f in discover_submissions(r)})
             raise MosrmError(

@@ -277,10 +277,9 @@ def _folder(result: TaskResult, submissions: Sequence[Path]) -> Path | None:
     workspace's, then the package's) that has it, else the committed reference model of that
     name; None when none exists."""
     from benchmark.scoring.trust import REFERENCE
+    from benchmark.workspace import find_submission
 
-    candidates = [root / result.submission for root in submissions]
-    candidates.append(REFERENCE / result.submission)
-    return next((c for c in candidates if (c / "submission.yaml").is_file()), None)
+    return find_submission([*submissions, REFERENCE], result.submission)
 
 
 def _check_fingerprint(

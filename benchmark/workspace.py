@@ -22,6 +22,7 @@ shipped task's name (results and the board are keyed by task name).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,3 +77,8 @@ def submission_roots(root: str | Path) -> list[Path]:
     if own.resolve() == SHIPPED_SUBMISSIONS.resolve():
         return [SHIPPED_SUBMISSIONS]
     return [own, SHIPPED_SUBMISSIONS]
+
+
+def find_submission(roots: Sequence[Path], name: str) -> Path | None:
+    """`<root>/<name>` of the first of `roots` holding a submission of that name, else None."""
+    return next((r / name for r in roots if (r / name / "submission.yaml").is_file()), None)

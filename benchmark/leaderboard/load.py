@@ -190,6 +190,7 @@ def current_fingerprints(
     """
     from benchmark.results.failures import one_line
     from benchmark.scoring import models
+    from benchmark.workspace import find_submission
 
     current = getattr(models, "current_fingerprint", None)
     if submissions_root is None or current is None:
@@ -201,7 +202,7 @@ def current_fingerprints(
         else [Path(r) for r in submissions_root]
     )
     for name in sorted(names):
-        folder = next((r / name for r in roots if (r / name / "submission.yaml").is_file()), None)
+        folder = find_submission(roots, name)
         if folder is None:
             continue  # results of a submission this workspace does not have: nothing to compare
         try:
