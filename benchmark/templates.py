@@ -95,7 +95,7 @@ def hub_submission(repo: Path, ref: str, *, download: bool = True) -> Path:
     in the sandbox, and its fingerprint covers the fetched files."""
     import yaml
 
-    from benchmark.scoring.hub_weights import REPO_ID, _snapshot
+    from benchmark.scoring.hub_weights import REPO_ID, snapshot
 
     if not ref.startswith("hf:"):
         raise MosrmError(f"--model {ref}: expected hf:ORG/NAME[@REVISION]")
@@ -110,8 +110,8 @@ def hub_submission(repo: Path, ref: str, *, download: bool = True) -> Path:
         old = yaml.safe_load(spec_path.read_text(encoding="utf-8")) or {}
         if old.get("params", {}).get("source") == repo_id:
             pinned = old.get("params", {}).get("revision")
-    snapshot = _snapshot(repo_id, revision or pinned, download, f"--model {ref}")
-    commit = snapshot.name if snapshot.parent.name == "snapshots" else None
+    fetched = snapshot(repo_id, revision or pinned, download, f"--model {ref}")
+    commit = fetched.name if fetched.parent.name == "snapshots" else None
     spec = {
         "name": name,
         "display_name": f"{repo_id} (hub audio classifier)",

@@ -61,20 +61,23 @@ def resolve(module: str, kwargs: dict[str, Any], where: str, *, download: bool) 
         return out  # a folder inside the submission (made absolute already), or left to the adapter
     if revision is not None and not isinstance(revision, str):
         raise SubmissionError(f"{where}: field 'params.{rev_key}' must be a string")
-    snapshot = _snapshot(source, revision, download, f"{where}: field 'params.{key}'")
-    out.kwargs[key] = str(snapshot)
-    repo_folder = snapshot.parent.parent if snapshot.parent.name == "snapshots" else snapshot
+    snapshot_dir = snapshot(source, revision, download, f"{where}: field 'params.{key}'")
+    out.kwargs[key] = str(snapshot_dir)
+    in_cache = snapshot_dir.parent.name == "snapshots"
+    repo_folder = snapshot_dir.parent.parent if in_cache else snapshot_dir
     out.binds.append(repo_folder)
     out.digest[key] = {
         "id": source,
         "revision": revision,
-        "commit": snapshot.name if snapshot.parent.name == "snapshots" else None,
-        "files": _content(snapshot, repo_folder),
+        "commit": snapshot_dir.name if in_cache else None,
+        "files": _content(snapshot_dir, repo_folder),
     }
     return out
 
 
-def _snapshot(source: str, revision: str | None, download: bool, where: str) -> Path:
+def snapshot(source: str, revision: str | None, download: bool, where: str) -> Path:
+    """The local folder of `source`'s snapshot at `revision` (fetched when `download` and online,
+    else from the cache), or a one-line `SubmissionError` prefixed with `where`."""
     try:
         from huggingface_hub import constants, snapshot_download
 
