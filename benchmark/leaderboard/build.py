@@ -50,7 +50,7 @@ def render(board: Board) -> dict[str, str | bytes]:
         bins_svg, bins_pdf = plots.bins_files(t)
         rel_svg, rel_pdf = plots.relations_files(t)
         figures[t.name] = {
-            "bins": plots.bins_svg(t, interactive=True),
+            "bins": plots.bins_page_svg(t),
             "relations": rel_svg,
             "slug": slug,
         }

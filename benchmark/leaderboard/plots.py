@@ -209,18 +209,14 @@ def _bins_figure(task: TaskBoard, interactive: bool) -> Any:
         return fig
 
 
-def bins_svg(task: TaskBoard, interactive: bool = False) -> str:
-    """Accuracy per ΔMOS bin, one line per model with its 95% band; chance dotted; the noise
-    ceiling (where the pairs have label reliabilities) as the upper band. `interactive`: every
-    ranked model, grouped by gid, no legend (the page's)."""
+def bins_page_svg(task: TaskBoard) -> str:
+    """The page's per-bin plot: accuracy per ΔMOS bin, every ranked model's line and 95% band,
+    each grouped by gid, no legend (the page's switches are), chance dotted, the noise ceiling
+    (where the pairs have label reliabilities) as the upper band."""
     import matplotlib
 
     with matplotlib.rc_context(RC):
-        return _svg(_bins_figure(task, interactive))
-
-
-def bins_pdf(task: TaskBoard) -> bytes:
-    return bins_files(task)[1]
+        return _svg(_bins_figure(task, True))
 
 
 def bins_files(task: TaskBoard) -> tuple[str, bytes]:
@@ -249,18 +245,6 @@ def _relations_figure(task: TaskBoard) -> Any:
     if rows:
         axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8)
     return fig
-
-
-def relations_svg(task: TaskBoard) -> str:
-    """The same per relation, one small panel each (shared y axis)."""
-    import matplotlib
-
-    with matplotlib.rc_context(RC):
-        return _svg(_relations_figure(task))
-
-
-def relations_pdf(task: TaskBoard) -> bytes:
-    return relations_files(task)[1]
 
 
 def relations_files(task: TaskBoard) -> tuple[str, bytes]:
