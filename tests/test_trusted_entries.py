@@ -8,7 +8,6 @@ fetched by the harness beforehand and bound read-only.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from benchmark.errors import SubmissionError
 from benchmark.scoring.models import Batch, current_fingerprint, load_submission
 from benchmark.scoring.sandbox import SandboxedModel
 from benchmark.scoring.trust import MANIFEST, compute_manifest, official_manifest, official_roots
+from tests.baselines.tiny_hf import fake_hub_cache
 from tests.sandbox_required import sandbox_needed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,23 +118,6 @@ def test_a_strangers_hub_entry_with_a_local_model_runs_in_the_sandbox(tmp_path, 
     assert current_fingerprint(folder) != sub.fingerprint
 
 
-def _fake_hub_cache(cache: Path, repo_id: str, model_dir: Path, commit: str) -> Path:
-    """A Hugging Face cache entry for `repo_id` as `snapshot_download` leaves it: blobs named by
-    their sha256, snapshots/<commit>/ linking to them, refs/main naming the commit."""
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    snapshot = repo / "snapshots" / commit
-    (repo / "blobs").mkdir(parents=True, exist_ok=True)
-    snapshot.mkdir(parents=True)
-    for f in sorted(model_dir.iterdir()):
-        data = f.read_bytes()
-        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.write_bytes(data)
-        (snapshot / f.name).symlink_to(Path("../../blobs") / blob.name)
-    (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / "main").write_text(commit)
-    return snapshot
-
-
 @needs_bwrap
 def test_a_strangers_hub_id_is_fetched_by_the_harness_and_bound_read_only(
     tmp_path, monkeypatch, factory_calls
@@ -145,7 +128,7 @@ def test_a_strangers_hub_id_is_fetched_by_the_harness_and_bound_read_only(
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # no test touches the network
     _tiny(tmp_path / "weights")
-    snapshot = _fake_hub_cache(cache, "org/tiny-mos", tmp_path / "weights", "a" * 40)
+    snapshot = fake_hub_cache(cache, "org/tiny-mos", tmp_path / "weights", "a" * 40)
     folder = _stranger(
         tmp_path, "hub-id", "benchmark.baselines.hub:build", {"source": "org/tiny-mos"}
     )
@@ -162,7 +145,7 @@ def test_a_strangers_hub_id_is_fetched_by_the_harness_and_bound_read_only(
 
     # new weights under the same id (a new commit on main): a new fingerprint, computed here
     _tiny(tmp_path / "weights2", seed=3)
-    _fake_hub_cache(cache, "org/tiny-mos", tmp_path / "weights2", "b" * 40)
+    fake_hub_cache(cache, "org/tiny-mos", tmp_path / "weights2", "b" * 40)
     assert current_fingerprint(folder) != first
 
     missing = _stranger(tmp_path, "gone", "benchmark.baselines.hub:build", {"source": "org/nope"})

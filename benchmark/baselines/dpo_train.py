@@ -357,17 +357,14 @@ def write_submissions(
 
 
 def _ship_frontend(tokenizer: Any, out: Path) -> Any:
-    """A local SSL backbone is copied into `encoder/` and named relatively (self-contained)."""
-    frontend = tokenizer.config["frontend"]
-    source = frontend.get("source") if frontend["type"] == "ssl" else None
-    if not (isinstance(source, str) and Path(source).expanduser().is_dir()):
+    """The tokenizer with its SSL front end shipped into the submission (`backbones.ship`)."""
+    from benchmark.baselines.backbones import local_folder, ship
+
+    if local_folder(tokenizer.config["frontend"]) is None:
         return tokenizer
-    target = out / "encoder"
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(Path(source).expanduser(), target)
     shipped = copy.copy(tokenizer)
     shipped.config = copy.deepcopy(tokenizer.config)
-    shipped.config["frontend"]["source"] = "encoder"
+    shipped.config["frontend"] = ship(tokenizer.config["frontend"], out)
     return shipped
 
 

@@ -268,11 +268,13 @@ def confined_source(source: str, base: Path, what: str) -> str:
     return str(resolved)
 
 
-def load_pretrained(source: str) -> Any:
-    """`AutoModel.from_pretrained` on a local folder or a hub id, with a one-line error.
+def load_pretrained(source: str, revision: str | None = None) -> Any:
+    """`AutoModel.from_pretrained` on a local folder or a hub id (at `revision`), with a one-line
+    error.
 
     A local folder is loaded with `local_files_only`, so no network is touched; a hub id goes
-    through the Hugging Face cache (downloading only where the machine is online).
+    through the Hugging Face cache (downloading only where the machine is online). Training
+    replaces a pinned hub id by its verified local copy first (`benchmark.baselines.backbones`).
     """
     from transformers import AutoModel
 
@@ -286,7 +288,7 @@ def load_pretrained(source: str) -> Any:
     try:
         if local:
             return AutoModel.from_pretrained(str(path), local_files_only=True)
-        return AutoModel.from_pretrained(source)
+        return AutoModel.from_pretrained(source, revision=revision)
     except (OSError, ValueError, KeyError) as exc:
         where = f"local folder '{path}'" if local else f"hub model '{source}'"
         raise SubmissionError(f"SSL encoder: cannot load {where}: {first_line(exc)}") from None
@@ -315,6 +317,9 @@ class SSLEncoder(Encoder):
     per-clip zero-mean/unit-variance normalisation (masked) that some checkpoints were trained on;
     "auto" (default) reads it from the model's own feature extractor (`do_normalize` in its
     preprocessor_config.json: true for wav2vec2-base, false for WavLM), False where it ships none.
+    `revision` (a hub commit) and `sha256` ({file: digest}) pin a hub id; training fetches and
+    checks them (`benchmark.baselines.backbones`) and ships the backbone, so in a trained model they
+    are the record of where its `encoder/` folder came from.
     """
 
     TYPE = "ssl"
@@ -323,6 +328,8 @@ class SSLEncoder(Encoder):
         "finetune": False,
         "normalize": "auto",
         "sample_rate": 16000,
+        "revision": None,
+        "sha256": None,
     }
 
     def __init__(
@@ -331,12 +338,18 @@ class SSLEncoder(Encoder):
         finetune: bool = False,
         normalize: bool | str = "auto",
         sample_rate: int = 16000,
+        revision: str | None = None,
+        sha256: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
+        from benchmark.baselines.backbones import local_source
+
+        # a pinned hub id is fetched, checked and loaded from its verified local copy
+        loaded = local_source({"source": source, "revision": revision, "sha256": sha256})
         if normalize == "auto":
             from benchmark.baselines.hub import load_feature_extractor
 
-            extractor = load_feature_extractor(source, "SSL encoder")
+            extractor = load_feature_extractor(loaded, "SSL encoder")
             normalize = bool(getattr(extractor, "do_normalize", False))
         elif not isinstance(normalize, bool):
             raise SubmissionError(
@@ -348,12 +361,14 @@ class SSLEncoder(Encoder):
                 "finetune": finetune,
                 "normalize": normalize,
                 "sample_rate": sample_rate,
+                "revision": revision,
+                "sha256": sha256,
             }
         )
         self.sample_rate = int(sample_rate)
         self.finetune = bool(finetune)
         self.normalize = bool(normalize)
-        self.backbone = load_pretrained(source)
+        self.backbone = load_pretrained(loaded, revision if loaded == source else None)
         cfg = self.backbone.config
         self.per_clip = getattr(cfg, "feat_extract_norm", "layer") == "group"
         self.min_samples = 1

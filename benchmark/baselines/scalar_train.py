@@ -77,19 +77,14 @@ def loss_of(
 
 
 def _ship_backbone(model: dict[str, Any], out: Path) -> dict[str, Any]:
-    """A local pretrained backbone is copied into the submission (`encoder/`) and named
-    relatively, so the submission is self-contained and its fingerprint covers the backbone."""
+    """The model config with its SSL backbone shipped into the submission (`backbones.ship`)."""
     import copy
-    import shutil
+
+    from benchmark.baselines.backbones import ship
 
     cfg = copy.deepcopy(model)
-    enc = cfg.get("encoder") or {}
-    source = enc.get("source") if enc.get("type") == "ssl" else None
-    if isinstance(source, str) and Path(source).expanduser().is_dir():
-        target = out / "encoder"
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(Path(source).expanduser(), target)
-        enc["source"] = "encoder"
+    if isinstance(cfg.get("encoder"), dict):
+        cfg["encoder"] = ship(cfg["encoder"], out)
     return cfg
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +44,16 @@ class TrainConfig(BaseModel):
         default=None, description="GRPO recipe settings (benchmark.baselines.grpo_train)"
     )
     seed: int = 0
+    seeds: list[int] | None = Field(
+        default=None,
+        min_length=1,
+        description="train one model per seed, named <name>-s<seed> (data order, model "
+        "initialisation and sampling all follow it); reference numbers are their mean ± sd",
+    )
+    out_of_domain: list[str] = Field(
+        default_factory=list,
+        description="tasks never trained on, evaluated as out-of-domain tests (the paper: vmc23)",
+    )
     epochs: int = Field(default=3, ge=1)
     per_task_per_epoch: int | None = Field(
         default=None,
@@ -69,11 +80,54 @@ class TrainConfig(BaseModel):
         for block in ("dpo", "grpo"):
             if getattr(self, block) is not None and self.loss != block:
                 raise ValueError(f"a '{block}' block belongs to loss: {block}, not {self.loss}")
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"'seeds' repeats a seed: {self.seeds}")
+        both = sorted(set(self.tasks) & set(self.out_of_domain))
+        if both:
+            raise ValueError(f"task '{both[0]}' is in both 'tasks' and 'out_of_domain'")
         return self
 
+    def per_seed(self) -> list[TrainConfig]:
+        """One config per trained model: itself without `seeds`, else one per seed, named
+        `<name>-s<seed>`, with the seed in both the run (data order, sampling) and the model's
+        initialisation, so each seed is an independent training whose hash differs."""
+        if self.seeds is None:
+            return [self]
+        out = []
+        for s in self.seeds:
+            update: dict[str, Any] = {
+                "name": f"{self.name}-s{s}",
+                "seed": s,
+                "seeds": None,
+                "model": {**self.model, "seed": s},
+            }
+            if self.display_name:
+                update["display_name"] = f"{self.display_name}, seed {s}"
+            out.append(TrainConfig.model_validate({**self.model_dump(), **update}))
+        return out
+
     def sha256(self) -> str:
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """The recipe's hash. Fields added later are left out at their defaults, so a config
+        written before them (and every model trained from it) keeps its hash."""
+        data = self.model_dump(mode="json")
+        for key, default in (("seeds", None), ("out_of_domain", [])):
+            if data.get(key) == default:
+                data.pop(key, None)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+SEED_SUFFIX = re.compile(r"-s(\d+)(?=-|$)")
+
+
+def seed_family(name: str) -> tuple[str, int | None]:
+    """(the name a submission's seeds share, its seed): `paper-bt-s1` -> ('paper-bt', 1),
+    `paper-dpo-s2-norm` (a recipe's variant of one seed) -> ('paper-dpo-norm', 2), and a name
+    with no seed suffix -> (name, None)."""
+    m = SEED_SUFFIX.search(name)
+    if m is None:
+        return name, None
+    return name[: m.start()] + name[m.end() :], int(m.group(1))
 
 
 def load_train_config(path: str | Path) -> TrainConfig:

@@ -257,6 +257,8 @@ def test_ssl_config_rebuilds(tmp_path):
         "finetune": False,
         "normalize": False,
         "sample_rate": 16000,
+        "revision": None,
+        "sha256": None,
     }
     assert isinstance(build_encoder(cfg), SSLEncoder)
 

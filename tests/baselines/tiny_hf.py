@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 
@@ -87,3 +89,20 @@ def save_tiny_qwen2_audio(folder: Any, seed: int = 0) -> None:
     )
     torch.manual_seed(seed)
     Qwen2AudioForConditionalGeneration(config).save_pretrained(folder)
+
+
+def fake_hub_cache(cache: Path, repo_id: str, model_dir: Path, commit: str) -> Path:
+    """A Hugging Face cache entry for `repo_id` as `snapshot_download` leaves it: blobs named by
+    their sha256, snapshots/<commit>/ linking to them, refs/main naming the commit."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / commit
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    snapshot.mkdir(parents=True)
+    for f in sorted(model_dir.iterdir()):
+        data = f.read_bytes()
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        (snapshot / f.name).symlink_to(Path("../../blobs") / blob.name)
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot
