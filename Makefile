@@ -8,7 +8,7 @@ STAMP := $(VENV)/.setup-stamp
 APT_COMMANDS := espeak-ng:espeak-ng ffmpeg:ffmpeg bwrap:bubblewrap chromium:chromium chromedriver:chromium-driver
 TORCH_VERSION := 2.13.0
 
-.PHONY: setup run train test bench calibrate lint clean
+.PHONY: setup run train paper test bench calibrate lint clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,13 @@ train: setup
 	  $(VENV)/bin/mosrm train $$config --out $(REFERENCE)/$$name; \
 	done
 	$(PY) -m benchmark.scoring.trust --write
+
+# the paper's reference baselines (issue 25): every corpus present under $MOSRM_HOME/data (or
+# prepared before), training/paper-*.yaml trained once per seed (cached, resumable), everything
+# scored, the board and paper.md (mean ± sd over seeds) in paper/board; on a GPU box, `mosrm
+# train training/paper-bt.yaml --plan` first says what it will cost
+paper: setup
+	$(VENV)/bin/mosrm --workspace paper run --paper --training training
 
 test: setup
 	MOSRM_REQUIRE_SANDBOX=1 $(PY) -m pytest -q

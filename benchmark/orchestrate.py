@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import MachineError, MosrmError, TaskSpecError, did_you_mean
+from benchmark.pairs.data_roots import fetch_hint, find_data_root
+
+__all__ = ["fetch_hint", "find_data_root"]  # where callers have always imported them from
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from benchmark.data.tasks import Task
     from benchmark.pairs.prepare import PreparedTask
     from benchmark.scoring.config import ScoringConfig
     from benchmark.scoring.sandbox import SandboxLimits
@@ -74,7 +76,9 @@ def prepare_tasks(
     for name, task in tasks.items():
         root, candidates = find_data_root(task, data_root)
         if root is None:
-            echo(f"skip {name}: data not present at {candidates[0]} (see `mosrm tasks`)")
+            echo(
+                f"skip {name}: data not present at {candidates[0]}; {fetch_hint(task, candidates[0])}"
+            )
             continue
         echo(f"prepare {name} …")
         try:
@@ -99,18 +103,6 @@ def _default_tasks(repo: Path) -> list[str]:
     files = task_files(repo)
     own = [n for n, p in files.items() if p.parent.resolve() != SHIPPED_TASKS.resolve()]
     return own or list(files)
-
-
-def find_data_root(task: Task, data_root: str | Path | None) -> tuple[Path | None, list[Path]]:
-    """(the root `task`'s data is found at, or None; the roots looked at): `data_root` when given,
-    else the task's own root, then the root it was last prepared from."""
-    from benchmark.pairs.prepare import last_data_root
-
-    candidates = [task.data_root(data_root)]
-    last = last_data_root(task) if data_root is None else None
-    if last is not None and last not in candidates:
-        candidates.append(last)
-    return next((r for r in candidates if task.available(r)), None), candidates
 
 
 def submission_folders(repo: Path, names: Sequence[str] | None) -> list[Path]:
@@ -290,19 +282,27 @@ def reference_baselines(
     names: Sequence[str] | None = None,
     *,
     train: bool = False,
+    configs: Sequence[Path] | None = None,
     progress: bool = True,
     echo: Echo = say,
 ) -> list[Path]:
     """The reference baselines to score beside the submissions, with `names` only those named:
     the package's shipped submissions where a package task is prepared (`shipped_submissions`),
     and the committed official models whose tasks are prepared (`baselines.trained.REFERENCE`),
-    or with `train`, copies trained here from `training/` (`ensure_trained`; a training failure
-    is recorded in `failures["training"]`)."""
+    or with `train`, copies trained here from `configs` (default: `training/`; `ensure_trained`,
+    one per seed; a training failure is recorded in `failures["training"]`)."""
     shipped = shipped_submissions(prepared)
     if names:
         shipped = [f for f in shipped if f.name in names]
     return shipped + _reference_models(
-        repo, prepared, failures, names, train=train, progress=progress, echo=echo
+        repo,
+        prepared,
+        failures,
+        names,
+        train=train,
+        configs=configs,
+        progress=progress,
+        echo=echo,
     )
 
 
@@ -313,6 +313,7 @@ def _reference_models(
     names: Sequence[str] | None,
     *,
     train: bool,
+    configs: Sequence[Path] | None,
     progress: bool,
     echo: Echo,
 ) -> list[Path]:
@@ -320,7 +321,9 @@ def _reference_models(
 
     if train:
         try:
-            folders = ensure_trained(repo, list(prepared), progress=progress, echo=echo)
+            folders = ensure_trained(
+                repo, list(prepared), configs=configs, progress=progress, echo=echo
+            )
         except MachineError:
             raise
         except MosrmError as exc:

@@ -484,3 +484,62 @@ def test_only_and_exclude_choose_submissions_and_list_the_rest(tmp_path: Path) -
     with pytest.raises(MosrmError, match=r"the board shows beta, whose results are left out"):
         publish_manifest(results, site, readme, exclude=["beta"])
     assert publish_manifest(results, site, readme).entries  # all of them: the board fits
+
+
+# -- a trained model folder to a model repo (`mosrm publish --model`) ------------------------------
+
+
+def _trained_folder(tmp_path: Path) -> Path:
+    """A committed reference model's folder, with what a training leaves beside it."""
+    import shutil
+
+    from benchmark.scoring.trust import REFERENCE
+
+    folder = tmp_path / "demo-bt"
+    shutil.copytree(REFERENCE / "demo-bt", folder)
+    _write(folder / "checkpoint" / "state.json", "{}")
+    _write(folder / ".cache" / "x", "y")
+    return folder
+
+
+def test_publish_model_uploads_the_folder_but_its_resume_state_in_one_commit(
+    tmp_path: Path, online: None, recorder: Recorder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _trained_folder(tmp_path)
+    args = ["publish", "--model", str(folder), "--repo-id", "org/demo-bt"]
+    assert main([*args, "--dry-run"]) == 0
+    listing = capsys.readouterr().out
+    assert "model repo org/demo-bt" in listing and "nothing uploaded" in listing
+    assert "checkpoint: resume state, not the model" in listing
+    assert recorder.calls == []
+    assert main(args) == 0
+    (call,) = recorder.calls
+    assert call["repo_type"] == "model" and call["repo_id"] == "org/demo-bt"
+    sent = {op.path_in_repo: op.path_or_fileobj for op in call["operations"]}
+    want = sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and not p.relative_to(folder).as_posix().startswith(("checkpoint/", "."))
+    )
+    assert sorted(set(sent) - {"README.md"}) == want
+    for rel in want:  # the bytes sent are the folder's
+        assert sent[rel] == (folder / rel).read_bytes(), rel
+    card = sent["README.md"].decode()
+    assert card.startswith("---\nlibrary_name: mosrm-bench\n")
+    assert (folder / "card.md").read_text().strip() in card and "mosrm evaluate" in card
+    assert "trained-on:demo" in card
+
+
+def test_publish_model_refuses_pickles_and_non_submissions(
+    tmp_path: Path, online: None, recorder: Recorder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _trained_folder(tmp_path)
+    _write(folder / "encoder" / "pytorch_model.bin", b"\x80\x04pickle")
+    assert main(["publish", "--model", str(folder), "--repo-id", "org/x"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "a pickle file in the model folder" in err and len(err.splitlines()) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["publish", "--model", str(empty), "--repo-id", "org/x", "--dry-run"]) != 0
+    assert "not a submission folder" in capsys.readouterr().err
+    assert recorder.calls == []

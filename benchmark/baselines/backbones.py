@@ -44,10 +44,18 @@ class BackboneError(MosrmError):
     """A pinned backbone that cannot be fetched or does not match its pins."""
 
 
-def is_hub_id(source: str) -> bool:
-    from benchmark.baselines.encoders import _looks_like_path
+def looks_like_path(source: str) -> bool:
+    """A hub id is 'name' or 'owner/name'; anything else (absolute, ./, ~, deeper) is a folder."""
+    return (
+        Path(source).is_absolute()
+        or source.startswith((".", "~"))
+        or source.count("/") >= 2
+        or "\\" in source
+    )
 
-    return not _looks_like_path(source) and not Path(source).expanduser().exists()
+
+def is_hub_id(source: str) -> bool:
+    return not looks_like_path(source) and not Path(source).expanduser().exists()
 
 
 def hub_encoders(config: Any) -> list[dict[str, Any]]:

@@ -137,7 +137,7 @@ def _units_stage(run: Run, settings: DPOSettings, units: dict[str, Any]) -> Any:
             f"{folder}: a checkpoint of a different config; remove it or use another output folder"
         )
     run.seconds["units"] = time.perf_counter() - started
-    return load_tokenizer(path).to(run.device).eval()
+    return load_tokenizer(path, confine=False).to(run.device).eval()
 
 
 def training_frames(run: Run, tokenizer: Any, store: AudioStore, fit: FitSettings) -> np.ndarray:

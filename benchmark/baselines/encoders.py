@@ -22,13 +22,16 @@ rebuilds it: a saved model stores only that config next to its weights.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from benchmark.baselines.backbones import looks_like_path as _looks_like_path
 from benchmark.errors import SubmissionError, first_line
 
 
@@ -238,16 +241,6 @@ class LogMelEncoder(Encoder):
 # pretrained self-supervised encoder (WavLM / wav2vec 2.0 / HuBERT) through transformers
 
 
-def _looks_like_path(source: str) -> bool:
-    """A hub id is 'name' or 'owner/name'; anything else (absolute, ./, ~, deeper) is a folder."""
-    return (
-        Path(source).is_absolute()
-        or source.startswith((".", "~"))
-        or source.count("/") >= 2
-        or "\\" in source
-    )
-
-
 def confined_source(source: str, base: Path, what: str) -> str:
     """A backbone `source` named by a submission's files: a hub id as it is, or a folder that
     must lie inside the submission folder `base` (relative names resolve beside the weights).
@@ -379,6 +372,9 @@ class SSLEncoder(Encoder):
         self.output_dim = int(cfg.hidden_size)
         if self.finetune:
             self.backbone.freeze_feature_encoder()
+            # LayerDrop skips whole layers in training, and the skipped ones are missing from
+            # the hidden states the learned layer weights mix: every layer runs, every step
+            self.backbone.config.layerdrop = 0.0
         else:
             self.backbone.requires_grad_(False)
             self.backbone.eval()
@@ -404,16 +400,32 @@ class SSLEncoder(Encoder):
     ) -> torch.Tensor:
         """All hidden states stacked, [L, B, F, H]: batched with an attention mask, or clip by
         clip on the unpadded waveform where the extractor's GroupNorm would read padding."""
-        if not self.per_clip:
-            mask = frame_mask(lengths, x.shape[1]).to(torch.long)
-            out = self.backbone(x, attention_mask=mask, output_hidden_states=True)
-            return torch.stack(out.hidden_states, dim=0)
-        rows = []
-        for i, n in enumerate(lengths.tolist()):
-            out = self.backbone(x[i : i + 1, :n], output_hidden_states=True)
-            h = torch.stack(out.hidden_states, dim=0)  # [L, 1, F_i, H]
-            rows.append(nn.functional.pad(h, (0, 0, 0, num_frames - h.shape[2])))
-        return torch.cat(rows, dim=1)
+        with self._spec_augment_fits(int(lengths.min())):
+            if not self.per_clip:
+                mask = frame_mask(lengths, x.shape[1]).to(torch.long)
+                out = self.backbone(x, attention_mask=mask, output_hidden_states=True)
+                return torch.stack(out.hidden_states, dim=0)
+            rows = []
+            for i, n in enumerate(lengths.tolist()):
+                out = self.backbone(x[i : i + 1, :n], output_hidden_states=True)
+                h = torch.stack(out.hidden_states, dim=0)  # [L, 1, F_i, H]
+                rows.append(nn.functional.pad(h, (0, 0, 0, num_frames - h.shape[2])))
+            return torch.cat(rows, dim=1)
+
+    @contextlib.contextmanager
+    def _spec_augment_fits(self, samples: int) -> Iterator[None]:
+        """Fine-tuning runs the checkpoint's own SpecAugment (time masks of `mask_time_length`
+        frames), which raises on a clip shorter than one mask; such a batch trains unmasked."""
+        cfg = self.backbone.config
+        frames = int(self.backbone._get_feat_extract_output_lengths(torch.tensor(samples)))
+        short = self.backbone.training and frames <= int(getattr(cfg, "mask_time_length", 0))
+        before = getattr(cfg, "apply_spec_augment", False)
+        if short:
+            cfg.apply_spec_augment = False
+        try:
+            yield
+        finally:
+            cfg.apply_spec_augment = before
 
     def forward(
         self, waveforms: torch.Tensor, lengths: torch.Tensor

@@ -113,7 +113,7 @@ def _unwrap(net: Any) -> Any:
     return net.module if hasattr(net, "module") else net
 
 
-class _Data:
+class GRPOData:
     """Per-task arrays the losses read: train-pair ΔMOS and MOS, and each task's P90."""
 
     def __init__(self, run: Run) -> None:
@@ -142,7 +142,7 @@ def run(run: Run) -> Path | None:
     s = settings_of(run)
     model = new_model(config.model).to(device)
     store = AudioStore(run.tasks, model.sample_rate, config.max_seconds)
-    data = _Data(run)
+    data = GRPOData(run)
     levels = model.levels
 
     def sft_loss(net: Any, rows: list[tuple[int, int]], info: StepInfo) -> torch.Tensor:
@@ -172,7 +172,7 @@ def run(run: Run) -> Path | None:
     reference = copy.deepcopy(model).eval().requires_grad_(False)
     if not s.train_encoder:  # GRPO tunes the rest; policy and reference share the SFT encoder
         model.encoder.requires_grad_(False)
-    loss = _GRPOLoss(run, s, store, data, reference)
+    loss = GRPOLoss(run, s, store, data, reference)
     grpo = main_stage(config, name="grpo", unit="pair", loss=loss, dev=dev, iterations=s.iterations)
     state = fit(run, grpo, model, save_best=lambda m, p: save(m, p))
     if state is None or not run.dist.main:
@@ -232,7 +232,7 @@ def greedy_margin(
     return (v[:, 0] + 1.0 - v[:, 1]) / 2.0 - 0.5
 
 
-class _GRPOLoss:
+class GRPOLoss:
     """`Stage.loss` of the GRPO stage: rollouts at the first inner iteration, the clipped
     objective at every one. Holds the current batch's rollouts between iterations (a checkpoint
     never falls between two iterations of a batch, so a resumed run redraws them identically)."""
@@ -242,7 +242,7 @@ class _GRPOLoss:
         run: Run,
         settings: GRPOSettings,
         store: AudioStore,
-        data: _Data,
+        data: GRPOData,
         reference: PairwiseJudge,
     ) -> None:
         self.run, self.s, self.store, self.data, self.reference = (
@@ -380,7 +380,7 @@ def _global_std(rewards: torch.Tensor) -> torch.Tensor:
 def _write_submissions(
     run: Run,
     s: GRPOSettings,
-    data: _Data,
+    data: GRPOData,
     sft_state: dict[str, Any],
     state: dict[str, Any],
 ) -> Path:

@@ -22,7 +22,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,11 +72,13 @@ def ensure_trained(
     repo: Path,
     prepared: list[PreparedTask],
     *,
+    configs: Sequence[Path] | None = None,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """Submission folders of every config in `repo/training/` whose tasks are all prepared,
-    training those without a finished copy."""
+    """Submission folders of every config (default: `repo/training/*.yaml`), one per seed of a
+    config with `seeds`, whose training tasks are all prepared, training those without a
+    finished copy (an interrupted one resumes from its checkpoint)."""
     from benchmark.atomic import file_lock
     from benchmark.baselines.train import train
     from benchmark.baselines.train_config import load_train_config
@@ -85,23 +87,25 @@ def ensure_trained(
         echo = logging.getLogger(__name__).info
     by_name = {p.task.name: p for p in prepared}
     folders = []
-    for path in sorted((repo / "training").glob("*.yaml")):
-        config = load_train_config(path)
-        missing = [t for t in config.tasks if t not in by_name]
+    paths = sorted((repo / "training").glob("*.yaml")) if configs is None else list(configs)
+    for path in paths:
+        written = load_train_config(path)
+        missing = [t for t in written.tasks if t not in by_name]
         if missing:
-            echo(f"skip training {config.name}: task(s) {', '.join(missing)} not prepared")
+            echo(f"skip training {written.name}: task(s) {', '.join(missing)} not prepared")
             continue
-        folder = trained_folder(config, by_name)
-        with file_lock(folder.parent / ".lock"):
-            if not _finished(folder):
-                echo(f"train {config.name} ({path.relative_to(repo)}) into {folder} …")
-                train(
-                    config, folder, repo=repo, config_path=path.relative_to(repo), progress=progress
-                )
-                shutil.rmtree(folder / "checkpoint", ignore_errors=True)
-            else:
-                echo(f"trained {config.name}: up to date in {folder}")
-        folders.extend(submission_folders(folder))
+        # as the card records it: never a machine's absolute path (the card is fingerprinted)
+        shown = path.relative_to(repo) if path.is_relative_to(repo) else Path(*path.parts[-2:])
+        for config in written.per_seed():
+            folder = trained_folder(config, by_name)
+            with file_lock(folder.parent / ".lock"):
+                if not _finished(folder):
+                    echo(f"train {config.name} ({shown}) into {folder} …")
+                    train(config, folder, repo=repo, config_path=shown, progress=progress)
+                    shutil.rmtree(folder / "checkpoint", ignore_errors=True)
+                else:
+                    echo(f"trained {config.name}: up to date in {folder}")
+            folders.extend(submission_folders(folder))
     return folders
 
 

@@ -222,11 +222,13 @@ def save_tokenizer(tokenizer: UnitTokenizer, path: Path) -> Path:
     return path
 
 
-def load_tokenizer(path: str | Path) -> UnitTokenizer:
+def load_tokenizer(path: str | Path, *, confine: bool = True) -> UnitTokenizer:
     """A tokenizer from its safetensors file; a one-line error naming the file if it is not one.
 
     A relative SSL `source` in the stored config is resolved beside the file (the submission
-    ships its backbone)."""
+    ships its backbone), and with `confine` (a submission's file) any other folder is refused;
+    training reads back its own checkpoint with `confine=False`, whose front end is the config's
+    (a folder anywhere, or a pinned hub id), shipped only when the submission is written."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -242,7 +244,7 @@ def load_tokenizer(path: str | Path) -> UnitTokenizer:
             f"{path}: not a units codebook ({type(exc).__name__}: {exc})".splitlines()[0]
         ) from None
     frontend = config.get("frontend", {})
-    if frontend.get("type") == "ssl":
+    if frontend.get("type") == "ssl" and confine:
         from benchmark.baselines.encoders import confined_source
 
         frontend["source"] = confined_source(str(frontend["source"]), path.parent, str(path))

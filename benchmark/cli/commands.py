@@ -314,7 +314,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     repo = _repo(args)
     failures: dict[str, str] = {}
-    prepared = prepare_tasks(repo, args.tasks, failures=failures, progress=not args.quiet, echo=say)
+    spec = None
+    tasks = args.tasks
+    if args.paper:
+        from benchmark.paper import paper_spec
+
+        spec = paper_spec(repo, args.training)
+        tasks = tasks or [*spec.in_domain, *spec.out_of_domain]
+    elif args.training:
+        print("error: --training goes with --paper", file=sys.stderr)
+        return 2
+    prepared = prepare_tasks(repo, tasks, failures=failures, progress=not args.quiet, echo=say)
     folders = submission_folders(repo, args.submissions)
     if not args.no_reference:
         folders += reference_baselines(
@@ -322,15 +332,22 @@ def cmd_run(args: argparse.Namespace) -> int:
             prepared,
             failures,
             args.submissions,
-            train=args.train,
+            train=args.train or spec is not None,
+            configs=None if spec is None else spec.configs,
             progress=not args.quiet,
             echo=say,
         )
     failed = _evaluate_all(args, prepared, cheapest_first(folders))
     results_root = _results_root(args)
-    board = write_board(
-        results_root, _board_out(args, results_root), _sub_roots(repo), echo=say, repo=repo
-    )
+    out = _board_out(args, results_root)
+    board = write_board(results_root, out, _sub_roots(repo), echo=say, repo=repo)
+    if spec is not None:
+        from benchmark.paper import write_paper_table
+
+        path, text = write_paper_table(spec, results_root, out, {p.task.name for p in prepared})
+        print("")
+        print(text)
+        print(f"paper:   {path}")
     print(f"results: {results_root}/<submission>/<task>.json (+ .predictions.parquet)")
     print(f"table:   {board}")
     if failures:
@@ -407,6 +424,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     repo = _repo(args)
     check_repo_id(args.repo_id)
+    if args.model:
+        return _publish_model(args)
     results_root = _results_root(args)
     board = _board_out(args, results_root)
     site = Path(args.site) if args.site else board / "site"
@@ -435,6 +454,28 @@ def cmd_publish(args: argparse.Namespace) -> int:
         args.repo_type,
         revision=args.revision,
         commit_message=args.message or f"mosrm publish: {len(manifest.entries)} files",
+    )
+    print(f"published: {getattr(info, 'commit_url', info)}")
+    return 0
+
+
+def _publish_model(args: argparse.Namespace) -> int:
+    from benchmark.leaderboard.publish import publish
+    from benchmark.leaderboard.publish_model import model_manifest
+
+    manifest = model_manifest(args.model)
+    for line in manifest.describe(args.repo_id, args.revision):
+        print(line)
+    if args.dry_run:
+        print("dry run: nothing uploaded, no network used")
+        return 0
+    folder = Path(args.model).name
+    info = publish(
+        manifest,
+        args.repo_id,
+        "model",
+        revision=args.revision,
+        commit_message=args.message or f"mosrm publish --model {folder}",
     )
     print(f"published: {getattr(info, 'commit_url', info)}")
     return 0
@@ -572,6 +613,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = load_train_config(args.config)
     repo = _repo(args)
+    if args.plan:  # nothing is trained: what would be, and whether its data is here (exit 3: not)
+        from benchmark.baselines.plan import format_plan, make_plan
+
+        plan = make_plan(
+            config,
+            repo,
+            micro_run=not args.no_micro_run,
+            config_path=args.config,
+            progress=not args.quiet,
+            echo=lambda text: print(text, file=sys.stderr, flush=True),
+        )
+        print(format_plan(plan), end="")
+        return 3 if plan.not_ready else 0
+    if args.no_micro_run:
+        raise MosrmError("--no-micro-run goes with --plan")
     out = Path(args.out) if args.out else repo / "submissions" / config.name
     folder = train(config, out, repo=repo, config_path=args.config, progress=not args.quiet)
     if folder is not None:

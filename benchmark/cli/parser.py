@@ -169,6 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="train the reference baselines of training/ here (once per config and data, under "
         "$MOSRM_HOME/trained/) and score those copies instead of the committed ones",
     )
+    ref.add_argument(
+        "--paper",
+        action="store_true",
+        help="the paper's reference baselines (`make paper`): the tasks the training/paper-*.yaml "
+        "configs name (a corpus not present is one line with its download step), each config "
+        "trained once per seed here, every submission scored, and paper.md (mean ± sd over "
+        "seeds, the literature beside it) written with the board",
+    )
+    p.add_argument(
+        "--training",
+        metavar="DIR",
+        help="with --paper: the folder of the paper-*.yaml configs (default: the workspace's "
+        "training/, else the checkout's)",
+    )
     p.add_argument(
         "--out",
         help="board folder: README.md and site/ (default: the workspace's board/, or "
@@ -187,6 +201,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", help="submission folder to write (default: the workspace's submissions/<name>)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="train nothing: print what the run would read and do (each task present or missing, "
+        "with the commands that get it; clips, pairs and audio hours per split; steps per stage "
+        "and seed) and an estimate of its time and memory from a few timed steps here. Prepares "
+        "present tasks as training would (reused when up to date). Exit status 0, or 3 when a "
+        "task's data is missing or unusable",
+    )
+    p.add_argument(
+        "--no-micro-run",
+        action="store_true",
+        help="with --plan: skip the timed steps (no time or memory estimate)",
+    )
     p.set_defaults(func=commands.cmd_train)
 
     p = sub.add_parser(
@@ -232,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="an existing Hub repo")
     p.add_argument("--repo-type", choices=("dataset", "space"), default="dataset")
+    p.add_argument(
+        "--model",
+        metavar="FOLDER",
+        help="instead: a trained submission folder (e.g. from `mosrm train` or `make paper`) to "
+        "an existing Hub model repo: weights, backbone, config and model card; no pickle",
+    )
     p.add_argument("--results", help="results folder (default: the workspace's results/)")
     p.add_argument(
         "--site", help="site folder (default: the board's site/, as `mosrm board` wrote it)"

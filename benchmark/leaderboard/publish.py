@@ -127,9 +127,9 @@ def check_repo_id(repo_id: str) -> str:
     return repo_id
 
 
-def check_repo_type(repo_type: str) -> str:
-    if repo_type not in REPO_TYPES:
-        raise MosrmError(f"--repo-type {repo_type!r}: expected one of {', '.join(REPO_TYPES)}")
+def check_repo_type(repo_type: str, allowed: tuple[str, ...] = REPO_TYPES) -> str:
+    if repo_type not in allowed:
+        raise MosrmError(f"--repo-type {repo_type!r}: expected one of {', '.join(allowed)}")
     return repo_type
 
 
@@ -479,7 +479,7 @@ def publish(
     connection errors become one line naming the repo.
     """
     check_repo_id(repo_id)
-    check_repo_type(repo_type)
+    check_repo_type(repo_type, (*REPO_TYPES, "model"))  # a model: `publish_model`
     if repo_type != manifest.repo_type:
         raise MosrmError(
             f"the manifest was built for a {manifest.repo_type} repo, not a {repo_type}: rebuild it"

@@ -294,3 +294,22 @@ def test_a_backbone_source_cannot_leave_the_submission_folder(tmp_path):
         with pytest.raises(SubmissionError, match="outside the submission folder") as err:
             confined_source(bad, sub, "sub/model.safetensors")
         assert "\n" not in str(err.value)
+
+
+def test_finetuning_survives_layerdrop_and_clips_shorter_than_a_spec_augment_mask(tmp_path):
+    """Checkpoints ship LayerDrop and SpecAugment (wav2vec2-base: 0.1 and 0.05 x 10 frames): in
+    training mode the first dropped layers from the hidden states the layer weights mix, the
+    second raised on a clip shorter than one mask."""
+    from transformers import AutoModel, Wav2Vec2Config
+
+    cfg = Wav2Vec2Config(**TINY, **STABLE, layerdrop=0.9, mask_time_prob=0.5, mask_time_length=10)
+    torch.manual_seed(0)
+    AutoModel.from_config(cfg).save_pretrained(tmp_path / "m")
+    enc = SSLEncoder(str(tmp_path / "m"), finetune=True).train()
+    for n in (800, 8000):  # 9 frames (< one mask), then 99 (masked)
+        for _ in range(5):  # LayerDrop 0.9 would drop a layer in nearly every call
+            feats, frames = enc(torch.randn(2, n), torch.tensor([n, n - 100]))
+            assert feats.shape[0] == 2 and torch.isfinite(feats).all()
+    assert enc.backbone.config.apply_spec_augment  # restored after the short batch
+    frozen = SSLEncoder(str(tmp_path / "m"))
+    assert frozen.backbone.config.layerdrop == 0.9  # only fine-tuning changes it (eval ignores it)
