@@ -277,3 +277,23 @@ def test_the_demo_config_plans_with_a_micro_run_estimate(tmp_path, capsys):
     assert "estimated time:" in out and "per model x 2 seeds" in out and "(estimate:" in out
     assert "main: " in out and " s/step x " in out
     assert not (repo / "submissions" / "toy-bt").exists()  # a plan trains nothing
+
+
+def test_the_documented_paper_step_counts_are_the_plans(tmp_path: Path) -> None:
+    """docs/baselines.md's table of paper-config steps equals `make_plan` here (no corpus, so
+    the counts the task files ask for), stage by stage and in total."""
+    from benchmark.baselines.plan import make_plan
+    from tests.docs_text import docs_text
+
+    repo = Path(__file__).resolve().parents[2]
+    rows = re.findall(
+        r"^\| `(paper-[a-z-]+\.yaml)` \| ([^|]+) \| (\d+) \| ([\d,]+) \|$", docs_text(), re.M
+    )
+    assert len(rows) == len(list((repo / "training").glob("paper-*.yaml"))) == 5
+    for name, stages, models, total in rows:
+        plan = make_plan(load_train_config(repo / "training" / name), tmp_path, micro_run=False)
+        documented = [
+            (n, int(k.replace(",", ""))) for n, k in re.findall(r"(\w+) ([\d,]+)", stages)
+        ]
+        assert documented == [(s.name, s.steps) for s in plan.stages], name
+        assert int(models) == plan.models and int(total.replace(",", "")) == plan.total_steps, name
