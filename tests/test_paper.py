@@ -190,3 +190,29 @@ def test_a_missing_corpus_is_one_line_and_the_rest_runs(tmp_path: Path, capsys) 
 def test_training_without_paper_is_refused(tmp_path: Path, capsys, flag) -> None:
     rc = main(["--workspace", str(tmp_path), "run", *flag])
     assert rc == 2 and "--training goes with --paper" in capsys.readouterr().err
+
+
+def test_the_plan_of_the_real_paper_config_on_fixture_corpora_counts_their_pair_files(
+    tmp_path: Path, capsys
+) -> None:
+    """`mosrm train training/paper-bt.yaml --plan` with the six fixture corpora present: every
+    task present, and each split's pairs as printed are the rows of its prepared pair file."""
+    import pyarrow.parquet as pq
+
+    from benchmark.paths import prepared_dir
+
+    for corpus in CORPORA:
+        importlib.import_module(f"tests.layouts.{corpus}").write(default_data_root(corpus))
+    args = ["--workspace", str(tmp_path), "train", str(REPO / "training" / "paper-bt.yaml")]
+    rc = main([*args, "--plan", "--no-micro-run"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "missing" not in out and "3 models (seeds 0, 1, 2)" in out
+    for task in CORPORA:
+        files = sorted(prepared_dir(task).glob("pairs-*.parquet"))
+        assert files, task
+        block = out[out.index(f"  {task} (") :].split("\n\n")[0]
+        for f in files:
+            split, rows = f.stem.removeprefix("pairs-"), pq.read_table(f).num_rows
+            assert re.search(rf"\n +{split} +\w+ +\d+ +{rows} ", block), (task, split, rows, block)
+    assert "expected" not in out.split("steps (per model")[1].split("\n\n")[0]  # counted, not asked

@@ -214,13 +214,13 @@ def test_one_line_for_a_hub_model_pins_its_revision_and_runs_sandboxed(
     import yaml
     from huggingface_hub import constants
 
-    from tests.test_trusted_entries import _fake_hub_cache
+    from tests.baselines.tiny_hf import fake_hub_cache
 
     cache = tmp_path / "hf-cache"
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # no test touches the network
     _tiny(tmp_path / "w1", normalize=True)
-    _fake_hub_cache(cache, "org/tiny-mos", tmp_path / "w1", "c" * 40)
+    fake_hub_cache(cache, "org/tiny-mos", tmp_path / "w1", "c" * 40)
     repo = write_toy_repo(tmp_path)
     results = tmp_path / "results"
     args = ["--repo", str(repo), "evaluate", "--task", "toy", "--quiet", "--results", str(results)]
@@ -232,7 +232,7 @@ def test_one_line_for_a_hub_model_pins_its_revision_and_runs_sandboxed(
     assert record["metrics"]["overall"]["n"] > 0 and record["model"]["revision"] == "c" * 40
 
     _tiny(tmp_path / "w2", normalize=False)  # new weights on main
-    _fake_hub_cache(cache, "org/tiny-mos", tmp_path / "w2", "d" * 40)
+    fake_hub_cache(cache, "org/tiny-mos", tmp_path / "w2", "d" * 40)
     assert main([*args, "--model", "hf:org/tiny-mos"]) == 0
     spec = yaml.safe_load((folder / "submission.yaml").read_text())
     assert spec["params"]["revision"] == "c" * 40  # pinned: the same weights as before
