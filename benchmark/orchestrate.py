@@ -170,11 +170,15 @@ def evaluate_submissions(
     unsandboxed: bool = False,
     limit: int | None = None,
     min_reliability: float | None = None,
+    probes: Any = None,
+    plain: bool = True,
     echo: Echo = say,
 ) -> list[str]:
     """Evaluate every folder on every prepared task; returns one line per failure (module doc),
     for the summary the caller prints. With `limit`, quick runs on a seeded subset of pairs; with
-    `min_reliability`, only the pairs whose label reliability reaches it (`pipeline.evaluate`)."""
+    `min_reliability`, only the pairs whose label reliability reaches it (`pipeline.evaluate`).
+    With `probes` (a `probe.ProbeSettings`), each evaluation is followed by the probes
+    (`benchmark.probe`); `plain=False` runs the probes alone (`mosrm probe`)."""
 
     from benchmark.results.failures import record_failure
     from benchmark.scoring.models import load_submission
@@ -194,7 +198,9 @@ def evaluate_submissions(
         where = f"{label} (fingerprint {fp[:12]}…)" if fp else label
         bug = not isinstance(exc, MosrmError | SystemExit)  # a bug somewhere: keep the trace
         log.error("error: %s: %s", where, reason, exc_info=exc if bug else None)
-        for task in tasks:
+        # a failed probe leaves the task's own result standing: listed, never recorded as the
+        # task's failure (`<task>.failed.json` would mark the result failed on the board)
+        for task in tasks if stage != "probe" else []:
             try:
                 record_failure(
                     results_root,
@@ -225,7 +231,7 @@ def evaluate_submissions(
         try:
             _evaluate_one(
                 submission, folder, prepared, results_root, config, fail, limit, min_reliability,
-                echo,
+                echo, probes, plain,
             )  # fmt: skip
         finally:
             submission.close()
@@ -242,6 +248,8 @@ def _evaluate_one(
     limit: int | None,
     min_reliability: float | None,
     echo: Echo,
+    probes: Any = None,
+    plain: bool = True,
 ) -> None:
     """One submission on every prepared task; failures go to `fail`."""
     import textwrap
@@ -255,24 +263,55 @@ def _evaluate_one(
             # a predictions file covers the tasks it names: the others are not its failures
             echo(f"skip {submission.name} on {p.task.name}: it has no predictions for that task")
             continue
-        echo(f"evaluate {submission.name} on {p.task.name} …")
         stages = ["score"]
-        try:
-            r = evaluate(
-                submission,
-                p,
-                results_root=results_root,
-                config=config,
-                on_stage=stages.append,
-                limit=limit,
-                min_reliability=min_reliability,
-            )
-        except MachineError:
-            raise
-        except (Exception, SystemExit) as exc:
-            fail(folder, [p.task.name], stages[-1], exc, submission.fingerprint)
-            continue
-        echo(textwrap.indent(format_result(r), "  "))
+        if plain:
+            echo(f"evaluate {submission.name} on {p.task.name} …")
+            try:
+                r = evaluate(
+                    submission,
+                    p,
+                    results_root=results_root,
+                    config=config,
+                    on_stage=stages.append,
+                    limit=limit,
+                    min_reliability=min_reliability,
+                )
+            except MachineError:
+                raise
+            except (Exception, SystemExit) as exc:
+                fail(folder, [p.task.name], stages[-1], exc, submission.fingerprint)
+                continue
+            echo(textwrap.indent(format_result(r), "  "))
+        if probes is not None:
+            _probe_one(submission, folder, p, results_root, config, fail, probes, echo)
+
+
+def _probe_one(
+    submission: Any,
+    folder: Path,
+    prepared: PreparedTask,
+    results_root: Path,
+    config: ScoringConfig,
+    fail: Callable[[Path, list[str], str, BaseException, str | None], None],
+    settings: Any,
+    echo: Echo,
+) -> None:
+    """The probes of one submission on one task (`benchmark.probe`), printed after its table."""
+    import textwrap
+
+    from benchmark.probe import format_probes, run_probes
+
+    echo(f"probe {submission.name} on {prepared.task.name} …")
+    try:
+        record = run_probes(
+            submission, prepared, results_root=results_root, config=config, settings=settings
+        )
+    except MachineError:
+        raise
+    except (Exception, SystemExit) as exc:
+        fail(folder, [prepared.task.name], "probe", exc, submission.fingerprint)
+        return
+    echo(textwrap.indent(format_probes(record), "  "))
 
 
 def reference_baselines(

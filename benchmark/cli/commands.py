@@ -256,6 +256,27 @@ def _results_root(args: argparse.Namespace) -> Path:
     return Path(args.results) if args.results else default_results(_repo(args))
 
 
+def _probe_settings(args: argparse.Namespace) -> Any:
+    """`--probes` (evaluate, run) or `mosrm probe`: the subset sizes, else None (no probes)."""
+    if not (getattr(args, "probes", False) or getattr(args, "probes_only", False)):
+        return None
+    from benchmark.probe import ProbeSettings
+
+    if args.probe_full:
+        return ProbeSettings(clips=None, pairs=None, bon_n=args.bon_n)
+    return ProbeSettings(clips=args.probe_clips, pairs=args.probe_pairs, bon_n=args.bon_n)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """`mosrm probe SUB --task T`: the probes alone (the plain evaluation is `evaluate`)."""
+    args.probes_only = True
+    args.model = None
+    args.limit = None
+    args.min_reliability = None
+    args.nproc = 1
+    return _evaluate_task(args)
+
+
 def _evaluate_all(args: argparse.Namespace, prepared: list[Any], folders: list[Path]) -> list[str]:
     from benchmark.orchestrate import evaluate_submissions
 
@@ -269,6 +290,8 @@ def _evaluate_all(args: argparse.Namespace, prepared: list[Any], folders: list[P
         unsandboxed=args.unsafe_no_sandbox,
         limit=getattr(args, "limit", None),
         min_reliability=getattr(args, "min_reliability", None),
+        probes=_probe_settings(args),
+        plain=not getattr(args, "probes_only", False),
         echo=say,
     )
 

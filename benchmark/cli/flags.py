@@ -147,3 +147,27 @@ def _at_least(low: int) -> Any:
         return value
 
     return parse
+
+
+def probe_flags(p: argparse.ArgumentParser) -> None:
+    """The probes' subset sizes (`benchmark.probe.ProbeSettings`), for `evaluate` and `probe`."""
+    p.add_argument(
+        "--probe-clips",
+        type=_at_least(1),
+        default=32,
+        metavar="N",
+        help="test clips degraded, a seeded subset by audio (default 32; x 23 degradations)",
+    )
+    p.add_argument(
+        "--probe-pairs",
+        type=_at_least(1),
+        default=96,
+        metavar="N",
+        help="test pairs whose rejected clip is transformed (default 96; x 8 transforms)",
+    )
+    p.add_argument(
+        "--probe-full", action="store_true", help="every test clip and pair (slow: see the cost)"
+    )
+    p.add_argument(
+        "--bon-n", type=_at_least(2), default=4, metavar="N", help="best of N (default 4; and all)"
+    )

@@ -11,7 +11,7 @@ import argparse
 
 from benchmark import __version__
 from benchmark.cli import commands  # by module: a command is looked up when the parser is built
-from benchmark.cli.flags import _at_least, min_reliability_flag, sandbox_flags
+from benchmark.cli.flags import _at_least, min_reliability_flag, probe_flags, sandbox_flags
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,8 +149,31 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate only pairs whose label reliability is at least P, in (0.5, 1]; "
         "written as <task>.min-rel-P.json, never on the board",
     )
+    p.add_argument(
+        "--probes",
+        action="store_true",
+        help="then the probes (`mosrm probe`): degradation sensitivity, reward-hacking flip rates, "
+        "best-of-N gain, written to <results>/<submission>/probes/<task>.json",
+    )
+    probe_flags(p)
     scoring_flags(p)
     p.set_defaults(func=commands.cmd_evaluate)
+
+    p = sub.add_parser(
+        "probe",
+        help="will a policy exploit it? degraded copies of test clips (clean must win), "
+        "transforms that must not raise the reward (flip rate), best-of-N gain",
+    )
+    p.add_argument("submissions", nargs="*", help="submission names or folders (default: all)")
+    p.add_argument(
+        "--task", action="append", required=True, help="a task (repeatable: --task T --task U)"
+    )
+    p.add_argument(
+        "--data-root", help="corpus folder (default: the task's, else the last prepared)"
+    )
+    probe_flags(p)
+    scoring_flags(p)
+    p.set_defaults(func=commands.cmd_probe)
 
     p = sub.add_parser("run", help="prepare every task with data, evaluate every submission, table")
     p.add_argument("--tasks", nargs="*", help="restrict to these tasks")

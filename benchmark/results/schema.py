@@ -556,3 +556,32 @@ PARTIAL_SUFFIX = ".partial.json"
 """A quick run (`evaluate(limit=N)`) writes `<task>.partial.json` (+ `.partial.predictions.parquet`,
 `.partial.triplets.parquet`), never `<task>.json`: a smoke check cannot overwrite a full result,
 and the board skips these names."""
+
+
+PROBES_SCHEMA_VERSION = 1
+"""The probe record's own version (`benchmark.probe`, `<results>/<sub>/probes/<task>.json`):
+1: sensitivity, hacking and best-of-N blocks, the stream check, settings and cost."""
+
+
+class ProbesResult(BaseModel):
+    """What `mosrm probe` / `evaluate --probes` writes for one submission on one task. The blocks
+    are the `as_json()` of `stats.probe_stats` and `stats.best_of_n` (typed there); this record
+    ties them to the exact model, pairs and probe catalogue they came from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    probes_schema_version: Literal[1]
+    submission: str
+    task: str
+    split: str
+    kind: str
+    model_fingerprint: str
+    pair_file_sha256: str
+    probes_version: int
+    seed: int
+    settings: dict[str, Any]
+    cost: dict[str, Any]
+    sensitivity: dict[str, Any]
+    hacking: dict[str, Any]
+    best_of_n: dict[str, Any]
+    stream_check: dict[str, Any] | None = None
