@@ -40,7 +40,19 @@ LAYERS = (
     ("cards", ("cards",)),
     ("baselines", ("baselines",)),
     ("leaderboard", ("leaderboard",)),
-    ("top", ("pipeline", "orchestrate", "paper", "probe", "validate_results", "templates", "api", "cli")),
+    (
+        "top",
+        (
+            "pipeline",
+            "orchestrate",
+            "paper",
+            "probe",
+            "validate_results",
+            "templates",
+            "api",
+            "cli",
+        ),
+    ),
 )
 ORDER = " < ".join(name for name, _ in LAYERS)
 RULE = f"arrows point down only ({ORDER}; README, 'Layout')"
