@@ -26,9 +26,9 @@ $(STAMP): pyproject.toml Makefile constraints.txt
 	@touch $(STAMP)
 
 # the official demo board: the workspace leaderboard/ (no submissions or tasks of its own: the
-# package's and the reference models), its results and board committed
+# package's and the reference models), its results, probes and board committed
 run: setup
-	$(VENV)/bin/mosrm --workspace leaderboard run --out leaderboard
+	$(VENV)/bin/mosrm --workspace leaderboard run --out leaderboard --probes
 
 # re-create the committed reference models from training/ (byte for byte on the same machine and
 # software), then the trust manifest that lets exactly those folders run in-process

@@ -162,3 +162,20 @@ def test_probe_clips_are_byte_identical_and_sent_among_every_test_clip(
         ids = set(stream.clips.column("clip_id").to_pylist())
         assert set(stream.real) <= ids and len(stream.real) == SYSTEMS * SENTENCES
     assert digests[0] == digests[1]
+
+
+def test_a_pairwise_judge_is_probed_through_prefer_in_both_orders(tmp_path: Path) -> None:
+    """The pairwise template (a judge comparing frame energies) is asked each probe pair in both
+    orders; best of N is its round robin; it has no scalar score, so no score shift."""
+    repo = _repo(tmp_path)
+    assert main(["--workspace", str(repo), "init", "judge", "--kind", "pairwise"]) == 0
+    rec = _probe(repo, "judge", extra=("--probe-clips", "8", "--probe-pairs", "24"))["judge"]
+    assert rec["kind"] == "pairwise" and rec["stream_check"] is None
+    groups = SENTENCES * SYSTEMS * (SYSTEMS - 1) // 2  # every pair inside a content group
+    assert rec["cost"]["judge_pairs"] >= 8 * 23 + 24 + groups
+    assert len(rec["sensitivity"]["rows"]) == 23
+    assert all(r["score_shift"]["score_shift"] is None for r in rec["hacking"]["rows"])
+    assert rec["best_of_n"]["n_all"]["groups"] == SENTENCES
+    # the template judges by loudness, as the loudness shortcut: fooled by +6 dB
+    gain = _hack(rec, "gain@+6dB")
+    assert gain["flip_rate"] is not None and gain["flip_rate"] >= 0.9

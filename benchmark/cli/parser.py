@@ -201,6 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
         "seeds, the literature beside it) written with the board",
     )
     p.add_argument(
+        "--probes",
+        action="store_true",
+        help="after each evaluation, the probes (`mosrm probe`): the robustness tables of the board",
+    )
+    probe_flags(p)
+    p.add_argument(
         "--training",
         metavar="DIR",
         help="with --paper: the folder of the paper-*.yaml configs (default: the workspace's "

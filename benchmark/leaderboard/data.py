@@ -324,6 +324,8 @@ class Board:
     not_pooled: dict[str, str] = field(default_factory=dict)
     """Real tasks kept out of "All tasks", with why: not declared official, or the same pairs or
     clips as a task already pooled."""
+    robustness: list[Any] = field(default_factory=list)
+    """`leaderboard.robustness.RobustTask` per task with probes: apart, never ranked."""
 
     @property
     def empty(self) -> bool:
@@ -738,7 +740,10 @@ def board_data(
     current = [r for rs in by_task.values() for r in rs]
     ranked = [r for r in current if r["submission"] not in unranked]
     summaries, not_pooled = _summaries(ranked, preds, official_tasks)
+    from benchmark.leaderboard.robustness import robustness
+
     return Board(
+        robustness=robustness(results_root, current),
         tasks=tasks,
         summaries=summaries,
         not_pooled=not_pooled,

@@ -421,6 +421,9 @@ def markdown(board: Board) -> str:
     models = models_table(board)
     if models:
         out += ["", "## Models", "", models]
+    from benchmark.leaderboard.robustness import markdown_section
+
+    out += markdown_section(board.robustness)
     out += ["", "## Numbers reported in the literature (not ranked, not comparable)", ""]
     out += [literature(board)]
     return "\n".join(out) + "\n"

@@ -643,7 +643,9 @@ def page(board: Board, figures: dict[str, dict[str, str]], heatmap: str) -> str:
     nav = ['<a href="#all-tasks">All tasks</a>']
     tasks = by_dimension(board.tasks)
     nav += [f'<a href="#{anchor(i)}">{esc(t.name)}</a>' for i, t in enumerate(tasks)]
-    nav += ['<a href="#models">Models</a>', '<a href="#literature">Literature</a>']
+    nav += ['<a href="#models">Models</a>']
+    nav += ['<a href="#robustness">Robustness</a>'] if board.robustness else []
+    nav += ['<a href="#literature">Literature</a>']
     nav += ['<a href="#exports">Exports</a>', '<a href="#about">What this means</a>']
     body = []
     if board.empty:
@@ -653,6 +655,9 @@ def page(board: Board, figures: dict[str, dict[str, str]], heatmap: str) -> str:
         body.append(summary_section(board, heatmap))
         body += [task_section(i, t, figures.get(t.name, {})) for i, t in enumerate(tasks)]
         body.append(models_section(board))
+        from benchmark.leaderboard.robustness import site_section
+
+        body.append(site_section(board.robustness))
     body.append(literature_section(board))
     body.append(
         '<section id="exports"><h2>Exports</h2><p>The same tables as '
