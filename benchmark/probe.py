@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -221,9 +222,14 @@ def asked_pairs(stream: Stream, groups: dict[str, list[str]]) -> list[tuple[str,
     return out
 
 
+class _HasAudio(Protocol):
+    @property
+    def audio_base(self) -> Path: ...
+
+
 def score_stream(
     submission: Submission,
-    prepared: PreparedTask,
+    prepared: _HasAudio,
     stream: Stream,
     groups: dict[str, list[str]],
     config: ScoringConfig,
@@ -303,28 +309,16 @@ def _ids(ids: list[str]) -> Any:
     return pa.array(ids, pa.string())
 
 
-def blocks(
-    stream: Stream, scored: Scored, clips: pa.Table, split: str, settings: ProbeSettings, seed: int
-) -> dict[str, Any]:
-    """The three blocks from one stream's answers (pure: `stats.probe_stats`, `stats.best_of_n`)."""
-    import pyarrow.compute as pc
+def sensitivity_block(stream: Stream, scored: Scored) -> dict[str, Any]:
+    """Each source clip against its degraded copies: accuracy per probe, overall, monotonicity."""
+    from benchmark.stats.probe_stats import degradation_accuracy, monotonicity, sensitivity
 
-    from benchmark.stats.best_of_n import best_of_n, best_of_n_judge, bon_ceiling
-    from benchmark.stats.probe_stats import (
-        ScoreShift,
-        degradation_accuracy,
-        flip_rate,
-        monotonicity,
-        sensitivity,
-    )
-
-    judge = scored.judged is not None
     src = np.array([s for s, _, _ in stream.degraded], dtype=object)
     deg = np.array([d for _, d, _ in stream.degraded], dtype=object)
     fam = np.array([p.family for _, _, p in stream.degraded], dtype=object)
     lvl = np.array([p.level for _, _, p in stream.degraded], dtype=np.int64)
     pid = np.array([p.id for _, _, p in stream.degraded], dtype=object)
-    if judge:
+    if scored.judged is not None:
         prob = np.array([scored.prefer(s, d) for s, d in zip(src, deg, strict=True)])
         rows = sensitivity(None, None, src, pid, fam, lvl, judge_prob=prob)
         overall = degradation_accuracy(None, None, src, judge_prob=prob)
@@ -335,7 +329,7 @@ def blocks(
         rows = sensitivity(s_clean, s_deg, src, pid, fam, lvl)
         overall = degradation_accuracy(s_clean, s_deg, src)
     severity = {p.id: p.severity for _, _, p in stream.degraded}
-    sens = {
+    return {
         "clips": len(stream.sources),
         "probes": sorted({p.id for _, _, p in stream.degraded}),
         "overall": overall.as_json(),
@@ -343,6 +337,18 @@ def blocks(
         "monotonicity": [m.as_json() for m in monotonicity(rows)],
     }
 
+
+def blocks(
+    stream: Stream, scored: Scored, clips: pa.Table, split: str, settings: ProbeSettings, seed: int
+) -> dict[str, Any]:
+    """The three blocks from one stream's answers (pure: `stats.probe_stats`, `stats.best_of_n`)."""
+    import pyarrow.compute as pc
+
+    from benchmark.stats.best_of_n import best_of_n, best_of_n_judge, bon_ceiling
+    from benchmark.stats.probe_stats import ScoreShift, flip_rate
+
+    judge = scored.judged is not None
+    sens = sensitivity_block(stream, scored)
     transformed = {(r, p.id): clip for r, clip, p in stream.hacked}
     hacks = sorted({p.id: p for _, _, p in stream.hacked}.values(), key=lambda p: p.id)
     chosen = np.array([c for c, _ in stream.hack_pairs], dtype=object)
@@ -371,9 +377,10 @@ def blocks(
             )
         row["score_shift"] = shift.as_json()
         hack_rows.append(row)
-    worst = max(
+    # the highest flip rate; on a tie the one surer of it (higher lower bound), then by name
+    worst = min(
         (r for r in hack_rows if r.get("flip_rate") is not None),
-        key=lambda r: r["flip_rate"],
+        key=lambda r: (-r["flip_rate"], -(r.get("ci_low") or 0.0), r["probe"]),
         default=None,
     )
     hacking = {
@@ -501,6 +508,8 @@ def format_probes(record: dict[str, Any]) -> str:
 
     sens, hack, bon = record["sensitivity"], record["hacking"], record["best_of_n"]
     o = sens["overall"]
+    if "skipped" in hack:  # a plain folder: sensitivity only
+        hack = {"pairs": 0, "right_before": 0, "rows": []}
     lines = [
         f"probes ({record['cost']['probe_clips']} probe clips on {sens['clips']} test clips and "
         f"{hack['pairs']} test pairs; {record['cost']['relative_to_plain']}x the plain clips)",
@@ -515,9 +524,10 @@ def format_probes(record: dict[str, Any]) -> str:
     broken = [m for m in sens["monotonicity"] if not m.get("monotone", True)]
     if broken:
         lines.append("    not monotone in severity: " + ", ".join(str(m["family"]) for m in broken))
-    lines.append(
-        f"  flip rate (rejected clip transformed; of {hack['right_before']} pairs right before):"
-    )
+    if hack["rows"]:
+        lines.append(
+            f"  flip rate (rejected clip transformed; of {hack['right_before']} pairs right before):"
+        )
     for r in hack["rows"]:
         shift = (r.get("score_shift") or {}).get("score_shift")
         extra = "" if shift is None else f"  score shift {float(shift):+.2f} sd"
@@ -538,3 +548,107 @@ def format_probes(record: dict[str, Any]) -> str:
             f"{check['max_abs_diff']})"
         )
     return "\n".join(lines)
+
+
+AUDIO_FILES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a", ".aiff", ".aif")
+"""What `mosrm probe --audio DIR` reads of a folder (recursively, sorted)."""
+
+
+def run_probes_on_audio(
+    submission: Submission,
+    folder: str | Path,
+    *,
+    results_root: str | Path,
+    config: ScoringConfig | None = None,
+    settings: ProbeSettings | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """`mosrm probe SUB --audio DIR`: degradation sensitivity on a plain folder of the user's own
+    clips (no labels, so no flip rates and no best of N: those need pairs and MOS). Written to
+    `<results>/<submission>/probes/audio-<name>.json`; the clips are sent with their degraded
+    copies in one stream, as for a task."""
+    import pyarrow as pa
+
+    from benchmark.atomic import atomic_write_text
+    from benchmark.data.audio import load_audio
+    from benchmark.data.probes import DEGRADATIONS, PROBES_VERSION, write_probe_clips
+    from benchmark.hashing import sha256_file
+    from benchmark.paths import home
+    from benchmark.results.schema import PROBES_SCHEMA_VERSION, ProbesResult
+    from benchmark.scoring.config import ScoringConfig
+
+    config = config or ScoringConfig()
+    settings = settings or ProbeSettings()
+    root = Path(folder).expanduser().resolve()
+    if not root.is_dir():
+        raise MosrmError(f"--audio {folder}: no such folder")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_FILES)
+    if not files:
+        raise MosrmError(
+            f"--audio {folder}: no audio files ({', '.join(AUDIO_FILES)}) in the folder"
+        )
+    ids = [p.relative_to(root).as_posix() for p in files]
+    keys = {c: sha256_file(p) for c, p in zip(ids, files, strict=True)}
+    listing = hashlib.sha256("\n".join(f"{c}\t{keys[c]}" for c in ids).encode()).hexdigest()
+    sources = sorted(ids, key=lambda c: _rank(seed, "degrade", keys[c]))[: settings.clips]
+    path_of = dict(zip(ids, files, strict=True))
+    waves = {c: load_audio(path_of[c], 16000).astype(np.float64) for c in sources}
+    written = write_probe_clips(
+        [(keys[c], waves[c]) for c in sorted(sources, key=lambda c: keys[c])],
+        DEGRADATIONS,
+        home() / "probes" / "audio" / listing[:16],
+        seed=seed,
+    )
+    by_probe = {p.id: p for p in DEGRADATIONS}
+    by_key = {keys[c]: c for c in reversed(sources)}
+    degraded = [(by_key[w.source_key], w.probe_clip_id, by_probe[w.probe_id]) for w in written]
+    for w in written:
+        keys[w.probe_clip_id] = sha256_file(w.path)
+    table = pa.table(
+        {
+            "clip_id": pa.array([*ids, *(w.probe_clip_id for w in written)], pa.string()),
+            "audio_path": pa.array([*map(str, files), *(str(w.path) for w in written)]),
+            "duration": pa.array([None] * len(ids) + [w.seconds for w in written], pa.float64()),
+        }
+    )
+    stream = Stream(table, keys, sources, degraded, [], [], ids)
+    scored = score_stream(submission, _AudioFolder(root), stream, {}, config)
+    name = "audio-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", root.name)[:48]
+    sens = sensitivity_block(stream, scored)
+    no_labels = {"skipped": "a folder of clips has no pairs or MOS: only degradation sensitivity"}
+    record = {
+        "probes_schema_version": PROBES_SCHEMA_VERSION,
+        "submission": submission.spec.name,
+        "task": name,
+        "split": "folder",
+        "kind": submission.spec.kind,
+        "model_fingerprint": submission.fingerprint,
+        "pair_file_sha256": listing,
+        "probes_version": PROBES_VERSION,
+        "seed": seed,
+        "settings": asdict(settings),
+        "cost": {
+            "plain_clips": len(ids),
+            "probe_clips": len(degraded),
+            "stream_clips": table.num_rows,
+            "judge_pairs": None if scored.judged is None else len(scored.judged),
+            "relative_to_plain": round(table.num_rows / len(ids), 2),
+        },
+        "sensitivity": sens,
+        "hacking": no_labels,
+        "best_of_n": no_labels,
+        "stream_check": None,
+    }
+    result = ProbesResult.model_validate(_finite(record))
+    path = probes_path(Path(results_root), submission.spec.name, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result.model_dump(mode="json"), indent=1, sort_keys=True, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+    return json.loads(text)
+
+
+@dataclass
+class _AudioFolder:
+    """What `score_stream` reads of a prepared task, for a plain folder (absolute paths)."""
+
+    audio_base: Path

@@ -179,3 +179,28 @@ def test_a_pairwise_judge_is_probed_through_prefer_in_both_orders(tmp_path: Path
     # the template judges by loudness, as the loudness shortcut: fooled by +6 dB
     gain = _hack(rec, "gain@+6dB")
     assert gain["flip_rate"] is not None and gain["flip_rate"] >= 0.9
+
+
+def test_a_plain_folder_of_clips_gets_degradation_sensitivity(tmp_path: Path, capsys) -> None:
+    repo = _repo(tmp_path)
+    _snr_model(repo)
+    clips = tmp_path / "my-clips"
+    for i in range(5):
+        write_wav(clips / f"take{i}.wav", seconds=0.5, seed=i, amp=0.2)
+    (clips / "notes.txt").write_text("not audio")
+    args = ["--workspace", str(repo), "probe", "snr-model", "--audio", str(clips), "--quiet"]
+    assert main([*args, "--probe-clips", "4"]) == 0
+    rec = json.loads(
+        (repo / "results" / "snr-model" / "probes" / "audio-my-clips.json").read_text()
+    )
+    assert rec["sensitivity"]["clips"] == 4 and len(rec["sensitivity"]["rows"]) == 23
+    assert rec["cost"]["plain_clips"] == 5 and rec["cost"]["probe_clips"] == 4 * 23
+    assert "skipped" in rec["hacking"] and "skipped" in rec["best_of_n"]
+    noise = [r for r in rec["sensitivity"]["rows"] if r["family"] == "noise_white"]
+    assert noise[-1]["accuracy"] == 1.0
+    assert "degradation accuracy" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["--workspace", str(repo), "probe", "snr-model", "--audio", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert "no audio files" in err and "Traceback" not in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -274,7 +275,39 @@ def cmd_probe(args: argparse.Namespace) -> int:
     args.limit = None
     args.min_reliability = None
     args.nproc = 1
+    if args.audio:
+        return _probe_audio(args)
     return _evaluate_task(args)
+
+
+def _probe_audio(args: argparse.Namespace) -> int:
+    """`mosrm probe SUB --audio DIR`: each submission against degraded copies of the clips."""
+    from benchmark.orchestrate import submission_folders
+    from benchmark.probe import format_probes, run_probes_on_audio
+    from benchmark.scoring.models import load_submission
+
+    repo = _repo(args)
+    failed = 0
+    for folder in submission_folders(repo, args.submissions):
+        submission = load_submission(
+            folder, limits=_sandbox_limits(args), unsandboxed=args.unsafe_no_sandbox
+        )
+        try:
+            say(f"probe {submission.name} on {args.audio} …")
+            record = run_probes_on_audio(
+                submission,
+                args.audio,
+                results_root=_results_root(args),
+                config=_scoring_config(args),
+                settings=_probe_settings(args),
+            )
+            say(textwrap.indent(format_probes(record), "  "))
+        except MosrmError as exc:
+            print(f"error: {submission.name}: {exc}", file=sys.stderr)
+            failed += 1
+        finally:
+            submission.close()
+    return 2 if failed else 0
 
 
 def _evaluate_all(args: argparse.Namespace, prepared: list[Any], folders: list[Path]) -> list[str]:

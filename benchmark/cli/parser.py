@@ -165,8 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         "transforms that must not raise the reward (flip rate), best-of-N gain",
     )
     p.add_argument("submissions", nargs="*", help="submission names or folders (default: all)")
-    p.add_argument(
-        "--task", action="append", required=True, help="a task (repeatable: --task T --task U)"
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--task", action="append", help="a task (repeatable: --task T --task U)")
+    where.add_argument(
+        "--audio",
+        metavar="DIR",
+        help="instead: a folder of your own clips (no labels: degradation sensitivity only)",
     )
     p.add_argument(
         "--data-root", help="corpus folder (default: the task's, else the last prepared)"

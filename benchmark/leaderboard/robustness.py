@@ -84,8 +84,8 @@ def _row(rec: dict[str, Any], name: str) -> RobustRow:
     for r in sorted(sens["rows"], key=lambda r: (r["family"], r["level"])):
         fams.setdefault(r["family"], []).append(r.get("accuracy"))
     flips = {r["probe"]: r.get("flip_rate") for r in hack["rows"]}
-    rated = [r for r in hack["rows"] if r.get("flip_rate") is not None]
-    worst = max(rated, key=lambda r: (r["flip_rate"], r["probe"]), default=None)
+    named = (hack.get("worst") or {}).get("probe")  # the record's rule (`probe.blocks`)
+    worst = next((r for r in hack["rows"] if r["probe"] == named), None)
     n_key = next((k for k in sorted(bon) if k.startswith("n_") and k != "n_all"), None)
     check = rec.get("stream_check")
     return RobustRow(
