@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -89,6 +89,8 @@ class Stream:
     """(rejected clip id, probe clip id, Probe)"""
     real: list[str]
     """every real clip of the evaluation split, in table order"""
+    labels: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    """real clip id -> (system, content), for intervals over new systems and contents"""
 
 
 def build_stream(prepared: PreparedTask, split: str, settings: ProbeSettings, seed: int) -> Stream:
@@ -158,7 +160,16 @@ def build_stream(prepared: PreparedTask, split: str, settings: ProbeSettings, se
         }
     )
     table = pa.concat_tables([real.cast(probe_table.schema), probe_table])
-    return Stream(table, keys, sources, degraded, hack_pairs, hacked, ids)
+    labels = {
+        str(c): (None if sy is None else str(sy), None if co is None else str(co))
+        for c, sy, co in zip(
+            ids,
+            clips.column("system_id").to_pylist(),
+            clips.column("content_id").to_pylist(),
+            strict=True,
+        )
+    }
+    return Stream(table, keys, sources, degraded, hack_pairs, hacked, ids, labels)
 
 
 @dataclass
@@ -318,16 +329,20 @@ def sensitivity_block(stream: Stream, scored: Scored) -> dict[str, Any]:
     fam = np.array([p.family for _, _, p in stream.degraded], dtype=object)
     lvl = np.array([p.level for _, _, p in stream.degraded], dtype=np.int64)
     pid = np.array([p.id for _, _, p in stream.degraded], dtype=object)
+    known: dict[str, Any] = {
+        "system": [stream.labels.get(str(c), (None, None))[0] for c in src],
+        "content": [stream.labels.get(str(c), (None, None))[1] for c in src],
+    }
     if scored.judged is not None:
         prob = np.array([scored.prefer(s, d) for s, d in zip(src, deg, strict=True)])
-        rows = sensitivity(None, None, src, pid, fam, lvl, judge_prob=prob)
-        overall = degradation_accuracy(None, None, src, judge_prob=prob)
+        rows = sensitivity(None, None, src, pid, fam, lvl, judge_prob=prob, **known)
+        overall = degradation_accuracy(None, None, src, judge_prob=prob, **known)
     else:
         assert scored.scores is not None
         s_clean = np.array([scored.scores[s] for s in src])
         s_deg = np.array([scored.scores[d] for d in deg])
-        rows = sensitivity(s_clean, s_deg, src, pid, fam, lvl)
-        overall = degradation_accuracy(s_clean, s_deg, src)
+        rows = sensitivity(s_clean, s_deg, src, pid, fam, lvl, **known)
+        overall = degradation_accuracy(s_clean, s_deg, src, **known)
     severity = {p.id: p.severity for _, _, p in stream.degraded}
     return {
         "clips": len(stream.sources),
@@ -354,6 +369,12 @@ def blocks(
     chosen = np.array([c for c, _ in stream.hack_pairs], dtype=object)
     rejected = np.array([r for _, r in stream.hack_pairs], dtype=object)
     before = np.array([scored.prefer(c, r) > 0.5 for c, r in stream.hack_pairs], dtype=bool)
+    side = [(stream.labels.get(str(c), (None, None)), stream.labels.get(str(r), (None, None)))
+            for c, r in stream.hack_pairs]  # fmt: skip
+    pair_labels: dict[str, Any] = {
+        "system": ([a[0] for a, _ in side], [b[0] for _, b in side]),
+        "content": ([a[1] for a, _ in side], [b[1] for _, b in side]),
+    }
     reference = (
         None if judge else np.array([scored.scores[c] for c in stream.real])  # type: ignore[index]
     )
@@ -365,7 +386,7 @@ def blocks(
             dtype=bool,
         )
         row = {"probe": p.id, "family": p.family, "severity": p.severity}
-        row.update(flip_rate(before, after, chosen, rejected).as_json())
+        row.update(flip_rate(before, after, chosen, rejected, **pair_labels).as_json())
         if judge or reference is None:
             shift = ScoreShift.judge(len(after_ids))
         else:

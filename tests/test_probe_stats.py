@@ -230,3 +230,33 @@ def test_score_shift():
     judge = ScoreShift.judge(30)
     assert judge.value is None and judge.as_json()["score_shift"] is None
     json.dumps(ScoreShift.of(b, b + shift, ref).as_json())
+
+
+def test_system_and_content_labels_give_the_default_crossed_interval() -> None:
+    """With the sources' systems and contents (12 of each), the degradation and flip intervals
+    are the harness's default ones: over new clips, systems and contents, and wider than the
+    clip-only interval when errors cluster by system."""
+    from benchmark.stats.probe_stats import degradation_accuracy, flip_rate
+
+    rng = np.random.default_rng(5)
+    n = 240
+    source = np.array([f"c{i % 120}" for i in range(n)], dtype=object)
+    system = [f"s{(i % 120) % 12}" for i in range(n)]
+    content = [f"t{(i % 120) // 10}" for i in range(n)]
+    bad = np.array([int(s[1:]) < 3 for s in system])  # three systems always lose to noise
+    clean = np.where(bad, 0.0, 1.0) + 0.01 * rng.standard_normal(n)
+    deg = np.full(n, 0.5)
+    plain = degradation_accuracy(clean, deg, source).as_json()
+    crossed = degradation_accuracy(clean, deg, source, system=system, content=content).as_json()
+    assert plain["accuracy"] == crossed["accuracy"] == 0.75
+    assert "systems" in crossed["generalises_over"] and "systems" not in plain["generalises_over"]
+    assert crossed["ci_high"] - crossed["ci_low"] > plain["ci_high"] - plain["ci_low"]
+
+    before = np.ones(n, dtype=bool)
+    after = ~bad
+    chosen = np.array([f"a{i}" for i in range(n)], dtype=object)
+    rejected = np.array([f"b{i}" for i in range(n)], dtype=object)
+    row = flip_rate(
+        before, after, chosen, rejected, system=(system, system), content=(content, content)
+    ).as_json()
+    assert row["flip_rate"] == 0.25 and "systems" in row["generalises_over"]

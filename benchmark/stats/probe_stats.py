@@ -42,6 +42,7 @@ cells of `stats.metrics` are ("accuracy", "ci_low", "ci_high", "n", "n_clips", "
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,13 +171,40 @@ def _outcomes(
     return clean > degraded, clean == degraded
 
 
-def _source_design(source: np.ndarray) -> ClipDesign:
+Labels = tuple[Sequence[object], Sequence[object]]
+"""(a-side, b-side) system or content labels per pair, None where unknown (`ClipDesign.of`)."""
+
+
+def _source_design(
+    source: np.ndarray,
+    system: Sequence[object] | None = None,
+    content: Sequence[object] | None = None,
+) -> ClipDesign:
     """Each pair is (its clean source clip, a degraded clip of its own): the degraded keys are
-    unique by construction, so the source clip is the only unit pairs share."""
+    unique by construction, so the source clip is the only clip pairs share; a degraded copy has
+    its source's system and content, so with those given the interval is the default crossed
+    one (new clips, systems and contents, where there are enough of them)."""
     _, codes = np.unique(source, return_inverse=True)
     codes = codes.reshape(-1).astype(np.int64)
     width = int(codes.max()) + 1 if codes.size else 0
-    return ClipDesign.of(codes, width + np.arange(codes.size, dtype=np.int64))
+    return ClipDesign.of(
+        codes,
+        width + np.arange(codes.size, dtype=np.int64),
+        system=None if system is None else (system, system),
+        content=None if content is None else (content, content),
+    )
+
+
+def _pair_labels(labels: Labels | None, mask: np.ndarray) -> Labels | None:
+    if labels is None:
+        return None
+    a_side = [x for x, m in zip(labels[0], mask, strict=True) if m]
+    b_side = [x for x, m in zip(labels[1], mask, strict=True) if m]
+    return a_side, b_side
+
+
+def _take(labels: Sequence[object] | None, mask: np.ndarray) -> list[object] | None:
+    return None if labels is None else [x for x, m in zip(labels, mask, strict=True) if m]
 
 
 @dataclass(frozen=True)
@@ -210,6 +238,8 @@ def sensitivity(
     level: np.ndarray,
     *,
     judge_prob: np.ndarray | None = None,
+    system: Sequence[object] | None = None,
+    content: Sequence[object] | None = None,
     confidence: float = 0.95,
 ) -> list[SensitivityRow]:
     """One row per probe (family, level), sorted by family then level: the share of pairs where
@@ -218,7 +248,8 @@ def sensitivity(
     Arrays are per pair: the model's score of the clean `source` clip and of its degraded copy,
     the source clip's key, and the probe's name, family and severity level. A judge passes
     `judge_prob` (P(clean preferred), averaged over both presentation orders) and None for the two
-    score arrays. A (family, level) must name one probe."""
+    score arrays. A (family, level) must name one probe. `system`/`content`: the source clips'
+    labels per pair (None where unknown), for intervals over new systems and contents too."""
     correct, tie = _outcomes(scores_clean, scores_degraded, judge_prob)
     n = correct.size
     src = _keys_1d("source", source, n)
@@ -236,7 +267,7 @@ def sensitivity(
             held = sorted(set(names[mask].tolist()))
             if len(held) != 1:
                 raise ValueError(f"family {f!r} level {lv} holds {len(held)} probes: {held}")
-            design = _source_design(src[mask])
+            design = _source_design(src[mask], _take(system, mask), _take(content, mask))
             cell = Cell.of(correct[mask], tie[mask], design, confidence)
             rows.append(SensitivityRow(f, int(lv), held[0], cell))
     return rows
@@ -258,6 +289,8 @@ def degradation_accuracy(
     source: np.ndarray,
     *,
     judge_prob: np.ndarray | None = None,
+    system: Sequence[object] | None = None,
+    content: Sequence[object] | None = None,
     confidence: float = 0.95,
 ) -> DegradationAccuracy:
     """The overall "degradation accuracy": every (clean, degraded) pair of every probe pooled
@@ -265,7 +298,7 @@ def degradation_accuracy(
     correct, tie = _outcomes(scores_clean, scores_degraded, judge_prob)
     if correct.size == 0:
         raise ValueError("no degradation pairs")
-    design = _source_design(_keys_1d("source", source, correct.size))
+    design = _source_design(_keys_1d("source", source, correct.size), system, content)
     return DegradationAccuracy(Cell.of(correct, tie, design, confidence))
 
 
@@ -407,6 +440,8 @@ def flip_rate(
     chosen: np.ndarray,
     rejected: np.ndarray,
     *,
+    system: Labels | None = None,
+    content: Labels | None = None,
     confidence: float = 0.95,
 ) -> FlipRow:
     """Among the test pairs the model gets strictly right before, the share it does not get
@@ -422,7 +457,12 @@ def flip_rate(
     if not before.any():
         return FlipRow(None, int(before.size))
     flipped = ~after[before]
-    design = ClipDesign.of(a[before], b[before])
+    design = ClipDesign.of(
+        a[before],
+        b[before],
+        system=_pair_labels(system, before),
+        content=_pair_labels(content, before),
+    )
     cell = Cell.of(flipped, np.zeros(flipped.size, dtype=bool), design, confidence)
     return FlipRow(cell, int(before.size))
 
