@@ -38,3 +38,16 @@ def test_the_readme_robustness_table_is_the_committed_probes() -> None:
             r.bon_n.text(pct=False),
         ]
         assert documented[markdown_cell(r.name)] == want, r.name
+
+
+def test_the_documented_probe_cost_is_the_demo_records() -> None:
+    import json
+
+    from tests.docs_text import docs_text
+
+    record = json.loads((RESULTS / "demo-bt" / "probes" / "demo.json").read_text(encoding="utf-8"))
+    cost = record["cost"]
+    assert cost["plain_clips"] == 256 and cost["stream_clips"] == 256 + cost["probe_clips"]
+    assert f"the stream is {cost['relative_to_plain']} times the plain" in docs_text().replace(
+        "\n", " "
+    )

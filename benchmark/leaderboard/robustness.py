@@ -155,12 +155,13 @@ def robustness(results_root: str | Path, shown: Sequence[dict[str, Any]]) -> lis
 INTRO = (
     "What an optimiser would do with each reward model (`mosrm probe`): **degradation accuracy** "
     "is how often a test clip beats its own degraded copy (noise, clipping, low-pass, codec, "
-    "packet loss, reverberation; clustered by clip); **worst flip rate** is, over transforms that "
+    "packet loss, reverberation); **worst flip rate** is, over transforms that "
     "should not raise the reward (gain, silence, DC offset, polarity, a 48 kHz round trip, a "
     "−60 dBFS noise floor), the largest share of the pairs the model got right that it gets "
     "wrong once the rejected clip alone is transformed; **best-of-N gain** is the MOS of the clip "
     "it would pick in a content group against the group's mean, as a share of the best possible "
-    "(1 = the labels' oracle, 0 = chance). 95% intervals; not ranked."
+    "(1 = the labels' oracle, 0 = chance). 95% intervals, over new clips, systems and contents "
+    "where there are enough of them (as for accuracy); not ranked."
 )
 
 
