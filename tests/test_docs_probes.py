@@ -51,3 +51,24 @@ def test_the_documented_probe_cost_is_the_demo_records() -> None:
     assert f"the stream is {cost['relative_to_plain']} times the plain" in docs_text().replace(
         "\n", " "
     )
+
+
+def test_the_documented_probe_interval_widths_are_the_demo_records() -> None:
+    import json
+
+    from tests.docs_text import docs_text
+
+    deg, flip = [], []
+    for path in sorted(RESULTS.glob("*/probes/demo.json")):
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        o = rec["sensitivity"]["overall"]
+        deg.append(100 * (o["ci_high"] - o["ci_low"]))
+        worst = next(
+            r for r in rec["hacking"]["rows"] if r["probe"] == rec["hacking"]["worst"]["probe"]
+        )
+        flip.append(100 * (worst["ci_high"] - worst["ci_low"]))
+    text = " ".join(docs_text().split())
+    assert (
+        f"degradation-accuracy intervals are {min(deg):.1f} to {max(deg):.1f} points wide and the "
+        f"worst-flip-rate intervals {min(flip):.1f} to {max(flip):.1f}"
+    ) in text
