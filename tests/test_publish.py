@@ -543,3 +543,30 @@ def test_publish_model_refuses_pickles_and_non_submissions(
     assert main(["publish", "--model", str(empty), "--repo-id", "org/x", "--dry-run"]) != 0
     assert "not a submission folder" in capsys.readouterr().err
     assert recorder.calls == []
+
+
+def test_publish_carries_the_probe_records_the_robustness_tables_read(tmp_path: Path) -> None:
+    """The board's robustness tables are built from `<submission>/probes/<task>.json`: a
+    published results folder must hold them, or the published board would not re-derive."""
+    import shutil
+
+    from benchmark.leaderboard.publish import publish_manifest
+
+    board = Path(__file__).resolve().parents[1] / "leaderboard"
+    results, site = tmp_path / "results", tmp_path / "site"
+    shutil.copytree(board / "results", results)
+    shutil.copytree(board / "site", site)
+    readme = _write(tmp_path / "README.md", (board / "README.md").read_text(), mtime=T0 + 10)
+    for p in results.rglob("*"):
+        os.utime(p, (T0, T0))
+    for p in site.rglob("*"):
+        os.utime(p, (T0 + 10, T0 + 10))
+    (results / "orphan" / "probes").mkdir(parents=True)
+    _write(results / "orphan" / "probes" / "demo.json", "{}", mtime=T0)
+    manifest = publish_manifest(results, site, readme)
+    sent = {e.path_in_repo for e in manifest.entries}
+    probes = sorted(p.relative_to(results).as_posix() for p in results.glob("*/probes/demo.json"))
+    assert len(probes) == 12
+    assert {f"results/{p}" for p in probes if not p.startswith("orphan/")} <= sent
+    assert "results/orphan/probes/demo.json" not in sent
+    assert any("probes without the result" in why for _, why in manifest.skipped)

@@ -331,8 +331,15 @@ def _result_files(
         name = path.name
         if hidden:
             skipped.append((path, "hidden (temporary file or cache)"))
-        elif len(rel) == 2 and chosen is not None and not chosen(rel[0]):
+        elif len(rel) in (2, 3) and chosen is not None and not chosen(rel[0]):
             skipped.append((path, "submission not selected (--only / --exclude)"))
+        elif len(rel) == 3 and rel[1] == "probes" and _RESULT_FILE.match(name) is not None:
+            # the board's robustness tables read `<submission>/probes/<task>.json`
+            task = name.removesuffix(".json")
+            if name.endswith(".json") and (root / rel[0] / f"{task}.json").is_file():
+                kept.append(path)
+            else:
+                skipped.append((path, "probes without the result they belong to"))
         elif len(rel) != 2:
             skipped.append((path, "not a <submission>/<task> file the board reads"))
         elif ".partial." in name:
