@@ -18,9 +18,9 @@ Why one scoring stream. A submission sees only audio, in an order that is a func
 (`scoring.order`). If the probe clips were scored alone, every clip of that run would be a probe and
 a model could tell; so the task's own test clips are sent again in the same call (a score cache of
 its own, `probe-scores.sqlite`, never the evaluation's, so nothing of the stream comes from a
-cache the model could have seen filled in another order), and a scalar model's re-sent scores are
-compared with those of its plain evaluation (`stream_check`): a model that scores a clip
-differently when probes are around is caught.
+cache the model could have seen filled in another order), and a scalar model's re-sent scores
+(a judge's answers on the test pairs) are compared with those of its plain evaluation
+(`stream_check`): a model that answers differently when probes are around is caught.
 
 Cost and size: `ProbeSettings` takes seeded subsets (by audio key, never by id or order):
 `clips` source clips × 23 degradations, `pairs` test pairs × 8 hacks on their rejected clips, all
@@ -283,20 +283,44 @@ def score_stream(
 
 
 def stream_check(
-    submission: Submission, prepared: PreparedTask, stream: Stream, scored: Scored, config: Any
+    submission: Submission, prepared: _HasAudio, stream: Stream, scored: Scored, config: Any
 ) -> dict[str, Any] | None:
-    """A scalar model's scores of the test clips in the probe stream against its plain
+    """The model's answers on real test items in the probe stream against its plain
     evaluation's (the evaluation's score cache, filled by `mosrm evaluate`; computed now where it
-    is not): equal for a model that does not react to the company its clips keep."""
+    is not): a scalar model's scores of every test clip, a judge's P(chosen better) on the test
+    pairs whose rejected clip was transformed. Equal for a model that does not react to the
+    company its clips keep."""
     import pyarrow.compute as pc
 
-    from benchmark.scoring.loop import score_clips
+    from benchmark.scoring.loop import judge_pairs, score_clips
 
-    if scored.scores is None:
-        return None
     real = stream.clips.filter(
         pc.is_in(stream.clips.column("clip_id"), value_set=_ids(stream.real))
     )
+    if scored.judged is not None:
+        if not stream.hack_pairs:
+            return None
+        judged = judge_pairs(
+            submission.model,
+            [c for c, _ in stream.hack_pairs],
+            [r for _, r in stream.hack_pairs],
+            real,
+            prepared.audio_base,
+            fingerprint=submission.fingerprint,
+            config=config,
+            label=submission.spec.name,
+        )
+        diffs = [
+            abs(scored.prefer(c, r) - float(p))
+            for (c, r), p in zip(stream.hack_pairs, judged.p, strict=True)
+        ]
+        diff = max(diffs)
+        return {
+            "pairs": len(diffs),
+            "max_abs_diff": round(float(diff), 9),
+            "consistent": bool(diff <= 1e-4),
+        }
+    assert scored.scores is not None
     plain = score_clips(
         submission.model,
         real,

@@ -170,7 +170,9 @@ def test_a_pairwise_judge_is_probed_through_prefer_in_both_orders(tmp_path: Path
     repo = _repo(tmp_path)
     assert main(["--workspace", str(repo), "init", "judge", "--kind", "pairwise"]) == 0
     rec = _probe(repo, "judge", extra=("--probe-clips", "8", "--probe-pairs", "24"))["judge"]
-    assert rec["kind"] == "pairwise" and rec["stream_check"] is None
+    assert rec["kind"] == "pairwise"
+    check = rec["stream_check"]  # its answers on the test pairs, among probes and alone
+    assert check["pairs"] == 24 and check["consistent"] and check["max_abs_diff"] < 1e-6
     groups = SENTENCES * SYSTEMS * (SYSTEMS - 1) // 2  # every pair inside a content group
     assert rec["cost"]["judge_pairs"] >= 8 * 23 + 24 + groups
     assert len(rec["sensitivity"]["rows"]) == 23
