@@ -34,6 +34,11 @@ def test_robustness_tables_follow_the_probe_records_of_the_shown_models(tmp_path
     html = (tmp_path / "board" / "site" / "index.html").read_text()
     assert '<section id="robustness">' in html and 'href="#robustness"' in html
     assert html.count('class="heat"') == 2  # sensitivity by family, flip rate by transform
+    plots = tmp_path / "board" / "site" / "plots"
+    svg = (plots / "00-toy-sensitivity.svg").read_text()
+    assert (plots / "00-toy-sensitivity.pdf").read_bytes().startswith(b"%PDF")
+    assert 'href="plots/00-toy-sensitivity.svg"' in html and "noise_white" in svg
+    assert "Shortcut: loudness" in svg  # a line per model, with its legend
 
     # a probe record of another model (a retrained one, say) is never shown as this one's
     rec["model_fingerprint"] = "0" * 64

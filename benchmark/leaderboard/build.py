@@ -58,10 +58,21 @@ def render(board: Board) -> dict[str, str | bytes]:
         files[f"site/plots/{slug}-bins.pdf"] = bins_pdf
         files[f"site/plots/{slug}-relations.svg"] = rel_svg
         files[f"site/plots/{slug}-relations.pdf"] = rel_pdf
+    names = [t.name for t in board.tasks]
+    robust: dict[str, tuple[str, str]] = {}
+    for rt in board.robustness:
+        if not rt.rows:
+            continue
+        i = names.index(rt.task) if rt.task in names else len(names)
+        stem = _slug(i, rt.task)
+        svg, pdf = plots.sensitivity_files(rt)
+        files[f"site/plots/{stem}-sensitivity.svg"] = svg
+        files[f"site/plots/{stem}-sensitivity.pdf"] = pdf
+        robust[rt.task] = (svg, stem)
     heatmap = plots.heatmap_svg(board) if plots.heatmap_order(board) else ""
     if heatmap:
         files["site/plots/heatmap.svg"] = heatmap
-    files["site/index.html"] = page(board, figures, heatmap)
+    files["site/index.html"] = page(board, figures, heatmap, robust)
     files["site/board.csv"] = board_csv(board)
     files["site/board.json"] = board_json(board)
     return files

@@ -318,3 +318,57 @@ def heatmap_svg(board: Board) -> str:
             ax.spines[side].set_visible(False)
         ax.set_title("overall strict accuracy (%)", loc="left")
         return _svg(fig)
+
+
+def _sensitivity_figure(task: Any) -> Any:
+    """Small multiples, one per degradation family: accuracy (%) by severity, a line per model
+    (`leaderboard.robustness.RobustTask`), shortcuts dashed grey, chance dotted."""
+    from benchmark.leaderboard.robustness import FAMILY_ORDER
+
+    fams = [f for f in FAMILY_ORDER if any(f in r.families for r in task.rows)]
+    cols = max(1, min(4, len(fams)))
+    nrows = max(1, -(-len(fams) // cols))
+    fig = _figure(2.3 * cols + 2.6, 2.2 * nrows + 0.4)
+    axes = fig.subplots(nrows, cols, sharey=True, squeeze=False)
+    models = shortcuts = 0
+    styles = []
+    for r in task.rows:
+        if r.shortcut:
+            i, shortcuts = shortcuts, shortcuts + 1
+            styles.append({"color": SHORTCUT_COLOURS[i % len(SHORTCUT_COLOURS)], "linestyle": "--",
+                           "marker": SHORTCUT_MARKERS[i % len(SHORTCUT_MARKERS)]})  # fmt: skip
+        else:
+            i, models = models, models + 1
+            styles.append({"color": PALETTE[i % len(PALETTE)], "linestyle": "-", "marker": "o"})
+    for k, ax in enumerate(axes.reshape(-1)):
+        if k >= len(fams):
+            ax.set_visible(False)
+            continue
+        fam = fams[k]
+        ticks: list[str] = []
+        for r, style in zip(task.rows, styles, strict=True):
+            accs = r.families.get(fam, [])
+            ticks = ticks or r.severities.get(fam, [])
+            ys = [math.nan if a is None else 100 * a for a in accs]
+            ax.plot(range(len(ys)), ys, label=label(r.name), linewidth=1.2, markersize=3, **style)
+        ax.axhline(50, color="#444444", linewidth=0.8, linestyle=":")
+        ax.set_xticks(range(len(ticks)))
+        ax.set_xticklabels([label(t, 12) for t in ticks], fontsize=6)
+        ax.set_ylim(-2, 102)
+        ax.set_title(label(fam, 30), loc="left", fontsize=8)
+        ax.grid(axis="y", color="#e5e5e5", linewidth=0.6)
+    fig.subplots_adjust(hspace=0.45)
+    for row in axes:
+        row[0].set_ylabel("clean preferred (%)")
+    if task.rows:
+        axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=7)
+    return fig
+
+
+def sensitivity_files(task: Any) -> tuple[str, bytes]:
+    """The robustness figure of a task (`RobustTask`): SVG (inlined in the page) and PDF."""
+    import matplotlib
+
+    with matplotlib.rc_context(RC):
+        fig = _sensitivity_figure(task)
+        return _svg(fig), _pdf(fig)

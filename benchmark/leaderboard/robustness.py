@@ -60,6 +60,9 @@ class RobustRow:
     """transform -> flip rate"""
     not_monotone: tuple[str, ...]
     consistent: bool | None
+    shortcut: bool = False
+    severities: dict[str, list[str]] = field(default_factory=dict)
+    """degradation family -> severity labels (short), mildest first"""
 
 
 @dataclass(frozen=True)
@@ -78,11 +81,14 @@ def _range(d: dict[str, Any], key: str = "accuracy") -> Range:
     return Range(d.get(key), d.get("ci_low"), d.get("ci_high"))
 
 
-def _row(rec: dict[str, Any], name: str) -> RobustRow:
+def _row(rec: dict[str, Any], name: str, shortcut: bool = False) -> RobustRow:
     sens, hack, bon = rec["sensitivity"], rec["hacking"], rec["best_of_n"]
     fams: dict[str, list[float | None]] = {}
+    severities: dict[str, list[str]] = {}
     for r in sorted(sens["rows"], key=lambda r: (r["family"], r["level"])):
         fams.setdefault(r["family"], []).append(r.get("accuracy"))
+        # the probe id's short form ("noise_white@20dB" -> "20dB"): a tick label
+        severities.setdefault(r["family"], []).append(str(r["probe"]).partition("@")[2])
     flips = {r["probe"]: r.get("flip_rate") for r in hack["rows"]}
     named = (hack.get("worst") or {}).get("probe")  # the record's rule (`probe.blocks`)
     worst = next((r for r in hack["rows"] if r["probe"] == named), None)
@@ -103,6 +109,8 @@ def _row(rec: dict[str, Any], name: str) -> RobustRow:
             str(m["family"]) for m in sens["monotonicity"] if m.get("significant_violation")
         ),
         consistent=None if check is None else bool(check.get("consistent")),
+        shortcut=shortcut,
+        severities=severities,
     )
 
 
@@ -110,7 +118,7 @@ def robustness(results_root: str | Path, shown: Sequence[dict[str, Any]]) -> lis
     """Per task, a row for each shown result (`shown`: the board's current records, with their
     display names) that has a probe record of the same model and pairs."""
     root = Path(results_root)
-    by_task: dict[str, list[tuple[dict[str, Any], str]]] = {}
+    by_task: dict[str, list[tuple[dict[str, Any], str, bool]]] = {}
     stale: dict[str, list[str]] = {}
     for r in shown:
         path = root / str(r["submission"]) / "probes" / f"{r['task']}.json"
@@ -127,13 +135,12 @@ def robustness(results_root: str | Path, shown: Sequence[dict[str, Any]]) -> lis
         if not same or rec.get("probes_schema_version") != 1:
             stale.setdefault(str(r["task"]), []).append(str(r["submission"]))
             continue
-        by_task.setdefault(str(r["task"]), []).append(
-            (rec, str(r.get("_shown") or r["submission"]))
-        )
+        shown_name = str(r.get("_shown") or r["submission"])
+        by_task.setdefault(str(r["task"]), []).append((rec, shown_name, bool(r.get("shortcut"))))
     out = []
     for task in sorted(set(by_task) | set(stale)):
         recs = by_task.get(task, [])
-        rows = [_row(rec, name) for rec, name in recs]
+        rows = [_row(rec, name, cut) for rec, name, cut in recs]
         rows.sort(key=lambda x: (-(x.degradation.value or 0.0), x.name))
         first = recs[0][0] if recs else {}
         transforms = sorted({p for row in rows for p in row.flips})
@@ -231,11 +238,17 @@ def _heat(value: float | None, good_high: bool) -> str:
     return f' style="background:hsl({hue},70%,85%)"'
 
 
-def site_section(tasks: Sequence[RobustTask]) -> str:
-    """The site's robustness section: per task the summary table, a heat map of degradation
-    accuracy by family and severity, and a heat map of flip rates by transform."""
+def site_section(
+    tasks: Sequence[RobustTask], figures: dict[str, tuple[str, str]] | None = None
+) -> str:
+    """The site's robustness section: per task the summary table, the sensitivity figure
+    (`figures[task]` = (SVG text, file stem under plots/)), a heat map of degradation accuracy by
+    family and severity, and a heat map of flip rates by transform."""
     if not tasks:
         return ""
+    from benchmark.leaderboard.site import _figure
+
+    figures = figures or {}
     parts = [
         '<section id="robustness"><h2>Will a policy exploit it? (robustness, not ranked)</h2>',
         f"<p>{esc(INTRO).replace('**', '')}</p>",
@@ -256,6 +269,18 @@ def site_section(tasks: Sequence[RobustTask]) -> str:
                 f"<td>{esc(r.bon_n.text(pct=False))}</td></tr>"
             )
         parts.append("</tbody></table></div>")
+        if t.task in figures:
+            svg, stem = figures[t.task]
+            parts.append(
+                _figure(
+                    svg,
+                    f"sens-{stem}",
+                    f"degradation accuracy by severity on {t.task}",
+                    "Degradation accuracy by family and severity (mildest left): a line should not "
+                    "fall to the right; under 50% the model prefers the degraded copy.",
+                    f"{stem}-sensitivity",
+                )
+            )
         fams = [f for f in FAMILY_ORDER if any(f in r.families for r in t.rows)]
         parts.append(
             "<p>Degradation accuracy (%) by family, mildest to harshest severity (a row should "

@@ -638,8 +638,14 @@ def about_section() -> str:
     )
 
 
-def page(board: Board, figures: dict[str, dict[str, str]], heatmap: str) -> str:
-    """The whole page. `figures[task]` holds that task's "bins" and "relations" SVG text."""
+def page(
+    board: Board,
+    figures: dict[str, dict[str, str]],
+    heatmap: str,
+    robust: dict[str, tuple[str, str]] | None = None,
+) -> str:
+    """The whole page. `figures[task]` holds that task's "bins" and "relations" SVG text,
+    `robust[task]` its sensitivity figure (SVG text, file stem)."""
     nav = ['<a href="#all-tasks">All tasks</a>']
     tasks = by_dimension(board.tasks)
     nav += [f'<a href="#{anchor(i)}">{esc(t.name)}</a>' for i, t in enumerate(tasks)]
@@ -657,7 +663,7 @@ def page(board: Board, figures: dict[str, dict[str, str]], heatmap: str) -> str:
         body.append(models_section(board))
         from benchmark.leaderboard.robustness import site_section
 
-        body.append(site_section(board.robustness))
+        body.append(site_section(board.robustness, robust))
     body.append(literature_section(board))
     body.append(
         '<section id="exports"><h2>Exports</h2><p>The same tables as '
