@@ -238,16 +238,12 @@ def _heat(value: float | None, good_high: bool) -> str:
     return f' style="background:hsl({hue},70%,85%)"'
 
 
-def site_section(
-    tasks: Sequence[RobustTask], figures: dict[str, tuple[str, str]] | None = None
-) -> str:
+def site_section(tasks: Sequence[RobustTask], figures: dict[str, str] | None = None) -> str:
     """The site's robustness section: per task the summary table, the sensitivity figure
-    (`figures[task]` = (SVG text, file stem under plots/)), a heat map of degradation accuracy by
+    (`figures[task]`: its HTML, rendered by the site), a heat map of degradation accuracy by
     family and severity, and a heat map of flip rates by transform."""
     if not tasks:
         return ""
-    from benchmark.leaderboard.site import _figure
-
     figures = figures or {}
     parts = [
         '<section id="robustness"><h2>Will a policy exploit it? (robustness, not ranked)</h2>',
@@ -269,18 +265,7 @@ def site_section(
                 f"<td>{esc(r.bon_n.text(pct=False))}</td></tr>"
             )
         parts.append("</tbody></table></div>")
-        if t.task in figures:
-            svg, stem = figures[t.task]
-            parts.append(
-                _figure(
-                    svg,
-                    f"sens-{stem}",
-                    f"degradation accuracy by severity on {t.task}",
-                    "Degradation accuracy by family and severity (mildest left): a line should not "
-                    "fall to the right; under 50% the model prefers the degraded copy.",
-                    f"{stem}-sensitivity",
-                )
-            )
+        parts.append(figures.get(t.task, ""))
         fams = [f for f in FAMILY_ORDER if any(f in r.families for r in t.rows)]
         parts.append(
             "<p>Degradation accuracy (%) by family, mildest to harshest severity (a row should "

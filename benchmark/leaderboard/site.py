@@ -663,7 +663,18 @@ def page(
         body.append(models_section(board))
         from benchmark.leaderboard.robustness import site_section
 
-        body.append(site_section(board.robustness, robust))
+        shown = {
+            task: _figure(
+                svg,
+                f"sens-{stem}",
+                f"degradation accuracy by severity on {task}",
+                "Degradation accuracy by family and severity (mildest left): a line should not "
+                "fall to the right; under 50% the model prefers the degraded copy.",
+                f"{stem}-sensitivity",
+            )
+            for task, (svg, stem) in (robust or {}).items()
+        }
+        body.append(site_section(board.robustness, shown))
     body.append(literature_section(board))
     body.append(
         '<section id="exports"><h2>Exports</h2><p>The same tables as '
