@@ -11,9 +11,18 @@ _API = {
     "evaluate": "benchmark.api",
     "get_tasks": "benchmark.api",
     "load_results": "benchmark.api",
+    "probe": "benchmark.api",
     "TaskResult": "benchmark.results.schema",
 }
-__all__ = ["HARNESS_VERSION", "TaskResult", "__version__", "evaluate", "get_tasks", "load_results"]
+__all__ = [
+    "HARNESS_VERSION",
+    "TaskResult",
+    "__version__",
+    "evaluate",
+    "get_tasks",
+    "load_results",
+    "probe",
+]
 
 
 def __getattr__(name: str) -> object:

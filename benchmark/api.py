@@ -198,6 +198,51 @@ def evaluate(
     return out
 
 
+def probe(
+    model: Any,
+    tasks: Any = ("demo",),
+    *,
+    name: str | None = None,
+    kind: str | None = None,
+    version: str | None = None,
+    fingerprint: str | None = None,
+    meta: dict[str, Any] | None = None,
+    results_dir: str | Path | None = None,
+    data_root: str | Path | None = None,
+    config: ScoringConfig | None = None,
+    clips: int | None = 32,
+    pairs: int | None = 96,
+    bon_n: int = 4,
+    repo: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """`mosrm probe` for an in-memory model: degradation sensitivity, reward-hacking flip rates
+    and best-of-N gain on each task (`benchmark.probe`), written as `mosrm probe` writes them
+    (`<results>/<name>/probes/<task>.json`); one record per task, as written. Models, tasks and
+    folders as `evaluate`; `clips`/`pairs` the seeded subsets (None: all), `bon_n` best of N."""
+    from benchmark.orchestrate import default_results
+    from benchmark.probe import ProbeSettings, run_probes
+    from benchmark.scoring.config import ScoringConfig
+
+    repo_path = _repo(repo)
+    resolved = resolve_tasks(tasks, repo_path)
+    submission = in_memory_submission(
+        model, name=name, kind=kind, version=version, fingerprint=fingerprint, meta=meta
+    )
+    results_root = Path(results_dir) if results_dir is not None else default_results(repo_path)
+    config = config if config is not None else ScoringConfig(progress=False)
+    settings = ProbeSettings(clips=clips, pairs=pairs, bon_n=bon_n)
+    return [
+        run_probes(
+            submission,
+            _prepare(task, data_root),
+            results_root=results_root,
+            config=config,
+            settings=settings,
+        )
+        for task in resolved
+    ]
+
+
 def resolve_tasks(tasks: Any, repo: Path) -> list[Any]:
     """`evaluate`'s tasks as `Task` objects: names looked up under `repo/tasks/`, YAML paths
     loaded, `TaskSpec`s and mappings validated (one-line errors naming the field)."""

@@ -56,9 +56,6 @@ class ProbeSettings:
     pairs: int | None = 96
     bon_n: int = 4
 
-    def label(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
 
 def probes_path(results_root: Path, submission: str, task: str) -> Path:
     """`<results>/<submission>/probes/<task>.json`: a folder of its own, so every reader of

@@ -224,3 +224,25 @@ def test_a_task_is_a_name_a_yaml_path_a_spec_or_a_mapping(repo, tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(MosrmError, match=r"unknown task 'nope' \(known: bvcc, .*toy"):
         mb.evaluate(LoudnessModel(), ["nope"], repo=repo)
+
+
+def test_probe_for_an_in_memory_model_is_the_clis_record(repo, tmp_path):
+    """`benchmark.api.probe` writes what `mosrm probe` writes for the same model (the loudness
+    shortcut, in memory and as the shipped folder), byte for byte."""
+    from benchmark.api import probe
+
+    (rec,) = probe(
+        LoudnessModel(), "toy", name="shortcut-loudness", repo=repo, results_dir=tmp_path / "api",
+        clips=4, pairs=8,
+    )  # fmt: skip
+    assert rec["task"] == "toy" and len(rec["sensitivity"]["rows"]) == 23
+    args = ["--workspace", str(repo), "probe", "shortcut-loudness", "--task", "toy", "--quiet"]
+    assert (
+        main(
+            [*args, "--probe-clips", "4", "--probe-pairs", "8", "--results", str(tmp_path / "cli")]
+        )
+        == 0
+    )
+    cli = json.loads((tmp_path / "cli" / "shortcut-loudness" / "probes" / "toy.json").read_text())
+    for key in ("sensitivity", "hacking", "best_of_n"):
+        assert cli[key] == rec[key], key
