@@ -122,8 +122,9 @@ def test_schema_version_is_written_and_a_real_result_round_trips(run):
 OFFICIAL = sorted(
     p
     for p in (REPO / "leaderboard" / "results").rglob("*.json")
-    if not p.name.endswith((".run.json", ".failure.json"))
+    if not p.name.endswith((".run.json", ".failure.json")) and p.parent.name != "probes"
 )
+PROBES = sorted((REPO / "leaderboard" / "results").glob("*/probes/*.json"))
 
 
 @pytest.mark.parametrize("path", OFFICIAL, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -131,6 +132,21 @@ def test_the_typed_record_is_the_file_byte_for_byte(path: Path) -> None:
     """`evaluate` builds the `TaskResult` and writes its `json_text()`: that must be the committed
     file exactly, or a typed record would silently change what results say."""
     assert TaskResult.load(path).json_text() == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("path", PROBES, ids=lambda p: f"{p.parents[1].name}/probes/{p.name}")
+def test_the_probe_records_validate_and_are_their_own_text(path: Path) -> None:
+    """Each committed probe record validates as `ProbesResult` (strict JSON: no NaN) and is the
+    text `benchmark.probe` writes from it."""
+    import json
+
+    from benchmark.results.schema import PROBES_SCHEMA_VERSION, ProbesResult
+
+    text = path.read_text(encoding="utf-8")
+    record = ProbesResult.model_validate(json.loads(text))
+    assert record.probes_schema_version == PROBES_SCHEMA_VERSION
+    dumped = json.dumps(record.model_dump(mode="json"), indent=1, sort_keys=True, allow_nan=False)
+    assert dumped + "\n" == text
 
 
 @pytest.mark.parametrize("limit", [None, 7])
