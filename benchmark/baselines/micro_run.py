@@ -28,7 +28,6 @@ from benchmark.errors import first_line
 if TYPE_CHECKING:
     import torch
 
-    from benchmark.baselines.plan import Plan
     from benchmark.baselines.train import Run
 
 MICRO_STEPS = 3
@@ -121,12 +120,13 @@ def _noise_task(pairs: int) -> TaskData:
     )
 
 
-def _clip_seconds(config: TrainConfig, plan: Plan) -> tuple[float, str]:
-    """The clip length a training batch holds: `max_seconds`, else the median train clip."""
+def clip_seconds(config: TrainConfig, tasks: Sequence[Any]) -> tuple[float, str]:
+    """The clip length a training batch holds: `max_seconds`, else the median train clip of the
+    plan's tasks (`plan.TaskPlan`)."""
     if config.max_seconds is not None:
         return float(config.max_seconds), "max_seconds"
     durations = []
-    for t in plan.tasks:
+    for t in tasks:
         if t.role == "train" and t.prepared is not None:
             clips = t.prepared.clips
             for s, d in zip(
@@ -288,27 +288,34 @@ def _timed(
     micro.timed[name] = len(times)
 
 
-def run_micro(config: TrainConfig, plan: Plan, *, steps: int = MICRO_STEPS) -> MicroRun:
+def measure(
+    config: TrainConfig,
+    device_name: str,
+    clip: tuple[float, str],
+    config_path: str | None,
+    *,
+    steps: int = MICRO_STEPS,
+) -> MicroRun:
     """Time `steps` optimizer steps (after a warm-up) of each stage of the recipe, on noise clips
     of the training length: the recipe's model, built as the recipe builds it, and its loss.
     Never raises for the model: a micro-run that cannot run says why in `skipped`."""
     import torch
 
-    seconds, source = _clip_seconds(config, plan)
-    micro = MicroRun(plan.device, seconds, source, steps=steps)
+    seconds, source = clip
+    micro = MicroRun(device_name, seconds, source, steps=steps)
     problem = offline_problem(config)
-    if problem is None and plan.device.startswith("cuda") and not torch.cuda.is_available():
-        problem = f"device '{plan.device}' is not available here"
+    if problem is None and device_name.startswith("cuda") and not torch.cuda.is_available():
+        problem = f"device '{device_name}' is not available here"
     if problem is not None:
         micro.skipped = problem
         return micro
-    device = torch.device(plan.device)
+    device = torch.device(device_name)
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(config.seed)
             memory = _Memory(device)
             recipe = {"bt": _micro_scalar, "mse": _micro_scalar, "dpo": _micro_dpo}
-            recipe.get(config.loss, _micro_grpo)(config, plan, micro, memory, device)
+            recipe.get(config.loss, _micro_grpo)(config, config_path, micro, memory, device)
             micro.memory_bytes, micro.memory_method = memory.result()
     except Exception as exc:  # any failure to build or step the model: said, not raised
         micro.skipped = first_line(exc)
@@ -321,7 +328,11 @@ def run_micro(config: TrainConfig, plan: Plan, *, steps: int = MICRO_STEPS) -> M
 
 
 def _micro_scalar(
-    config: TrainConfig, plan: Plan, micro: MicroRun, memory: _Memory, device: torch.device
+    config: TrainConfig,
+    config_path: str | None,
+    micro: MicroRun,
+    memory: _Memory,
+    device: torch.device,
 ) -> None:
     from benchmark.baselines.scalar import new_model
     from benchmark.baselines.scalar_train import loss_of
@@ -347,18 +358,22 @@ def _micro_scalar(
 
 
 def _micro_grpo(
-    config: TrainConfig, plan: Plan, micro: MicroRun, memory: _Memory, device: torch.device
+    config: TrainConfig,
+    config_path: str | None,
+    micro: MicroRun,
+    memory: _Memory,
+    device: torch.device,
 ) -> None:
     from benchmark.baselines.grpo_train import GRPOData, GRPOLoss, settings_of, sft_loss_of
     from benchmark.baselines.judge import new_model
     from benchmark.baselines.train import StepInfo
     from benchmark.baselines.train_data import pair_batch
 
-    s = settings_of(settings_run(config, plan.config_path))
+    s = settings_of(settings_run(config, config_path))
     model = new_model(config.model).to(device)
     sft_b, b = s.sft_batch_size or config.batch_size, config.batch_size
     tasks = [_noise_task(max(sft_b, b))]
-    run = settings_run(config, plan.config_path, tasks)
+    run = settings_run(config, config_path, tasks)
     run.device = device
     store = _NoiseStore(tasks, model.sample_rate, micro.clip_seconds)
     data = GRPOData(run)
@@ -403,7 +418,11 @@ def _micro_grpo(
 
 
 def _micro_dpo(
-    config: TrainConfig, plan: Plan, micro: MicroRun, memory: _Memory, device: torch.device
+    config: TrainConfig,
+    config_path: str | None,
+    micro: MicroRun,
+    memory: _Memory,
+    device: torch.device,
 ) -> None:
     import torch
 
@@ -412,7 +431,7 @@ def _micro_dpo(
     from benchmark.baselines.unit_lm import UnitLM, pad_units
     from benchmark.baselines.units import UnitTokenizer
 
-    settings, units_config, lm_config = settings_of(settings_run(config, plan.config_path))
+    settings, units_config, lm_config = settings_of(settings_run(config, config_path))
     tokenizer = UnitTokenizer(units_config).to(device).eval()
     g = torch.Generator().manual_seed(config.seed)
     tokenizer.codebook.copy_(torch.randn(tokenizer.codebook.shape, generator=g))

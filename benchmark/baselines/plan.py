@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from benchmark.baselines.micro_run import MICRO_STEPS, MicroRun, run_micro, settings_run
+from benchmark.baselines.micro_run import MICRO_STEPS, MicroRun, clip_seconds, measure, settings_run
 from benchmark.baselines.train_config import TrainConfig
 from benchmark.baselines.train_data import TaskData
 from benchmark.errors import MosrmError, first_line
@@ -386,6 +386,14 @@ def resolve_device(config: TrainConfig) -> str:
     if config.device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return config.device
+
+
+def run_micro(config: TrainConfig, plan: Plan, *, steps: int = MICRO_STEPS) -> MicroRun:
+    """Time `steps` optimizer steps (after a warm-up) of each stage of the recipe, on noise clips
+    of the plan's training length, on its device (`micro_run.measure`)."""
+    return measure(
+        config, plan.device, clip_seconds(config, plan.tasks), plan.config_path, steps=steps
+    )
 
 
 def make_plan(
