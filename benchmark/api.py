@@ -167,21 +167,16 @@ def evaluate(
     whose label reliability reaches it (`<task>.min-rel-<t>.json`, never on the board). The data root is `data_root`, else the task's own, else the
     one it was last prepared from; a task without data is an error naming where it looked.
     """
-    from benchmark.orchestrate import default_results
     from benchmark.pipeline import evaluate_task
-    from benchmark.scoring.config import ScoringConfig
 
     if min_reliability is not None:
         from benchmark.stats.ceiling import check_min_reliability
 
         min_reliability = check_min_reliability(min_reliability)  # before any task is prepared
-    repo_path = _repo(repo)
-    resolved = resolve_tasks(tasks, repo_path)
-    submission = in_memory_submission(
-        model, name=name, kind=kind, version=version, fingerprint=fingerprint, meta=meta
-    )
-    results_root = Path(results_dir) if results_dir is not None else default_results(repo_path)
-    config = config if config is not None else ScoringConfig(progress=False)
+    resolved, submission, results_root, config = _session(
+        model, tasks, repo, results_dir, config,
+        name=name, kind=kind, version=version, fingerprint=fingerprint, meta=meta,
+    )  # fmt: skip
     out: list[TaskResult] = []
     for task in resolved:
         prepared = _prepare(task, data_root)
@@ -219,17 +214,12 @@ def probe(
     and best-of-N gain on each task (`benchmark.probe`), written as `mosrm probe` writes them
     (`<results>/<name>/probes/<task>.json`); one record per task, as written. Models, tasks and
     folders as `evaluate`; `clips`/`pairs` the seeded subsets (None: all), `bon_n` best of N."""
-    from benchmark.orchestrate import default_results
     from benchmark.probe import ProbeSettings, run_probes
-    from benchmark.scoring.config import ScoringConfig
 
-    repo_path = _repo(repo)
-    resolved = resolve_tasks(tasks, repo_path)
-    submission = in_memory_submission(
-        model, name=name, kind=kind, version=version, fingerprint=fingerprint, meta=meta
-    )
-    results_root = Path(results_dir) if results_dir is not None else default_results(repo_path)
-    config = config if config is not None else ScoringConfig(progress=False)
+    resolved, submission, results_root, config = _session(
+        model, tasks, repo, results_dir, config,
+        name=name, kind=kind, version=version, fingerprint=fingerprint, meta=meta,
+    )  # fmt: skip
     settings = ProbeSettings(clips=clips, pairs=pairs, bon_n=bon_n)
     return [
         run_probes(
@@ -241,6 +231,27 @@ def probe(
         )
         for task in resolved
     ]
+
+
+def _session(
+    model: Any,
+    tasks: Any,
+    repo: str | Path | None,
+    results_dir: str | Path | None,
+    config: ScoringConfig | None,
+    **identity: Any,
+) -> tuple[list[Any], Any, Path, ScoringConfig]:
+    """What `evaluate` and `probe` share: the tasks resolved in the workspace, the in-memory
+    submission, the results folder and the scoring config (quiet by default)."""
+    from benchmark.orchestrate import default_results
+    from benchmark.scoring.config import ScoringConfig
+
+    repo_path = _repo(repo)
+    resolved = resolve_tasks(tasks, repo_path)
+    submission = in_memory_submission(model, **identity)
+    results_root = Path(results_dir) if results_dir is not None else default_results(repo_path)
+    quiet = ScoringConfig(progress=False)
+    return resolved, submission, results_root, config if config is not None else quiet
 
 
 def resolve_tasks(tasks: Any, repo: Path) -> list[Any]:

@@ -483,9 +483,6 @@ def run_probes(
 ) -> dict[str, Any]:
     """Probe one submission on one prepared task and write `probes_path` (atomically); returns
     the record as written."""
-    from benchmark.atomic import atomic_write_text
-    from benchmark.data.probes import PROBES_VERSION
-    from benchmark.results.schema import PROBES_SCHEMA_VERSION, ProbesResult
     from benchmark.scoring.config import ScoringConfig
 
     config = config or ScoringConfig()
@@ -496,14 +493,46 @@ def run_probes(
     stream = build_stream(prepared, split, settings, seed)
     groups = bon_groups(prepared.clips, split)
     scored = score_stream(submission, prepared, stream, groups, config)
-    record = {
+    record = _record(
+        submission,
+        spec.name,
+        split,
+        prepared.pair_sha256[split],
+        seed,
+        settings,
+        stream,
+        scored,
+        {
+            **blocks(stream, scored, prepared.clips, split, settings, seed),
+            "stream_check": stream_check(submission, prepared, stream, scored, config),
+        },
+    )
+    return _write(record, Path(results_root))
+
+
+def _record(
+    submission: Submission,
+    task: str,
+    split: str,
+    pairs_sha256: str,
+    seed: int,
+    settings: ProbeSettings,
+    stream: Stream,
+    scored: Scored,
+    found: dict[str, Any],
+) -> dict[str, Any]:
+    """A probe record: what was probed, with what and at what cost, then the blocks `found`."""
+    from benchmark.data.probes import PROBES_VERSION
+    from benchmark.results.schema import PROBES_SCHEMA_VERSION
+
+    return {
         "probes_schema_version": PROBES_SCHEMA_VERSION,
         "submission": submission.spec.name,
-        "task": spec.name,
+        "task": task,
         "split": split,
         "kind": submission.spec.kind,
         "model_fingerprint": submission.fingerprint,
-        "pair_file_sha256": prepared.pair_sha256[split],
+        "pair_file_sha256": pairs_sha256,
         "probes_version": PROBES_VERSION,
         "seed": seed,
         "settings": asdict(settings),
@@ -514,15 +543,21 @@ def run_probes(
             "judge_pairs": None if scored.judged is None else len(scored.judged),
             "relative_to_plain": round(stream.clips.num_rows / max(1, len(stream.real)), 2),
         },
-        **blocks(stream, scored, prepared.clips, split, settings, seed),
-        "stream_check": stream_check(submission, prepared, stream, scored, config),
+        **found,
     }
+
+
+def _write(record: dict[str, Any], results_root: Path) -> dict[str, Any]:
+    """Validate (`ProbesResult`, strict JSON) and write `probes_path` atomically; the record as
+    written."""
+    from benchmark.atomic import atomic_write_text
+    from benchmark.results.schema import ProbesResult
+
     result = ProbesResult.model_validate(_finite(record))
-    path = probes_path(Path(results_root), submission.spec.name, spec.name)
+    path = probes_path(results_root, str(record["submission"]), str(record["task"]))
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result.model_dump(mode="json"), indent=1, sort_keys=True, allow_nan=False)
-    text += "\n"
-    atomic_write_text(path, text)
+    atomic_write_text(path, text + "\n")
     return json.loads(text)
 
 
@@ -611,12 +646,10 @@ def run_probes_on_audio(
     copies in one stream, as for a task."""
     import pyarrow as pa
 
-    from benchmark.atomic import atomic_write_text
     from benchmark.data.audio import load_audio
-    from benchmark.data.probes import DEGRADATIONS, PROBES_VERSION, write_probe_clips
+    from benchmark.data.probes import DEGRADATIONS, write_probe_clips
     from benchmark.hashing import sha256_file
     from benchmark.paths import home
-    from benchmark.results.schema import PROBES_SCHEMA_VERSION, ProbesResult
     from benchmark.scoring.config import ScoringConfig
 
     config = config or ScoringConfig()
@@ -658,35 +691,14 @@ def run_probes_on_audio(
     name = "audio-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", root.name)[:48]
     sens = sensitivity_block(stream, scored)
     no_labels = {"skipped": "a folder of clips has no pairs or MOS: only degradation sensitivity"}
-    record = {
-        "probes_schema_version": PROBES_SCHEMA_VERSION,
-        "submission": submission.spec.name,
-        "task": name,
-        "split": "folder",
-        "kind": submission.spec.kind,
-        "model_fingerprint": submission.fingerprint,
-        "pair_file_sha256": listing,
-        "probes_version": PROBES_VERSION,
-        "seed": seed,
-        "settings": asdict(settings),
-        "cost": {
-            "plain_clips": len(ids),
-            "probe_clips": len(degraded),
-            "stream_clips": table.num_rows,
-            "judge_pairs": None if scored.judged is None else len(scored.judged),
-            "relative_to_plain": round(table.num_rows / len(ids), 2),
-        },
+    found = {
         "sensitivity": sens,
         "hacking": no_labels,
         "best_of_n": no_labels,
         "stream_check": None,
     }
-    result = ProbesResult.model_validate(_finite(record))
-    path = probes_path(Path(results_root), submission.spec.name, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(result.model_dump(mode="json"), indent=1, sort_keys=True, allow_nan=False)
-    atomic_write_text(path, text + "\n")
-    return json.loads(text)
+    record = _record(submission, name, "folder", listing, seed, settings, stream, scored, found)
+    return _write(record, Path(results_root))
 
 
 @dataclass
